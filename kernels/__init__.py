@@ -6,6 +6,7 @@ Precision is the caller's choice: kernels follow the dtype of their inputs
 (float32 or float64) and never change JAX's global configuration.
 """
 
+from kernels.diagnostics import SolveInfo
 from kernels.grid import Grid, grid_from_faces, uniform_grid
 
-__all__ = ["Grid", "grid_from_faces", "uniform_grid"]
+__all__ = ["Grid", "SolveInfo", "grid_from_faces", "uniform_grid"]
