@@ -4,6 +4,7 @@ Checked against affinity laws, independent numpy/scipy/CoolProp computations,
 the DOE-2 reference point, the Carnot bound (property test), and the
 economizer's switch-over behaviour."""
 
+import dataclasses
 import functools
 
 import jax
@@ -99,6 +100,30 @@ def test_tower_capacity_grows_with_wet_bulb():
     c_air = plant.air_capacity(dev, "open_tower", 1.0, twb[1], P_ATM)
     hs = [float(psychro.saturated_air_enthalpy(twb[1] + d, P_ATM)) for d in (0.0, 10.0)]
     assert float(c_air) == pytest.approx(float(dev.m_air_rated) * (hs[1] - hs[0]) / 10.0, rel=1e-13)
+
+
+def test_closed_tower_rating_round_trip():
+    # A closed (fluid-cooler) tower carries the facility water in its coil:
+    # rated for 1 MW at 6.5 K above a 26 C wet bulb (validation.md median).
+    twb = C0 + 26.0
+    ua = plant.rate_device("closed_tower", 1e6, 6.5, C_FW, 30.0, twb, P_ATM)
+    base = open_tower()
+    dev = dataclasses.replace(
+        base,
+        ua_rated=jnp.asarray(ua),
+        c_water_rated=jnp.float64(C_FW),
+        m_air_rated=jnp.float64(30.0),
+    )
+    g = float(plant.device_conductance(dev, "closed_tower", "counterflow", 1.0, C_FW, twb, P_ATM))
+    t_in = twb + 6.5 + 1e6 / C_FW
+    assert g * (t_in - twb) == pytest.approx(1e6, rel=1e-12)
+    # The same tower behind an isolation exchanger (open tower, tower loop at the
+    # same flow): the chain adds the exchanger's inlet-to-inlet resistance
+    # 1/(eps_hx C) and loses the loop's 1/C (the tower now cools its own loop).
+    g_open = plant.device_conductance(dev, "open_tower", "counterflow", 1.0, C_FW, twb, P_ATM)
+    eps_hx = float(hx.eps_counterflow(base.hx_ua / C_FW, 1.0))
+    expected = 1 / g + 1 / (eps_hx * C_FW) - 1 / C_FW
+    assert 1 / float(g_open) == pytest.approx(expected, rel=1e-12)
 
 
 def test_open_tower_chain_conductance_against_loop_iteration():
