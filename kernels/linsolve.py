@@ -328,8 +328,9 @@ def _from_internal(x, line_axis):
     return jnp.transpose(x, inv)
 
 
-def multigrid_setup(op: Conductances, config: MultigridConfig = MultigridConfig()) -> Hierarchy:
+def multigrid_setup(op: Conductances, config: MultigridConfig | None = None) -> Hierarchy:
     """Build the multigrid hierarchy of ``op`` (traced values, static structure)."""
+    config = config or MultigridConfig()
     current = _permute_op(op, config.line_axis)
     levels = []
     for _ in range(config.max_levels):
@@ -434,7 +435,7 @@ def pcg(matvec, b, precond, tol, max_iterations, x0=None):
     return x, SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
 
 
-def solve(op: Conductances, b: jax.Array, config: MultigridConfig = MultigridConfig()):
+def solve(op: Conductances, b: jax.Array, config: MultigridConfig | None = None):
     """Solve ``A x = b`` by multigrid-preconditioned CG.
 
     ``A`` must be symmetric positive definite: at least one boundary link or a
@@ -444,6 +445,7 @@ def solve(op: Conductances, b: jax.Array, config: MultigridConfig = MultigridCon
     Returns ``(x, SolveInfo)``; ``SolveInfo.residual`` is the relative 2-norm
     residual.
     """
+    config = config or MultigridConfig()
     tol = config.tolerance(b.dtype)
     hier = multigrid_setup(lax.stop_gradient(op), config)
     fine = hier.levels[0].op  # the operator in internal axis order
