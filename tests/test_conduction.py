@@ -47,7 +47,9 @@ def test_composite_wall_is_exact(axis):
     grid = grid_from_faces(*axes_faces, dtype=F64)
     shape = [2, 2, 2]
     shape[axis] = len(k_cells)
-    k = jnp.broadcast_to(jnp.asarray(k_cells, F64).reshape([-1 if a == axis else 1 for a in range(3)]), shape)
+    k = jnp.broadcast_to(
+        jnp.asarray(k_cells, F64).reshape([-1 if a == axis else 1 for a in range(3)]), shape
+    )
     t_wall, h, t_inf = 95.0, 25_000.0, 35.0
     lo, hi = cd.FACES[2 * axis][0], cd.FACES[2 * axis + 1][0]
     bcs = insulated_bcs(
@@ -139,14 +141,21 @@ def test_manufactured_solution_is_second_order():
 def _package_problem(n=32, nz=16, dtype=F64):
     """A small layered block: heated patch on the bottom, convection on top,
     conductivity jumps between layers and a random source."""
-    zf = np.concatenate([np.linspace(0, 0.7e-3, 5), np.linspace(0.7e-3, 0.8e-3, 4)[1:],
-                         np.linspace(0.8e-3, 3.0e-3, nz - 6)[1:]])
+    zf = np.concatenate(
+        [
+            np.linspace(0, 0.7e-3, 5),
+            np.linspace(0.7e-3, 0.8e-3, 4)[1:],
+            np.linspace(0.8e-3, 3.0e-3, nz - 6)[1:],
+        ]
+    )
     assert zf.size == nz + 1
-    grid = grid_from_faces(np.linspace(0, 0.04, n + 1), np.linspace(0, 0.04, n + 1), zf, dtype=dtype)
+    grid = grid_from_faces(
+        np.linspace(0, 0.04, n + 1), np.linspace(0, 0.04, n + 1), zf, dtype=dtype
+    )
     kz = np.where(np.arange(nz) < 4, 148.0, np.where(np.arange(nz) < 7, 5.0, 390.0))
     k = jnp.broadcast_to(jnp.asarray(kz, dtype)[None, None, :], grid.shape)
     flux = np.zeros((n, n))
-    flux[n // 4: 3 * n // 4, n // 4: 3 * n // 4] = 80e4  # 80 W/cm^2
+    flux[n // 4 : 3 * n // 4, n // 4 : 3 * n // 4] = 80e4  # 80 W/cm^2
     rng = np.random.default_rng(0)
     q = jnp.asarray(rng.uniform(0, 1e7, grid.shape), dtype)
     bcs = insulated_bcs(
@@ -199,7 +208,7 @@ def test_multigrid_iterations_do_not_grow_with_grid():
     assert max(layered) <= 25, layered
 
 
-# ----------------------------------------------------------------------------- precision, vmap, grad
+# ------------------------------------------------------------------ precision, vmap, grad
 
 
 def test_float32_matches_float64():
@@ -220,7 +229,10 @@ def test_vmap_over_power_and_h_equals_loop():
 
     def run(s, h):
         b = cd.BoundaryConditions(
-            bcs.x_lo, bcs.x_hi, bcs.y_lo, bcs.y_hi,
+            bcs.x_lo,
+            bcs.x_hi,
+            bcs.y_lo,
+            bcs.y_hi,
             cd.FaceBC(bcs.z_lo.kind, bcs.z_lo.h, bcs.z_lo.value, bcs.z_lo.flux * s),
             cd.FaceBC(bcs.z_hi.kind, jnp.full_like(bcs.z_hi.h, h), bcs.z_hi.value, bcs.z_hi.flux),
         )
@@ -238,7 +250,11 @@ def test_grad_matches_finite_difference():
     def mean_die_temperature(k_tim, h):
         k = jnp.where(layer[None, None, :], k_tim, k0)
         b = cd.BoundaryConditions(
-            bcs.x_lo, bcs.x_hi, bcs.y_lo, bcs.y_hi, bcs.z_lo,
+            bcs.x_lo,
+            bcs.x_hi,
+            bcs.y_lo,
+            bcs.y_hi,
+            bcs.z_lo,
             cd.FaceBC(bcs.z_hi.kind, jnp.full_like(bcs.z_hi.h, h), bcs.z_hi.value, bcs.z_hi.flux),
         )
         T, _ = cd.solve(grid, k, q, b, TIGHT)
