@@ -105,7 +105,9 @@ class Table:
         if name in self.data:
             return True, self.data[name]
         if default is _MISSING:
-            raise self.error(name, "missing required key")
+            close = difflib.get_close_matches(name, [str(k) for k in self.data], n=1, cutoff=0.6)
+            hint = f" (found {close[0]!r}: misspelt?)" if close else ""
+            raise self.error(name, f"missing required key{hint}")
         return False, default
 
     def finish(self) -> None:

@@ -4,8 +4,9 @@ and PNG plots, written atomically.
 Layout of ``results.h5``:
 
 * ``/grid/x_faces``, ``/grid/y_faces``, ``/grid/z_faces`` (m): face coordinates.
-* ``/mesh/points`` (m), ``/mesh/hexahedra``: the same grid as an unstructured
-  hexahedral mesh, referenced by the XDMF file.
+* ``/mesh/points`` (m), ``/mesh/hexahedra``, ``/mesh/cell_data/<name>``: the
+  same grid as an unstructured hexahedral mesh with flattened copies of the
+  fields, referenced by the XDMF file (XDMF readers take 1D cell arrays).
 * ``/fields/<name>``: cell fields of shape ``(nx, ny, nz)``, each with ``units``
   and ``description`` attributes.
 * ``/case/text`` (the case file as written), ``/case/parsed`` (the parsed case
@@ -113,7 +114,7 @@ def _xdmf(h5name: str, n_points: int, n_cells: int, shape, fields: dict[str, Fie
         attrs.append(
             f'      <Attribute Name="{name} [{f.units}]" AttributeType="Scalar" Center="Cell">\n'
             f'        <DataItem Dimensions="{nx * ny * nz}" NumberType="Float" Precision="8" '
-            f'Format="HDF">{h5name}:/fields/{name}</DataItem>\n'
+            f'Format="HDF">{h5name}:/mesh/cell_data/{name}</DataItem>\n'
             f"      </Attribute>"
         )
     return (
@@ -167,10 +168,15 @@ def write_results(
         m.create_dataset("points", data=points.astype(np.float64)).attrs["units"] = "m"
         m.create_dataset("hexahedra", data=hexes.astype(np.int32))
         fg = h5.create_group("fields")
+        flat = m.create_group("cell_data")  # 1D copies in mesh cell order, for XDMF readers
         for name, f in fields.items():
-            ds = fg.create_dataset(name, data=np.asarray(f.data, np.float64), compression="gzip")
+            data = np.asarray(f.data, np.float64)
+            ds = fg.create_dataset(name, data=data, compression="gzip")
             ds.attrs["units"] = f.units
             ds.attrs["description"] = f.description
+            flat.create_dataset(name, data=data.reshape(-1), compression="gzip").attrs["units"] = (
+                f.units
+            )
         c = h5.create_group("case")
         c.create_dataset("text", data=case_text)
         c.create_dataset("parsed", data=json.dumps(case_parsed, indent=1, default=str))
