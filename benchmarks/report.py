@@ -52,7 +52,7 @@ def write() -> None:
             "",
             f"File `{path.relative_to(RESULTS_DIR.parent.parent)}`, {data['date']}, JAX {m['jax']}. "
             f"Measured copy bandwidth: numpy {bw['numpy_copy_GBps']:.1f} GB/s, "
-            f"JAX {bw['jax_scale_GBps']:.1f} GB/s (read + write; the roofline fraction below is against the numpy figure).",
+            f"JAX {bw['jax_scale_GBps']:.1f} GB/s (read + write; roofline fractions are against the numpy figure).",
             "",
             "Conduction (unit cube, k = 1, random source; time to a 1e-8 relative residual in float64, "
             "1e-5 in float32, after compilation, median of repeats):",
