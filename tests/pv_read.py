@@ -16,9 +16,7 @@ print(
             "cells": info.GetNumberOfCells(),
             "points": info.GetNumberOfPoints(),
             "bounds": list(info.GetBounds()),
-            "ranges": {
-                name: list(reader.CellData[name].GetRange()) for name in reader.CellData.keys()
-            },
+            "ranges": {name: list(reader.CellData[name].GetRange()) for name in reader.CellData.keys()},
         }
     )
 )

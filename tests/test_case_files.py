@@ -61,9 +61,7 @@ def _edit(old, new, text=SLAB):
     return text.replace(old, new, 1)
 
 
-SMALL_BLOCK = _edit(
-    'rect = ["0 mm", "0 mm", "10 mm", "10 mm"]', 'rect = ["0 mm", "0 mm", "5 mm", "5 mm"]'
-)
+SMALL_BLOCK = _edit('rect = ["0 mm", "0 mm", "10 mm", "10 mm"]', 'rect = ["0 mm", "0 mm", "5 mm", "5 mm"]')
 
 MALFORMED = {
     "bad TOML syntax": (_edit("[domain]", "[domain"), ""),
@@ -89,9 +87,7 @@ MALFORMED = {
         "heat[0].rect",
     ),
     "block outside the domain": (
-        _edit(
-            'rect = ["0 mm", "0 mm", "10 mm", "10 mm"]', 'rect = ["0 mm", "0 mm", "12 mm", "10 mm"]'
-        ),
+        _edit('rect = ["0 mm", "0 mm", "10 mm", "10 mm"]', 'rect = ["0 mm", "0 mm", "12 mm", "10 mm"]'),
         "layers[0].blocks[0].rect",
     ),
     "unknown material": (_edit('material = "copper"', 'material = "coper"'), "layers[0].material"),
@@ -153,9 +149,7 @@ def test_malformed_case_exits_2_naming_file_and_key(name, tmp_path, capsys):
     case.write_text(text)
     out = tmp_path / "out"
     for command in ("check", "run"):
-        code = main(
-            [command, str(case), "-o", str(out)] if command == "run" else [command, str(case)]
-        )
+        code = main([command, str(case), "-o", str(out)] if command == "run" else [command, str(case)])
         err = capsys.readouterr().err
         assert code == 2, (name, err)
         assert str(case) in err, err

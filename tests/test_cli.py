@@ -54,6 +54,7 @@ def test_bundled_case_runs_and_writes_a_complete_folder(case, runs):
 @pytest.mark.parametrize("case", GRIDDED_CASES)
 def test_xdmf_opens_in_meshio_on_the_right_grid(case, runs):
     import meshio
+
     _, folder = runs[case]
     mesh = meshio.read(folder / "results.xdmf")
     with h5py.File(folder / "results.h5") as h5:
@@ -66,12 +67,8 @@ def test_xdmf_opens_in_meshio_on_the_right_grid(case, runs):
     # each cell's centroid (from the mesh) matches the grid's cell centre
     centroids = mesh.points[hexes].mean(axis=1).reshape(nx, ny, nz, 3)
     xc, yc, zc = (0.5 * (f[1:] + f[:-1]) for f in (xf, yf, zf))
-    np.testing.assert_allclose(
-        centroids[..., 0], np.broadcast_to(xc[:, None, None], T.shape), atol=1e-12
-    )
-    np.testing.assert_allclose(
-        centroids[..., 2], np.broadcast_to(zc[None, None, :], T.shape), atol=1e-12
-    )
+    np.testing.assert_allclose(centroids[..., 0], np.broadcast_to(xc[:, None, None], T.shape), atol=1e-12)
+    np.testing.assert_allclose(centroids[..., 2], np.broadcast_to(zc[None, None, :], T.shape), atol=1e-12)
     data = mesh.cell_data["temperature [K]"][0]
     np.testing.assert_array_equal(np.asarray(data).reshape(T.shape), T)
 

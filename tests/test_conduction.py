@@ -16,9 +16,7 @@ TIGHT = linsolve.MultigridConfig(tol=1e-12, max_iterations=300)
 
 def insulated_bcs(grid, **faces):
     """All faces insulated except those given as FaceBC."""
-    return cd.BoundaryConditions(
-        **{name: faces.get(name, cd.face_bc(grid, name)) for name, _, _ in cd.FACES}
-    )
+    return cd.BoundaryConditions(**{name: faces.get(name, cd.face_bc(grid, name)) for name, _, _ in cd.FACES})
 
 
 def solve(grid, k, q, bcs, config=TIGHT):
@@ -47,9 +45,7 @@ def test_composite_wall_is_exact(axis):
     grid = grid_from_faces(*axes_faces, dtype=F64)
     shape = [2, 2, 2]
     shape[axis] = len(k_cells)
-    k = jnp.broadcast_to(
-        jnp.asarray(k_cells, F64).reshape([-1 if a == axis else 1 for a in range(3)]), shape
-    )
+    k = jnp.broadcast_to(jnp.asarray(k_cells, F64).reshape([-1 if a == axis else 1 for a in range(3)]), shape)
     t_wall, h, t_inf = 95.0, 25_000.0, 35.0
     lo, hi = cd.FACES[2 * axis][0], cd.FACES[2 * axis + 1][0]
     bcs = insulated_bcs(
@@ -149,9 +145,7 @@ def _package_problem(n=32, nz=16, dtype=F64):
         ]
     )
     assert zf.size == nz + 1
-    grid = grid_from_faces(
-        np.linspace(0, 0.04, n + 1), np.linspace(0, 0.04, n + 1), zf, dtype=dtype
-    )
+    grid = grid_from_faces(np.linspace(0, 0.04, n + 1), np.linspace(0, 0.04, n + 1), zf, dtype=dtype)
     kz = np.where(np.arange(nz) < 4, 148.0, np.where(np.arange(nz) < 7, 5.0, 390.0))
     k = jnp.broadcast_to(jnp.asarray(kz, dtype)[None, None, :], grid.shape)
     flux = np.zeros((n, n))

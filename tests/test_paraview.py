@@ -35,7 +35,5 @@ def test_paraview_reads_the_fields_on_the_right_grid(tmp_path):
         T = h5["fields/temperature"][()]
     assert seen["cells"] == T.size
     assert seen["points"] == len(xf) * len(yf) * len(zf)
-    np.testing.assert_allclose(
-        seen["bounds"], [xf[0], xf[-1], yf[0], yf[-1], zf[0], zf[-1]], atol=1e-12
-    )
+    np.testing.assert_allclose(seen["bounds"], [xf[0], xf[-1], yf[0], yf[-1], zf[0], zf[-1]], atol=1e-12)
     np.testing.assert_allclose(seen["ranges"]["temperature [K]"], [T.min(), T.max()], rtol=1e-12)

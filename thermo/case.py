@@ -161,9 +161,7 @@ class Table:
         if not present:
             return default
         if not isinstance(raw, list):
-            raise self.error(
-                name, f"expected a list of {dimension.replace('_', ' ')}s, got {raw!r}"
-            )
+            raise self.error(name, f"expected a list of {dimension.replace('_', ' ')}s, got {raw!r}")
         if length is not None and len(raw) != length:
             raise self.error(name, f"expected {length} values, got {len(raw)}")
         out = []
@@ -207,9 +205,7 @@ class Table:
             raise self.error(name, f"must be at most {maximum}, got {raw}")
         return raw
 
-    def integers(
-        self, name: str, length: int, default=_MISSING, *, minimum=None
-    ) -> tuple[int, ...]:
+    def integers(self, name: str, length: int, default=_MISSING, *, minimum=None) -> tuple[int, ...]:
         present, raw = self._lookup(name, default)
         if not present:
             return default
@@ -269,9 +265,7 @@ class Table:
         if not present:
             raw = default
         if not isinstance(raw, list) or any(not isinstance(t, dict) for t in raw):
-            raise self.error(
-                name, f"expected an array of tables ([[{self.key(name)}]]), got {raw!r}"
-            )
+            raise self.error(name, f"expected an array of tables ([[{self.key(name)}]]), got {raw!r}")
         if len(raw) < min_count:
             raise self.error(name, f"expected at least {min_count} entries, got {len(raw)}")
         return [Table(t, self.file, self.key(name) + f"[{i}]") for i, t in enumerate(raw)]

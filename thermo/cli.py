@@ -74,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="solve a case and write a results folder",
-        description="Solve CASE and write results.h5, results.xdmf, "
-        "summary.json and PNG plots into a results folder.",
+        description="Solve CASE and write results.h5, results.xdmf, summary.json and PNG plots into a results folder.",
     )
     r.add_argument("case", help="case file (TOML)")
     r.add_argument("-o", "--output", help="results folder (default: results/<case name>)")

@@ -25,9 +25,7 @@ class Material:
 BUILTIN: dict[str, Material] = {
     m.name: m
     for m in (
-        Material(
-            "silicon", 124.0, "Incropera A.1: 148 W/m/K at 300 K, 98.9 at 400 K; ~124 at 350 K"
-        ),
+        Material("silicon", 124.0, "Incropera A.1: 148 W/m/K at 300 K, 98.9 at 400 K; ~124 at 350 K"),
         Material("copper", 393.0, "Incropera A.1: pure copper, 401 at 300 K, 393 at 400 K"),
         Material("aluminium", 240.0, "Incropera A.1: pure aluminium, 237 at 300 K"),
         Material("aluminium_6061", 167.0, "alloy 6061-T6 data sheets, 167 W/m/K"),

@@ -28,9 +28,7 @@ def residual_history(path: Path, history: np.ndarray, title: str) -> None:
     plt.close(fig)
 
 
-def stack_plots(
-    folder: Path, case, disc, T: np.ndarray, tj: np.ndarray, history: np.ndarray
-) -> None:
+def stack_plots(folder: Path, case, disc, T: np.ndarray, tj: np.ndarray, history: np.ndarray) -> None:
     """Junction temperature map, a vertical slice through the hot spot, and
     the solver's residual history."""
     xf, yf, zf = disc.faces
@@ -54,9 +52,7 @@ def stack_plots(
     ax.set_aspect("equal")
     ax.set_xlabel("x [mm]")
     ax.set_ylabel("y [mm]")
-    ax.set_title(
-        f"{case.name}\nbottom-layer temperature; junction max {np.nanmax(tj_c):.1f} °C (x)"
-    )
+    ax.set_title(f"{case.name}\nbottom-layer temperature; junction max {np.nanmax(tj_c):.1f} °C (x)")
     fig.colorbar(m, ax=ax, label="T [°C]")
     fig.savefig(folder / "junction_temperature.png", dpi=130)
     plt.close(fig)
@@ -67,18 +63,12 @@ def stack_plots(
     for layer in case.layers:
         z += layer.thickness
         ax.axhline(_mm(z), color="w", lw=0.4, alpha=0.6)
-        ax.text(
-            _mm(xf[-1]), _mm(z - layer.thickness / 2), f" {layer.name}", fontsize=7, va="center"
-        )
+        ax.text(_mm(xf[-1]), _mm(z - layer.thickness / 2), f" {layer.name}", fontsize=7, va="center")
     ax.set_xlabel("x [mm]")
     ax.set_ylabel("z [mm] (not to scale with x)")
-    ax.set_title(
-        f"vertical slice at y = {_mm(0.5 * (yf[j] + yf[j + 1])):.2f} mm (through the hot spot)"
-    )
+    ax.set_title(f"vertical slice at y = {_mm(0.5 * (yf[j] + yf[j + 1])):.2f} mm (through the hot spot)")
     fig.colorbar(m, ax=ax, label="T [°C]")
     fig.savefig(folder / "vertical_slice.png", dpi=130)
     plt.close(fig)
 
-    residual_history(
-        folder / "residual_history.png", history, "conduction: multigrid-preconditioned CG"
-    )
+    residual_history(folder / "residual_history.png", history, "conduction: multigrid-preconditioned CG")

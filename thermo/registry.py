@@ -30,9 +30,7 @@ def model_for(case: CaseFile) -> ModuleType:
         raise CaseError(case.path, "case", "missing required table [case] (with 'type' and 'name')")
     kind = meta.get("type")
     if kind is None:
-        raise CaseError(
-            case.path, "case.type", f"missing required key; one of {sorted(CASE_TYPES)}"
-        )
+        raise CaseError(case.path, "case.type", f"missing required key; one of {sorted(CASE_TYPES)}")
     if kind not in CASE_TYPES:
         close = difflib.get_close_matches(str(kind), list(CASE_TYPES), n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""

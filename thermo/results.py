@@ -174,9 +174,7 @@ def write_results(
             ds = fg.create_dataset(name, data=data, compression="gzip")
             ds.attrs["units"] = f.units
             ds.attrs["description"] = f.description
-            flat.create_dataset(name, data=data.reshape(-1), compression="gzip").attrs["units"] = (
-                f.units
-            )
+            flat.create_dataset(name, data=data.reshape(-1), compression="gzip").attrs["units"] = f.units
         c = h5.create_group("case")
         c.create_dataset("text", data=case_text)
         c.create_dataset("parsed", data=json.dumps(case_parsed, indent=1, default=str))

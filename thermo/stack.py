@@ -110,8 +110,7 @@ def _rect(t: Table, key: str, size, default=None):
     if x1 > size[0] * (1 + 1e-12) or y1 > size[1] * (1 + 1e-12):
         raise t.error(
             key,
-            f"rect {t.raw(key)} extends outside the domain "
-            f"[0, 0, {size[0] * 1e3:g} mm, {size[1] * 1e3:g} mm]",
+            f"rect {t.raw(key)} extends outside the domain [0, 0, {size[0] * 1e3:g} mm, {size[1] * 1e3:g} mm]",
         )
     return (x0, y0, x1, y1)
 
@@ -179,15 +178,13 @@ def parse(case: CaseFile) -> StackCase:
         names.add(lname)
         blocks = []
         for bt in lt.tables("blocks", default=[]):
-            blocks.append(
-                Block(bt.string("name"), material(bt, "material"), _rect(bt, "rect", size))
-            )
+            blocks.append(Block(bt.string("name"), material(bt, "material"), _rect(bt, "rect", size)))
             bt.finish()
         for i, a in enumerate(blocks):
             for b in blocks[i + 1 :]:
-                if min(a.rect[2], b.rect[2]) > max(a.rect[0], b.rect[0]) and min(
-                    a.rect[3], b.rect[3]
-                ) > max(a.rect[1], b.rect[1]):
+                if min(a.rect[2], b.rect[2]) > max(a.rect[0], b.rect[0]) and min(a.rect[3], b.rect[3]) > max(
+                    a.rect[1], b.rect[1]
+                ):
                     raise lt.error("blocks", f"blocks {a.name!r} and {b.name!r} overlap")
         layers.append(
             Layer(
@@ -206,15 +203,11 @@ def parse(case: CaseFile) -> StackCase:
         bname = ht.string("block")
         if bname not in bottom_blocks:
             valid = ", ".join(map(repr, bottom_blocks)) or "none (the bottom layer has no blocks)"
-            raise ht.error(
-                "block", f"no block {bname!r} in the bottom layer; blocks there: {valid}"
-            )
+            raise ht.error("block", f"no block {bname!r} in the bottom layer; blocks there: {valid}")
         block = bottom_blocks[bname]
         rect = _rect(ht, "rect", size, default=None) or block.rect
         if not _inside(rect, block.rect):
-            raise ht.error(
-                "rect", f"heat source extends outside block {bname!r} (rect {list(block.rect)} m)"
-            )
+            raise ht.error("rect", f"heat source extends outside block {bname!r} (rect {list(block.rect)} m)")
         area = (rect[2] - rect[0]) * (rect[3] - rect[1])
         if ht.has("power") == ht.has("flux"):
             raise ht.error(None, "give exactly one of 'power' (W) or 'flux' (W/m^2)")
@@ -368,9 +361,7 @@ def discretize(case: StackCase) -> Discretization:
     zf = _vertical_faces(case.layers)
     xc, yc = 0.5 * (xf[1:] + xf[:-1]), 0.5 * (yf[1:] + yf[:-1])
     library = material_library(case.materials)
-    used = sorted(
-        {m for layer in case.layers for m in [layer.material] + [b.material for b in layer.blocks]}
-    )
+    used = sorted({m for layer in case.layers for m in [layer.material] + [b.material for b in layer.blocks]})
     index = {m: i for i, m in enumerate(used)}
     nx, ny, nz = len(xc), len(yc), len(zf) - 1
     mat = np.zeros((nx, ny, nz), np.int32)
@@ -398,12 +389,8 @@ def discretize(case: StackCase) -> Discretization:
             ncol, nrow = grid_map.shape[1], grid_map.shape[0]
             mx = np.linspace(h.rect[0], h.rect[2], ncol + 1)
             my = np.linspace(h.rect[1], h.rect[3], nrow + 1)
-            wx = np.stack(
-                [_overlap(xf, mx[c], mx[c + 1]) / (mx[c + 1] - mx[c]) for c in range(ncol)], 1
-            )
-            wy = np.stack(
-                [_overlap(yf, my[r], my[r + 1]) / (my[r + 1] - my[r]) for r in range(nrow)], 1
-            )
+            wx = np.stack([_overlap(xf, mx[c], mx[c + 1]) / (mx[c + 1] - mx[c]) for c in range(ncol)], 1)
+            wy = np.stack([_overlap(yf, my[r], my[r + 1]) / (my[r + 1] - my[r]) for r in range(nrow)], 1)
             weights = wx @ grid_map.T @ wy.T  # conservative remap onto the cells
         power += h.power * weights / weights.sum()
     flux = power / area
@@ -432,9 +419,7 @@ def _boundary_conditions(grid, case: StackCase, flux, dtype):
         flux=flux,
         dtype=dtype,
     )
-    top_kind = (
-        conduction.CONVECTIVE if case.cold_side.kind == "convective" else conduction.TEMPERATURE
-    )
+    top_kind = conduction.CONVECTIVE if case.cold_side.kind == "convective" else conduction.TEMPERATURE
     faces["z_hi"] = conduction.face_bc(
         grid, "z_hi", top_kind, h=case.cold_side.h, value=case.cold_side.temperature, dtype=dtype
     )
@@ -453,18 +438,12 @@ def solve(case: StackCase, disc: Discretization | None = None):
     disc = disc or discretize(case)
     dtype = jnp.float64 if case.solver.precision == "float64" else jnp.float32
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise RuntimeError(
-            "float64 requested but JAX x64 is disabled; enable it at the entry point"
-        )
+        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
     grid = grid_from_faces(*disc.faces, dtype=dtype)
     bcs = _boundary_conditions(grid, case, jnp.asarray(disc.bottom_flux, dtype), dtype)
-    config = linsolve.MultigridConfig(
-        tol=case.solver.tolerance, max_iterations=case.solver.max_iterations
-    )
+    config = linsolve.MultigridConfig(tol=case.solver.tolerance, max_iterations=case.solver.max_iterations)
     fn = jax.jit(_solve_arrays, static_argnums=(4,))
-    T, info, heat_in, heat_out = fn(
-        grid, jnp.asarray(disc.k_table, dtype), jnp.asarray(disc.material_map), bcs, config
-    )
+    T, info, heat_in, heat_out = fn(grid, jnp.asarray(disc.k_table, dtype), jnp.asarray(disc.material_map), bcs, config)
     return disc, T, info, heat_in, heat_out
 
 
@@ -481,11 +460,9 @@ def junction_temperature(case: StackCase, disc: Discretization, T: np.ndarray) -
         # the face sits between the cell and the board: solve the two resistances in series
         r_half = 0.5 * dz0 / k
         r_ext = 1.0 / case.bottom.h
-        t_face = (
-            T[:, :, 0] * r_ext
-            + case.bottom.temperature * r_half
-            + disc.bottom_flux * r_half * r_ext
-        ) / (r_half + r_ext)
+        t_face = (T[:, :, 0] * r_ext + case.bottom.temperature * r_half + disc.bottom_flux * r_half * r_ext) / (
+            r_half + r_ext
+        )
     return t_face
 
 
@@ -513,21 +490,13 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
     summary = {
         "case": Quantity(case.name),
         "total_power": Quantity(power, "W", "heat into the bottom face"),
-        "T_junction_max": Quantity(
-            tj_max - 273.15, "degC", "hottest point of the heated blocks' bottom face"
-        ),
-        "T_junction_mean": Quantity(
-            tj_mean - 273.15, "degC", "area mean over the heated blocks' bottom face"
-        ),
+        "T_junction_max": Quantity(tj_max - 273.15, "degC", "hottest point of the heated blocks' bottom face"),
+        "T_junction_mean": Quantity(tj_mean - 273.15, "degC", "area mean over the heated blocks' bottom face"),
         "hotspot_x": Quantity(float(xc[0][i]), "m"),
         "hotspot_y": Quantity(float(xc[1][j]), "m"),
         "T_coolant": Quantity(t_cool - 273.15, "degC", "cold-side fluid or wall temperature"),
-        "R_junction_to_coolant": Quantity(
-            (tj_max - t_cool) / power, "K/W", "(T_j,max - T_coolant) / P"
-        ),
-        "R_junction_to_coolant_mean": Quantity(
-            (tj_mean - t_cool) / power, "K/W", "(T_j,mean - T_coolant) / P"
-        ),
+        "R_junction_to_coolant": Quantity((tj_max - t_cool) / power, "K/W", "(T_j,max - T_coolant) / P"),
+        "R_junction_to_coolant_mean": Quantity((tj_mean - t_cool) / power, "K/W", "(T_j,mean - T_coolant) / P"),
         "T_max": Quantity(float(T.max()) - 273.15, "degC", "hottest cell centre"),
         "heat_in": Quantity(heat_in, "W"),
         "heat_out": Quantity(heat_out, "W"),
