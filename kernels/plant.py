@@ -95,6 +95,7 @@ __all__ = [
     "RejectionState",
     "TowerWater",
     "air_capacity",
+    "air_specific_heat",
     "carnot_cop",
     "chiller_cop",
     "device_conductance",
@@ -209,7 +210,11 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown heat-rejection device {kind!r}; expected one of {DEVICE_KINDS}")
 
 
-def _air_specific_heat(kind, cp_air, cs_span, t_ref, p):
+def air_specific_heat(kind: str, cp_air, cs_span, t_ref, p):
+    """Specific heat of the device's air stream, J/kg/K: ``cp_air`` for a dry
+    cooler; for towers the secant slope of the saturated-air enthalpy between
+    the wet bulb ``t_ref`` and ``t_ref + cs_span`` (K) at pressure ``p`` (Pa)."""
+    _check_kind(kind)
     if kind == "dry_cooler":
         return cp_air * jnp.ones_like(t_ref)
     h_hi = psychro.saturated_air_enthalpy(t_ref + cs_span, p)
@@ -222,7 +227,7 @@ def air_capacity(dev: RejectionDevice, kind: str, fan_fraction, t_ref, p):
     the air specific heat (dry cooler) or the saturated-air enthalpy slope at
     the wet bulb ``t_ref`` (towers)."""
     _check_kind(kind)
-    c = _air_specific_heat(kind, dev.cp_air, dev.cs_span, t_ref, p)
+    c = air_specific_heat(kind, dev.cp_air, dev.cs_span, t_ref, p)
     return fan_fraction * dev.m_air_rated * c
 
 
@@ -244,7 +249,7 @@ def rate_device(
     pressure ``p`` (Pa). For an open tower this is the tower alone (its water
     loop), the isolation heat exchanger is rated separately."""
     _check_kind(kind)
-    c_air = m_air_rated * _air_specific_heat(kind, cp_air, cs_span, t_ref_rated, p)
+    c_air = m_air_rated * air_specific_heat(kind, cp_air, cs_span, t_ref_rated, p)
     return hx.ua_from_approach(approach_rated, q_rated, c_water_rated, c_air, arrangement)
 
 
