@@ -192,7 +192,7 @@ class CoupledConfig:
         arrangement: the device's flow arrangement (:data:`kernels.hx.ARRANGEMENTS`).
             Default counterflow: dry-cooler coils and towers are multi-row
             cross-counterflow, which approaches counterflow as rows are added;
-            ``"crossflow_unmixed"`` (single pass) is exact too but about 100 times
+            ``"crossflow_unmixed"`` (single pass) is exact too but a few hundred times
             dearer per evaluation, which shows in annual runs.
         chiller: ``"none"``, ``"carnot"`` or ``"doe2"``.
         max_iter: Newton iteration limit.

@@ -30,7 +30,7 @@ Arrangements (static strings, see :data:`ARRANGEMENTS`):
   it the value is held at the limit's: at Cr = 1 that is 0.911 where the exact
   value creeps to 1 like NTU^(-1/2); at Cr = 0.5 the deficit to 1 is below 1e-3.
   Heat exchangers in this product run at NTU < 15. Cost: two (n_terms x
-  n_terms) matrix-vector products per evaluation, about 100 times a counterflow
+  n_terms) matrix-vector products per evaluation, a few hundred times a counterflow
   evaluation.
 * ``"crossflow_cmax_mixed"`` (C_max mixed, C_min unmixed):
   eps = (1 - exp(-Cr (1 - e^{-N}))) / Cr.
