@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     print(f"machine: {info}\ncopy bandwidth: {bw}", flush=True)
     suites = {
         "conduction": lambda: conduction.run(
-            (16, 32) if args.quick else (64, 128, 192),
+            (16, 32) if args.quick else (32, 64, 128, 192),
             (jnp.float64, jnp.float32),
             roof,
             repeats=2 if args.quick else 5,
@@ -51,10 +51,7 @@ def main(argv=None) -> int:
             records.append(rec)
             print(
                 f"{rec.benchmark:12s} {rec.case:10s} {rec.dtype:8s} "
-                + " ".join(
-                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in rec.metrics.items()
-                ),
+                + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.metrics.items()),
                 flush=True,
             )
     if not args.no_save:

@@ -43,6 +43,25 @@ def _conduction_table(data) -> list[str]:
     return out
 
 
+def _scipy_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "conduction" and "scipy_spsolve_s" in r["metrics"]]
+    if not rows:
+        return []
+    out = [
+        "Same matrix, scipy.sparse direct solve (SuperLU, assembly not timed):",
+        "",
+        "| size | scipy spsolve (s) | ours (s) | speed-up | max difference / max value |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['case']} | {m['scipy_spsolve_s']:.3f} | {m['solve_s']:.3f} | {m['speedup_vs_scipy']:.1f}x "
+            f"| {m['max_diff_vs_scipy_rel']:.1e} |"
+        )
+    return out
+
+
 def write() -> None:
     lines = [BEGIN, ""]
     for path, data in _latest_per_machine():
@@ -59,13 +78,11 @@ def write() -> None:
             "",
             *_conduction_table(data),
             "",
+            *_scipy_table(data),
+            "",
         ]
     lines.append(END)
-    text = (
-        RESULTS_MD.read_text()
-        if RESULTS_MD.exists()
-        else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
-    )
+    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
     RESULTS_MD.write_text(head + "\n".join(lines) + tail)
