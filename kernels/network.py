@@ -38,7 +38,9 @@ Solve
     Newton on edge flows and nodal pressures together (the global gradient
     method of Todini & Pilati 1988): the flows are eliminated edge by edge and
     the Newton step needs one symmetric positive definite solve on the free
-    nodes (dense Cholesky per connected block of free nodes). A backtracking
+    nodes; series chains of edges are condensed exactly and the remaining
+    nodes are factorised per connected block (dense Cholesky; see
+    ``kernels/_network_linalg.py``). A backtracking
     line search on a scaled residual norm (infeasible-start Newton, Boyd &
     Vandenberghe 2004, section 10.3) makes it globally convergent for
     monotone edge laws. At zero flow the quadratic laws have a zero slope; the
@@ -72,6 +74,7 @@ from kernels._network_laws import (
     pchip_eval,
     tee_loss_coefficient,
 )
+from kernels._network_linalg import Layout
 from kernels.diagnostics import SolveInfo
 
 __all__ = [
@@ -164,112 +167,15 @@ class Network:
         return f"edge {e} ({self.edge_labels[e]!r})" if self.edge_labels else f"edge {e}"
 
     @cached_property
-    def _layout(self) -> _Layout:
-        return _Layout.build(self)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Index arrays derived once from a :class:`Network` (numpy, static)."""
-
-    src: np.ndarray
-    dst: np.ndarray
-    ref: np.ndarray  # combined-leg edge of tee edges, the edge itself otherwise
-    is_tee: np.ndarray
-    free: np.ndarray  # free node ids, shape (n_free,)
-    fixed: np.ndarray
-    n_blocks: int
-    block_size: int
-    blk_free: np.ndarray  # block of every free node
-    loc_free: np.ndarray  # position inside its block
-    s_blk: np.ndarray  # scatter indices of the Schur matrix entries
-    s_row: np.ndarray
-    s_col: np.ndarray
-    n_diag_entries: int  # entries [0, 4 n_edges) are the diagonal terms
-    pad_eye: np.ndarray  # identity on padded block entries, (n_blocks, m, m)
-
-    @staticmethod
-    def build(net: Network) -> _Layout:
-        n, ne = net.n_nodes, net.n_edges
-        src = np.asarray(net.edge_from, np.int32)
-        dst = np.asarray(net.edge_to, np.int32)
-        kind = np.asarray(net.edge_kind, np.int32)
-        is_tee = np.isin(kind, list(_TEE_SET))
-        ref = np.arange(ne, dtype=np.int32)
-        if net.tee_ref:
-            tr = np.asarray(net.tee_ref, np.int32)
-            ref = np.where(is_tee & (tr >= 0), tr, ref).astype(np.int32)
-        fixed_mask = np.zeros(n, bool)
-        fixed_mask[list(net.fixed_nodes)] = True
-        free = np.flatnonzero(~fixed_mask).astype(np.int32)
-        fixed = np.flatnonzero(fixed_mask).astype(np.int32)
-        nf = free.size
-        pos = np.full(n, -1, np.int64)
-        pos[free] = np.arange(nf)
-        # connected blocks of free nodes (edges between two free nodes)
-        both = (pos[src] >= 0) & (pos[dst] >= 0)
-        if nf:
-            g = sp.coo_matrix(
-                (np.ones(int(both.sum())), (pos[src[both]], pos[dst[both]])), shape=(nf, nf)
-            )
-            ncomp, lab = connected_components(g, directed=False)
-            sizes = np.bincount(lab, minlength=ncomp)
-            m = int(sizes.max())
-            if ncomp * m**3 < nf**3:
-                order = np.argsort(lab, kind="stable")
-                loc = np.empty(nf, np.int64)
-                start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-                loc[order] = np.arange(nf) - np.repeat(start, sizes)
-                blk, nb = lab.astype(np.int64), int(ncomp)
-            else:
-                blk, loc, nb, m = np.zeros(nf, np.int64), np.arange(nf), 1, nf
-        else:
-            blk, loc, nb, m = np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0
-
-        # Schur-matrix entries: diagonal terms b_e b_e^T (4 per edge), then
-        # tee coupling terms b_t b_ref(t)^T (4 per tee edge).
-        def node_pairs(ea, eb):
-            rows = np.concatenate([src[ea], dst[ea], src[ea], dst[ea]])
-            cols = np.concatenate([src[eb], dst[eb], dst[eb], src[eb]])
-            return rows, cols
-
-        allE = np.arange(ne)
-        r1, c1 = node_pairs(allE, allE)
-        tees = np.flatnonzero(is_tee)
-        r2, c2 = node_pairs(tees, ref[tees])
-        rows = np.concatenate([r1, r2])
-        cols = np.concatenate([c1, c2])
-        pr, pc = pos[rows], pos[cols]
-        ok = (pr >= 0) & (pc >= 0)
-        s_blk = np.where(ok, blk[np.maximum(pr, 0)] if nf else 0, nb)
-        s_row = np.where(ok, loc[np.maximum(pr, 0)] if nf else 0, 0)
-        s_col = np.where(ok, loc[np.maximum(pc, 0)] if nf else 0, 0)
-        if ok.any():
-            same = blk[pr[ok]] == blk[pc[ok]]
-            if not same.all():  # guarded by validate_network (tee junctions are free)
-                raise ValueError("tee coupling between different free-node blocks")
-        pad = np.zeros((nb, m, m))
-        used = np.zeros((nb, m), bool)
-        if nf:
-            used[blk, loc] = True
-        bi, li = np.nonzero(~used)
-        pad[bi, li, li] = 1.0
-        return _Layout(
-            src=src,
-            dst=dst,
-            ref=ref,
-            is_tee=is_tee,
-            free=free,
-            fixed=fixed,
-            n_blocks=nb,
-            block_size=m,
-            blk_free=blk.astype(np.int32),
-            loc_free=loc.astype(np.int32),
-            s_blk=s_blk.astype(np.int32),
-            s_row=s_row.astype(np.int32),
-            s_col=s_col.astype(np.int32),
-            n_diag_entries=4 * ne,
-            pad_eye=pad,
+    def _layout(self) -> Layout:
+        return Layout.build(
+            self.n_nodes,
+            self.edge_from,
+            self.edge_to,
+            self.edge_kind,
+            self.fixed_nodes,
+            self.tee_ref,
+            _TEE_SET,
         )
 
 
@@ -939,37 +845,6 @@ class _System:
             y = y - jnp.zeros_like(y).at[self.lay.ref].add(c * y) / d
         return y
 
-    # Schur complement S = B_f J_h^{-1} B_f^T in blocks
-    def schur(self, d, c):
-        lay = self.lay
-        w = 1.0 / d
-        vals = [w, w, -w, -w]
-        if self.has_tees:
-            t = np.flatnonzero(lay.is_tee)
-            wt = -c[t] / (d[t] * d[lay.ref[t]])
-            vals += [wt, wt, -wt, -wt]
-        vals = jnp.concatenate(vals)
-        s = jnp.zeros((lay.n_blocks, lay.block_size, lay.block_size), self.dtype)
-        s = s.at[lay.s_blk, lay.s_row, lay.s_col].add(vals, mode="drop")
-        return s + jnp.asarray(lay.pad_eye, self.dtype)
-
-    def to_blocks(self, v):
-        lay = self.lay
-        z = jnp.zeros((lay.n_blocks, lay.block_size), v.dtype)
-        return z.at[lay.blk_free, lay.loc_free].set(v)
-
-    def from_blocks(self, x):
-        return x[self.lay.blk_free, self.lay.loc_free]
-
-    def block_solve(self, s, v, transpose=False):
-        rb = self.to_blocks(v)[..., None]
-        if not self.has_tees:
-            chol = jnp.linalg.cholesky(s)
-            x = jax.scipy.linalg.cho_solve((chol, True), rb)
-        else:
-            x = jnp.linalg.solve(jnp.swapaxes(s, -1, -2) if transpose else s, rb)
-        return self.from_blocks(x[..., 0])
-
     def scatter_free(self, v_free):
         """Free-node vector -> all nodes (zero at fixed nodes)."""
         return jnp.zeros((self.nn,), v_free.dtype).at[self.lay.free].set(v_free)
@@ -978,9 +853,8 @@ class _System:
         """Solve [J_h, -B_f^T; B_f, 0] [dq; dp] = -[r_e; r_n]."""
         if self.nf == 0:
             return -self.jinv(r_e, d, c), jnp.zeros((0,), r_e.dtype)
-        s = self.schur(d, c)
         rhs = -r_n + self.divergence(self.jinv(r_e, d, c))[self.lay.free]
-        dp = self.block_solve(s, rhs)
+        dp = self.lay.schur_solve(d, c, rhs)
         dq = self.jinv(self.gradient(self.scatter_free(dp)) - r_e, d, c)
         return dq, dp
 
@@ -988,9 +862,8 @@ class _System:
         """Solve J^T [l_e; l_n] = [ct_q; ct_p] for the Newton Jacobian J."""
         if self.nf == 0:
             return self.jinv_t(ct_q, d, c), jnp.zeros((0,), ct_q.dtype)
-        s = self.schur(d, c)
         rhs = ct_p + self.divergence(self.jinv_t(ct_q, d, c))[self.lay.free]
-        l_n = self.block_solve(s, rhs, transpose=True)
+        l_n = self.lay.schur_solve(d, c, rhs, transpose=True)
         l_e = self.jinv_t(ct_q - self.gradient(self.scatter_free(l_n)), d, c)
         return l_e, l_n
 
