@@ -51,7 +51,9 @@ Solve
 
 Thermal transport (:func:`network_temperatures`)
     Temperatures advected with the flow, perfect mixing at nodes, heat added
-    per edge; linear in the temperatures for given flows, solved exactly.
+    per edge; linear in the temperatures for given flows. Solved by sweeps
+    that are exact for acyclic flow, or by a dense LU
+    (``kernels/_network_thermal.py``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from kernels._network_laws import (
     tee_loss_coefficient,
 )
 from kernels._network_linalg import Layout
+from kernels._network_thermal import NetworkTemperatures, network_temperatures
 from kernels.diagnostics import SolveInfo
 
 __all__ = [
@@ -303,30 +306,6 @@ class NetworkSolution:
     flow: jax.Array
     pressure: jax.Array
     loss: jax.Array
-
-
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class NetworkTemperatures:
-    """Result of :func:`network_temperatures` (K or degC, as the inputs).
-
-    Attributes:
-        node: mixed temperature at every node, shape (n_nodes,).
-        edge_inlet: temperature entering every edge (at its upstream node for
-            the actual flow direction), shape (n_edges,).
-        edge_outlet: temperature leaving every edge, shape (n_edges,).
-        edge_heat: heat given to the fluid by every edge (W): the prescribed
-            heat, or cp mdot (T_set - T_in) for set-temperature edges.
-        boundary_inflow: mass flow entering the network from outside at each
-            node (kg/s, >= 0); boundary_outflow: mass flow leaving (>= 0).
-    """
-
-    node: jax.Array
-    edge_inlet: jax.Array
-    edge_outlet: jax.Array
-    edge_heat: jax.Array
-    boundary_inflow: jax.Array
-    boundary_outflow: jax.Array
 
 
 # ================================================================ builder
@@ -1079,101 +1058,3 @@ def check_solution(
                 f"{q[:, e].min():.3e} m^3/s (<= 0), the network pushes back harder than its "
                 "shut-off pressure; raise its speed or dp0, or lower the system resistance"
             )
-
-
-# ========================================================= thermal transport
-def network_temperatures(
-    network: Network,
-    flow,
-    heat,
-    fluid: Fluid,
-    inlet_temperature,
-    outlet_set_temperature=None,
-    outlet_set_mask=None,
-) -> NetworkTemperatures:
-    """Advected temperatures with perfect mixing at the nodes.
-
-    For given edge flows the steady energy balance of every node is linear
-    in the node temperatures T:
-
-        cp (sum_{e into n} mdot_e + mdot_in,n) T_n
-            = sum_{e into n} (cp mdot_e T_up(e) + heat_e) + cp mdot_in,n T_inlet,n
-
-    where "into n" follows the actual flow direction, mdot_e = rho |Q_e|,
-    T_up(e) is the temperature of the edge's upstream node, and mdot_in,n the
-    flow entering the network from outside at node n (fixed-pressure nodes
-    and supplies, taken from the flows: B Q). Fluid leaves every node at its
-    mixed temperature. The system is solved exactly (dense LU), so loops and
-    recirculation are handled too, as long as every loop is cooled by a
-    set-temperature edge or flushed by an inlet. Edge outlet temperature
-    T_out = T_in + heat / (cp mdot). Nodes that receive no flow take the
-    flow-weighted mean inlet temperature.
-
-    Energy is conserved exactly: sum(edge_heat) = cp (sum_n outflow_n T_n -
-    sum_n inflow_n T_inlet,n).
-
-    Args:
-        network: static topology.
-        flow: edge flows (m^3/s), shape (n_edges,).
-        heat: heat added to the fluid by every edge (W), shape (n_edges,).
-        fluid: density (kg/m^3) and specific heat (J/(kg K)) are used.
-        inlet_temperature: temperature of the fluid entering from outside at
-            every node, shape (n_nodes,) (used where fluid enters).
-        outlet_set_temperature, outlet_set_mask: optional, shape (n_edges,):
-            edges whose outlet temperature is prescribed (a CDU or a heat
-            exchanger with a controlled leaving temperature); their
-            ``heat`` is ignored and reported in ``edge_heat``.
-
-    Returns:
-        :class:`NetworkTemperatures`.
-    """
-    lay = network._layout
-    q = jnp.asarray(flow)
-    dt = q.dtype
-    heat = jnp.asarray(heat, dt)
-    t_inlet = jnp.asarray(inlet_temperature, dt)
-    rho = jnp.asarray(fluid.density, dt)
-    cp = jnp.asarray(fluid.specific_heat, dt)
-    n = network.n_nodes
-    src, dst = jnp.asarray(lay.src), jnp.asarray(lay.dst)
-    forward = q >= 0
-    up = jnp.where(forward, src, dst)
-    down = jnp.where(forward, dst, src)
-    mdot = rho * jnp.abs(q)
-    ext = jnp.zeros((n,), dt).at[src].add(q).at[dst].add(-q)  # outflow - inflow over edges
-    m_in_ext = rho * jnp.maximum(ext, 0.0)
-    m_out_ext = rho * jnp.maximum(-ext, 0.0)
-    if outlet_set_mask is None:
-        is_set = jnp.zeros(q.shape, bool)
-        t_set = jnp.zeros_like(q)
-    else:
-        is_set = jnp.asarray(outlet_set_mask, bool)
-        t_set = jnp.asarray(outlet_set_temperature, dt)
-    inflow = jnp.zeros((n,), dt).at[down].add(mdot) + m_in_ext
-    total = jnp.sum(m_in_ext)
-    t_mix_in = jnp.sum(m_in_ext * t_inlet) / jnp.maximum(total, jnp.finfo(dt).tiny)
-    stagnant = inflow <= 1.0e-14 * jnp.maximum(jnp.max(inflow), jnp.finfo(dt).tiny)
-
-    diag = jnp.where(stagnant, 1.0, cp * inflow)
-    a = jnp.zeros((n, n), dt).at[jnp.arange(n), jnp.arange(n)].set(diag)
-    couple = jnp.where(is_set, 0.0, -cp * mdot)
-    couple = jnp.where(stagnant[down], 0.0, couple)
-    a = a.at[down, up].add(couple)
-    src_terms = jnp.where(is_set, cp * mdot * t_set, heat)
-    b = jnp.zeros((n,), dt).at[down].add(src_terms) + cp * m_in_ext * t_inlet
-    b = jnp.where(stagnant, t_mix_in, b)
-    t_node = jnp.linalg.solve(a, b)
-
-    t_in = t_node[up]
-    moving = mdot > 0
-    safe_m = jnp.where(moving, mdot, 1.0)
-    t_out = jnp.where(is_set, t_set, jnp.where(moving, t_in + heat / (cp * safe_m), t_node[down]))
-    edge_heat = jnp.where(is_set, cp * mdot * (t_set - t_in), heat)
-    return NetworkTemperatures(
-        node=t_node,
-        edge_inlet=t_in,
-        edge_outlet=t_out,
-        edge_heat=edge_heat,
-        boundary_inflow=m_in_ext,
-        boundary_outflow=m_out_ext,
-    )
