@@ -191,9 +191,7 @@ def tee_loss_coefficient(kind, branch_ratio, area_ratio):
         g = jnp.where(b2 <= 2.0 / 3.0, one, 1.0 + 0.3 * x * x)
         return g * (1.0 + h * (x / b2) ** 2)
     if kind == TEE_DIVIDING_RUN:
-        m = jnp.where(
-            b2 <= 0.4, 0.4 * one, jnp.where(x <= 0.5, 2.0 * (2.0 * x - 1.0), 0.3 * (2.0 * x - 1.0))
-        )
+        m = jnp.where(b2 <= 0.4, 0.4 * one, jnp.where(x <= 0.5, 2.0 * (2.0 * x - 1.0), 0.3 * (2.0 * x - 1.0)))
         return m * x * x
     if kind == TEE_COMBINING_BRANCH:
         c = jnp.where(b2 <= 0.35, one, jnp.where(x <= 0.4, 0.9 * (1.0 - x), 0.55 * one))
@@ -224,9 +222,7 @@ def _pchip_slopes(xk, yk):
     def edge(ha, hb, ma, mb):
         d = ((2.0 * ha + hb) * ma - ha * mb) / (ha + hb)
         d = jnp.where(jnp.sign(d) != jnp.sign(ma), 0.0, d)
-        return jnp.where(
-            (jnp.sign(ma) != jnp.sign(mb)) & (jnp.abs(d) > 3.0 * jnp.abs(ma)), 3.0 * ma, d
-        )
+        return jnp.where((jnp.sign(ma) != jnp.sign(mb)) & (jnp.abs(d) > 3.0 * jnp.abs(ma)), 3.0 * ma, d)
 
     first = edge(h[:, 0], h[:, 1], delta[:, 0], delta[:, 1])
     last = edge(h[:, -1], h[:, -2], delta[:, -1], delta[:, -2])
@@ -246,11 +242,7 @@ def pchip_eval(x, xk, yk):
     """
     m = xk.shape[1]
     d = _pchip_slopes(xk, yk)
-    k = (
-        jnp.sum((x[:, None] > xk[:, 1:-1]).astype(jnp.int32), axis=1)
-        if m > 2
-        else jnp.zeros(x.shape, jnp.int32)
-    )
+    k = jnp.sum((x[:, None] > xk[:, 1:-1]).astype(jnp.int32), axis=1) if m > 2 else jnp.zeros(x.shape, jnp.int32)
     idx = k[:, None]
     x0 = jnp.take_along_axis(xk, idx, axis=1)[:, 0]
     x1 = jnp.take_along_axis(xk, idx + 1, axis=1)[:, 0]
@@ -302,8 +294,9 @@ def edge_losses(kinds, p, rho, mu, flow, flow_ref):
         p: EdgeParams pytree.
         rho, mu: fluid density (kg/m^3) and dynamic viscosity (Pa s), scalars.
         flow: edge flows (m^3/s), shape (n_edges,).
-        flow_ref: for tee edges, the flow of their combined leg (m^3/s),
-            shape (n_edges,); ignored elsewhere.
+        flow_ref: for tee edges, the flow of their partner leg (the branch
+            for a run edge, the run for a branch edge) (m^3/s), shape
+            (n_edges,); ignored elsewhere. The combined flow is their sum.
     """
     kind = np.asarray(kinds)
     out = jnp.zeros_like(flow)
@@ -337,23 +330,16 @@ def edge_losses(kinds, p, rho, mu, flow, flow_ref):
         idx, any_ = group([k])
         if not any_:
             continue
-        q, qc = take(flow, idx), take(flow_ref, idx)
+        q, qp = take(flow, idx), take(flow_ref, idx)
         diam, b2 = take(p.diameter, idx), take(p.area_ratio, idx)
-        v = _pipe_loss(
-            q,
-            rho,
-            mu,
-            take(p.length, idx),
-            diam,
-            take(p.roughness, idx),
-            take(p.k_minor, idx),
-            "colebrook",
-        )
+        v = _pipe_loss(q, rho, mu, take(p.length, idx), diam, take(p.roughness, idx), take(p.k_minor, idx), "colebrook")
+        branch = k in (TEE_DIVIDING_BRANCH, TEE_COMBINING_BRANCH)
+        q_b = q if branch else qp
+        qc = q + qp  # combined leg = run + branch (mass balance of the three-way junction)
         nz = qc != 0.0
+        x = jnp.clip(jnp.where(nz, q_b / jnp.where(nz, qc, 1.0), 0.0), 0.0, 1.0)
         own = jnp.where(nz, q / jnp.where(nz, qc, 1.0), 0.0)
         ramp = jnp.clip(own / _TEE_RAMP, -1.0, 1.0)
-        branch = k in (TEE_DIVIDING_BRANCH, TEE_COMBINING_BRANCH)
-        x = jnp.clip(own if branch else 1.0 - own, 0.0, 1.0)
         d_comb = diam / jnp.sqrt(b2) if branch else diam
         dyn = 8.0 * rho * qc * qc / (math.pi**2 * d_comb**4)
         out = put(out, idx, v + tee_loss_coefficient(k, x, b2) * dyn * ramp)
@@ -371,9 +357,7 @@ def edge_losses(kinds, p, rho, mu, flow, flow_ref):
     idx, any_ = group([POWER_LAW])
     if any_:
         q = take(flow, idx)
-        v = take(p.lin_coef, idx) * q + take(p.pow_coef, idx) * _signed_power(
-            q, take(p.pow_exp, idx)
-        )
+        v = take(p.lin_coef, idx) * q + take(p.pow_coef, idx) * _signed_power(q, take(p.pow_exp, idx))
         out = put(out, idx, v)
     idx, any_ = group([TABLE])
     if any_:
@@ -383,10 +367,6 @@ def edge_losses(kinds, p, rho, mu, flow, flow_ref):
     idx, any_ = group([PUMP])
     if any_:
         q, s = take(flow, idx), take(p.pump_speed, idx)
-        gain = (
-            s * s * take(p.pump_dp0, idx)
-            - s * take(p.pump_r1, idx) * q
-            - take(p.pump_r2, idx) * q * jnp.abs(q)
-        )
+        gain = s * s * take(p.pump_dp0, idx) - s * take(p.pump_r1, idx) * q - take(p.pump_r2, idx) * q * jnp.abs(q)
         out = put(out, idx, -gain)
     return out

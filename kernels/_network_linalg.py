@@ -99,7 +99,7 @@ class Layout:
     n_edges: int
     src: np.ndarray
     dst: np.ndarray
-    ref: np.ndarray  # combined-leg edge of tee edges, the edge itself otherwise
+    ref: np.ndarray  # partner leg of tee edges (run <-> branch), the edge itself otherwise
     is_tee: np.ndarray
     has_tees: bool
     free: np.ndarray  # free node ids, (n_free,)
@@ -131,17 +131,15 @@ class Layout:
         return int(self.free.size)
 
     @staticmethod
-    def build(
-        n_nodes, edge_from, edge_to, edge_kind, fixed_nodes, tee_ref, tee_kinds, condense=True
-    ):
+    def build(n_nodes, edge_from, edge_to, edge_kind, fixed_nodes, tee_partner, tee_kinds, condense=True):
         n, ne = n_nodes, len(edge_from)
         src = np.asarray(edge_from, np.int64)
         dst = np.asarray(edge_to, np.int64)
         kind = np.asarray(edge_kind, np.int64)
         is_tee = np.isin(kind, list(tee_kinds))
         ref = np.arange(ne, dtype=np.int64)
-        if tee_ref:
-            tr = np.asarray(tee_ref, np.int64)
+        if tee_partner:
+            tr = np.asarray(tee_partner, np.int64)
             ref = np.where(is_tee & (tr >= 0), tr, ref)
         fixed_mask = np.zeros(n, bool)
         fixed_mask[list(fixed_nodes)] = True
@@ -249,7 +247,8 @@ class Layout:
 
         Args:
             d: Jacobian diagonal per edge, shape (n_edges,), nonzero.
-            c: tee couplings dh_t/dQ_ref(t) per edge (0 elsewhere).
+            c: tee couplings dh_t/dQ_p(t) to the partner leg p(t) (0 elsewhere);
+                each tee pair forms a 2 x 2 block of J_h.
             rhs: shape (n_free,).
 
         Returns:
@@ -286,11 +285,18 @@ class Layout:
         return x.at[self.ch_int].set(x_int, mode="drop")
 
     def _schur_blocks(self, d, c, dt):
-        w = 1.0 / d[self.reg_edges]
+        if self.has_tees:
+            # J_h^{-1} of a tee pair (t, p): [[d_p, -c_t], [-c_p, d_t]] / det
+            p = self.ref
+            det = d * d[p] - c * c[p]
+            winv = jnp.where(jnp.asarray(self.is_tee), d[p] / det, 1.0 / d)
+            w = winv[self.reg_edges]
+        else:
+            w = 1.0 / d[self.reg_edges]
         vals = [w, w, -w, -w]
         if self.has_tees:
             t = self.tees
-            wt = -c[t] / (d[t] * d[self.ref[t]])
+            wt = -c[t] / det[t]
             vals += [wt, wt, -wt, -wt]
         if self.n_chains:
             rho = jnp.where(jnp.asarray(self.ch_emask), d[self.ch_edges], 0.0)

@@ -191,9 +191,7 @@ def network_temperatures(
         def transpose_solve(_, rhs):
             return _sweeps(couple_t, diag, rhs, rhs / diag, limit, rtol)
 
-        t_node, (k, change, hist) = jax.lax.custom_linear_solve(
-            matvec, b, solve, transpose_solve, has_aux=True
-        )
+        t_node, (k, change, hist) = jax.lax.custom_linear_solve(matvec, b, solve, transpose_solve, has_aux=True)
         info = SolveInfo(converged=change == 0.0, iterations=k, residual=change, history=hist)
     elif method == "dense":
         rows = jnp.arange(n)

@@ -8,7 +8,7 @@ flow the other way.
 Static / traced split
     :class:`Network` (static, hashable): node count, edge end points, the edge
     law of every edge (:class:`EdgeKind`), the fixed-pressure nodes and, for
-    tee edges, the edge that carries the tee's combined flow.
+    tee edges, the partner leg of the same tee (run <-> branch).
     :class:`EdgeParams`, :class:`Fluid`, :class:`Boundary` (traced pytrees):
     every number a user sweeps. ``vmap`` over them never recompiles.
 
@@ -138,11 +138,12 @@ class Network:
         fixed_nodes: nodes whose pressure is prescribed (a reservoir, the
             CDU supply/return, an expansion tank); at least one per connected
             part of the network.
-        tee_ref: for every edge, the index of the edge that carries the
-            combined flow of its tee (tee kinds only), else -1. Empty means
-            no tees. The combined-leg edge must touch the tee's junction node
-            (``edge_from`` of a dividing tee edge, ``edge_to`` of a combining
-            one) and must not itself be a tee edge.
+        tee_partner: for every edge, the index of the other leg of its tee
+            (tee kinds only: the branch edge of a run edge and the run edge of
+            a branch edge), else -1. Empty means no tees. Both legs touch the
+            tee's junction node (they start there for a dividing tee, end
+            there for a combining one); the combined flow is the sum of the
+            two legs' flows, so the junction's third edge carries it.
         node_labels, edge_labels: optional names used in error messages.
     """
 
@@ -151,7 +152,7 @@ class Network:
     edge_to: tuple[int, ...]
     edge_kind: tuple[int, ...]
     fixed_nodes: tuple[int, ...]
-    tee_ref: tuple[int, ...] = ()
+    tee_partner: tuple[int, ...] = ()
     node_labels: tuple[str, ...] = ()
     edge_labels: tuple[str, ...] = ()
 
@@ -177,7 +178,7 @@ class Network:
             self.edge_to,
             self.edge_kind,
             self.fixed_nodes,
-            self.tee_ref,
+            self.tee_partner,
             _TEE_SET,
         )
 
@@ -411,9 +412,7 @@ class NetworkBuilder:
     def power_law(self, a, b, lin_coef=0.0, pow_coef=0.0, exponent=2.0, label=None):
         """dp = lin_coef Q + pow_coef Q|Q|^(exponent - 1); a linear resistance
         when ``pow_coef = 0``."""
-        return self._edge(
-            a, b, EdgeKind.POWER_LAW, label, lin_coef=lin_coef, pow_coef=pow_coef, pow_exp=exponent
-        )
+        return self._edge(a, b, EdgeKind.POWER_LAW, label, lin_coef=lin_coef, pow_coef=pow_coef, pow_exp=exponent)
 
     def table(self, a, b, flows, dps, label=None):
         """Tabulated dp(Q) (flows from 0, strictly increasing; dps from 0)."""
@@ -423,49 +422,62 @@ class NetworkBuilder:
 
     def pump(self, a, b, dp0, r1=0.0, r2=0.0, speed=1.0, label=None):
         """Pump from ``a`` to ``b``: pressure rise s^2 dp0 - s r1 Q - r2 Q|Q|."""
-        return self._edge(
-            a, b, EdgeKind.PUMP, label, pump_dp0=dp0, pump_r1=r1, pump_r2=r2, pump_speed=speed
-        )
+        return self._edge(a, b, EdgeKind.PUMP, label, pump_dp0=dp0, pump_r1=r1, pump_r2=r2, pump_speed=speed)
 
     def valve(self, a, b, kv, opening=1.0, rangeability=1.0, label=None):
         """Control valve: Kv law with Kv = kv * phi(opening)."""
-        return self._edge(
-            a, b, EdgeKind.VALVE, label, kv=kv, opening=opening, rangeability=rangeability
-        )
+        return self._edge(a, b, EdgeKind.VALVE, label, kv=kv, opening=opening, rangeability=rangeability)
 
     def tee(
         self,
-        a,
-        b,
-        kind,
-        combined_edge,
+        junction,
+        run_node,
+        branch_node,
+        dividing,
         area_ratio,
-        length,
-        diameter,
+        run_length,
+        run_diameter,
+        branch_length,
+        branch_diameter,
         roughness=0.0,
-        k_minor=0.0,
+        run_k=0.0,
+        branch_k=0.0,
         label=None,
     ):
-        """Leg of a tee: a pipe leg plus the split-dependent tee loss.
+        """A sharp 90-degree tee at ``junction``: two edges, the run leg
+        (junction <-> run_node, on the straight path) and the branch leg
+        (junction <-> branch_node), each a pipe plus its Crane TP-410 tee
+        loss. ``dividing=True``: both legs leave the junction (the combined
+        flow arrives through the junction's third edge); ``False``: both
+        enter it. ``area_ratio`` = (branch diameter / combined diameter)^2.
 
-        ``kind``: one of the TEE_* kinds. Dividing: ``a`` is the junction node
-        and ``combined_edge`` flows into it. Combining: ``b`` is the junction
-        node and ``combined_edge`` flows out of it.
+        Returns:
+            (run_edge, branch_edge).
         """
-        if int(kind) not in _TEE_SET:
-            raise ValueError(f"{kind!r} is not a tee kind")
-        return self._edge(
-            a,
-            b,
-            kind,
-            label,
-            ref=int(combined_edge),
-            length=length,
-            diameter=diameter,
-            roughness=roughness,
-            k_minor=k_minor,
-            area_ratio=area_ratio,
+        e_run = self.n_edges
+        e_br = e_run + 1
+        base = label or f"tee@{junction}"
+        if dividing:
+            k_run, k_br = EdgeKind.TEE_DIVIDING_RUN, EdgeKind.TEE_DIVIDING_BRANCH
+            ends_run, ends_br = (junction, run_node), (junction, branch_node)
+        else:
+            k_run, k_br = EdgeKind.TEE_COMBINING_RUN, EdgeKind.TEE_COMBINING_BRANCH
+            ends_run, ends_br = (run_node, junction), (branch_node, junction)
+        common = dict(roughness=roughness, area_ratio=area_ratio)
+        self._edge(
+            *ends_run, k_run, f"{base}:run", ref=e_br, length=run_length, diameter=run_diameter, k_minor=run_k, **common
         )
+        self._edge(
+            *ends_br,
+            k_br,
+            f"{base}:branch",
+            ref=e_run,
+            length=branch_length,
+            diameter=branch_diameter,
+            k_minor=branch_k,
+            **common,
+        )
+        return e_run, e_br
 
     def set(self, edge: int, **values) -> None:
         """Change parameter values of an existing edge."""
@@ -481,7 +493,7 @@ class NetworkBuilder:
             edge_to=tuple(self._dst),
             edge_kind=tuple(self._kind),
             fixed_nodes=tuple(self._fixed),
-            tee_ref=tuple(self._ref) if any(r >= 0 for r in self._ref) else (),
+            tee_partner=tuple(self._ref) if any(r >= 0 for r in self._ref) else (),
             node_labels=tuple(self._labels),
             edge_labels=tuple(self._elabels),
         )
@@ -490,18 +502,13 @@ class NetworkBuilder:
             cols[name] = np.array([float(v.get(name, default)) for v in self._values])
         lens = {len(t[0]) for t in self._tables.values()}
         if len(lens) > 1:
-            raise ValueError(
-                "all tabulated curves of a network need the same number of points, "
-                f"got {sorted(lens)}"
-            )
+            raise ValueError(f"all tabulated curves of a network need the same number of points, got {sorted(lens)}")
         npts = lens.pop() if lens else 2
         tq = np.tile(np.linspace(0.0, 1.0, npts), (ne, 1))
         tdp = tq.copy()
         for e, (q, d) in self._tables.items():
             if q.shape != d.shape or q.ndim != 1:
-                raise ValueError(
-                    f"{net.edge_name(e)}: table flows and losses must be 1D of equal length"
-                )
+                raise ValueError(f"{net.edge_name(e)}: table flows and losses must be 1D of equal length")
             tq[e], tdp[e] = q, d
         params = EdgeParams(
             **{k: jnp.asarray(v, dtype) for k, v in cols.items()},
@@ -533,15 +540,15 @@ def validate_network(network: Network) -> None:
             an index is out of range, an edge is a self-loop, an edge kind is
             unknown, no node has a fixed pressure, a node is not connected
             (through edges, in either direction) to any fixed-pressure node,
-            or a tee edge's combined-flow edge is missing or inconsistent.
+            or the two legs of a tee are missing or inconsistent.
     """
     n, ne = network.n_nodes, network.n_edges
     if n < 1 or ne < 1:
         raise ValueError(f"a network needs nodes and edges, got {n} nodes and {ne} edges")
     if len(network.edge_to) != ne or len(network.edge_kind) != ne:
         raise ValueError("edge_from, edge_to and edge_kind must have one entry per edge")
-    if network.tee_ref and len(network.tee_ref) != ne:
-        raise ValueError("tee_ref must be empty or have one entry per edge")
+    if network.tee_partner and len(network.tee_partner) != ne:
+        raise ValueError("tee_partner must be empty or have one entry per edge")
     if network.node_labels and len(network.node_labels) != n:
         raise ValueError("node_labels must be empty or have one entry per node")
     src = np.asarray(network.edge_from)
@@ -550,10 +557,7 @@ def validate_network(network: Network) -> None:
     for name, arr in (("edge_from", src), ("edge_to", dst)):
         bad = np.flatnonzero((arr < 0) | (arr >= n))
         if bad.size:
-            raise ValueError(
-                f"{name} of {network.edge_name(int(bad[0]))} is {arr[bad[0]]}, "
-                f"not a node in [0, {n})"
-            )
+            raise ValueError(f"{name} of {network.edge_name(int(bad[0]))} is {arr[bad[0]]}, not a node in [0, {n})")
     loops = np.flatnonzero(src == dst)
     if loops.size:
         raise ValueError(f"{network.edge_name(int(loops[0]))} starts and ends at the same node")
@@ -583,36 +587,41 @@ def validate_network(network: Network) -> None:
             "connect them or remove them"
         )
     is_tee = np.isin(kind, list(_TEE_SET))
-    ref = np.asarray(network.tee_ref) if network.tee_ref else np.full(ne, -1)
+    ref = np.asarray(network.tee_partner) if network.tee_partner else np.full(ne, -1)
     fixed_set = set(fixed)
+    partner_kind = {
+        _laws.TEE_DIVIDING_RUN: _laws.TEE_DIVIDING_BRANCH,
+        _laws.TEE_DIVIDING_BRANCH: _laws.TEE_DIVIDING_RUN,
+        _laws.TEE_COMBINING_RUN: _laws.TEE_COMBINING_BRANCH,
+        _laws.TEE_COMBINING_BRANCH: _laws.TEE_COMBINING_RUN,
+    }
     for e in np.flatnonzero(is_tee):
         r = int(ref[e])
         nm = network.edge_name(int(e))
         if not 0 <= r < ne:
+            raise ValueError(f"tee leg {nm} needs the index of its partner leg in tee_partner, got {r}")
+        if kind[r] != partner_kind[int(kind[e])] or int(ref[r]) != e:
             raise ValueError(
-                f"tee {nm} needs the index of its combined-flow edge in tee_ref, got {r}"
-            )
-        if r == e or is_tee[r]:
-            raise ValueError(
-                f"tee {nm}: its combined-flow edge {r} must be a different, non-tee edge"
+                f"tee leg {nm} ({EdgeKind(int(kind[e])).name}): its partner {network.edge_name(r)} "
+                f"must be the matching {EdgeKind(partner_kind[int(kind[e])]).name} leg whose "
+                "partner is this edge"
             )
         dividing = kind[e] in (_laws.TEE_DIVIDING_BRANCH, _laws.TEE_DIVIDING_RUN)
         junction = src[e] if dividing else dst[e]
-        touches = dst[r] == junction if dividing else src[r] == junction
-        if not touches:
-            side = "end" if dividing else "start"
+        other = src[r] if dividing else dst[r]
+        if other != junction:
+            side = "start" if dividing else "end"
             raise ValueError(
-                f"tee {nm}: its combined-flow {network.edge_name(r)} must {side} at the junction "
+                f"tee legs {nm} and {network.edge_name(r)} must both {side} at the junction "
                 f"{network.node_name(int(junction))}"
             )
         if int(junction) in fixed_set:
             raise ValueError(
-                f"tee {nm}: the junction {network.node_name(int(junction))} must not be a "
-                "fixed-pressure node"
+                f"tee {nm}: the junction {network.node_name(int(junction))} must not be a fixed-pressure node"
             )
     nontee_ref = np.flatnonzero(~is_tee & (ref >= 0))
     if nontee_ref.size:
-        raise ValueError(f"{network.edge_name(int(nontee_ref[0]))} is not a tee but has a tee_ref")
+        raise ValueError(f"{network.edge_name(int(nontee_ref[0]))} is not a tee but has a tee_partner")
 
 
 def validate_params(network: Network, params: EdgeParams, boundary: Boundary | None = None) -> None:
@@ -669,9 +678,7 @@ def validate_params(network: Network, params: EdgeParams, boundary: Boundary | N
     check([_laws.VALVE], vals["rangeability"] >= 1, "valve rangeability must be >= 1")
     check(
         [_laws.POWER_LAW],
-        (vals["lin_coef"] >= 0)
-        & (vals["pow_coef"] >= 0)
-        & (vals["lin_coef"] + vals["pow_coef"] > 0),
+        (vals["lin_coef"] >= 0) & (vals["pow_coef"] >= 0) & (vals["lin_coef"] + vals["pow_coef"] > 0),
         "power law needs a, b >= 0 and a + b > 0",
     )
     check([_laws.POWER_LAW], vals["pow_exp"] >= 1, "power-law exponent must be >= 1")
@@ -710,7 +717,7 @@ def validate_params(network: Network, params: EdgeParams, boundary: Boundary | N
 def edge_pressure_loss(network: Network, params: EdgeParams, fluid: Fluid, flow) -> jax.Array:
     """Pressure loss of every edge (Pa) at the given flows (m^3/s), shape
     (n_edges,); a pump's loss is negative. Tee edges read the flow of their
-    combined leg from ``flow``."""
+    partner leg from ``flow``."""
     lay = network._layout
     flow = jnp.asarray(flow)
     dt = flow.dtype
@@ -770,9 +777,7 @@ class _System:
 
     def relative(self, q, r_e, r_n, h, dp, p_all, supply_free):
         tiny = jnp.finfo(self.dtype).tiny
-        p_ref = jnp.maximum(
-            jnp.maximum(jnp.max(jnp.abs(h)), jnp.max(jnp.abs(dp))), jnp.max(jnp.abs(p_all))
-        )
+        p_ref = jnp.maximum(jnp.maximum(jnp.max(jnp.abs(h)), jnp.max(jnp.abs(dp))), jnp.max(jnp.abs(p_all)))
         p_ref = jnp.maximum(p_ref, tiny)
         rel_e = jnp.max(jnp.abs(r_e)) / p_ref
         if self.nf == 0:
@@ -783,7 +788,8 @@ class _System:
 
     def linearize(self, q, theta, regularization, supply_free):
         """Losses h(Q), the diagonal d (clamped slope dh_e/dQ_e) and the tee
-        coupling c_t = dh_t/dQ_ref(t) (zero for other edges)."""
+        coupling c_t = dh_t/dQ_p(t) to the partner leg (zero for other
+        edges)."""
         lay = self.lay
         qr = q[lay.ref]
         ones = jnp.ones_like(q)
@@ -811,18 +817,21 @@ class _System:
             c = jnp.zeros_like(q)
         return h, d, c
 
-    # J_h^{-1} and its transpose (J_h = diag(d) + tee couplings)
+    # J_h^{-1} and its transpose: diagonal, with 2 x 2 blocks for tee pairs
+    # [[d_t, c_t], [c_p, d_p]] (t the edge, p its partner).
     def jinv(self, v, d, c):
-        w = v / d
-        if self.has_tees:
-            w = w - (c / d) * w[self.lay.ref]
-        return w
+        if not self.has_tees:
+            return v / d
+        p = self.lay.ref
+        det = d * d[p] - c * c[p]
+        return jnp.where(jnp.asarray(self.lay.is_tee), (d[p] * v - c * v[p]) / det, v / d)
 
     def jinv_t(self, u, d, c):
-        y = u / d
-        if self.has_tees:
-            y = y - jnp.zeros_like(y).at[self.lay.ref].add(c * y) / d
-        return y
+        if not self.has_tees:
+            return u / d
+        p = self.lay.ref
+        det = d * d[p] - c * c[p]
+        return jnp.where(jnp.asarray(self.lay.is_tee), (d[p] * u - c[p] * u[p]) / det, u / d)
 
     def scatter_free(self, v_free):
         """Free-node vector -> all nodes (zero at fixed nodes)."""

@@ -204,9 +204,7 @@ def test_table_curve_is_monotone_pchip():
     d = np.array([0.0, 1.2, 3.9, 14.0, 40.0]) * 1e3
     x = np.linspace(0.0, 3.5e-4, 57)
     ref = PchipInterpolator(q, d)(x)
-    got = pchip_eval(
-        jnp.asarray(x), jnp.asarray(np.tile(q, (x.size, 1))), jnp.asarray(np.tile(d, (x.size, 1)))
-    )
+    got = pchip_eval(jnp.asarray(x), jnp.asarray(np.tile(q, (x.size, 1))), jnp.asarray(np.tile(d, (x.size, 1))))
     np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-9)
     # the TABLE edge law is that curve, odd in Q
     b = NetworkBuilder()
@@ -251,20 +249,23 @@ def test_tee_coefficients_match_crane_example():
     assert abs(float(k_br) - (-0.04044108513625682)) < 1e-12
 
 
-def test_dividing_tee_split_matches_independent_solve():
-    """Header pipe -> tee -> (run pipe, branch pipe) -> common outlet. The
-    split is solved independently with SciPy using the Crane dividing-tee
-    coefficients written out here."""
+def test_tee_split_matches_independent_solve():
+    """Header pipe -> dividing tee -> (run, branch) through two resistances ->
+    combining tee -> pipe. The split is solved independently with SciPy using
+    the Crane dividing and combining coefficients written out here."""
     rho, mu = WATER["density"], WATER["viscosity"]
-    D, Db, beta2 = 0.02, 0.012, (0.012 / 0.02) ** 2
+    D, Db = 0.02, 0.012
+    beta2 = (Db / D) ** 2
     b = NetworkBuilder()
-    for n, fx in (("in", True), ("j", False), ("r", False), ("s", False), ("out", True)):
-        b.node(n, fixed=fx)
-    e_c = b.pipe("in", "j", 1.0, D, roughness=1e-6)
-    b.tee("j", "r", EdgeKind.TEE_DIVIDING_RUN, e_c, beta2, 0.5, D, roughness=1e-6)
-    b.tee("j", "s", EdgeKind.TEE_DIVIDING_BRANCH, e_c, beta2, 0.5, Db, roughness=1e-6)
-    b.power_law("r", "out", pow_coef=4e9, exponent=2.0)
-    b.power_law("s", "out", pow_coef=1e9, exponent=2.0)
+    for n in ("in", "j", "r", "s", "r2", "s2", "k", "out"):
+        b.node(n, fixed=n in ("in", "out"))
+    b.pipe("in", "j", 1.0, D, roughness=1e-6)
+    e_run, e_br = b.tee("j", "r", "s", True, beta2, 0.5, D, 0.5, Db, roughness=1e-6)
+    assert (e_run, e_br) == (1, 2)
+    b.power_law("r", "r2", pow_coef=4e9, exponent=2.0)
+    b.power_law("s", "s2", pow_coef=1e9, exponent=2.0)
+    b.tee("k", "r2", "s2", False, beta2, 0.5, D, 0.5, Db, roughness=1e-6)
+    b.pipe("k", "out", 1.0, D, roughness=1e-6)
     net, params = b.build()
     validate_network(net)
     validate_params(net, params)
@@ -275,9 +276,8 @@ def test_dividing_tee_split_matches_independent_solve():
     def pipe(q, L, d):
         u = q / (math.pi * d * d / 4)
         re = rho * u * d / mu
-        f = colebrook_scipy(re, 1e-6 / d) if re > 4000 else None
-        assert f is not None
-        return f * L / d * rho * u * abs(u) / 2
+        assert re > 4000
+        return colebrook_scipy(re, 1e-6 / d) * L / d * rho * u * abs(u) / 2
 
     def k_div_branch(x):
         h = 0.3 if beta2 > 4 / 9 else 1.0
@@ -288,19 +288,27 @@ def test_dividing_tee_split_matches_independent_solve():
         m = 0.4 if beta2 <= 0.4 else (2 * (2 * x - 1) if x <= 0.5 else 0.3 * (2 * x - 1))
         return m * x * x
 
+    def k_comb_branch(x):
+        c = 1.0 if beta2 <= 0.35 else (0.9 * (1 - x) if x <= 0.4 else 0.55)
+        return c * (1 + (x / beta2) ** 2 - 2 * (1 - x) ** 2)
+
+    def k_comb_run(x):
+        return 1.55 * x - x * x
+
     def eqs(z):
         qr, qs = z * 1e-4
         qc = qr + qs
         x = qs / qc
         dyn = rho * (qc / (math.pi * D * D / 4)) ** 2 / 2
-        pj = 1e5 + dp - pipe(qc, 1.0, D)
-        e1 = pj - pipe(qr, 0.5, D) - k_div_run(x) * dyn - 4e9 * qr * qr - 1e5
-        e2 = pj - pipe(qs, 0.5, Db) - k_div_branch(x) * dyn - 1e9 * qs * qs - 1e5
+        common = dp - 2 * pipe(qc, 1.0, D)
+        e1 = common - 2 * pipe(qr, 0.5, D) - (k_div_run(x) + k_comb_run(x)) * dyn - 4e9 * qr * qr
+        e2 = common - 2 * pipe(qs, 0.5, Db) - (k_div_branch(x) + k_comb_branch(x)) * dyn - 1e9 * qs * qs
         return [e1 / dp, e2 / dp]
 
     z = fsolve(eqs, [float(sol.flow[1]) * 1e4, float(sol.flow[2]) * 1e4], xtol=1e-14)
     np.testing.assert_allclose(np.asarray(sol.flow[1:3]), z * 1e-4, rtol=1e-9)
-    # exact Newton with the tee coupling in the Jacobian: still quadratic
+    assert 0.1 < float(sol.flow[2] / sol.flow[0]) < 0.9  # a real split
+    # exact Newton with the tee couplings in the Jacobian: still quadratic
     c = quadratic_constants(info)
     assert c.size >= 2 and np.all(c < 10.0), c
 
@@ -354,9 +362,7 @@ def test_ladder_manifolds_match_exact_linear_solution():
             rh = rng.uniform(0.5, 2.0, 2 * n) * 1e7
             e0 = b.n_edges
             _ladder(b, tag, n, layout, rb, rh)
-            branch_edges[(n, layout)] = [
-                e for e in range(e0, b.n_edges) if b._elabels[e].startswith(f"{tag}branch")
-            ]
+            branch_edges[(n, layout)] = [e for e in range(e0, b.n_edges) if b._elabels[e].startswith(f"{tag}branch")]
     net, params = b.build()
     validate_network(net)
     assert net._layout.n_blocks == 30  # one elimination block per ladder
@@ -496,22 +502,12 @@ def mini_rack(n_trays=4, layout="U", dtype=jnp.float64, header_d=0.025):
     for i in range(n_trays):
         b.pipe(f"S{i}", f"a{i}", 0.8, 0.008, roughness=1e-6, k_minor=1.5)
         b.flow_coefficient(f"a{i}", f"b{i}", kv=2.4)
-        plates.append(
-            b.power_law(
-                f"b{i}", f"c{i}", lin_coef=2e7, pow_coef=1.0e9, exponent=1.85, label=f"gpu{i}a"
-            )
-        )
-        plates.append(
-            b.power_law(
-                f"c{i}", f"d{i}", lin_coef=2e7, pow_coef=1.0e9, exponent=1.85, label=f"gpu{i}b"
-            )
-        )
+        plates.append(b.power_law(f"b{i}", f"c{i}", lin_coef=2e7, pow_coef=1.0e9, exponent=1.85, label=f"gpu{i}a"))
+        plates.append(b.power_law(f"c{i}", f"d{i}", lin_coef=2e7, pow_coef=1.0e9, exponent=1.85, label=f"gpu{i}b"))
         b.flow_coefficient(f"d{i}", f"e{i}", kv=2.4)
         b.pipe(f"e{i}", f"R{i}", 0.8, 0.008, roughness=1e-6, k_minor=1.5)
         if i:
-            supply_hdr.append(
-                b.pipe(f"S{i - 1}", f"S{i}", 0.09, header_d, roughness=1e-6, k_minor=0.3)
-            )
+            supply_hdr.append(b.pipe(f"S{i - 1}", f"S{i}", 0.09, header_d, roughness=1e-6, k_minor=0.3))
             if layout == "U":
                 b.pipe(f"R{i}", f"R{i - 1}", 0.09, header_d, roughness=1e-6, k_minor=0.3)
             else:
@@ -565,13 +561,9 @@ def test_rack_mass_and_energy_conservation(method):
     assert abs(float(jnp.sum(temps.edge_heat))) < 1e-10 * total  # CDU removes it all
     # series plates: plate b sees plate a's outlet; each rises by P/(mdot cp)
     pa, pb = np.asarray(plates[0::2]), np.asarray(plates[1::2])
-    np.testing.assert_allclose(
-        np.asarray(temps.edge_inlet)[pb], np.asarray(temps.edge_outlet)[pa], rtol=1e-15
-    )
+    np.testing.assert_allclose(np.asarray(temps.edge_inlet)[pb], np.asarray(temps.edge_outlet)[pa], rtol=1e-15)
     rise = np.asarray(temps.edge_outlet - temps.edge_inlet)[np.asarray(plates)]
-    np.testing.assert_allclose(
-        rise, np.asarray(power) / (rho * cp * q[np.asarray(plates)]), rtol=1e-13
-    )
+    np.testing.assert_allclose(rise, np.asarray(power) / (rho * cp * q[np.asarray(plates)]), rtol=1e-13)
     # return header mixing (independent): flow-weighted mean of tray outlets
     t_tray_out = np.asarray(temps.edge_outlet)[pb]
     q_tray = q[pb]
@@ -643,9 +635,7 @@ def test_recirculating_loop_temperatures_sweep_equals_dense():
     g_sw = grad(sol.flow, heat, "sweep")
     g_dn = grad(sol.flow, heat, "dense")
     for a_, b_ in zip(g_sw, g_dn, strict=True):
-        np.testing.assert_allclose(
-            np.asarray(a_), np.asarray(b_), rtol=1e-9, atol=1e-12 * float(jnp.max(jnp.abs(b_)))
-        )
+        np.testing.assert_allclose(np.asarray(a_), np.asarray(b_), rtol=1e-9, atol=1e-12 * float(jnp.max(jnp.abs(b_))))
 
 
 def test_newton_converges_quadratically_from_cold_start():
@@ -684,13 +674,9 @@ def test_validation_errors_are_clear():
     b.pipe("in", "a", 1.0, 0.01)
     b.pipe("island1", "island2", 1.0, 0.01)
     net, _ = b.build()
-    with pytest.raises(
-        ValueError, match="not connected to any fixed-pressure node.*island1.*island2"
-    ):
+    with pytest.raises(ValueError, match="not connected to any fixed-pressure node.*island1.*island2"):
         validate_network(net)
-    net2 = Network(
-        n_nodes=2, edge_from=(0,), edge_to=(1,), edge_kind=(EdgeKind.PIPE,), fixed_nodes=()
-    )
+    net2 = Network(n_nodes=2, edge_from=(0,), edge_to=(1,), edge_kind=(EdgeKind.PIPE,), fixed_nodes=())
     with pytest.raises(ValueError, match="no fixed-pressure node"):
         validate_network(net2)
     b = NetworkBuilder()
@@ -724,9 +710,7 @@ def test_failed_solves_report_and_stay_finite():
     net, params = b.build()
     sol, info = _solve(net, params, fluid(), b.boundary(pressure={"in": 1.1e5, "out": 1e5}))
     assert not bool(info.converged)
-    assert np.all(np.isfinite(np.asarray(sol.flow))) and np.all(
-        np.isfinite(np.asarray(sol.pressure))
-    )
+    assert np.all(np.isfinite(np.asarray(sol.flow))) and np.all(np.isfinite(np.asarray(sol.pressure)))
     with pytest.raises(ValueError, match="did not converge"):
         check_solution(net, sol, info)
     # iteration limit
@@ -760,9 +744,9 @@ def test_failed_solves_report_and_stay_finite():
 
 # ------------------------------------------------------------ vmap and grad
 _RACK = mini_rack()
-_HEADERS = np.asarray(
-    [lab.startswith(("S", "R")) or lab in ("feed", "ret") for lab in _RACK[1].edge_labels]
-) & (np.asarray(_RACK[1].edge_kind) == EdgeKind.PIPE)
+_HEADERS = np.asarray([lab.startswith(("S", "R")) or lab in ("feed", "ret") for lab in _RACK[1].edge_labels]) & (
+    np.asarray(_RACK[1].edge_kind) == EdgeKind.PIPE
+)
 
 
 @jax.jit
@@ -793,9 +777,7 @@ def test_vmap_over_operating_points_equals_loop():
     tsup = jnp.asarray(rng.uniform(20.0, 45.0, n))
     power = jnp.asarray(rng.uniform(500.0, 1200.0, (n, n_plates)))
     d = f64(0.025)
-    tmax_v, flow_v, conv_v = jax.jit(jax.vmap(rack_objective, (None, 0, 0, 0)))(
-        d, speeds, tsup, power
-    )
+    tmax_v, flow_v, conv_v = jax.jit(jax.vmap(rack_objective, (None, 0, 0, 0)))(d, speeds, tsup, power)
     assert bool(jnp.all(conv_v))
     for i in range(n):
         tmax, flow, _ = rack_objective(d, speeds[i], tsup[i], power[i])
