@@ -81,6 +81,7 @@ from kernels._network_thermal import NetworkTemperatures, network_temperatures
 from kernels.diagnostics import SolveInfo
 
 __all__ = [
+    "GRAVITY",
     "Boundary",
     "EdgeKind",
     "EdgeParams",

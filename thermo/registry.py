@@ -13,13 +13,14 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from thermo import stack
+from thermo import rack, stack
 from thermo.case import CaseError, CaseFile
 
 __all__ = ["CASE_TYPES", "model_for"]
 
 CASE_TYPES: dict[str, ModuleType] = {
     stack.CASE_TYPE: stack,
+    rack.CASE_TYPE: rack,
 }
 
 
