@@ -679,6 +679,15 @@ def test_validation_errors_are_clear():
     net2 = Network(n_nodes=2, edge_from=(0,), edge_to=(1,), edge_kind=(EdgeKind.PIPE,), fixed_nodes=())
     with pytest.raises(ValueError, match="no fixed-pressure node"):
         validate_network(net2)
+    k = (EdgeKind.PIPE, EdgeKind.TEE_DIVIDING_RUN, EdgeKind.TEE_DIVIDING_BRANCH)
+    tee = Network(4, (0, 1, 1), (1, 2, 3), k, fixed_nodes=(0, 2, 3), tee_partner=(-1, 2, 1))
+    validate_network(tee)
+    bad = Network(4, (0, 1, 1), (1, 2, 3), k, fixed_nodes=(0, 2, 3), tee_partner=(-1, 2, 2))
+    with pytest.raises(ValueError, match="partner .* must be the matching TEE_DIVIDING_BRANCH"):
+        validate_network(bad)
+    bad = Network(4, (0, 1, 3), (1, 2, 1), k, fixed_nodes=(0, 2, 3), tee_partner=(-1, 2, 1))
+    with pytest.raises(ValueError, match="must both start at the junction"):
+        validate_network(bad)
     b = NetworkBuilder()
     b.node("tank", fixed=True)
     b.node("x")

@@ -116,6 +116,7 @@ def _tray_flows(text):
     return case, np.array([float(sol.flow[lab.index(f"tray {i} supply QD")]) for i in range(27)])
 
 
+@pytest.mark.slow  # three more rack compilations (~10 s)
 def test_flow_distribution_responds_to_the_manifold():
     """Friction-only manifolds (no tee losses), 25 mm: in a U (direct
     return) layout the trays nearest the inlet/outlet end get the most flow,
