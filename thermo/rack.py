@@ -37,7 +37,6 @@ and the heat balance.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -63,7 +62,7 @@ from kernels.network import (
 from thermo.case import CaseFile, Table
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
-from thermo.results import Quantity
+from thermo.results import Quantity, write_common, write_summary_json
 
 __all__ = ["RackCase", "CASE_TYPE", "parse", "build_network", "solve", "run"]
 
@@ -507,12 +506,6 @@ def solve(case: RackCase):
 # ----------------------------------------------------------------------------- run
 
 
-def _jsonable(q: Quantity):
-    v = q.value
-    if isinstance(v, (np.floating, np.integer, np.bool_)):
-        v = v.item()
-    return {"value": v, "unit": q.unit, "description": q.description}
-
 
 def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write results.h5, summary.json and plots into ``folder``."""
@@ -612,9 +605,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         summary,
         dict(r=r, tj=tj, dp=dp_plate, ratio=ratio, q_tray=q_tray, fluid=(rho, float(fluid.viscosity), cp)),
     )
-    (folder / "summary.json").write_text(
-        json.dumps({k: _jsonable(v) for k, v in summary.items()}, indent=2) + "\n", encoding="utf-8"
-    )
+    write_summary_json(folder, summary)
     if case.plots:
         _plots(folder, case, rn, rho, p, qp, t_pin, t_pout, tj, q_tray, history)
     return summary
@@ -623,14 +614,13 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
 def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, extra):
     net = rn.network
     with h5py.File(path, "w") as h5:
-        c = h5.create_group("case")
-        c.create_dataset("text", data=case_file.text)
-        c.create_dataset("parsed", data=json.dumps(case.as_dict(), indent=1, default=str))
-        s = h5.create_group("solver")
-        s.create_dataset("iterations", data=int(info.iterations))
-        s.create_dataset("residual", data=float(info.residual))
-        s.create_dataset("converged", data=bool(info.converged))
-        s.create_dataset("residual_history", data=history)
+        solver = {
+            "iterations": int(info.iterations),
+            "residual": float(info.residual),
+            "converged": bool(info.converged),
+            "residual_history": history,
+        }
+        write_common(h5, case_file.text, case.as_dict(), solver, summary)
         g = h5.create_group("network")
         g.attrs["description"] = "flow network: edges from edge_from to edge_to; positive flow in that direction"
         strings = h5py.string_dtype()
@@ -689,10 +679,6 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
         ):
             fl.attrs[k] = v
             fl.attrs[k + ".unit"] = u
-        sm = h5.create_group("summary")
-        for key, qv in summary.items():
-            sm.attrs[key] = _jsonable(qv)["value"]
-            sm.attrs[key + ".unit"] = qv.unit
 
 
 def _plots(folder, case, rn, rho, p, qp, t_pin, t_pout, tj, q_tray, history):
