@@ -59,9 +59,7 @@ def synthetic_ladder_network(n_ladders=7, n_branches=24, shared_loop=False, layo
         for i in range(n_branches):
             b.pipe(f"{t}S{i}", f"{t}a{i}", 0.6, 0.008, roughness=1e-6, k_minor=1.5)
             b.flow_coefficient(f"{t}a{i}", f"{t}b{i}", kv=2.4)
-            plates.append(
-                b.power_law(f"{t}b{i}", f"{t}c{i}", lin_coef=2e7, pow_coef=1e9, exponent=1.85)
-            )
+            plates.append(b.power_law(f"{t}b{i}", f"{t}c{i}", lin_coef=2e7, pow_coef=1e9, exponent=1.85))
             b.flow_coefficient(f"{t}c{i}", f"{t}R{i}", kv=2.4)
             if i:
                 b.pipe(f"{t}S{i - 1}", f"{t}S{i}", 0.05, 0.025, roughness=1e-6, k_minor=0.2)

@@ -81,6 +81,25 @@ def _facility_table(data) -> list[str]:
     return out
 
 
+def _network_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "network"]
+    if not rows:
+        return []
+    out = [
+        "Flow networks (Newton on nodal pressures; after compilation):",
+        "",
+        "| case | edges | time (s) | Newton iterations | per operating point (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['case']} | {m['edges']} | {m['solve_s']:.4f} | {m.get('newton_iterations', '')} "
+            f"| {m.get('per_point_s', m['solve_s']):.2e} |"
+        )
+    return out
+
+
 def write() -> None:
     lines = [BEGIN, ""]
     for path, data in _latest_per_machine():
@@ -100,6 +119,8 @@ def write() -> None:
             *_scipy_table(data),
             "",
             *_facility_table(data),
+            "",
+            *_network_table(data),
             "",
         ]
     lines.append(END)
