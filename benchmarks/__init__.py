@@ -1,0 +1,1 @@
+"""Benchmarks of aidc-thermo: `python -m benchmarks run [--quick] [--only NAME]`."""

@@ -1,0 +1,69 @@
+"""`python -m benchmarks run [--quick] [--only NAME]`: run the benchmarks,
+write benchmarks/results/<machine>-<date>.json and regenerate RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run benchmarks")
+    r.add_argument("--quick", action="store_true", help="tiny sizes (CI keeps the harness alive)")
+    r.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
+    r.add_argument("--no-save", action="store_true", help="print only; write nothing")
+    sub.add_parser("report", help="regenerate RESULTS.md from benchmarks/results/*.json")
+    args = p.parse_args(argv)
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    from benchmarks import conduction, harness, report
+
+    if args.command == "report":
+        report.write()
+        return 0
+    info = harness.machine_info()
+    bw = harness.copy_bandwidth(32 * 2**20 if args.quick else 256 * 2**20)
+    roof = bw["numpy_copy_GBps"]
+    print(f"machine: {info}\ncopy bandwidth: {bw}", flush=True)
+    suites = {
+        "conduction": lambda: conduction.run(
+            (16, 32) if args.quick else (64, 128, 192),
+            (jnp.float64, jnp.float32),
+            roof,
+            repeats=2 if args.quick else 5,
+        ),
+    }
+    unknown = set(args.only or ()) - set(suites)
+    if unknown:
+        print(f"unknown benchmark(s) {sorted(unknown)}; known: {sorted(suites)}", file=sys.stderr)
+        return 2
+    records = []
+    for name, fn in suites.items():
+        if args.only and name not in args.only:
+            continue
+        for rec in fn():
+            records.append(rec)
+            print(
+                f"{rec.benchmark:12s} {rec.case:10s} {rec.dtype:8s} "
+                + " ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in rec.metrics.items()
+                ),
+                flush=True,
+            )
+    if not args.no_save:
+        path = harness.save(records, info, bw, args.quick)
+        print(f"saved {path}")
+        if not args.quick:
+            report.write()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

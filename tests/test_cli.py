@@ -1,0 +1,123 @@
+"""The ``thermo`` command end to end on every bundled case, and the results
+folder: HDF5 contents, the XDMF sidecar read back by meshio, atomic writes."""
+
+import json
+import tomllib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from thermo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
+#: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
+GRIDDED = {"package_stack"}
+GRIDDED_CASES = [c.stem for c in BUNDLED if tomllib.loads(c.read_text())["case"]["type"] in GRIDDED]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run every bundled case once; tests below inspect the folders."""
+    base = tmp_path_factory.mktemp("runs")
+    out = {}
+    for case in BUNDLED:
+        folder = base / case.stem
+        code = main(["run", str(case), "-o", str(folder)])
+        out[case.stem] = (code, folder)
+    return out
+
+
+@pytest.mark.parametrize("case", [c.stem for c in BUNDLED])
+def test_bundled_case_runs_and_writes_a_complete_folder(case, runs):
+    code, folder = runs[case]
+    assert code == 0
+    for name in ("results.h5", "summary.json"):
+        assert (folder / name).is_file(), name
+    summary = json.loads((folder / "summary.json").read_text())
+    for key, entry in summary.items():
+        assert set(entry) == {"value", "unit", "description"}, key
+        if isinstance(entry["value"], float):
+            assert np.isfinite(entry["value"]), key
+    assert list(folder.glob("*.png")), "no plots written"
+    with h5py.File(folder / "results.h5") as h5:
+        assert "text" in h5["case"] and "parsed" in h5["case"]
+        assert h5["case/text"][()].decode() == (ROOT / "cases" / f"{case}.toml").read_text()
+        assert "solver" in h5 and "summary" in h5
+        for name, ds in h5.get("fields", {}).items():
+            assert "units" in ds.attrs, name
+            assert np.all(np.isfinite(ds[()])), name
+
+
+@pytest.mark.parametrize("case", GRIDDED_CASES)
+def test_xdmf_opens_in_meshio_on_the_right_grid(case, runs):
+    import meshio
+
+    _, folder = runs[case]
+    mesh = meshio.read(folder / "results.xdmf")
+    with h5py.File(folder / "results.h5") as h5:
+        xf, yf, zf = (h5[f"grid/{a}_faces"][()] for a in "xyz")
+        T = h5["fields/temperature"][()]
+    nx, ny, nz = len(xf) - 1, len(yf) - 1, len(zf) - 1
+    assert mesh.points.shape == ((nx + 1) * (ny + 1) * (nz + 1), 3)
+    hexes = mesh.cells_dict["hexahedron"]
+    assert hexes.shape == (nx * ny * nz, 8)
+    # each cell's centroid (from the mesh) matches the grid's cell centre
+    centroids = mesh.points[hexes].mean(axis=1).reshape(nx, ny, nz, 3)
+    xc, yc, zc = (0.5 * (f[1:] + f[:-1]) for f in (xf, yf, zf))
+    np.testing.assert_allclose(centroids[..., 0], np.broadcast_to(xc[:, None, None], T.shape), atol=1e-12)
+    np.testing.assert_allclose(centroids[..., 2], np.broadcast_to(zc[None, None, :], T.shape), atol=1e-12)
+    data = mesh.cell_data["temperature [K]"][0]
+    np.testing.assert_array_equal(np.asarray(data).reshape(T.shape), T)
+
+
+def test_slab_matches_the_exact_one_dimensional_answer(runs):
+    _, folder = runs["slab"]
+    s = json.loads((folder / "summary.json").read_text())
+    q, L, k, h = 50e4, 5e-3, 393.0, 1e4
+    exact = 30.0 + q * (L / k + 1 / h)
+    assert s["T_junction_max"]["value"] == pytest.approx(exact, abs=1e-7)
+    assert s["T_junction_mean"]["value"] == pytest.approx(exact, abs=1e-7)
+    assert s["R_junction_to_coolant"]["value"] == pytest.approx((exact - 30.0) / 50.0, rel=1e-9)
+    assert s["heat_balance_error"]["value"] < 1e-9
+
+
+def test_accelerator_case_headlines_are_consistent(runs):
+    _, folder = runs["accelerator_700w"]
+    s = json.loads((folder / "summary.json").read_text())
+    assert s["total_power"]["value"] == pytest.approx(772.0)
+    assert s["heat_balance_error"]["value"] < 1e-9
+    assert s["T_junction_max"]["value"] > s["T_junction_mean"]["value"] > s["T_coolant"]["value"]
+    # the hot spot is where the case puts it (24-32 mm square)
+    assert 0.024 < s["hotspot_x"]["value"] < 0.032 and 0.024 < s["hotspot_y"]["value"] < 0.032
+    r = s["R_junction_to_coolant"]["value"]
+    assert (s["T_junction_max"]["value"] - 35.0) / 772.0 == pytest.approx(r, rel=1e-12)
+
+
+def test_non_converged_solve_exits_3_and_leaves_the_old_folder(tmp_path, capsys):
+    case = tmp_path / "tight.toml"
+    case.write_text((ROOT / "cases" / "slab.toml").read_text() + "\n[solver]\nmax_iterations = 1\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous results")
+    assert main(["run", str(case), "-o", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "did not converge" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_rerun_replaces_the_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    assert main(["run", str(ROOT / "cases" / "slab.toml"), "-o", str(out)]) == 0
+    assert not (out / "stale.txt").exists() and (out / "summary.json").exists()
+
+
+def test_check_accepts_every_bundled_case(capsys):
+    for case in BUNDLED:
+        assert main(["check", str(case)]) == 0
+    assert capsys.readouterr().out.count(": ok") == len(BUNDLED)

@@ -1,0 +1,65 @@
+"""Coolant property fits against IAPWS reference values and CoolProp."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from thermo.case import CaseError, Table
+from thermo.coolant import make_coolant, read_coolant, volume_to_mass_fraction
+
+# IAPWS-95 / IAPWS-2008 / IAPWS-2011 at 1 atm (shared/reference/validation.md)
+WATER = [  # T degC, rho, cp, mu (mPa s), k
+    (20, 998.207, 4184.1, 1.00160, 0.5980),
+    (30, 995.649, 4179.8, 0.79722, 0.6144),
+    (40, 992.216, 4179.4, 0.65273, 0.6285),
+    (50, 988.035, 4181.3, 0.54652, 0.6406),
+    (60, 983.196, 4185.0, 0.46604, 0.6510),
+]
+
+
+@pytest.mark.parametrize("row", WATER)
+def test_water_matches_iapws_reference(row):
+    t, rho, cp, mu, k = row
+    w = make_coolant("water")
+    T = t + 273.15
+    assert w.density(T) == pytest.approx(rho, rel=2e-4)
+    assert w.cp(T) == pytest.approx(cp, rel=5e-4)
+    assert w.viscosity(T) == pytest.approx(mu * 1e-3, rel=2e-3)
+    assert w.conductivity(T) == pytest.approx(k, rel=2e-3)
+
+
+@pytest.mark.parametrize("fluid, w", [("propylene_glycol", 0.257), ("ethylene_glycol", 0.3)])
+def test_glycol_fits_match_coolprop(fluid, w):
+    import CoolProp.CoolProp as CP
+
+    c = make_coolant(fluid, w)
+    assert c.fit_error < 1e-3
+    name = {"propylene_glycol": "INCOMP::MPG[0.257]", "ethylene_glycol": "INCOMP::MEG[0.3]"}[fluid]
+    for T in np.random.default_rng(3).uniform(280.0, 360.0, 7):
+        assert c.density(T) == pytest.approx(CP.PropsSI("D", "T", T, "P", 2e5, name), rel=1e-3)
+        assert c.viscosity(T) == pytest.approx(CP.PropsSI("V", "T", T, "P", 2e5, name), rel=1e-3)
+        assert c.cp(T) == pytest.approx(CP.PropsSI("C", "T", T, "P", 2e5, name), rel=1e-3)
+
+
+def test_pg25_by_volume_is_about_25_7_percent_by_mass():
+    assert volume_to_mass_fraction("propylene_glycol", 0.25) == pytest.approx(0.257, abs=0.002)
+
+
+def test_properties_trace_and_differentiate_in_jax():
+    w = make_coolant("water")
+    drho = jax.grad(lambda T: w.density(T))(jnp.asarray(313.15))
+    dmu = jax.jit(jax.grad(lambda T: w.viscosity(T)))(jnp.asarray(313.15))
+    assert -0.5 < float(drho) < -0.2  # kg/m^3/K near 40 degC
+    assert float(dmu) < 0
+
+
+def test_coolant_table_errors_name_the_key():
+    with pytest.raises(CaseError, match="coolant.fluid"):
+        read_coolant(Table({"fluid": "glycol"}, "c.toml", "coolant"))
+    with pytest.raises(CaseError, match="exactly one"):
+        read_coolant(Table({"fluid": "propylene_glycol"}, "c.toml", "coolant"))
+    with pytest.raises(CaseError, match="coolant.volume_fraction"):
+        read_coolant(Table({"fluid": "propylene_glycol", "volume_fraction": 0.9}, "c.toml", "coolant"))
+    c = read_coolant(Table({"fluid": "propylene_glycol", "volume_fraction": 0.25}, "c.toml", "coolant"))
+    assert c.mass_fraction == pytest.approx(0.257, abs=0.002)

@@ -1,0 +1,3 @@
+from thermo.cli import main
+
+raise SystemExit(main())

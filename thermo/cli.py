@@ -1,0 +1,110 @@
+"""The ``thermo`` command.
+
+Exit codes: 0 success; 2 a problem with the case file or the command line
+(the message names the file and the key); 3 a solve that did not converge
+(no results are written); 1 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_CASE, EXIT_SOLVE = 0, 1, 2, 3
+
+
+def _configure_jax() -> None:
+    """Precision is set here, at the entry point, never at library import:
+    float64 is available; each case chooses its own precision."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def _load(path: str):
+    from thermo.case import load
+    from thermo.registry import model_for
+
+    case_file = load(path)
+    model = model_for(case_file)
+    return case_file, model, model.parse(case_file)
+
+
+def _print_summary(summary: dict, stream) -> None:
+    width = max(len(k) for k in summary)
+    for key, q in summary.items():
+        v = q.value
+        text = f"{v:.6g}" if isinstance(v, float) else str(v)
+        print(f"  {key:<{width}}  {text} {q.unit}".rstrip(), file=stream)
+
+
+def cmd_check(args) -> int:
+    case_file, model, case = _load(args.case)
+    print(f"{case_file.path}: ok ({model.CASE_TYPE} case {getattr(case, 'name', '')!r})")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    case_file, model, case = _load(args.case)
+    from thermo.results import atomic_folder
+
+    out = Path(args.output) if args.output else Path("results") / case_file.path.stem
+    print(f"running {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
+    with atomic_folder(out) as tmp:
+        summary = model.run(case, case_file, tmp)
+    print(f"results written to {out}/ (open results.xdmf in ParaView)")
+    _print_summary(summary, sys.stdout)
+    if args.json:
+        print(json.dumps({k: q.value for k, q in summary.items()}))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from thermo import __version__
+
+    p = argparse.ArgumentParser(
+        prog="thermo",
+        description="aidc-thermo: thermal and energy models of liquid-cooled AI data centres.",
+    )
+    p.add_argument("--version", action="version", version=f"aidc-thermo {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser(
+        "run",
+        help="solve a case and write a results folder",
+        description="Solve CASE and write results.h5, results.xdmf, summary.json and PNG plots into a results folder.",
+    )
+    r.add_argument("case", help="case file (TOML)")
+    r.add_argument("-o", "--output", help="results folder (default: results/<case name>)")
+    r.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser(
+        "check",
+        help="validate a case file without solving",
+        description="Parse and validate CASE; exit 0 if it is valid, 2 if not.",
+    )
+    c.add_argument("case", help="case file (TOML)")
+    c.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from thermo.errors import CaseError, SolveError
+
+    args = build_parser().parse_args(argv)
+    _configure_jax()
+    try:
+        return args.func(args)
+    except CaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CASE
+    except SolveError as exc:
+        print(f"error: {args.case}: {exc}", file=sys.stderr)
+        return EXIT_SOLVE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

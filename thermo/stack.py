@@ -1,0 +1,539 @@
+"""``package_stack`` cases: steady conduction through a chip package.
+
+The stack is a pile of layers from the active side of the die (z = 0, where
+the heat is generated) up to the cold side (the top face, cooled by a fluid at
+a heat transfer coefficient or held at a temperature). Each layer has a fill
+material and optional rectangular blocks of other materials (the die and the
+HBM stacks in the bottom layer, say). Heat enters on the bottom face through
+rectangles or tabulated power maps, each inside a block of the bottom layer.
+Side faces are insulated; the bottom face is insulated unless a ``[bottom]``
+table gives a convective path to the board.
+
+Reported: junction temperature (the bottom face of the heated blocks, i.e.
+the active side of the die), its maximum and mean, the junction-to-coolant
+thermal resistance ``(T_j,max - T_coolant) / P``, and the heat balance.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kernels import conduction, linsolve
+from kernels.grid import grid_from_faces
+from thermo.case import CaseError, CaseFile, Table
+from thermo.errors import SolveError
+from thermo.materials import material_library
+from thermo.results import Field, Quantity, write_results
+
+__all__ = ["StackCase", "parse", "solve", "run"]
+
+CASE_TYPE = "package_stack"
+
+
+# ----------------------------------------------------------------------------- case
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    material: str
+    rect: tuple[float, float, float, float]  # x0, y0, x1, y1 (m)
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    material: str
+    thickness: float  # m
+    cells: int
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class HeatSource:
+    name: str
+    block: str
+    rect: tuple[float, float, float, float]
+    power: float  # W
+    map: tuple[tuple[float, ...], ...] | None  # relative weights, rows along y from y0
+
+
+@dataclass(frozen=True)
+class Surface:
+    kind: str  # "convective", "temperature" or "insulated"
+    h: float  # W/m^2/K
+    temperature: float  # K
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    precision: str
+    tolerance: float
+    max_iterations: int
+
+
+@dataclass(frozen=True)
+class StackCase:
+    name: str
+    description: str
+    size: tuple[float, float]
+    cells: tuple[int, int]
+    materials: dict
+    layers: tuple[Layer, ...]
+    heat: tuple[HeatSource, ...]
+    cold_side: Surface
+    bottom: Surface
+    solver: SolverSettings
+    plots: bool
+
+    @property
+    def total_power(self) -> float:
+        return sum(h.power for h in self.heat)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rect(t: Table, key: str, size, default=None):
+    r = t.quantities(key, "length", length=4, default=default, nonnegative=True)
+    if r is None:
+        return None
+    x0, y0, x1, y1 = r
+    if not (x1 > x0 and y1 > y0):
+        raise t.error(key, f"rect is [x0, y0, x1, y1] with x1 > x0 and y1 > y0, got {t.raw(key)}")
+    if x1 > size[0] * (1 + 1e-12) or y1 > size[1] * (1 + 1e-12):
+        raise t.error(
+            key,
+            f"rect {t.raw(key)} extends outside the domain [0, 0, {size[0] * 1e3:g} mm, {size[1] * 1e3:g} mm]",
+        )
+    return (x0, y0, x1, y1)
+
+
+def _inside(inner, outer, tol=1e-12):
+    return (
+        inner[0] >= outer[0] - tol
+        and inner[1] >= outer[1] - tol
+        and inner[2] <= outer[2] + tol
+        and inner[3] <= outer[3] + tol
+    )
+
+
+def _read_map(t: Table, key: str, base: Path):
+    path = t.path_value(key, base, default=None)
+    if path is None:
+        return None
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path)
+        else:
+            with path.open(newline="", encoding="utf-8") as fh:
+                rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
+            arr = np.array([[float(v) for v in r] for r in rows])
+    except (ValueError, OSError) as exc:
+        raise t.error(key, f"cannot read power map {path.name}: {exc}") from None
+    if arr.ndim != 2 or arr.size == 0 or (arr.ndim == 2 and len({len(r) for r in arr}) != 1):
+        raise t.error(key, f"power map {path.name} must be a non-empty 2D grid of numbers")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
+        raise t.error(key, f"power map {path.name} must be finite, non-negative and not all zero")
+    return tuple(tuple(float(v) for v in row) for row in arr)
+
+
+def parse(case: CaseFile) -> StackCase:
+    """Read a ``package_stack`` case; raises CaseError on any problem."""
+    root = Table(case.data, case.path)
+    meta = root.table("case")
+    meta.string("type", choices=(CASE_TYPE,))
+    name = meta.string("name")
+    description = meta.string("description", default="")
+    meta.finish()
+
+    user_materials = {}
+    mt = root.table("materials", default=None)
+    if mt is not None:
+        for key in list(mt.data):
+            user_materials[key] = mt.quantity(key, "thermal_conductivity", positive=True)
+        mt.finish()
+    library = material_library(user_materials)
+
+    def material(t: Table, key: str) -> str:
+        return t.string(key, choices=tuple(sorted(library)))
+
+    dom = root.table("domain")
+    size = dom.quantities("size", "length", length=2, positive=True)
+    cells = dom.integers("cells", 2, minimum=1)
+    dom.finish()
+
+    layers = []
+    names = set()
+    for lt in root.tables("layers", min_count=1):
+        lname = lt.string("name")
+        if lname in names:
+            raise lt.error("name", f"layer name {lname!r} is used twice")
+        names.add(lname)
+        blocks = []
+        for bt in lt.tables("blocks", default=[]):
+            blocks.append(Block(bt.string("name"), material(bt, "material"), _rect(bt, "rect", size)))
+            bt.finish()
+        for i, a in enumerate(blocks):
+            for b in blocks[i + 1 :]:
+                if min(a.rect[2], b.rect[2]) > max(a.rect[0], b.rect[0]) and min(a.rect[3], b.rect[3]) > max(
+                    a.rect[1], b.rect[1]
+                ):
+                    raise lt.error("blocks", f"blocks {a.name!r} and {b.name!r} overlap")
+        layers.append(
+            Layer(
+                lname,
+                material(lt, "material"),
+                lt.quantity("thickness", "length", positive=True),
+                lt.integer("cells", default=1, minimum=1),
+                tuple(blocks),
+            )
+        )
+        lt.finish()
+
+    bottom_blocks = {b.name: b for b in layers[0].blocks}
+    heat = []
+    for ht in root.tables("heat", min_count=1):
+        bname = ht.string("block")
+        if bname not in bottom_blocks:
+            valid = ", ".join(map(repr, bottom_blocks)) or "none (the bottom layer has no blocks)"
+            raise ht.error("block", f"no block {bname!r} in the bottom layer; blocks there: {valid}")
+        block = bottom_blocks[bname]
+        rect = _rect(ht, "rect", size, default=None) or block.rect
+        if not _inside(rect, block.rect):
+            raise ht.error("rect", f"heat source extends outside block {bname!r} (rect {list(block.rect)} m)")
+        area = (rect[2] - rect[0]) * (rect[3] - rect[1])
+        if ht.has("power") == ht.has("flux"):
+            raise ht.error(None, "give exactly one of 'power' (W) or 'flux' (W/m^2)")
+        if ht.has("power"):
+            power = ht.quantity("power", "power", nonnegative=True)
+        else:
+            power = ht.quantity("flux", "heat_flux", nonnegative=True) * area
+        heat.append(
+            HeatSource(
+                ht.string("name", default=bname),
+                bname,
+                rect,
+                power,
+                _read_map(ht, "map", case.directory),
+            )
+        )
+        ht.finish()
+    if sum(h.power for h in heat) <= 0:
+        raise root.error("heat", "total heat input must be positive")
+
+    cold = root.table("cold_side")
+    ckind = cold.string("type", choices=("convective", "temperature"))
+    if ckind == "convective":
+        cold_side = Surface(
+            ckind,
+            cold.quantity("h", "heat_transfer_coefficient", positive=True),
+            cold.quantity("temperature", "temperature", positive=True),
+        )
+    else:
+        cold_side = Surface(ckind, 0.0, cold.quantity("temperature", "temperature", positive=True))
+    cold.finish()
+
+    bottom = Surface("insulated", 0.0, 0.0)
+    bt = root.table("bottom", default=None)
+    if bt is not None:
+        bkind = bt.string("type", choices=("insulated", "convective"))
+        if bkind == "convective":
+            bottom = Surface(
+                bkind,
+                bt.quantity("h", "heat_transfer_coefficient", positive=True),
+                bt.quantity("temperature", "temperature", positive=True),
+            )
+        bt.finish()
+
+    st = root.table("solver", default={})
+    precision = st.string("precision", default="float64", choices=("float64", "float32"))
+    solver = SolverSettings(
+        precision,
+        st.number(
+            "tolerance",
+            default=1e-10 if precision == "float64" else 1e-5,
+            minimum=1e-15,
+            maximum=1e-2,
+        ),
+        st.integer("max_iterations", default=200, minimum=1),
+    )
+    st.finish()
+
+    out = root.table("output", default={})
+    plots = out.boolean("plots", default=True)
+    out.finish()
+    root.finish()
+
+    nx_min = len(_breakpoints(0, size[0], layers, heat)) - 1
+    ny_min = len(_breakpoints(1, size[1], layers, heat)) - 1
+    if cells[0] < nx_min or cells[1] < ny_min:
+        raise CaseError(
+            case.path,
+            "domain.cells",
+            f"too few cells for the geometry: the block and heat-source edges need at least "
+            f"[{nx_min}, {ny_min}], got {list(cells)}",
+        )
+    return StackCase(
+        name,
+        description,
+        tuple(size),
+        tuple(cells),
+        user_materials,
+        tuple(layers),
+        tuple(heat),
+        cold_side,
+        bottom,
+        solver,
+        plots,
+    )
+
+
+# ----------------------------------------------------------------------------- grid
+
+
+def _breakpoints(axis, length, layers, heat):
+    pts = {0.0, length}
+    for layer in layers:
+        for b in layer.blocks:
+            pts.update((b.rect[axis], b.rect[axis + 2]))
+    for h in heat:
+        pts.update((h.rect[axis], h.rect[axis + 2]))
+    pts = np.array(sorted(pts))
+    keep = np.concatenate([[True], np.diff(pts) > 1e-9 * length])
+    return pts[keep]
+
+
+def _lateral_faces(axis, length, n, layers, heat) -> np.ndarray:
+    """Faces along x or y: every block and source edge is a face; cells are
+    shared among the intervals in proportion to their length (largest
+    remainder), at least one per interval."""
+    pts = _breakpoints(axis, length, layers, heat)
+    widths = np.diff(pts)
+    m = len(widths)
+    share = (n - m) * widths / widths.sum()
+    counts = 1 + np.floor(share).astype(int)
+    remainder = n - counts.sum()
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    counts[order[:remainder]] += 1
+    faces = [pts[0]]
+    for a, w, c in zip(pts[:-1], widths, counts, strict=True):
+        faces.extend(a + w * np.arange(1, c + 1) / c)
+    faces = np.array(faces)
+    faces[-1] = length
+    return faces
+
+
+def _vertical_faces(layers) -> np.ndarray:
+    faces = [0.0]
+    for layer in layers:
+        faces.extend(faces[-1] + layer.thickness * np.arange(1, layer.cells + 1) / layer.cells)
+    return np.array(faces)
+
+
+def _overlap(faces, a, b):
+    """Length of each cell [f_i, f_i+1] inside [a, b]."""
+    lo = np.maximum(faces[:-1], a)
+    hi = np.minimum(faces[1:], b)
+    return np.clip(hi - lo, 0.0, None)
+
+
+@dataclass(frozen=True)
+class Discretization:
+    faces: tuple[np.ndarray, np.ndarray, np.ndarray]
+    material_names: tuple[str, ...]
+    material_map: np.ndarray  # int (nx, ny, nz)
+    k_table: np.ndarray  # W/m/K per material index
+    bottom_flux: np.ndarray  # W/m^2 into the domain, (nx, ny)
+    junction_mask: np.ndarray  # bool (nx, ny): bottom cells under a heated block
+    layer_of_z: np.ndarray  # layer index per z cell
+
+
+def discretize(case: StackCase) -> Discretization:
+    xf = _lateral_faces(0, case.size[0], case.cells[0], case.layers, case.heat)
+    yf = _lateral_faces(1, case.size[1], case.cells[1], case.layers, case.heat)
+    zf = _vertical_faces(case.layers)
+    xc, yc = 0.5 * (xf[1:] + xf[:-1]), 0.5 * (yf[1:] + yf[:-1])
+    library = material_library(case.materials)
+    used = sorted({m for layer in case.layers for m in [layer.material] + [b.material for b in layer.blocks]})
+    index = {m: i for i, m in enumerate(used)}
+    nx, ny, nz = len(xc), len(yc), len(zf) - 1
+    mat = np.zeros((nx, ny, nz), np.int32)
+    layer_of_z = np.zeros(nz, np.int32)
+    z0 = 0
+    for li, layer in enumerate(case.layers):
+        plane = np.full((nx, ny), index[layer.material], np.int32)
+        for b in layer.blocks:
+            inx = (xc > b.rect[0]) & (xc < b.rect[2])
+            iny = (yc > b.rect[1]) & (yc < b.rect[3])
+            plane[np.ix_(inx, iny)] = index[b.material]
+        mat[:, :, z0 : z0 + layer.cells] = plane[:, :, None]
+        layer_of_z[z0 : z0 + layer.cells] = li
+        z0 += layer.cells
+
+    area = np.diff(xf)[:, None] * np.diff(yf)[None, :]
+    power = np.zeros((nx, ny))
+    for h in case.heat:
+        ox = _overlap(xf, h.rect[0], h.rect[2])
+        oy = _overlap(yf, h.rect[1], h.rect[3])
+        if h.map is None:
+            weights = np.outer(ox, oy)
+        else:
+            grid_map = np.asarray(h.map)  # rows along y, columns along x
+            ncol, nrow = grid_map.shape[1], grid_map.shape[0]
+            mx = np.linspace(h.rect[0], h.rect[2], ncol + 1)
+            my = np.linspace(h.rect[1], h.rect[3], nrow + 1)
+            wx = np.stack([_overlap(xf, mx[c], mx[c + 1]) / (mx[c + 1] - mx[c]) for c in range(ncol)], 1)
+            wy = np.stack([_overlap(yf, my[r], my[r + 1]) / (my[r + 1] - my[r]) for r in range(nrow)], 1)
+            weights = wx @ grid_map.T @ wy.T  # conservative remap onto the cells
+        power += h.power * weights / weights.sum()
+    flux = power / area
+    junction = np.zeros((nx, ny), bool)
+    for h in case.heat:
+        b = next(b for b in case.layers[0].blocks if b.name == h.block)
+        inx = (xc > b.rect[0]) & (xc < b.rect[2])
+        iny = (yc > b.rect[1]) & (yc < b.rect[3])
+        junction[np.ix_(inx, iny)] = True
+    k_table = np.array([library[m].k for m in used])
+    return Discretization((xf, yf, zf), tuple(used), mat, k_table, flux, junction, layer_of_z)
+
+
+# ----------------------------------------------------------------------------- solve
+
+
+def _boundary_conditions(grid, case: StackCase, flux, dtype):
+    faces = {name: conduction.face_bc(grid, name, dtype=dtype) for name, _, _ in conduction.FACES}
+    bottom_kind = conduction.CONVECTIVE if case.bottom.kind == "convective" else conduction.FLUX
+    faces["z_lo"] = conduction.face_bc(
+        grid,
+        "z_lo",
+        bottom_kind,
+        h=case.bottom.h,
+        value=case.bottom.temperature,
+        flux=flux,
+        dtype=dtype,
+    )
+    top_kind = conduction.CONVECTIVE if case.cold_side.kind == "convective" else conduction.TEMPERATURE
+    faces["z_hi"] = conduction.face_bc(
+        grid, "z_hi", top_kind, h=case.cold_side.h, value=case.cold_side.temperature, dtype=dtype
+    )
+    return conduction.BoundaryConditions(**faces)
+
+
+def _solve_arrays(grid, k_table, material_map, bcs, config):
+    k = k_table[material_map]
+    T, info = conduction.solve(grid, k, jnp.zeros_like(k), bcs, config)
+    heat_in, heat_out = conduction.heat_balance(grid, k, jnp.zeros_like(k), bcs, T)
+    return T, info, heat_in, heat_out
+
+
+def solve(case: StackCase, disc: Discretization | None = None):
+    """Discretize and solve; returns (disc, T in K, SolveInfo, heat_in, heat_out)."""
+    disc = disc or discretize(case)
+    dtype = jnp.float64 if case.solver.precision == "float64" else jnp.float32
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
+    grid = grid_from_faces(*disc.faces, dtype=dtype)
+    bcs = _boundary_conditions(grid, case, jnp.asarray(disc.bottom_flux, dtype), dtype)
+    config = linsolve.MultigridConfig(tol=case.solver.tolerance, max_iterations=case.solver.max_iterations)
+    fn = jax.jit(_solve_arrays, static_argnums=(4,))
+    T, info, heat_in, heat_out = fn(grid, jnp.asarray(disc.k_table, dtype), jnp.asarray(disc.material_map), bcs, config)
+    return disc, T, info, heat_in, heat_out
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def junction_temperature(case: StackCase, disc: Discretization, T: np.ndarray) -> np.ndarray:
+    """Temperature of the bottom face (z = 0), K, shape (nx, ny): the bottom
+    cell's centre value plus the prescribed flux across its lower half."""
+    k = disc.k_table[disc.material_map[:, :, 0]]
+    dz0 = disc.faces[2][1] - disc.faces[2][0]
+    t_face = T[:, :, 0] + disc.bottom_flux * 0.5 * dz0 / k
+    if case.bottom.kind == "convective":
+        # the face sits between the cell and the board: solve the two resistances in series
+        r_half = 0.5 * dz0 / k
+        r_ext = 1.0 / case.bottom.h
+        t_face = (T[:, :, 0] * r_ext + case.bottom.temperature * r_half + disc.bottom_flux * r_half * r_ext) / (
+            r_half + r_ext
+        )
+    return t_face
+
+
+def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    """Solve and write the results into ``folder`` (a fresh, empty folder)."""
+    disc, T, info, heat_in, heat_out = solve(case)
+    T = np.asarray(T, np.float64)
+    history = np.asarray(info.history, np.float64)
+    iterations = int(info.iterations)
+    if not bool(info.converged) or not np.all(np.isfinite(T)):
+        raise SolveError(
+            f"conduction solve did not converge: relative residual {float(info.residual):.3e} "
+            f"after {iterations} iterations (tolerance {case.solver.tolerance:g}); "
+            "try more [solver] max_iterations, a looser tolerance or float64"
+        )
+    heat_in, heat_out = float(heat_in), float(heat_out)
+    balance = abs(heat_in - heat_out) / heat_in
+    tj = junction_temperature(case, disc, T)
+    tj_die = tj[disc.junction_mask]
+    tj_max, tj_mean = float(tj_die.max()), float(tj_die.mean())
+    i, j = np.unravel_index(np.argmax(np.where(disc.junction_mask, tj, -np.inf)), tj.shape)
+    xc = [0.5 * (f[1:] + f[:-1]) for f in disc.faces]
+    t_cool = case.cold_side.temperature
+    power = case.total_power
+    summary = {
+        "case": Quantity(case.name),
+        "total_power": Quantity(power, "W", "heat into the bottom face"),
+        "T_junction_max": Quantity(tj_max - 273.15, "degC", "hottest point of the heated blocks' bottom face"),
+        "T_junction_mean": Quantity(tj_mean - 273.15, "degC", "area mean over the heated blocks' bottom face"),
+        "hotspot_x": Quantity(float(xc[0][i]), "m"),
+        "hotspot_y": Quantity(float(xc[1][j]), "m"),
+        "T_coolant": Quantity(t_cool - 273.15, "degC", "cold-side fluid or wall temperature"),
+        "R_junction_to_coolant": Quantity((tj_max - t_cool) / power, "K/W", "(T_j,max - T_coolant) / P"),
+        "R_junction_to_coolant_mean": Quantity((tj_mean - t_cool) / power, "K/W", "(T_j,mean - T_coolant) / P"),
+        "T_max": Quantity(float(T.max()) - 273.15, "degC", "hottest cell centre"),
+        "heat_in": Quantity(heat_in, "W"),
+        "heat_out": Quantity(heat_out, "W"),
+        "heat_balance_error": Quantity(balance, "", "|in - out| / in"),
+        "solver_converged": Quantity(True),
+        "solver_iterations": Quantity(iterations),
+        "solver_residual": Quantity(float(info.residual), "", "relative 2-norm residual"),
+        "cells": Quantity(int(T.size)),
+    }
+    k_field = disc.k_table[disc.material_map]
+    fields = {
+        "temperature": Field(T, "K", "cell-centre temperature"),
+        "temperature_degC": Field(T - 273.15, "degC", "cell-centre temperature"),
+        "conductivity": Field(k_field, "W/m/K", "thermal conductivity"),
+        "material": Field(
+            disc.material_map.astype(np.float64),
+            "1",
+            "material index: " + ", ".join(f"{i}={m}" for i, m in enumerate(disc.material_names)),
+        ),
+    }
+    write_results(
+        folder,
+        faces=disc.faces,
+        fields=fields,
+        case_text=case_file.text,
+        case_parsed=case.as_dict(),
+        solver={
+            "iterations": iterations,
+            "residual": float(info.residual),
+            "converged": True,
+            "residual_history": history[: iterations + 1],
+            "tolerance": case.solver.tolerance,
+        },
+        summary=summary,
+    )
+    if case.plots:
+        from thermo import plots  # matplotlib only when plotting
+
+        plots.stack_plots(folder, case, disc, T, tj, history[: iterations + 1])
+    return summary
