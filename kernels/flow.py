@@ -60,7 +60,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels import _krylov
+from kernels import _krylov, linsolve
 from kernels.diagnostics import SolveInfo
 from kernels.grid import Grid
 
@@ -106,6 +106,9 @@ class FlowSpec:
             to the residual of the previous iterate).
         pressure_rtol, pressure_max_iterations: inner CG settings for the
             pressure correction (relative to the predictor's mass imbalance).
+        pressure_line_axis: line-relaxation axis of the pressure multigrid
+            (:class:`kernels.linsolve.MultigridConfig`); ``None``: z, or the
+            longer of x and y when ``nz == 1``.
         viscous_pressure: factor of the viscous pressure update
             ``- mu div u*`` (0 gives plain SIMPLEC).
     """
@@ -118,7 +121,8 @@ class FlowSpec:
     momentum_rtol: float = 1e-1
     momentum_max_iterations: int = 200
     pressure_rtol: float = 1e-2
-    pressure_max_iterations: int = 1000
+    pressure_max_iterations: int = 200
+    pressure_line_axis: int | None = None
     viscous_pressure: float = 1.0
 
     def __post_init__(self):
@@ -132,9 +136,7 @@ class FlowSpec:
         for axis in range(3):
             lo, hi = bc[2 * axis], bc[2 * axis + 1]
             if (lo == "periodic") != (hi == "periodic"):
-                raise ValueError(
-                    f"FlowSpec.bc: axis {'xyz'[axis]} is periodic on one face only ({lo}, {hi})"
-                )
+                raise ValueError(f"FlowSpec.bc: axis {'xyz'[axis]} is periodic on one face only ({lo}, {hi})")
         if "inlet" in bc and "outlet" not in bc:
             raise ValueError("FlowSpec.bc: an inlet needs an outlet (mass could not leave)")
         if self.convection not in ("central", "upwind"):
@@ -285,9 +287,13 @@ def _sl(x: jax.Array, axis: int, start: int, stop: int) -> jax.Array:
 
 
 def _pad1(x: jax.Array, axis: int, periodic: bool) -> jax.Array:
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (1, 1)
-    return jnp.pad(x, pad, mode="wrap" if periodic else "edge")
+    """One ghost entry at each end of ``axis``: wrapped or copied from the edge."""
+    n = x.shape[axis]
+    if periodic:
+        lo, hi = _sl(x, axis, n - 1, n), _sl(x, axis, 0, 1)
+    else:
+        lo, hi = _sl(x, axis, 0, 1), _sl(x, axis, n - 1, n)
+    return jnp.concatenate([lo, x, hi], axis=axis)
 
 
 def _pad_const(x: jax.Array, axis: int, lo, hi) -> jax.Array:
@@ -430,8 +436,8 @@ def _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) -> _Coefs:
         nk = S.shape[k]
         Vk = T(vel[perm[k]])  # normal velocity of axis k: (n0, .., nk+1 along k, ..)
         Vx = _pad1(Vk, 0, per0)
-        Ft = rho * _along(d[o], o) * (
-            _sl(Vx, 0, 0, m0) * (0.5 * w_left) + _sl(Vx, 0, 1, m0 + 1) * (0.5 * w_right)
+        Ft = (
+            rho * _along(d[o], o) * (_sl(Vx, 0, 0, m0) * (0.5 * w_left) + _sl(Vx, 0, 1, m0 + 1) * (0.5 * w_right))
         )  # (m0, ..., nk + 1 along k)
         if per[k]:
             fpad = _pad1(f_node, k, True)
@@ -486,9 +492,7 @@ def _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) -> _Coefs:
         Px = _pad1(P, 0, True)
     else:
         Px = _pad_const(P, 0, bnd.pressure[2 * a], bnd.pressure[2 * a + 1])
-    force = (_sl(Px, 0, 0, m0) - _sl(Px, 0, 1, m0 + 1)) * A0 + jnp.asarray(
-        params.body_force, dtype
-    )[a] * vol
+    force = (_sl(Px, 0, 0, m0) - _sl(Px, 0, 1, m0 + 1)) * A0 + jnp.asarray(params.body_force, dtype)[a] * vol
     b = b + force
 
     # ---- Dirichlet faces
@@ -572,16 +576,40 @@ def _pressure_diag(g, c):
     return out
 
 
+def _line_axis(shape, spec: FlowSpec) -> int:
+    if spec.pressure_line_axis is not None:
+        return spec.pressure_line_axis
+    return 2 if shape[2] > 1 else (0 if shape[0] >= shape[1] else 1)
+
+
 def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
-    """Solve the pressure-correction equation (symmetric 7-point conductance
-    operator). One place to swap the linear solver."""
+    """Solve the pressure-correction equation ``c x + sum_f g_f (x - x_nb) = rhs``
+    (symmetric 7-point conductance operator, exterior value 0 beyond a
+    non-periodic boundary link). The one place that picks the linear solver:
+    multigrid-preconditioned CG (:mod:`kernels.linsolve`) unless an axis is
+    periodic with more than one cell (not supported there): then Jacobi CG."""
+    shape = rhs.shape
+    wrap = [periodic[a] and shape[a] > 1 for a in range(3)]
+    if not any(wrap):
+        # a periodic axis of one cell links each cell to itself: no coupling
+        links = [jnp.zeros_like(g[a]) if periodic[a] else g[a] for a in range(3)]
+        config = linsolve.MultigridConfig(
+            line_axis=_line_axis(shape, spec),
+            tol=spec.pressure_rtol,
+            max_iterations=spec.pressure_max_iterations,
+            # JAX's CPU Cholesky is ~1000x slower above 64 x 64 (measured, jax
+            # 0.10); the hierarchy is rebuilt every outer iteration, so keep the
+            # dense coarsest level small.
+            coarse_size=64,
+            dense_limit=64,
+        )
+        return linsolve.solve(linsolve.Conductances(*links, c=c), rhs, config)
     diag = _pressure_diag(g, c)
     inv = _safe_div(jnp.ones_like(diag), diag)
-    x0 = jnp.zeros_like(rhs)
     return _krylov.pcg(
         lambda x: _pressure_apply(g, c, x, periodic),
         rhs,
-        x0,
+        jnp.zeros_like(rhs),
         lambda r: inv * r,
         spec.pressure_rtol,
         0.0,
@@ -693,36 +721,36 @@ def solve_flow(
         init = initial_state(grid, solid, bnd, spec)
 
     def assemble(vel, p):
-        return tuple(
-            _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) for a in range(3)
-        )
+        return tuple(_assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) for a in range(3))
 
     def step(vel, p, coefs):
         red_per = [tuple(periodic) for _ in range(3)]
-        x0 = tuple(
-            jnp.where(c.fixed, c.value, _reduce(vel[a], a, periodic[a]))
-            for a, c in enumerate(coefs)
-        )
+        x0 = tuple(jnp.where(c.fixed, c.value, _reduce(vel[a], a, periodic[a])) for a, c in enumerate(coefs))
         bvec = tuple(c.b for c in coefs)
 
         def matvec(x):
-            return tuple(_apply(c, xa, red_per[a]) for a, (c, xa) in enumerate(zip(coefs, x)))
+            return tuple(_apply(c, xa, red_per[a]) for a, (c, xa) in enumerate(zip(coefs, x, strict=True)))
 
         def precond(r):
-            return tuple(ra / c.aP for c, ra in zip(coefs, r))
+            return tuple(ra / c.aP for c, ra in zip(coefs, r, strict=True))
 
-        xs, minfo = _krylov.bicgstab(
-            matvec, bvec, x0, precond, spec.momentum_rtol, 0.0, spec.momentum_max_iterations
-        )
+        xs, minfo = _krylov.bicgstab(matvec, bvec, x0, precond, spec.momentum_rtol, 0.0, spec.momentum_max_iterations)
         ustar = tuple(
             _expand(jnp.where(c.fixed, c.value, xa), a, periodic[a])
-            for a, (c, xa) in enumerate(zip(coefs, xs))
+            for a, (c, xa) in enumerate(zip(coefs, xs, strict=True))
         )
         mstar = rho * divergence(grid, *ustar)
         dfull = tuple(_expand(c.d, a, periodic[a]) for a, c in enumerate(coefs))
         g = tuple(rho * _face_area(grid, a) * dfull[a] for a in range(3))
         gmean = sum(jnp.sum(ga) for ga in g) / (3.0 * nfluid)
         c_diag = jnp.where(solid, gmean, zero)
+        if spec.closed:
+            # pressure is defined up to a constant: pin one fluid cell. The
+            # right-hand side sums to zero, so the pinned solution solves the
+            # singular system exactly (the pinned cell's correction is 0).
+            first = jnp.argmax(fluid.reshape(-1))
+            pin = (jnp.arange(fluid.size) == first).reshape(fluid.shape)
+            c_diag = jnp.where(pin, gmean, c_diag)
         rhs = -mstar
         if spec.closed:
             rhs = jnp.where(fluid, rhs - _fluid_mean(rhs, fluid, nfluid), zero)
