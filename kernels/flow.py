@@ -296,6 +296,17 @@ def _pad1(x: jax.Array, axis: int, periodic: bool) -> jax.Array:
     return jnp.concatenate([lo, x, hi], axis=axis)
 
 
+def _corner_sum(x, m0, k, nk):
+    """Sum of the four cells (two along axis 0, two along axis k) around each
+    edge of a padded cell array."""
+    return (
+        _sl(_sl(x, 0, 0, m0), k, 0, nk + 1)
+        + _sl(_sl(x, 0, 1, m0 + 1), k, 0, nk + 1)
+        + _sl(_sl(x, 0, 0, m0), k, 1, nk + 2)
+        + _sl(_sl(x, 0, 1, m0 + 1), k, 1, nk + 2)
+    )
+
+
 def _pad_const(x: jax.Array, axis: int, lo, hi) -> jax.Array:
     shape = list(x.shape)
     shape[axis] = 1
@@ -400,7 +411,10 @@ def _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) -> _Coefs:
     Sx = _pad1(S, 0, per0)
     touch = _sl(Sx, 0, 0, m0) | _sl(Sx, 0, 1, m0 + 1)
     inner = _sl(Sx, 0, 0, m0) & _sl(Sx, 0, 1, m0 + 1)
+    FL = jnp.where(S, zero, jnp.ones((), dtype))
+    MU = jnp.where(S, zero, MU)  # the viscosity of solid cells is never used
     MUx = _pad1(MU, 0, per0)
+    FLx = _pad1(FL, 0, per0)
     mu_left, mu_right = _sl(MUx, 0, 0, m0), _sl(MUx, 0, 1, m0 + 1)
 
     links_lo = [None, None, None]
@@ -448,13 +462,11 @@ def _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) -> _Coefs:
         dlo = _along(dkpad[0 : nk + 1], k)
         dhi = _along(dkpad[1 : nk + 2], k)
         dist = 0.5 * (dlo * _sl(fpad, k, 0, nk + 1) + dhi * _sl(fpad, k, 1, nk + 2))
+        # edge viscosity: mean over the fluid cells among the four around the edge
         MUk = _pad1(MUx, k, per[k])
-        mu_edge = 0.25 * (
-            _sl(_sl(MUk, 0, 0, m0), k, 0, nk + 1)
-            + _sl(_sl(MUk, 0, 1, m0 + 1), k, 0, nk + 1)
-            + _sl(_sl(MUk, 0, 0, m0), k, 1, nk + 2)
-            + _sl(_sl(MUk, 0, 1, m0 + 1), k, 1, nk + 2)
-        )
+        FLk = _pad1(FLx, k, per[k])
+
+        mu_edge = _safe_div(_corner_sum(MUk, m0, k, nk), _corner_sum(FLk, m0, k, nk))
         Dt = _safe_div(mu_edge * h * _along(d[o], o), dist)
         # face-based link conductances: lower node sees upper through +, etc.
         to_hi = Dt + jnp.maximum(-Ft, zero)  # link of the lower node to the upper
