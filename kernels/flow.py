@@ -363,39 +363,70 @@ def divergence(grid: Grid, u, v, w) -> jax.Array:
 # --------------------------------------------------------------------------- momentum assembly
 
 
+class _Geom(NamedTuple):
+    """Loop-invariant part of the momentum equation of one component, in the
+    component's frame (its axis first, see ``_PERMS``); unknowns are the faces
+    of that axis with the periodic duplicate dropped (``m0`` along axis 0)."""
+
+    A0: jax.Array  # (1, n1, n2) face area normal to axis 0
+    tau: jax.Array  # (m0, n1, n2) rho V / dt
+    hw_left: jax.Array  # (m0, 1, 1) half width of the cell left of the face
+    hw_right: jax.Array
+    Dw: jax.Array  # (m0, n1, n2) diffusion conductance through the CV's low x face
+    De: jax.Array
+    own_lo: jax.Array  # (m0, 1, 1) 0 where the low/high neighbour is outside
+    own_hi: jax.Array
+    Dt: tuple  # per transverse axis k = 1, 2: (m0, .., nk + 1 along k, ..) conductances
+    d_other: tuple  # per k: width along the other transverse axis (broadcastable)
+    w_lo: tuple  # per k: (nk + 1) widths for interpolation to transverse CV faces
+    w_hi: tuple
+    dc_mask: tuple  # per k: 1 on faces that get the deferred correction
+    bnd_mask: tuple  # per k: 1 on wall/inlet boundary faces (value from ub)
+    ub: tuple  # per k: tangential boundary velocity on the faces (0 elsewhere)
+    fixed: jax.Array  # bool (m0, n1, n2): Dirichlet face
+    value: jax.Array
+    nb_free: tuple  # per axis, (low, high): 1 where that neighbour is an unknown
+    nb_value: tuple  # per axis, (low, high): value of a fixed neighbour (else 0)
+    p_lo: jax.Array  # ghost pressures beyond a non-periodic axis-0 boundary
+    p_hi: jax.Array
+    body: jax.Array  # (m0, n1, n2) body force times CV volume
+
+
 class _Coefs(NamedTuple):
-    """Linearised momentum equation of one component on its unknown faces
-    (periodic duplicates dropped): ``aP x - sum lo[a] x[i-1] + hi[a] x[i+1] = b``."""
+    """Linearised momentum equation of one component in its frame:
+    ``aP x - sum_k lo[k] x[i-1] + hi[k] x[i+1] = b`` on the unknown faces
+    (fixed faces: identity rows)."""
 
     aP: jax.Array
     lo: tuple
     hi: tuple
     b: jax.Array
-    fixed: jax.Array  # bool: Dirichlet face (value in ``value``)
-    value: jax.Array
     d: jax.Array  # SIMPLEC coefficient A / (aP - sum a_nb), 0 on fixed faces
     res: jax.Array  # steady residual b - A x at the state it was built from
     scale: jax.Array  # |aP_steady x| + |b_steady| per face (for scaling)
 
 
-def _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) -> _Coefs:
-    """Momentum coefficients of component ``a`` linearised about ``vel``."""
+def _frame(a, spec: FlowSpec):
     perm = _PERMS[a]
-    T = lambda x: jnp.transpose(x, perm)  # noqa: E731
-    dtype = p.dtype
-    rho = jnp.asarray(params.rho, dtype)
     per = tuple(spec.periodic[perm[k]] for k in range(3))
     bct = tuple((spec.bc[2 * perm[k]], spec.bc[2 * perm[k] + 1]) for k in range(3))
+    return perm, per, bct
+
+
+def _geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) -> _Geom:
+    """The parts of component ``a``'s momentum equation that do not change
+    between outer iterations (diffusion, boundary and solid treatment)."""
+    perm, per, bct = _frame(a, spec)
+    T = lambda x: jnp.transpose(x, perm)  # noqa: E731
+    dtype = grid.dx.dtype
+    zero = jnp.zeros((), dtype)
+    one = jnp.ones((), dtype)
+    rho = jnp.asarray(params.rho, dtype)
     d = tuple(grid.spacings[perm[k]] for k in range(3))
-    U = T(vel[a])
     S = T(solid)
-    MU = T(mu)
-    P = T(p)
     n0 = S.shape[0]
     per0 = per[0]
     m0 = n0 if per0 else n0 + 1
-    Un = _reduce(U, 0, per0)
-    zero = jnp.zeros((), dtype)
 
     # widths of the cells left (ext index i) and right (i + 1) of node i
     if per0:
@@ -411,48 +442,22 @@ def _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) -> _Coefs:
     Sx = _pad1(S, 0, per0)
     touch = _sl(Sx, 0, 0, m0) | _sl(Sx, 0, 1, m0 + 1)
     inner = _sl(Sx, 0, 0, m0) & _sl(Sx, 0, 1, m0 + 1)
-    FL = jnp.where(S, zero, jnp.ones((), dtype))
-    MU = jnp.where(S, zero, MU)  # the viscosity of solid cells is never used
+    FL = jnp.where(S, zero, one)
+    MU = jnp.where(S, zero, T(mu))  # the viscosity of solid cells is never used
     MUx = _pad1(MU, 0, per0)
     FLx = _pad1(FL, 0, per0)
-    mu_left, mu_right = _sl(MUx, 0, 0, m0), _sl(MUx, 0, 1, m0 + 1)
 
-    links_lo = [None, None, None]
-    links_hi = [None, None, None]
-    aP = jnp.zeros(Un.shape, dtype)
-    b = jnp.zeros(Un.shape, dtype)
-    central = spec.convection == "central"
+    Dw = _safe_div(_sl(MUx, 0, 0, m0) * A0, w_left)
+    De = _safe_div(_sl(MUx, 0, 1, m0 + 1) * A0, w_right)
+    idx0 = jnp.arange(m0).reshape((m0, 1, 1))
+    own_lo = jnp.where(idx0 == 0, zero, one) if not per0 else jnp.ones((m0, 1, 1), dtype)
+    own_hi = jnp.where(idx0 == m0 - 1, zero, one) if not per0 else jnp.ones((m0, 1, 1), dtype)
 
-    # ---- along the component's own axis (control-volume faces at cell centres)
-    Up = _pad1(Un, 0, per0)
-    Uw, Ue = _sl(Up, 0, 0, m0), _sl(Up, 0, 2, m0 + 2)
-    Fw = rho * 0.5 * (Uw + Un) * A0
-    Fe = rho * 0.5 * (Un + Ue) * A0
-    Dw = _safe_div(mu_left * A0, w_left)
-    De = _safe_div(mu_right * A0, w_right)
-    aW = Dw + jnp.maximum(Fw, zero)
-    aE = De + jnp.maximum(-Fe, zero)
-    if not per0:
-        idx = jnp.arange(m0).reshape((m0, 1, 1))
-        aW = jnp.where(idx == 0, zero, aW)
-        aE = jnp.where(idx == m0 - 1, zero, aE)
-    links_lo[0], links_hi[0] = aW, aE
-    aP = aP + aW + aE
-    if central:
-        upw = jnp.where(Fw >= 0, Uw, Un)
-        upe = jnp.where(Fe >= 0, Un, Ue)
-        b = b + Fw * (0.5 * (Uw + Un) - upw) - Fe * (0.5 * (Un + Ue) - upe)
-
-    # ---- transverse axes
-    f_node = jnp.where(inner, zero, jnp.ones((), dtype))
+    f_node = jnp.where(inner, zero, one)
+    Dts, d_others, w_los, w_his, dc_masks, bnd_masks, ubs = [], [], [], [], [], [], []
     for k in (1, 2):
         o = 3 - k
         nk = S.shape[k]
-        Vk = T(vel[perm[k]])  # normal velocity of axis k: (n0, .., nk+1 along k, ..)
-        Vx = _pad1(Vk, 0, per0)
-        Ft = (
-            rho * _along(d[o], o) * (_sl(Vx, 0, 0, m0) * (0.5 * w_left) + _sl(Vx, 0, 1, m0 + 1) * (0.5 * w_right))
-        )  # (m0, ..., nk + 1 along k)
         if per[k]:
             fpad = _pad1(f_node, k, True)
             dkpad = _pad1(d[k], 0, True)
@@ -465,97 +470,210 @@ def _assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) -> _Coefs:
         # edge viscosity: mean over the fluid cells among the four around the edge
         MUk = _pad1(MUx, k, per[k])
         FLk = _pad1(FLx, k, per[k])
-
         mu_edge = _safe_div(_corner_sum(MUk, m0, k, nk), _corner_sum(FLk, m0, k, nk))
-        Dt = _safe_div(mu_edge * h * _along(d[o], o), dist)
-        # face-based link conductances: lower node sees upper through +, etc.
-        to_hi = Dt + jnp.maximum(-Ft, zero)  # link of the lower node to the upper
-        to_lo = Dt + jnp.maximum(Ft, zero)  # link of the upper node to the lower
-        a_lo = _sl(to_lo, k, 0, nk)  # node j, through face j
-        a_hi = _sl(to_hi, k, 1, nk + 1)  # node j, through face j + 1
-        if central:
-            Upk = _pad1(Un, k, per[k])
-            Ulo, Uhi = _sl(Upk, k, 0, nk + 1), _sl(Upk, k, 1, nk + 2)
-            uc = (Ulo * dhi + Uhi * dlo) / (dlo + dhi)
-            corr = Ft * (uc - jnp.where(Ft >= 0, Ulo, Uhi))
-            if not per[k]:
-                idx = _along(jnp.arange(nk + 1), k)
-                corr = jnp.where((idx == 0) | (idx == nk), zero, corr)
-            b = b + _sl(corr, k, 0, nk) - _sl(corr, k, 1, nk + 1)
-        if not per[k]:
-            idx = _along(jnp.arange(nk), k)
-            for side, sel, links in ((0, idx == 0, a_lo), (1, idx == nk - 1, a_hi)):
-                kind = bct[k][side]
-                if kind in ("wall", "inlet"):
-                    face = 2 * perm[k] + side
-                    ub = T(bnd.velocity[face][a])  # cells of the face, size 1 along k
-                    ubx = _pad1(ub, 0, per0)
-                    ub_node = 0.5 * (_sl(ubx, 0, 0, m0) + _sl(ubx, 0, 1, m0 + 1))
-                    bcoef = jnp.where(sel, links, zero)
-                    aP = aP + bcoef
-                    b = b + bcoef * ub_node
-            a_lo = jnp.where(idx == 0, zero, a_lo)
-            a_hi = jnp.where(idx == nk - 1, zero, a_hi)
-        links_lo[k], links_hi[k] = a_lo, a_hi
-        aP = aP + a_lo + a_hi
+        d_o = _along(d[o], o)
+        Dt = _safe_div(mu_edge * h * d_o, dist)
+        idxf = _along(jnp.arange(nk + 1), k)
+        ends = (idxf == 0) | (idxf == nk)
+        if per[k]:
+            dc_mask = jnp.ones(idxf.shape, dtype)
+            bnd_mask = jnp.zeros(idxf.shape, dtype)
+            ub = jnp.zeros(idxf.shape, dtype)
+        else:
+            dc_mask = jnp.where(ends, zero, one)
+            bnd_mask = jnp.zeros(idxf.shape, dtype)
+            face_shape = [m0, S.shape[1], S.shape[2]]
+            face_shape[k] = nk + 1
+            ub = jnp.zeros(face_shape, dtype)
+            for side in (0, 1):
+                if bct[k][side] in ("wall", "inlet"):
+                    sel = idxf == (0 if side == 0 else nk)
+                    bnd_mask = jnp.where(sel, one, bnd_mask)
+                    face_u = T(bnd.velocity[2 * perm[k] + side][a])  # size 1 along k
+                    fx = _pad1(face_u, 0, per0)
+                    u_node = 0.5 * (_sl(fx, 0, 0, m0) + _sl(fx, 0, 1, m0 + 1))
+                    ub = jnp.where(sel, u_node, ub)
+            # boundary faces do not couple to a neighbour (the wall/inlet value
+            # enters through bnd_mask and ub; outlet and symmetry: zero flux)
+            Dt = jnp.where(ends & (bnd_mask == 0), zero, Dt)
+        Dts.append(Dt)
+        d_others.append(d_o)
+        w_los.append(dlo)
+        w_his.append(dhi)
+        dc_masks.append(dc_mask)
+        bnd_masks.append(bnd_mask)
+        ubs.append(ub)
 
-    # ---- forces
-    if per0:
-        Px = _pad1(P, 0, True)
-    else:
-        Px = _pad_const(P, 0, bnd.pressure[2 * a], bnd.pressure[2 * a + 1])
-    force = (_sl(Px, 0, 0, m0) - _sl(Px, 0, 1, m0 + 1)) * A0 + jnp.asarray(params.body_force, dtype)[a] * vol
-    b = b + force
-
-    # ---- Dirichlet faces
+    # Dirichlet faces: solid-touching, and inlet / wall / symmetry ends of axis 0
     fixed = touch
-    value = jnp.zeros(Un.shape, dtype)
+    value = jnp.zeros(touch.shape, dtype)
     if not per0:
-        idx = jnp.arange(m0).reshape((m0, 1, 1))
-        for side, sel in ((0, idx == 0), (1, idx == m0 - 1)):
+        for side, sel in ((0, idx0 == 0), (1, idx0 == m0 - 1)):
             kind = bct[0][side]
             if kind in ("inlet", "wall", "symmetry"):
                 fixed = fixed | sel
             if kind == "inlet":
                 un = T(bnd.velocity[2 * a + side][a])  # (1, n1, n2)
                 value = jnp.where(sel & ~touch, un, value)
-    # known neighbours to the right-hand side
+    nb_free, nb_value = [], []
+    exists = jnp.ones(fixed.shape, dtype)
     for k in range(3):
-        for direction, links in ((-1, links_lo), (1, links_hi)):
+        pair_free, pair_val = [], []
+        for direction in (-1, 1):
             nb_fixed = _shift(fixed, k, direction, per[k])
-            nb_val = _shift(value, k, direction, per[k])
-            b = b + jnp.where(nb_fixed, links[k] * nb_val, zero)
-            links[k] = jnp.where(nb_fixed | fixed, zero, links[k])
+            nb_exists = _shift(exists, k, direction, per[k])
+            free = jnp.where(nb_fixed | fixed, zero, nb_exists)
+            pair_free.append(free)
+            pair_val.append(jnp.where(nb_fixed & ~fixed, _shift(value, k, direction, per[k]), zero))
+        nb_free.append(tuple(pair_free))
+        nb_value.append(tuple(pair_val))
+
+    if per0:
+        p_lo = p_hi = zero
+    else:
+        p_lo = jnp.asarray(bnd.pressure[2 * a], dtype)
+        p_hi = jnp.asarray(bnd.pressure[2 * a + 1], dtype)
+    body = jnp.asarray(params.body_force, dtype)[a] * vol
+    return _Geom(
+        A0=A0,
+        tau=rho * vol * jnp.asarray(inv_dt, dtype),
+        hw_left=0.5 * w_left,
+        hw_right=0.5 * w_right,
+        Dw=Dw,
+        De=De,
+        own_lo=own_lo,
+        own_hi=own_hi,
+        Dt=tuple(Dts),
+        d_other=tuple(d_others),
+        w_lo=tuple(w_los),
+        w_hi=tuple(w_his),
+        dc_mask=tuple(dc_masks),
+        bnd_mask=tuple(bnd_masks),
+        ub=tuple(ubs),
+        fixed=fixed,
+        value=value,
+        nb_free=tuple(nb_free),
+        nb_value=tuple(nb_value),
+        p_lo=p_lo,
+        p_hi=p_hi,
+        body=body,
+    )
+
+
+def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
+    """Momentum coefficients of component ``a`` (in its frame) linearised about
+    the velocities ``vel`` (global frame), with pressure ``p``."""
+    perm, per, bct = _frame(a, spec)
+    T = lambda x: jnp.transpose(x, perm)  # noqa: E731
+    dtype = p.dtype
+    zero = jnp.zeros((), dtype)
+    per0 = per[0]
+    Un = _reduce(T(vel[a]), 0, per0)
+    m0 = Un.shape[0]
+    central = spec.convection == "central"
+
+    # ---- along the component's own axis (control-volume faces at cell centres)
+    Up = _pad1(Un, 0, per0)
+    Uw, Ue = _sl(Up, 0, 0, m0), _sl(Up, 0, 2, m0 + 2)
+    Fw = rho * 0.5 * (Uw + Un) * g.A0
+    Fe = rho * 0.5 * (Un + Ue) * g.A0
+    aW = (g.Dw + jnp.maximum(Fw, zero)) * g.own_lo
+    aE = (g.De + jnp.maximum(-Fe, zero)) * g.own_hi
+    links_lo, links_hi = [aW, None, None], [aE, None, None]
+    aP = aW + aE
+    b = jnp.zeros(Un.shape, dtype)
+    if central:
+        b = b + Fw * (0.5 * (Uw + Un) - jnp.where(Fw >= 0, Uw, Un))
+        b = b - Fe * (0.5 * (Un + Ue) - jnp.where(Fe >= 0, Un, Ue))
+
+    # ---- transverse axes: CV faces on the cell faces of axis k
+    for i, k in enumerate((1, 2)):
+        nk = Un.shape[k]
+        Vx = _pad1(T(vel[perm[k]]), 0, per0)  # normal velocity of axis k
+        Ft = rho * g.d_other[i] * (_sl(Vx, 0, 0, m0) * g.hw_left + _sl(Vx, 0, 1, m0 + 1) * g.hw_right)
+        Dt = g.Dt[i]
+        to_hi = Dt + jnp.maximum(-Ft, zero)  # link of the lower node to the upper
+        to_lo = Dt + jnp.maximum(Ft, zero)  # link of the upper node to the lower
+        a_lo = _sl(to_lo, k, 0, nk)  # node j, through face j
+        a_hi = _sl(to_hi, k, 1, nk + 1)  # node j, through face j + 1
+        if not per[k]:
+            # wall / inlet faces: the link goes to the boundary value
+            bl = _sl(g.bnd_mask[i], k, 0, 1) * _sl(a_lo, k, 0, 1)
+            bh = _sl(g.bnd_mask[i], k, nk, nk + 1) * _sl(a_hi, k, nk - 1, nk)
+            bterm_a = jnp.zeros(Un.shape, dtype)
+            bterm_a = bterm_a + _pad_end(bl, k, nk, 0) + _pad_end(bh, k, nk, 1)
+            bterm_b = _pad_end(bl * _sl(g.ub[i], k, 0, 1), k, nk, 0) + _pad_end(
+                bh * _sl(g.ub[i], k, nk, nk + 1), k, nk, 1
+            )
+            aP = aP + bterm_a
+            b = b + bterm_b
+            a_lo = a_lo * _pad_end_ones(k, nk, 0, dtype)
+            a_hi = a_hi * _pad_end_ones(k, nk, 1, dtype)
+        if central:
+            Upk = _pad1(Un, k, per[k])
+            Ulo, Uhi = _sl(Upk, k, 0, nk + 1), _sl(Upk, k, 1, nk + 2)
+            wl, wh = g.w_lo[i], g.w_hi[i]
+            uc = (Ulo * wh + Uhi * wl) / (wl + wh)
+            corr = g.dc_mask[i] * Ft * (uc - jnp.where(Ft >= 0, Ulo, Uhi))
+            b = b + _sl(corr, k, 0, nk) - _sl(corr, k, 1, nk + 1)
+        links_lo[k], links_hi[k] = a_lo, a_hi
+        aP = aP + a_lo + a_hi
+
+    # ---- forces
+    if per0:
+        Px = _pad1(T(p), 0, True)
+    else:
+        Px = _pad_const(T(p), 0, g.p_lo, g.p_hi)
+    force = (_sl(Px, 0, 0, m0) - _sl(Px, 0, 1, m0 + 1)) * g.A0 + g.body
+    b = b + force
+
+    # ---- known neighbours to the right-hand side; the rest stay links
+    sum_links = jnp.zeros(Un.shape, dtype)
+    for k in range(3):
+        lo_fixed, hi_fixed = g.nb_value[k]
+        b = b + links_lo[k] * lo_fixed + links_hi[k] * hi_fixed
+        links_lo[k] = links_lo[k] * g.nb_free[k][0]
+        links_hi[k] = links_hi[k] * g.nb_free[k][1]
+        sum_links = sum_links + links_lo[k] + links_hi[k]
 
     # steady residual at the current iterate (unknown faces)
     Ax = aP * Un
     for k in range(3):
         Ax = Ax - links_lo[k] * _shift(Un, k, -1, per[k]) - links_hi[k] * _shift(Un, k, 1, per[k])
-    res = jnp.where(fixed, zero, b - Ax)
-    scale = jnp.where(fixed, zero, jnp.abs(aP * Un) + jnp.abs(b))
+    res = jnp.where(g.fixed, zero, b - Ax)
+    scale = jnp.where(g.fixed, zero, jnp.abs(aP * Un) + jnp.abs(b))
 
     # pseudo time and relaxation
     alpha = spec.relaxation
-    tau = rho * vol * jnp.asarray(inv_dt, dtype)
-    aP_tot = aP / alpha + tau
-    b = b + (tau + aP * ((1.0 - alpha) / alpha)) * Un
-    sum_links = sum(links_lo[k] + links_hi[k] for k in range(3))
-    dcoef = jnp.where(fixed, zero, _safe_div(A0, aP_tot - sum_links))
-    one = jnp.ones((), dtype)
-    aP_tot = jnp.where(fixed, one, aP_tot)
-    b = jnp.where(fixed, value, b)
-
+    aP_tot = aP / alpha + g.tau
+    b = b + (g.tau + aP * ((1.0 - alpha) / alpha)) * Un
+    dcoef = jnp.where(g.fixed, zero, _safe_div(g.A0, aP_tot - sum_links))
+    aP_tot = jnp.where(g.fixed, jnp.ones((), dtype), aP_tot)
+    b = jnp.where(g.fixed, g.value, b)
     return _Coefs(
-        aP=T(aP_tot),
-        lo=tuple(T(links_lo[perm[k]]) for k in range(3)),
-        hi=tuple(T(links_hi[perm[k]]) for k in range(3)),
-        b=T(b),
-        fixed=T(fixed),
-        value=T(value),
-        d=T(dcoef),
-        res=T(res),
-        scale=T(scale),
+        aP=aP_tot,
+        lo=tuple(links_lo),
+        hi=tuple(links_hi),
+        b=b,
+        d=dcoef,
+        res=res,
+        scale=scale,
     )
+
+
+def _pad_end(x, axis, n, side):
+    """Put the one-thick slab ``x`` at the low (side 0) or high end of an axis of
+    length ``n``, zeros elsewhere."""
+    shape = list(x.shape)
+    shape[axis] = n - 1
+    z = jnp.zeros(shape, x.dtype)
+    return jnp.concatenate([x, z] if side == 0 else [z, x], axis=axis)
+
+
+def _pad_end_ones(axis, n, side, dtype):
+    """1 everywhere along ``axis`` except 0 at the low (side 0) or high end."""
+    idx = _along(jnp.arange(n), axis)
+    return jnp.where(idx == (0 if side == 0 else n - 1), 0.0, 1.0).astype(dtype)
 
 
 def _apply(c: _Coefs, x: jax.Array, periodic) -> jax.Array:
@@ -732,27 +850,39 @@ def solve_flow(
     if init is None:
         init = initial_state(grid, solid, bnd, spec)
 
+    geoms = tuple(_geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) for a in range(3))
+    frames = tuple(_frame(a, spec) for a in range(3))
+
     def assemble(vel, p):
-        return tuple(_assemble(a, vel, p, mu, solid, grid, params, bnd, spec, inv_dt) for a in range(3))
+        return tuple(_assemble(a, geoms[a], vel, p, rho, spec) for a in range(3))
+
+    def to_global(a, x):
+        """Unknowns of component ``a`` (its frame) -> face field (global frame)."""
+        perm, per, _ = frames[a]
+        return jnp.transpose(_expand(x, 0, per[0]), perm)
 
     def step(vel, p, coefs):
-        red_per = [tuple(periodic) for _ in range(3)]
-        x0 = tuple(jnp.where(c.fixed, c.value, _reduce(vel[a], a, periodic[a])) for a, c in enumerate(coefs))
+        x0 = []
+        for a, g in enumerate(geoms):
+            perm, per, _ = frames[a]
+            xa = _reduce(jnp.transpose(vel[a], perm), 0, per[0])
+            x0.append(jnp.where(g.fixed, g.value, xa))
         bvec = tuple(c.b for c in coefs)
 
         def matvec(x):
-            return tuple(_apply(c, xa, red_per[a]) for a, (c, xa) in enumerate(zip(coefs, x, strict=True)))
+            return tuple(_apply(c, xa, frames[a][1]) for a, (c, xa) in enumerate(zip(coefs, x, strict=True)))
 
         def precond(r):
             return tuple(ra / c.aP for c, ra in zip(coefs, r, strict=True))
 
-        xs, minfo = _krylov.bicgstab(matvec, bvec, x0, precond, spec.momentum_rtol, 0.0, spec.momentum_max_iterations)
+        xs, minfo = _krylov.bicgstab(
+            matvec, bvec, tuple(x0), precond, spec.momentum_rtol, 0.0, spec.momentum_max_iterations
+        )
         ustar = tuple(
-            _expand(jnp.where(c.fixed, c.value, xa), a, periodic[a])
-            for a, (c, xa) in enumerate(zip(coefs, xs, strict=True))
+            to_global(a, jnp.where(g.fixed, g.value, xa)) for a, (g, xa) in enumerate(zip(geoms, xs, strict=True))
         )
         mstar = rho * divergence(grid, *ustar)
-        dfull = tuple(_expand(c.d, a, periodic[a]) for a, c in enumerate(coefs))
+        dfull = tuple(to_global(a, c.d) for a, c in enumerate(coefs))
         g = tuple(rho * _face_area(grid, a) * dfull[a] for a in range(3))
         gmean = sum(jnp.sum(ga) for ga in g) / (3.0 * nfluid)
         c_diag = jnp.where(solid, gmean, zero)

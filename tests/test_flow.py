@@ -12,7 +12,7 @@ import pytest
 from scipy.interpolate import CubicSpline
 
 from kernels.flow import FlowParams, FlowSpec, divergence, flow_boundary, solve_flow
-from kernels.grid import grid_from_faces, uniform_grid
+from kernels.grid import Grid, grid_from_faces, uniform_grid
 
 F64 = jnp.float64
 # The small cases below run in milliseconds and compile in seconds: compile them
@@ -113,34 +113,48 @@ DUCT = FlowSpec(
 )
 
 
-def duct_fre(n_short):
+DUCT_LEVELS = (8, 16, 32)  # cells across the short side
+
+
+def duct_fre():
     """Fanning f Re of fully developed flow in rectangular ducts of aspect
-    ratios 1, 0.5, 0.25, 0.125 (long side 1 mm along y, short side along z),
-    one cell streamwise with periodic faces and an imposed pressure gradient,
-    solved as one vmapped batch on a (1, 4 n, n) grid."""
+    ratios 1, 0.5, 0.25, 0.125 (long side b = 1 mm along y with 4 n cells, short
+    side along z with n cells), one cell streamwise with periodic faces and an
+    imposed pressure gradient, for n in DUCT_LEVELS.
+
+    All twelve cases share one grid shape (1, 4 N, N), N = max(n), and run as
+    one vmapped batch (one compilation): a coarser duct is the lower-left block
+    of 4 n x n fluid cells, the rest solid. Solid faces are exactly no-slip
+    walls (test_solid_cells_are_walls), so the fluid block is the coarse grid.
+    Returns (alphas, levels, f Re (levels, alphas), outer iterations)."""
     alphas = np.array(sorted(SHAH_LONDON_FRE, reverse=True))
     b, mu, rho, G = 1e-3, 1e-3, 1000.0, 1.0e3
-    shape = (1, 4 * n_short, n_short)
+    N = max(DUCT_LEVELS)
+    shape = (1, 4 * N, N)
+    cases = [(a, n) for n in DUCT_LEVELS for a in alphas]
+    c = jnp.asarray([a * b for a, n in cases], F64)
+    dy, dz, solid = [], [], []
+    for a, n in cases:
+        dy.append(np.full(4 * N, b / (4 * n)))
+        dz.append(np.full(N, a * b / n))
+        s = np.ones(shape, bool)
+        s[:, : 4 * n, :n] = False
+        solid.append(s)
+    dy, dz, solid = (jnp.asarray(np.array(x)) for x in (dy, dz, solid))
 
-    def one(c):
-        grid = uniform_grid(shape, (1e-4, b, 1.0), dtype=F64)
-        grid = type(grid)(grid.dx, grid.dy, grid.dz * c, grid.origin)
+    def one(c, dy, dz, solid):
+        grid = Grid(jnp.full((1,), 1e-4, F64), dy, dz, jnp.zeros((3,), F64))
         dt = rho * c * c / mu  # viscous time of the short side
-        st, info = solve_flow(
-            grid,
-            jnp.zeros(shape, bool),
-            params(rho, mu, dt, (G, 0.0, 0.0)),
-            flow_boundary(grid),
-            DUCT,
-        )
-        area = grid.dy[:, None] * grid.dz[None, :]
+        st, info = solve_flow(grid, solid, params(rho, mu, dt, (G, 0.0, 0.0)), flow_boundary(grid), DUCT)
+        area = dy[:, None] * dz[None, :] * jnp.where(solid[0], 0.0, 1.0)
         um = jnp.sum(st.u[0] * area) / jnp.sum(area)
         dh = 2 * b * c / (b + c)
         return G * dh**2 / (2 * mu * um), info
 
-    fre, info = jax.jit(jax.vmap(one))(jnp.asarray(alphas * b, F64))
+    fre, info = jax.jit(jax.vmap(one))(c, dy, dz, solid)
     assert bool(jnp.all(info.converged))
-    return alphas, np.asarray(fre), np.asarray(info.iterations)
+    shape2 = (len(DUCT_LEVELS), len(alphas))
+    return alphas, np.asarray(fre).reshape(shape2), np.asarray(info.iterations).reshape(shape2)
 
 
 @pytest.mark.slow
@@ -148,16 +162,11 @@ def test_duct_friction_shah_london_and_order():
     """f Re within 1% of Shah & London on the finest grid for every aspect
     ratio; the error falls with a fitted order of 2 (1.8..2.2) over three grids;
     outer iterations do not grow with the grid."""
-    ns = (8, 16, 32)
-    errors, iterations = [], []
-    for n in ns:
-        alphas, fre, its = duct_fre(n)
-        ref = np.array([SHAH_LONDON_FRE[a] for a in alphas])
-        errors.append(np.abs(fre / ref - 1))
-        iterations.append(its)
-    errors = np.array(errors)  # (grids, alphas)
+    alphas, fre, iterations = duct_fre()
+    ref = np.array([SHAH_LONDON_FRE[a] for a in alphas])
+    errors = np.abs(fre / ref[None, :] - 1)  # (grids, alphas)
     assert np.all(errors[-1] < 0.01), errors[-1]
-    h = 1.0 / np.array(ns)
+    h = 1.0 / np.array(DUCT_LEVELS)
     for j in range(errors.shape[1]):
         slope = np.polyfit(np.log(h), np.log(errors[:, j]), 1)[0]
         assert 1.8 < slope < 2.2, (alphas[j], slope, errors[:, j])
@@ -291,6 +300,7 @@ def test_solid_cells_are_walls():
 ROTATED = FlowSpec(bc=("wall", "wall", "wall", "wall", "inlet", "outlet"), tol=1e-9, pressure_rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_rotated_obstacle_duct_is_the_same_flow():
     """The obstacle duct with its axes permuted cyclically (flow along z, inlet
     on z-, the old x, y, z becoming z, x, y) gives the permuted solution: every
