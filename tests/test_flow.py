@@ -1,0 +1,350 @@
+"""Flow kernel: exact discrete solutions, published laminar references (Shah &
+London duct friction, Ghia et al. cavity), conservation, precision and vmap.
+
+Compiles are the expensive part on a CPU: every test reuses one jitted solver
+(``SOLVE``), so cases with the same grid shape and spec share a compilation.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.interpolate import CubicSpline
+
+from kernels.flow import FlowParams, FlowSpec, divergence, flow_boundary, solve_flow
+from kernels.grid import Grid, grid_from_faces, uniform_grid
+
+F64 = jnp.float64
+# The small cases below run in milliseconds and compile in seconds: compile them
+# without LLVM optimisation (halves the compile time). Validation runs on real
+# grid sizes (duct, cavity) use the default options.
+QUICK = {"xla_backend_optimization_level": 0}
+SOLVE = jax.jit(solve_flow, static_argnames=("spec",), compiler_options=QUICK)
+SOLVE_OPT = jax.jit(solve_flow, static_argnames=("spec",))
+
+
+def params(rho, mu, dt, force=(0.0, 0.0, 0.0), dtype=F64):
+    return FlowParams(
+        rho=jnp.asarray(rho, dtype),
+        mu=jnp.asarray(mu, dtype),
+        dt=jnp.asarray(dt, dtype),
+        body_force=jnp.asarray(force, dtype),
+    )
+
+
+def faces_1d(n, length, stretch, seed):
+    """Strictly increasing, randomly non-uniform face coordinates."""
+    w = np.random.default_rng(seed).uniform(1.0 - stretch, 1.0 + stretch, n)
+    return np.concatenate([[0.0], np.cumsum(length * w / w.sum())])
+
+
+# ----------------------------------------------------------------------------- exact discrete
+
+
+PERIODIC_CHANNEL = FlowSpec(
+    bc=("periodic", "periodic", "wall", "wall", "periodic", "periodic"), tol=1e-11, max_outer=50
+)
+
+
+@pytest.mark.parametrize("viscosity_ratio", [1.0, 3.0])
+def test_periodic_channel_matches_tridiagonal_solve(viscosity_ratio):
+    """Plane Poiseuille flow driven by a mean pressure gradient on a randomly
+    non-uniform grid, with uniform or linearly varying viscosity
+    mu = mu0 (1 + a y) (temperature-dependent viscosity): the velocities equal an
+    independent numpy solve of the same finite-volume equations,
+    d/dy(mu du/dy) = -G with the wall half a cell from the first and last
+    velocity (face viscosity: mean of the neighbouring cells), and follow the
+    analytic profile. The lower wall is the domain boundary, the upper one the
+    face of two rows of solid cells: both must act the same."""
+    yf = faces_1d(14, 2.4e-3, 0.25, seed=3)
+    grid = grid_from_faces([0.0, 1e-3], yf, [0.0, 1e-3], dtype=F64)
+    height = yf[12]
+    mu0, G = 1.0e-3, 50.0
+    a = (viscosity_ratio - 1.0) / height
+    yc = 0.5 * (yf[1:] + yf[:-1])
+    mu_cells = mu0 * (1.0 + a * yc)
+    solid = np.zeros(grid.shape, bool)
+    solid[:, 12:, :] = True
+    st, info = SOLVE(
+        grid,
+        jnp.asarray(solid),
+        params(998.0, jnp.asarray(mu_cells.reshape(1, -1, 1)), 2.0, (G, 0.0, 0.0)),
+        flow_boundary(grid),
+        PERIODIC_CHANNEL,
+    )
+    assert bool(info.converged)
+    dy = np.diff(yf)[:12]
+    m = mu_cells[:12]
+    n = dy.size
+    A = np.zeros((n, n))
+    cond = 0.5 * (m[:-1] + m[1:]) / (0.5 * (dy[:-1] + dy[1:]))  # interior links
+    for j in range(n - 1):
+        A[j, j] += cond[j]
+        A[j + 1, j + 1] += cond[j]
+        A[j, j + 1] -= cond[j]
+        A[j + 1, j] -= cond[j]
+    A[0, 0] += m[0] / (0.5 * dy[0])
+    A[-1, -1] += m[-1] / (0.5 * dy[-1])
+    u_ref = np.linalg.solve(A, G * dy)
+    u = np.asarray(st.u)[:, :, 0]
+    np.testing.assert_allclose(u[0, :12], u_ref, rtol=1e-9)
+    np.testing.assert_array_equal(u[0], u[1])  # periodic duplicate face
+    assert np.all(u[:, 12:] == 0.0)
+    assert float(jnp.max(jnp.abs(st.v))) < 1e-12 * u_ref.max()
+    # analytic: mu du/dy = -G (y - c), u(0) = u(H) = 0
+    y = yc[:12]
+    if a == 0.0:
+        exact = G * y * (height - y) / (2 * mu0)
+    else:
+        one_ac = a * height / np.log1p(a * height)
+        exact = -(G / mu0) * (y / a - one_ac / a**2 * np.log1p(a * y))
+    np.testing.assert_allclose(u_ref, exact, atol=0.015 * exact.max())
+
+
+# ----------------------------------------------------------------------------- Shah & London
+
+SHAH_LONDON_FRE = {1.0: 14.2271, 0.5: 15.5481, 0.25: 18.2328, 0.125: 20.5846}
+DUCT = FlowSpec(
+    bc=("periodic", "periodic", "wall", "wall", "wall", "wall"),
+    tol=1e-10,
+    max_outer=100,
+    momentum_rtol=1e-3,
+    momentum_max_iterations=3000,
+)
+
+
+DUCT_LEVELS = (8, 16, 32)  # cells across the short side
+
+
+def duct_fre():
+    """Fanning f Re of fully developed flow in rectangular ducts of aspect
+    ratios 1, 0.5, 0.25, 0.125 (long side b = 1 mm along y with 4 n cells, short
+    side along z with n cells), one cell streamwise with periodic faces and an
+    imposed pressure gradient, for n in DUCT_LEVELS.
+
+    All twelve cases share one grid shape (1, 4 N, N), N = max(n), and run as
+    one vmapped batch (one compilation): a coarser duct is the lower-left block
+    of 4 n x n fluid cells, the rest solid. Solid faces are exactly no-slip
+    walls (test_solid_cells_are_walls), so the fluid block is the coarse grid.
+    Returns (alphas, levels, f Re (levels, alphas), outer iterations)."""
+    alphas = np.array(sorted(SHAH_LONDON_FRE, reverse=True))
+    b, mu, rho, G = 1e-3, 1e-3, 1000.0, 1.0e3
+    N = max(DUCT_LEVELS)
+    shape = (1, 4 * N, N)
+    cases = [(a, n) for n in DUCT_LEVELS for a in alphas]
+    c = jnp.asarray([a * b for a, n in cases], F64)
+    dy, dz, solid = [], [], []
+    for a, n in cases:
+        dy.append(np.full(4 * N, b / (4 * n)))
+        dz.append(np.full(N, a * b / n))
+        s = np.ones(shape, bool)
+        s[:, : 4 * n, :n] = False
+        solid.append(s)
+    dy, dz, solid = (jnp.asarray(np.array(x)) for x in (dy, dz, solid))
+
+    def one(c, dy, dz, solid):
+        grid = Grid(jnp.full((1,), 1e-4, F64), dy, dz, jnp.zeros((3,), F64))
+        dt = rho * c * c / mu  # viscous time of the short side
+        st, info = solve_flow(grid, solid, params(rho, mu, dt, (G, 0.0, 0.0)), flow_boundary(grid), DUCT)
+        area = dy[:, None] * dz[None, :] * jnp.where(solid[0], 0.0, 1.0)
+        um = jnp.sum(st.u[0] * area) / jnp.sum(area)
+        dh = 2 * b * c / (b + c)
+        return G * dh**2 / (2 * mu * um), info
+
+    fre, info = jax.jit(jax.vmap(one))(c, dy, dz, solid)
+    assert bool(jnp.all(info.converged))
+    shape2 = (len(DUCT_LEVELS), len(alphas))
+    return alphas, np.asarray(fre).reshape(shape2), np.asarray(info.iterations).reshape(shape2)
+
+
+@pytest.mark.slow
+def test_duct_friction_shah_london_and_order():
+    """f Re within 1% of Shah & London on the finest grid for every aspect
+    ratio; the error falls with a fitted order of 2 (1.8..2.2) over three grids;
+    outer iterations do not grow with the grid."""
+    alphas, fre, iterations = duct_fre()
+    ref = np.array([SHAH_LONDON_FRE[a] for a in alphas])
+    errors = np.abs(fre / ref[None, :] - 1)  # (grids, alphas)
+    assert np.all(errors[-1] < 0.01), errors[-1]
+    h = 1.0 / np.array(DUCT_LEVELS)
+    for j in range(errors.shape[1]):
+        slope = np.polyfit(np.log(h), np.log(errors[:, j]), 1)[0]
+        assert 1.8 < slope < 2.2, (alphas[j], slope, errors[:, j])
+    assert np.max(iterations[-1]) <= np.max(iterations[0]) + 3, iterations
+
+
+# ----------------------------------------------------------------------------- Ghia cavity
+
+GHIA_Y = [1.0, 0.9766, 0.9688, 0.9609, 0.9531, 0.8516, 0.7344, 0.6172, 0.5, 0.4531, 0.2813,
+          0.1719, 0.1016, 0.0703, 0.0625, 0.0547, 0.0]  # fmt: skip
+GHIA_U = {
+    100: [1.0, 0.84123, 0.78871, 0.73722, 0.68717, 0.23151, 0.00332, -0.13641, -0.20581,
+          -0.21090, -0.15662, -0.10150, -0.06434, -0.04775, -0.04192, -0.03717, 0.0],
+    400: [1.0, 0.75837, 0.68439, 0.61756, 0.55892, 0.29093, 0.16256, 0.02135, -0.11477,
+          -0.17119, -0.32726, -0.24299, -0.14612, -0.10338, -0.09266, -0.08186, 0.0],
+}  # fmt: skip
+GHIA_X = [1.0, 0.9688, 0.9609, 0.9531, 0.9453, 0.9063, 0.8594, 0.8047, 0.5, 0.2344, 0.2266,
+          0.1563, 0.0938, 0.0781, 0.0703, 0.0625, 0.0]  # fmt: skip
+GHIA_V = {
+    100: [0.0, -0.05906, -0.07391, -0.08864, -0.10313, -0.16914, -0.22445, -0.24533, 0.05454,
+          0.17527, 0.17507, 0.16077, 0.12317, 0.10890, 0.10091, 0.09233, 0.0],
+    # x = 0.9063 at Re = 400 is a known misprint in the paper: left out (NaN)
+    400: [0.0, -0.12146, -0.15663, -0.19254, -0.22847, np.nan, -0.44993, -0.38598, 0.05186,
+          0.30174, 0.30203, 0.28124, 0.22965, 0.20920, 0.19713, 0.18360, 0.0],
+}  # fmt: skip
+CAVITY = FlowSpec(bc=("wall", "wall", "wall", "wall", "symmetry", "symmetry"), tol=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("re", [100, 400])
+def test_lid_driven_cavity_ghia(re):
+    """128 x 128 cells (129 x 129 grid lines, Ghia's grid), central convection:
+    centreline velocities within 1% RMS of the lid speed of Ghia, Ghia & Shin
+    (1982); the solution is discretely divergence free."""
+    n = 128
+    grid = uniform_grid((n, n, 1), (1.0, 1.0, 1.0 / n), dtype=F64)
+    bnd = flow_boundary(grid, {"y+": (1.0, 0.0, 0.0)})
+    st, info = SOLVE_OPT(grid, jnp.zeros(grid.shape, bool), params(1.0, 1.0 / re, 1.0), bnd, CAVITY)
+    assert bool(info.converged), (info.iterations, info.residual)
+    assert int(info.iterations) < 300
+    centres = np.concatenate([[0.0], (np.arange(n) + 0.5) / n, [1.0]])
+    u_cl = np.concatenate([[0.0], np.asarray(st.u)[n // 2, :, 0], [1.0]])  # x = 0.5 faces
+    v_cl = np.concatenate([[0.0], np.asarray(st.v)[:, n // 2, 0], [0.0]])  # y = 0.5 faces
+    du = CubicSpline(centres, u_cl)(GHIA_Y) - np.array(GHIA_U[re])
+    dv = CubicSpline(centres, v_cl)(GHIA_X) - np.array(GHIA_V[re])
+    diff = np.concatenate([du, dv[np.isfinite(dv)]])
+    rms = np.sqrt(np.mean(diff**2))
+    assert rms < 0.01, rms
+    # net volume flux of every cell, relative to the lid's flux through one cell face
+    net = divergence(grid, st.u, st.v, st.w)
+    assert float(jnp.max(jnp.abs(net))) < 1e-6 * (1.0 / n) * (1.0 / n)
+
+
+# ----------------------------------------------------------------------------- conservation, vmap, float32
+
+OBSTACLE = FlowSpec(bc=("inlet", "outlet", "wall", "wall", "wall", "wall"), tol=1e-9, pressure_rtol=1e-3)
+Y_FACES = 0.5 * (1 - np.cos(np.linspace(0.0, np.pi, 9)))
+
+
+def obstacle_grid(dtype, ny=8):
+    """A 3 x 1 x 1 duct (cosine-clustered across y), or its lower ``ny`` rows."""
+    return grid_from_faces(np.linspace(0.0, 3.0, 25), Y_FACES[: ny + 1], np.linspace(0.0, 1.0, 9), dtype=dtype)
+
+
+def obstacle_mask(ny=8, blocked_top=0):
+    """A blocked obstacle sitting on the floor; optionally the top rows blocked."""
+    solid = np.zeros((24, ny, 8), bool)
+    solid[10:13, 2:5, 0:4] = True
+    if blocked_top:
+        solid[:, ny - blocked_top :, :] = True
+    return jnp.asarray(solid)
+
+
+def obstacle_solve(U, solid, dtype=F64, spec=OBSTACLE):
+    """Uniform inlet U at x-, pressure outlet at x+, Re = 20 on the height."""
+    grid = obstacle_grid(dtype, solid.shape[1])
+    zero = jnp.zeros((), dtype)
+    bnd = flow_boundary(grid, {"x-": jnp.stack([U, zero, zero])})
+    return solve_flow(grid, solid, params(1.0, 0.05, 0.5, dtype=dtype), bnd, spec)
+
+
+OBSTACLE_SOLVE = jax.jit(obstacle_solve, static_argnames=("dtype", "spec"), compiler_options=QUICK)
+
+
+def test_obstacle_duct_conserves_mass():
+    """Through-flow equals inflow to 1e-10 (float64); every cell is divergence
+    free; no flow through blocked faces; the outer iteration converged."""
+    solid = obstacle_mask()
+    st, info = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid)
+    assert bool(info.converged)
+    grid = obstacle_grid(F64)
+    area = np.outer(np.asarray(grid.dy), np.asarray(grid.dz))
+    q_in = np.sum(np.asarray(st.u[0]) * area)
+    q_out = np.sum(np.asarray(st.u[-1]) * area)
+    assert q_in == pytest.approx(1.0, rel=1e-14)
+    assert abs(q_out - q_in) / q_in < 1e-10
+    assert float(info.mass_imbalance) < 1e-10
+    net = np.asarray(divergence(grid, st.u, st.v, st.w))
+    assert np.max(np.abs(net)) < 1e-10 * q_in
+    s = np.asarray(solid)
+    for axis, f in enumerate((st.u, st.v, st.w)):
+        pad = [(0, 0)] * 3
+        pad[axis] = (1, 1)
+        sp = np.pad(s, pad)
+        lo = np.take(sp, np.arange(f.shape[axis]), axis=axis)
+        hi = np.take(sp, np.arange(1, f.shape[axis] + 1), axis=axis)
+        assert np.all(np.asarray(f)[lo | hi] == 0.0)
+    assert float(jnp.mean(st.p[0]) - jnp.mean(st.p[-1])) > 0
+
+
+@pytest.mark.slow
+def test_solid_cells_are_walls():
+    """The obstacle duct with its two upper rows of cells blocked gives the same
+    discrete solution (all velocity components and the pressure, to solver
+    tolerance) as the duct cut below those rows: no-slip and zero flux on solid
+    faces match the wall boundary condition exactly. The inlet over the blocked
+    rows carries no flow."""
+    st_b, info_b = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), obstacle_mask(blocked_top=2))
+    st_s, info_s = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), obstacle_mask(ny=6))
+    assert bool(info_s.converged) and bool(info_b.converged)
+    np.testing.assert_allclose(st_b.u[:, :6], st_s.u, atol=1e-8)
+    np.testing.assert_allclose(st_b.v[:, :7], st_s.v, atol=1e-8)
+    np.testing.assert_allclose(st_b.w[:, :6], st_s.w, atol=1e-8)
+    dp = float(st_s.p[0].mean() - st_s.p[-1].mean())
+    np.testing.assert_allclose(st_b.p[:, :6], st_s.p, atol=1e-8 * dp)
+    assert float(jnp.max(jnp.abs(st_b.u[:, 6:]))) == 0.0
+    assert float(jnp.max(jnp.abs(st_b.v[:, 7:]))) == 0.0
+    assert float(jnp.max(jnp.abs(st_b.w[:, 6:]))) == 0.0
+
+
+ROTATED = FlowSpec(bc=("wall", "wall", "wall", "wall", "inlet", "outlet"), tol=1e-9, pressure_rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_rotated_obstacle_duct_is_the_same_flow():
+    """The obstacle duct with its axes permuted cyclically (flow along z, inlet
+    on z-, the old x, y, z becoming z, x, y) gives the permuted solution: every
+    boundary type and momentum component is handled the same on every axis."""
+    perm = (1, 2, 0)  # new axis k is old axis perm[k]
+    solid = obstacle_mask()
+    st, info = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid)
+    old = obstacle_grid(F64)
+    grid = type(old)(old.dy, old.dz, old.dx, old.origin[jnp.asarray(perm)])
+    bnd = flow_boundary(grid, {"z-": (0.0, 0.0, 1.0)})
+    rot, rinfo = SOLVE(grid, jnp.transpose(solid, perm), params(1.0, 0.05, 0.5), bnd, ROTATED)
+    assert bool(info.converged) and bool(rinfo.converged)
+    old_vel = (st.u, st.v, st.w)
+    for k, new in enumerate((rot.u, rot.v, rot.w)):
+        np.testing.assert_allclose(new, jnp.transpose(old_vel[perm[k]], perm), atol=1e-7)
+    dp = float(st.p[0].mean() - st.p[-1].mean())
+    np.testing.assert_allclose(rot.p, jnp.transpose(st.p, perm), atol=1e-7 * dp)
+
+
+def test_vmap_over_inlet_velocity_equals_separate_solves():
+    speeds = jnp.asarray([0.5, 1.0, 2.0], F64)
+    solid = obstacle_mask()
+    vsolve = jax.jit(jax.vmap(obstacle_solve, in_axes=(0, None)), compiler_options=QUICK)
+    batched, binfo = vsolve(speeds, solid)
+    assert bool(jnp.all(binfo.converged))
+    for i, U in enumerate(speeds):
+        st, info = OBSTACLE_SOLVE(U, solid)
+        assert int(binfo.iterations[i]) == int(info.iterations)
+        for a, b in zip((batched.u, batched.v, batched.w), (st.u, st.v, st.w), strict=True):
+            np.testing.assert_allclose(a[i], b, rtol=0, atol=1e-12 * float(U))
+        np.testing.assert_allclose(batched.p[i], st.p, rtol=0, atol=1e-12 * float(st.p.max()))
+
+
+OBSTACLE_F32 = FlowSpec(bc=OBSTACLE.bc, tol=1e-5)
+
+
+def test_float32_converges_to_float64_solution():
+    solid = obstacle_mask()
+    st32, info32 = OBSTACLE_SOLVE(jnp.asarray(1.0, jnp.float32), solid, jnp.float32, OBSTACLE_F32)
+    assert st32.u.dtype == jnp.float32 and st32.p.dtype == jnp.float32
+    assert bool(info32.converged)
+    assert float(info32.mass_imbalance) < 1e-6
+    st64, _ = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid)
+    dp32 = float(jnp.mean(st32.p[0]) - jnp.mean(st32.p[-1]))
+    dp64 = float(jnp.mean(st64.p[0]) - jnp.mean(st64.p[-1]))
+    assert dp32 == pytest.approx(dp64, rel=1e-4)
+    np.testing.assert_allclose(np.asarray(st32.u, np.float64), st64.u, atol=1e-4)
