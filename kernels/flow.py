@@ -164,9 +164,13 @@ class FlowParams:
         mu: dynamic viscosity, Pa s, scalar or per cell ``(nx, ny, nz)``
             (temperature-dependent viscosity; the ``div(mu grad u^T)`` part of
             the stress is omitted, exact for uniform viscosity).
-        dt: pseudo-time step, s (a global value; a good choice is a fraction of
-            the viscous time ``rho D^2 / mu`` of the smallest passage and at
-            least a few convective times ``h / U``).
+        dt: pseudo-time step, s, one global value. A good choice is the
+            convective time across the narrowest passage, ``dt ~ D / U`` (D the
+            channel width or hydraulic diameter, U the bulk velocity): measured
+            best for a lid-driven cavity (D = L) and a fin-channel unit cell
+            alike; several times larger slows the pressure-velocity coupling
+            in long narrow channels, much smaller slows the pseudo-time march.
+            Without convection (fully developed duct), ``rho D^2 / mu``.
         body_force: body force per volume, N/m^3, shape ``(3,)`` (for periodic
             ducts: the imposed mean pressure gradient ``-dp/dx``).
     """
