@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from benchmarks import conduction, harness, report
+    from benchmarks import conduction, facility, harness, network, report
 
     if args.command == "report":
         report.write()
@@ -33,11 +33,13 @@ def main(argv=None) -> int:
     print(f"machine: {info}\ncopy bandwidth: {bw}", flush=True)
     suites = {
         "conduction": lambda: conduction.run(
-            (16, 32) if args.quick else (64, 128, 192),
+            (16, 32) if args.quick else (32, 64, 128, 192),
             (jnp.float64, jnp.float32),
             roof,
             repeats=2 if args.quick else 5,
         ),
+        "network": lambda: network.run(repeats=2 if args.quick else 7, quick=args.quick),
+        "facility_year": lambda: facility.run(repeats=2 if args.quick else 5, hours=48 if args.quick else None),
     }
     unknown = set(args.only or ()) - set(suites)
     if unknown:
@@ -51,10 +53,7 @@ def main(argv=None) -> int:
             records.append(rec)
             print(
                 f"{rec.benchmark:12s} {rec.case:10s} {rec.dtype:8s} "
-                + " ".join(
-                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in rec.metrics.items()
-                ),
+                + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.metrics.items()),
                 flush=True,
             )
     if not args.no_save:

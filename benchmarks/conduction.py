@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import scipy_baseline
 from benchmarks.harness import Record, timeit
 from kernels import conduction as cd
 from kernels import linsolve
@@ -24,7 +25,7 @@ def problem(n: int, dtype):
     return grid, k, q, cd.BoundaryConditions(**faces)
 
 
-def run(sizes, dtypes, bandwidth_gbps: float, repeats: int) -> list[Record]:
+def run(sizes, dtypes, bandwidth_gbps: float, repeats: int, scipy_max: int = 32) -> list[Record]:
     records = []
     for dtype in dtypes:
         tol = 1e-8 if dtype == jnp.float64 else 1e-5
@@ -44,12 +45,17 @@ def run(sizes, dtypes, bandwidth_gbps: float, repeats: int) -> list[Record]:
 
             t_apply, _, _ = timeit(jax.jit(linsolve.apply), op, b, repeats=max(repeats, 10))
             hier = jax.jit(lambda op, cfg=cfg: linsolve.multigrid_setup(op, cfg))(op)
-            t_setup, _, _ = timeit(
-                jax.jit(lambda op, cfg=cfg: linsolve.multigrid_setup(op, cfg)), op, repeats=repeats
-            )
-            t_vc, _, _ = timeit(
-                jax.jit(lambda h, r, cfg=cfg: linsolve.v_cycle(h, cfg, r)), hier, b, repeats=repeats
-            )
+            t_setup, _, _ = timeit(jax.jit(lambda op, cfg=cfg: linsolve.multigrid_setup(op, cfg)), op, repeats=repeats)
+            t_vc, _, _ = timeit(jax.jit(lambda h, r, cfg=cfg: linsolve.v_cycle(h, cfg, r)), hier, b, repeats=repeats)
+            baseline = {}
+            if dtype == jnp.float64 and n <= scipy_max:
+                x_ref, t_ref = scipy_baseline.direct_solve(op, b)
+                scale = float(np.abs(x_ref).max())
+                baseline = {
+                    "scipy_spsolve_s": t_ref,
+                    "speedup_vs_scipy": t_ref / t_solve,
+                    "max_diff_vs_scipy_rel": float(np.abs(np.asarray(x) - x_ref).max()) / scale,
+                }
             cells = n**3
             itemsize = jnp.dtype(dtype).itemsize
             apply_bytes = 6 * cells * itemsize  # x, gx, gy, gz, c in; A x out
@@ -70,6 +76,7 @@ def run(sizes, dtypes, bandwidth_gbps: float, repeats: int) -> list[Record]:
                         "apply_cells_per_s": cells / t_apply,
                         "apply_GBps": gbps,
                         "apply_roofline_fraction": gbps / bandwidth_gbps,
+                        **baseline,
                     },
                     check={
                         "tolerance": tol,

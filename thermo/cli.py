@@ -54,7 +54,27 @@ def cmd_run(args) -> int:
     print(f"running {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
     with atomic_folder(out) as tmp:
         summary = model.run(case, case_file, tmp)
-    print(f"results written to {out}/ (open results.xdmf in ParaView)")
+    hint = " (open results.xdmf in ParaView)" if (out / "results.xdmf").exists() else ""
+    print(f"results written to {out}/{hint}")
+    _print_summary(summary, sys.stdout)
+    if args.json:
+        print(json.dumps({k: q.value for k, q in summary.items()}))
+    return EXIT_OK
+
+
+def cmd_optimize(args) -> int:
+    case_file, model, case = _load(args.case)
+    if not hasattr(model, "optimize"):
+        from thermo.case import CaseError
+
+        raise CaseError(case_file.path, "case.type", f"case type {model.CASE_TYPE!r} has nothing to optimize")
+    from thermo.results import atomic_folder
+
+    out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}_optimize"
+    print(f"optimizing {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
+    with atomic_folder(out) as tmp:
+        summary = model.optimize(case, case_file, tmp)
+    print(f"results written to {out}/")
     _print_summary(summary, sys.stdout)
     if args.json:
         print(json.dumps({k: q.value for k, q in summary.items()}))
@@ -80,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="results folder (default: results/<case name>)")
     r.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     r.set_defaults(func=cmd_run)
+
+    o = sub.add_parser(
+        "optimize",
+        help="find the operating point that minimizes energy per token",
+        description=(
+            "For a facility case: find the facility-water supply temperature and coolant flow that "
+            "minimize facility J/token with the hottest junction at or below the limit ([optimize] "
+            "table), and write the optimum and its sensitivities."
+        ),
+    )
+    o.add_argument("case", help="case file (TOML)")
+    o.add_argument("-o", "--output", help="results folder (default: results/<case name>_optimize)")
+    o.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
+    o.set_defaults(func=cmd_optimize)
 
     c = sub.add_parser(
         "check",

@@ -13,13 +13,15 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from thermo import stack
+from thermo import facility, rack, stack
 from thermo.case import CaseError, CaseFile
 
 __all__ = ["CASE_TYPES", "model_for"]
 
 CASE_TYPES: dict[str, ModuleType] = {
     stack.CASE_TYPE: stack,
+    facility.CASE_TYPE: facility,
+    rack.CASE_TYPE: rack,
 }
 
 

@@ -14,6 +14,10 @@ Layout of ``results.h5``:
 * ``/solver/...``: iteration counts, residuals and residual histories.
 * ``/summary``: headline numbers as attributes (also in ``summary.json``).
 
+Models without a 3D grid (``facility``) use :func:`write_series_results`: the
+same ``/case``, ``/solver`` and ``/summary`` groups and named groups of arrays
+(``/hourly/<name>``, ...) with ``units`` and ``description`` attributes; no XDMF.
+
 A run writes into a temporary folder beside the target and renames it into
 place only when everything is written, so a failed run leaves nothing.
 """
@@ -31,7 +35,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-__all__ = ["Field", "Quantity", "atomic_folder", "write_results", "read_summary"]
+__all__ = [
+    "Field",
+    "Quantity",
+    "Series",
+    "atomic_folder",
+    "read_summary",
+    "write_common",
+    "write_results",
+    "write_series_results",
+    "write_summary_json",
+]
 
 
 @dataclass(frozen=True)
@@ -175,23 +189,62 @@ def write_results(
             ds.attrs["units"] = f.units
             ds.attrs["description"] = f.description
             flat.create_dataset(name, data=data.reshape(-1), compression="gzip").attrs["units"] = f.units
-        c = h5.create_group("case")
-        c.create_dataset("text", data=case_text)
-        c.create_dataset("parsed", data=json.dumps(case_parsed, indent=1, default=str))
-        s = h5.create_group("solver")
-        for key, value in solver.items():
-            s.create_dataset(key, data=np.asarray(value))
-        sm = h5.create_group("summary")
-        for key, q in summary.items():
-            sm.attrs[key] = _jsonable(q)["value"]
-            sm.attrs[key + ".unit"] = q.unit
+        write_common(h5, case_text, case_parsed, solver, summary)
     (folder / "results.xdmf").write_text(
         _xdmf("results.h5", points.shape[0], hexes.shape[0], shape, fields), encoding="utf-8"
     )
+    write_summary_json(folder, summary)
+
+
+def write_common(h5, case_text, case_parsed, solver, summary) -> None:
+    """The ``/case``, ``/solver`` and ``/summary`` groups every results.h5 has."""
+    c = h5.create_group("case")
+    c.create_dataset("text", data=case_text)
+    c.create_dataset("parsed", data=json.dumps(case_parsed, indent=1, default=str))
+    s = h5.create_group("solver")
+    for key, value in solver.items():
+        s.create_dataset(key, data=np.asarray(value))
+    sm = h5.create_group("summary")
+    for key, q in summary.items():
+        sm.attrs[key] = _jsonable(q)["value"]
+        sm.attrs[key + ".unit"] = q.unit
+
+
+def write_summary_json(folder: Path, summary: dict[str, Quantity]) -> None:
     (folder / "summary.json").write_text(
         json.dumps({k: _jsonable(q) for k, q in summary.items()}, indent=2) + "\n",
         encoding="utf-8",
     )
+
+
+#: A named array of a model without a 3D grid (same fields as :class:`Field`).
+Series = Field
+
+
+def write_series_results(
+    folder: Path,
+    *,
+    groups: dict[str, dict[str, Series]],
+    case_text: str,
+    case_parsed: dict,
+    solver: dict[str, np.ndarray | float | int | bool],
+    summary: dict[str, Quantity],
+) -> None:
+    """``results.h5`` and ``summary.json`` for a model without a 3D grid (no XDMF):
+    the same ``/case``, ``/solver`` and ``/summary`` groups as
+    :func:`write_results`, plus ``/<group>/<name>`` datasets with ``units`` and
+    ``description`` attributes (e.g. ``/hourly/T_junction``)."""
+    folder = Path(folder)
+    with h5py.File(folder / "results.h5", "w") as h5:
+        for gname, series in groups.items():
+            g = h5.create_group(gname)
+            for name, s in series.items():
+                data = np.asarray(s.data)
+                ds = g.create_dataset(name, data=data, compression="gzip" if data.size > 64 else None)
+                ds.attrs["units"] = s.units
+                ds.attrs["description"] = s.description
+        write_common(h5, case_text, case_parsed, solver, summary)
+    write_summary_json(folder, summary)
 
 
 def read_summary(folder: str | Path) -> dict:

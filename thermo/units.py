@@ -33,6 +33,7 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "heat_transfer_coefficient": ("W/m^2/K", '"20000 W/m^2/K"'),
     "thermal_conductivity": ("W/m/K", '"390 W/m/K"'),
     "thermal_resistance": ("K/W", '"0.02 K/W"'),
+    "thermal_conductance": ("W/K", '"250 kW/K"'),
     "volumetric_flow": ("m^3/s", '"1.5 L/min"'),
     "mass_flow": ("kg/s", '"0.03 kg/s"'),
     "pressure": ("Pa", '"20 kPa"'),

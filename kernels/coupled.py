@@ -1,0 +1,587 @@
+"""The coupled operating point of a liquid-cooled hall: junction temperature,
+chip power, coolant temperatures, heat rejection and energy per token.
+
+Chain (one representative accelerator stands for all ``n_accelerators``; SI units,
+temperatures in K)::
+
+    T_j  --(it_power)-->  P_acc(T_j), clock, tokens/s
+    heat into the secondary loop (TCS): Q_tcs = n P_acc + liquid share of the other
+        IT loads + TCS pump heat
+    CDU (counterflow plate HX, UA scaled with both flows):
+        T_tcs_supply = T_fw_supply + a_cdu Q_tcs,  a_cdu = 1/(eps C_min) - 1/C_tcs
+    facility water (FW): Q_fw = Q_tcs + FW pump heat; a fraction is exported
+        (heat reuse), the rest is rejected by the plant (kernels.plant.reject_heat),
+        which sets T_fw_supply (setpoint, or floating without a chiller)
+    cold plate: T_j_model = T_tcs_supply + upstream_heat / (rho cp q) + R(q) P_acc
+
+and the coupled equation ``r(T_j) = T_j - T_j_model(T_j) = 0``.
+
+Solver (:func:`solve_operating_point`): safeguarded Newton in a
+``lax.while_loop`` from ``T_j = t_supply_set`` (below the solution). Without
+throttling ``T_j_model`` is convex in ``T_j`` (exponential leakage), so Newton
+from the left increases monotonically to the stable (lower) fixed point. Where
+``r' = 1 - dT_j_model/dT_j`` is not clearly positive a damped fixed-point step
+``T <- T_j_model(T)`` is taken instead; steps are capped at 50 K. Converged when
+``|r| <= tol`` (K; default 1e-9 K in float64, 1e-3 K in float32).
+
+Thermal runaway: when leakage grows faster with temperature than the cooling
+chain can remove it, ``T_j_model(T) > T`` for every ``T`` and there is no fixed
+point; the iterates climb until they reach ``t_runaway`` (default 473.15 K) or
+the iteration limit. Then ``SolveInfo.converged`` is False and
+``OperatingPoint.runaway`` is True; the returned operating point is evaluated at
+the last (finite, capped) iterate, never NaN. It is not a physical state.
+
+Derivatives: the solution is wrapped in ``jax.lax.custom_root``, so gradients
+with respect to any parameter (supply setpoint, flows, ...) come from the
+implicit function theorem at the converged point, not from the iterations.
+
+Energy balance (tested to 1e-9 relative): heat from the IT equipment into the
+liquid + pump heat + chiller compressor work = heat rejected by the device +
+chiller condenser heat + exported heat.
+
+Boundaries of the energy metrics (:func:`energy_metrics`): IT = accelerators +
+other IT loads + in-rack power conversion losses; cooling = TCS and FW pumps,
+device fans, chiller compressor, condenser heat-rejection power, and air-side
+cooling of the heat that is not captured by liquid; facility = IT + cooling +
+facility overhead (a fraction of IT power: UPS and distribution losses,
+lighting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from kernels import hx, it_power, plant
+from kernels.diagnostics import SolveInfo
+
+__all__ = [
+    "Ambient",
+    "AnnualTotals",
+    "ColdPlate",
+    "CoupledConfig",
+    "EnergyMetrics",
+    "Facility",
+    "OperatingPoint",
+    "annual_totals",
+    "energy_metrics",
+    "evaluate_operating_point",
+    "solve_operating_point",
+]
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class ColdPlate:
+    """Cold-plate thermal resistance and pressure drop vs. flow per cold plate.
+
+    ``R(q) = r_base + r_flow (q / q_ref)^(-r_exponent)`` (K/W, junction to coolant
+    inlet, including the coolant's own rise), ``dp(q) = dp_ref (q / q_ref)^dp_exponent``
+    (Pa); q in m^3/s.
+    """
+
+    r_base: jax.Array
+    r_flow: jax.Array
+    r_exponent: jax.Array
+    dp_ref: jax.Array
+    dp_exponent: jax.Array
+    q_ref: jax.Array
+
+    def resistance(self, q):
+        return self.r_base + self.r_flow * jnp.power(q / self.q_ref, -self.r_exponent)
+
+    def pressure_drop(self, q):
+        return self.dp_ref * jnp.power(q / self.q_ref, self.dp_exponent)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Facility:
+    """Everything a user sweeps about the hall and its plant (traced scalars).
+
+    IT: ``accelerator`` (:class:`kernels.it_power.Accelerator`),
+    ``n_accelerators``, ``utilization``, ``other_it_per_accelerator`` (W of CPUs,
+    switches, NICs per accelerator), ``conversion_loss_fraction`` (in-rack power
+    conversion loss as a fraction of the power it feeds),
+    ``other_liquid_fraction`` (share of the other loads' and conversion losses'
+    heat captured by liquid; the rest goes to room air).
+
+    Secondary loop (TCS): ``cold_plate``, ``flow_per_accelerator`` (m^3/s),
+    ``upstream_heat`` (W picked up by the coolant before it reaches the
+    accelerator, e.g. a CPU cold plate in series), ``rho_tcs``, ``cp_tcs``,
+    ``dp_tcs_other`` (Pa of the rest of the loop: CDU, manifolds, hoses, at
+    ``flow_tcs_rated``, scaling with flow squared), ``eta_pump_tcs``
+    (wire-to-water).
+
+    CDU (counterflow plate HX): ``cdu_ua_rated`` (W/K at ``cdu_c_tcs_rated`` and
+    ``cdu_c_fw_rated`` W/K; see :func:`kernels.hx.ua_from_approach`),
+    ``cdu_share_tcs`` (share of the rated resistance on the TCS side),
+    ``cdu_exponent`` (film coefficient ~ flow^exponent).
+
+    Facility water: ``flow_fw`` (m^3/s), ``rho_fw``, ``cp_fw``, ``dp_fw_rated`` (Pa at
+    ``flow_fw_rated``, scaling with flow squared), ``eta_pump_fw``,
+    ``pump_heat_fraction`` (share of pump electrical power that ends up in the
+    water), ``t_supply_set`` (K), ``export_fraction`` (share of the FW heat
+    exported to heat reuse).
+
+    Plant: ``device`` (:class:`kernels.plant.RejectionDevice`), ``chiller``
+    (:class:`kernels.plant.Chiller`), ``tower_cycles`` (cycles of concentration),
+    ``tower_drift_fraction`` (of circulating water).
+
+    Other: ``air_cooling_w_per_w`` (power of the room-air cooling per watt of
+    air-side heat), ``facility_overhead_fraction`` (of IT power).
+    """
+
+    accelerator: it_power.Accelerator
+    n_accelerators: jax.Array
+    utilization: jax.Array
+    other_it_per_accelerator: jax.Array
+    conversion_loss_fraction: jax.Array
+    other_liquid_fraction: jax.Array
+    cold_plate: ColdPlate
+    flow_per_accelerator: jax.Array
+    upstream_heat: jax.Array
+    rho_tcs: jax.Array
+    cp_tcs: jax.Array
+    dp_tcs_other: jax.Array
+    flow_tcs_rated: jax.Array
+    eta_pump_tcs: jax.Array
+    cdu_ua_rated: jax.Array
+    cdu_c_tcs_rated: jax.Array
+    cdu_c_fw_rated: jax.Array
+    cdu_share_tcs: jax.Array
+    cdu_exponent: jax.Array
+    flow_fw: jax.Array
+    rho_fw: jax.Array
+    cp_fw: jax.Array
+    dp_fw_rated: jax.Array
+    flow_fw_rated: jax.Array
+    eta_pump_fw: jax.Array
+    pump_heat_fraction: jax.Array
+    t_supply_set: jax.Array
+    export_fraction: jax.Array
+    device: plant.RejectionDevice
+    chiller: plant.Chiller
+    tower_cycles: jax.Array
+    tower_drift_fraction: jax.Array
+    air_cooling_w_per_w: jax.Array
+    facility_overhead_fraction: jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Ambient:
+    """Outdoor air: dry bulb ``t_db`` and wet bulb ``t_wb`` (K), pressure ``p`` (Pa).
+    (Use :func:`kernels.psychro.wet_bulb` to get ``t_wb`` from relative humidity.)"""
+
+    t_db: jax.Array
+    t_wb: jax.Array
+    p: jax.Array
+
+
+@dataclass(frozen=True)
+class CoupledConfig:
+    """Static choices of the coupled solve (hashable).
+
+    Attributes:
+        device: ``"dry_cooler"``, ``"closed_tower"`` or ``"open_tower"``.
+        arrangement: the device's flow arrangement (:data:`kernels.hx.ARRANGEMENTS`).
+            Default counterflow: dry-cooler coils and towers are multi-row
+            cross-counterflow, which approaches counterflow as rows are added;
+            ``"crossflow_unmixed"`` (single pass) is exact too but a few hundred times
+            dearer per evaluation, which shows in annual runs.
+        chiller: ``"none"``, ``"carnot"`` or ``"doe2"``.
+        max_iter: Newton iteration limit.
+        tol: tolerance on ``|T_j - T_j_model(T_j)|`` in K; None: 1e-9 K for
+            float64, 1e-3 K for float32.
+        t_runaway: junction temperature (K) above which the solve stops and
+            reports thermal runaway.
+        max_step: largest Newton step, K.
+    """
+
+    device: str = "dry_cooler"
+    arrangement: str = "counterflow"
+    chiller: str = "none"
+    max_iter: int = 60
+    tol: float | None = None
+    t_runaway: float = 473.15
+    max_step: float = 50.0
+
+    def __post_init__(self):
+        if self.device not in plant.DEVICE_KINDS:
+            raise ValueError(f"device must be one of {plant.DEVICE_KINDS}, got {self.device!r}")
+        if self.arrangement not in hx.ARRANGEMENTS:
+            raise ValueError(
+                f"arrangement must be one of {hx.ARRANGEMENTS}, got {self.arrangement!r}"
+            )
+        if self.chiller not in plant.CHILLER_MODELS:
+            raise ValueError(
+                f"chiller must be one of {plant.CHILLER_MODELS}, got {self.chiller!r}"
+            )
+        if self.max_iter < 1:
+            raise ValueError("max_iter must be at least 1")
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The hall at one operating point (W, K, tokens/s, kg/s; totals for the hall).
+
+    ``t_j``: junction temperature; ``t_j_model``: the cold-plate chain's junction
+    temperature at ``t_j`` (equal at a converged point); ``p_accelerator``, ``clock``,
+    ``leakage``: per accelerator; ``tokens_per_s``: hall throughput; ``p_it``: IT
+    power; ``q_liquid_it``/``q_air``: IT heat into liquid / room air;
+    ``p_pump_tcs``/``p_pump_fw``: pump power; ``q_pump_tcs``/``q_pump_fw``: pump heat
+    into the water; ``q_tcs``: heat through the CDU; ``t_tcs_supply``/``t_tcs_return``:
+    secondary loop; ``t_fw_supply``/``t_fw_return`` (leaving the CDU)/``t_fw_device_in``
+    (entering the device after heat export)/``t_fw_econ_out`` (leaving the device);
+    ``q_fw``: heat carried by the FW; ``q_export``; ``q_econ``: rejected by the
+    device; ``q_evap``/``w_chiller``/``q_cond``/``cop``: chiller; ``fan_fraction``,
+    ``p_fan``, ``p_cond``, ``p_air_cooling``; ``water_makeup``, ``water_evaporation``
+    (kg/s, zero without a tower); ``free_cooling`` (1.0 when the device alone holds
+    the setpoint); ``p_cooling``, ``p_facility``; ``runaway`` (bool).
+    """
+
+    t_j: jax.Array
+    t_j_model: jax.Array
+    p_accelerator: jax.Array
+    clock: jax.Array
+    leakage: jax.Array
+    tokens_per_s: jax.Array
+    p_it: jax.Array
+    q_liquid_it: jax.Array
+    q_air: jax.Array
+    p_pump_tcs: jax.Array
+    p_pump_fw: jax.Array
+    q_pump_tcs: jax.Array
+    q_pump_fw: jax.Array
+    q_tcs: jax.Array
+    t_tcs_supply: jax.Array
+    t_tcs_return: jax.Array
+    t_fw_supply: jax.Array
+    t_fw_return: jax.Array
+    t_fw_device_in: jax.Array
+    t_fw_econ_out: jax.Array
+    q_fw: jax.Array
+    q_export: jax.Array
+    q_econ: jax.Array
+    q_evap: jax.Array
+    w_chiller: jax.Array
+    q_cond: jax.Array
+    cop: jax.Array
+    fan_fraction: jax.Array
+    p_fan: jax.Array
+    p_cond: jax.Array
+    p_air_cooling: jax.Array
+    water_makeup: jax.Array
+    water_evaporation: jax.Array
+    free_cooling: jax.Array
+    p_cooling: jax.Array
+    p_facility: jax.Array
+    runaway: jax.Array
+
+
+def _t_ref(config: CoupledConfig, amb: Ambient):
+    return amb.t_db if config.device == "dry_cooler" else amb.t_wb
+
+
+def evaluate_operating_point(fac: Facility, amb: Ambient, config: CoupledConfig, t_j):
+    """Evaluate the whole chain at a given junction temperature ``t_j`` (K).
+
+    Returns an :class:`OperatingPoint` whose ``t_j_model`` is the junction
+    temperature the cooling chain implies; the coupled solution has
+    ``t_j_model == t_j``. ``runaway`` is False here (set by the solver).
+    """
+    return _evaluate(fac, amb, config, t_j, with_water=True)
+
+
+def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_water: bool):
+    acc = fac.accelerator
+    n = fac.n_accelerators
+    # IT side
+    p_acc = it_power.accelerator_power(acc, fac.utilization, t_j)
+    clock = it_power.clock_fraction(acc, t_j)
+    leak = it_power.leakage_power(acc, t_j)
+    tokens = n * it_power.throughput(acc, fac.utilization, t_j)
+    p_other = n * fac.other_it_per_accelerator
+    p_conv = fac.conversion_loss_fraction * (n * p_acc + p_other)
+    p_it = n * p_acc + p_other + p_conv
+    q_liquid_it = n * p_acc + fac.other_liquid_fraction * (p_other + p_conv)
+    q_air = (1.0 - fac.other_liquid_fraction) * (p_other + p_conv)
+    # Secondary loop
+    q_cp = fac.flow_per_accelerator
+    flow_tcs = n * q_cp
+    c_tcs = fac.rho_tcs * fac.cp_tcs * flow_tcs
+    dp_tcs = fac.cold_plate.pressure_drop(q_cp) + fac.dp_tcs_other * (
+        flow_tcs / fac.flow_tcs_rated
+    ) ** 2
+    p_pump_tcs = plant.pump_power(dp_tcs, flow_tcs, fac.eta_pump_tcs)
+    q_pump_tcs = fac.pump_heat_fraction * p_pump_tcs
+    q_tcs = q_liquid_it + q_pump_tcs
+    # Facility water
+    c_fw = fac.rho_fw * fac.cp_fw * fac.flow_fw
+    dp_fw = fac.dp_fw_rated * (fac.flow_fw / fac.flow_fw_rated) ** 2
+    p_pump_fw = plant.pump_power(dp_fw, fac.flow_fw, fac.eta_pump_fw)
+    q_pump_fw = fac.pump_heat_fraction * p_pump_fw
+    q_fw = q_tcs + q_pump_fw
+    q_export = fac.export_fraction * q_fw
+    q_dev = q_fw - q_export
+    t_ref = _t_ref(config, amb)
+    rej = plant.reject_heat(
+        fac.device,
+        fac.chiller,
+        q_dev,
+        c_fw,
+        fac.t_supply_set,
+        t_ref,
+        amb.p,
+        kind=config.device,
+        arrangement=config.arrangement,
+        chiller_model=config.chiller,
+    )
+    # CDU
+    ua_cdu = hx.ua_flow_scaled(
+        fac.cdu_ua_rated,
+        c_tcs / fac.cdu_c_tcs_rated,
+        c_fw / fac.cdu_c_fw_rated,
+        fac.cdu_share_tcs,
+        fac.cdu_exponent,
+        fac.cdu_exponent,
+    )
+    a_cdu = hx.approach_coefficient(ua_cdu, c_tcs, c_fw, "counterflow")
+    t_tcs_supply = rej.t_supply + a_cdu * q_tcs
+    t_tcs_return = t_tcs_supply + q_tcs / c_tcs
+    t_fw_return = rej.t_supply + q_tcs / c_fw
+    # Cold plate
+    rise_upstream = fac.upstream_heat / (fac.rho_tcs * fac.cp_tcs * q_cp)
+    t_j_model = t_tcs_supply + rise_upstream + fac.cold_plate.resistance(q_cp) * p_acc
+    # Water (towers only)
+    if config.device == "dry_cooler" or not with_water:
+        makeup = jnp.zeros_like(q_fw)
+        evap = jnp.zeros_like(q_fw)
+    else:
+        m_circ = fac.device.c_water_rated / fac.cp_fw
+        water = plant.tower_water_use(
+            rej.q_econ + rej.q_cond,
+            rej.fan_fraction * fac.device.m_air_rated,
+            amb.t_db,
+            amb.t_wb,
+            amb.p,
+            fac.tower_cycles,
+            fac.tower_drift_fraction,
+            m_circ,
+        )
+        makeup = water.makeup
+        evap = water.evaporation
+    p_air_cooling = fac.air_cooling_w_per_w * q_air
+    p_cooling = p_pump_tcs + p_pump_fw + rej.p_fan + rej.w_chiller + rej.p_cond + p_air_cooling
+    p_facility = p_it * (1.0 + fac.facility_overhead_fraction) + p_cooling
+    return OperatingPoint(
+        t_j=t_j,
+        t_j_model=t_j_model,
+        p_accelerator=p_acc,
+        clock=clock,
+        leakage=leak,
+        tokens_per_s=tokens,
+        p_it=p_it,
+        q_liquid_it=q_liquid_it,
+        q_air=q_air,
+        p_pump_tcs=p_pump_tcs,
+        p_pump_fw=p_pump_fw,
+        q_pump_tcs=q_pump_tcs,
+        q_pump_fw=q_pump_fw,
+        q_tcs=q_tcs,
+        t_tcs_supply=t_tcs_supply,
+        t_tcs_return=t_tcs_return,
+        t_fw_supply=rej.t_supply,
+        t_fw_return=t_fw_return,
+        t_fw_device_in=rej.t_in,
+        t_fw_econ_out=rej.t_econ_out,
+        q_fw=q_fw,
+        q_export=q_export,
+        q_econ=rej.q_econ,
+        q_evap=rej.q_evap,
+        w_chiller=rej.w_chiller,
+        q_cond=rej.q_cond,
+        cop=rej.cop,
+        fan_fraction=rej.fan_fraction,
+        p_fan=rej.p_fan,
+        p_cond=rej.p_cond,
+        p_air_cooling=p_air_cooling,
+        water_makeup=makeup,
+        water_evaporation=evap,
+        free_cooling=rej.free_cooling,
+        p_cooling=p_cooling,
+        p_facility=p_facility,
+        runaway=jnp.zeros(jnp.shape(t_j), bool),
+    )
+
+
+def _newton(residual, t0, t_lo, config: CoupledConfig, tol):
+    """Safeguarded Newton on the scalar residual (see module docstring)."""
+    dtype = t0.dtype
+    n_hist = config.max_iter + 1
+
+    def r_and_dr(t):
+        return jax.jvp(residual, (t,), (jnp.ones_like(t),))
+
+    r0, dr0 = r_and_dr(t0)
+    hist0 = jnp.full((n_hist,), jnp.nan, dtype).at[0].set(jnp.abs(r0))
+
+    def finished(t, r):
+        converged = jnp.abs(r) <= tol
+        runaway = (t >= config.t_runaway) & (r < 0)
+        return converged | runaway | ~jnp.isfinite(r)
+
+    def cond(state):
+        k, t, r, dr, hist = state
+        return (k < config.max_iter) & ~finished(t, r)
+
+    def body(state):
+        k, t, r, dr, hist = state
+        newton_ok = dr > 1e-2
+        step = jnp.where(newton_ok, -r / jnp.where(newton_ok, dr, 1.0), -r)
+        step = jnp.clip(step, -config.max_step, config.max_step)
+        t_new = jnp.clip(t + step, t_lo, config.t_runaway)
+        r_new, dr_new = r_and_dr(t_new)
+        hist = hist.at[k + 1].set(jnp.abs(r_new))
+        return k + 1, t_new, r_new, dr_new, hist
+
+    k, t, r, _, hist = lax.while_loop(cond, body, (0, t0, r0, dr0, hist0))
+    converged = jnp.abs(r) <= tol
+    runaway = ~converged & (r < 0)
+    info = SolveInfo(converged=converged, iterations=k, residual=jnp.abs(r), history=hist)
+    return t, info, runaway
+
+
+def solve_operating_point(fac: Facility, amb: Ambient, config: CoupledConfig = CoupledConfig()):
+    """Solve the coupled junction temperature / power / cooling chain.
+
+    Args:
+        fac: facility parameters (scalars; ``vmap`` for batches).
+        amb: ambient conditions (scalars; ``vmap`` over hours).
+        config: static solver and plant choices.
+
+    Returns:
+        ``(op, info)``: the :class:`OperatingPoint` evaluated at the solution and
+        a :class:`kernels.diagnostics.SolveInfo` whose ``residual`` is
+        ``|T_j - T_j_model|`` in K. Not converged means thermal runaway
+        (``op.runaway``) or the iteration limit; ``op`` is then finite but not a
+        physical state. Gradients are implicit (see module docstring).
+    """
+    t_set = jnp.asarray(fac.t_supply_set)
+    dtype = t_set.dtype
+    if config.tol is None:
+        tol = 1e-9 if dtype == jnp.float64 else 1e-3
+    else:
+        tol = config.tol
+
+    def residual_of(f, a):
+        def residual(t):
+            return t - _evaluate(f, a, config, t, with_water=False).t_j_model
+
+        return residual
+
+    # Iterate on values only (no derivatives through the loop), then attach the
+    # implicit derivative at the solution with custom_root.
+    fac_v, amb_v = jax.tree_util.tree_map(lax.stop_gradient, (fac, amb))
+    t_star, info, runaway = _newton(
+        residual_of(fac_v, amb_v), lax.stop_gradient(t_set), lax.stop_gradient(t_set), config, tol
+    )
+
+    def tangent_solve(g, y):
+        return y / g(jnp.ones_like(y))
+
+    t_j = lax.custom_root(residual_of(fac, amb), t_star, lambda f, x0: x0, tangent_solve)
+    op = evaluate_operating_point(fac, amb, config, t_j)
+    return dataclasses.replace(op, runaway=runaway), info
+
+
+# ------------------------------------------------------------------ metrics
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class EnergyMetrics:
+    """Energy per token and efficiency indices (boundaries in the module docstring).
+
+    ``j_per_token_it``, ``j_per_token_cooling`` (equal to cooling W per token/s),
+    ``j_per_token_facility``: J/token; ``tokens_per_kwh``: tokens per kWh of
+    facility energy (the TokEnergy-style index, facility boundary);
+    ``tokens_per_kwh_it``: per kWh of IT energy; ``ppue_cooling``: partial PUE of
+    cooling, (IT + cooling)/IT; ``pue``: facility/IT; ``water_l_per_kwh``: make-up
+    water per kWh of IT energy (WUE, L/kWh, taking 1 kg of water as 1 L).
+    """
+
+    j_per_token_it: jax.Array
+    j_per_token_cooling: jax.Array
+    j_per_token_facility: jax.Array
+    tokens_per_kwh: jax.Array
+    tokens_per_kwh_it: jax.Array
+    ppue_cooling: jax.Array
+    pue: jax.Array
+    water_l_per_kwh: jax.Array
+
+
+def _metrics(e_it, e_cool, e_fac, tokens, water_kg):
+    """Metrics from energies (J), token counts and water (kg) over one period."""
+    return EnergyMetrics(
+        j_per_token_it=e_it / tokens,
+        j_per_token_cooling=e_cool / tokens,
+        j_per_token_facility=e_fac / tokens,
+        tokens_per_kwh=tokens * 3.6e6 / e_fac,
+        tokens_per_kwh_it=tokens * 3.6e6 / e_it,
+        ppue_cooling=(e_it + e_cool) / e_it,
+        pue=e_fac / e_it,
+        water_l_per_kwh=water_kg * 3.6e6 / e_it,
+    )
+
+
+def energy_metrics(op: OperatingPoint) -> EnergyMetrics:
+    """Instantaneous energy metrics of an operating point."""
+    return _metrics(op.p_it, op.p_cooling, op.p_facility, op.tokens_per_s, op.water_makeup)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class AnnualTotals:
+    """Totals over a series of operating points (e.g. 8760 hours).
+
+    Energies in kWh, ``tokens`` in tokens, ``water_l`` in litres,
+    ``free_cooling_hours`` in hours, ``metrics`` the period's
+    :class:`EnergyMetrics` (ratios of totals, not means of ratios).
+    """
+
+    energy_it_kwh: jax.Array
+    energy_cooling_kwh: jax.Array
+    energy_facility_kwh: jax.Array
+    tokens: jax.Array
+    water_l: jax.Array
+    free_cooling_hours: jax.Array
+    metrics: EnergyMetrics
+
+
+def annual_totals(ops: OperatingPoint, hours) -> AnnualTotals:
+    """Aggregate operating points batched along axis 0, each lasting ``hours``
+    (scalar or shape ``(n,)``) hours."""
+    dtype = ops.p_it.dtype
+    hours = jnp.broadcast_to(jnp.asarray(hours, dtype), ops.p_it.shape)
+    seconds = 3600.0 * hours
+    e_it = jnp.sum(ops.p_it * seconds)
+    e_cool = jnp.sum(ops.p_cooling * seconds)
+    e_fac = jnp.sum(ops.p_facility * seconds)
+    tokens = jnp.sum(ops.tokens_per_s * seconds)
+    water = jnp.sum(ops.water_makeup * seconds)
+    return AnnualTotals(
+        energy_it_kwh=e_it / 3.6e6,
+        energy_cooling_kwh=e_cool / 3.6e6,
+        energy_facility_kwh=e_fac / 3.6e6,
+        tokens=tokens,
+        water_l=water,
+        free_cooling_hours=jnp.sum(ops.free_cooling * hours),
+        metrics=_metrics(e_it, e_cool, e_fac, tokens, water),
+    )

@@ -1,0 +1,881 @@
+"""``facility`` cases: from heat to tokens.
+
+A hall of liquid-cooled accelerators, its coolant distribution unit (CDU),
+facility-water loop and heat-rejection plant (dry cooler, or open/closed wet
+tower, with an optional trim chiller and heat export), at one ambient design
+point or over an hourly weather year. For every hour the coupled junction
+temperature / chip power / coolant temperature problem is solved
+(:func:`kernels.coupled.solve_operating_point`), and the energy each token costs
+is reported: J/token for IT, cooling and the whole facility, tokens per kWh,
+partial PUE and PUE, water use, free-cooling hours.
+
+``thermo run`` writes the report; ``thermo optimize`` finds the facility-water
+supply temperature and coolant flow that minimize facility J/token subject to a
+junction-temperature limit (see :func:`optimize`).
+
+Boundaries (stated in the summary next to each number):
+
+* IT: accelerators (idle + dynamic + leakage), other IT loads per accelerator
+  (CPUs, switches, NICs) and in-rack power conversion losses;
+* cooling: secondary (TCS) and facility-water pumps, heat-rejection fans,
+  chiller compressor, condenser-side heat rejection, and room-air cooling of the
+  IT heat that does not go to liquid;
+* facility: IT + cooling + overhead (``[facility] overhead_fraction`` of IT power:
+  UPS and distribution losses, lighting).
+
+Every key and its default is listed in ``docs/case-files.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thermo.case import CaseFile, Table
+from thermo.errors import SolveError
+from thermo.results import Quantity, Series, write_series_results
+from thermo.weather import Weather, read_weather
+
+__all__ = ["FacilityCase", "parse", "run", "optimize", "build", "solve_hours", "CASE_TYPE"]
+
+CASE_TYPE = "facility"
+T0 = 273.15
+
+
+# --------------------------------------------------------------------------- case
+
+
+@dataclass(frozen=True)
+class OptimizeSettings:
+    supply_bounds: tuple[float, float]  # K
+    flow_scale_bounds: tuple[float, float]
+    junction_limit: float  # K
+    grid: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class FacilityCase:
+    """A parsed facility case (SI units). ``params`` holds the traced numbers of
+    :class:`kernels.coupled.Facility` by field name (nested dicts for the
+    accelerator, cold plate, device and chiller)."""
+
+    name: str
+    description: str
+    params: dict
+    device: str
+    arrangement: str
+    chiller: str
+    weather: Weather
+    hourly: bool
+    utilization_by_hour: tuple[float, ...] | None
+    sweep_supply: tuple[float, ...]
+    optimize: OptimizeSettings
+    precision: str
+    tolerance: float | None
+    max_iterations: int
+    plots: bool
+    notes: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["weather"] = {"source": self.weather.source, "hours": len(self.weather)}
+        return d
+
+
+def _coolant_props(table: Table | None, t_ref: float, default_fluid: str = "water"):
+    from thermo.coolant import make_coolant, read_coolant
+
+    coolant = make_coolant(default_fluid) if table is None else read_coolant(table)
+    return float(coolant.density(t_ref)), float(coolant.cp(t_ref)), coolant.name
+
+
+def parse(case_file: CaseFile) -> FacilityCase:
+    """Read and validate a ``facility`` case (raises :class:`CaseError`)."""
+    from kernels import hx, plant
+
+    root = Table(case_file.data, case_file.path)
+    meta = root.table("case")
+    meta.string("type", choices=(CASE_TYPE,))
+    name = meta.string("name")
+    description = meta.string("description", default="")
+    meta.finish()
+    notes: list[str] = []
+
+    # ----------------------------------------------------------------- IT
+    it = root.table("it")
+    n_acc = it.integer("accelerators", minimum=1)
+    acc = dict(
+        p_idle=it.quantity("idle_power", "power", nonnegative=True),
+        p_dynamic=it.quantity("dynamic_power", "power", nonnegative=True),
+        leak_ref=it.quantity("leakage_power", "power", nonnegative=True),
+        t_leak_ref=it.quantity("leakage_reference_temperature", "temperature"),
+        leak_beta=math.log(2.0) / it.quantity("leakage_doubling", "temperature_difference", positive=True),
+        t_throttle=it.quantity("throttle_temperature", "temperature"),
+        throttle_span=it.quantity("throttle_span", "temperature_difference", default=15.0, positive=True),
+        clock_min=it.number("min_clock", default=0.5, minimum=0.05, maximum=1.0),
+        dyn_clock_exponent=it.number("dynamic_clock_exponent", default=1.0, minimum=0.0, maximum=4.0),
+        tokens_per_s=it.number("tokens_per_second", minimum=0.0),
+        ramp_smoothing=0.1,
+    )
+    if acc["tokens_per_s"] <= 0:
+        raise it.error("tokens_per_second", "must be positive (tokens/s per accelerator at full load)")
+    has_u, has_prof = it.has("utilization"), it.has("utilization_by_hour")
+    if has_u == has_prof:
+        raise it.error(None, "give exactly one of 'utilization' or 'utilization_by_hour'")
+    if has_u:
+        utilization = it.number("utilization", minimum=0.0, maximum=1.0)
+        profile = None
+    else:
+        profile = it.quantities("utilization_by_hour", "dimensionless", length=24, nonnegative=True)
+        if max(profile) > 1.0:
+            raise it.error("utilization_by_hour", "values must be between 0 and 1")
+        utilization = float(np.mean(profile))
+    other = it.quantity("other_power_per_accelerator", "power", default=0.0, nonnegative=True)
+    conv = it.number("conversion_loss_fraction", default=0.0, minimum=0.0, maximum=0.5)
+    other_liq = it.number("other_liquid_fraction", default=0.0, minimum=0.0, maximum=1.0)
+    t_j_limit = it.quantity("junction_limit", "temperature", default=acc["t_throttle"])
+    it.finish()
+
+    # ----------------------------------------------------------------- cold plate
+    cp_t = root.table("cold_plate")
+    q_ref = cp_t.quantity("reference_flow", "volumetric_flow", positive=True)
+    cold_plate = dict(
+        r_base=cp_t.quantity("resistance_base", "thermal_resistance", nonnegative=True),
+        r_flow=cp_t.quantity("resistance_flow", "thermal_resistance", nonnegative=True),
+        r_exponent=cp_t.number("resistance_exponent", default=0.8, minimum=0.0, maximum=3.0),
+        dp_ref=cp_t.quantity("pressure_drop", "pressure", nonnegative=True),
+        dp_exponent=cp_t.number("pressure_drop_exponent", default=1.85, minimum=1.0, maximum=2.0),
+        q_ref=q_ref,
+    )
+    upstream = cp_t.quantity("upstream_heat", "power", default=0.0, nonnegative=True)
+    cp_t.finish()
+
+    # ----------------------------------------------------------------- secondary loop
+    sec = root.table("secondary")
+    supply_ref = None  # filled from facility water below for property evaluation
+    q_cp = sec.quantity("flow_per_accelerator", "volumetric_flow", positive=True)
+    dp_other = sec.quantity("loop_pressure_drop", "pressure", nonnegative=True)
+    eta_tcs = sec.number("pump_efficiency", minimum=0.05, maximum=1.0)
+    pump_heat = sec.number("pump_heat_fraction", default=1.0, minimum=0.0, maximum=1.0)
+    sec_coolant = sec.table("coolant", default=None)
+
+    # ----------------------------------------------------------------- facility water
+    fw = root.table("facility_water")
+    t_set = fw.quantity("supply_temperature", "temperature")
+    flow_fw = fw.quantity("flow", "volumetric_flow", positive=True)
+    dp_fw = fw.quantity("pressure_drop", "pressure", nonnegative=True)
+    eta_fw = fw.number("pump_efficiency", minimum=0.05, maximum=1.0)
+    export = fw.number("export_fraction", default=0.0, minimum=0.0, maximum=1.0)
+    fw_coolant = fw.table("coolant", default=None)
+    supply_ref = t_set + 8.0  # properties at a mean loop temperature (constant)
+    rho_tcs, cp_tcs, sec_name = _coolant_props(sec_coolant, supply_ref + 3.0)
+    rho_fw, cp_fw, fw_name = _coolant_props(fw_coolant, supply_ref)
+    sec.finish()
+    fw.finish()
+    notes.append(f"secondary coolant: {sec_name}, rho {rho_tcs:.1f} kg/m3, cp {cp_tcs:.0f} J/kg/K")
+    notes.append(f"facility water: {fw_name}, rho {rho_fw:.1f} kg/m3, cp {cp_fw:.0f} J/kg/K")
+
+    flow_tcs = n_acc * q_cp
+    c_tcs = rho_tcs * cp_tcs * flow_tcs
+    c_fw = rho_fw * cp_fw * flow_fw
+    design_liquid = n_acc * (
+        acc["p_idle"] + utilization * acc["p_dynamic"] + acc["leak_ref"]
+    ) + other_liq * (1.0 + conv) * n_acc * other
+
+    # ----------------------------------------------------------------- CDU
+    cdu = root.table("cdu")
+    has_ua, has_app = cdu.has("ua"), cdu.has("approach")
+    if has_ua == has_app:
+        raise cdu.error(None, "give exactly one of 'ua' (W/K) or 'approach' (rated, K)")
+    rated_heat = cdu.quantity("rated_heat", "power", default=design_liquid, positive=True)
+    if has_ua:
+        cdu_ua = cdu.quantity("ua", "thermal_conductance", positive=True)
+    else:
+        approach = cdu.quantity("approach", "temperature_difference", positive=True)
+        c_min = min(c_tcs, c_fw)
+        eps = rated_heat / (c_min * (approach + rated_heat / c_tcs))
+        if not eps < 1.0:
+            raise cdu.error(
+                "approach",
+                f"{approach:g} K is not reachable at {rated_heat / 1e3:.0f} kW with these flows "
+                f"(effectiveness {eps:.3f} >= 1): raise the approach or the facility-water flow",
+            )
+        cdu_ua = float(hx.ua_from_approach(approach, rated_heat, c_tcs, c_fw))
+    share = cdu.number("secondary_resistance_share", default=0.5, minimum=0.0, maximum=1.0)
+    cdu_exp = cdu.number("flow_exponent", default=0.65, minimum=0.0, maximum=1.0)
+    cdu.finish()
+
+    # ----------------------------------------------------------------- heat rejection
+    hr = root.table("heat_rejection")
+    device = hr.string("type", choices=plant.DEVICE_KINDS)
+    arrangement = hr.string("arrangement", default="counterflow", choices=hx.ARRANGEMENTS)
+    q_rated = hr.quantity("rated_heat", "power", positive=True)
+    app_rated = hr.quantity("approach", "temperature_difference", positive=True)
+    t_ref_rated = hr.quantity("rated_ambient", "temperature")
+    m_air = hr.quantity("air_flow", "mass_flow", positive=True)
+    c_w_rated = rho_fw * cp_fw * hr.quantity("rated_water_flow", "volumetric_flow", default=flow_fw, positive=True)
+    fan_power = hr.quantity("fan_power", "power", nonnegative=True)
+    f_min = hr.number("min_fan_fraction", default=0.15, minimum=0.01, maximum=1.0)
+    air_share = hr.number("air_resistance_share", default=0.8 if device == "dry_cooler" else 0.6,
+                          minimum=0.0, maximum=1.0)  # fmt: skip
+    air_exp = hr.number("air_exponent", default=0.8, minimum=0.0, maximum=1.5)
+    water_exp = hr.number("water_exponent", default=0.8 if device == "dry_cooler" else 0.6,
+                          minimum=0.0, maximum=1.5)  # fmt: skip
+    cs_span = hr.quantity("saturation_span", "temperature_difference", default=10.0, positive=True)
+    pressure = hr.quantity("rated_pressure", "pressure", default=101325.0, positive=True)
+    if device == "open_tower":
+        hx_app = hr.quantity("isolation_approach", "temperature_difference", positive=True)
+        eps_hx = q_rated / (min(c_fw, c_w_rated) * (hx_app + q_rated / c_fw))
+        if not eps_hx < 1.0:
+            raise hr.error("isolation_approach", f"not reachable (effectiveness {eps_hx:.3f} >= 1)")
+        hx_ua = float(hx.ua_from_approach(hx_app, q_rated, c_fw, c_w_rated))
+    else:
+        hx_ua = 0.0
+    cycles = hr.number("cycles_of_concentration", default=4.0, minimum=1.1, maximum=50.0)
+    drift = hr.number("drift_fraction", default=5e-5, minimum=0.0, maximum=0.01)
+    hr.finish()
+    c_air_rated = m_air * float(
+        plant.air_specific_heat(device, plant.CP_AIR, cs_span, t_ref_rated, pressure)
+    )
+    c_min = min(c_w_rated, c_air_rated)
+    eps_dev = q_rated / (c_min * (app_rated + q_rated / c_w_rated))
+    if not eps_dev < 1.0:
+        raise hr.error(
+            "approach",
+            f"{app_rated:g} K at {q_rated / 1e3:.0f} kW needs effectiveness {eps_dev:.3f} >= 1 with this "
+            "air and water flow: raise the approach or the air flow",
+        )
+    ua_dev = float(
+        plant.rate_device(device, q_rated, app_rated, c_w_rated, m_air, t_ref_rated, pressure,
+                          plant.CP_AIR, cs_span, arrangement)  # fmt: skip
+    )
+    device_params = dict(
+        ua_rated=ua_dev, c_water_rated=c_w_rated, m_air_rated=m_air, cp_air=plant.CP_AIR,
+        cs_span=cs_span, air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
+        fan_power_rated=fan_power, fan_fraction_min=f_min, hx_ua=hx_ua,
+    )  # fmt: skip
+
+    # ----------------------------------------------------------------- chiller
+    ch_t = root.table("chiller", default=None)
+    cop_ref, coeffs, chw_b, cond_b = plant.doe2_centrifugal_eir()
+    chiller_params = dict(
+        carnot_fraction=0.55, dt_evap=2.0, dt_cond=2.0, cop_ref=cop_ref, eir_coeffs=coeffs,
+        t_chw_bounds=chw_b, t_cond_bounds=cond_b, lift_min=1.0, cond_approach=5.0, cond_power_per_w=0.02,
+    )  # fmt: skip
+    if ch_t is None:
+        chiller = "none"
+    else:
+        chiller = ch_t.string("model", choices=("carnot", "doe2"))
+        chiller_params.update(
+            carnot_fraction=ch_t.number("carnot_fraction", default=0.55, minimum=0.05, maximum=1.0),
+            dt_evap=ch_t.quantity("evaporator_approach", "temperature_difference", default=2.0, nonnegative=True),
+            dt_cond=ch_t.quantity("condenser_approach", "temperature_difference", default=2.0, nonnegative=True),
+            cop_ref=ch_t.number("reference_cop", default=cop_ref, minimum=0.5, maximum=30.0),
+            lift_min=ch_t.quantity("minimum_lift", "temperature_difference", default=1.0, positive=True),
+            cond_approach=ch_t.quantity(
+                "condenser_water_approach", "temperature_difference", default=5.0, nonnegative=True
+            ),
+            cond_power_per_w=ch_t.number("condenser_power_per_heat", default=0.02, minimum=0.0, maximum=0.5),
+        )
+        ch_t.finish()
+
+    # ----------------------------------------------------------------- facility extras
+    fac_t = root.table("facility", default=None)
+    overhead, air_cool = 0.0, 0.0
+    if fac_t is not None:
+        overhead = fac_t.number("overhead_fraction", default=0.0, minimum=0.0, maximum=1.0)
+        air_cool = fac_t.number("air_cooling_power_per_heat", default=0.0, minimum=0.0, maximum=2.0)
+        fac_t.finish()
+
+    # ----------------------------------------------------------------- ambient
+    amb = root.table("ambient")
+    p_amb = amb.quantity("pressure", "pressure", default=101325.0, minimum=5e4, maximum=1.1e5)
+    if amb.has("weather"):
+        path = amb.path_value("weather", case_file.directory)
+        for k in ("dry_bulb", "wet_bulb", "relative_humidity"):
+            if amb.has(k):
+                raise amb.error(k, "give either 'weather' (an hourly file) or a design point, not both")
+        weather = read_weather(path, p_amb)
+        hourly = True
+    else:
+        t_db = amb.quantity("dry_bulb", "temperature")
+        has_wb, has_rh = amb.has("wet_bulb"), amb.has("relative_humidity")
+        if has_wb == has_rh:
+            raise amb.error(None, "give exactly one of 'wet_bulb' or 'relative_humidity' with 'dry_bulb'")
+        if has_wb:
+            t_wb = amb.quantity("wet_bulb", "temperature")
+            if t_wb > t_db:
+                raise amb.error("wet_bulb", "must not exceed the dry bulb")
+        else:
+            from thermo.weather import wet_bulb_from_rh
+
+            rh = amb.number("relative_humidity", minimum=0.0, maximum=1.0)
+            t_wb = float(wet_bulb_from_rh(np.array([t_db]), np.array([rh]), np.array([p_amb]))[0])
+        weather = Weather(("design",), np.array([t_db]), np.array([t_wb]), np.array([p_amb]), "design point")
+        hourly = False
+    amb.finish()
+
+    # ----------------------------------------------------------------- sweep, optimize, solver
+    sw = root.table("sweep", default=None)
+    if sw is not None:
+        sweep = sw.quantities("supply_temperatures", "temperature")
+        if len(sweep) < 2:
+            raise sw.error("supply_temperatures", "give at least two temperatures")
+        sw.finish()
+    else:
+        sweep = tuple(t_set + d for d in np.arange(-10.0, 10.0 + 1e-9, 2.0))
+    opt_t = root.table("optimize", default=None)
+    s_lo, s_hi = t_set - 10.0, t_set + 10.0
+    f_lo, f_hi = 0.5, 2.0
+    grid = (9, 7)
+    if opt_t is not None:
+        s_lo, s_hi = opt_t.quantities("supply_temperature", "temperature", length=2, default=(s_lo, s_hi))
+        f_lo, f_hi = opt_t.quantities("flow_scale", "dimensionless", length=2, default=(f_lo, f_hi), positive=True)
+        grid = opt_t.integers("grid", 2, default=grid, minimum=3)
+        t_j_limit = opt_t.quantity("junction_limit", "temperature", default=t_j_limit)
+        if not (s_lo < s_hi and f_lo < f_hi):
+            raise opt_t.error(None, "bounds must be [low, high] with low < high")
+        opt_t.finish()
+    sol = root.table("solver", default=None)
+    precision, tol, max_iter = "float64", None, 60
+    if sol is not None:
+        precision = sol.string("precision", default="float64", choices=("float64", "float32"))
+        tol = sol.quantity("tolerance", "temperature_difference", default=None, positive=True)
+        max_iter = sol.integer("max_iterations", default=60, minimum=1)
+        sol.finish()
+    out = root.table("output", default=None)
+    plots = True
+    if out is not None:
+        plots = out.boolean("plots", default=True)
+        out.finish()
+    root.finish()
+
+    params = dict(
+        accelerator=acc,
+        n_accelerators=float(n_acc),
+        utilization=utilization,
+        other_it_per_accelerator=other,
+        conversion_loss_fraction=conv,
+        other_liquid_fraction=other_liq,
+        cold_plate=cold_plate,
+        flow_per_accelerator=q_cp,
+        upstream_heat=upstream,
+        rho_tcs=rho_tcs,
+        cp_tcs=cp_tcs,
+        dp_tcs_other=dp_other,
+        flow_tcs_rated=flow_tcs,
+        eta_pump_tcs=eta_tcs,
+        cdu_ua_rated=cdu_ua,
+        cdu_c_tcs_rated=c_tcs,
+        cdu_c_fw_rated=c_fw,
+        cdu_share_tcs=share,
+        cdu_exponent=cdu_exp,
+        flow_fw=flow_fw,
+        rho_fw=rho_fw,
+        cp_fw=cp_fw,
+        dp_fw_rated=dp_fw,
+        flow_fw_rated=flow_fw,
+        eta_pump_fw=eta_fw,
+        pump_heat_fraction=pump_heat,
+        t_supply_set=t_set,
+        export_fraction=export,
+        device=device_params,
+        chiller=chiller_params,
+        tower_cycles=cycles,
+        tower_drift_fraction=drift,
+        air_cooling_w_per_w=air_cool,
+        facility_overhead_fraction=overhead,
+    )
+    return FacilityCase(
+        name=name,
+        description=description,
+        params=params,
+        device=device,
+        arrangement=arrangement,
+        chiller=chiller,
+        weather=weather,
+        hourly=hourly,
+        utilization_by_hour=profile,
+        sweep_supply=tuple(float(s) for s in sweep),
+        optimize=OptimizeSettings((s_lo, s_hi), (f_lo, f_hi), t_j_limit, tuple(grid)),
+        precision=precision,
+        tolerance=tol,
+        max_iterations=max_iter,
+        plots=plots,
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- build & solve
+
+
+def _dtype(case: FacilityCase):
+    import jax.numpy as jnp
+
+    return jnp.float64 if case.precision == "float64" else jnp.float32
+
+
+def build(case: FacilityCase):
+    """The :class:`kernels.coupled.Facility` pytree of a case (in its precision)
+    and the static :class:`kernels.coupled.CoupledConfig`."""
+    import jax.numpy as jnp
+
+    from kernels import coupled, it_power, plant
+
+    dt = _dtype(case)
+    p = case.params
+
+    def arr(v):
+        return jnp.asarray(v, dt)
+
+    fields = {k: arr(v) for k, v in p.items() if not isinstance(v, dict)}
+    fac = coupled.Facility(
+        accelerator=it_power.Accelerator(**{k: arr(v) for k, v in p["accelerator"].items()}),
+        cold_plate=coupled.ColdPlate(**{k: arr(v) for k, v in p["cold_plate"].items()}),
+        device=plant.RejectionDevice(**{k: arr(v) for k, v in p["device"].items()}),
+        chiller=plant.Chiller(**{k: arr(v) for k, v in p["chiller"].items()}),
+        **fields,
+    )
+    config = coupled.CoupledConfig(
+        device=case.device,
+        arrangement=case.arrangement,
+        chiller=case.chiller,
+        max_iter=case.max_iterations,
+        tol=case.tolerance,
+    )
+    return fac, config
+
+
+def _hourly_inputs(case: FacilityCase):
+    import jax.numpy as jnp
+
+    from kernels.coupled import Ambient
+
+    dt = _dtype(case)
+    w = case.weather
+    n = len(w)
+    if case.utilization_by_hour is None or not case.hourly:
+        util = np.full(n, case.params["utilization"])  # a design point uses the profile's mean
+    else:
+        util = np.asarray(case.utilization_by_hour)[np.arange(n) % 24]
+    amb = Ambient(t_db=jnp.asarray(w.t_db, dt), t_wb=jnp.asarray(w.t_wb, dt), p=jnp.asarray(w.p, dt))
+    return amb, jnp.asarray(util, dt)
+
+
+def _with_controls(fac, t_set, flow_scale):
+    """The facility at another supply setpoint and coolant flow (both loops scaled)."""
+    return dataclasses.replace(
+        fac,
+        t_supply_set=t_set,
+        flow_per_accelerator=fac.flow_per_accelerator * flow_scale,
+        flow_fw=fac.flow_fw * flow_scale,
+    )
+
+
+def _year_solver(config):
+    """fac, amb[hours], util[hours] -> (ops, infos) over the hours (vmap)."""
+    import jax
+
+    from kernels.coupled import solve_operating_point
+
+    def one(fac, amb, u):
+        return solve_operating_point(dataclasses.replace(fac, utilization=u), amb, config)
+
+    return jax.vmap(one, in_axes=(None, 0, 0))
+
+
+def _year_metrics(config):
+    """fac, amb, util -> (J/token facility, T_j max, all converged, totals)."""
+    from kernels.coupled import annual_totals
+
+    solve_year = _year_solver(config)
+
+    def metrics(fac, amb, util):
+        ops, infos = solve_year(fac, amb, util)
+        tot = annual_totals(ops, 1.0)
+        return tot.metrics.j_per_token_facility, ops.t_j.max(), infos.converged.all(), tot
+
+    return metrics
+
+
+def solve_hours(case: FacilityCase):
+    """Solve every hour (or the design point): returns ``(fac, config, ops, infos)``."""
+    import jax
+
+    fac, config = build(case)
+    amb, util = _hourly_inputs(case)
+    ops, infos = jax.jit(_year_solver(config))(fac, amb, util)
+    return fac, config, ops, infos
+
+
+def _check(case: FacilityCase, ops, infos, what: str) -> None:
+    conv = np.asarray(infos.converged)
+    finite = np.all([np.all(np.isfinite(np.asarray(x))) for x in (ops.t_j, ops.p_facility, ops.tokens_per_s)])
+    if conv.all() and finite:
+        return
+    bad = np.flatnonzero(~conv)
+    i = int(bad[0]) if bad.size else 0
+    runaway = bool(np.asarray(ops.runaway)[i])
+    w = case.weather
+    cause = (
+        "thermal runaway (leakage grows faster than the cooling chain removes it; no steady "
+        "junction temperature exists)"
+        if runaway
+        else "the iteration limit was reached"
+    )
+    raise SolveError(
+        f"{what}: the coupled junction-temperature solve did not converge in {bad.size} of "
+        f"{conv.size} hours; first at row {i} ({w.time[i]}, dry bulb {w.t_db[i] - T0:.1f} degC, "
+        f"wet bulb {w.t_wb[i] - T0:.1f} degC): {cause}; residual {float(np.asarray(infos.residual)[i]):.3e} K "
+        f"after {int(np.asarray(infos.iterations)[i])} iterations. Try a lower facility-water supply "
+        "temperature, more coolant flow, a larger heat-rejection rating, or [solver] max_iterations."
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _breakdown(case: FacilityCase, ops) -> dict[str, float]:
+    """Annual (or design-point) energy per token by component, J/token."""
+    p = case.params
+    n = p["n_accelerators"]
+    tok = float(np.sum(np.asarray(ops.tokens_per_s)))
+
+    def per_token(x):
+        return float(np.sum(np.asarray(x))) / tok
+
+    p_acc = n * np.asarray(ops.p_accelerator)
+    p_it = np.asarray(ops.p_it)
+    return {
+        "accelerators": per_token(p_acc),
+        "other IT + conversion": per_token(p_it - p_acc),
+        "secondary pumps": per_token(ops.p_pump_tcs),
+        "facility-water pumps": per_token(ops.p_pump_fw),
+        "heat-rejection fans": per_token(ops.p_fan),
+        "chiller compressor": per_token(ops.w_chiller),
+        "condenser heat rejection": per_token(ops.p_cond),
+        "room-air cooling": per_token(ops.p_air_cooling),
+        "facility overhead": per_token(p_it * p["facility_overhead_fraction"]),
+    }
+
+
+def _solve_with_sweep(case: FacilityCase):
+    """Every hour at the case's setpoint and at each sweep setpoint, in one
+    compiled call: ``(fac, config, amb, util, ops, infos)`` with a leading axis
+    over ``(setpoint, *sweep)``."""
+    import jax
+    import jax.numpy as jnp
+
+    fac, config = build(case)
+    amb, util = _hourly_inputs(case)
+    dt = _dtype(case)
+    year = _year_solver(config)
+
+    @jax.jit
+    def solve_all(fac, amb, util, temps):
+        return jax.vmap(lambda t: year(_with_controls(fac, t, jnp.asarray(1.0, dt)), amb, util))(temps)
+
+    temps = jnp.asarray((case.params["t_supply_set"], *case.sweep_supply), dt)
+    ops, infos = solve_all(fac, amb, util, temps)
+    return fac, config, amb, util, ops, infos
+
+
+def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    """Solve every hour, write the energy-per-token report into ``folder``."""
+    import jax
+
+    from kernels.coupled import annual_totals
+
+    fac, config, amb, util, ops_all, infos_all = _solve_with_sweep(case)
+    ops = jax.tree_util.tree_map(lambda x: x[0], ops_all)
+    infos = jax.tree_util.tree_map(lambda x: x[0], infos_all)
+    _check(case, ops, infos, "facility run")
+    tot = annual_totals(ops, 1.0)
+    m = tot.metrics
+    n_sweep = len(case.sweep_supply)
+    sweep_tot = [annual_totals(jax.tree_util.tree_map(lambda x, i=i: x[i + 1], ops_all), 1.0) for i in range(n_sweep)]
+    sweep = dict(
+        j_facility=np.array([float(t.metrics.j_per_token_facility) for t in sweep_tot]),
+        j_it=np.array([float(t.metrics.j_per_token_it) for t in sweep_tot]),
+        j_cooling=np.array([float(t.metrics.j_per_token_cooling) for t in sweep_tot]),
+        t_j_max=np.asarray(ops_all.t_j[1:].max(axis=1), np.float64),
+        converged=np.asarray(infos_all.converged[1:].all(axis=1)),
+        free_cooling_hours=np.array([float(t.free_cooling_hours) for t in sweep_tot]),
+    )
+    breakdown = _breakdown(case, ops)
+    hours = len(case.weather)
+    summary = _summary(case, ops, infos, tot, m, breakdown)
+    a = {k: np.asarray(v, np.float64) for k, v in dataclasses.asdict(ops).items()}
+    hourly = {
+        "time_index": Series(np.arange(hours), "h", "row of the weather file (hours from its start)"),
+        "dry_bulb": Series(case.weather.t_db - T0, "degC", "ambient dry bulb"),
+        "wet_bulb": Series(case.weather.t_wb - T0, "degC", "ambient wet bulb"),
+        "utilization": Series(np.asarray(util, np.float64), "1", "accelerator utilization"),
+        "T_junction": Series(a["t_j"] - T0, "degC", "accelerator junction temperature"),
+        "T_secondary_supply": Series(a["t_tcs_supply"] - T0, "degC", "CDU secondary supply"),
+        "T_facility_supply": Series(a["t_fw_supply"] - T0, "degC", "facility-water supply"),
+        "T_facility_return": Series(a["t_fw_return"] - T0, "degC", "facility water leaving the CDU"),
+        "P_accelerator": Series(a["p_accelerator"], "W", "power of one accelerator"),
+        "clock": Series(a["clock"], "1", "clock fraction (throttling below 1)"),
+        "tokens_per_s": Series(a["tokens_per_s"], "1/s", "hall throughput"),
+        "P_IT": Series(a["p_it"], "W", "IT power"),
+        "P_cooling": Series(a["p_cooling"], "W", "cooling power (boundary in summary)"),
+        "P_facility": Series(a["p_facility"], "W", "facility power"),
+        "P_pumps": Series(a["p_pump_tcs"] + a["p_pump_fw"], "W", "secondary + facility-water pumps"),
+        "P_fans": Series(a["p_fan"], "W", "heat-rejection fans"),
+        "P_chiller": Series(a["w_chiller"], "W", "chiller compressor"),
+        "Q_rejected": Series(a["q_econ"] + a["q_cond"], "W", "heat rejected to ambient by the plant"),
+        "Q_exported": Series(a["q_export"], "W", "heat exported to reuse"),
+        "fan_fraction": Series(a["fan_fraction"], "1", "heat-rejection fan speed"),
+        "free_cooling": Series(a["free_cooling"], "1", "1 when the setpoint is held without the chiller"),
+        "water_makeup": Series(a["water_makeup"], "kg/s", "tower make-up water"),
+        "J_per_token_facility": Series(a["p_facility"] / a["tokens_per_s"], "J", "facility J/token"),
+    }
+    solver = {
+        "converged": np.asarray(infos.converged),
+        "iterations": np.asarray(infos.iterations),
+        "residual": np.asarray(infos.residual, np.float64),
+        "tolerance": float(case.tolerance or (1e-9 if case.precision == "float64" else 1e-3)),
+    }
+    sweep_series = {
+        "supply_temperature": Series(np.asarray(case.sweep_supply) - T0, "degC", "facility-water supply setpoint"),
+        "J_per_token_facility": Series(sweep["j_facility"], "J", "facility J/token over the period"),
+        "J_per_token_IT": Series(sweep["j_it"], "J", "IT J/token"),
+        "J_per_token_cooling": Series(sweep["j_cooling"], "J", "cooling J/token"),
+        "T_junction_max": Series(sweep["t_j_max"] - T0, "degC", "hottest junction over the period"),
+        "converged": Series(sweep["converged"].astype(np.int8), "1", "every hour converged"),
+        "free_cooling_hours": Series(sweep["free_cooling_hours"], "h", "hours without chiller"),
+    }
+    bd = {k.replace(" ", "_").replace("+", "and").replace("-", "_"): Series(np.asarray(v), "J", k)
+          for k, v in breakdown.items()}  # fmt: skip
+    write_series_results(
+        folder,
+        groups={"hourly": hourly, "sweep": sweep_series, "breakdown": bd},
+        case_text=case_file.text,
+        case_parsed=case.as_dict(),
+        solver=solver,
+        summary=summary,
+    )
+    if case.plots:
+        from thermo import facility_plots
+
+        facility_plots.report_plots(folder, case, hourly, sweep_series, breakdown)
+    return summary
+
+
+def _summary(case, ops, infos, tot, m, breakdown) -> dict[str, Quantity]:
+    a = {k: np.asarray(v, np.float64) for k, v in dataclasses.asdict(ops).items()}
+    hours = len(case.weather)
+    period = "over the year" if case.hourly else "at the design point"
+    tower = case.device != "dry_cooler"
+    s = {
+        "case": Quantity(case.name),
+        "period": Quantity(f"{hours} hourly rows ({case.weather.source})" if case.hourly else "design point"),
+        "J_per_token_IT": Quantity(float(m.j_per_token_it), "J", f"IT energy per token {period}; "
+                                   "IT = accelerators + other IT + in-rack conversion"),
+        "J_per_token_cooling": Quantity(float(m.j_per_token_cooling), "J", f"cooling energy per token {period}; "
+                                        "pumps + fans + chiller + condenser + room-air cooling"),
+        "J_per_token_facility": Quantity(float(m.j_per_token_facility), "J", f"facility energy per token {period}; "
+                                         "IT + cooling + overhead"),
+        "cooling_W_per_token_per_s": Quantity(float(m.j_per_token_cooling), "W/(token/s)",
+                                              "cooling power per unit throughput (= cooling J/token)"),
+        "tokens_per_kWh_facility": Quantity(float(m.tokens_per_kwh), "1/kWh",
+                                            "TokEnergy-style index; boundary: whole facility "
+                                            "(IT + cooling + overhead)"),
+        "tokens_per_kWh_IT": Quantity(float(m.tokens_per_kwh_it), "1/kWh", "boundary: IT only"),
+        "partial_PUE_cooling": Quantity(float(m.ppue_cooling), "", "(IT + cooling) / IT"),
+        "PUE": Quantity(float(m.pue), "", "facility / IT"),
+        "T_junction_max": Quantity(float(a["t_j"].max() - T0), "degC", f"hottest junction {period}"),
+        "T_junction_mean": Quantity(float(a["t_j"].mean() - T0), "degC", "mean junction temperature"),
+        "clock_min": Quantity(float(a["clock"].min()), "", "lowest clock fraction (1: never throttled)"),
+        "T_facility_supply_max": Quantity(float(a["t_fw_supply"].max() - T0), "degC",
+                                          "warmest facility-water supply (setpoint unless it floats)"),
+        "leakage_share": Quantity(float(np.sum(a["leakage"]) / np.sum(a["p_accelerator"])), "",
+                                  "leakage / accelerator power"),
+        "P_IT_mean": Quantity(float(a["p_it"].mean()), "W"),
+        "P_cooling_mean": Quantity(float(a["p_cooling"].mean()), "W"),
+        "P_facility_mean": Quantity(float(a["p_facility"].mean()), "W"),
+        "tokens_per_s_mean": Quantity(float(a["tokens_per_s"].mean()), "1/s", "hall throughput"),
+    }  # fmt: skip
+    if case.hourly:
+        s.update(
+            energy_IT=Quantity(float(tot.energy_it_kwh) / 1e3, "MWh", "IT energy over the file"),
+            energy_cooling=Quantity(float(tot.energy_cooling_kwh) / 1e3, "MWh"),
+            energy_facility=Quantity(float(tot.energy_facility_kwh) / 1e3, "MWh"),
+            tokens=Quantity(float(tot.tokens), "", "tokens over the file"),
+            free_cooling_hours=Quantity(float(tot.free_cooling_hours), "h",
+                                        "hours the heat-rejection device alone holds the supply setpoint"),
+        )  # fmt: skip
+        if case.chiller != "none":
+            s["chiller_hours"] = Quantity(float(np.sum(a["q_evap"] > 0)), "h", "hours with the chiller on")
+        else:
+            s["floating_supply_hours"] = Quantity(
+                float(np.sum(a["t_fw_supply"] > case.params["t_supply_set"] + 1e-6)), "h",
+                "hours the supply floats above the setpoint (no chiller)",
+            )
+    if tower:
+        s["water_L_per_kWh"] = Quantity(float(m.water_l_per_kwh), "L/kWh",
+                                        "tower make-up water per kWh of IT energy (WUE)")  # fmt: skip
+        if case.hourly:
+            s["water_use"] = Quantity(float(tot.water_l) / 1e3, "m^3", "make-up water over the file")
+    s.update(
+        solver_converged=Quantity(True),
+        solver_iterations_max=Quantity(int(np.asarray(infos.iterations).max())),
+        solver_residual_max=Quantity(float(np.asarray(infos.residual).max()), "K", "|T_j - T_j,model|"),
+    )
+    return s
+
+
+# --------------------------------------------------------------------------- optimize
+
+
+def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    """Minimize facility J/token over the facility-water supply temperature and a
+    coolant flow scale (both loops), subject to the hottest junction staying at
+    or below ``junction_limit``, within the ``[optimize]`` bounds.
+
+    Method: a coarse grid scan (``grid`` points, every hour at every point) finds
+    the best feasible point; SLSQP (scipy) then refines it with gradients of the
+    annual J/token and of the hottest junction temperature from implicit
+    differentiation of every hour's converged solve. The result is kept only if
+    it is feasible and no worse than the grid's best. Sensitivities at the
+    optimum: the gradient, and J/token at +-1 K and +-5 % flow.
+    """
+    import jax
+    import jax.numpy as jnp
+    from scipy.optimize import minimize
+
+    fac, config = build(case)
+    amb, util = _hourly_inputs(case)
+    dt = _dtype(case)
+    metrics = _year_metrics(config)
+    opt = case.optimize
+    (t_lo, t_hi), (s_lo, s_hi) = opt.supply_bounds, opt.flow_scale_bounds
+
+    def point(x):
+        j, tj, conv, _ = metrics(_with_controls(fac, x[0], x[1]), amb, util)
+        return j, tj, conv
+
+    grid_t = np.linspace(t_lo, t_hi, opt.grid[0])
+    grid_s = np.linspace(s_lo, s_hi, opt.grid[1])
+    tt, ss = np.meshgrid(grid_t, grid_s, indexing="ij")
+    xs = jnp.asarray(np.stack([tt.ravel(), ss.ravel()], axis=1), dt)
+    j_g, tj_g, conv_g = (np.asarray(v, np.float64) for v in jax.jit(lambda x: jax.lax.map(point, x))(xs))
+    j_g, tj_g, conv_g = j_g.reshape(tt.shape), tj_g.reshape(tt.shape), conv_g.reshape(tt.shape) > 0
+    feasible = conv_g & (tj_g <= opt.junction_limit)
+    if not feasible.any():
+        raise SolveError(
+            f"optimize: no point of the {opt.grid[0]}x{opt.grid[1]} grid keeps the junction at or below "
+            f"{opt.junction_limit - T0:.1f} degC (coolest hottest junction "
+            f"{np.nanmin(np.where(conv_g, tj_g, np.inf)) - T0:.1f} degC): lower the supply bound, raise the "
+            "flow bound, or relax the limit"
+        )
+    ig = np.unravel_index(np.argmin(np.where(feasible, j_g, np.inf)), j_g.shape)
+    x_grid = np.array([grid_t[ig[0]], grid_s[ig[1]]])
+    j_grid = float(j_g[ig])
+
+    # Gradient refinement in unit-box coordinates: one compiled function gives
+    # J/token, the hottest junction and both their gradients (implicit).
+    lo, span = np.array([t_lo, s_lo]), np.array([t_hi - t_lo, s_hi - s_lo])
+
+    def j_and_tj(u):
+        j, tj, _ = point(jnp.asarray(lo, dt) + u * jnp.asarray(span, dt))
+        return jnp.stack([j, tj])
+
+    vals_jac = jax.jit(lambda u: (j_and_tj(u), jax.jacrev(j_and_tj)(u)))
+    cache: dict = {}
+
+    def evaluate(u):
+        key = tuple(np.round(np.asarray(u, np.float64), 15))
+        if key not in cache:
+            v, jac = vals_jac(jnp.asarray(u, dt))
+            cache[key] = (np.asarray(v, np.float64), np.asarray(jac, np.float64))
+        return cache[key]
+
+    def fun(u):
+        v, jac = evaluate(u)
+        return v[0] / j_grid, jac[0] / j_grid
+
+    def con(u):
+        return opt.junction_limit - evaluate(u)[0][1]
+
+    def con_jac(u):
+        return -evaluate(u)[1][1]
+
+    res = minimize(
+        fun, (x_grid - lo) / span, jac=True, method="SLSQP", bounds=[(0.0, 1.0), (0.0, 1.0)],
+        constraints=[{"type": "ineq", "fun": con, "jac": con_jac}],
+        options={"maxiter": 60, "ftol": 1e-10},
+    )  # fmt: skip
+    point_jit = jax.jit(point)
+    x_ref = lo + np.clip(res.x, 0.0, 1.0) * span
+    j_ref, tj_ref, conv_ref = (float(v) for v in point_jit(jnp.asarray(x_ref, dt)))
+    refined_ok = bool(conv_ref) and tj_ref <= opt.junction_limit + 1e-6 and j_ref <= j_grid
+    x_opt, j_opt, tj_opt = (x_ref, j_ref, tj_ref) if refined_ok else (x_grid, j_grid, float(tj_g[ig]))
+    method = "grid + SLSQP (implicit gradients)" if refined_ok else "grid (SLSQP did not improve)"
+
+    # Sensitivities.
+    g_j = evaluate((x_opt - lo) / span)[1][0] / span  # dJ/dx in physical units
+    x_base = np.array([case.params["t_supply_set"], 1.0])
+    j_base, tj_base, conv_base = (float(v) for v in point_jit(jnp.asarray(x_base, dt)))
+    neighbours = {}
+    for name, dx in (("supply_minus_1K", (-1.0, 0.0)), ("supply_plus_1K", (1.0, 0.0)),
+                     ("flow_minus_5pct", (0.0, -0.05)), ("flow_plus_5pct", (0.0, 0.05))):  # fmt: skip
+        x = np.clip(x_opt + np.asarray(dx), [t_lo, s_lo], [t_hi, s_hi])
+        jn, tjn, _ = (float(v) for v in point_jit(jnp.asarray(x, dt)))
+        neighbours[name] = (jn, tjn)
+    active = tj_opt >= opt.junction_limit - 0.05
+    q_cp = case.params["flow_per_accelerator"] * x_opt[1]
+    summary = {
+        "case": Quantity(case.name),
+        "objective": Quantity(
+            "facility J/token " + ("over the weather file" if case.hourly else "at the design point")
+        ),
+        "method": Quantity(method),
+        "supply_temperature_opt": Quantity(float(x_opt[0] - T0), "degC", "facility-water supply setpoint"),
+        "flow_scale_opt": Quantity(float(x_opt[1]), "", "coolant flow / case flow (both loops)"),
+        "flow_per_accelerator_opt": Quantity(q_cp * 60000.0, "L/min"),
+        "facility_water_flow_opt": Quantity(case.params["flow_fw"] * x_opt[1] * 1e3, "L/s"),
+        "J_per_token_facility_opt": Quantity(j_opt, "J"),
+        "T_junction_max_opt": Quantity(tj_opt - T0, "degC"),
+        "junction_limit": Quantity(opt.junction_limit - T0, "degC"),
+        "junction_limit_active": Quantity(bool(active)),
+        "J_per_token_facility_case": Quantity(j_base, "J", "at the case's own setpoint and flow"),
+        "T_junction_max_case": Quantity(tj_base - T0, "degC"),
+        "saving_vs_case": Quantity((j_base - j_opt) / j_base, "", "fraction of facility J/token"),
+        "dJ_dsupply_temperature": Quantity(float(g_j[0]), "J/K", "at the optimum (implicit gradient)"),
+        "dJ_dflow_scale": Quantity(float(g_j[1]), "J", "at the optimum (implicit gradient)"),
+        "grid_best_supply_temperature": Quantity(float(x_grid[0] - T0), "degC"),
+        "grid_best_flow_scale": Quantity(float(x_grid[1])),
+        "grid_best_J_per_token_facility": Quantity(j_grid, "J"),
+        "slsqp_iterations": Quantity(int(res.nit)),
+        "slsqp_message": Quantity(str(res.message)),
+    }
+    for name, (jn, tjn) in neighbours.items():
+        summary[f"J_per_token_{name}"] = Quantity(jn, "J", f"T_j,max {tjn - T0:.2f} degC")
+    write_series_results(
+        folder,
+        groups={
+            "grid": {
+                "supply_temperature": Series(grid_t - T0, "degC", "grid axis 0"),
+                "flow_scale": Series(grid_s, "1", "grid axis 1"),
+                "J_per_token_facility": Series(j_g, "J", "facility J/token on the grid"),
+                "T_junction_max": Series(tj_g - T0, "degC", "hottest junction on the grid"),
+                "feasible": Series(feasible.astype(np.int8), "1", "converged and within the limit"),
+            }
+        },
+        case_text=case_file.text,
+        case_parsed=case.as_dict(),
+        solver={"slsqp_iterations": int(res.nit), "slsqp_success": bool(res.success)},
+        summary=summary,
+    )
+    if case.plots:
+        from thermo import facility_plots
+
+        facility_plots.optimize_plot(folder / "optimize.png", case, grid_t, grid_s, j_g, tj_g, feasible,
+                                     x_opt, x_grid, opt.junction_limit)  # fmt: skip
+    return summary
