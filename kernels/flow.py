@@ -731,11 +731,9 @@ def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
             line_axis=_line_axis(shape, spec),
             tol=spec.pressure_rtol,
             max_iterations=spec.pressure_max_iterations,
-            # JAX's CPU Cholesky is ~1000x slower above 64 x 64 (measured, jax
-            # 0.10); the hierarchy is rebuilt every outer iteration, so keep the
-            # dense coarsest level small.
+            # the hierarchy (with its dense coarsest-level factorisation) is
+            # rebuilt every outer iteration: coarsen as far as the grid allows
             coarse_size=64,
-            dense_limit=64,
         )
         return linsolve.solve(linsolve.Conductances(*links, c=c), rhs, config)
     diag = _pressure_diag(g, c)
