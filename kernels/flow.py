@@ -37,7 +37,8 @@ iterate) with an implicit pseudo-time term ``rho V / dt`` (``FlowParams.dt``, on
 global value, so the outer-iteration count does not scale with the mesh), by
 Jacobi-preconditioned BiCGSTAB to a loose relative tolerance; then a pressure
 correction with SIMPLEC coefficients ``d = A / (a_P - sum a_nb)`` (a symmetric
-7-point conductance operator, solved by preconditioned CG) makes the velocity
+7-point conductance operator, solved by the multigrid-preconditioned CG of
+:mod:`kernels.linsolve`) makes the velocity
 discretely divergence free, and the pressure is updated by the correction plus
 a viscous term ``- mu div u*`` (Cahouet–Chabard), which keeps the outer count
 small when viscosity dominates (low Reynolds number, fine meshes). At a fixed
