@@ -37,7 +37,8 @@ iterate) with an implicit pseudo-time term ``rho V / dt`` (``FlowParams.dt``, on
 global value, so the outer-iteration count does not scale with the mesh), by
 Jacobi-preconditioned BiCGSTAB to a loose relative tolerance; then a pressure
 correction with SIMPLEC coefficients ``d = A / (a_P - sum a_nb)`` (a symmetric
-7-point conductance operator, solved by preconditioned CG) makes the velocity
+7-point conductance operator, solved by the multigrid-preconditioned CG of
+:mod:`kernels.linsolve`) makes the velocity
 discretely divergence free, and the pressure is updated by the correction plus
 a viscous term ``- mu div u*`` (Cahouet–Chabard), which keeps the outer count
 small when viscosity dominates (low Reynolds number, fine meshes). At a fixed
@@ -164,9 +165,13 @@ class FlowParams:
         mu: dynamic viscosity, Pa s, scalar or per cell ``(nx, ny, nz)``
             (temperature-dependent viscosity; the ``div(mu grad u^T)`` part of
             the stress is omitted, exact for uniform viscosity).
-        dt: pseudo-time step, s (a global value; a good choice is a fraction of
-            the viscous time ``rho D^2 / mu`` of the smallest passage and at
-            least a few convective times ``h / U``).
+        dt: pseudo-time step, s, one global value. A good choice is the
+            convective time across the narrowest passage, ``dt ~ D / U`` (D the
+            channel width or hydraulic diameter, U the bulk velocity): measured
+            best for a lid-driven cavity (D = L) and a fin-channel unit cell
+            alike; several times larger slows the pressure-velocity coupling
+            in long narrow channels, much smaller slows the pseudo-time march.
+            Without convection (fully developed duct), ``rho D^2 / mu``.
         body_force: body force per volume, N/m^3, shape ``(3,)`` (for periodic
             ducts: the imposed mean pressure gradient ``-dp/dx``).
     """
@@ -727,11 +732,9 @@ def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
             line_axis=_line_axis(shape, spec),
             tol=spec.pressure_rtol,
             max_iterations=spec.pressure_max_iterations,
-            # JAX's CPU Cholesky is ~1000x slower above 64 x 64 (measured, jax
-            # 0.10); the hierarchy is rebuilt every outer iteration, so keep the
-            # dense coarsest level small.
+            # the hierarchy (with its dense coarsest-level factorisation) is
+            # rebuilt every outer iteration: coarsen as far as the grid allows
             coarse_size=64,
-            dense_limit=64,
         )
         return linsolve.solve(linsolve.Conductances(*links, c=c), rhs, config)
     diag = _pressure_diag(g, c)
