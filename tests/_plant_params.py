@@ -62,9 +62,7 @@ RHO_FW, CP_FW = 997.0, 4180.0
 def dry_cooler(dtype=jnp.float64, arrangement="counterflow"):
     c_w = RHO_FW * CP_FW * 0.024  # rated FW flow 24 L/s
     m_air = Q_DESIGN / (plant.CP_AIR * 12.0)  # 12 K air rise at rating
-    ua = plant.rate_device(
-        "dry_cooler", Q_DESIGN, 10.0, c_w, m_air, C0 + 35.0, 101325.0, arrangement=arrangement
-    )
+    ua = plant.rate_device("dry_cooler", Q_DESIGN, 10.0, c_w, m_air, C0 + 35.0, 101325.0, arrangement=arrangement)
     return plant.RejectionDevice(
         ua_rated=f(ua, dtype),
         c_water_rated=f(c_w, dtype),

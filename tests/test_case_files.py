@@ -191,3 +191,33 @@ def test_process_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "layers[0].thickness" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+UNIT_CELL = (Path(__file__).resolve().parents[1] / "cases" / "coldplate_unit_cell.toml").read_text()
+
+COLDPLATE_MALFORMED = {
+    "flow and velocity both": (
+        UNIT_CELL.replace('velocity = "0.5 m/s"', 'velocity = "0.5 m/s"\nflow = "1 L/min"'),
+        "inlet",
+    ),
+    "unknown geometry kind": (UNIT_CELL.replace('kind = "straight_fins"', 'kind = "straight_finz"'), "geometry.kind"),
+    "negative channel width": (
+        UNIT_CELL.replace('channel_width = "0.3 mm"', 'channel_width = "-0.3 mm"'),
+        "geometry.channel_width",
+    ),
+    "inlet outside the property range": (
+        UNIT_CELL.replace('temperature = "30 degC"', 'temperature = "150 degC"'),
+        "inlet.temperature",
+    ),
+    "velocity in wrong unit": (UNIT_CELL.replace('velocity = "0.5 m/s"', 'velocity = "0.5 L/min"'), "inlet.velocity"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COLDPLATE_MALFORMED))
+def test_malformed_coldplate_case_exits_2(name, tmp_path, capsys):
+    text, key = COLDPLATE_MALFORMED[name]
+    case = tmp_path / "bad.toml"
+    case.write_text(text)
+    assert main(["check", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert str(case) in err and key in err and "Traceback" not in err, err

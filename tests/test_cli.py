@@ -14,7 +14,7 @@ from thermo.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
-GRIDDED = {"package_stack"}
+GRIDDED = {"package_stack", "resolved_coldplate"}
 GRIDDED_CASES = [c.stem for c in BUNDLED if tomllib.loads(c.read_text())["case"]["type"] in GRIDDED]
 
 
@@ -121,3 +121,26 @@ def test_check_accepts_every_bundled_case(capsys):
     for case in BUNDLED:
         assert main(["check", str(case)]) == 0
     assert capsys.readouterr().out.count(": ok") == len(BUNDLED)
+
+
+def test_coldplate_unit_cell_conserves_and_matches_duct_friction(runs):
+    """Resolved unit cell: outlet bulk temperature from the fields equals the
+    energy balance; the pressure drop lies above the fully developed
+    Shah & London value (the entrance adds to it) and within 25 % of it."""
+    _, folder = runs["coldplate_unit_cell"]
+    s = json.loads((folder / "summary.json").read_text())
+    rise = s["T_outlet_energy_check"]["value"] - s["inlet_temperature"]["value"]
+    assert s["T_outlet_bulk"]["value"] - s["inlet_temperature"]["value"] == pytest.approx(rise, rel=1e-3)
+    assert s["heat_balance_error"]["value"] < 1e-9 and s["mass_imbalance"]["value"] < 1e-8
+    # 0.3 mm x 1.5 mm channel, 10 mm long, 0.5 m/s water at 30 degC
+    from thermo.coolant import make_coolant
+
+    water = make_coolant("water")
+    rho, mu = float(water.density(303.15)), float(water.viscosity(303.15))
+    a, b, L, u = 0.3e-3, 1.5e-3, 10e-3, 0.5
+    alpha = a / b
+    dh = 4 * a * b / (2 * (a + b))
+    f_re = 24 * (1 - 1.3553 * alpha + 1.9467 * alpha**2 - 1.7012 * alpha**3 + 0.9564 * alpha**4 - 0.2537 * alpha**5)
+    re = rho * u * dh / mu
+    dp_fd = 4 * (f_re / re) * (L / dh) * rho * u**2 / 2
+    assert dp_fd < s["pressure_drop"]["value"] < 1.25 * dp_fd

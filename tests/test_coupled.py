@@ -94,9 +94,9 @@ def test_realistic_cases_converge(case):
     assert hist[k] == float(info.residual)
     # The solution satisfies the cold-plate relation, recomputed here.
     q = float(fac.flow_per_accelerator)
-    r = float(fac.cold_plate.r_base) + float(fac.cold_plate.r_flow) * (
-        q / float(fac.cold_plate.q_ref)
-    ) ** (-float(fac.cold_plate.r_exponent))
+    r = float(fac.cold_plate.r_base) + float(fac.cold_plate.r_flow) * (q / float(fac.cold_plate.q_ref)) ** (
+        -float(fac.cold_plate.r_exponent)
+    )
     t_j = float(op.t_tcs_supply) + r * float(op.p_accelerator)
     assert float(op.t_j) == pytest.approx(t_j, abs=1e-9)
     # and the chip power the IT model gives at that junction temperature.
@@ -135,9 +135,7 @@ def test_runaway_boundary_is_a_fold():
     leaks = np.linspace(50.0, 600.0, 23)
     results = [
         solve(
-            dataclasses.replace(
-                fac, accelerator=accelerator(leak_ref=lr, t_leak_ref=C0 + 60.0, leak_beta=0.05)
-            ),
+            dataclasses.replace(fac, accelerator=accelerator(leak_ref=lr, t_leak_ref=C0 + 60.0, leak_beta=0.05)),
             amb,
         )
         for lr in leaks
@@ -192,12 +190,8 @@ def test_energy_closes_across_the_chain(config, case):
     # chiller takes it down to the supply.
     t_dev_in = float(op.t_fw_return) + float(op.q_pump_fw - op.q_export) / c_fw
     assert float(op.t_fw_device_in) == pytest.approx(t_dev_in, abs=1e-9)
-    assert c_fw * float(op.t_fw_device_in - op.t_fw_econ_out) == pytest.approx(
-        float(op.q_econ), rel=1e-9
-    )
-    assert c_fw * float(op.t_fw_econ_out - op.t_fw_supply) == pytest.approx(
-        float(op.q_evap), rel=1e-9, abs=1e-3
-    )
+    assert c_fw * float(op.t_fw_device_in - op.t_fw_econ_out) == pytest.approx(float(op.q_econ), rel=1e-9)
+    assert c_fw * float(op.t_fw_econ_out - op.t_fw_supply) == pytest.approx(float(op.q_evap), rel=1e-9, abs=1e-3)
     if config.chiller != "none":
         assert float(op.q_evap) > 0  # the hot humid day needs the trim chiller
 
@@ -269,9 +263,7 @@ def test_throttling_lowers_throughput_and_dynamic_power():
     assert float(op_n.clock) == 1.0 and 0.5 < float(op_t.clock) < 1.0
     assert float(op_t.tokens_per_s) < float(op_n.tokens_per_s)
     assert float(op_t.p_accelerator - op_t.leakage) < float(op_n.p_accelerator - op_n.leakage)
-    assert float(op_t.clock) == pytest.approx(
-        float(it_power.clock_fraction(low, op_t.t_j)), rel=1e-14
-    )
+    assert float(op_t.clock) == pytest.approx(float(it_power.clock_fraction(low, op_t.t_j)), rel=1e-14)
 
 
 # ------------------------------------------------------------- gradients

@@ -106,7 +106,7 @@ def test_bad_weather_files_name_the_line(tmp_path, text, fragment):
         ('flow = "24 L/s"', 'flow = "24 kg"', "facility_water.flow"),
         ('weather = "data/weather_temperate.csv"', 'weather = "data/nope.csv"', "ambient.weather"),
         ("min_fan_fraction = 0.15", "min_fan_fraction = 0.15\nfan_speed = 1", "heat_rejection.fan_speed"),
-        ("junction_limit = \"85 degC\"", "junction_limit = 85", "it.junction_limit"),
+        ('junction_limit = "85 degC"', "junction_limit = 85", "it.junction_limit"),
     ],
 )
 def test_malformed_cases_exit_2_naming_the_key(tmp_path, capsys, old, new, key):

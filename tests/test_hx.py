@@ -80,12 +80,8 @@ def test_ntu_to_infinity(cr):
     assert float(hx.eps_counterflow(big, cr)) == pytest.approx(1.0, abs=1.0 / big * 2)
     assert float(hx.eps_parallel(big, cr)) == pytest.approx(1.0 / (1.0 + cr), rel=1e-15)
     if cr > 0:
-        assert float(hx.eps_crossflow_cmax_mixed(big, cr)) == pytest.approx(
-            (1 - np.exp(-cr)) / cr, rel=1e-14
-        )
-        assert float(hx.eps_crossflow_cmin_mixed(big, cr)) == pytest.approx(
-            1 - np.exp(-1 / cr), rel=1e-14
-        )
+        assert float(hx.eps_crossflow_cmax_mixed(big, cr)) == pytest.approx((1 - np.exp(-cr)) / cr, rel=1e-14)
+        assert float(hx.eps_crossflow_cmin_mixed(big, cr)) == pytest.approx(1 - np.exp(-1 / cr), rel=1e-14)
 
 
 def test_crossflow_unmixed_series_over_range():
@@ -208,9 +204,7 @@ def test_ua_flow_scaling():
     # At rated flows UA is the rated value; halving the flow on a side that holds
     # the whole resistance scales UA by 0.5^n; zero flow gives zero UA.
     assert float(hx.ua_flow_scaled(1000.0, 1.0, 1.0, 0.6, 0.8, 0.7)) == pytest.approx(1000.0)
-    assert float(hx.ua_flow_scaled(1000.0, 0.5, 3.0, 1.0, 0.8, 0.7)) == pytest.approx(
-        1000.0 * 0.5**0.8, rel=1e-14
-    )
+    assert float(hx.ua_flow_scaled(1000.0, 0.5, 3.0, 1.0, 0.8, 0.7)) == pytest.approx(1000.0 * 0.5**0.8, rel=1e-14)
     ua = float(hx.ua_flow_scaled(1000.0, 0.5, 2.0, 0.6, 0.8, 0.7))
     assert ua == pytest.approx(1000.0 / (0.6 / 0.5**0.8 + 0.4 / 2.0**0.7), rel=1e-14)
     assert float(hx.ua_flow_scaled(1000.0, 0.0, 1.0, 0.6, 0.8, 0.7)) < 1e-200

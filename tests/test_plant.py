@@ -286,9 +286,7 @@ def test_chiller_off_under_free_cooling_and_continuous_past_switch_over(kind):
     assert float(s.fan_fraction[first - 1]) == pytest.approx(1.0, abs=2e-3)
 
 
-@pytest.mark.parametrize(
-    "kind,model", [("dry_cooler", "carnot"), ("open_tower", "doe2"), ("dry_cooler", "none")]
-)
+@pytest.mark.parametrize("kind,model", [("dry_cooler", "carnot"), ("open_tower", "doe2"), ("dry_cooler", "none")])
 def test_energy_balance_of_the_plant(kind, model):
     t_ref = C0 + np.linspace(0.0, 35.0, 36)
     s = _reject(t_ref, kind=kind, model=model)
@@ -296,12 +294,8 @@ def test_energy_balance_of_the_plant(kind, model):
     q_out = np.asarray(s.q_econ) + np.asarray(s.q_cond)
     np.testing.assert_allclose(q_out, q_in, rtol=1e-12)
     # Temperature bookkeeping along the FW: device then chiller.
-    np.testing.assert_allclose(
-        C_FW * np.asarray(s.t_in - s.t_econ_out), np.asarray(s.q_econ), rtol=1e-9
-    )
-    np.testing.assert_allclose(
-        C_FW * np.asarray(s.t_econ_out - s.t_supply), np.asarray(s.q_evap), rtol=1e-9, atol=1e-6
-    )
+    np.testing.assert_allclose(C_FW * np.asarray(s.t_in - s.t_econ_out), np.asarray(s.q_econ), rtol=1e-9)
+    np.testing.assert_allclose(C_FW * np.asarray(s.t_econ_out - s.t_supply), np.asarray(s.q_evap), rtol=1e-9, atol=1e-6)
     if model != "none":
         assert np.any(np.asarray(s.q_evap) > 0) and np.any(np.asarray(s.q_evap) == 0)
 
@@ -343,6 +337,7 @@ def test_gradient_of_chiller_power_wrt_setpoint():
     fd = (float(wj(C0 + 27.0 + 1e-4)) - float(wj(C0 + 27.0 - 1e-4))) / 2e-4
     assert g < 0  # a warmer setpoint needs less chiller power
     assert g == pytest.approx(fd, rel=1e-6)
+
     # Gradient of the fan speed under free cooling (through the implicit root).
     def fan(t_set):
         return plant.reject_heat(

@@ -182,9 +182,10 @@ def parse(case_file: CaseFile) -> FacilityCase:
     flow_tcs = n_acc * q_cp
     c_tcs = rho_tcs * cp_tcs * flow_tcs
     c_fw = rho_fw * cp_fw * flow_fw
-    design_liquid = n_acc * (
-        acc["p_idle"] + utilization * acc["p_dynamic"] + acc["leak_ref"]
-    ) + other_liq * (1.0 + conv) * n_acc * other
+    design_liquid = (
+        n_acc * (acc["p_idle"] + utilization * acc["p_dynamic"] + acc["leak_ref"])
+        + other_liq * (1.0 + conv) * n_acc * other
+    )
 
     # ----------------------------------------------------------------- CDU
     cdu = root.table("cdu")
@@ -238,9 +239,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
     cycles = hr.number("cycles_of_concentration", default=4.0, minimum=1.1, maximum=50.0)
     drift = hr.number("drift_fraction", default=5e-5, minimum=0.0, maximum=0.01)
     hr.finish()
-    c_air_rated = m_air * float(
-        plant.air_specific_heat(device, plant.CP_AIR, cs_span, t_ref_rated, pressure)
-    )
+    c_air_rated = m_air * float(plant.air_specific_heat(device, plant.CP_AIR, cs_span, t_ref_rated, pressure))
     c_min = min(c_w_rated, c_air_rated)
     eps_dev = q_rated / (c_min * (app_rated + q_rated / c_w_rated))
     if not eps_dev < 1.0:
@@ -250,8 +249,9 @@ def parse(case_file: CaseFile) -> FacilityCase:
             "air and water flow: raise the approach or the air flow",
         )
     ua_dev = float(
-        plant.rate_device(device, q_rated, app_rated, c_w_rated, m_air, t_ref_rated, pressure,
-                          plant.CP_AIR, cs_span, arrangement)  # fmt: skip
+        plant.rate_device(
+            device, q_rated, app_rated, c_w_rated, m_air, t_ref_rated, pressure, plant.CP_AIR, cs_span, arrangement
+        )  # fmt: skip
     )
     device_params = dict(
         ua_rated=ua_dev, c_water_rated=c_w_rated, m_air_rated=m_air, cp_air=plant.CP_AIR,
@@ -714,7 +714,8 @@ def _summary(case, ops, infos, tot, m, breakdown) -> dict[str, Quantity]:
             s["chiller_hours"] = Quantity(float(np.sum(a["q_evap"] > 0)), "h", "hours with the chiller on")
         else:
             s["floating_supply_hours"] = Quantity(
-                float(np.sum(a["t_fw_supply"] > case.params["t_supply_set"] + 1e-6)), "h",
+                float(np.sum(a["t_fw_supply"] > case.params["t_supply_set"] + 1e-6)),
+                "h",
                 "hours the supply floats above the setpoint (no chiller)",
             )
     if tower:

@@ -506,7 +506,6 @@ def solve(case: RackCase):
 # ----------------------------------------------------------------------------- run
 
 
-
 def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write results.h5, summary.json and plots into ``folder``."""
     rn, sol, info, temps, tinfo, (t_mean, fluid) = solve(case)

@@ -1,0 +1,430 @@
+"""``resolved_coldplate`` cases: laminar coolant flow and conjugate heat
+transfer through a voxel cold plate (straight fins, pin fins or a mask file),
+resolved on the grid.
+
+Set-up: coolant enters through the x- face (over its fluid cells) at a given
+volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge;
+the base is heated from below (z = 0) over the fin-field footprint or the
+whole base; every other face is an adiabatic wall, or a symmetry plane on the
+y faces of a unit cell. Coolant properties are taken at the inlet
+temperature (constant-property flow and energy).
+
+Reported: pressure drop, thermal resistance from the base's bottom face to
+the inlet (maximum and mean), outlet bulk temperature, hottest solid cell and
+its location, heat and mass balance, and the solvers' iterations and
+residuals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kernels import conduction as cd
+from kernels import energy, flow
+from kernels.grid import grid_from_faces
+from thermo import geometry as geo
+from thermo.case import CaseFile, Table
+from thermo.coolant import Coolant, read_coolant
+from thermo.errors import SolveError
+from thermo.materials import material_library
+from thermo.results import Field, Quantity, write_results
+
+__all__ = ["CASE_TYPE", "ColdPlateCase", "parse", "run", "solve"]
+
+CASE_TYPE = "resolved_coldplate"
+
+
+@dataclass(frozen=True)
+class ColdPlateCase:
+    name: str
+    description: str
+    geometry_kind: str
+    geometry: dict  # keyword arguments of the geometry builder (SI)
+    solid_material: str
+    solid_k: float
+    coolant: Coolant
+    flow_rate: float  # m^3/s through the domain
+    inlet_temperature: float  # K
+    heat_flux: float  # W/m^2 on the heated part of the bottom face
+    heated: str  # "fin_field" or "all"
+    precision: str
+    flow_tolerance: float
+    max_outer: int
+    energy_scheme: str
+    plots: bool
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["coolant"] = self.coolant.name
+        return d
+
+
+_STRAIGHT = {
+    "channel_width": "length",
+    "fin_thickness": "length",
+    "fin_height": "length",
+    "base_thickness": "length",
+    "length": "length",
+}
+_PINS = {
+    "diameter": "length",
+    "pitch_x": "length",
+    "pitch_y": "length",
+    "fin_height": "length",
+    "base_thickness": "length",
+}
+
+
+def _geometry(t: Table, base: Path):
+    kind = t.string("kind", choices=("straight_fins", "pin_fins", "mask"))
+    kw: dict = {}
+    if kind == "straight_fins":
+        for key, dim in _STRAIGHT.items():
+            kw[key] = t.quantity(key, dim, positive=True)
+        if t.has("channels") == t.has("unit_cell"):
+            raise t.error(None, "give exactly one of 'channels' (a whole plate) or 'unit_cell = true'")
+        if t.has("channels"):
+            kw["channels"] = t.integer("channels", minimum=1)
+        else:
+            if not t.boolean("unit_cell"):
+                raise t.error("unit_cell", "set unit_cell = true, or give 'channels' instead")
+            kw["unit_cell"] = True
+        cells = t.table("cells", default={})
+        for key, default in (
+            ("channel", 8),
+            ("fin", 4),
+            ("fin_height", 16),
+            ("base", 4),
+            ("length", 32),
+            ("plenum", 4),
+            ("cover", 2),
+        ):
+            kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
+        cells.finish()
+    elif kind == "pin_fins":
+        for key, dim in _PINS.items():
+            kw[key] = t.quantity(key, dim, positive=True)
+        kw["rows"] = t.integer("rows", minimum=1)
+        kw["columns"] = t.integer("columns", minimum=1)
+        kw["shape"] = t.string("shape", default="round", choices=("round", "square"))
+        kw["arrangement"] = t.string("arrangement", default="inline", choices=("inline", "staggered"))
+        if not kw["diameter"] < min(kw["pitch_x"], kw["pitch_y"]):
+            raise t.error("diameter", "pin diameter must be smaller than both pitches")
+        cells = t.table("cells", default={})
+        for key, default in (("per_pitch", 8), ("fin_height", 12), ("base", 4), ("cover", 2)):
+            kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
+        cells.finish()
+    else:
+        kw["path"] = str(t.path_value("file", base))
+        kw["spacing"] = t.quantities("spacing", "length", length=3, positive=True)
+    if kind != "mask":
+        kw["plenum_length"] = t.quantity("plenum_length", "length", default=0.0, nonnegative=True)
+        kw["cover_thickness"] = t.quantity("cover_thickness", "length", default=0.0, nonnegative=True)
+    t.finish()
+    return kind, kw
+
+
+def build_geometry(case: ColdPlateCase) -> geo.VoxelGeometry:
+    kw = dict(case.geometry)
+    if case.geometry_kind == "straight_fins":
+        return geo.straight_fins(**kw)
+    if case.geometry_kind == "pin_fins":
+        return geo.pin_fins(**kw)
+    return geo.from_mask_file(kw["path"], kw["spacing"])
+
+
+def parse(case_file: CaseFile) -> ColdPlateCase:
+    root = Table(case_file.data, case_file.path)
+    meta = root.table("case")
+    meta.string("type", choices=(CASE_TYPE,))
+    name = meta.string("name")
+    description = meta.string("description", default="")
+    meta.finish()
+
+    kind, gkw = _geometry(root.table("geometry"), case_file.directory)
+
+    mt = root.table("material", default={})
+    library = material_library()
+    solid = mt.string("solid", default="copper", choices=tuple(sorted(library)))
+    k_solid = mt.quantity("conductivity", "thermal_conductivity", default=library[solid].k, positive=True)
+    mt.finish()
+
+    coolant = read_coolant(root.table("coolant", default={}))
+
+    inlet = root.table("inlet")
+    if inlet.has("flow") == inlet.has("velocity"):
+        raise inlet.error(None, "give exactly one of 'flow' (volumetric) or 'velocity' (mean over the inlet)")
+    flow_rate = inlet.quantity("flow", "volumetric_flow", positive=True) if inlet.has("flow") else None
+    velocity = inlet.quantity("velocity", "velocity", positive=True) if inlet.has("velocity") else None
+    t_in = inlet.quantity("temperature", "temperature", positive=True)
+    if not coolant.t_min <= t_in <= coolant.t_max:
+        raise inlet.error(
+            "temperature",
+            f"outside the coolant property range {coolant.t_min - 273.15:.0f}..{coolant.t_max - 273.15:.0f} degC",
+        )
+    inlet.finish()
+
+    heat = root.table("heat")
+    heated = heat.string("region", default="fin_field", choices=("fin_field", "all"))
+    if heat.has("flux") == heat.has("power"):
+        raise heat.error(None, "give exactly one of 'flux' (W/m^2) or 'power' (W)")
+    flux = heat.quantity("flux", "heat_flux", positive=True) if heat.has("flux") else None
+    power = heat.quantity("power", "power", positive=True) if heat.has("power") else None
+    heat.finish()
+
+    st = root.table("solver", default={})
+    precision = st.string("precision", default="float64", choices=("float64", "float32"))
+    flow_tol = st.number(
+        "flow_tolerance", default=1e-8 if precision == "float64" else 1e-5, minimum=1e-14, maximum=1e-2
+    )
+    max_outer = st.integer("max_outer", default=500, minimum=1)
+    scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
+    st.finish()
+    out = root.table("output", default={})
+    plots = out.boolean("plots", default=True)
+    out.finish()
+    root.finish()
+
+    try:
+        g = build_geometry(
+            ColdPlateCase(
+                name,
+                description,
+                kind,
+                gkw,
+                solid,
+                k_solid,
+                coolant,
+                0.0,
+                t_in,
+                0.0,
+                heated,
+                precision,
+                flow_tol,
+                max_outer,
+                scheme,
+                plots,
+            )
+        )
+    except (ValueError, OSError) as exc:
+        raise root.error("geometry", str(exc)) from None
+    inlet_area = _inlet_area(g)
+    if inlet_area <= 0:
+        raise root.error("geometry", "no fluid cells on the inlet face (x-): coolant cannot enter")
+    if flow_rate is None:
+        flow_rate = velocity * inlet_area
+    area = _heated_area(g, heated)
+    if flux is None:
+        flux = power / area
+    return ColdPlateCase(
+        name,
+        description,
+        kind,
+        gkw,
+        solid,
+        k_solid,
+        coolant,
+        flow_rate,
+        t_in,
+        flux,
+        heated,
+        precision,
+        flow_tol,
+        max_outer,
+        scheme,
+        plots,
+    )
+
+
+def _inlet_area(g: geo.VoxelGeometry) -> float:
+    dy, dz = np.diff(g.faces[1]), np.diff(g.faces[2])
+    return float((dy[:, None] * dz[None, :])[g.material[0] == geo.FLUID].sum())
+
+
+def _heated_mask(g: geo.VoxelGeometry, heated: str) -> np.ndarray:
+    xc = g.centers(0)
+    in_x = (xc > g.fin_field[0]) & (xc < g.fin_field[1]) if heated == "fin_field" else np.ones_like(xc, bool)
+    return np.broadcast_to(in_x[:, None], (len(xc), len(g.faces[1]) - 1))
+
+
+def _passage(case: ColdPlateCase) -> float:
+    """Width of the narrowest flow passage (m), for the pseudo-time step."""
+    g = case.geometry
+    if case.geometry_kind == "straight_fins":
+        return min(g["channel_width"], g["fin_height"])
+    if case.geometry_kind == "pin_fins":
+        return min(g["pitch_x"] - g["diameter"], g["pitch_y"] - g["diameter"], g["fin_height"])
+    return 4.0 * min(g["spacing"])
+
+
+def _heated_area(g: geo.VoxelGeometry, heated: str) -> float:
+    dx, dy = np.diff(g.faces[0]), np.diff(g.faces[1])
+    return float((dx[:, None] * dy[None, :])[_heated_mask(g, heated)].sum())
+
+
+# ----------------------------------------------------------------------------- solve
+
+
+@dataclass(frozen=True)
+class Solution:
+    geometry: geo.VoxelGeometry
+    state: flow.FlowState
+    flow_info: flow.FlowInfo
+    T: jax.Array
+    energy_info: object
+    energy_inner: jax.Array
+    heat: tuple  # (added, removed) W
+    flux_map: np.ndarray
+
+
+def solve(case: ColdPlateCase) -> Solution:
+    g = build_geometry(case)
+    dtype = jnp.float64 if case.precision == "float64" else jnp.float32
+    grid = grid_from_faces(*g.faces, dtype=dtype)
+    solid = jnp.asarray(g.solid)
+    t_in = case.inlet_temperature
+    rho, mu = float(case.coolant.density(t_in)), float(case.coolant.viscosity(t_in))
+    cp, k_f = float(case.coolant.cp(t_in)), float(case.coolant.conductivity(t_in))
+    fluid_in = g.material[0] == geo.FLUID
+    u_in = case.flow_rate / _inlet_area(g)
+    vel_in = np.zeros((3, 1) + fluid_in.shape)
+    vel_in[0, 0] = np.where(fluid_in, u_in, 0.0)
+    side = "symmetry" if case.geometry.get("unit_cell") else "wall"
+    spec = flow.FlowSpec(
+        bc=("inlet", "outlet", side, side, "wall", "wall"), tol=case.flow_tolerance, max_outer=case.max_outer
+    )
+    # pseudo-time step: the narrowest passage over the bulk speed (the best of the
+    # choices measured on fin channels: fewest outer iterations, flat with the mesh)
+    dt = _passage(case) / u_in
+    params = flow.FlowParams(
+        rho=jnp.asarray(rho, dtype),
+        mu=jnp.asarray(mu, dtype),
+        dt=jnp.asarray(dt, dtype),
+        body_force=jnp.zeros((3,), dtype),
+    )
+    bnd = flow.flow_boundary(grid, velocity={"x-": vel_in})
+    state, finfo = jax.jit(flow.solve_flow, static_argnums=(4,))(grid, solid, params, bnd, spec)
+
+    k = jnp.asarray(np.where(g.solid, case.solid_k, k_f), dtype)
+    heated = _heated_mask(g, case.heated)
+    flux_map = np.where(heated, case.heat_flux, 0.0)
+    faces = {n: cd.face_bc(grid, n, dtype=dtype) for n, _, _ in cd.FACES}
+    faces["x_lo"] = cd.face_bc(
+        grid, "x_lo", jnp.where(jnp.asarray(fluid_in), cd.TEMPERATURE, cd.FLUX), value=t_in, dtype=dtype
+    )
+    faces["z_lo"] = cd.face_bc(grid, "z_lo", cd.FLUX, flux=jnp.asarray(flux_map, dtype), dtype=dtype)
+    bcs = cd.BoundaryConditions(**faces)
+    flows = energy.face_flows(grid, state.u, state.v, state.w, rho * cp)
+    config = energy.EnergyConfig(scheme=case.energy_scheme, max_outer=500)
+    q = jnp.zeros(g.shape, dtype)
+    T, einfo, inner = jax.jit(lambda *a: energy.solve(*a, config))(grid, k, q, bcs, flows)
+    heat = energy.heat_balance(grid, k, q, bcs, flows, T)
+    return Solution(g, state, finfo, T, einfo, inner, heat, flux_map)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    sol = solve(case)
+    g, st = sol.geometry, sol.state
+    fi, ei = sol.flow_info, sol.energy_info
+    T = np.asarray(sol.T, np.float64)
+    if not bool(fi.converged):
+        raise SolveError(
+            f"flow solve did not converge: residual {float(fi.residual):.3e} after {int(fi.iterations)} outer "
+            f"iterations (tolerance {case.flow_tolerance:g}); try more [solver] max_outer or a looser "
+            "flow_tolerance"
+        )
+    if not bool(ei.converged) or not np.all(np.isfinite(T)):
+        raise SolveError(
+            f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
+        )
+    u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    fluid = g.material == geo.FLUID
+    # pressure drop: inlet-face pressure (first fluid cells, extrapolated half a cell) minus the outlet's 0 Pa
+    area_in = (dy[:, None] * dz[None, :]) * fluid[0]
+    p0, p1 = p[0], p[1]
+    x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
+    p_face = p0 - (p1 - p0) * x0 / (x1 - x0)
+    dp = float((p_face * area_in).sum() / area_in.sum())
+    # base bottom temperature from the first cell and the known flux
+    t_bottom = T[:, :, 0] + sol.flux_map * 0.5 * dz[0] / case.solid_k
+    heated = sol.flux_map > 0
+    power = float(sol.heat[0])
+    t_in = case.inlet_temperature
+    # outlet bulk temperature, flow weighted
+    u_out = u[-1]
+    m_out = u_out * dy[:, None] * dz[None, :]
+    t_out = float((m_out * T[-1]).sum() / m_out.sum())
+    solid_T = np.where(g.solid, T, -np.inf)
+    imax = np.unravel_index(np.argmax(solid_T), T.shape)
+    added, removed = (float(x) for x in sol.heat)
+    rho, cp = float(case.coolant.density(t_in)), float(case.coolant.cp(t_in))
+    summary = {
+        "case": Quantity(case.name),
+        "coolant": Quantity(case.coolant.name),
+        "flow_rate": Quantity(case.flow_rate * 6e4, "L/min"),
+        "inlet_temperature": Quantity(t_in - 273.15, "degC"),
+        "heat_input": Quantity(power, "W", "heat flux times heated area"),
+        "pressure_drop": Quantity(dp, "Pa", "inlet face (area mean) minus outlet"),
+        "R_max": Quantity((t_bottom[heated].max() - t_in) / power, "K/W", "(max base-bottom T - T_in) / P"),
+        "R_mean": Quantity((t_bottom[heated].mean() - t_in) / power, "K/W", "(mean heated base-bottom T - T_in) / P"),
+        "T_base_max": Quantity(float(t_bottom[heated].max()) - 273.15, "degC"),
+        "T_outlet_bulk": Quantity(t_out - 273.15, "degC", "flow-weighted over the outlet face"),
+        "T_outlet_energy_check": Quantity(
+            t_in - 273.15 + power / (rho * cp * case.flow_rate), "degC", "T_in + P / (rho cp Q)"
+        ),
+        "T_solid_max": Quantity(float(T[imax]) - 273.15, "degC"),
+        "T_solid_max_location": Quantity(str([float(g.centers(a)[imax[a]]) for a in range(3)]), "m"),
+        "heat_balance_error": Quantity(abs(added - removed) / added, "", "|added - removed| / added"),
+        "mass_imbalance": Quantity(float(fi.mass_imbalance), "", "|out - in| / in"),
+        "flow_outer_iterations": Quantity(int(fi.iterations)),
+        "flow_residual": Quantity(float(fi.residual)),
+        "energy_iterations": Quantity(int(ei.iterations), "", "deferred-correction iterations"),
+        "energy_inner_iterations": Quantity(int(sol.energy_inner)),
+        "energy_residual": Quantity(float(ei.residual)),
+        "cells": Quantity(int(T.size)),
+    }
+    uc, vc, wc = 0.5 * (u[1:] + u[:-1]), 0.5 * (v[:, 1:] + v[:, :-1]), 0.5 * (w[:, :, 1:] + w[:, :, :-1])
+    speed = np.sqrt(uc**2 + vc**2 + wc**2)
+    fields = {
+        "temperature": Field(T, "K", "temperature"),
+        "temperature_degC": Field(T - 273.15, "degC", "temperature"),
+        "pressure": Field(p, "Pa", "static pressure (gauge, outlet = 0); 0 in solid"),
+        "velocity_x": Field(uc, "m/s", "cell-centred average of the x-face velocities"),
+        "velocity_y": Field(vc, "m/s", "cell-centred average of the y-face velocities"),
+        "velocity_z": Field(wc, "m/s", "cell-centred average of the z-face velocities"),
+        "speed": Field(speed, "m/s", "magnitude of the cell-centred velocity"),
+        "material": Field(g.material.astype(np.float64), "1", "0 fluid, 1 base, 2 fin, 3 cover"),
+    }
+    fh = np.asarray(fi.history, np.float64)[: int(fi.iterations) + 1]
+    eh = np.asarray(ei.history, np.float64)[: int(ei.iterations) + 1]
+    write_results(
+        folder,
+        faces=g.faces,
+        fields=fields,
+        case_text=case_file.text,
+        case_parsed=case.as_dict(),
+        solver={
+            "flow_iterations": int(fi.iterations),
+            "flow_residual_history": fh,
+            "flow_momentum_history": np.asarray(fi.momentum_history)[: int(fi.iterations) + 1],
+            "flow_continuity_history": np.asarray(fi.continuity_history)[: int(fi.iterations) + 1],
+            "energy_iterations": int(ei.iterations),
+            "energy_residual_history": eh,
+            "energy_inner_iterations": int(sol.energy_inner),
+        },
+        summary=summary,
+    )
+    if case.plots:
+        from thermo import plots
+
+        plots.coldplate_plots(folder, case, g, T, speed, t_bottom, fh, eh)
+    return summary
