@@ -37,6 +37,40 @@ def run(repeats: int, quick: bool) -> list[Record]:
                 check={"residual": float(info.residual)},
             )
         )
+    # the bundled NVL72-class rack: flows, pressures and plate temperatures
+    from pathlib import Path
+
+    from thermo import rack
+    from thermo.case import load
+
+    case = rack.parse(load(Path(__file__).resolve().parents[1] / "cases" / "rack_nvl72.toml"))
+    rn, sol, info, temps, tinfo, (t_mean, fluid) = rack.solve(case)
+    heat = np.zeros(rn.network.n_edges)
+    heat[rn.plate_edges] = rn.plate_power
+    args = (
+        rn.network,
+        rn.params,
+        fluid,
+        rn.boundary,
+        jnp.asarray(heat),
+        jnp.full(rn.network.n_nodes, case.supply.temperature),
+    )
+    t, spread, (sol, info, temps, tinfo) = timeit(rack._solve_jit, *args, repeats=repeats)
+    assert bool(info.converged)
+    records.append(
+        Record(
+            "network",
+            "rack_nvl72",
+            "float64",
+            metrics={
+                "edges": int(rn.network.n_edges),
+                "solve_s": t,
+                "solve_spread_s": spread,
+                "newton_iterations": int(info.iterations),
+            },
+            check={"residual": float(info.residual)},
+        )
+    )
     # a batch of operating points: scale the fixed supply pressures
     net, params, fluid, bnd, plates = synthetic_ladder_network(**(dict(n_ladders=2, n_branches=6) if quick else {}))
     n_batch = 16 if quick else 1000
