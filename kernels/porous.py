@@ -720,7 +720,7 @@ def _energy_operator(grid: Grid, layer: FinLayer, stack: Stack, flow: Flow, rho_
     zy = jnp.zeros((nx, 1, nb + 2), dtype)
     gx = jnp.concatenate([zx, _harmonic_links(kx, dx, (dy * dzb), 0), zx], axis=0)
     gy = jnp.concatenate([zy, _harmonic_links(ky, dy, (dx * dzb), 1), zy], axis=1)
-    area = (grid.dx[:, None] * grid.dy[None, :])
+    area = grid.dx[:, None] * grid.dy[None, :]
     gz_stack = _harmonic_links(stack.k, grid.dz[None, None, :], area[..., None], 2)
     # base-top half cell, fin root and floor meet at the base surface node;
     # eliminating that node (star-mesh transform) gives three exact links
@@ -816,7 +816,7 @@ def solve_energy(
     b = jnp.zeros(op.shape, dtype).at[..., 0].set(stack.q * area)
     # heat carried in: side inflow faces and cells fed from above
     inflow = rho_cp * flow.q_cells
-    for name, axis, side in _SIDES:
+    for _name, axis, side in _SIDES:
         q = flow.qx if axis == 0 else flow.qy
         face = _take_side(q, axis, side)
         into = jnp.maximum(face if side == 0 else -face, 0.0)
@@ -838,7 +838,7 @@ def solve_energy(
     heat_in = jnp.sum(stack.q * area)
     Tf = T[..., nb + 1]
     out = -jnp.sum(inflow) * t_in
-    for name, axis, side in _SIDES:
+    for _name, axis, side in _SIDES:
         q = flow.qx if axis == 0 else flow.qy
         face = _take_side(q, axis, side)
         leaving = jnp.maximum(-face if side == 0 else face, 0.0) * rho_cp
