@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 from kernels import advdiff, porous
 from kernels.grid import grid_from_faces
@@ -26,13 +27,15 @@ def _grid(nx, ny, lx, ly, dz=(0.5e-3, 1.5e-3), dtype=F64):
     return grid_from_faces(_stretched(nx, lx), _stretched(ny, ly), np.concatenate([[0.0], np.cumsum(dz)]), dtype)
 
 
-def _run(grid, layer, bc, stack, q, t_in=20.0, cfg=porous.EnergyConfig()):
-    def f(grid, layer, bc, stack, q):
-        flow = porous.solve_flow(grid, layer, bc, q)
-        th = porous.solve_energy(grid, layer, stack, flow, RHO * CP, t_in, cfg)
-        return flow, th
+_DEFAULT = porous.EnergyConfig()
 
-    return jax.jit(f)(grid, layer, bc, stack, q)
+
+def _solve(grid, layer, bc, stack, q, t_in=20.0, cfg=_DEFAULT):
+    flow = porous.solve_flow(grid, layer, bc, q)
+    return flow, porous.solve_energy(grid, layer, stack, flow, RHO * CP, t_in, cfg)
+
+
+_run = jax.jit(_solve, static_argnames="cfg")
 
 
 # ----------------------------------------------------------------------------- flow limits
@@ -103,18 +106,17 @@ def test_fin_root_conductance_reproduces_the_one_dimensional_fin():
     theta'' = m^2 theta, theta(0) = 1, theta'(H) = 0: the series pair
     (g_root, g_fin) gives the fin heat and the mean fin temperature."""
     for mh in (0.05, 0.7, 2.5):
-        n = 4000
-        z = np.linspace(0, 1, n + 1)
-        dz = z[1]
-        A = np.zeros((n + 1, n + 1))
+        n = 2000
+        dz = 1.0 / n
+        ab = np.zeros((3, n + 1))  # banded rows: upper, diagonal, lower
+        ab[1] = -2 / dz**2 - mh**2
+        ab[0, 1:] = 1 / dz**2
+        ab[2, :-1] = 1 / dz**2
+        ab[1, 0], ab[0, 1] = 1.0, 0.0  # theta(0) = 1
+        ab[2, n - 1] = 2 / dz**2  # mirror node: zero slope at the tip
         b = np.zeros(n + 1)
-        A[0, 0] = 1
-        b[0] = 1
-        for i in range(1, n):
-            A[i, i - 1] = A[i, i + 1] = 1 / dz**2
-            A[i, i] = -2 / dz**2 - mh**2
-        A[n, n - 1], A[n, n] = 2 / dz**2, -2 / dz**2 - mh**2  # mirror node: zero slope
-        theta = np.linalg.solve(A, b)
+        b[0] = 1.0
+        theta = scipy.linalg.solve_banded((1, 1), ab, b)
         mean = (theta[:-1] + theta[1:]).sum() * dz / 2
         g_fin = 1.0  # h A, normalised
         g_root = float(porous.fin_root_conductance(jnp.asarray(g_fin), jnp.asarray(mh)))
@@ -227,11 +229,14 @@ def test_large_interstitial_coefficient_reduces_to_one_temperature():
         rise = ref.max() - 20.0
         gaps.append(float(jnp.max(jnp.abs(th.T_fin - th.T_fluid))) / rise)
         errors.append(
-            max(np.abs(np.asarray(th.T_fluid) - ref[:, :, 2]).max(), np.abs(np.asarray(th.T_stack) - ref[:, :, :2]).max())
+            max(
+                np.abs(np.asarray(th.T_fluid) - ref[:, :, 2]).max(),
+                np.abs(np.asarray(th.T_stack) - ref[:, :, :2]).max(),
+            )
             / rise
         )
     assert abs(gaps[0] / gaps[1] / 100 - 1) < 0.01, gaps
-    assert errors[1] < 1e-6 and errors[0] / errors[1] > 50, errors
+    assert errors[1] < 1e-5 and errors[0] / errors[1] > 50, errors
 
 
 # ----------------------------------------------------------------------------- centre-fed plate
@@ -268,7 +273,7 @@ def _r_and_dp(grid, layer, bc, stack, q):
 
 
 def test_centre_fed_energy_balance_and_mass_conservation():
-    g, layer, bc, stack = _centre_fed(32, 16)
+    g, layer, bc, stack = _centre_fed(16, 8)
     flow, th, r_max, r_mean = jax.jit(_r_and_dp)(g, layer, bc, stack, 1.5 / 60000)
     assert bool(flow.info.converged) and bool(th.info.converged)
     assert abs(float(th.heat_in - th.heat_out)) / float(th.heat_in) < 1e-9
@@ -278,7 +283,7 @@ def test_centre_fed_energy_balance_and_mass_conservation():
     assert float(jnp.sum(-flow.qx[0])) > 0.3 * q_out and float(jnp.sum(flow.qx[-1])) > 0.3 * q_out
     assert 0 < float(r_mean) < float(r_max)
     # temperatures ordered: fluid below fins below base at the hot spot
-    i, j = np.unravel_index(int(jnp.argmax(th.T_stack[..., 0])), (32, 16))
+    i, j = np.unravel_index(int(jnp.argmax(th.T_stack[..., 0])), (16, 8))
     assert float(th.T_fluid[i, j]) < float(th.T_fin[i, j]) < float(th.T_stack[i, j, 1])
 
 
@@ -303,20 +308,17 @@ def test_grad_of_resistance_wrt_channel_width_matches_finite_difference():
     """Implicit derivatives through the pressure and the energy solves (the
     channel width changes friction, h, fin area and porosity)."""
 
-    def r_mean(width):
+    def both(width):
         g, layer, bc, stack = _centre_fed(16, 8, width=width)
-        return _r_and_dp(g, layer, bc, stack, 1.5 / 60000)[3]
-
-    def dp(width):
-        g, layer, bc, stack = _centre_fed(16, 8, width=width)
-        return _r_and_dp(g, layer, bc, stack, 1.5 / 60000)[0].dp
+        flow, _, _, r_mean = _r_and_dp(g, layer, bc, stack, 1.5 / 60000)
+        return jnp.stack([r_mean, flow.dp])
 
     w0, eps = 2.0e-4, 1.0e-7
-    for fun in (r_mean, dp):
-        grad = float(jax.jit(jax.grad(fun))(jnp.asarray(w0)))
-        f = jax.jit(fun)
-        fd = (float(f(jnp.asarray(w0 + eps))) - float(f(jnp.asarray(w0 - eps)))) / (2 * eps)
-        assert abs(grad / fd - 1) < 1e-3, (grad, fd)
+    grad = np.asarray(jax.jit(jax.jacrev(both))(jnp.asarray(w0)))
+    f = jax.jit(both)
+    fd = (np.asarray(f(jnp.asarray(w0 + eps))) - np.asarray(f(jnp.asarray(w0 - eps)))) / (2 * eps)
+    np.testing.assert_allclose(grad, fd, rtol=1e-3)
+    assert np.all(np.abs(grad) > 0)
 
 
 def test_float32_converges_and_agrees():
