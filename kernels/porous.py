@@ -101,6 +101,7 @@ __all__ = [
     "shah_london_nu_t",
     "shah_london_nu_h1",
     "shah_apparent_fre",
+    "developing_flow_factor",
     "fin_efficiency",
     "fin_root_conductance",
     "FinLayer",
@@ -160,6 +161,25 @@ def shah_apparent_fre(x_plus, fre_fd):
     (includes the excess loss ``K(inf) = 1.25`` of the developing profile)."""
     s = jnp.sqrt(x_plus)
     return 3.44 / s + (1.25 / (4.0 * x_plus) + fre_fd - 3.44 / s) / (1.0 + 0.00021 / x_plus**2)
+
+
+def developing_flow_factor(x_start, x_end, dh, reynolds, fre_fd):
+    """Multiplier of the fully developed viscous resistivity of a channel
+    segment ``[x_start, x_end]`` (distance from the channel entrance, m) that
+    makes the segment's pressure drop the increment of Shah's apparent
+    friction: ``[Phi(x_end+) - Phi(x_start+)] / (fRe (x_end+ - x_start+))`` with
+    ``Phi(x+) = f_app Re(x+) x+`` (``Phi(0) = 0``). Summed over the segments of
+    a channel it gives exactly ``2 f_app Re mu u L / D_h^2``. ``reynolds`` is
+    the channel Reynolds number ``rho u_c D_h / mu`` at the operating point
+    (the factor is evaluated there, so the flow solve stays linear in it)."""
+
+    def phi(x):
+        xp = jnp.maximum(x / (dh * reynolds), 1e-30)
+        return shah_apparent_fre(xp, fre_fd) * xp
+
+    xs = jnp.maximum(x_start, 0.0)
+    dx_plus = (x_end - xs) / (dh * reynolds)
+    return (phi(x_end) - jnp.where(xs > 0, phi(xs), 0.0)) / (fre_fd * dx_plus)
 
 
 def fin_efficiency(m_height):

@@ -348,3 +348,29 @@ def test_grid_convergence_of_pressure_drop_and_resistance():
     assert order[0] > 0.8, (order, res)
     assert order[1] > 0.6, (order, res)
     assert np.all(d2 / np.abs(res[2]) < 0.05), res
+
+
+def test_developing_flow_factor_gives_shah_apparent_friction():
+    """Scaling r_x cell by cell with the developing-flow factor reproduces
+    Shah's apparent friction over the whole channel, at any grid."""
+    nx, ny, L, Wd = 19, 2, 0.01, 0.002
+    xf = _stretched(nx, L)
+    g = grid_from_faces(xf, _stretched(ny, Wd), [0.0, 1e-3], F64)
+    fins = porous.straight_fins((nx, ny), W_C, T_F, H, KS, KF, MU, dtype=F64)
+    q = 2.0e-6
+    phi, dh = W_C / (W_C + T_F), 2 * W_C * H / (W_C + H)
+    alpha = W_C / H
+    fre = float(porous.shah_london_fre(jnp.asarray(alpha)))
+    u_c = q / (Wd * H) / phi
+    re = RHO * u_c * dh / MU
+    factor = porous.developing_flow_factor(jnp.asarray(xf[:-1]), jnp.asarray(xf[1:]), dh, re, fre)[:, None]
+    layer = porous.FinLayer(**{**fins.__dict__, "r_x": fins.r_x * factor})
+    bc = porous.FlowBC.make((nx, ny), F64, inlet_x_lo=0.5, outlet_x_hi=1.0)
+    flow = jax.jit(porous.solve_flow)(g, layer, bc, q)
+    x_plus = L / (dh * re)
+    f_app = 3.44 / np.sqrt(x_plus) + (1.25 / (4 * x_plus) + fre - 3.44 / np.sqrt(x_plus)) / (1 + 0.00021 / x_plus**2)
+    expected = 2 * f_app * MU * u_c * L / dh**2
+    assert abs(float(flow.dp) / expected - 1) < 1e-9
+    # the entrance region matters here (x+ ~ 0.02): at least 10 % above developed
+    assert float(flow.dp) > 1.1 * 2 * fre * MU * u_c * L / dh**2
+    assert np.all(np.diff(np.asarray(factor[:, 0])) < 0) and float(factor[-1, 0]) > 1  # decays downstream
