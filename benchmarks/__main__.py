@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from benchmarks import conduction, harness, report
+    from benchmarks import conduction, harness, porous, report
 
     if args.command == "report":
         report.write()
@@ -37,6 +37,11 @@ def main(argv=None) -> int:
             (jnp.float64, jnp.float32),
             roof,
             repeats=2 if args.quick else 5,
+        ),
+        "porous": lambda: porous.run(
+            (32,) if args.quick else (128, 256),
+            (jnp.float64, jnp.float32),
+            repeats=2 if args.quick else 3,
         ),
     }
     unknown = set(args.only or ()) - set(suites)

@@ -258,10 +258,11 @@ def _centre_fed(nx, ny, dtype=F64, width=W_C):
     slot = np.abs(x - L / 2) < L / 16
     slot_w = slot * np.abs(np.sin(np.pi * y / Wd)) + 1e-3 * slot
     bc = porous.FlowBC.make((nx, ny), dtype, inlet_cells=slot_w / slot_w.sum(), outlet_x_lo=1.0, outlet_x_hi=1.0)
-    die = (np.abs(x - L / 2) < 0.3 * L) & (np.abs(y - Wd / 2) < 0.3 * Wd)
+    die = (np.abs(x - L / 2) < 0.25 * L) & (np.abs(y - Wd / 2) < 0.25 * Wd)  # edges on faces of every grid
     hot = np.exp(-(((x - 0.6 * L) / (0.05 * L)) ** 2 + ((y - 0.4 * Wd) / (0.08 * Wd)) ** 2))
     qmap = jnp.asarray(1e6 * (die + 3 * hot), dtype)
-    stack = porous.Stack(jnp.asarray(np.stack([np.full((nx, ny), 5.0), np.full((nx, ny), KS)], -1), dtype), qmap)
+    # silicon die 0.5 mm under a 1.5 mm copper base
+    stack = porous.Stack(jnp.asarray(np.stack([np.full((nx, ny), 150.0), np.full((nx, ny), KS)], -1), dtype), qmap)
     return g, layer, bc, stack
 
 
