@@ -117,6 +117,7 @@ __all__ = [
     "EnergyConfig",
     "Thermal",
     "solve_energy",
+    "junction_temperature",
     "thermal_resistance",
 ]
 
@@ -866,13 +867,19 @@ def solve_energy(
     return Thermal(T[..., :nb], T[..., nb], Tf, heat_in, out, info)
 
 
+def junction_temperature(grid: Grid, stack: Stack, thermal: Thermal):
+    """Temperature of the bottom face (the junction side), ``(nx, ny)``: the
+    bottom cell's value plus the prescribed flux across its lower half."""
+    return thermal.T_stack[..., 0] + stack.q * 0.5 * grid.dz[0] / stack.k[..., 0]
+
+
 def thermal_resistance(stack: Stack, grid: Grid, thermal: Thermal, t_in):
     """``(R_max, R_mean)`` in K/W: hottest and heat-flux-weighted mean
-    temperature of the bottom face (cell values of the bottom layer) above the
-    inlet temperature, per watt of input."""
+    bottom-face temperature (:func:`junction_temperature`) above the inlet
+    temperature, per watt of input."""
     area = grid.dx[:, None] * grid.dy[None, :]
     power = jnp.sum(stack.q * area)
-    tb = thermal.T_stack[..., 0]
+    tb = junction_temperature(grid, stack, thermal)
     r_max = (jnp.max(tb) - t_in) / power
     r_mean = (jnp.sum(stack.q * area * tb) / power - t_in) / power
     return r_max, r_mean

@@ -170,6 +170,8 @@ def test_two_temperature_developed_profile_matches_analytic():
     assert abs((ts - tf[i]) / (q_fin / gfin) - 1) < 1e-6
     t0 = np.asarray(th.T_stack[i, 0, 0])
     assert abs((t0 - tb) / (qf * (dz[0] / 2 + dz[1] / 2) / KS) - 1) < 1e-6
+    tj = float(porous.junction_temperature(g, stack, th)[i, 0])
+    assert abs((tj - t0) / (qf * dz[0] / 2 / KS) - 1) < 1e-9
 
 
 def _one_temperature_reference(g, fins, flow, qmap, t_in):

@@ -320,7 +320,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
 
     heat_in, heat_out = float(th.heat_in), float(th.heat_out)
     balance = abs(heat_in - heat_out) / heat_in
-    t_bottom = np.asarray(th.T_stack[..., 0], np.float64)
+    t_bottom = np.asarray(porous.junction_temperature(grid, stack, th), np.float64)
     lpm = 60000.0
     summary = {
         "case": Quantity(case.name),
@@ -328,7 +328,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         "total_power": Quantity(case.total_power, "W", "heat into the bottom face"),
         "flow": Quantity(case.flow * lpm, "L/min"),
         "pressure_drop": Quantity(float(flow.dp) / 1e3, "kPa", "flow-weighted inlet minus outlet pressure"),
-        "T_junction_max": Quantity(float(t_bottom.max()) - 273.15, "degC", "hottest bottom-layer cell"),
+        "T_junction_max": Quantity(float(t_bottom.max()) - 273.15, "degC", "hottest point of the bottom face"),
         "R_max": Quantity(float(r_max), "K/W", "(T_bottom,max - T_inlet) / P"),
         "R_mean": Quantity(float(r_mean), "K/W", "(heat-weighted mean T_bottom - T_inlet) / P"),
         "T_outlet_mean": Quantity(t_in + heat_in / (rho_cp * case.flow) - 273.15, "degC", "inlet + P / (rho cp Q)"),
@@ -347,6 +347,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     t_solid = np.concatenate([np.asarray(th.T_stack, np.float64), np.asarray(th.T_fin, np.float64)[..., None]], -1)
     fields = {
         "temperature_solid": Field(t_solid - 273.15, "degC", "stack layers, then the mean fin temperature"),
+        "junction_temperature": Field(over_z(t_bottom) - 273.15, "degC", "bottom-face temperature (column value)"),
         "temperature_fluid": Field(over_z(th.T_fluid) - 273.15, "degC", "bulk fluid temperature of the column"),
         "pressure": Field(over_z(flow.p), "Pa", "gauge pressure in the fin layer (column value)"),
         "velocity_x": Field(over_z(flow.ux), "m/s", "superficial velocity in the fin layer (column value)"),
