@@ -71,7 +71,9 @@ matrix-vector product and enters the preconditioner through its diagonal.
 Derivatives: both linear solves are wrapped in ``lax.custom_linear_solve``
 (implicit differentiation, one adjoint solve each). With Forchheimer terms
 the flow derivative is taken through the last Picard operator with the speed
-held fixed: exact for Darcy flow (``beta = 0``), approximate otherwise.
+held fixed: exact for Darcy flow (``beta = 0``), approximate otherwise
+(measured: 1e-5 relative for dP and 5e-4 for R on a Forchheimer-dominated
+isotropic field).
 
 Closures (straight fins, :func:`straight_fins`): Shah & London (1978)
 fully developed ``f Re`` and ``Nu`` polynomials for a rectangular duct of
