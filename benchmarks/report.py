@@ -62,6 +62,44 @@ def _scipy_table(data) -> list[str]:
     return out
 
 
+def _facility_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "facility_year"]
+    if not rows:
+        return []
+    out = [
+        "Annual facility run (every hour's coupled junction / chip power / cooling solve, vmapped; after compilation):",
+        "",
+        "| case | hours | time (s) | hours/s | max Newton iterations | max residual (K) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m, c = r["metrics"], r["check"]
+        out.append(
+            f"| {r['case']} | {m['hours']} | {m['solve_s']:.3f} | {m['hours_per_s']:.0f} "
+            f"| {m['newton_iterations_max']} | {c['residual_max_K']:.1e} |"
+        )
+    return out
+
+
+def _network_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "network"]
+    if not rows:
+        return []
+    out = [
+        "Flow networks (Newton on nodal pressures; after compilation):",
+        "",
+        "| case | edges | time (s) | Newton iterations | per operating point (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['case']} | {m['edges']} | {m['solve_s']:.4f} | {m.get('newton_iterations', '')} "
+            f"| {m.get('per_point_s', m['solve_s']):.2e} |"
+        )
+    return out
+
+
 def write() -> None:
     lines = [BEGIN, ""]
     for path, data in _latest_per_machine():
@@ -79,6 +117,10 @@ def write() -> None:
             *_conduction_table(data),
             "",
             *_scipy_table(data),
+            "",
+            *_facility_table(data),
+            "",
+            *_network_table(data),
             "",
         ]
     lines.append(END)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from thermo import compact, facility, stack
+from thermo import compact, facility, rack, stack
 from thermo.case import CaseError, CaseFile
 
 __all__ = ["CASE_TYPES", "model_for"]
@@ -21,6 +21,7 @@ __all__ = ["CASE_TYPES", "model_for"]
 CASE_TYPES: dict[str, ModuleType] = {
     stack.CASE_TYPE: stack,
     facility.CASE_TYPE: facility,
+    rack.CASE_TYPE: rack,
     compact.CASE_TYPE: compact,
 }
 

@@ -41,8 +41,10 @@ __all__ = [
     "Series",
     "atomic_folder",
     "read_summary",
+    "write_common",
     "write_results",
     "write_series_results",
+    "write_summary_json",
 ]
 
 
@@ -187,14 +189,15 @@ def write_results(
             ds.attrs["units"] = f.units
             ds.attrs["description"] = f.description
             flat.create_dataset(name, data=data.reshape(-1), compression="gzip").attrs["units"] = f.units
-        _write_common(h5, case_text, case_parsed, solver, summary)
+        write_common(h5, case_text, case_parsed, solver, summary)
     (folder / "results.xdmf").write_text(
         _xdmf("results.h5", points.shape[0], hexes.shape[0], shape, fields), encoding="utf-8"
     )
-    _write_summary_json(folder, summary)
+    write_summary_json(folder, summary)
 
 
-def _write_common(h5, case_text, case_parsed, solver, summary) -> None:
+def write_common(h5, case_text, case_parsed, solver, summary) -> None:
+    """The ``/case``, ``/solver`` and ``/summary`` groups every results.h5 has."""
     c = h5.create_group("case")
     c.create_dataset("text", data=case_text)
     c.create_dataset("parsed", data=json.dumps(case_parsed, indent=1, default=str))
@@ -207,20 +210,15 @@ def _write_common(h5, case_text, case_parsed, solver, summary) -> None:
         sm.attrs[key + ".unit"] = q.unit
 
 
-def _write_summary_json(folder: Path, summary: dict[str, Quantity]) -> None:
+def write_summary_json(folder: Path, summary: dict[str, Quantity]) -> None:
     (folder / "summary.json").write_text(
         json.dumps({k: _jsonable(q) for k, q in summary.items()}, indent=2) + "\n",
         encoding="utf-8",
     )
 
 
-@dataclass(frozen=True)
-class Series:
-    """A named 1D (or small ND) array for a model without a 3D grid."""
-
-    data: np.ndarray
-    units: str
-    description: str
+#: A named array of a model without a 3D grid (same fields as :class:`Field`).
+Series = Field
 
 
 def write_series_results(
@@ -245,8 +243,8 @@ def write_series_results(
                 ds = g.create_dataset(name, data=data, compression="gzip" if data.size > 64 else None)
                 ds.attrs["units"] = s.units
                 ds.attrs["description"] = s.description
-        _write_common(h5, case_text, case_parsed, solver, summary)
-    _write_summary_json(folder, summary)
+        write_common(h5, case_text, case_parsed, solver, summary)
+    write_summary_json(folder, summary)
 
 
 def read_summary(folder: str | Path) -> dict:

@@ -1,0 +1,50 @@
+"""Annual (8760-hour) coupled facility solve of the bundled NVL72 halls, after
+compilation: every hour's junction temperature / chip power / cooling chain
+solved by Newton, vmapped over the hours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from benchmarks.harness import Record, timeit
+from thermo import facility
+from thermo.case import load
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+
+
+def run(repeats: int, hours: int | None = None) -> list[Record]:
+    records = []
+    for name in ("nvl72_dry_cooler_temperate", "nvl72_chiller_tower_hot_humid"):
+        case_file = load(CASES / f"{name}.toml")
+        case = facility.parse(case_file)
+        fac, config = facility.build(case)
+        amb, util = facility._hourly_inputs(case)
+        if hours is not None:
+            amb = jax.tree_util.tree_map(lambda a: a[:hours], amb)
+            util = util[:hours]
+        solve = jax.jit(facility._year_solver(config))
+        t, spread, (ops, infos) = timeit(solve, fac, amb, util, repeats=repeats)
+        assert bool(np.all(np.asarray(infos.converged))), name
+        records.append(
+            Record(
+                "facility_year",
+                name,
+                str(np.asarray(util).dtype),
+                metrics={
+                    "hours": int(np.asarray(util).size),
+                    "solve_s": t,
+                    "solve_spread_s": spread,
+                    "hours_per_s": np.asarray(util).size / t,
+                    "newton_iterations_max": int(np.asarray(infos.iterations).max()),
+                },
+                check={
+                    "residual_max_K": float(np.asarray(infos.residual).max()),
+                    "T_junction_max_degC": float(np.asarray(ops.t_j).max()) - 273.15,
+                },
+            )
+        )
+    return records

@@ -1,0 +1,178 @@
+"""Rack manifold model (``rack_network``): the bundled NVL72-class case and
+variants. The network kernel itself is validated in test_network.py; here
+the checks are that the rack is wired as described (conservation along the
+manifolds and branches, series plates, junction temperatures from R(Q)) and
+that flow distribution responds to the manifold as physics says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kernels.network import EdgeKind
+from thermo import rack
+from thermo.case import CaseFile, load
+from thermo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CASE = ROOT / "cases" / "rack_nvl72.toml"
+TEXT = CASE.read_text()
+
+
+def _case(text=TEXT):
+    import tomllib
+
+    return rack.parse(CaseFile(CASE, text, tomllib.loads(text)))
+
+
+def _edit(*pairs, text=TEXT):
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    case = rack.parse(load(CASE))
+    return (case, *rack.solve(case))
+
+
+def test_bundled_rack_is_wired_as_described(bundled):
+    case, rn, sol, info, temps, tinfo, _ = bundled
+    net = rn.network
+    assert len(case.trays) == 27 and case.trays[:8] == ("compute",) * 8 and case.trays[8] == "switch"
+    assert rn.plate_edges.size == 18 * 6 + 9 * 2
+    assert abs(case.liquid_power - 90e3) < 1e-9
+    kinds = np.asarray(net.edge_kind)
+    # a dividing tee at every supply tap but the top one, a combining one at every return tap but the top
+    assert np.sum(kinds == EdgeKind.TEE_DIVIDING_BRANCH) == 26
+    assert np.sum(kinds == EdgeKind.TEE_COMBINING_BRANCH) == 26
+    assert np.sum(kinds == EdgeKind.FLOW_COEFFICIENT) == 2 * 27
+    assert bool(info.converged) and bool(tinfo.converged)
+    np.testing.assert_allclose(np.diff(rn.tray_level), 0.04445, rtol=1e-12)
+
+
+def test_mass_is_conserved_along_manifolds_and_branches(bundled):
+    case, rn, sol, *_ = bundled
+    net = rn.network
+    q = np.asarray(sol.flow)
+    lab = list(net.edge_labels)
+    q_tray = np.array([q[lab.index(f"tray {i} supply QD")] for i in range(27)])
+    total = case.supply.flow
+    assert abs(q_tray.sum() / total - 1) < 1e-12
+    # the supply manifold above tap i carries every tray above it
+    for i in range(26):
+        e = lab.index(f"supply tap {i}:run")
+        assert abs(q[e] - q_tray[i + 1 :].sum()) < 1e-12 * total
+    # U layout: the return manifold below tap i carries every tray from i up
+    for i in range(26):
+        e = lab.index(f"return tap {i}:run")  # R_{i+1} -> R_i
+        assert abs(q[e] - q_tray[i + 1 :].sum()) < 1e-12 * total
+    # plates in series share one flow; the branches of a tray add up to the tray
+    for i in range(27):
+        sel = rn.plate_tray == i
+        br = rn.plate_branch[sel]
+        qp = q[rn.plate_edges[sel]]
+        first = [qp[np.flatnonzero(br == j)[0]] for j in np.unique(br)]
+        for j in np.unique(br):
+            np.testing.assert_allclose(qp[br == j], qp[br == j][0], rtol=1e-13)
+        assert abs(sum(first) / q_tray[i] - 1) < 1e-12
+
+
+def test_heat_balance_series_plates_and_junction_temperatures(bundled):
+    case, rn, sol, info, temps, tinfo, (t_mean, fluid) = bundled
+    rho, cp = float(fluid.density), float(fluid.specific_heat)
+    q = np.asarray(sol.flow)
+    t_ret = float(temps.node[rn.outlet])
+    t_sup = case.supply.temperature
+    assert abs(rho * cp * case.supply.flow * (t_ret - t_sup) / 90e3 - 1) < 1e-10
+    t_in = np.asarray(temps.edge_inlet)[rn.plate_edges]
+    t_out = np.asarray(temps.edge_outlet)[rn.plate_edges]
+    qp = q[rn.plate_edges]
+    np.testing.assert_allclose(t_out - t_in, rn.plate_power / (rho * cp * qp), rtol=1e-10)
+    # a downstream plate of a branch sees the upstream plate's outlet
+    for k in np.flatnonzero(rn.plate_position[1:] > 0) + 1:
+        assert abs(t_in[k] - t_out[k - 1]) < 1e-12 * t_in[k]
+    # the first plate of every branch sees the supply temperature (no heat before it)
+    np.testing.assert_allclose(t_in[rn.plate_position == 0], t_sup, rtol=1e-13)
+    # R(Q): log-log interpolation of the table, exact at the knots, a power law between
+    gpu = case.plate("gpu")
+    np.testing.assert_allclose(
+        rack.loglog_interp(gpu.resistance_flow, gpu.resistance_flow, gpu.resistance), gpu.resistance, rtol=1e-14
+    )
+    q_mid = np.sqrt(gpu.resistance_flow[0] * gpu.resistance_flow[1])  # geometric mean
+    r_mid = float(rack.loglog_interp([q_mid], gpu.resistance_flow, gpu.resistance)[0])
+    assert abs(r_mid - np.sqrt(gpu.resistance[0] * gpu.resistance[1])) < 1e-15
+
+
+def _tray_flows(text):
+    case = _case(text)
+    rn, sol, info, *_ = rack.solve(case)
+    assert bool(info.converged)
+    lab = list(rn.network.edge_labels)
+    return case, np.array([float(sol.flow[lab.index(f"tray {i} supply QD")]) for i in range(27)])
+
+
+@pytest.mark.slow  # three more rack compilations (~10 s)
+def test_flow_distribution_responds_to_the_manifold():
+    """Friction-only manifolds (no tee losses), 25 mm: in a U (direct
+    return) layout the trays nearest the inlet/outlet end get the most flow,
+    flows falling with height inside each section; the Z (reverse return)
+    layout, which equalises path lengths, is more uniform. A very wide
+    manifold (same network, only diameters change) feeds every tray of a
+    type alike."""
+    base = _edit(('diameter = "38 mm"', 'diameter = "25 mm"'), ("tees = true ", "tees = false "))
+    _, q_u = _tray_flows(base)
+    _, q_z = _tray_flows(_edit(('layout = "U" ', 'layout = "Z" '), text=base))
+    for sec in (slice(0, 8), slice(17, 27)):
+        assert np.all(np.diff(q_u[sec]) < 0)
+    compute = np.r_[0:8, 17:27]
+    spread = [(q[compute].max() - q[compute].min()) / q[compute].mean() for q in (q_u, q_z)]
+    assert spread[1] < 0.5 * spread[0], spread  # measured 0.14 (U) vs 0.04 (Z)
+    case, q_w = _tray_flows(_edit(('diameter = "38 mm"', 'diameter = "300 mm"')))
+    types = np.asarray(case.trays)
+    for t in ("compute", "switch"):
+        qt = q_w[types == t]
+        assert (qt.max() - qt.min()) / qt.mean() < 2e-3
+
+
+MALFORMED = {
+    "unknown plate in a branch": (
+        _edit(
+            (
+                'plates = ["cpu", "gpu", "gpu"]\n  [[tray_types.branches]]',
+                'plates = ["cpu", "gpux", "gpu"]\n  [[tray_types.branches]]',
+            )
+        ),
+        "tray_types[0].branches[0].plates",
+    ),
+    "bad layout": (_edit(('layout = "U" ', 'layout = "X" ')), "manifold.layout"),
+    "hose wider than manifold": (_edit(('diameter = "9.5 mm"', 'diameter = "50 mm"')), "hose.diameter"),
+    "kv and cv": (_edit(("cv = 2.0 ", "kv = 1.7\ncv = 2.0 ")), "quick_disconnect"),
+    "resistance table mismatch": (
+        _edit(
+            (
+                'resistance = ["0.0172 K/W", "0.0160 K/W", "0.0154 K/W", "0.0151 K/W"]',
+                'resistance = ["0.0172 K/W", "0.0160 K/W", "0.0154 K/W"]',
+            )
+        ),
+        "plate_types[0].resistance",
+    ),
+    "unknown tray type": (_edit(('tray = "switch"', 'tray = "swich"')), "sections[1].tray"),
+    "flow in kg": (_edit(('flow = "135 L/min"', 'flow = "135 kg"')), "supply.flow"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_rack_case_exits_2_naming_the_key(name, tmp_path, capsys):
+    text, key = MALFORMED[name]
+    case = tmp_path / "bad.toml"
+    case.write_text(text)
+    code = main(["check", str(case)])
+    err = capsys.readouterr().err
+    assert code == 2, (name, err)
+    assert str(case) in err and key in err, (key, err)
+    assert "Traceback" not in err
