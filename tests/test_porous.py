@@ -377,3 +377,25 @@ def test_developing_flow_factor_gives_shah_apparent_friction():
     # the entrance region matters here (x+ ~ 0.02): at least 10 % above developed
     assert float(flow.dp) > 1.1 * 2 * fre * MU * u_c * L / dh**2
     assert np.all(np.diff(np.asarray(factor[:, 0])) < 0) and float(factor[-1, 0]) > 1  # decays downstream
+
+
+def test_pin_fin_closure_regimes_and_geometry():
+    """Zukauskas staggered bank: Nu ~ Re^0.6 above Re_max = 1000 and ~ Re^0.4
+    below 100 (so g_fin = h A scales so with the speed); isotropic in-plane
+    friction; fluid conduction on the porosity 1 - pi D^2 / (4 S_T S_L); pins
+    do not conduct in-plane."""
+    D, st, sl, Hp, pr = 0.5e-3, 1.0e-3, 0.9e-3, 2e-3, 5.0
+
+    def layer(speed):
+        return porous.pin_fins((2, 2), D, st, sl, Hp, KS, KF, RHO, MU, pr, speed, 1e7, 1e5, dtype=F64)
+
+    u_max = lambda re: re * MU / (RHO * D) * (st - D) / st  # noqa: E731  superficial speed for Re_max
+    hi1, hi2 = layer(u_max(2000.0)), layer(u_max(4000.0))
+    lo1, lo2 = layer(u_max(20.0)), layer(u_max(40.0))
+    assert float(hi2.g_fin[0, 0] / hi1.g_fin[0, 0]) == pytest.approx(2**0.6, rel=1e-12)
+    assert float(lo2.g_fin[0, 0] / lo1.g_fin[0, 0]) == pytest.approx(2**0.4, rel=1e-12)
+    nu = float(hi1.g_fin[0, 0]) / (np.pi * D * Hp / (st * sl)) * D / KF
+    assert nu == pytest.approx(0.35 * (st / sl) ** 0.2 * 2000.0**0.6 * pr**0.36, rel=1e-12)
+    phi = 1 - np.pi * D**2 / (4 * st * sl)
+    assert float(hi1.k_fx[0, 0]) == pytest.approx(phi * KF) and float(hi1.k_fy[0, 0]) == pytest.approx(phi * KF)
+    assert float(hi1.k_sx[0, 0]) == 0.0 and float(hi1.r_x[0, 0]) == float(hi1.r_y[0, 0])
