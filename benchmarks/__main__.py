@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from benchmarks import conduction, facility, harness, network, report
+    from benchmarks import conduction, facility, harness, network, porous, report
 
     if args.command == "report":
         report.write()
@@ -40,6 +40,11 @@ def main(argv=None) -> int:
         ),
         "network": lambda: network.run(repeats=2 if args.quick else 7, quick=args.quick),
         "facility_year": lambda: facility.run(repeats=2 if args.quick else 5, hours=48 if args.quick else None),
+        "porous": lambda: porous.run(
+            (32,) if args.quick else (128, 256),
+            (jnp.float64, jnp.float32),
+            repeats=2 if args.quick else 3,
+        ),
     }
     unknown = set(args.only or ()) - set(suites)
     if unknown:

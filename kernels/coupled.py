@@ -215,13 +215,9 @@ class CoupledConfig:
         if self.device not in plant.DEVICE_KINDS:
             raise ValueError(f"device must be one of {plant.DEVICE_KINDS}, got {self.device!r}")
         if self.arrangement not in hx.ARRANGEMENTS:
-            raise ValueError(
-                f"arrangement must be one of {hx.ARRANGEMENTS}, got {self.arrangement!r}"
-            )
+            raise ValueError(f"arrangement must be one of {hx.ARRANGEMENTS}, got {self.arrangement!r}")
         if self.chiller not in plant.CHILLER_MODELS:
-            raise ValueError(
-                f"chiller must be one of {plant.CHILLER_MODELS}, got {self.chiller!r}"
-            )
+            raise ValueError(f"chiller must be one of {plant.CHILLER_MODELS}, got {self.chiller!r}")
         if self.max_iter < 1:
             raise ValueError("max_iter must be at least 1")
 
@@ -316,9 +312,7 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
     q_cp = fac.flow_per_accelerator
     flow_tcs = n * q_cp
     c_tcs = fac.rho_tcs * fac.cp_tcs * flow_tcs
-    dp_tcs = fac.cold_plate.pressure_drop(q_cp) + fac.dp_tcs_other * (
-        flow_tcs / fac.flow_tcs_rated
-    ) ** 2
+    dp_tcs = fac.cold_plate.pressure_drop(q_cp) + fac.dp_tcs_other * (flow_tcs / fac.flow_tcs_rated) ** 2
     p_pump_tcs = plant.pump_power(dp_tcs, flow_tcs, fac.eta_pump_tcs)
     q_pump_tcs = fac.pump_heat_fraction * p_pump_tcs
     q_tcs = q_liquid_it + q_pump_tcs

@@ -82,9 +82,7 @@ _DEFAULT_TERMS = 96
 
 
 def _unknown(arrangement) -> ValueError:
-    return ValueError(
-        f"unknown heat-exchanger arrangement {arrangement!r}; expected one of {ARRANGEMENTS}"
-    )
+    return ValueError(f"unknown heat-exchanger arrangement {arrangement!r}; expected one of {ARRANGEMENTS}")
 
 
 def _prep(ntu, cr):
@@ -200,9 +198,7 @@ def effectiveness(ntu, cr, arrangement: str = "counterflow", n_terms: int = _DEF
     raise _unknown(arrangement)
 
 
-def ntu_from_effectiveness(
-    eps, cr, arrangement: str = "counterflow", n_terms: int = _DEFAULT_TERMS
-):
+def ntu_from_effectiveness(eps, cr, arrangement: str = "counterflow", n_terms: int = _DEFAULT_TERMS):
     """NTU that gives effectiveness ``eps`` at ``cr`` (inverse of :func:`effectiveness`).
 
     Closed forms for counterflow, parallel and both one-stream-mixed crossflows;
@@ -232,9 +228,7 @@ def ntu_from_effectiveness(
         limit = crossflow_ntu_limit(n_terms)
         lo = jnp.zeros_like(eps * cr)
         hi = jnp.full_like(lo, limit)
-        return _bracketed_root(
-            lambda n: eps_crossflow_unmixed(n, cr, n_terms) - eps, lo, hi
-        )
+        return _bracketed_root(lambda n: eps_crossflow_unmixed(n, cr, n_terms) - eps, lo, hi)
     raise _unknown(arrangement)
 
 
@@ -317,4 +311,3 @@ def ua_flow_scaled(ua_rated, ratio_a, ratio_b, share_a, exponent_a, exponent_b):
     ga = jnp.power(jnp.maximum(ratio_a, jnp.finfo(dtype).tiny), exponent_a)
     gb = jnp.power(jnp.maximum(ratio_b, jnp.finfo(dtype).tiny), exponent_b)
     return ua_rated / (share_a / ga + (1.0 - share_a) / gb)
-

@@ -253,9 +253,7 @@ def rate_device(
     return hx.ua_from_approach(approach_rated, q_rated, c_water_rated, c_air, arrangement)
 
 
-def device_conductance(
-    dev: RejectionDevice, kind: str, arrangement: str, fan_fraction, c_fw, t_ref, p
-):
+def device_conductance(dev: RejectionDevice, kind: str, arrangement: str, fan_fraction, c_fw, t_ref, p):
     """Conductance G (W/K) of a device at fan fraction ``f`` with facility-water
     capacity rate ``c_fw``: the heat it rejects is ``G (T_in - t_ref)``."""
     _check_kind(kind)
@@ -463,9 +461,7 @@ def reject_heat(
     """
     _check_kind(kind)
     if chiller_model not in CHILLER_MODELS:
-        raise ValueError(
-            f"unknown chiller model {chiller_model!r}; expected one of {CHILLER_MODELS}"
-        )
+        raise ValueError(f"unknown chiller model {chiller_model!r}; expected one of {CHILLER_MODELS}")
     dtype = _float_dtype(q_load, c_fw, t_set, t_ref, p)
     q_load, c_fw, t_set, t_ref, p = _asfloat(dtype, q_load, c_fw, t_set, t_ref, p)
     one = jnp.ones_like(q_load)

@@ -14,7 +14,7 @@ from thermo.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
-GRIDDED = {"package_stack", "resolved_coldplate"}
+GRIDDED = {"package_stack", "resolved_coldplate", "compact_coldplate"}
 GRIDDED_CASES = [c.stem for c in BUNDLED if tomllib.loads(c.read_text())["case"]["type"] in GRIDDED]
 
 
@@ -59,18 +59,21 @@ def test_xdmf_opens_in_meshio_on_the_right_grid(case, runs):
     mesh = meshio.read(folder / "results.xdmf")
     with h5py.File(folder / "results.h5") as h5:
         xf, yf, zf = (h5[f"grid/{a}_faces"][()] for a in "xyz")
-        T = h5["fields/temperature"][()]
+        fields = {name: (ds[()], ds.attrs["units"]) for name, ds in h5["fields"].items()}
     nx, ny, nz = len(xf) - 1, len(yf) - 1, len(zf) - 1
+    shape = (nx, ny, nz)
     assert mesh.points.shape == ((nx + 1) * (ny + 1) * (nz + 1), 3)
     hexes = mesh.cells_dict["hexahedron"]
     assert hexes.shape == (nx * ny * nz, 8)
     # each cell's centroid (from the mesh) matches the grid's cell centre
     centroids = mesh.points[hexes].mean(axis=1).reshape(nx, ny, nz, 3)
     xc, yc, zc = (0.5 * (f[1:] + f[:-1]) for f in (xf, yf, zf))
-    np.testing.assert_allclose(centroids[..., 0], np.broadcast_to(xc[:, None, None], T.shape), atol=1e-12)
-    np.testing.assert_allclose(centroids[..., 2], np.broadcast_to(zc[None, None, :], T.shape), atol=1e-12)
-    data = mesh.cell_data["temperature [K]"][0]
-    np.testing.assert_array_equal(np.asarray(data).reshape(T.shape), T)
+    np.testing.assert_allclose(centroids[..., 0], np.broadcast_to(xc[:, None, None], shape), atol=1e-12)
+    np.testing.assert_allclose(centroids[..., 2], np.broadcast_to(zc[None, None, :], shape), atol=1e-12)
+    assert fields
+    for name, (values, units) in fields.items():
+        data = mesh.cell_data[f"{name} [{units}]"][0]
+        np.testing.assert_array_equal(np.asarray(data).reshape(shape), values)
 
 
 def test_slab_matches_the_exact_one_dimensional_answer(runs):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from thermo import coldplate, facility, rack, stack
+from thermo import coldplate, compact, facility, rack, stack
 from thermo.case import CaseError, CaseFile
 
 __all__ = ["CASE_TYPES", "model_for"]
@@ -23,6 +23,7 @@ CASE_TYPES: dict[str, ModuleType] = {
     facility.CASE_TYPE: facility,
     rack.CASE_TYPE: rack,
     coldplate.CASE_TYPE: coldplate,
+    compact.CASE_TYPE: compact,
 }
 
 

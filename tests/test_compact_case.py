@@ -1,0 +1,84 @@
+"""compact_coldplate case type: an end-fed plate run end to end through the CLI
+(pressure drop against the analytic plenum + channel value, power map and
+energy balance, curves), and malformed variants that exit 2 naming the key."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kernels import porous
+from thermo.cli import main
+from thermo.coolant import make_coolant
+
+CASE = (Path(__file__).resolve().parents[1] / "cases" / "compact_gpu_coldplate.toml").read_text()
+
+
+def _edit(old, new, text=CASE):
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+END_FED = _edit('layout = "centre_fed"', 'layout = "end_fed"')
+END_FED = _edit('slot_width = "6 mm"', "", END_FED)
+END_FED = _edit("cells = [48, 48]", "cells = [24, 12]", END_FED)
+END_FED = _edit('precision = "float64"', 'precision = "float64"\n\n[output]\nplots = false', END_FED)
+
+
+def test_end_fed_plate_runs_with_exact_pressure_drop_and_energy_balance(tmp_path, capsys):
+    case = tmp_path / "plate.toml"
+    case.write_text(END_FED)
+    out = tmp_path / "out"
+    assert main(["run", str(case), "-o", str(out)]) == 0, capsys.readouterr().err
+    summary = {k: v["value"] for k, v in json.loads((out / "summary.json").read_text()).items()}
+    assert summary["total_power"] == pytest.approx(960.0, rel=1e-12)
+    assert summary["heat_balance_error"] < 1e-9
+    # 1D flow: Hele-Shaw through two 4 mm plena, Shah-London channels over 72 mm
+    water = make_coolant("water")
+    t_in = 308.15
+    mu = float(water.viscosity(t_in))
+    q = 1.5 / 60000
+    u = q / (0.08 * 3e-3)
+    w, t, H = 2e-4, 1e-4, 3e-3
+    phi, dh, alpha = w / (w + t), 2 * w * H / (w + H), w / H
+    fre = float(porous.shah_london_fre(np.asarray(alpha)))
+    expected = 12 * mu / H**2 * u * 8e-3 + 2 * fre * mu * (u / phi) / dh**2 * 72e-3
+    assert summary["pressure_drop"] * 1e3 == pytest.approx(expected, rel=1e-8)
+    rows = list(csv.DictReader((out / "curves.csv").open()))
+    flows = np.array([float(r["flow_Lpm"]) for r in rows])
+    dp = np.array([float(r["pressure_drop_kPa"]) for r in rows])
+    r_max = np.array([float(r["R_max_KpW"]) for r in rows])
+    assert len(rows) == 6 and flows[0] == pytest.approx(1.0) and flows[-1] == pytest.approx(3.0)
+    np.testing.assert_allclose(dp / flows, dp[0] / flows[0], rtol=1e-7)  # Darcy: dP proportional to Q
+    assert np.all(np.diff(r_max) < 0)
+    assert summary["R_max"] > summary["R_mean"] > 0
+
+
+MALFORMED = {
+    "unknown layout": (_edit('layout = "centre_fed"', 'layout = "center"'), "plate.layout"),
+    "centre-fed without slot": (_edit('slot_width = "6 mm"', ""), "plate.slot_width"),
+    "plena too long": (_edit('plenum_length = "4 mm"', 'plenum_length = "40 mm"'), "plate.plenum_length"),
+    "unknown fin type": (_edit('type = "straight"', 'type = "pins"'), "fins.type"),
+    "heat outside the plate": (
+        _edit('rect = ["26 mm", "26 mm", "54 mm", "54 mm"]', 'rect = ["26 mm", "26 mm", "84 mm", "54 mm"]'),
+        "heat[0].rect",
+    ),
+    "reversed flow range": (
+        _edit('flow_range = ["1 L/min", "3 L/min"]', 'flow_range = ["3 L/min", "1 L/min"]'),
+        "operating.flow_range",
+    ),
+    "flow in wrong unit": (_edit('flow = "1.5 L/min"', 'flow = "1.5 kg"'), "operating.flow"),
+    "misspelt key": (_edit('channel_width = "0.2 mm"', 'chanel_width = "0.2 mm"'), "fins.channel_width"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_compact_case_exits_2_naming_the_key(name, tmp_path, capsys):
+    text, key = MALFORMED[name]
+    case = tmp_path / "bad.toml"
+    case.write_text(text)
+    assert main(["check", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert str(case) in err and key in err and "Traceback" not in err, err

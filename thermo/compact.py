@@ -1,0 +1,427 @@
+"""``compact_coldplate`` cases: a whole cold plate by the porous fin-field model.
+
+The plate is a rectangle in x-y with straight fins along x over a field
+between two open plena (one at each x end). Layouts:
+
+* ``end_fed``: coolant enters through the plenum at x = 0 (the whole y
+  side) and leaves at x = L;
+* ``centre_fed``: an inlet slot across the plate (over the die centre)
+  feeds the fins from above; the flow splits and leaves at both x ends.
+
+Below the fin layer, a stack of uniform solid layers (from the junction side
+up to the base); heat enters the bottom face through rectangles of given
+power. Coolant properties are taken at the inlet temperature
+(:mod:`thermo.coolant`); closures from :func:`kernels.porous.straight_fins`
+(Shah & London).
+
+Outputs: temperatures of the stack, the fins and the fluid, pressure and
+in-plane velocity at the operating flow; the curves dP(Q) and R(Q) over a
+flow range (vmapped solves) as ``curves.csv`` and ``/curves`` in results.h5;
+plots of the junction temperature, fluid temperature with velocity, and the
+curves.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kernels import porous
+from kernels.grid import grid_from_faces
+from thermo.case import CaseError, CaseFile, Table
+from thermo.coolant import Coolant, read_coolant
+from thermo.errors import SolveError
+from thermo.materials import material_library
+from thermo.results import Field, Quantity, write_results
+
+__all__ = ["CompactCase", "parse", "run", "CASE_TYPE"]
+
+CASE_TYPE = "compact_coldplate"
+
+
+@dataclass(frozen=True)
+class SolidLayer:
+    name: str
+    material: str
+    k: float  # W/m/K
+    thickness: float  # m
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    rect: tuple[float, float, float, float]  # x0, y0, x1, y1 (m)
+    power: float  # W
+
+
+@dataclass(frozen=True)
+class CompactCase:
+    name: str
+    description: str
+    size: tuple[float, float]
+    cells: tuple[int, int]
+    layout: str
+    plenum_length: float
+    slot_width: float
+    channel_width: float
+    fin_thickness: float
+    fin_height: float
+    fin_k: float
+    nusselt: str
+    layers: tuple[SolidLayer, ...]
+    heat: tuple[Source, ...]
+    coolant: Coolant
+    inlet_temperature: float  # K
+    flow: float  # m^3/s
+    curve_flows: tuple[float, ...]
+    precision: str
+    plots: bool
+
+    @property
+    def total_power(self) -> float:
+        return sum(h.power for h in self.heat)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["coolant"] = self.coolant.name
+        return d
+
+
+def _rect(t: Table, key: str, size):
+    x0, y0, x1, y1 = t.quantities(key, "length", length=4, nonnegative=True)
+    if not (x1 > x0 and y1 > y0):
+        raise t.error(key, f"rect is [x0, y0, x1, y1] with x1 > x0 and y1 > y0, got {t.raw(key)}")
+    if x1 > size[0] * (1 + 1e-12) or y1 > size[1] * (1 + 1e-12):
+        raise t.error(key, f"rect {t.raw(key)} extends outside the plate [{size[0] * 1e3:g} mm, {size[1] * 1e3:g} mm]")
+    return (x0, y0, x1, y1)
+
+
+def parse(case: CaseFile) -> CompactCase:
+    """Read a ``compact_coldplate`` case; raises CaseError on any problem."""
+    root = Table(case.data, case.path)
+    meta = root.table("case")
+    meta.string("type", choices=(CASE_TYPE,))
+    name = meta.string("name")
+    description = meta.string("description", default="")
+    meta.finish()
+
+    mt = root.table("materials", default=None)
+    user = {}
+    if mt is not None:
+        for key in list(mt.data):
+            user[key] = mt.quantity(key, "thermal_conductivity", positive=True)
+        mt.finish()
+    library = material_library(user)
+
+    pt = root.table("plate")
+    size = tuple(pt.quantities("size", "length", length=2, positive=True))
+    cells = tuple(pt.integers("cells", 2, minimum=4))
+    layout = pt.string("layout", choices=("end_fed", "centre_fed"))
+    plenum = pt.quantity("plenum_length", "length", nonnegative=True)
+    slot = pt.quantity("slot_width", "length", positive=True) if layout == "centre_fed" else 0.0
+    pt.finish()
+    if 2 * plenum + slot >= size[0]:
+        raise CaseError(case.path, "plate.plenum_length", "two plena and the inlet slot leave no room for fins")
+
+    ft = root.table("fins")
+    ft.string("type", choices=("straight",))
+    fins = (
+        ft.quantity("channel_width", "length", positive=True),
+        ft.quantity("fin_thickness", "length", positive=True),
+        ft.quantity("height", "length", positive=True),
+        library[ft.string("material", choices=tuple(sorted(library)))].k,
+        ft.string("nusselt", default="H1", choices=("H1", "T")),
+    )
+    ft.finish()
+
+    layers = []
+    for lt in root.tables("layers", min_count=1):
+        mat = lt.string("material", choices=tuple(sorted(library)))
+        layers.append(
+            SolidLayer(lt.string("name"), mat, library[mat].k, lt.quantity("thickness", "length", positive=True))
+        )
+        lt.finish()
+
+    heat = []
+    for ht in root.tables("heat", min_count=1):
+        heat.append(Source(ht.string("name"), _rect(ht, "rect", size), ht.quantity("power", "power", positive=True)))
+        ht.finish()
+
+    coolant = read_coolant(root.table("coolant"))
+    op = root.table("operating")
+    t_in = op.quantity("inlet_temperature", "temperature", positive=True)
+    flow = op.quantity("flow", "volumetric_flow", positive=True)
+    lo, hi = op.quantities("flow_range", "volumetric_flow", length=2, positive=True)
+    if not hi > lo:
+        raise op.error("flow_range", f"[low, high] with high > low, got {op.raw('flow_range')}")
+    n = op.integer("curve_points", default=8, minimum=2, maximum=256)
+    op.finish()
+
+    st = root.table("solver", default={})
+    precision = st.string("precision", default="float64", choices=("float64", "float32"))
+    st.finish()
+    out = root.table("output", default={})
+    plots = out.boolean("plots", default=True)
+    out.finish()
+    root.finish()
+    return CompactCase(
+        name,
+        description,
+        size,
+        cells,
+        layout,
+        plenum,
+        slot,
+        *fins,
+        tuple(layers),
+        tuple(heat),
+        coolant,
+        t_in,
+        flow,
+        tuple(float(v) for v in np.linspace(lo, hi, n)),
+        precision,
+        plots,
+    )
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+def _faces(length, n, breaks):
+    """Faces with every break point on a face; cells shared in proportion."""
+    pts = np.array(sorted({0.0, length, *[b for b in breaks if 0 < b < length]}))
+    pts = pts[np.concatenate([[True], np.diff(pts) > 1e-9 * length])]
+    widths = np.diff(pts)
+    m = len(widths)
+    n = max(n, m)
+    share = (n - m) * widths / widths.sum()
+    counts = 1 + np.floor(share).astype(int)
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    counts[order[: n - counts.sum()]] += 1
+    faces = [pts[0]]
+    for a, w, c in zip(pts[:-1], widths, counts, strict=True):
+        faces.extend(a + w * np.arange(1, c + 1) / c)
+    faces = np.array(faces)
+    faces[-1] = length
+    return faces
+
+
+def _overlap(faces, a, b):
+    return np.clip(np.minimum(faces[1:], b) - np.maximum(faces[:-1], a), 0.0, None)
+
+
+@dataclass(frozen=True)
+class Arrays:
+    faces: tuple[np.ndarray, np.ndarray, np.ndarray]
+    plenum: np.ndarray  # bool (nx, ny)
+    slot: np.ndarray  # inlet weights (nx, ny)
+    flux: np.ndarray  # W/m^2 (nx, ny)
+    k: np.ndarray  # (nx, ny, nb)
+
+
+def discretize(case: CompactCase) -> Arrays:
+    L, W = case.size
+    xb = [case.plenum_length, L - case.plenum_length]
+    if case.layout == "centre_fed":
+        xb += [L / 2 - case.slot_width / 2, L / 2 + case.slot_width / 2]
+    yb = []
+    for h in case.heat:
+        xb += [h.rect[0], h.rect[2]]
+        yb += [h.rect[1], h.rect[3]]
+    xf, yf = _faces(L, case.cells[0], xb), _faces(W, case.cells[1], yb)
+    zf = np.concatenate([[0.0], np.cumsum([layer.thickness for layer in case.layers])])
+    xc = 0.5 * (xf[1:] + xf[:-1])
+    nx, ny = len(xf) - 1, len(yf) - 1
+    ends = (xc < case.plenum_length) | (xc > L - case.plenum_length)
+    plenum = np.broadcast_to(ends[:, None], (nx, ny)).copy()
+    if case.layout == "centre_fed":
+        w = _overlap(xf, L / 2 - case.slot_width / 2, L / 2 + case.slot_width / 2)[:, None] * np.diff(yf)[None, :]
+        slot = w / w.sum()
+    else:
+        slot = np.zeros((nx, ny))
+    area = np.diff(xf)[:, None] * np.diff(yf)[None, :]
+    power = np.zeros((nx, ny))
+    for h in case.heat:
+        power += (
+            h.power
+            * np.outer(_overlap(xf, h.rect[0], h.rect[2]), _overlap(yf, h.rect[1], h.rect[3]))
+            / ((h.rect[2] - h.rect[0]) * (h.rect[3] - h.rect[1]))
+        )
+    k = np.stack([np.full((nx, ny), layer.k) for layer in case.layers], -1)
+    return Arrays((xf, yf, zf), plenum, slot, power / area, k)
+
+
+def _inputs(case: CompactCase, arr: Arrays, dtype):
+    xf, yf, zf = arr.faces
+    nx, ny = arr.plenum.shape
+    grid = grid_from_faces(xf, yf, zf, dtype)
+    cool, t_in = case.coolant, case.inlet_temperature
+    mu, kf = float(cool.viscosity(t_in)), float(cool.conductivity(t_in))
+    fins = porous.straight_fins(
+        (nx, ny),
+        case.channel_width,
+        case.fin_thickness,
+        case.fin_height,
+        case.fin_k,
+        kf,
+        mu,
+        nu=case.nusselt,
+        dtype=dtype,
+    )
+    layer = porous.select(jnp.asarray(~arr.plenum), fins, porous.plenum((nx, ny), case.fin_height, kf, mu, dtype))
+    if case.layout == "centre_fed":
+        bc = porous.FlowBC.make((nx, ny), dtype, inlet_cells=arr.slot, outlet_x_lo=1.0, outlet_x_hi=1.0)
+    else:
+        dy = np.diff(yf)
+        bc = porous.FlowBC.make((nx, ny), dtype, inlet_x_lo=dy / dy.sum(), outlet_x_hi=1.0)
+    stack = porous.Stack(jnp.asarray(arr.k, dtype), jnp.asarray(arr.flux, dtype))
+    rho_cp = float(cool.density(t_in) * cool.cp(t_in))
+    return grid, layer, bc, stack, rho_cp
+
+
+def _solve(grid, layer, bc, stack, q, rho_cp, t_in):
+    flow = porous.solve_flow(grid, layer, bc, q)
+    th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in)
+    r_max, r_mean = porous.thermal_resistance(stack, grid, th, t_in)
+    return flow, th, r_max, r_mean
+
+
+def _check(ok, what, info):
+    if not bool(np.all(np.asarray(ok))):
+        raise SolveError(
+            f"{what} did not converge (residual {np.asarray(info.residual).max():.3e} after "
+            f"{np.asarray(info.iterations).max()} iterations); try float64 or more cells"
+        )
+
+
+def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    """Solve at the operating flow and over the flow range; write results."""
+    dtype = jnp.float64 if case.precision == "float64" else jnp.float32
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
+    arr = discretize(case)
+    grid, layer, bc, stack, rho_cp = _inputs(case, arr, dtype)
+    t_in = case.inlet_temperature
+    # one vmapped solve (one compilation): the flow range, then the operating point
+    qs = jnp.asarray((*case.curve_flows, case.flow), dtype)
+    batch = jax.jit(jax.vmap(_solve, in_axes=(None, None, None, None, 0, None, None)))
+    flows, ths, rmaxs, rmeans = batch(grid, layer, bc, stack, qs, rho_cp, t_in)
+    _check(flows.info.converged, "flow solve", flows.info)
+    _check(ths.info.converged, "energy solve", ths.info)
+    flow, th = jax.tree_util.tree_map(lambda a: a[-1], (flows, ths))
+    r_max, r_mean = rmaxs[-1], rmeans[-1]
+    qs, dps, rmaxs, rmeans = qs[:-1], flows.dp[:-1], rmaxs[:-1], rmeans[:-1]
+
+    heat_in, heat_out = float(th.heat_in), float(th.heat_out)
+    balance = abs(heat_in - heat_out) / heat_in
+    t_bottom = np.asarray(porous.junction_temperature(grid, stack, th), np.float64)
+    lpm = 60000.0
+    summary = {
+        "case": Quantity(case.name),
+        "layout": Quantity(case.layout),
+        "total_power": Quantity(case.total_power, "W", "heat into the bottom face"),
+        "flow": Quantity(case.flow * lpm, "L/min"),
+        "pressure_drop": Quantity(float(flow.dp) / 1e3, "kPa", "flow-weighted inlet minus outlet pressure"),
+        "T_junction_max": Quantity(float(t_bottom.max()) - 273.15, "degC", "hottest point of the bottom face"),
+        "R_max": Quantity(float(r_max), "K/W", "(T_bottom,max - T_inlet) / P"),
+        "R_mean": Quantity(float(r_mean), "K/W", "(heat-weighted mean T_bottom - T_inlet) / P"),
+        "T_outlet_mean": Quantity(t_in + heat_in / (rho_cp * case.flow) - 273.15, "degC", "inlet + P / (rho cp Q)"),
+        "heat_balance_error": Quantity(balance, "", "|in - out| / in"),
+        "flow_picard_iterations": Quantity(int(flow.info.iterations)),
+        "energy_iterations": Quantity(int(th.info.iterations)),
+        "energy_residual": Quantity(float(th.info.residual), "", "relative 2-norm residual"),
+    }
+    xf, yf, zf = arr.faces
+    nb = len(case.layers)
+    zf_all = np.concatenate([zf, [zf[-1] + case.fin_height]])
+
+    def over_z(a2):
+        return np.repeat(np.asarray(a2, np.float64)[:, :, None], nb + 1, axis=2)
+
+    t_solid = np.concatenate([np.asarray(th.T_stack, np.float64), np.asarray(th.T_fin, np.float64)[..., None]], -1)
+    fields = {
+        "temperature_solid": Field(t_solid - 273.15, "degC", "stack layers, then the mean fin temperature"),
+        "junction_temperature": Field(over_z(t_bottom) - 273.15, "degC", "bottom-face temperature (column value)"),
+        "temperature_fluid": Field(over_z(th.T_fluid) - 273.15, "degC", "bulk fluid temperature of the column"),
+        "pressure": Field(over_z(flow.p), "Pa", "gauge pressure in the fin layer (column value)"),
+        "velocity_x": Field(over_z(flow.ux), "m/s", "superficial velocity in the fin layer (column value)"),
+        "velocity_y": Field(over_z(flow.uy), "m/s", "superficial velocity in the fin layer (column value)"),
+    }
+    write_results(
+        folder,
+        faces=(xf, yf, zf_all),
+        fields=fields,
+        case_text=case_file.text,
+        case_parsed=case.as_dict(),
+        solver={
+            "energy_residual_history": np.asarray(th.info.history)[: int(th.info.iterations) + 1],
+            "energy_iterations": int(th.info.iterations),
+            "flow_iterations": int(flow.info.iterations),
+            "converged": True,
+        },
+        summary=summary,
+    )
+    curves = {
+        "flow_Lpm": (np.asarray(qs, np.float64) * lpm, "L/min"),
+        "pressure_drop_kPa": (np.asarray(dps, np.float64) / 1e3, "kPa"),
+        "R_max_KpW": (np.asarray(rmaxs, np.float64), "K/W"),
+        "R_mean_KpW": (np.asarray(rmeans, np.float64), "K/W"),
+    }
+    with h5py.File(folder / "results.h5", "a") as h5:
+        g = h5.create_group("curves")
+        for key, (data, unit) in curves.items():
+            g.create_dataset(key, data=data).attrs["units"] = unit
+    with (folder / "curves.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(curves))
+        for row in zip(*(c[0] for c in curves.values()), strict=True):
+            w.writerow([f"{v:.8g}" for v in row])
+    if case.plots:
+        _plots(folder, case, arr, t_bottom, np.asarray(th.T_fluid), np.asarray(flow.ux), np.asarray(flow.uy), curves)
+    return summary
+
+
+def _plots(folder, case, arr, t_bottom, t_fluid, ux, uy, curves):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xf, yf, _ = (1e3 * f for f in arr.faces)
+    xc, yc = 0.5 * (xf[1:] + xf[:-1]), 0.5 * (yf[1:] + yf[:-1])
+    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
+    m = ax.pcolormesh(xf, yf, (t_bottom - 273.15).T, cmap="inferno", shading="flat")
+    ax.set_aspect("equal")
+    ax.set(xlabel="x (along the fins) [mm]", ylabel="y [mm]", title=f"{case.name}: junction-side temperature")
+    fig.colorbar(m, ax=ax, label="T [°C]")
+    fig.savefig(folder / "junction_temperature.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
+    m = ax.pcolormesh(xf, yf, (t_fluid - 273.15).T, cmap="coolwarm", shading="flat")
+    step = max(1, len(xc) // 24), max(1, len(yc) // 24)
+    ax.quiver(xc[:: step[0]], yc[:: step[1]], ux[:: step[0], :: step[1]].T, uy[:: step[0], :: step[1]].T)
+    ax.set_aspect("equal")
+    ax.set(xlabel="x [mm]", ylabel="y [mm]", title="fluid temperature and superficial velocity")
+    fig.colorbar(m, ax=ax, label="T_fluid [°C]")
+    fig.savefig(folder / "fluid_temperature_velocity.png", dpi=120)
+    plt.close(fig)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    q = curves["flow_Lpm"][0]
+    a1.plot(q, curves["pressure_drop_kPa"][0], "o-")
+    a1.set(xlabel="flow [L/min]", ylabel="ΔP [kPa]", title="ΔP(Q)")
+    a2.plot(q, curves["R_max_KpW"][0], "o-", label="R max")
+    a2.plot(q, curves["R_mean_KpW"][0], "s-", label="R mean")
+    a2.set(xlabel="flow [L/min]", ylabel="R [K/W]", title="R(Q)")
+    a2.legend()
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3)
+    fig.savefig(folder / "curves.png", dpi=120)
+    plt.close(fig)
