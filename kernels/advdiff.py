@@ -45,6 +45,7 @@ from kernels.linsolve import (
     _restrict,
     _series_parallel_coarsen,
     _shifted,
+    _thomas_solve,
     _to_internal,
 )
 
@@ -200,23 +201,6 @@ def _make_level(op: AdvectionDiffusion) -> _Level:
     return _Level(op, d, tuple(nb), lower, cprime, inv_denom, color)
 
 
-def _thomas(level: _Level, rhs):
-    def fwd(prev, inp):
-        r_i, l_i, inv_i = inp
-        dp = (r_i - l_i * prev) * inv_i
-        return dp, dp
-
-    _, dprime = lax.scan(fwd, jnp.zeros_like(rhs[0]), (rhs, level.lower, level.inv_denom))
-
-    def bwd(nxt, inp):
-        dp_i, cp_i = inp
-        x = dp_i - cp_i * nxt
-        return x, x
-
-    _, x = lax.scan(bwd, jnp.zeros_like(rhs[0]), (dprime, level.cprime), reverse=True)
-    return x
-
-
 def multigrid_setup(op: AdvectionDiffusion, config: KrylovConfig) -> Hierarchy:
     current = _permute(op, config.line_axis)
     levels = []
@@ -236,7 +220,7 @@ def multigrid_setup(op: AdvectionDiffusion, config: KrylovConfig) -> Hierarchy:
 def _smooth(level: _Level, x, b, colors):
     for col in colors:
         rhs = b + _neighbour_sum(level.neighbours, x, (1, 2))
-        x = jnp.where(level.color == col, _thomas(level, rhs), x)
+        x = jnp.where(level.color == col, _thomas_solve(level, rhs), x)
     return x
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from thermo.units import UnitError, to_si
 
-__all__ = ["CaseError", "CaseFile", "Table", "load"]
+__all__ = ["CaseError", "CaseFile", "Table", "load", "read_header", "read_plots_flag"]
 
 _MISSING = object()
 
@@ -272,3 +272,21 @@ class Table:
 
     def raw(self, name: str, default=_MISSING) -> Any:
         return self._lookup(name, default)[1]
+
+
+def read_header(root: Table, case_type: str) -> tuple[str, str]:
+    """The ``[case]`` table every case file starts with: ``(name, description)``."""
+    meta = root.table("case")
+    meta.string("type", choices=(case_type,))
+    name = meta.string("name")
+    description = meta.string("description", default="")
+    meta.finish()
+    return name, description
+
+
+def read_plots_flag(root: Table) -> bool:
+    """``[output] plots`` (default true)."""
+    out = root.table("output", default={})
+    plots = out.boolean("plots", default=True)
+    out.finish()
+    return plots

@@ -28,7 +28,7 @@ from kernels import conduction as cd
 from kernels import energy, flow
 from kernels.grid import grid_from_faces
 from thermo import geometry as geo
-from thermo.case import CaseFile, Table
+from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.materials import material_library
@@ -140,11 +140,7 @@ def build_geometry(case: ColdPlateCase) -> geo.VoxelGeometry:
 
 def parse(case_file: CaseFile) -> ColdPlateCase:
     root = Table(case_file.data, case_file.path)
-    meta = root.table("case")
-    meta.string("type", choices=(CASE_TYPE,))
-    name = meta.string("name")
-    description = meta.string("description", default="")
-    meta.finish()
+    name, description = read_header(root, CASE_TYPE)
 
     kind, gkw = _geometry(root.table("geometry"), case_file.directory)
 
@@ -185,9 +181,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     max_outer = st.integer("max_outer", default=500, minimum=1)
     scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
     st.finish()
-    out = root.table("output", default={})
-    plots = out.boolean("plots", default=True)
-    out.finish()
+    plots = read_plots_flag(root)
     root.finish()
 
     try:

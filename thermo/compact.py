@@ -34,7 +34,7 @@ import numpy as np
 
 from kernels import porous
 from kernels.grid import grid_from_faces
-from thermo.case import CaseError, CaseFile, Table
+from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.materials import material_library
@@ -105,11 +105,7 @@ def _rect(t: Table, key: str, size):
 def parse(case: CaseFile) -> CompactCase:
     """Read a ``compact_coldplate`` case; raises CaseError on any problem."""
     root = Table(case.data, case.path)
-    meta = root.table("case")
-    meta.string("type", choices=(CASE_TYPE,))
-    name = meta.string("name")
-    description = meta.string("description", default="")
-    meta.finish()
+    name, description = read_header(root, CASE_TYPE)
 
     mt = root.table("materials", default=None)
     user = {}
@@ -166,9 +162,7 @@ def parse(case: CaseFile) -> CompactCase:
     st = root.table("solver", default={})
     precision = st.string("precision", default="float64", choices=("float64", "float32"))
     st.finish()
-    out = root.table("output", default={})
-    plots = out.boolean("plots", default=True)
-    out.finish()
+    plots = read_plots_flag(root)
     root.finish()
     return CompactCase(
         name,

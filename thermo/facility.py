@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermo.case import CaseFile, Table
+from thermo.case import CaseFile, Table, read_header
 from thermo.errors import SolveError
 from thermo.results import Quantity, Series, write_series_results
 from thermo.weather import Weather, read_weather
@@ -98,11 +98,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
     from kernels import hx, plant
 
     root = Table(case_file.data, case_file.path)
-    meta = root.table("case")
-    meta.string("type", choices=(CASE_TYPE,))
-    name = meta.string("name")
-    description = meta.string("description", default="")
-    meta.finish()
+    name, description = read_header(root, CASE_TYPE)
     notes: list[str] = []
 
     # ----------------------------------------------------------------- IT

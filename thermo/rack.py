@@ -59,7 +59,7 @@ from kernels.network import (
     validate_network,
     validate_params,
 )
-from thermo.case import CaseFile, Table
+from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.results import Quantity, write_common, write_summary_json
@@ -183,11 +183,7 @@ def _read_plate(t: Table) -> PlateType:
 def parse(case: CaseFile) -> RackCase:
     """Read a ``rack_network`` case; raises CaseError on any problem."""
     root = Table(case.data, case.path)
-    meta = root.table("case")
-    meta.string("type", choices=(CASE_TYPE,))
-    name = meta.string("name")
-    description = meta.string("description", default="")
-    meta.finish()
+    name, description = read_header(root, CASE_TYPE)
 
     coolant = read_coolant(root.table("coolant", default={}))
 
@@ -269,9 +265,7 @@ def parse(case: CaseFile) -> RackCase:
     sv = root.table("solver", default={})
     precision = sv.string("precision", default="float64", choices=("float64", "float32"))
     sv.finish()
-    out = root.table("output", default={})
-    plots = out.boolean("plots", default=True)
-    out.finish()
+    plots = read_plots_flag(root)
     root.finish()
     return RackCase(
         name,

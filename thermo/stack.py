@@ -26,7 +26,7 @@ import numpy as np
 
 from kernels import conduction, linsolve
 from kernels.grid import grid_from_faces
-from thermo.case import CaseError, CaseFile, Table
+from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.results import Field, Quantity, write_results
@@ -147,11 +147,7 @@ def _read_map(t: Table, key: str, base: Path):
 def parse(case: CaseFile) -> StackCase:
     """Read a ``package_stack`` case; raises CaseError on any problem."""
     root = Table(case.data, case.path)
-    meta = root.table("case")
-    meta.string("type", choices=(CASE_TYPE,))
-    name = meta.string("name")
-    description = meta.string("description", default="")
-    meta.finish()
+    name, description = read_header(root, CASE_TYPE)
 
     user_materials = {}
     mt = root.table("materials", default=None)
@@ -266,9 +262,7 @@ def parse(case: CaseFile) -> StackCase:
     )
     st.finish()
 
-    out = root.table("output", default={})
-    plots = out.boolean("plots", default=True)
-    out.finish()
+    plots = read_plots_flag(root)
     root.finish()
 
     nx_min = len(_breakpoints(0, size[0], layers, heat)) - 1
