@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.harness import RESULTS_DIR
 
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
@@ -100,6 +102,37 @@ def _network_table(data) -> list[str]:
     return out
 
 
+def _porous_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "porous_plate"]
+    if not rows:
+        return []
+    out = [
+        "Compact porous cold plate, 80 x 80 mm centre-fed, 1 kW (after compilation):",
+        "",
+        "| in-plane cells | dtype | one solve (s) | batch of flows | batch (s) | designs/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['case']} | {r['dtype']} | {m['solve_s']:.3f} | {m['batch']} | {m['batch_s']:.3f} "
+            f"| {m['designs_per_s']:.2f} |"
+        )
+    return out
+
+
+def _scaling_line(data) -> list[str]:
+    out = []
+    for dtype in ("float64", "float32"):
+        rows = [r for r in data["records"] if r["benchmark"] == "conduction" and r["dtype"] == dtype]
+        if len(rows) >= 3:
+            cells = np.array([r["metrics"]["cells"] for r in rows], float)
+            t = np.array([r["metrics"]["solve_s"] for r in rows])
+            slope = np.polyfit(np.log(cells), np.log(t), 1)[0]
+            out.append(f"Fitted exponent of conduction time to solution vs cell count ({dtype}): {slope:.2f}.")
+    return out
+
+
 def write() -> None:
     lines = [BEGIN, ""]
     for path, data in _latest_per_machine():
@@ -116,11 +149,15 @@ def write() -> None:
             "",
             *_conduction_table(data),
             "",
+            *_scaling_line(data),
+            "",
             *_scipy_table(data),
             "",
             *_facility_table(data),
             "",
             *_network_table(data),
+            "",
+            *_porous_table(data),
             "",
         ]
     lines.append(END)
