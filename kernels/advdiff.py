@@ -47,6 +47,7 @@ from kernels.linsolve import (
     _shifted,
     _thomas_solve,
     _to_internal,
+    default_tolerance,
 )
 
 __all__ = ["AdvectionDiffusion", "KrylovConfig", "apply", "bicgstab", "solve", "multigrid_setup"]
@@ -134,9 +135,7 @@ class KrylovConfig:
     max_iterations: int = 300
 
     def tolerance(self, dtype) -> float:
-        if self.tol is not None:
-            return self.tol
-        return 1e-10 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+        return default_tolerance(self.tol, dtype)
 
 
 @jax.tree_util.register_dataclass

@@ -131,6 +131,13 @@ def apply(op: Conductances, x: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------- multigrid
 
 
+def default_tolerance(tol: float | None, dtype) -> float:
+    """``tol`` if given, else 1e-10 for float64 and 1e-5 for float32 (relative residual)."""
+    if tol is not None:
+        return tol
+    return 1e-10 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+
+
 @dataclass(frozen=True)
 class MultigridConfig:
     """Static multigrid and Krylov settings.
@@ -166,9 +173,7 @@ class MultigridConfig:
     max_iterations: int = 200
 
     def tolerance(self, dtype) -> float:
-        if self.tol is not None:
-            return self.tol
-        return 1e-10 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+        return default_tolerance(self.tol, dtype)
 
 
 @jax.tree_util.register_dataclass
