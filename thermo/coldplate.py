@@ -256,6 +256,16 @@ def _passage(case: ColdPlateCase) -> float:
     return 4.0 * min(g["spacing"])
 
 
+def _thinnest_axis(g: geo.VoxelGeometry) -> int:
+    """The axis across which the fluid cells are thinnest: there the pressure
+    links are strongest, so the pressure multigrid solves lines along it
+    (measured on the unit cell at 49k cells: 14 CG iterations per outer
+    iteration with lines across the channel, 130 with lines up the fins)."""
+    fluid = g.material == geo.FLUID
+    widths = np.meshgrid(*(np.diff(f) for f in g.faces), indexing="ij")
+    return int(np.argmax([np.mean(1.0 / w[fluid] ** 2) for w in widths]))
+
+
 def _heated_area(g: geo.VoxelGeometry, heated: str) -> float:
     dx, dy = np.diff(g.faces[0]), np.diff(g.faces[1])
     return float((dx[:, None] * dy[None, :])[_heated_mask(g, heated)].sum())
@@ -315,7 +325,10 @@ def setup(case: ColdPlateCase) -> Problem:
     vel_in[0, 0] = np.where(fluid_in, u_in, 0.0)
     side = "symmetry" if case.geometry.get("unit_cell") else "wall"
     spec = flow.FlowSpec(
-        bc=("inlet", "outlet", side, side, "wall", "wall"), tol=case.flow_tolerance, max_outer=case.max_outer
+        bc=("inlet", "outlet", side, side, "wall", "wall"),
+        tol=case.flow_tolerance,
+        max_outer=case.max_outer,
+        pressure_line_axis=_thinnest_axis(g),
     )
     # pseudo-time step: the narrowest passage over the bulk speed (the best of the
     # choices measured on fin channels: fewest outer iterations, flat with the mesh)
