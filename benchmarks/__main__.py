@@ -15,6 +15,10 @@ def main(argv=None) -> int:
     r.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
     r.add_argument("--no-save", action="store_true", help="print only; write nothing")
     sub.add_parser("report", help="regenerate RESULTS.md from benchmarks/results/*.json")
+    g = sub.add_parser("gpu", help="check kernels against CPU float64 and time the suites on an accelerator")
+    g.add_argument("--out", required=True, help="folder for the result file and table")
+    g.add_argument("--budget", type=float, default=420.0, help="seconds; later parts are skipped past it")
+    g.add_argument("--quick", action="store_true", help="tiny sizes (a dry run)")
     args = p.parse_args(argv)
 
     import jax
@@ -27,6 +31,12 @@ def main(argv=None) -> int:
     if args.command == "report":
         report.write()
         return 0
+    if args.command == "gpu":
+        from pathlib import Path
+
+        from benchmarks import gpu
+
+        return gpu.main(Path(args.out), args.budget, args.quick)
     info = harness.machine_info()
     bw = harness.copy_bandwidth(32 * 2**20 if args.quick else 256 * 2**20)
     roof = bw["numpy_copy_GBps"]
