@@ -253,7 +253,7 @@ def _closure_table(case_path, path, kind, fins, size, layout, plenum, slot):
             case_path,
             key,
             f"{path} holds apparent values (entrance included) of a {t.meta['length'] * 1e3:g} mm channel, the "
-            f"channels here run {run * 1e3:g} mm; calibrate at that length or use closure_kind = \"local\"",
+            f'channels here run {run * 1e3:g} mm; calibrate at that length or use closure_kind = "local"',
         )
     c = t.columns
     return tuple(tuple(float(v) for v in c[k]) for k in ("Re", f"fRe_{kind}", f"Nu_{kind}"))
