@@ -34,7 +34,24 @@ from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.results import Field, Quantity, write_results
 
-__all__ = ["CASE_TYPE", "ColdPlateCase", "Problem", "Solution", "parse", "run", "setup", "solve", "summarize"]
+__all__ = [
+    "CASE_TYPE",
+    "ColdPlateCase",
+    "Problem",
+    "Solution",
+    "parse",
+    "run",
+    "setup",
+    "solve",
+    "summarize",
+    "read_geometry",
+    "read_material",
+    "read_solver",
+    "check_converged",
+    "pressure_drop",
+    "bottom_temperature",
+    "thermal_resistances",
+]
 
 CASE_TYPE = "resolved_coldplate"
 
@@ -80,7 +97,8 @@ _PINS = {
 }
 
 
-def _geometry(t: Table, base: Path):
+def read_geometry(t: Table, base: Path):
+    """The ``[geometry]`` table: ``(kind, builder keyword arguments in SI)``."""
     kind = t.string("kind", choices=("straight_fins", "pin_fins", "mask"))
     kw: dict = {}
     if kind == "straight_fins":
@@ -129,6 +147,29 @@ def _geometry(t: Table, base: Path):
     return kind, kw
 
 
+def read_material(root: Table) -> tuple[str, float]:
+    """The ``[material]`` table: ``(solid name, conductivity W/m/K)``."""
+    mt = root.table("material", default={})
+    library = material_library()
+    solid = mt.string("solid", default="copper", choices=tuple(sorted(library)))
+    k_solid = mt.quantity("conductivity", "thermal_conductivity", default=library[solid].k, positive=True)
+    mt.finish()
+    return solid, k_solid
+
+
+def read_solver(root: Table) -> tuple[str, float, int, str]:
+    """The ``[solver]`` table: ``(precision, flow_tolerance, max_outer, energy_scheme)``."""
+    st = root.table("solver", default={})
+    precision = st.string("precision", default="float64", choices=("float64", "float32"))
+    flow_tol = st.number(
+        "flow_tolerance", default=1e-8 if precision == "float64" else 1e-5, minimum=1e-14, maximum=1e-2
+    )
+    max_outer = st.integer("max_outer", default=500, minimum=1)
+    scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
+    st.finish()
+    return precision, flow_tol, max_outer, scheme
+
+
 def build_geometry(case: ColdPlateCase) -> geo.VoxelGeometry:
     kw = dict(case.geometry)
     if case.geometry_kind == "straight_fins":
@@ -142,13 +183,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     root = Table(case_file.data, case_file.path)
     name, description = read_header(root, CASE_TYPE)
 
-    kind, gkw = _geometry(root.table("geometry"), case_file.directory)
+    kind, gkw = read_geometry(root.table("geometry"), case_file.directory)
 
-    mt = root.table("material", default={})
-    library = material_library()
-    solid = mt.string("solid", default="copper", choices=tuple(sorted(library)))
-    k_solid = mt.quantity("conductivity", "thermal_conductivity", default=library[solid].k, positive=True)
-    mt.finish()
+    solid, k_solid = read_material(root)
 
     coolant = read_coolant(root.table("coolant", default={}))
 
@@ -173,14 +210,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     power = heat.quantity("power", "power", positive=True) if heat.has("power") else None
     heat.finish()
 
-    st = root.table("solver", default={})
-    precision = st.string("precision", default="float64", choices=("float64", "float32"))
-    flow_tol = st.number(
-        "flow_tolerance", default=1e-8 if precision == "float64" else 1e-5, minimum=1e-14, maximum=1e-2
-    )
-    max_outer = st.integer("max_outer", default=500, minimum=1)
-    scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
-    st.finish()
+    precision, flow_tol, max_outer, scheme = read_solver(root)
     plots = read_plots_flag(root)
     root.finish()
 
@@ -377,37 +407,71 @@ def solve(case: ColdPlateCase) -> Solution:
 # ----------------------------------------------------------------------------- outputs
 
 
-def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], np.ndarray]:
-    """The reported figures of a solution (pressure drop, thermal resistances,
-    outlet and hottest temperatures, balances, iterations) and the base-bottom
-    temperature map (K). Raises :class:`SolveError` for a solve that did not
-    converge."""
-    g, st = sol.geometry, sol.state
+def check_converged(case: ColdPlateCase, sol: Solution) -> None:
+    """Raise :class:`SolveError` if the flow or the energy solve did not converge."""
     fi, ei = sol.flow_info, sol.energy_info
-    T = np.asarray(sol.T, np.float64)
     if not bool(fi.converged):
         raise SolveError(
             f"flow solve did not converge: residual {float(fi.residual):.3e} after {int(fi.iterations)} outer "
             f"iterations (tolerance {case.flow_tolerance:g}); try more [solver] max_outer or a looser "
             "flow_tolerance"
         )
-    if not bool(ei.converged) or not np.all(np.isfinite(T)):
+    if not bool(ei.converged) or not np.all(np.isfinite(np.asarray(sol.T))):
         raise SolveError(
             f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
         )
-    u, p = np.asarray(st.u, np.float64), np.asarray(st.p, np.float64)
+
+
+def pressure_drop(sol: Solution) -> float:
+    """Area-mean inlet-face pressure (first fluid cells extrapolated half a
+    cell to the face) minus the outlet's 0 Pa, Pa."""
+    g = sol.geometry
+    p = np.asarray(sol.state.p, np.float64)
     dx, dy, dz = (np.diff(f) for f in g.faces)
-    fluid = g.material == geo.FLUID
-    # pressure drop: inlet-face pressure (first fluid cells, extrapolated half a cell) minus the outlet's 0 Pa
-    area_in = (dy[:, None] * dz[None, :]) * fluid[0]
+    area_in = (dy[:, None] * dz[None, :]) * (g.material[0] == geo.FLUID)
     p0, p1 = p[0], p[1]
     x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
     p_face = p0 - (p1 - p0) * x0 / (x1 - x0)
-    dp = float((p_face * area_in).sum() / area_in.sum())
-    # base bottom temperature from the first cell and the known flux
-    t_bottom = T[:, :, 0] + sol.flux_map * 0.5 * dz[0] / case.solid_k
+    return float((p_face * area_in).sum() / area_in.sum())
+
+
+def bottom_temperature(case: ColdPlateCase, sol: Solution) -> np.ndarray:
+    """Temperature of the base's bottom face, ``(nx, ny)`` K: the first cell
+    plus the known flux across its lower half."""
+    dz0 = sol.geometry.faces[2][1] - sol.geometry.faces[2][0]
+    return np.asarray(sol.T, np.float64)[:, :, 0] + sol.flux_map * 0.5 * dz0 / case.solid_k
+
+
+def thermal_resistances(case: ColdPlateCase, sol: Solution) -> tuple[float, float, float]:
+    """``(R_max, R_mean, power)``: hottest and area-weighted mean heated
+    bottom-face temperature above the inlet temperature, per watt (K/W), and
+    the heat input (W)."""
+    t_bottom = bottom_temperature(case, sol)
+    dx, dy = (np.diff(f) for f in sol.geometry.faces[:2])
     heated = sol.flux_map > 0
+    area = (dx[:, None] * dy[None, :])[heated]
     power = float(sol.heat[0])
+    t_in = case.inlet_temperature
+    r_max = (float(t_bottom[heated].max()) - t_in) / power
+    r_mean = (float((t_bottom[heated] * area).sum() / area.sum()) - t_in) / power
+    return r_max, r_mean, power
+
+
+def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], np.ndarray]:
+    """The reported figures of a solution (pressure drop, thermal resistances,
+    outlet and hottest temperatures, balances, iterations) and the base-bottom
+    temperature map (K). Raises :class:`SolveError` for a solve that did not
+    converge."""
+    check_converged(case, sol)
+    g, st = sol.geometry, sol.state
+    fi, ei = sol.flow_info, sol.energy_info
+    T = np.asarray(sol.T, np.float64)
+    u = np.asarray(st.u, np.float64)
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    dp = pressure_drop(sol)
+    t_bottom = bottom_temperature(case, sol)
+    heated = sol.flux_map > 0
+    r_max, r_mean, power = thermal_resistances(case, sol)
     t_in = case.inlet_temperature
     # outlet bulk temperature, flow weighted
     u_out = u[-1]
@@ -424,8 +488,8 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
         "inlet_temperature": Quantity(t_in - 273.15, "degC"),
         "heat_input": Quantity(power, "W", "heat flux times heated area"),
         "pressure_drop": Quantity(dp, "Pa", "inlet face (area mean) minus outlet"),
-        "R_max": Quantity((t_bottom[heated].max() - t_in) / power, "K/W", "(max base-bottom T - T_in) / P"),
-        "R_mean": Quantity((t_bottom[heated].mean() - t_in) / power, "K/W", "(mean heated base-bottom T - T_in) / P"),
+        "R_max": Quantity(r_max, "K/W", "(max base-bottom T - T_in) / P"),
+        "R_mean": Quantity(r_mean, "K/W", "(area-mean heated base-bottom T - T_in) / P"),
         "T_base_max": Quantity(float(t_bottom[heated].max()) - 273.15, "degC"),
         "T_outlet_bulk": Quantity(t_out - 273.15, "degC", "flow-weighted over the outlet face"),
         "T_outlet_energy_check": Quantity(
