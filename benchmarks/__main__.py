@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from benchmarks import conduction, facility, harness, network, openfoam_peer, porous, report
+    from benchmarks import coldplate, conduction, facility, harness, network, openfoam_peer, operators, porous, report
 
     if args.command == "report":
         report.write()
@@ -37,6 +37,17 @@ def main(argv=None) -> int:
             (jnp.float64, jnp.float32),
             roof,
             repeats=2 if args.quick else 5,
+        ),
+        "operators": lambda: operators.run(
+            (16,) if args.quick else (64, 128),
+            (jnp.float64, jnp.float32),
+            roof,
+            repeats=2 if args.quick else 5,
+            batch=16 if args.quick else 1000,
+        ),
+        "coldplate": lambda: coldplate.run(
+            ("6k",) if args.quick else ("49k", "195k", "806k"),
+            ("float64",) if args.quick else ("float64", "float32"),
         ),
         "network": lambda: network.run(repeats=2 if args.quick else 7, quick=args.quick),
         "facility_year": lambda: facility.run(repeats=2 if args.quick else 5, hours=48 if args.quick else None),

@@ -3,8 +3,8 @@ our grid cell for cell, it refuses geometries it cannot mesh, and (slow, with
 OpenFOAM installed) chtMultiRegionSimpleFoam and our solver agree on the
 straight-fin unit cell.
 
-Tolerances of the slow test, measured on this mesh (the bundled grid at half
-its cell counts, 8 x 8 x 16 cells) with OpenFOAM to initial residuals 1e-6:
+Tolerances of the slow test, measured on its mesh (the bundled grid at half
+its cell counts, 16 x 6 x 8 cells) with OpenFOAM to initial residuals 1e-6:
 see the comments at each assertion.
 """
 
@@ -107,12 +107,14 @@ def test_openfoam_agrees_with_ours(tmp_path):
     # the same heat input and energy balance: outlet bulk temperatures within 1e-3 of the rise
     rise = ours["T_outlet_bulk"] - case.inlet_temperature
     assert abs(theirs["T_outlet_bulk"] - ours["T_outlet_bulk"]) < 1e-3 * rise
-    # pressure drop from 10 % of the length on: the same discrete physics (measured 0.3 % here)
+    # pressure drop from 10 % of the length on: the same discrete physics away from the inlet
+    # (measured -0.40 % here; -0.02 %, +0.06 %, +0.04 % on the bundled grid x1, x1.5, x2)
     assert rel("dp_10pct") < 0.01
     # the inlet-face pressure (extrapolated from the first two cells, as thermo.coldplate.run does)
-    # sits on the leading-edge singularity of the uniform inlet profile, where the staggered (ours)
-    # and collocated (OpenFOAM) discretisations differ: measured 8.8 % here, 4.6 % at twice the cells
-    assert rel("dp") < 0.12
-    # thermal resistances: measured 0.5 % (R_max) and 0.4 % (R_mean) on this mesh
-    assert rel("R_max") < 0.01
-    assert rel("R_mean") < 0.01
+    # sits on the leading-edge singularity of the uniform inlet profile at the channel walls, where the
+    # staggered (ours) and collocated (OpenFOAM) discretisations differ in the first cells: measured
+    # +4.9 % here, +4.6 %, +4.4 %, +4.1 % on the bundled grid x1, x1.5, x2 (slowly shrinking)
+    assert rel("dp") < 0.07
+    # thermal resistances: measured +0.18 % (R_max) and +0.08 % (R_mean) here, at most 0.33 % up to x2
+    assert rel("R_max") < 0.005
+    assert rel("R_mean") < 0.005
