@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from benchmarks import coldplate, conduction, facility, harness, network, operators, porous, report
+    from benchmarks import coldplate, conduction, facility, harness, network, openfoam_peer, operators, porous, report
 
     if args.command == "report":
         report.write()
@@ -65,6 +65,9 @@ def main(argv=None) -> int:
             (32,) if args.quick else (128, 256),
             (jnp.float64, jnp.float32),
             repeats=2 if args.quick else 3,
+        ),
+        "openfoam": lambda: openfoam_peer.run(
+            (1.0,) if args.quick else (1.0, 1.5, 2.0), repeats=1 if args.quick else 3
         ),
     }
     unknown = set(args.only or ()) - set(suites)

@@ -217,6 +217,33 @@ def _coldplate_plot(data, name: str) -> list[str]:
     return ["", f"![flow residual histories]({path.relative_to(RESULTS_MD.parent)})"]
 
 
+def _openfoam_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "openfoam_peer"]
+    if not rows:
+        return []
+    out = [
+        "OpenFOAM v1912 chtMultiRegionSimpleFoam side by side, straight-fin unit cell on the same mesh "
+        "(bundled grid scaled in every direction; OpenFOAM to initial residuals 1e-6, serial; "
+        "differences are OpenFOAM minus ours, in % of ours; T_out in % of the coolant temperature rise; "
+        "dP(10 %) is the drop from 10 % of the length, without the inlet's leading-edge singularity):",
+        "",
+        "| mesh | cells | ours solve (s) | ours compile (s) | OpenFOAM mesh (s) | OpenFOAM solve (s) "
+        "| OpenFOAM iterations | OpenFOAM / ours | dP ours (Pa) | dP diff | dP(10 %) diff | R_max diff "
+        "| R_mean diff | T_out diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {r['case']} ({m['shape']}) | {m['cells']} | {m['ours_solve_s']:.2f} | {m['ours_compile_s']:.1f} "
+            f"| {m['foam_mesh_s']:.2f} | {m['foam_solve_s']:.2f} | {m['foam_iterations']} "
+            f"| {m['foam_over_ours']:.2f}x | {m['dp_ours_Pa']:.1f} | {m['dp_diff_pct']:+.2f} % "
+            f"| {m['dp10_diff_pct']:+.2f} % | {m['R_max_diff_pct']:+.2f} % | {m['R_mean_diff_pct']:+.2f} % "
+            f"| {m['T_out_diff_pct_of_rise']:+.3f} % |"
+        )
+    return out
+
+
 def _scaling_line(data) -> list[str]:
     out = []
     for dtype in ("float64", "float32"):
@@ -260,6 +287,8 @@ def write() -> None:
             "",
             *_coldplate_table(data),
             *_coldplate_plot(data, machine_name(m)),
+            "",
+            *_openfoam_table(data),
             "",
         ]
     lines.append(END)
