@@ -307,6 +307,7 @@ def test_vmap_over_flow_rates_equals_loop():
     assert np.all(np.diff(np.asarray(batched[0])) > 0) and np.all(np.diff(np.asarray(batched[2])) < 0)
 
 
+@pytest.mark.slow
 def test_vmap_over_64_flow_rates_equals_64_separate_solves():
     """One vmapped solve of 64 flows (a whole dP(Q), R(Q) curve) against 64
     separate solves of the same compiled function, on a small grid; the
