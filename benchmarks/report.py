@@ -41,6 +41,9 @@ def _conduction_table(data) -> list[str]:
     if not rows:
         return []
     out = [
+        "Conduction (unit cube, k = 1, random source; time to a 1e-8 relative residual in float64, "
+        "1e-5 in float32, after compilation, median of repeats):",
+        "",
         "| size | dtype | iterations | time to tol (s) | MG setup (s) | V-cycle (s) | apply (Mcells/s) "
         "| apply GB/s | roofline fraction | residual | heat balance |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -244,6 +247,25 @@ def _openfoam_table(data) -> list[str]:
     return out
 
 
+def _gpu_check_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "gpu_check"]
+    if not rows:
+        return []
+    out = [
+        "Kernels on this device against the CPU float64 answer of the same problem, same process "
+        "(`python -m benchmarks gpu`):",
+        "",
+        "| kernel | dtype | max relative difference |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        out.append(f"| {r['case']} | {r['dtype']} | {r['check']['max_rel_diff_vs_cpu_f64']:.1e} |")
+    log = [line.splitlines()[0] for line in data.get("log", [])]
+    if log:
+        out += ["", "Parts of that run: " + "; ".join(log) + "."]
+    return out
+
+
 def _scaling_line(data) -> list[str]:
     out = []
     for dtype in ("float64", "float32"):
@@ -266,10 +288,10 @@ def write() -> None:
             f"Files {', '.join(f'`{p.relative_to(RESULTS_DIR.parent.parent)}`' for p in paths)} (newest row of each "
             f"benchmark), newest {data['date']}, JAX {m['jax']}. "
             f"Measured copy bandwidth: numpy {bw['numpy_copy_GBps']:.1f} GB/s, "
-            f"JAX {bw['jax_scale_GBps']:.1f} GB/s (read + write; roofline fractions are against the numpy figure).",
+            f"JAX {bw['jax_scale_GBps']:.1f} GB/s (read + write; roofline fractions are against the "
+            f"{'JAX' if data.get('roofline_basis') == 'jax_scale_GBps' else 'numpy'} figure).",
             "",
-            "Conduction (unit cube, k = 1, random source; time to a 1e-8 relative residual in float64, "
-            "1e-5 in float32, after compilation, median of repeats):",
+            *_gpu_check_table(data),
             "",
             *_conduction_table(data),
             "",
@@ -291,6 +313,8 @@ def write() -> None:
             *_openfoam_table(data),
             "",
         ]
+    # one blank line between blocks, whichever blocks a machine has
+    lines = [x for i, x in enumerate(lines) if x or (i > 0 and lines[i - 1])]
     lines.append(END)
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
     head, _, rest = text.partition(BEGIN)
