@@ -82,3 +82,43 @@ def test_malformed_compact_case_exits_2_naming_the_key(name, tmp_path, capsys):
     assert main(["check", str(case)]) == 2
     err = capsys.readouterr().err
     assert str(case) in err and key in err and "Traceback" not in err, err
+
+
+def _with_die_map(tmp_path, rows):
+    (tmp_path / "die_map.csv").write_text("# relative power, rows along y\n" + "\n".join(rows) + "\n")
+    text = _edit('power = "800 W"', 'power = "800 W"\nmap = "die_map.csv"')
+    case = tmp_path / "plate.toml"
+    case.write_text(text)
+    return case
+
+
+def test_power_map_is_remapped_conservatively_onto_the_compact_grid(tmp_path):
+    """A die map with all its power in one cell of a 4 x 4 grid: the plate's
+    bottom flux integrates to the stated total, the die's 800 W land only in
+    grid cells that overlap that map cell, and the HBM rectangles keep theirs."""
+    from thermo import compact
+    from thermo.case import load
+
+    rows = ["0,0,0,0", "0,0,0,0", "0,0,1,0", "0,0,0,0"]  # third row (y), third column (x)
+    case = compact.parse(load(_with_die_map(tmp_path, rows)))
+    arr = compact.discretize(case)
+    xf, yf, _ = arr.faces
+    area = np.diff(xf)[:, None] * np.diff(yf)[None, :]
+    power = arr.flux * area
+    assert power.sum() == pytest.approx(960.0, rel=1e-12)
+    # the hot map cell spans x 40-47 mm, y 40-47 mm (die 26-54 mm, 7 mm map cells)
+    xc, yc = 0.5 * (xf[1:] + xf[:-1]), 0.5 * (yf[1:] + yf[:-1])
+    in_die = ((xc > 0.026) & (xc < 0.054))[:, None] & ((yc > 0.026) & (yc < 0.054))[None, :]
+    touches = ((xf[1:] > 0.040) & (xf[:-1] < 0.047))[:, None] & ((yf[1:] > 0.040) & (yf[:-1] < 0.047))[None, :]
+    assert power[in_die & touches].sum() == pytest.approx(800.0, rel=1e-12)
+    assert power[in_die & ~touches].sum() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bad_power_map_exits_2_naming_the_key(tmp_path, capsys):
+    case = _with_die_map(tmp_path, ["0,1,x", "1,1,1"])
+    assert main(["check", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert "heat[0].map" in err and "die_map.csv" in err and "Traceback" not in err, err
+    case = _with_die_map(tmp_path, ["0,0", "0,-1"])
+    assert main(["check", str(case)]) == 2
+    assert "non-negative" in capsys.readouterr().err

@@ -41,6 +41,7 @@ from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.materials import material_library
+from thermo.power_maps import overlap, read_map, source_power
 from thermo.results import Field, Quantity, write_results
 
 __all__ = ["CompactCase", "parse", "run", "fin_layer", "discretize", "CASE_TYPE"]
@@ -61,6 +62,7 @@ class Source:
     name: str
     rect: tuple[float, float, float, float]  # x0, y0, x1, y1 (m)
     power: float  # W
+    map: tuple | None = None  # relative power-map grid, rows along y (thermo.power_maps)
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,14 @@ def parse(case: CaseFile) -> CompactCase:
 
     heat = []
     for ht in root.tables("heat", min_count=1):
-        heat.append(Source(ht.string("name"), _rect(ht, "rect", size), ht.quantity("power", "power", positive=True)))
+        heat.append(
+            Source(
+                ht.string("name"),
+                _rect(ht, "rect", size),
+                ht.quantity("power", "power", positive=True),
+                read_map(ht, "map", case.directory),
+            )
+        )
         ht.finish()
 
     coolant = read_coolant(root.table("coolant"))
@@ -281,10 +290,6 @@ def _faces(length, n, breaks):
     return faces
 
 
-def _overlap(faces, a, b):
-    return np.clip(np.minimum(faces[1:], b) - np.maximum(faces[:-1], a), 0.0, None)
-
-
 @dataclass(frozen=True)
 class Arrays:
     faces: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -310,18 +315,14 @@ def discretize(case: CompactCase) -> Arrays:
     ends = (xc < case.plenum_length) | (xc > L - case.plenum_length)
     plenum = np.broadcast_to(ends[:, None], (nx, ny)).copy()
     if case.layout == "centre_fed":
-        w = _overlap(xf, L / 2 - case.slot_width / 2, L / 2 + case.slot_width / 2)[:, None] * np.diff(yf)[None, :]
+        w = overlap(xf, L / 2 - case.slot_width / 2, L / 2 + case.slot_width / 2)[:, None] * np.diff(yf)[None, :]
         slot = w / w.sum()
     else:
         slot = np.zeros((nx, ny))
     area = np.diff(xf)[:, None] * np.diff(yf)[None, :]
     power = np.zeros((nx, ny))
     for h in case.heat:
-        power += (
-            h.power
-            * np.outer(_overlap(xf, h.rect[0], h.rect[2]), _overlap(yf, h.rect[1], h.rect[3]))
-            / ((h.rect[2] - h.rect[0]) * (h.rect[3] - h.rect[1]))
-        )
+        power += source_power(xf, yf, h.rect, h.power, h.map)
     k = np.stack([np.full((nx, ny), layer.k) for layer in case.layers], -1)
     return Arrays((xf, yf, zf), plenum, slot, power / area, k)
 

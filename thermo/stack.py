@@ -16,7 +16,6 @@ thermal resistance ``(T_j,max - T_coolant) / P``, and the heat balance.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from kernels.grid import grid_from_faces
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.errors import SolveError
 from thermo.materials import material_library
+from thermo.power_maps import read_map, source_power
 from thermo.results import Field, Quantity, write_results
 
 __all__ = ["StackCase", "parse", "solve", "run"]
@@ -124,26 +124,6 @@ def _inside(inner, outer, tol=1e-12):
     )
 
 
-def _read_map(t: Table, key: str, base: Path):
-    path = t.path_value(key, base, default=None)
-    if path is None:
-        return None
-    try:
-        if path.suffix == ".npy":
-            arr = np.load(path)
-        else:
-            with path.open(newline="", encoding="utf-8") as fh:
-                rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
-            arr = np.array([[float(v) for v in r] for r in rows])
-    except (ValueError, OSError) as exc:
-        raise t.error(key, f"cannot read power map {path.name}: {exc}") from None
-    if arr.ndim != 2 or arr.size == 0 or (arr.ndim == 2 and len({len(r) for r in arr}) != 1):
-        raise t.error(key, f"power map {path.name} must be a non-empty 2D grid of numbers")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
-        raise t.error(key, f"power map {path.name} must be finite, non-negative and not all zero")
-    return tuple(tuple(float(v) for v in row) for row in arr)
-
-
 def parse(case: CaseFile) -> StackCase:
     """Read a ``package_stack`` case; raises CaseError on any problem."""
     root = Table(case.data, case.path)
@@ -217,7 +197,7 @@ def parse(case: CaseFile) -> StackCase:
                 bname,
                 rect,
                 power,
-                _read_map(ht, "map", case.directory),
+                read_map(ht, "map", case.directory),
             )
         )
         ht.finish()
@@ -331,13 +311,6 @@ def _vertical_faces(layers) -> np.ndarray:
     return np.array(faces)
 
 
-def _overlap(faces, a, b):
-    """Length of each cell [f_i, f_i+1] inside [a, b]."""
-    lo = np.maximum(faces[:-1], a)
-    hi = np.minimum(faces[1:], b)
-    return np.clip(hi - lo, 0.0, None)
-
-
 @dataclass(frozen=True)
 class Discretization:
     faces: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -374,19 +347,7 @@ def discretize(case: StackCase) -> Discretization:
     area = np.diff(xf)[:, None] * np.diff(yf)[None, :]
     power = np.zeros((nx, ny))
     for h in case.heat:
-        ox = _overlap(xf, h.rect[0], h.rect[2])
-        oy = _overlap(yf, h.rect[1], h.rect[3])
-        if h.map is None:
-            weights = np.outer(ox, oy)
-        else:
-            grid_map = np.asarray(h.map)  # rows along y, columns along x
-            ncol, nrow = grid_map.shape[1], grid_map.shape[0]
-            mx = np.linspace(h.rect[0], h.rect[2], ncol + 1)
-            my = np.linspace(h.rect[1], h.rect[3], nrow + 1)
-            wx = np.stack([_overlap(xf, mx[c], mx[c + 1]) / (mx[c + 1] - mx[c]) for c in range(ncol)], 1)
-            wy = np.stack([_overlap(yf, my[r], my[r + 1]) / (my[r + 1] - my[r]) for r in range(nrow)], 1)
-            weights = wx @ grid_map.T @ wy.T  # conservative remap onto the cells
-        power += h.power * weights / weights.sum()
+        power += source_power(xf, yf, h.rect, h.power, h.map)
     flux = power / area
     junction = np.zeros((nx, ny), bool)
     for h in case.heat:
