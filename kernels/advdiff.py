@@ -302,10 +302,13 @@ def bicgstab(matvec, b, precond, tol, max_iterations, x0=None):
     return x, SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
 
 
-def _raw_solve(op: AdvectionDiffusion, b, config: KrylovConfig, x0=None):
-    tol = config.tolerance(b.dtype)
+def _raw_solve(op: AdvectionDiffusion, b, config: KrylovConfig, x0=None, hier=None, tol=None):
+    """BiCGSTAB on ``op``; ``hier`` (from :func:`multigrid_setup` of the same
+    operator) is reused when given, and ``tol`` (may be traced) overrides the
+    config's tolerance."""
+    tol = config.tolerance(b.dtype) if tol is None else tol
     op_c = lax.stop_gradient(op)
-    hier = multigrid_setup(op_c, config)
+    hier = multigrid_setup(op_c, config) if hier is None else hier
     fine = hier.levels[0]
 
     def matvec(v):

@@ -359,6 +359,10 @@ def setup(case: ColdPlateCase) -> Problem:
         tol=case.flow_tolerance,
         max_outer=case.max_outer,
         pressure_line_axis=_thinnest_axis(g),
+        # a loose pressure correction is enough for SIMPLEC here: on the unit cell
+        # at 49k cells, 0.2 takes the same 51 outer iterations as 0.01 with half
+        # the CG iterations (0.3 needs more outer iterations)
+        pressure_rtol=0.2,
     )
     # pseudo-time step: the narrowest passage over the bulk speed (the best of the
     # choices measured on fin channels: fewest outer iterations, flat with the mesh)
