@@ -6,8 +6,22 @@ Set-up: coolant enters through the x- face (over its fluid cells) at a given
 volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge;
 the base is heated from below (z = 0) over the fin-field footprint or the
 whole base; every other face is an adiabatic wall, or a symmetry plane on the
-y faces of a unit cell. Coolant properties are taken at the inlet
-temperature (constant-property flow and energy).
+y faces of a unit cell.
+
+Coolant properties: density, heat capacity and conductivity are taken at the
+inlet temperature. The viscosity is either the inlet value too
+(``[coolant] viscosity = "inlet"``, the default: constant properties, one flow
+and one energy solve) or the local value ``mu(T)`` of each fluid cell
+(``viscosity = "temperature"``): a Picard iteration couples flow and energy:
+solve the flow with ``mu(T_in)``, solve the energy equation, set every fluid
+cell's viscosity to ``mu(T)`` of that temperature field (``thermo.coolant``
+fits, temperatures clipped to the fit range), re-solve the flow warm-started
+from the last velocity and pressure, and repeat until the pressure drop,
+``R_max`` and the largest relative change of the viscosity field all change by
+less than ``[solver] coupling_tolerance`` between two iterations (at most
+``max_coupling`` iterations; otherwise :class:`~thermo.errors.SolveError`).
+The converged viscosity field equals ``mu(T)`` of the final temperature field
+to that tolerance.
 
 Reported: pressure drop, thermal resistance from the base's bottom face to
 the inlet (maximum and mean), outlet bulk temperature, hottest solid cell and
@@ -37,6 +51,7 @@ from thermo.results import Field, Quantity, write_results
 __all__ = ["CASE_TYPE", "ColdPlateCase", "parse", "run", "solve"]
 
 CASE_TYPE = "resolved_coldplate"
+VISCOSITY_MODELS = ("inlet", "temperature")
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,9 @@ class ColdPlateCase:
     max_outer: int
     energy_scheme: str
     plots: bool
+    viscosity: str = "inlet"  # "inlet" (constant) or "temperature" (Picard-coupled mu(T))
+    coupling_tolerance: float = 1e-4  # relative change of dP, R_max and mu between coupling iterations
+    max_coupling: int = 30
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -150,7 +168,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     k_solid = mt.quantity("conductivity", "thermal_conductivity", default=library[solid].k, positive=True)
     mt.finish()
 
-    coolant = read_coolant(root.table("coolant", default={}))
+    ct = root.table("coolant", default={})
+    viscosity = ct.string("viscosity", default="inlet", choices=VISCOSITY_MODELS)
+    coolant = read_coolant(ct)
 
     inlet = root.table("inlet")
     if inlet.has("flow") == inlet.has("velocity"):
@@ -180,6 +200,13 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     )
     max_outer = st.integer("max_outer", default=500, minimum=1)
     scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
+    coupling_tol = st.number("coupling_tolerance", default=1e-4, minimum=1e-10, maximum=0.1)
+    max_coupling = st.integer("max_coupling", default=30, minimum=1)
+    if viscosity == "inlet" and (st.has("coupling_tolerance") or st.has("max_coupling")):
+        raise st.error(
+            "coupling_tolerance" if st.has("coupling_tolerance") else "max_coupling",
+            'only used with [coolant] viscosity = "temperature"',
+        )
     st.finish()
     plots = read_plots_flag(root)
     root.finish()
@@ -232,6 +259,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
         max_outer,
         scheme,
         plots,
+        viscosity=viscosity,
+        coupling_tolerance=coupling_tol,
+        max_coupling=max_coupling,
     )
 
 
@@ -256,9 +286,13 @@ def _passage(case: ColdPlateCase) -> float:
     return 4.0 * min(g["spacing"])
 
 
-def _heated_area(g: geo.VoxelGeometry, heated: str) -> float:
+def _bottom_areas(g: geo.VoxelGeometry) -> np.ndarray:
     dx, dy = np.diff(g.faces[0]), np.diff(g.faces[1])
-    return float((dx[:, None] * dy[None, :])[_heated_mask(g, heated)].sum())
+    return dx[:, None] * dy[None, :]
+
+
+def _heated_area(g: geo.VoxelGeometry, heated: str) -> float:
+    return float(_bottom_areas(g)[_heated_mask(g, heated)].sum())
 
 
 # ----------------------------------------------------------------------------- solve
@@ -274,16 +308,49 @@ class Solution:
     energy_inner: jax.Array
     heat: tuple  # (added, removed) W
     flux_map: np.ndarray
+    viscosity: np.ndarray  # Pa s per cell, as used by the last flow solve (inlet value in solid cells)
+    pressure_drop: float  # Pa, see pressure_drop()
+    r_max: float  # K/W, see base_bottom()
+    coupling: dict  # Picard iterations: "iterations", "converged", per-iteration "pressure_drop", "r_max",
+    # "viscosity_change" (max relative change of mu(T) against the mu the flow used)
+
+
+# jitted once per process: every solve of the same grid shape reuses the compilation
+_FLOW = jax.jit(flow.solve_flow, static_argnums=(4,))
+_ENERGY = jax.jit(energy.solve, static_argnums=(5,))
+
+
+def pressure_drop(g: geo.VoxelGeometry, p: np.ndarray) -> float:
+    """Inlet-face pressure minus the outlet's 0 Pa (Pa): the first two fluid
+    cell centres of each inlet row extrapolated linearly to the face, averaged
+    over the inlet's fluid area."""
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    area_in = (dy[:, None] * dz[None, :]) * (g.material[0] == geo.FLUID)
+    p0, p1 = p[0], p[1]
+    x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
+    p_face = p0 - (p1 - p0) * x0 / (x1 - x0)
+    return float((p_face * area_in).sum() / area_in.sum())
+
+
+def base_bottom(case: ColdPlateCase, g: geo.VoxelGeometry, T: np.ndarray, flux_map: np.ndarray) -> np.ndarray:
+    """Temperature of the base's bottom face (K), ``(nx, ny)``: the first cell
+    plus the known flux across half a cell."""
+    dz0 = g.faces[2][1] - g.faces[2][0]
+    return T[:, :, 0] + flux_map * 0.5 * dz0 / case.solid_k
 
 
 def solve(case: ColdPlateCase) -> Solution:
+    """Flow and energy (see the module docstring for the viscosity models).
+    Does not raise on non-convergence: check ``flow_info``, ``energy_info``
+    and ``coupling["converged"]``."""
     g = build_geometry(case)
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     grid = grid_from_faces(*g.faces, dtype=dtype)
     solid = jnp.asarray(g.solid)
     t_in = case.inlet_temperature
-    rho, mu = float(case.coolant.density(t_in)), float(case.coolant.viscosity(t_in))
-    cp, k_f = float(case.coolant.cp(t_in)), float(case.coolant.conductivity(t_in))
+    cool = case.coolant
+    rho, mu_in = float(cool.density(t_in)), float(cool.viscosity(t_in))
+    cp, k_f = float(cool.cp(t_in)), float(cool.conductivity(t_in))
     fluid_in = g.material[0] == geo.FLUID
     u_in = case.flow_rate / _inlet_area(g)
     vel_in = np.zeros((3, 1) + fluid_in.shape)
@@ -295,14 +362,15 @@ def solve(case: ColdPlateCase) -> Solution:
     # pseudo-time step: the narrowest passage over the bulk speed (the best of the
     # choices measured on fin channels: fewest outer iterations, flat with the mesh)
     dt = _passage(case) / u_in
-    params = flow.FlowParams(
-        rho=jnp.asarray(rho, dtype),
-        mu=jnp.asarray(mu, dtype),
-        dt=jnp.asarray(dt, dtype),
-        body_force=jnp.zeros((3,), dtype),
-    )
     bnd = flow.flow_boundary(grid, velocity={"x-": vel_in})
-    state, finfo = jax.jit(flow.solve_flow, static_argnums=(4,))(grid, solid, params, bnd, spec)
+
+    def params(mu):
+        return flow.FlowParams(
+            rho=jnp.asarray(rho, dtype),
+            mu=jnp.asarray(mu, dtype),
+            dt=jnp.asarray(dt, dtype),
+            body_force=jnp.zeros((3,), dtype),
+        )
 
     k = jnp.asarray(np.where(g.solid, case.solid_k, k_f), dtype)
     heated = _heated_mask(g, case.heated)
@@ -313,12 +381,45 @@ def solve(case: ColdPlateCase) -> Solution:
     )
     faces["z_lo"] = cd.face_bc(grid, "z_lo", cd.FLUX, flux=jnp.asarray(flux_map, dtype), dtype=dtype)
     bcs = cd.BoundaryConditions(**faces)
-    flows = energy.face_flows(grid, state.u, state.v, state.w, rho * cp)
     config = energy.EnergyConfig(scheme=case.energy_scheme, max_outer=500)
     q = jnp.zeros(g.shape, dtype)
-    T, einfo, inner = jax.jit(lambda *a: energy.solve(*a, config))(grid, k, q, bcs, flows)
+    fluid = ~g.solid
+
+    # always a per-cell viscosity and an explicit initial state: one compilation
+    # serves the constant-property solve and every coupling iteration
+    mu = np.full(g.shape, mu_in)
+    state = flow.initial_state(grid, solid, bnd, spec)
+    hist = {"pressure_drop": [], "r_max": [], "viscosity_change": []}
+    converged = False
+    dp = r_max = float("nan")
+    for _ in range(case.max_coupling if case.viscosity == "temperature" else 1):
+        state, finfo = _FLOW(grid, solid, params(mu), bnd, spec, state)
+        flows = energy.face_flows(grid, state.u, state.v, state.w, rho * cp)
+        T, einfo, inner = _ENERGY(grid, k, q, bcs, flows, config)
+        T_np = np.asarray(T, np.float64)
+        if not (bool(finfo.converged) and bool(einfo.converged) and np.all(np.isfinite(T_np))):
+            break
+        power = float(np.sum(flux_map * _bottom_areas(g)))
+        dp = pressure_drop(g, np.asarray(state.p, np.float64))
+        r_max = float((base_bottom(case, g, T_np, flux_map)[heated].max() - t_in) / power)
+        if case.viscosity == "inlet":
+            converged = True
+            break
+        mu_T = np.where(fluid, cool.viscosity(np.clip(T_np, cool.t_min, cool.t_max)), mu_in)
+        change = float(np.max(np.abs(mu_T[fluid] / mu[fluid] - 1.0)))
+        tol = case.coupling_tolerance
+        if hist["pressure_drop"]:
+            dp_prev, r_prev = hist["pressure_drop"][-1], hist["r_max"][-1]
+            converged = abs(dp - dp_prev) <= tol * abs(dp) and abs(r_max - r_prev) <= tol * r_max and change <= tol
+        hist["pressure_drop"].append(dp)
+        hist["r_max"].append(r_max)
+        hist["viscosity_change"].append(change)
+        if converged:
+            break
+        mu = mu_T
     heat = energy.heat_balance(grid, k, q, bcs, flows, T)
-    return Solution(g, state, finfo, T, einfo, inner, heat, flux_map)
+    coupling = {"iterations": max(len(hist["pressure_drop"]), 1), "converged": converged, **hist}
+    return Solution(g, state, finfo, T, einfo, inner, heat, flux_map, mu, dp, r_max, coupling)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -339,17 +440,17 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         raise SolveError(
             f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
         )
+    cpl = sol.coupling
+    if not cpl["converged"]:
+        raise SolveError(
+            f"viscosity-temperature coupling did not converge in {cpl['iterations']} iterations (tolerance "
+            f"{case.coupling_tolerance:g}; last relative viscosity change {cpl['viscosity_change'][-1]:.3e}); "
+            "try more [solver] max_coupling or a looser coupling_tolerance"
+        )
     u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
-    dx, dy, dz = (np.diff(f) for f in g.faces)
-    fluid = g.material == geo.FLUID
-    # pressure drop: inlet-face pressure (first fluid cells, extrapolated half a cell) minus the outlet's 0 Pa
-    area_in = (dy[:, None] * dz[None, :]) * fluid[0]
-    p0, p1 = p[0], p[1]
-    x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
-    p_face = p0 - (p1 - p0) * x0 / (x1 - x0)
-    dp = float((p_face * area_in).sum() / area_in.sum())
-    # base bottom temperature from the first cell and the known flux
-    t_bottom = T[:, :, 0] + sol.flux_map * 0.5 * dz[0] / case.solid_k
+    dy, dz = np.diff(g.faces[1]), np.diff(g.faces[2])
+    dp = sol.pressure_drop
+    t_bottom = base_bottom(case, g, T, sol.flux_map)
     heated = sol.flux_map > 0
     power = float(sol.heat[0])
     t_in = case.inlet_temperature
@@ -384,6 +485,15 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         "energy_iterations": Quantity(int(ei.iterations), "", "deferred-correction iterations"),
         "energy_inner_iterations": Quantity(int(sol.energy_inner)),
         "energy_residual": Quantity(float(ei.residual)),
+        "viscosity_model": Quantity(case.viscosity, "", "coolant viscosity: inlet value, or mu(T) per cell"),
+        "coupling_iterations": Quantity(
+            int(cpl["iterations"]), "", "flow-energy Picard iterations (1: constant viscosity)"
+        ),
+        "coupling_viscosity_change": Quantity(
+            cpl["viscosity_change"][-1] if cpl["viscosity_change"] else 0.0,
+            "",
+            "max relative difference of mu(T_final) and the viscosity of the last flow solve (fluid cells)",
+        ),
         "cells": Quantity(int(T.size)),
     }
     uc, vc, wc = 0.5 * (u[1:] + u[:-1]), 0.5 * (v[:, 1:] + v[:, :-1]), 0.5 * (w[:, :, 1:] + w[:, :, :-1])
@@ -397,6 +507,9 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         "velocity_z": Field(wc, "m/s", "cell-centred average of the z-face velocities"),
         "speed": Field(speed, "m/s", "magnitude of the cell-centred velocity"),
         "material": Field(g.material.astype(np.float64), "1", "0 fluid, 1 base, 2 fin, 3 cover"),
+        "viscosity": Field(
+            np.where(g.solid, 0.0, sol.viscosity), "Pa s", "dynamic viscosity of the last flow solve; 0 in solid"
+        ),
     }
     fh = np.asarray(fi.history, np.float64)[: int(fi.iterations) + 1]
     eh = np.asarray(ei.history, np.float64)[: int(ei.iterations) + 1]
@@ -414,6 +527,10 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
             "energy_iterations": int(ei.iterations),
             "energy_residual_history": eh,
             "energy_inner_iterations": int(sol.energy_inner),
+            "coupling_iterations": int(cpl["iterations"]),
+            "coupling_pressure_drop_history": np.asarray(cpl["pressure_drop"], np.float64),
+            "coupling_r_max_history": np.asarray(cpl["r_max"], np.float64),
+            "coupling_viscosity_change_history": np.asarray(cpl["viscosity_change"], np.float64),
         },
         summary=summary,
     )
