@@ -454,9 +454,9 @@ def test_developing_flow_apparent_friction_shah():
     The area-mean inlet-face pressure is not used: the uniform inlet meets
     the no-slip wall at the corner, where the pressure is singular (the wall
     cell's pressure grows with each refinement: 3.38, 3.50, 3.75 on 8, 16, 32
-    cells); it lies 0.03-0.07 above the centreline value (15-35 % of the
-    dynamic head over the span measured), which puts the apparent friction
-    +1 to +6 % above Shah at x+ = 0.005-0.05 on 32 cells.
+    cells); it lies 0.03-0.07 above the centreline value (6-14 % of the
+    dynamic head), which puts the apparent friction
+    +2 to +7 % above Shah at x+ = 0.005-0.05 on 32 cells, growing with refinement.
 
     Measured deviations from Shah (8 / 16 / 32 cells; 32 is not run here):
     x+ = 0.01: -0.9 / -1.7 / -2.0 %, 0.02: -0.55 / -0.83 / -0.97 %,
