@@ -15,6 +15,10 @@ def main(argv=None) -> int:
     r.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
     r.add_argument("--no-save", action="store_true", help="print only; write nothing")
     sub.add_parser("report", help="regenerate RESULTS.md from benchmarks/results/*.json")
+    g = sub.add_parser("gpu", help="check kernels against CPU float64 and time the suites on an accelerator")
+    g.add_argument("--out", required=True, help="folder for the result file and table")
+    g.add_argument("--budget", type=float, default=420.0, help="seconds; later parts are skipped past it")
+    g.add_argument("--quick", action="store_true", help="tiny sizes (a dry run)")
     args = p.parse_args(argv)
 
     import jax
@@ -22,11 +26,17 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from benchmarks import conduction, facility, harness, network, porous, report
+    from benchmarks import coldplate, conduction, facility, harness, network, openfoam_peer, operators, porous, report
 
     if args.command == "report":
         report.write()
         return 0
+    if args.command == "gpu":
+        from pathlib import Path
+
+        from benchmarks import gpu
+
+        return gpu.main(Path(args.out), args.budget, args.quick)
     info = harness.machine_info()
     bw = harness.copy_bandwidth(32 * 2**20 if args.quick else 256 * 2**20)
     roof = bw["numpy_copy_GBps"]
@@ -38,12 +48,26 @@ def main(argv=None) -> int:
             roof,
             repeats=2 if args.quick else 5,
         ),
+        "operators": lambda: operators.run(
+            (16,) if args.quick else (64, 128),
+            (jnp.float64, jnp.float32),
+            roof,
+            repeats=2 if args.quick else 5,
+            batch=16 if args.quick else 1000,
+        ),
+        "coldplate": lambda: coldplate.run(
+            ("6k",) if args.quick else ("49k", "195k", "806k"),
+            ("float64",) if args.quick else ("float64", "float32"),
+        ),
         "network": lambda: network.run(repeats=2 if args.quick else 7, quick=args.quick),
         "facility_year": lambda: facility.run(repeats=2 if args.quick else 5, hours=48 if args.quick else None),
         "porous": lambda: porous.run(
             (32,) if args.quick else (128, 256),
             (jnp.float64, jnp.float32),
             repeats=2 if args.quick else 3,
+        ),
+        "openfoam": lambda: openfoam_peer.run(
+            (1.0,) if args.quick else (1.0, 1.5, 2.0), repeats=1 if args.quick else 3
         ),
     }
     unknown = set(args.only or ()) - set(suites)

@@ -75,6 +75,7 @@ __all__ = [
     "divergence",
     "flow_boundary",
     "initial_state",
+    "residuals",
     "solve_flow",
 ]
 
@@ -816,6 +817,31 @@ def _momentum_residual(coefs):
     return num / jnp.maximum(den, tiny)
 
 
+def _geometries(grid: Grid, solid, params: FlowParams, bnd: FlowBoundary, spec: FlowSpec):
+    dtype = grid.dx.dtype
+    mu = jnp.broadcast_to(jnp.asarray(params.mu, dtype), grid.shape)
+    inv_dt = 1.0 / jnp.asarray(params.dt, dtype)
+    solid = jnp.asarray(solid, bool)
+    return tuple(_geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) for a in range(3))
+
+
+def residuals(
+    grid: Grid, solid, params: FlowParams, bnd: FlowBoundary, spec: FlowSpec, state: FlowState
+) -> tuple[jax.Array, jax.Array]:
+    """The convergence measures :func:`solve_flow` uses, for any ``state``:
+    the scaled steady momentum residual ``||b - A u|| / ||(|A u| + |b|)||``
+    over the three components' unknown faces, and the continuity residual
+    ``||rho div u|| / ||gross mass flux per cell||``. Both are dimensionless."""
+    dtype = grid.dx.dtype
+    rho = jnp.asarray(params.rho, dtype)
+    vel = (state.u, state.v, state.w)
+    geoms = _geometries(grid, solid, params, bnd, spec)
+    coefs = tuple(_assemble(a, geoms[a], vel, state.p, rho, spec) for a in range(3))
+    tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
+    cont = _norm(rho * divergence(grid, *vel)) / jnp.maximum(_norm(_cell_gross_flux(grid, rho, vel)), tiny)
+    return _momentum_residual(coefs), cont
+
+
 def solve_flow(
     grid: Grid,
     solid,
@@ -846,14 +872,13 @@ def solve_flow(
     nfluid = jnp.maximum(jnp.sum(fluid.astype(dtype)), jnp.ones((), dtype))
     rho = jnp.asarray(params.rho, dtype)
     mu = jnp.broadcast_to(jnp.asarray(params.mu, dtype), shape)
-    inv_dt = 1.0 / jnp.asarray(params.dt, dtype)
     periodic = spec.periodic
     zero = jnp.zeros((), dtype)
     vols = grid.volumes()
     if init is None:
         init = initial_state(grid, solid, bnd, spec)
 
-    geoms = tuple(_geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) for a in range(3))
+    geoms = _geometries(grid, solid, params, bnd, spec)
     frames = tuple(_frame(a, spec) for a in range(3))
 
     def assemble(vel, p):

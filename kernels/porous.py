@@ -254,6 +254,8 @@ def straight_fins(
     nu="H1",
     cross_ratio=1e-6,
     dtype=None,
+    fre=None,
+    nusselt=None,
 ) -> FinLayer:
     """Closures of a field of straight rectangular channels along x.
 
@@ -265,13 +267,18 @@ def straight_fins(
       across the fins ``r_y = r_x / cross_ratio`` (walls; kept finite so that
       the pressure operator stays definite).
     * Heat transfer: ``h = Nu k_f / D_h`` (``nu`` = "H1" or "T", four-wall
-      polynomial; a calibrated table can replace it); fin surface ``2 H`` and
+      polynomial); fin surface ``2 H`` and
       floor ``w`` per pitch: ``g_fin = 2 h H / p``, ``g_floor = h w / p``;
       ``m = sqrt(2 h / (k_fin t))``, ``g_root`` from :func:`fin_root_conductance`.
     * Conduction: fins along x ``(1 - phi) k_fin``, fluid along x ``phi k_f``;
       across the fins both phases are interrupted by the other one: the
       series value ``1 / (phi / k_f + (1 - phi) / k_fin)`` is given to the
       solid and the fluid gets none (its lateral heat goes through the fins).
+
+    ``fre`` and ``nusselt``, when given, replace the Shah & London ``f Re``
+    and ``Nu`` (on ``D_h``, heat transfer per wetted fin + floor area), e.g.
+    values calibrated on resolved unit cells and interpolated at the
+    operating Reynolds number (``nu`` is then ignored).
 
     Scalars may be traced (for derivatives with respect to the geometry).
     """
@@ -286,8 +293,10 @@ def straight_fins(
     phi = w / p
     dh = 2.0 * w * H / (w + H)
     alpha = jnp.minimum(w, H) / jnp.maximum(w, H)
-    fre = shah_london_fre(alpha)
-    if nu == "H1":
+    fre = shah_london_fre(alpha) if fre is None else jnp.asarray(fre, dtype)
+    if nusselt is not None:
+        nusselt = jnp.asarray(nusselt, dtype)
+    elif nu == "H1":
         nusselt = shah_london_nu_h1(alpha)
     elif nu == "T":
         nusselt = shah_london_nu_t(alpha)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.interpolate import CubicSpline
 
+from kernels import flow
 from kernels.flow import FlowParams, FlowSpec, divergence, flow_boundary, solve_flow
 from kernels.grid import Grid, grid_from_faces, uniform_grid
 
@@ -492,3 +493,21 @@ def test_developing_flow_apparent_friction_shah():
     assert np.all(np.abs(incr_errors[-1]) < 0.015), incr_errors
     assert np.all(np.abs(incr_errors[-1]) < np.abs(incr_errors[0])), incr_errors
     assert fre_local == pytest.approx(24.0, rel=5e-3)
+
+
+def test_residuals_of_a_converged_state_are_below_the_tolerance():
+    """flow.residuals measures a state the way solve_flow does: the converged
+    answer's momentum residual equals the reported one and both are below the
+    tolerance; the initial guess is far from it."""
+    solid = obstacle_mask()
+    st, info = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid)
+    assert bool(info.converged)
+    grid = obstacle_grid(F64)
+    zero = jnp.zeros((), F64)
+    bnd = flow_boundary(grid, {"x-": jnp.stack([jnp.asarray(1.0, F64), zero, zero])})
+    prm = params(1.0, 0.05, 0.5)
+    mres, cres = jax.jit(flow.residuals, static_argnums=(4,))(grid, solid, prm, bnd, OBSTACLE, st)
+    np.testing.assert_allclose(float(mres), float(info.momentum_residual), rtol=1e-5)
+    assert float(mres) < OBSTACLE.tol and float(cres) < OBSTACLE.tol
+    m0, _ = flow.residuals(grid, solid, prm, bnd, OBSTACLE, flow.initial_state(grid, solid, bnd, OBSTACLE))
+    assert float(m0) > 1e3 * OBSTACLE.tol

@@ -46,14 +46,13 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
-def cmd_run(args) -> int:
-    case_file, model, case = _load(args.case)
+def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: str) -> int:
     from thermo.results import atomic_folder
 
-    out = Path(args.output) if args.output else Path("results") / case_file.path.stem
-    print(f"running {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
+    out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
+    print(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
     with atomic_folder(out) as tmp:
-        summary = model.run(case, case_file, tmp)
+        summary = method(case, case_file, tmp)
     hint = " (open results.xdmf in ParaView)" if (out / "results.xdmf").exists() else ""
     print(f"results written to {out}/{hint}")
     _print_summary(summary, sys.stdout)
@@ -62,23 +61,34 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def cmd_run(args) -> int:
+    case_file, model, case = _load(args.case)
+    return _solve_into_folder(args, model, case_file, case, model.run, "", "running")
+
+
 def cmd_optimize(args) -> int:
     case_file, model, case = _load(args.case)
     if not hasattr(model, "optimize"):
         from thermo.case import CaseError
 
         raise CaseError(case_file.path, "case.type", f"case type {model.CASE_TYPE!r} has nothing to optimize")
-    from thermo.results import atomic_folder
+    return _solve_into_folder(args, model, case_file, case, model.optimize, "_optimize", "optimizing")
 
-    out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}_optimize"
-    print(f"optimizing {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
-    with atomic_folder(out) as tmp:
-        summary = model.optimize(case, case_file, tmp)
-    print(f"results written to {out}/")
-    _print_summary(summary, sys.stdout)
-    if args.json:
-        print(json.dumps({k: q.value for k, q in summary.items()}))
-    return EXIT_OK
+
+def cmd_calibrate(args) -> int:
+    case_file, model, case = _load(args.case)
+    from thermo import calibrate
+
+    if model is not calibrate:
+        from thermo.case import CaseError
+
+        raise CaseError(
+            case_file.path,
+            "case.type",
+            f"thermo calibrate needs a {calibrate.CASE_TYPE!r} case (a straight-fin unit cell and "
+            f"[calibration] reynolds), got {model.CASE_TYPE!r}",
+        )
+    return _solve_into_folder(args, model, case_file, case, model.run, "", "calibrating")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("-o", "--output", help="results folder (default: results/<case name>_optimize)")
     o.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     o.set_defaults(func=cmd_optimize)
+
+    k = sub.add_parser(
+        "calibrate",
+        help="closure table of the compact cold-plate model from resolved unit cells",
+        description=(
+            "For a closure_calibration case: solve the resolved straight-fin unit cell at each Reynolds "
+            "number of [calibration] and write closures.csv (f Re and Nu versus Re, read by a "
+            "compact_coldplate case's [fins] closures), results.h5, summary.json and closures.png."
+        ),
+    )
+    k.add_argument("case", help="calibration case file (TOML)")
+    k.add_argument("-o", "--output", help="results folder (default: results/<case name>)")
+    k.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
+    k.set_defaults(func=cmd_calibrate)
 
     c = sub.add_parser(
         "check",

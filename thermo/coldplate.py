@@ -31,7 +31,8 @@ residuals.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import jax
@@ -48,7 +49,24 @@ from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.results import Field, Quantity, write_results
 
-__all__ = ["CASE_TYPE", "ColdPlateCase", "parse", "run", "solve"]
+__all__ = [
+    "CASE_TYPE",
+    "ColdPlateCase",
+    "Problem",
+    "Solution",
+    "parse",
+    "run",
+    "setup",
+    "solve",
+    "summarize",
+    "read_geometry",
+    "read_material",
+    "read_solver",
+    "check_converged",
+    "pressure_drop",
+    "bottom_temperature",
+    "thermal_resistances",
+]
 
 CASE_TYPE = "resolved_coldplate"
 VISCOSITY_MODELS = ("inlet", "temperature")
@@ -98,7 +116,8 @@ _PINS = {
 }
 
 
-def _geometry(t: Table, base: Path):
+def read_geometry(t: Table, base: Path):
+    """The ``[geometry]`` table: ``(kind, builder keyword arguments in SI)``."""
     kind = t.string("kind", choices=("straight_fins", "pin_fins", "mask"))
     kw: dict = {}
     if kind == "straight_fins":
@@ -147,6 +166,35 @@ def _geometry(t: Table, base: Path):
     return kind, kw
 
 
+def read_material(root: Table) -> tuple[str, float]:
+    """The ``[material]`` table: ``(solid name, conductivity W/m/K)``."""
+    mt = root.table("material", default={})
+    library = material_library()
+    solid = mt.string("solid", default="copper", choices=tuple(sorted(library)))
+    k_solid = mt.quantity("conductivity", "thermal_conductivity", default=library[solid].k, positive=True)
+    mt.finish()
+    return solid, k_solid
+
+
+def read_solver(root: Table) -> tuple[str, float, int, str]:
+    """The ``[solver]`` table: ``(precision, flow_tolerance, max_outer, energy_scheme)``."""
+    st = root.table("solver", default={})
+    settings = _solver_settings(st)
+    st.finish()
+    return settings
+
+
+def _solver_settings(st: Table) -> tuple[str, float, int, str]:
+    """The flow and energy keys of a ``[solver]`` table (not finished)."""
+    precision = st.string("precision", default="float64", choices=("float64", "float32"))
+    flow_tol = st.number(
+        "flow_tolerance", default=1e-8 if precision == "float64" else 1e-5, minimum=1e-14, maximum=1e-2
+    )
+    max_outer = st.integer("max_outer", default=500, minimum=1)
+    scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
+    return precision, flow_tol, max_outer, scheme
+
+
 def build_geometry(case: ColdPlateCase) -> geo.VoxelGeometry:
     kw = dict(case.geometry)
     if case.geometry_kind == "straight_fins":
@@ -160,13 +208,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     root = Table(case_file.data, case_file.path)
     name, description = read_header(root, CASE_TYPE)
 
-    kind, gkw = _geometry(root.table("geometry"), case_file.directory)
+    kind, gkw = read_geometry(root.table("geometry"), case_file.directory)
 
-    mt = root.table("material", default={})
-    library = material_library()
-    solid = mt.string("solid", default="copper", choices=tuple(sorted(library)))
-    k_solid = mt.quantity("conductivity", "thermal_conductivity", default=library[solid].k, positive=True)
-    mt.finish()
+    solid, k_solid = read_material(root)
 
     ct = root.table("coolant", default={})
     viscosity = ct.string("viscosity", default="inlet", choices=VISCOSITY_MODELS)
@@ -194,12 +238,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     heat.finish()
 
     st = root.table("solver", default={})
-    precision = st.string("precision", default="float64", choices=("float64", "float32"))
-    flow_tol = st.number(
-        "flow_tolerance", default=1e-8 if precision == "float64" else 1e-5, minimum=1e-14, maximum=1e-2
-    )
-    max_outer = st.integer("max_outer", default=500, minimum=1)
-    scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
+    precision, flow_tol, max_outer, scheme = _solver_settings(st)
     coupling_tol = st.number("coupling_tolerance", default=1e-4, minimum=1e-10, maximum=0.1)
     max_coupling = st.integer("max_coupling", default=30, minimum=1)
     if viscosity == "inlet" and (st.has("coupling_tolerance") or st.has("max_coupling")):
@@ -286,16 +325,46 @@ def _passage(case: ColdPlateCase) -> float:
     return 4.0 * min(g["spacing"])
 
 
-def _bottom_areas(g: geo.VoxelGeometry) -> np.ndarray:
-    dx, dy = np.diff(g.faces[0]), np.diff(g.faces[1])
-    return dx[:, None] * dy[None, :]
+def _thinnest_axis(g: geo.VoxelGeometry) -> int:
+    """The axis across which the fluid cells are thinnest: there the pressure
+    links are strongest, so the pressure multigrid solves lines along it
+    (measured on the unit cell at 49k cells: 14 CG iterations per outer
+    iteration with lines across the channel, 130 with lines up the fins)."""
+    fluid = g.material == geo.FLUID
+    widths = np.meshgrid(*(np.diff(f) for f in g.faces), indexing="ij")
+    return int(np.argmax([np.mean(1.0 / w[fluid] ** 2) for w in widths]))
 
 
 def _heated_area(g: geo.VoxelGeometry, heated: str) -> float:
-    return float(_bottom_areas(g)[_heated_mask(g, heated)].sum())
+    dx, dy = np.diff(g.faces[0]), np.diff(g.faces[1])
+    return float((dx[:, None] * dy[None, :])[_heated_mask(g, heated)].sum())
 
 
 # ----------------------------------------------------------------------------- solve
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The arrays and static settings of one resolved cold-plate solve, ready
+    for the kernels (:func:`kernels.flow.solve_flow`, then
+    :func:`kernels.energy.solve` on the face flows)."""
+
+    geometry: geo.VoxelGeometry
+    grid: object
+    solid: jax.Array
+    flow_params: flow.FlowParams
+    flow_boundary: flow.FlowBoundary
+    flow_spec: flow.FlowSpec
+    k: jax.Array  # W/(m K) per cell
+    q: jax.Array  # W/m^3 per cell
+    thermal_bcs: cd.BoundaryConditions
+    rho_cp: float  # J/(m^3 K) of the coolant
+    energy_config: energy.EnergyConfig
+    flux_map: np.ndarray  # W/m^2 on the bottom face
+
+
+def _no_coupling() -> dict:
+    return {"iterations": 1, "converged": True, "pressure_drop": [], "r_max": [], "viscosity_change": []}
 
 
 @dataclass(frozen=True)
@@ -308,69 +377,49 @@ class Solution:
     energy_inner: jax.Array
     heat: tuple  # (added, removed) W
     flux_map: np.ndarray
-    viscosity: np.ndarray  # Pa s per cell, as used by the last flow solve (inlet value in solid cells)
-    pressure_drop: float  # Pa, see pressure_drop()
-    r_max: float  # K/W, see base_bottom()
-    coupling: dict  # Picard iterations: "iterations", "converged", per-iteration "pressure_drop", "r_max",
-    # "viscosity_change" (max relative change of mu(T) against the mu the flow used)
+    # Pa s per cell as used by the last flow solve (inlet value in solid cells);
+    # None: the constant inlet value of setup()'s FlowParams
+    viscosity: np.ndarray | None = None
+    # Picard iterations: "iterations", "converged", per-iteration "pressure_drop" (Pa),
+    # "r_max" (K/W), "viscosity_change" (max relative change of mu(T) against the mu the
+    # flow used, fluid cells); the default is one constant-viscosity flow and energy solve
+    coupling: dict = field(default_factory=_no_coupling)
 
 
-# jitted once per process: every solve of the same grid shape reuses the compilation
-_FLOW = jax.jit(flow.solve_flow, static_argnums=(4,))
-_ENERGY = jax.jit(energy.solve, static_argnums=(5,))
+# one compiled solver per grid shape and static configuration, kept across calls
+solve_flow = jax.jit(flow.solve_flow, static_argnums=(4,))
+solve_energy = jax.jit(energy.solve, static_argnums=(5,))
 
 
-def pressure_drop(g: geo.VoxelGeometry, p: np.ndarray) -> float:
-    """Inlet-face pressure minus the outlet's 0 Pa (Pa): the first two fluid
-    cell centres of each inlet row extrapolated linearly to the face, averaged
-    over the inlet's fluid area."""
-    dx, dy, dz = (np.diff(f) for f in g.faces)
-    area_in = (dy[:, None] * dz[None, :]) * (g.material[0] == geo.FLUID)
-    p0, p1 = p[0], p[1]
-    x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
-    p_face = p0 - (p1 - p0) * x0 / (x1 - x0)
-    return float((p_face * area_in).sum() / area_in.sum())
-
-
-def base_bottom(case: ColdPlateCase, g: geo.VoxelGeometry, T: np.ndarray, flux_map: np.ndarray) -> np.ndarray:
-    """Temperature of the base's bottom face (K), ``(nx, ny)``: the first cell
-    plus the known flux across half a cell."""
-    dz0 = g.faces[2][1] - g.faces[2][0]
-    return T[:, :, 0] + flux_map * 0.5 * dz0 / case.solid_k
-
-
-def solve(case: ColdPlateCase) -> Solution:
-    """Flow and energy (see the module docstring for the viscosity models).
-    Does not raise on non-convergence: check ``flow_info``, ``energy_info``
-    and ``coupling["converged"]``."""
+def setup(case: ColdPlateCase) -> Problem:
+    """Build the grid, masks, properties and boundary conditions of ``case``."""
     g = build_geometry(case)
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     grid = grid_from_faces(*g.faces, dtype=dtype)
-    solid = jnp.asarray(g.solid)
     t_in = case.inlet_temperature
-    cool = case.coolant
-    rho, mu_in = float(cool.density(t_in)), float(cool.viscosity(t_in))
-    cp, k_f = float(cool.cp(t_in)), float(cool.conductivity(t_in))
+    rho, mu = float(case.coolant.density(t_in)), float(case.coolant.viscosity(t_in))
+    cp, k_f = float(case.coolant.cp(t_in)), float(case.coolant.conductivity(t_in))
     fluid_in = g.material[0] == geo.FLUID
     u_in = case.flow_rate / _inlet_area(g)
     vel_in = np.zeros((3, 1) + fluid_in.shape)
     vel_in[0, 0] = np.where(fluid_in, u_in, 0.0)
     side = "symmetry" if case.geometry.get("unit_cell") else "wall"
     spec = flow.FlowSpec(
-        bc=("inlet", "outlet", side, side, "wall", "wall"), tol=case.flow_tolerance, max_outer=case.max_outer
+        bc=("inlet", "outlet", side, side, "wall", "wall"),
+        tol=case.flow_tolerance,
+        max_outer=case.max_outer,
+        pressure_line_axis=_thinnest_axis(g),
     )
     # pseudo-time step: the narrowest passage over the bulk speed (the best of the
     # choices measured on fin channels: fewest outer iterations, flat with the mesh)
     dt = _passage(case) / u_in
+    params = flow.FlowParams(
+        rho=jnp.asarray(rho, dtype),
+        mu=jnp.asarray(mu, dtype),
+        dt=jnp.asarray(dt, dtype),
+        body_force=jnp.zeros((3,), dtype),
+    )
     bnd = flow.flow_boundary(grid, velocity={"x-": vel_in})
-
-    def params(mu):
-        return flow.FlowParams(
-            rho=jnp.asarray(rho, dtype),
-            mu=jnp.asarray(mu, dtype),
-            dt=jnp.asarray(dt, dtype),
-            body_force=jnp.zeros((3,), dtype),
-        )
 
     k = jnp.asarray(np.where(g.solid, case.solid_k, k_f), dtype)
     heated = _heated_mask(g, case.heated)
@@ -380,34 +429,60 @@ def solve(case: ColdPlateCase) -> Solution:
         grid, "x_lo", jnp.where(jnp.asarray(fluid_in), cd.TEMPERATURE, cd.FLUX), value=t_in, dtype=dtype
     )
     faces["z_lo"] = cd.face_bc(grid, "z_lo", cd.FLUX, flux=jnp.asarray(flux_map, dtype), dtype=dtype)
-    bcs = cd.BoundaryConditions(**faces)
-    config = energy.EnergyConfig(scheme=case.energy_scheme, max_outer=500)
-    q = jnp.zeros(g.shape, dtype)
-    fluid = ~g.solid
+    return Problem(
+        geometry=g,
+        grid=grid,
+        solid=jnp.asarray(g.solid),
+        flow_params=params,
+        flow_boundary=bnd,
+        flow_spec=spec,
+        k=k,
+        q=jnp.zeros(g.shape, dtype),
+        thermal_bcs=cd.BoundaryConditions(**faces),
+        rho_cp=rho * cp,
+        energy_config=energy.EnergyConfig(scheme=case.energy_scheme, max_outer=500),
+        flux_map=flux_map,
+    )
 
-    # always a per-cell viscosity and an explicit initial state: one compilation
-    # serves the constant-property solve and every coupling iteration
+
+def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: np.ndarray) -> Solution:
+    """Solve the energy equation on the face flows of ``state``."""
+    flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
+    T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
+    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T)
+    return Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map, mu)
+
+
+def solve(case: ColdPlateCase) -> Solution:
+    """Flow and energy (see the module docstring for the viscosity models).
+    Does not raise on non-convergence: :func:`check_converged` does."""
+    pb = setup(case)
+    g = pb.geometry
+    mu_in = float(pb.flow_params.mu)
     mu = np.full(g.shape, mu_in)
-    state = flow.initial_state(grid, solid, bnd, spec)
+    if case.viscosity == "inlet":
+        state, finfo = solve_flow(pb.grid, pb.solid, pb.flow_params, pb.flow_boundary, pb.flow_spec)
+        return _with_energy(pb, state, finfo, mu)
+
+    # Picard coupling: always a per-cell viscosity and an explicit (warm) initial
+    # state, so one compilation serves every coupling iteration
+    cool, fluid, tol = case.coolant, ~g.solid, case.coupling_tolerance
+    state = flow.initial_state(pb.grid, pb.solid, pb.flow_boundary, pb.flow_spec)
     hist = {"pressure_drop": [], "r_max": [], "viscosity_change": []}
     converged = False
-    dp = r_max = float("nan")
-    for _ in range(case.max_coupling if case.viscosity == "temperature" else 1):
-        state, finfo = _FLOW(grid, solid, params(mu), bnd, spec, state)
-        flows = energy.face_flows(grid, state.u, state.v, state.w, rho * cp)
-        T, einfo, inner = _ENERGY(grid, k, q, bcs, flows, config)
-        T_np = np.asarray(T, np.float64)
-        if not (bool(finfo.converged) and bool(einfo.converged) and np.all(np.isfinite(T_np))):
+    for _ in range(case.max_coupling):
+        params = dataclasses.replace(pb.flow_params, mu=jnp.asarray(mu, pb.flow_params.mu.dtype))
+        state, finfo = solve_flow(pb.grid, pb.solid, params, pb.flow_boundary, pb.flow_spec, state)
+        sol = _with_energy(pb, state, finfo, mu)
+        try:
+            check_converged(case, sol)  # the flow and energy solves (sol's coupling is the default)
+        except SolveError:
             break
-        power = float(np.sum(flux_map * _bottom_areas(g)))
-        dp = pressure_drop(g, np.asarray(state.p, np.float64))
-        r_max = float((base_bottom(case, g, T_np, flux_map)[heated].max() - t_in) / power)
-        if case.viscosity == "inlet":
-            converged = True
-            break
-        mu_T = np.where(fluid, cool.viscosity(np.clip(T_np, cool.t_min, cool.t_max)), mu_in)
+        dp = pressure_drop(sol)
+        r_max = thermal_resistances(case, sol)[0]
+        T = np.asarray(sol.T, np.float64)
+        mu_T = np.where(fluid, cool.viscosity(np.clip(T, cool.t_min, cool.t_max)), mu_in)
         change = float(np.max(np.abs(mu_T[fluid] / mu[fluid] - 1.0)))
-        tol = case.coupling_tolerance
         if hist["pressure_drop"]:
             dp_prev, r_prev = hist["pressure_drop"][-1], hist["r_max"][-1]
             converged = abs(dp - dp_prev) <= tol * abs(dp) and abs(r_max - r_prev) <= tol * r_max and change <= tol
@@ -417,42 +492,87 @@ def solve(case: ColdPlateCase) -> Solution:
         if converged:
             break
         mu = mu_T
-    heat = energy.heat_balance(grid, k, q, bcs, flows, T)
     coupling = {"iterations": max(len(hist["pressure_drop"]), 1), "converged": converged, **hist}
-    return Solution(g, state, finfo, T, einfo, inner, heat, flux_map, mu, dp, r_max, coupling)
+    return dataclasses.replace(sol, coupling=coupling)
 
 
 # ----------------------------------------------------------------------------- outputs
 
 
-def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
-    sol = solve(case)
-    g, st = sol.geometry, sol.state
+def check_converged(case: ColdPlateCase, sol: Solution) -> None:
+    """Raise :class:`SolveError` if the flow or the energy solve, or the
+    viscosity-temperature coupling, did not converge."""
     fi, ei = sol.flow_info, sol.energy_info
-    T = np.asarray(sol.T, np.float64)
     if not bool(fi.converged):
         raise SolveError(
             f"flow solve did not converge: residual {float(fi.residual):.3e} after {int(fi.iterations)} outer "
             f"iterations (tolerance {case.flow_tolerance:g}); try more [solver] max_outer or a looser "
             "flow_tolerance"
         )
-    if not bool(ei.converged) or not np.all(np.isfinite(T)):
+    if not bool(ei.converged) or not np.all(np.isfinite(np.asarray(sol.T))):
         raise SolveError(
             f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
         )
     cpl = sol.coupling
     if not cpl["converged"]:
+        last = f"{cpl['viscosity_change'][-1]:.3e}" if cpl["viscosity_change"] else "n/a"
         raise SolveError(
             f"viscosity-temperature coupling did not converge in {cpl['iterations']} iterations (tolerance "
-            f"{case.coupling_tolerance:g}; last relative viscosity change {cpl['viscosity_change'][-1]:.3e}); "
+            f"{case.coupling_tolerance:g}; last relative viscosity change {last}); "
             "try more [solver] max_coupling or a looser coupling_tolerance"
         )
-    u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
-    dy, dz = np.diff(g.faces[1]), np.diff(g.faces[2])
-    dp = sol.pressure_drop
-    t_bottom = base_bottom(case, g, T, sol.flux_map)
+
+
+def pressure_drop(sol: Solution) -> float:
+    """Area-mean inlet-face pressure (first fluid cells extrapolated half a
+    cell to the face) minus the outlet's 0 Pa, Pa."""
+    g = sol.geometry
+    p = np.asarray(sol.state.p, np.float64)
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    area_in = (dy[:, None] * dz[None, :]) * (g.material[0] == geo.FLUID)
+    p0, p1 = p[0], p[1]
+    x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
+    p_face = p0 - (p1 - p0) * x0 / (x1 - x0)
+    return float((p_face * area_in).sum() / area_in.sum())
+
+
+def bottom_temperature(case: ColdPlateCase, sol: Solution) -> np.ndarray:
+    """Temperature of the base's bottom face, ``(nx, ny)`` K: the first cell
+    plus the known flux across its lower half."""
+    dz0 = sol.geometry.faces[2][1] - sol.geometry.faces[2][0]
+    return np.asarray(sol.T, np.float64)[:, :, 0] + sol.flux_map * 0.5 * dz0 / case.solid_k
+
+
+def thermal_resistances(case: ColdPlateCase, sol: Solution) -> tuple[float, float, float]:
+    """``(R_max, R_mean, power)``: hottest and area-weighted mean heated
+    bottom-face temperature above the inlet temperature, per watt (K/W), and
+    the heat input (W)."""
+    t_bottom = bottom_temperature(case, sol)
+    dx, dy = (np.diff(f) for f in sol.geometry.faces[:2])
     heated = sol.flux_map > 0
+    area = (dx[:, None] * dy[None, :])[heated]
     power = float(sol.heat[0])
+    t_in = case.inlet_temperature
+    r_max = (float(t_bottom[heated].max()) - t_in) / power
+    r_mean = (float((t_bottom[heated] * area).sum() / area.sum()) - t_in) / power
+    return r_max, r_mean, power
+
+
+def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], np.ndarray]:
+    """The reported figures of a solution (pressure drop, thermal resistances,
+    outlet and hottest temperatures, balances, iterations) and the base-bottom
+    temperature map (K). Raises :class:`SolveError` for a solve that did not
+    converge."""
+    check_converged(case, sol)
+    g, st = sol.geometry, sol.state
+    fi, ei, cpl = sol.flow_info, sol.energy_info, sol.coupling
+    T = np.asarray(sol.T, np.float64)
+    u = np.asarray(st.u, np.float64)
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    dp = pressure_drop(sol)
+    t_bottom = bottom_temperature(case, sol)
+    heated = sol.flux_map > 0
+    r_max, r_mean, power = thermal_resistances(case, sol)
     t_in = case.inlet_temperature
     # outlet bulk temperature, flow weighted
     u_out = u[-1]
@@ -469,8 +589,8 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         "inlet_temperature": Quantity(t_in - 273.15, "degC"),
         "heat_input": Quantity(power, "W", "heat flux times heated area"),
         "pressure_drop": Quantity(dp, "Pa", "inlet face (area mean) minus outlet"),
-        "R_max": Quantity((t_bottom[heated].max() - t_in) / power, "K/W", "(max base-bottom T - T_in) / P"),
-        "R_mean": Quantity((t_bottom[heated].mean() - t_in) / power, "K/W", "(mean heated base-bottom T - T_in) / P"),
+        "R_max": Quantity(r_max, "K/W", "(max base-bottom T - T_in) / P"),
+        "R_mean": Quantity(r_mean, "K/W", "(area-mean heated base-bottom T - T_in) / P"),
         "T_base_max": Quantity(float(t_bottom[heated].max()) - 273.15, "degC"),
         "T_outlet_bulk": Quantity(t_out - 273.15, "degC", "flow-weighted over the outlet face"),
         "T_outlet_energy_check": Quantity(
@@ -496,6 +616,15 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         ),
         "cells": Quantity(int(T.size)),
     }
+    return summary, t_bottom
+
+
+def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    sol = solve(case)
+    summary, t_bottom = summarize(case, sol)
+    g, st, fi, ei = sol.geometry, sol.state, sol.flow_info, sol.energy_info
+    T = np.asarray(sol.T, np.float64)
+    u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
     uc, vc, wc = 0.5 * (u[1:] + u[:-1]), 0.5 * (v[:, 1:] + v[:, :-1]), 0.5 * (w[:, :, 1:] + w[:, :, :-1])
     speed = np.sqrt(uc**2 + vc**2 + wc**2)
     fields = {
@@ -527,10 +656,10 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
             "energy_iterations": int(ei.iterations),
             "energy_residual_history": eh,
             "energy_inner_iterations": int(sol.energy_inner),
-            "coupling_iterations": int(cpl["iterations"]),
-            "coupling_pressure_drop_history": np.asarray(cpl["pressure_drop"], np.float64),
-            "coupling_r_max_history": np.asarray(cpl["r_max"], np.float64),
-            "coupling_viscosity_change_history": np.asarray(cpl["viscosity_change"], np.float64),
+            "coupling_iterations": int(sol.coupling["iterations"]),
+            "coupling_pressure_drop_history": np.asarray(sol.coupling["pressure_drop"], np.float64),
+            "coupling_r_max_history": np.asarray(sol.coupling["r_max"], np.float64),
+            "coupling_viscosity_change_history": np.asarray(sol.coupling["viscosity_change"], np.float64),
         },
         summary=summary,
     )

@@ -12,7 +12,9 @@ Below the fin layer, a stack of uniform solid layers (from the junction side
 up to the base); heat enters the bottom face through rectangles of given
 power. Coolant properties are taken at the inlet temperature
 (:mod:`thermo.coolant`); closures from :func:`kernels.porous.straight_fins`
-(Shah & London).
+(Shah & London) or a closure table from ``thermo calibrate`` (``[fins]
+closures``: f Re and Nu interpolated at the channel Reynolds number of each
+flow).
 
 Outputs: temperatures of the stack, the fins and the fluid, pressure and
 in-plane velocity at the operating flow; the curves dP(Q) and R(Q) over a
@@ -34,13 +36,14 @@ import numpy as np
 
 from kernels import porous
 from kernels.grid import grid_from_faces
+from thermo.calibrate import ClosureTableError, read_closure_table
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.results import Field, Quantity, write_results
 
-__all__ = ["CompactCase", "parse", "run", "CASE_TYPE"]
+__all__ = ["CompactCase", "parse", "run", "fin_layer", "discretize", "CASE_TYPE"]
 
 CASE_TYPE = "compact_coldplate"
 
@@ -74,6 +77,11 @@ class CompactCase:
     fin_height: float
     fin_k: float
     nusselt: str
+    closures: str  # path of a closure table ("" for Shah & London)
+    closure_kind: str  # "apparent" or "local" columns of the table
+    closure_re: tuple[float, ...]
+    closure_fre: tuple[float, ...]
+    closure_nu: tuple[float, ...]
     layers: tuple[SolidLayer, ...]
     heat: tuple[Source, ...]
     coolant: Coolant
@@ -82,6 +90,23 @@ class CompactCase:
     curve_flows: tuple[float, ...]
     precision: str
     plots: bool
+
+    @property
+    def channel_run(self) -> float:
+        """Length of one channel from its inlet to its outlet, m."""
+        run = self.size[0] - 2 * self.plenum_length
+        return (run - self.slot_width) / 2 if self.layout == "centre_fed" else run
+
+    def channel_reynolds(self, flow):
+        """Channel Reynolds number ``rho u_c D_h / mu`` at the volume flow
+        ``flow`` (float or traced), ``u_c`` the mean channel velocity (the
+        flow splits in two for ``centre_fed``)."""
+        w, t, H = self.channel_width, self.fin_thickness, self.fin_height
+        t_in = self.inlet_temperature
+        rho, mu = float(self.coolant.density(t_in)), float(self.coolant.viscosity(t_in))
+        through = flow / 2 if self.layout == "centre_fed" else flow
+        u_c = through / (self.size[1] * H * w / (w + t))
+        return rho * u_c * (2 * w * H / (w + H)) / mu
 
     @property
     def total_power(self) -> float:
@@ -134,6 +159,12 @@ def parse(case: CaseFile) -> CompactCase:
         library[ft.string("material", choices=tuple(sorted(library)))].k,
         ft.string("nusselt", default="H1", choices=("H1", "T")),
     )
+    closures = ft.path_value("closures", case.directory, default=None)
+    closure_kind = ft.string("closure_kind", default="apparent", choices=("apparent", "local"))
+    if closures is not None and ft.has("nusselt"):
+        raise ft.error("nusselt", "give either nusselt (Shah & London) or closures (a calibrated table), not both")
+    if closures is None and ft.has("closure_kind"):
+        raise ft.error("closure_kind", "only with closures = <closure table>")
     ft.finish()
 
     layers = []
@@ -164,7 +195,10 @@ def parse(case: CaseFile) -> CompactCase:
     st.finish()
     plots = read_plots_flag(root)
     root.finish()
-    return CompactCase(
+    table = ((), (), ())
+    if closures is not None:
+        table = _closure_table(case.path, closures, closure_kind, fins, size, layout, plenum, slot)
+    out = CompactCase(
         name,
         description,
         size,
@@ -173,6 +207,9 @@ def parse(case: CaseFile) -> CompactCase:
         plenum,
         slot,
         *fins,
+        str(closures or ""),
+        closure_kind,
+        *table,
         tuple(layers),
         tuple(heat),
         coolant,
@@ -182,6 +219,44 @@ def parse(case: CaseFile) -> CompactCase:
         precision,
         plots,
     )
+    if closures is not None:
+        res = [out.channel_reynolds(q) for q in (*out.curve_flows, out.flow)]
+        lo, hi = out.closure_re[0], out.closure_re[-1]
+        if min(res) < lo * (1 - 1e-9) or max(res) > hi * (1 + 1e-9):
+            raise CaseError(
+                case.path,
+                "operating.flow_range",
+                f"the flows give channel Reynolds numbers {min(res):.4g}..{max(res):.4g}, outside the closure "
+                f"table's {lo:.4g}..{hi:.4g} ({closures}); calibrate over a wider range",
+            )
+    return out
+
+
+def _closure_table(case_path, path, kind, fins, size, layout, plenum, slot):
+    """(Re, f Re, Nu) columns of a closure table, checked against the fins."""
+    key = "fins.closures"
+    try:
+        t = read_closure_table(path, required=(f"fRe_{kind}", f"Nu_{kind}"))
+    except ClosureTableError as exc:
+        raise CaseError(case_path, key, str(exc)) from None
+    for name, value in (("channel_width", fins[0]), ("fin_height", fins[2])):
+        if abs(t.meta[name] / value - 1) > 1e-6:
+            raise CaseError(
+                case_path,
+                key,
+                f"{path} was calibrated for {name} {t.meta[name] * 1e3:g} mm, the fins have {value * 1e3:g} mm",
+            )
+    run = size[0] - 2 * plenum
+    run = (run - slot) / 2 if layout == "centre_fed" else run
+    if kind == "apparent" and abs(t.meta["length"] / run - 1) > 1e-3:
+        raise CaseError(
+            case_path,
+            key,
+            f"{path} holds apparent values (entrance included) of a {t.meta['length'] * 1e3:g} mm channel, the "
+            f'channels here run {run * 1e3:g} mm; calibrate at that length or use closure_kind = "local"',
+        )
+    c = t.columns
+    return tuple(tuple(float(v) for v in c[k]) for k in ("Re", f"fRe_{kind}", f"Nu_{kind}"))
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -251,12 +326,19 @@ def discretize(case: CompactCase) -> Arrays:
     return Arrays((xf, yf, zf), plenum, slot, power / area, k)
 
 
-def _inputs(case: CompactCase, arr: Arrays, dtype):
-    xf, yf, zf = arr.faces
+def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
+    """Fin-layer closures at the volume flow ``flow`` (traced): Shah & London,
+    or the closure table interpolated (linearly, in Re) at the channel
+    Reynolds number of that flow; plena where ``arr.plenum``."""
     nx, ny = arr.plenum.shape
-    grid = grid_from_faces(xf, yf, zf, dtype)
     cool, t_in = case.coolant, case.inlet_temperature
     mu, kf = float(cool.viscosity(t_in)), float(cool.conductivity(t_in))
+    fre = nusselt = None
+    if case.closures:
+        re = case.channel_reynolds(jnp.asarray(flow, dtype))
+        table = [jnp.asarray(c, dtype) for c in (case.closure_re, case.closure_fre, case.closure_nu)]
+        fre = jnp.interp(re, table[0], table[1])
+        nusselt = jnp.interp(re, table[0], table[2])
     fins = porous.straight_fins(
         (nx, ny),
         case.channel_width,
@@ -267,8 +349,17 @@ def _inputs(case: CompactCase, arr: Arrays, dtype):
         mu,
         nu=case.nusselt,
         dtype=dtype,
+        fre=fre,
+        nusselt=nusselt,
     )
-    layer = porous.select(jnp.asarray(~arr.plenum), fins, porous.plenum((nx, ny), case.fin_height, kf, mu, dtype))
+    return porous.select(jnp.asarray(~arr.plenum), fins, porous.plenum((nx, ny), case.fin_height, kf, mu, dtype))
+
+
+def _inputs(case: CompactCase, arr: Arrays, dtype):
+    xf, yf, zf = arr.faces
+    nx, ny = arr.plenum.shape
+    grid = grid_from_faces(xf, yf, zf, dtype)
+    cool, t_in = case.coolant, case.inlet_temperature
     if case.layout == "centre_fed":
         bc = porous.FlowBC.make((nx, ny), dtype, inlet_cells=arr.slot, outlet_x_lo=1.0, outlet_x_hi=1.0)
     else:
@@ -276,7 +367,7 @@ def _inputs(case: CompactCase, arr: Arrays, dtype):
         bc = porous.FlowBC.make((nx, ny), dtype, inlet_x_lo=dy / dy.sum(), outlet_x_hi=1.0)
     stack = porous.Stack(jnp.asarray(arr.k, dtype), jnp.asarray(arr.flux, dtype))
     rho_cp = float(cool.density(t_in) * cool.cp(t_in))
-    return grid, layer, bc, stack, rho_cp
+    return grid, bc, stack, rho_cp
 
 
 def _solve(grid, layer, bc, stack, q, rho_cp, t_in):
@@ -300,12 +391,15 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
         raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
     arr = discretize(case)
-    grid, layer, bc, stack, rho_cp = _inputs(case, arr, dtype)
+    grid, bc, stack, rho_cp = _inputs(case, arr, dtype)
     t_in = case.inlet_temperature
+
+    def one(q):
+        return _solve(grid, fin_layer(case, arr, dtype, q), bc, stack, q, rho_cp, t_in)
+
     # one vmapped solve (one compilation): the flow range, then the operating point
     qs = jnp.asarray((*case.curve_flows, case.flow), dtype)
-    batch = jax.jit(jax.vmap(_solve, in_axes=(None, None, None, None, 0, None, None)))
-    flows, ths, rmaxs, rmeans = batch(grid, layer, bc, stack, qs, rho_cp, t_in)
+    flows, ths, rmaxs, rmeans = jax.jit(jax.vmap(one))(qs)
     _check(flows.info.converged, "flow solve", flows.info)
     _check(ths.info.converged, "energy solve", ths.info)
     flow, th = jax.tree_util.tree_map(lambda a: a[-1], (flows, ths))
@@ -321,6 +415,10 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         "layout": Quantity(case.layout),
         "total_power": Quantity(case.total_power, "W", "heat into the bottom face"),
         "flow": Quantity(case.flow * lpm, "L/min"),
+        "channel_Re": Quantity(float(case.channel_reynolds(case.flow)), "", "rho u_c D_h / mu, mean channel velocity"),
+        "closures": Quantity(
+            f"{case.closure_kind} values of {case.closures}" if case.closures else f"Shah & London (Nu_{case.nusselt})"
+        ),
         "pressure_drop": Quantity(float(flow.dp) / 1e3, "kPa", "flow-weighted inlet minus outlet pressure"),
         "T_junction_max": Quantity(float(t_bottom.max()) - 273.15, "degC", "hottest point of the bottom face"),
         "R_max": Quantity(float(r_max), "K/W", "(T_bottom,max - T_inlet) / P"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from types import ModuleType
 
-from thermo import coldplate, compact, facility, rack, stack
+from thermo import calibrate, coldplate, compact, facility, rack, stack
 from thermo.case import CaseError, CaseFile
 
 __all__ = ["CASE_TYPES", "model_for"]
@@ -24,6 +24,7 @@ CASE_TYPES: dict[str, ModuleType] = {
     rack.CASE_TYPE: rack,
     coldplate.CASE_TYPE: coldplate,
     compact.CASE_TYPE: compact,
+    calibrate.CASE_TYPE: calibrate,
 }
 
 

@@ -1,0 +1,112 @@
+"""Resolved cold plate: the bundled straight-fin unit cell
+(cases/coldplate_unit_cell.toml) refined to about 50k, 200k and 800k cells,
+float64 and float32. Compilation is timed apart from the solve (ahead-of-time
+lower + compile); the flow solve runs to a scaled residual of 1e-6 (float64)
+or 1e-5 (float32), then the conjugate energy solve. Records outer iterations,
+cells x outer iterations per second, dP and R, and the residual histories
+(plotted by ``python -m benchmarks report``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from benchmarks.harness import Record
+from kernels import energy
+from thermo import coldplate as cp
+from thermo.case import load
+
+CASE = Path(__file__).resolve().parents[1] / "cases" / "coldplate_unit_cell.toml"
+
+# cells across (channel, whole fin, fin height, base, length); y = channel + fin,
+# z = fin height + base, x = length
+MESHES = {
+    "6k": (8, 4, 12, 4, 32),
+    "49k": (16, 8, 24, 8, 64),
+    "195k": (24, 12, 40, 12, 104),
+    "806k": (40, 20, 60, 20, 168),
+}
+TOLERANCE = {"float64": 1e-6, "float32": 1e-5}
+
+
+def unit_cell(mesh: str, precision: str) -> cp.ColdPlateCase:
+    case = cp.parse(load(CASE))
+    geom = dict(case.geometry)
+    keys = ("cells_channel", "cells_fin", "cells_fin_height", "cells_base", "cells_length")
+    geom.update(zip(keys, MESHES[mesh], strict=True))
+    return dataclasses.replace(
+        case, geometry=geom, precision=precision, flow_tolerance=TOLERANCE[precision], max_outer=1000
+    )
+
+
+def _compile(jitted, *args):
+    t0 = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - t0
+
+
+def solve_timed(case: cp.ColdPlateCase):
+    """Solve ``case`` with compilation and execution timed apart; returns
+    ``(Solution, timings)``."""
+    pb = cp.setup(case)
+    fargs = (pb.grid, pb.solid, pb.flow_params, pb.flow_boundary)
+    flow_c, t_cf = _compile(cp.solve_flow, *fargs, pb.flow_spec)
+    (state, finfo), t_flow = _timed(flow_c, *fargs)
+    flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
+    eargs = (pb.grid, pb.k, pb.q, pb.thermal_bcs, flows)
+    energy_c, t_ce = _compile(cp.solve_energy, *eargs, pb.energy_config)
+    (T, einfo, inner), t_energy = _timed(energy_c, *eargs)
+    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T)
+    sol = cp.Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map)
+    return sol, {"compile_flow_s": t_cf, "flow_s": t_flow, "compile_energy_s": t_ce, "energy_s": t_energy}
+
+
+def run(meshes, dtypes) -> list[Record]:
+    records = []
+    for precision in dtypes:
+        for mesh in meshes:
+            case = unit_cell(mesh, precision)
+            sol, t = solve_timed(case)
+            summary, _ = cp.summarize(case, sol)  # raises if a solve did not converge
+            fi, ei = sol.flow_info, sol.energy_info
+            cells = int(np.prod(sol.geometry.shape))
+            outer = int(fi.iterations)
+            hist = np.asarray(fi.history, np.float64)[: outer + 1]
+            records.append(
+                Record(
+                    "coldplate_unit_cell",
+                    mesh,
+                    precision,
+                    metrics={
+                        "cells": cells,
+                        "flow_outer_iterations": outer,
+                        "energy_iterations": int(ei.iterations),
+                        "energy_inner_iterations": int(sol.energy_inner),
+                        **t,
+                        "solve_s": t["flow_s"] + t["energy_s"],
+                        "cells_outer_per_s": cells * outer / t["flow_s"],
+                        "dp_Pa": summary["pressure_drop"].value,
+                        "R_max_KpW": summary["R_max"].value,
+                        "R_mean_KpW": summary["R_mean"].value,
+                        "T_outlet_degC": summary["T_outlet_bulk"].value,
+                    },
+                    check={
+                        "flow_tolerance": case.flow_tolerance,
+                        "flow_residual": float(fi.residual),
+                        "mass_imbalance": float(fi.mass_imbalance),
+                        "heat_balance_error": summary["heat_balance_error"].value,
+                        "flow_residual_history": [float(h) for h in hist],
+                    },
+                )
+            )
+    return records

@@ -1,0 +1,2 @@
+"""Peer codes run side by side with ours on the same case (case-file writers
+and runners)."""
