@@ -17,6 +17,7 @@ print(
             "points": info.GetNumberOfPoints(),
             "bounds": list(info.GetBounds()),
             "ranges": {name: list(reader.CellData[name].GetRange()) for name in reader.CellData.keys()},
+            "tuples": {name: reader.CellData[name].GetNumberOfTuples() for name in reader.CellData.keys()},
         }
     )
 )

@@ -6,8 +6,22 @@ Set-up: coolant enters through the x- face (over its fluid cells) at a given
 volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge;
 the base is heated from below (z = 0) over the fin-field footprint or the
 whole base; every other face is an adiabatic wall, or a symmetry plane on the
-y faces of a unit cell. Coolant properties are taken at the inlet
-temperature (constant-property flow and energy).
+y faces of a unit cell.
+
+Coolant properties: density, heat capacity and conductivity are taken at the
+inlet temperature. The viscosity is either the inlet value too
+(``[coolant] viscosity = "inlet"``, the default: constant properties, one flow
+and one energy solve) or the local value ``mu(T)`` of each fluid cell
+(``viscosity = "temperature"``): a Picard iteration couples flow and energy:
+solve the flow with ``mu(T_in)``, solve the energy equation, set every fluid
+cell's viscosity to ``mu(T)`` of that temperature field (``thermo.coolant``
+fits, temperatures clipped to the fit range), re-solve the flow warm-started
+from the last velocity and pressure, and repeat until the pressure drop,
+``R_max`` and the largest relative change of the viscosity field all change by
+less than ``[solver] coupling_tolerance`` between two iterations (at most
+``max_coupling`` iterations; otherwise :class:`~thermo.errors.SolveError`).
+The converged viscosity field equals ``mu(T)`` of the final temperature field
+to that tolerance.
 
 Reported: pressure drop, thermal resistance from the base's bottom face to
 the inlet (maximum and mean), outlet bulk temperature, hottest solid cell and
@@ -17,7 +31,8 @@ residuals.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import jax
@@ -54,6 +69,7 @@ __all__ = [
 ]
 
 CASE_TYPE = "resolved_coldplate"
+VISCOSITY_MODELS = ("inlet", "temperature")
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,9 @@ class ColdPlateCase:
     max_outer: int
     energy_scheme: str
     plots: bool
+    viscosity: str = "inlet"  # "inlet" (constant) or "temperature" (Picard-coupled mu(T))
+    coupling_tolerance: float = 1e-4  # relative change of dP, R_max and mu between coupling iterations
+    max_coupling: int = 30
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -160,13 +179,19 @@ def read_material(root: Table) -> tuple[str, float]:
 def read_solver(root: Table) -> tuple[str, float, int, str]:
     """The ``[solver]`` table: ``(precision, flow_tolerance, max_outer, energy_scheme)``."""
     st = root.table("solver", default={})
+    settings = _solver_settings(st)
+    st.finish()
+    return settings
+
+
+def _solver_settings(st: Table) -> tuple[str, float, int, str]:
+    """The flow and energy keys of a ``[solver]`` table (not finished)."""
     precision = st.string("precision", default="float64", choices=("float64", "float32"))
     flow_tol = st.number(
         "flow_tolerance", default=1e-8 if precision == "float64" else 1e-5, minimum=1e-14, maximum=1e-2
     )
     max_outer = st.integer("max_outer", default=500, minimum=1)
     scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
-    st.finish()
     return precision, flow_tol, max_outer, scheme
 
 
@@ -187,7 +212,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
 
     solid, k_solid = read_material(root)
 
-    coolant = read_coolant(root.table("coolant", default={}))
+    ct = root.table("coolant", default={})
+    viscosity = ct.string("viscosity", default="inlet", choices=VISCOSITY_MODELS)
+    coolant = read_coolant(ct)
 
     inlet = root.table("inlet")
     if inlet.has("flow") == inlet.has("velocity"):
@@ -210,7 +237,16 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     power = heat.quantity("power", "power", positive=True) if heat.has("power") else None
     heat.finish()
 
-    precision, flow_tol, max_outer, scheme = read_solver(root)
+    st = root.table("solver", default={})
+    precision, flow_tol, max_outer, scheme = _solver_settings(st)
+    coupling_tol = st.number("coupling_tolerance", default=1e-4, minimum=1e-10, maximum=0.1)
+    max_coupling = st.integer("max_coupling", default=30, minimum=1)
+    if viscosity == "inlet" and (st.has("coupling_tolerance") or st.has("max_coupling")):
+        raise st.error(
+            "coupling_tolerance" if st.has("coupling_tolerance") else "max_coupling",
+            'only used with [coolant] viscosity = "temperature"',
+        )
+    st.finish()
     plots = read_plots_flag(root)
     root.finish()
 
@@ -262,6 +298,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
         max_outer,
         scheme,
         plots,
+        viscosity=viscosity,
+        coupling_tolerance=coupling_tol,
+        max_coupling=max_coupling,
     )
 
 
@@ -324,6 +363,10 @@ class Problem:
     flux_map: np.ndarray  # W/m^2 on the bottom face
 
 
+def _no_coupling() -> dict:
+    return {"iterations": 1, "converged": True, "pressure_drop": [], "r_max": [], "viscosity_change": []}
+
+
 @dataclass(frozen=True)
 class Solution:
     geometry: geo.VoxelGeometry
@@ -334,6 +377,13 @@ class Solution:
     energy_inner: jax.Array
     heat: tuple  # (added, removed) W
     flux_map: np.ndarray
+    # Pa s per cell as used by the last flow solve (inlet value in solid cells);
+    # None: the constant inlet value of setup()'s FlowParams
+    viscosity: np.ndarray | None = None
+    # Picard iterations: "iterations", "converged", per-iteration "pressure_drop" (Pa),
+    # "r_max" (K/W), "viscosity_change" (max relative change of mu(T) against the mu the
+    # flow used, fluid cells); the default is one constant-viscosity flow and energy solve
+    coupling: dict = field(default_factory=_no_coupling)
 
 
 # one compiled solver per grid shape and static configuration, kept across calls
@@ -399,20 +449,63 @@ def setup(case: ColdPlateCase) -> Problem:
     )
 
 
-def solve(case: ColdPlateCase) -> Solution:
-    pb = setup(case)
-    state, finfo = solve_flow(pb.grid, pb.solid, pb.flow_params, pb.flow_boundary, pb.flow_spec)
+def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: np.ndarray) -> Solution:
+    """Solve the energy equation on the face flows of ``state``."""
     flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
     T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
     heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T)
-    return Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map)
+    return Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map, mu)
+
+
+def solve(case: ColdPlateCase) -> Solution:
+    """Flow and energy (see the module docstring for the viscosity models).
+    Does not raise on non-convergence: :func:`check_converged` does."""
+    pb = setup(case)
+    g = pb.geometry
+    mu_in = float(pb.flow_params.mu)
+    mu = np.full(g.shape, mu_in)
+    if case.viscosity == "inlet":
+        state, finfo = solve_flow(pb.grid, pb.solid, pb.flow_params, pb.flow_boundary, pb.flow_spec)
+        return _with_energy(pb, state, finfo, mu)
+
+    # Picard coupling: always a per-cell viscosity and an explicit (warm) initial
+    # state, so one compilation serves every coupling iteration
+    cool, fluid, tol = case.coolant, ~g.solid, case.coupling_tolerance
+    state = flow.initial_state(pb.grid, pb.solid, pb.flow_boundary, pb.flow_spec)
+    hist = {"pressure_drop": [], "r_max": [], "viscosity_change": []}
+    converged = False
+    for _ in range(case.max_coupling):
+        params = dataclasses.replace(pb.flow_params, mu=jnp.asarray(mu, pb.flow_params.mu.dtype))
+        state, finfo = solve_flow(pb.grid, pb.solid, params, pb.flow_boundary, pb.flow_spec, state)
+        sol = _with_energy(pb, state, finfo, mu)
+        try:
+            check_converged(case, sol)  # the flow and energy solves (sol's coupling is the default)
+        except SolveError:
+            break
+        dp = pressure_drop(sol)
+        r_max = thermal_resistances(case, sol)[0]
+        T = np.asarray(sol.T, np.float64)
+        mu_T = np.where(fluid, cool.viscosity(np.clip(T, cool.t_min, cool.t_max)), mu_in)
+        change = float(np.max(np.abs(mu_T[fluid] / mu[fluid] - 1.0)))
+        if hist["pressure_drop"]:
+            dp_prev, r_prev = hist["pressure_drop"][-1], hist["r_max"][-1]
+            converged = abs(dp - dp_prev) <= tol * abs(dp) and abs(r_max - r_prev) <= tol * r_max and change <= tol
+        hist["pressure_drop"].append(dp)
+        hist["r_max"].append(r_max)
+        hist["viscosity_change"].append(change)
+        if converged:
+            break
+        mu = mu_T
+    coupling = {"iterations": max(len(hist["pressure_drop"]), 1), "converged": converged, **hist}
+    return dataclasses.replace(sol, coupling=coupling)
 
 
 # ----------------------------------------------------------------------------- outputs
 
 
 def check_converged(case: ColdPlateCase, sol: Solution) -> None:
-    """Raise :class:`SolveError` if the flow or the energy solve did not converge."""
+    """Raise :class:`SolveError` if the flow or the energy solve, or the
+    viscosity-temperature coupling, did not converge."""
     fi, ei = sol.flow_info, sol.energy_info
     if not bool(fi.converged):
         raise SolveError(
@@ -423,6 +516,14 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
     if not bool(ei.converged) or not np.all(np.isfinite(np.asarray(sol.T))):
         raise SolveError(
             f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
+        )
+    cpl = sol.coupling
+    if not cpl["converged"]:
+        last = f"{cpl['viscosity_change'][-1]:.3e}" if cpl["viscosity_change"] else "n/a"
+        raise SolveError(
+            f"viscosity-temperature coupling did not converge in {cpl['iterations']} iterations (tolerance "
+            f"{case.coupling_tolerance:g}; last relative viscosity change {last}); "
+            "try more [solver] max_coupling or a looser coupling_tolerance"
         )
 
 
@@ -468,7 +569,7 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
     converge."""
     check_converged(case, sol)
     g, st = sol.geometry, sol.state
-    fi, ei = sol.flow_info, sol.energy_info
+    fi, ei, cpl = sol.flow_info, sol.energy_info, sol.coupling
     T = np.asarray(sol.T, np.float64)
     u = np.asarray(st.u, np.float64)
     dx, dy, dz = (np.diff(f) for f in g.faces)
@@ -508,6 +609,15 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
         "energy_iterations": Quantity(int(ei.iterations), "", "deferred-correction iterations"),
         "energy_inner_iterations": Quantity(int(sol.energy_inner)),
         "energy_residual": Quantity(float(ei.residual)),
+        "viscosity_model": Quantity(case.viscosity, "", "coolant viscosity: inlet value, or mu(T) per cell"),
+        "coupling_iterations": Quantity(
+            int(cpl["iterations"]), "", "flow-energy Picard iterations (1: constant viscosity)"
+        ),
+        "coupling_viscosity_change": Quantity(
+            cpl["viscosity_change"][-1] if cpl["viscosity_change"] else 0.0,
+            "",
+            "max relative difference of mu(T_final) and the viscosity of the last flow solve (fluid cells)",
+        ),
         "cells": Quantity(int(T.size)),
     }
     return summary, t_bottom
@@ -530,6 +640,9 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         "velocity_z": Field(wc, "m/s", "cell-centred average of the z-face velocities"),
         "speed": Field(speed, "m/s", "magnitude of the cell-centred velocity"),
         "material": Field(g.material.astype(np.float64), "1", "0 fluid, 1 base, 2 fin, 3 cover"),
+        "viscosity": Field(
+            np.where(g.solid, 0.0, sol.viscosity), "Pa s", "dynamic viscosity of the last flow solve; 0 in solid"
+        ),
     }
     fh = np.asarray(fi.history, np.float64)[: int(fi.iterations) + 1]
     eh = np.asarray(ei.history, np.float64)[: int(ei.iterations) + 1]
@@ -547,6 +660,10 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
             "energy_iterations": int(ei.iterations),
             "energy_residual_history": eh,
             "energy_inner_iterations": int(sol.energy_inner),
+            "coupling_iterations": int(sol.coupling["iterations"]),
+            "coupling_pressure_drop_history": np.asarray(sol.coupling["pressure_drop"], np.float64),
+            "coupling_r_max_history": np.asarray(sol.coupling["r_max"], np.float64),
+            "coupling_viscosity_change_history": np.asarray(sol.coupling["viscosity_change"], np.float64),
         },
         summary=summary,
     )
