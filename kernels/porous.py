@@ -81,8 +81,9 @@ aspect ratio ``alpha`` (Kakac, Shah & Aung 1987, Handbook of Single-Phase
 Convective Heat Transfer, ch. 3), optionally Shah's apparent friction for
 developing flow (:func:`shah_apparent_fre`). Pin fins (:func:`pin_fins`):
 Zukauskas (1972, Adv. Heat Transfer 8, 93-160; as tabulated in Incropera &
-DeWitt, Tables 7.5/7.7) for heat transfer; no pin-fin friction correlation is
-shipped (friction must come from calibration).
+DeWitt, Tables 7.5/7.7) for heat transfer; friction is given as a Darcy-
+Forchheimer pair (the case type fits it to the Zukauskas friction charts,
+``thermo/pin_friction.py``).
 """
 
 from __future__ import annotations
@@ -354,9 +355,11 @@ def pin_fins(
     tubes with at least 20 rows; pins with end walls and few rows deviate
     (calibrate from resolved unit cells).
 
-    Friction: no correlation is shipped; give the Darcy resistivity
-    ``r_darcy`` (mu/K) and Forchheimer ``beta`` (isotropic in-plane), e.g.
-    fitted to resolved unit cells or to a published friction chart.
+    Friction: give the Darcy resistivity ``r_darcy`` (mu/K) and Forchheimer
+    ``beta`` (isotropic in-plane), e.g. fitted to resolved unit cells or to a
+    published friction chart (:mod:`thermo.pin_friction` fits the Zukauskas
+    charts). ``Re_max`` here uses the transverse gap ``S_T - D`` even where a
+    staggered bank's diagonal gap is narrower.
 
     Fin surface per plan area ``pi D H / (S_T S_L)``, floor fraction
     ``1 - pi D^2 / (4 S_T S_L)``, ``m = sqrt(4 h / (k_fin D))``; the pins do

@@ -60,7 +60,7 @@ MALFORMED = {
     "unknown layout": (_edit('layout = "centre_fed"', 'layout = "center"'), "plate.layout"),
     "centre-fed without slot": (_edit('slot_width = "6 mm"', ""), "plate.slot_width"),
     "plena too long": (_edit('plenum_length = "4 mm"', 'plenum_length = "40 mm"'), "plate.plenum_length"),
-    "unknown fin type": (_edit('type = "straight"', 'type = "pins"'), "fins.type"),
+    "unknown fin type": (_edit('type = "straight"', 'type = "wavy"'), "fins.type"),
     "heat outside the plate": (
         _edit('rect = ["26 mm", "26 mm", "54 mm", "54 mm"]', 'rect = ["26 mm", "26 mm", "84 mm", "54 mm"]'),
         "heat[0].rect",
@@ -122,3 +122,117 @@ def test_bad_power_map_exits_2_naming_the_key(tmp_path, capsys):
     case = _with_die_map(tmp_path, ["0,0", "0,-1"])
     assert main(["check", str(case)]) == 2
     assert "non-negative" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ pin fins
+
+STRAIGHT_FINS = """type = "straight"                # channels along x
+channel_width = "0.2 mm"
+fin_thickness = "0.1 mm"
+height = "3 mm"
+material = "copper"
+nusselt = "H1"                   # Shah & London four-wall Nu_H1 (or "T")"""
+PINS = """type = "pins"
+diameter = "0.5 mm"
+pitch_transverse = "1 mm"
+pitch_longitudinal = "0.9 mm"
+arrangement = "staggered"
+height = "3 mm"
+material = "copper\""""
+PIN_END_FED = _edit(STRAIGHT_FINS, PINS, END_FED)
+
+
+def _pin_case(text=PIN_END_FED, **changes):
+    import tomllib
+
+    from thermo import compact
+    from thermo.case import CaseFile
+
+    for old, new in changes.items():
+        text = _edit(old, new, text)
+    return compact.parse(CaseFile(Path("pins.toml"), text, tomllib.loads(text)))
+
+
+SQUARE_PINS = _edit('pitch_longitudinal = "0.9 mm"', 'pitch_longitudinal = "1 mm"', PINS)
+INLINE_PINS = _edit('arrangement = "staggered"', 'arrangement = "inline"', _edit('"0.5 mm"', '"0.7 mm"', SQUARE_PINS))
+
+
+@pytest.mark.parametrize("fins", [PINS, SQUARE_PINS, INLINE_PINS], ids=["staggered", "staggered-square", "inline"])
+def test_pin_friction_fit_reproduces_ht_zukauskas_over_the_flow_range(fins):
+    """r u + beta u^2 against ht.dP_Zukauskas per row pitch at 13 flows of the
+    range (not the fit points): within 3 %; the summary's fit error bounds it."""
+    from ht.conv_tube_bank import dP_Zukauskas
+
+    case = _pin_case(**{PINS: fins})
+    water = make_coolant("water")
+    rho, mu = float(water.density(308.15)), float(water.viscosity(308.15))
+    D, st, sl = case.pin_diameter, case.pitch_transverse, case.pitch_longitudinal
+    u = np.linspace(1, 3, 13) / 60000 / (0.08 * 3e-3)
+    if case.arrangement == "staggered":
+        sd = np.hypot(sl, st / 2)
+        vmax = u * (st / (2 * (sd - D)) if sd < (st + D) / 2 else st / (st - D))
+        sl_chart = sl * (1 + 1e-9) if st == sl else sl  # ht: equal pitches select the in-line chart
+    else:
+        vmax, sl_chart = u * st / (st - D), sl
+    chart = np.array([dP_Zukauskas(rho * v * D / mu, 10, st, sl_chart, D, rho, v) / (10 * sl) for v in vmax])
+    model = case.pin_r_darcy * u + case.pin_beta * u**2
+    err = np.abs(model / chart - 1)
+    assert err.max() < 0.03, err
+    assert case.pin_fit_error < 0.03 and err.max() <= case.pin_fit_error * 1.5
+    assert case.pin_r_darcy > 0 and case.pin_beta > 0
+
+
+def test_end_fed_pin_plate_has_the_1d_pressure_drop_and_energy_balance(tmp_path, capsys):
+    case = tmp_path / "pins.toml"
+    case.write_text(PIN_END_FED)
+    out = tmp_path / "out"
+    assert main(["run", str(case), "-o", str(out)]) == 0, capsys.readouterr().err
+    summary = {k: v["value"] for k, v in json.loads((out / "summary.json").read_text()).items()}
+    assert summary["heat_balance_error"] < 1e-9
+    r, beta = summary["pin_r_darcy"], summary["pin_beta"]
+    water = make_coolant("water")
+    mu = float(water.viscosity(308.15))
+    H = 3e-3
+
+    def one_d(q):  # Hele-Shaw through two 4 mm plena, Darcy-Forchheimer over the 72 mm pin field
+        u = q / (0.08 * H)
+        return 12 * mu / H**2 * u * 8e-3 + (r * u + beta * u**2) * 72e-3
+
+    assert summary["pressure_drop"] * 1e3 == pytest.approx(one_d(1.5 / 60000), rel=1e-6)
+    rows = list(csv.DictReader((out / "curves.csv").open()))
+    flows = np.array([float(r["flow_Lpm"]) for r in rows])
+    dp = np.array([float(r["pressure_drop_kPa"]) for r in rows]) * 1e3
+    np.testing.assert_allclose(dp, [one_d(q / 60000) for q in flows], rtol=1e-6)
+    r_max = np.array([float(r["R_max_KpW"]) for r in rows])
+    r_mean = np.array([float(r["R_mean_KpW"]) for r in rows])
+    assert np.all(np.diff(r_max) < 0) and np.all(np.diff(r_mean) < 0)
+    assert summary["pin_rows"] == pytest.approx(80.0)
+
+
+PIN_MALFORMED = {
+    "pitch below diameter": ('pitch_transverse = "1 mm"', 'pitch_transverse = "0.4 mm"', "fins.pitch_transverse"),
+    "pitch outside chart": ('pitch_transverse = "1 mm"', 'pitch_transverse = "2 mm"', "fins.pitch_transverse"),
+    "rectangular inline": ('arrangement = "staggered"', 'arrangement = "inline"', "fins.pitch_longitudinal"),
+    "bad arrangement": ('arrangement = "staggered"', 'arrangement = "hexagonal"', "fins.arrangement"),
+    "missing diameter": ('diameter = "0.5 mm"', "", "fins.diameter"),
+    "straight key on pins": (
+        'diameter = "0.5 mm"',
+        'diameter = "0.5 mm"\nchannel_width = "1 mm"',
+        "fins.channel_width",
+    ),
+    "Re below chart": (
+        'flow_range = ["1 L/min", "3 L/min"]',
+        'flow_range = ["0.01 L/min", "3 L/min"]',
+        "operating.flow_range",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PIN_MALFORMED))
+def test_malformed_pin_case_exits_2_naming_the_key(name, tmp_path, capsys):
+    old, new, key = PIN_MALFORMED[name]
+    case = tmp_path / "bad.toml"
+    case.write_text(_edit(old, new, PIN_END_FED))
+    assert main(["check", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert str(case) in err and key in err and "Traceback" not in err, err

@@ -1,7 +1,8 @@
 """``compact_coldplate`` cases: a whole cold plate by the porous fin-field model.
 
-The plate is a rectangle in x-y with straight fins along x over a field
-between two open plena (one at each x end). Layouts:
+The plate is a rectangle in x-y with a field of straight fins along x (or
+of pin fins: Zukauskas heat transfer and fitted Zukauskas friction, see
+:mod:`thermo.pin_friction`) between two open plena (one at each x end). Layouts:
 
 * ``end_fed``: coolant enters through the plenum at x = 0 (the whole y
   side) and leaves at x = L;
@@ -26,7 +27,7 @@ curves.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -36,6 +37,7 @@ import numpy as np
 
 from kernels import porous
 from kernels.grid import grid_from_faces
+from thermo import pin_friction
 from thermo.calibrate import ClosureTableError, read_closure_table
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
@@ -92,12 +94,36 @@ class CompactCase:
     curve_flows: tuple[float, ...]
     precision: str
     plots: bool
+    fin_type: str = "straight"  # "straight" or "pins"
+    pin_diameter: float = 0.0  # m (pins)
+    pitch_transverse: float = 0.0  # m (pins, across the flow)
+    pitch_longitudinal: float = 0.0  # m (pins, along the flow)
+    arrangement: str = ""  # "staggered" or "inline" (pins)
+    pin_r_darcy: float = 0.0  # Pa s/m^2, fitted to the Zukauskas chart (pins)
+    pin_beta: float = 0.0  # kg/m^4, fitted (pins)
+    pin_fit_error: float = 0.0  # max relative error of the fit over the flows (pins)
 
     @property
     def channel_run(self) -> float:
         """Length of one channel from its inlet to its outlet, m."""
         run = self.size[0] - 2 * self.plenum_length
         return (run - self.slot_width) / 2 if self.layout == "centre_fed" else run
+
+    def superficial_speed(self, flow):
+        """Mean superficial (approach) speed in the fin field at the volume
+        flow ``flow`` (float or traced): the flow through the field's y
+        section ``W H`` (half of it each way for ``centre_fed``)."""
+        through = flow / 2 if self.layout == "centre_fed" else flow
+        return through / (self.size[1] * self.fin_height)
+
+    def pin_reynolds(self, flow):
+        """Zukauskas ``Re_max = rho V_max D / mu`` of a pin field at ``flow``."""
+        t_in = self.inlet_temperature
+        rho, mu = float(self.coolant.density(t_in)), float(self.coolant.viscosity(t_in))
+        ratio = pin_friction.max_velocity_ratio(
+            self.pin_diameter, self.pitch_transverse, self.pitch_longitudinal, self.arrangement == "staggered"
+        )
+        return rho * self.superficial_speed(flow) * ratio * self.pin_diameter / mu
 
     def channel_reynolds(self, flow):
         """Channel Reynolds number ``rho u_c D_h / mu`` at the volume flow
@@ -153,20 +179,25 @@ def parse(case: CaseFile) -> CompactCase:
         raise CaseError(case.path, "plate.plenum_length", "two plena and the inlet slot leave no room for fins")
 
     ft = root.table("fins")
-    ft.string("type", choices=("straight",))
-    fins = (
-        ft.quantity("channel_width", "length", positive=True),
-        ft.quantity("fin_thickness", "length", positive=True),
-        ft.quantity("height", "length", positive=True),
-        library[ft.string("material", choices=tuple(sorted(library)))].k,
-        ft.string("nusselt", default="H1", choices=("H1", "T")),
-    )
-    closures = ft.path_value("closures", case.directory, default=None)
-    closure_kind = ft.string("closure_kind", default="apparent", choices=("apparent", "local"))
-    if closures is not None and ft.has("nusselt"):
-        raise ft.error("nusselt", "give either nusselt (Shah & London) or closures (a calibrated table), not both")
-    if closures is None and ft.has("closure_kind"):
-        raise ft.error("closure_kind", "only with closures = <closure table>")
+    pins = None
+    closures, closure_kind = None, "apparent"
+    if ft.string("type", choices=("straight", "pins")) == "pins":
+        pins = _read_pins(ft, library)
+        fins = (0.0, 0.0, pins.pop("height"), pins.pop("k"), "")
+    else:
+        fins = (
+            ft.quantity("channel_width", "length", positive=True),
+            ft.quantity("fin_thickness", "length", positive=True),
+            ft.quantity("height", "length", positive=True),
+            library[ft.string("material", choices=tuple(sorted(library)))].k,
+            ft.string("nusselt", default="H1", choices=("H1", "T")),
+        )
+        closures = ft.path_value("closures", case.directory, default=None)
+        closure_kind = ft.string("closure_kind", default="apparent", choices=("apparent", "local"))
+        if closures is not None and ft.has("nusselt"):
+            raise ft.error("nusselt", "give either nusselt (Shah & London) or closures (a calibrated table), not both")
+        if closures is None and ft.has("closure_kind"):
+            raise ft.error("closure_kind", "only with closures = <closure table>")
     ft.finish()
 
     layers = []
@@ -227,7 +258,10 @@ def parse(case: CaseFile) -> CompactCase:
         tuple(float(v) for v in np.linspace(lo, hi, n)),
         precision,
         plots,
+        **(pins or {}),
     )
+    if pins:
+        out = _fit_pin_friction(case.path, out)
     if closures is not None:
         res = [out.channel_reynolds(q) for q in (*out.curve_flows, out.flow)]
         lo, hi = out.closure_re[0], out.closure_re[-1]
@@ -239,6 +273,50 @@ def parse(case: CaseFile) -> CompactCase:
                 f"table's {lo:.4g}..{hi:.4g} ({closures}); calibrate over a wider range",
             )
     return out
+
+
+def _read_pins(ft: Table, library) -> dict:
+    """``[fins] type = "pins"`` keys (geometry checked against the charts)."""
+    d = ft.quantity("diameter", "length", positive=True)
+    st = ft.quantity("pitch_transverse", "length", positive=True)
+    sl = ft.quantity("pitch_longitudinal", "length", positive=True)
+    arrangement = ft.string("arrangement", choices=("staggered", "inline"))
+    bad = pin_friction.check_geometry(d, st, sl, arrangement == "staggered")
+    if bad is not None:
+        raise ft.error(bad[0], bad[1])
+    return {
+        "height": ft.quantity("height", "length", positive=True),
+        "k": library[ft.string("material", choices=tuple(sorted(library)))].k,
+        "fin_type": "pins",
+        "pin_diameter": d,
+        "pitch_transverse": st,
+        "pitch_longitudinal": sl,
+        "arrangement": arrangement,
+    }
+
+
+def _fit_pin_friction(case_path, case: CompactCase) -> CompactCase:
+    """Fit (r_darcy, beta) to the Zukauskas chart at 20 flows spanning the flow
+    range and the operating flow; refuse flows outside the chart's Re_max."""
+    staggered = case.arrangement == "staggered"
+    lo, hi = min(case.curve_flows[0], case.flow), max(case.curve_flows[-1], case.flow)
+    re_lo, re_hi = case.pin_reynolds(lo), case.pin_reynolds(hi)
+    chart_lo, chart_hi = pin_friction.reynolds_limits(case.pin_diameter, case.pitch_longitudinal, staggered)
+    if re_lo < chart_lo or re_hi > chart_hi:
+        raise CaseError(
+            case_path,
+            "operating.flow_range",
+            f"the flows give pin Reynolds numbers Re_max {re_lo:.4g}..{re_hi:.4g}, outside the Zukauskas "
+            f"{case.arrangement} chart's {chart_lo:.4g}..{chart_hi:.4g}",
+        )
+    t_in = case.inlet_temperature
+    rho, mu = float(case.coolant.density(t_in)), float(case.coolant.viscosity(t_in))
+    u = case.superficial_speed(np.linspace(lo, hi, 20))
+    g = pin_friction.pressure_gradient(
+        u, case.pin_diameter, case.pitch_transverse, case.pitch_longitudinal, staggered, rho, mu
+    )
+    r, beta, err = pin_friction.fit_darcy_forchheimer(u, g)
+    return replace(case, pin_r_darcy=r, pin_beta=beta, pin_fit_error=err)
 
 
 def _closure_table(case_path, path, kind, fins, size, layout, plenum, slot):
@@ -330,10 +408,31 @@ def discretize(case: CompactCase) -> Arrays:
 def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
     """Fin-layer closures at the volume flow ``flow`` (traced): Shah & London,
     or the closure table interpolated (linearly, in Re) at the channel
-    Reynolds number of that flow; plena where ``arr.plenum``."""
+    Reynolds number of that flow; pins: Zukauskas heat transfer at the mean
+    superficial speed of that flow (:meth:`CompactCase.superficial_speed`)
+    and the fitted Darcy-Forchheimer friction; plena where ``arr.plenum``."""
     nx, ny = arr.plenum.shape
     cool, t_in = case.coolant, case.inlet_temperature
     mu, kf = float(cool.viscosity(t_in)), float(cool.conductivity(t_in))
+    if case.fin_type == "pins":
+        fins = porous.pin_fins(
+            (nx, ny),
+            case.pin_diameter,
+            case.pitch_transverse,
+            case.pitch_longitudinal,
+            case.fin_height,
+            case.fin_k,
+            kf,
+            float(cool.density(t_in)),
+            mu,
+            float(cool.prandtl(t_in)),
+            case.superficial_speed(jnp.asarray(flow, dtype)),
+            case.pin_r_darcy,
+            case.pin_beta,
+            staggered=case.arrangement == "staggered",
+            dtype=dtype,
+        )
+        return porous.select(jnp.asarray(~arr.plenum), fins, porous.plenum((nx, ny), case.fin_height, kf, mu, dtype))
     fre = nusselt = None
     if case.closures:
         re = case.channel_reynolds(jnp.asarray(flow, dtype))
@@ -378,6 +477,31 @@ def _solve(grid, layer, bc, stack, q, rho_cp, t_in):
     return flow, th, r_max, r_mean
 
 
+def _closure_summary(case: CompactCase) -> dict[str, Quantity]:
+    if case.fin_type == "pins":
+        field = case.size[0] - 2 * case.plenum_length - case.slot_width
+        rows = field / case.pitch_longitudinal / (2 if case.layout == "centre_fed" else 1)
+        return {
+            "pin_Re_max": Quantity(float(case.pin_reynolds(case.flow)), "", "rho V_max D / mu, mean approach velocity"),
+            "pin_rows": Quantity(rows, "", "pin rows along each flow path (Zukauskas charts: >= ~10)"),
+            "closures": Quantity(
+                f"pins ({case.arrangement}): Zukauskas (1972) Nu; friction Zukauskas chart (ht.dP_Zukauskas) fitted "
+                "as Darcy-Forchheimer"
+            ),
+            "pin_r_darcy": Quantity(case.pin_r_darcy, "Pa s/m^2", "fitted Darcy resistivity mu/K"),
+            "pin_beta": Quantity(case.pin_beta, "kg/m^4", "fitted Forchheimer coefficient"),
+            "pin_friction_fit_error": Quantity(
+                case.pin_fit_error, "", "max relative error of r u + beta u^2 vs the chart over the flows"
+            ),
+        }
+    return {
+        "channel_Re": Quantity(float(case.channel_reynolds(case.flow)), "", "rho u_c D_h / mu, mean channel velocity"),
+        "closures": Quantity(
+            f"{case.closure_kind} values of {case.closures}" if case.closures else f"Shah & London (Nu_{case.nusselt})"
+        ),
+    }
+
+
 def _check(ok, what, info):
     if not bool(np.all(np.asarray(ok))):
         raise SolveError(
@@ -416,10 +540,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         "layout": Quantity(case.layout),
         "total_power": Quantity(case.total_power, "W", "heat into the bottom face"),
         "flow": Quantity(case.flow * lpm, "L/min"),
-        "channel_Re": Quantity(float(case.channel_reynolds(case.flow)), "", "rho u_c D_h / mu, mean channel velocity"),
-        "closures": Quantity(
-            f"{case.closure_kind} values of {case.closures}" if case.closures else f"Shah & London (Nu_{case.nusselt})"
-        ),
+        **_closure_summary(case),
         "pressure_drop": Quantity(float(flow.dp) / 1e3, "kPa", "flow-weighted inlet minus outlet pressure"),
         "T_junction_max": Quantity(float(t_bottom.max()) - 273.15, "degC", "hottest point of the bottom face"),
         "R_max": Quantity(float(r_max), "K/W", "(T_bottom,max - T_inlet) / P"),
