@@ -15,6 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from benchmarks.correlation import unit_cell_estimate
 from benchmarks.harness import Record
 from kernels import energy
 from thermo import coldplate as cp
@@ -99,6 +100,7 @@ def run(meshes, dtypes) -> list[Record]:
                         "R_max_KpW": summary["R_max"].value,
                         "R_mean_KpW": summary["R_mean"].value,
                         "T_outlet_degC": summary["T_outlet_bulk"].value,
+                        **{f"{k}_1d": v for k, v in unit_cell_estimate(case).items()},
                     },
                     check={
                         "flow_tolerance": case.flow_tolerance,

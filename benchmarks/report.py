@@ -185,6 +185,23 @@ def _coldplate_table(data) -> list[str]:
             f"| {m['cells_outer_per_s'] / 1e6:.2f} M | {m['dp_Pa']:.2f} | {m['R_max_KpW']:.4f} "
             f"| {m['R_mean_KpW']:.4f} | {c['mass_imbalance']:.1e} | {c['heat_balance_error']:.1e} |"
         )
+    est = [r for r in rows if "dp_Pa_1d" in r["metrics"]]
+    if est:
+        m = est[0]["metrics"]
+        out += [
+            "",
+            f"1D correlation estimate of the same cell (benchmarks/correlation.py: Shah apparent friction, "
+            f"Nu_H1 with fin efficiency, 1D base, caloric rise): dP {m['dp_Pa_1d']:.1f} Pa, "
+            f"R_mean {m['R_mean_KpW_1d']:.3f} K/W, R_max {m['R_max_KpW_1d']:.3f} K/W; against the resolved "
+            "answer on each mesh: "
+            + "; ".join(
+                f"{r['case']} {r['dtype']}: dP {100 * (r['metrics']['dp_Pa_1d'] / r['metrics']['dp_Pa'] - 1):+.1f} %, "
+                f"R_mean {100 * (r['metrics']['R_mean_KpW_1d'] / r['metrics']['R_mean_KpW'] - 1):+.1f} %, "
+                f"R_max {100 * (r['metrics']['R_max_KpW_1d'] / r['metrics']['R_max_KpW'] - 1):+.1f} %"
+                for r in est
+            )
+            + ".",
+        ]
     for dtype in ("float64", "float32"):
         sel = [r for r in rows if r["dtype"] == dtype]
         if len(sel) >= 3:
