@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 
 def main(argv=None) -> int:
@@ -75,11 +76,20 @@ def main(argv=None) -> int:
         print(f"unknown benchmark(s) {sorted(unknown)}; known: {sorted(suites)}", file=sys.stderr)
         return 2
     records = []
+    failed = []
     for name, fn in suites.items():
         if args.only and name not in args.only:
             continue
-        for rec in fn():
+        try:
+            new = fn()
+        except Exception:  # report, keep what the other suites measure, exit non-zero at the end
+            failed.append(name)
+            print(f"benchmark {name} FAILED:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            continue
+        for rec in new:
             records.append(rec)
+            if "error" in rec.check:
+                failed.append(f"{name} {rec.case} {rec.dtype}: {rec.check['error']}")
             print(
                 f"{rec.benchmark:12s} {rec.case:10s} {rec.dtype:8s} "
                 + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.metrics.items()),
@@ -90,6 +100,9 @@ def main(argv=None) -> int:
         print(f"saved {path}")
         if not args.quick:
             report.write()
+    if failed:
+        print("FAILED: " + "; ".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,6 +20,7 @@ from benchmarks.harness import Record
 from kernels import energy
 from thermo import coldplate as cp
 from thermo.case import load
+from thermo.errors import SolveError
 
 CASE = Path(__file__).resolve().parents[1] / "cases" / "coldplate_unit_cell.toml"
 
@@ -78,9 +79,15 @@ def run(meshes, dtypes) -> list[Record]:
         for mesh in meshes:
             case = unit_cell(mesh, precision)
             sol, t = solve_timed(case)
-            summary, _ = cp.summarize(case, sol)  # raises if a solve did not converge
-            fi, ei = sol.flow_info, sol.energy_info
             cells = int(np.prod(sol.geometry.shape))
+            try:
+                summary, _ = cp.summarize(case, sol)  # raises if a solve did not converge
+            except SolveError as exc:
+                # recorded as a failure (python -m benchmarks exits non-zero); the other meshes still run
+                failure = Record("coldplate_unit_cell", mesh, precision, {"cells": cells, **t}, {"error": str(exc)})
+                records.append(failure)
+                continue
+            fi, ei = sol.flow_info, sol.energy_info
             outer = int(fi.iterations)
             hist = np.asarray(fi.history, np.float64)[: outer + 1]
             records.append(

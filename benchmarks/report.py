@@ -166,8 +166,10 @@ def _operators_table(data) -> list[str]:
 
 
 def _coldplate_table(data) -> list[str]:
-    rows = [r for r in data["records"] if r["benchmark"] == "coldplate_unit_cell"]
-    if not rows:
+    every = [r for r in data["records"] if r["benchmark"] == "coldplate_unit_cell"]
+    rows = [r for r in every if "error" not in r["check"]]
+    failed = [r for r in every if "error" in r["check"]]
+    if not every:
         return []
     out = [
         "Resolved straight-fin unit cell (cases/coldplate_unit_cell.toml refined; flow to a scaled residual of "
@@ -185,6 +187,9 @@ def _coldplate_table(data) -> list[str]:
             f"| {m['cells_outer_per_s'] / 1e6:.2f} M | {m['dp_Pa']:.2f} | {m['R_max_KpW']:.4f} "
             f"| {m['R_mean_KpW']:.4f} | {c['mass_imbalance']:.1e} | {c['heat_balance_error']:.1e} |"
         )
+    for r in failed:
+        error = r["check"]["error"]
+        out.append(f"| {r['case']} | {r['dtype']} | {r['metrics']['cells']} | did not converge: {error} |")
     est = [r for r in rows if "dp_Pa_1d" in r["metrics"]]
     if est:
         m = est[0]["metrics"]
@@ -213,7 +218,7 @@ def _coldplate_table(data) -> list[str]:
 
 
 def _coldplate_plot(data, name: str) -> list[str]:
-    rows = [r for r in data["records"] if r["benchmark"] == "coldplate_unit_cell"]
+    rows = [r for r in data["records"] if r["benchmark"] == "coldplate_unit_cell" and "error" not in r["check"]]
     if not rows:
         return []
     import matplotlib

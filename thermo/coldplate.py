@@ -444,7 +444,11 @@ def setup(case: ColdPlateCase) -> Problem:
         q=jnp.zeros(g.shape, dtype),
         thermal_bcs=cd.BoundaryConditions(**faces),
         rho_cp=rho * cp,
-        energy_config=energy.EnergyConfig(scheme=case.energy_scheme, max_outer=500),
+        # float32: the full equation's residual has a roundoff floor that grows
+        # with the cell count (1.2e-5 at 195k cells on the unit cell), so ask 1e-4
+        energy_config=energy.EnergyConfig(
+            scheme=case.energy_scheme, max_outer=500, tol=None if dtype == jnp.float64 else 1e-4
+        ),
         flux_map=flux_map,
     )
 
