@@ -13,6 +13,7 @@ import os
 import platform
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def timeit(fn, *args, repeats: int = 5, min_time: float = 0.0):
 
 
 def copy_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 7) -> dict:
-    """Measured copy bandwidth (read + write bytes per second) with numpy and
-    with a jitted JAX copy of the same array."""
+    """Measured copy bandwidth (read + write bytes per second): numpy on one
+    thread, numpy on one thread per core, and a jitted JAX scaling of the same
+    array."""
     n = n_bytes // 8
     a = np.random.default_rng(0).standard_normal(n)
     b = np.empty_like(a)
@@ -60,11 +62,27 @@ def copy_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 7) -> dict:
         np.copyto(b, a)
         times.append(time.perf_counter() - t0)
     numpy_bw = 2 * a.nbytes / statistics.median(times)
+    # the same copy split over one thread per core (numpy releases the GIL):
+    # what a multi-threaded XLA kernel can reach, the roofline basis on a CPU
+    cores = os.cpu_count() or 1
+    parts = np.array_split(np.arange(n), cores)
+    bounds = [(int(p[0]), int(p[-1]) + 1) for p in parts if len(p)]
+    times = []
+    with ThreadPoolExecutor(len(bounds)) as pool:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(pool.map(lambda ab: np.copyto(b[ab[0] : ab[1]], a[ab[0] : ab[1]]), bounds))
+            times.append(time.perf_counter() - t0)
+    threaded_bw = 2 * a.nbytes / statistics.median(times)
     x = jax.device_put(a.astype(np.float32))
     f = jax.jit(lambda v: v * np.float32(1.0000001))
     t, _, _ = timeit(f, x, repeats=repeats)
     jax_bw = 2 * x.nbytes / t
-    return {"numpy_copy_GBps": numpy_bw / 1e9, "jax_scale_GBps": jax_bw / 1e9}
+    return {
+        "numpy_copy_GBps": numpy_bw / 1e9,
+        "threaded_copy_GBps": threaded_bw / 1e9,
+        "jax_scale_GBps": jax_bw / 1e9,
+    }
 
 
 def machine_info() -> dict:

@@ -309,9 +309,15 @@ def write() -> None:
             "",
             f"Files {', '.join(f'`{p.relative_to(RESULTS_DIR.parent.parent)}`' for p in paths)} (newest row of each "
             f"benchmark), newest {data['date']}, JAX {m['jax']}. "
-            f"Measured copy bandwidth: numpy {bw['numpy_copy_GBps']:.1f} GB/s, "
-            f"JAX {bw['jax_scale_GBps']:.1f} GB/s (read + write; roofline fractions are against the "
-            f"{'JAX' if data.get('roofline_basis') == 'jax_scale_GBps' else 'numpy'} figure).",
+            f"Measured copy bandwidth (read + write): numpy one thread {bw['numpy_copy_GBps']:.1f} GB/s"
+            + (f", numpy one thread per core {bw['threaded_copy_GBps']:.1f} GB/s" if "threaded_copy_GBps" in bw else "")
+            + f", JAX {bw['jax_scale_GBps']:.1f} GB/s; roofline fractions are against "
+            + (
+                "the JAX figure"
+                if data.get("roofline_basis") == "jax_scale_GBps"
+                else "the larger numpy figure of the run that measured each row"
+            )
+            + ".",
             "",
             *_gpu_check_table(data),
             "",
