@@ -153,7 +153,7 @@ def _operators_table(data) -> list[str]:
             out.append(
                 f"| {r['case']} | {r['dtype']} | {m['advdiff_cells_per_s'] / 1e6:.0f} | {m['advdiff_GBps']:.1f} "
                 f"| {m['advdiff_roofline_fraction']:.2f} | {m['momentum_cells_per_s'] / 1e6:.1f} "
-                f"| {m['momentum_GBps']:.2f} | {m['momentum_roofline_fraction']:.2f} |"
+                f"| {m['momentum_GBps']:.2f} | {m['momentum_roofline_fraction']:.3f} |"
             )
     for r in net:
         m = r["metrics"]
