@@ -131,12 +131,7 @@ def parse(case_file: CaseFile) -> CalibrationCase:
     solid, k_solid = coldplate.read_material(root)
     coolant = read_coolant(root.table("coolant", default={}))
     inlet = root.table("inlet")
-    t_in = inlet.quantity("temperature", "temperature", positive=True)
-    if not coolant.t_min <= t_in <= coolant.t_max:
-        raise inlet.error(
-            "temperature",
-            f"outside the coolant property range {coolant.t_min - 273.15:.0f}..{coolant.t_max - 273.15:.0f} degC",
-        )
+    t_in = coldplate.read_inlet_temperature(inlet, coolant)
     inlet.finish()
     heat = root.table("heat")
     flux = heat.quantity("flux", "heat_flux", positive=True)

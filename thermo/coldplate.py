@@ -204,6 +204,17 @@ def build_geometry(case: ColdPlateCase) -> geo.VoxelGeometry:
     return geo.from_mask_file(kw["path"], kw["spacing"])
 
 
+def read_inlet_temperature(inlet: Table, coolant: Coolant) -> float:
+    """``inlet.temperature`` (K), refused outside the coolant's property fit."""
+    t_in = inlet.quantity("temperature", "temperature", positive=True)
+    if not coolant.t_min <= t_in <= coolant.t_max:
+        raise inlet.error(
+            "temperature",
+            f"outside the coolant property range {coolant.t_min - 273.15:.0f}..{coolant.t_max - 273.15:.0f} degC",
+        )
+    return t_in
+
+
 def parse(case_file: CaseFile) -> ColdPlateCase:
     root = Table(case_file.data, case_file.path)
     name, description = read_header(root, CASE_TYPE)
@@ -221,12 +232,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
         raise inlet.error(None, "give exactly one of 'flow' (volumetric) or 'velocity' (mean over the inlet)")
     flow_rate = inlet.quantity("flow", "volumetric_flow", positive=True) if inlet.has("flow") else None
     velocity = inlet.quantity("velocity", "velocity", positive=True) if inlet.has("velocity") else None
-    t_in = inlet.quantity("temperature", "temperature", positive=True)
-    if not coolant.t_min <= t_in <= coolant.t_max:
-        raise inlet.error(
-            "temperature",
-            f"outside the coolant property range {coolant.t_min - 273.15:.0f}..{coolant.t_max - 273.15:.0f} degC",
-        )
+    t_in = read_inlet_temperature(inlet, coolant)
     inlet.finish()
 
     heat = root.table("heat")
