@@ -101,18 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"aidc-thermo {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser(
+    def solving_command(name, func, default_folder, case_help="case file (TOML)", **parser_kw):
+        cmd = sub.add_parser(name, **parser_kw)
+        cmd.add_argument("case", help=case_help)
+        cmd.add_argument("-o", "--output", help=f"results folder (default: {default_folder})")
+        cmd.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
+        cmd.set_defaults(func=func)
+
+    solving_command(
         "run",
+        cmd_run,
+        "results/<case name>",
         help="solve a case and write a results folder",
         description="Solve CASE and write results.h5, results.xdmf, summary.json and PNG plots into a results folder.",
     )
-    r.add_argument("case", help="case file (TOML)")
-    r.add_argument("-o", "--output", help="results folder (default: results/<case name>)")
-    r.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
-    r.set_defaults(func=cmd_run)
-
-    o = sub.add_parser(
+    solving_command(
         "optimize",
+        cmd_optimize,
+        "results/<case name>_optimize",
         help="find the operating point that minimizes energy per token",
         description=(
             "For a facility case: find the facility-water supply temperature and coolant flow that "
@@ -120,13 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
             "table), and write the optimum and its sensitivities."
         ),
     )
-    o.add_argument("case", help="case file (TOML)")
-    o.add_argument("-o", "--output", help="results folder (default: results/<case name>_optimize)")
-    o.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
-    o.set_defaults(func=cmd_optimize)
-
-    k = sub.add_parser(
+    solving_command(
         "calibrate",
+        cmd_calibrate,
+        "results/<case name>",
+        case_help="calibration case file (TOML)",
         help="closure table of the compact cold-plate model from resolved unit cells",
         description=(
             "For a closure_calibration case: solve the resolved straight-fin unit cell at each Reynolds "
@@ -134,10 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
             "compact_coldplate case's [fins] closures), results.h5, summary.json and closures.png."
         ),
     )
-    k.add_argument("case", help="calibration case file (TOML)")
-    k.add_argument("-o", "--output", help="results folder (default: results/<case name>)")
-    k.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
-    k.set_defaults(func=cmd_calibrate)
 
     c = sub.add_parser(
         "check",

@@ -196,10 +196,13 @@ def _solver_settings(st: Table) -> tuple[str, float, int, str]:
 
 
 def build_geometry(case: ColdPlateCase) -> geo.VoxelGeometry:
-    kw = dict(case.geometry)
-    if case.geometry_kind == "straight_fins":
+    return _voxels(case.geometry_kind, case.geometry)
+
+
+def _voxels(kind: str, kw: dict) -> geo.VoxelGeometry:
+    if kind == "straight_fins":
         return geo.straight_fins(**kw)
-    if case.geometry_kind == "pin_fins":
+    if kind == "pin_fins":
         return geo.pin_fins(**kw)
     return geo.from_mask_file(kw["path"], kw["spacing"])
 
@@ -257,26 +260,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     root.finish()
 
     try:
-        g = build_geometry(
-            ColdPlateCase(
-                name,
-                description,
-                kind,
-                gkw,
-                solid,
-                k_solid,
-                coolant,
-                0.0,
-                t_in,
-                0.0,
-                heated,
-                precision,
-                flow_tol,
-                max_outer,
-                scheme,
-                plots,
-            )
-        )
+        g = _voxels(kind, gkw)
     except (ValueError, OSError) as exc:
         raise root.error("geometry", str(exc)) from None
     inlet_area = _inlet_area(g)
