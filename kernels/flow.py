@@ -48,8 +48,9 @@ equations.
 Everything a user sweeps (densities, viscosities, boundary values, the solid
 mask, the grid widths) is traced; the static :class:`FlowSpec` holds boundary
 types, scheme choices and iteration limits. Works under ``jit`` and ``vmap``.
-Not differentiable by design (no implicit adjoint yet): do not ``grad`` through
-:func:`solve_flow`.
+Derivatives: the outer iteration is a ``lax.while_loop`` with no implicit
+adjoint, so forward mode (``jax.jvp``, ``jax.jacfwd``) works through
+:func:`solve_flow` and reverse mode (``jax.grad``, ``jax.vjp``) does not.
 """
 
 from __future__ import annotations

@@ -323,7 +323,7 @@ class Chiller:
 
 def doe2_centrifugal_eir():
     """The DOE-2 "Centrifugal 5.50 COP" reference curve (EnergyPlus
-    Chiller:Electric:EIR dataset; see validation.md): returns ``(cop_ref,
+    Chiller:Electric:EIR dataset, also in the Modelica Buildings library): returns ``(cop_ref,
     coeffs, t_chw_bounds_K, t_cond_bounds_K)`` as Python floats/tuples; reference
     point 6.67 C leaving chilled water, 29.4 C entering condenser water."""
     coeffs = (0.933884, -0.0582120, 0.00450036, 0.00243, 0.000486, -0.001215)

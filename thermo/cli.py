@@ -40,6 +40,21 @@ def _print_summary(summary: dict, stream) -> None:
         print(f"  {key:<{width}}  {text} {q.unit}".rstrip(), file=stream)
 
 
+def cmd_examples(args) -> int:
+    from thermo.examples import ExamplesError, copy_examples
+
+    try:
+        written = copy_examples(args.folder)
+    except (ExamplesError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CASE
+    cases = [p for p in written if p.suffix == ".toml"]
+    print(f"copied {len(cases)} example cases and {len(written) - len(cases)} data files into {args.folder}/")
+    for p in cases:
+        print(f"  thermo run {p}")
+    return EXIT_OK
+
+
 def cmd_check(args) -> int:
     case_file, model, case = _load(args.case)
     print(f"{case_file.path}: ok ({model.CASE_TYPE} case {getattr(case, 'name', '')!r})")
@@ -146,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("case", help="case file (TOML)")
     c.set_defaults(func=cmd_check)
+
+    e = sub.add_parser(
+        "examples",
+        help="copy the bundled example cases into a folder",
+        description=(
+            "Copy the bundled example cases and the data files they read (power map, weather years) into "
+            "FOLDER, created if missing. Nothing is overwritten: a folder that already holds any of the "
+            "files is refused."
+        ),
+    )
+    e.add_argument("folder", help="destination folder")
+    e.set_defaults(func=cmd_examples)
     return p
 
 
