@@ -1,7 +1,7 @@
 """The bundled example cases, installed with the package (``thermo examples DIR``).
 
 In a source checkout they are the repository's ``cases/`` folder; an installed
-package carries the same files as its ``examples`` subpackage (pyproject.toml
+package carries the same files as its ``cases`` subpackage (pyproject.toml
 maps one onto the other). Case files name their data files relative to
 themselves (``data/weather_temperate.csv``), so the folder is copied whole.
 """
@@ -22,7 +22,7 @@ class ExamplesError(Exception):
 
 
 def _root():
-    return importlib.resources.files(f"{__package__}.examples")
+    return importlib.resources.files(f"{__package__}.cases")
 
 
 def example_files() -> list[str]:
