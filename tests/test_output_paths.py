@@ -267,12 +267,28 @@ def test_run_replaces_its_own_results_and_nothing_beside_them(tmp_path, older, c
     assert leftovers(tmp_path) == []
 
 
-def test_failed_runs_leave_no_parent_folder(tmp_path, case, capsys):
-    tight = case.with_name("tight.toml")
-    tight.write_text(case.read_text() + "\n[solver]\nmax_iterations = 1\n")
-    assert main(["run", str(tight), "-o", str(tmp_path / "new" / "a" / "b")]) == 3
+def test_failed_runs_leave_no_parent_folder(tmp_path, case, capsys, monkeypatch):
+    """A solve that fails (exit 3; tests/test_cli.py has a real non-converged
+    one) and a program error (exit 1) remove the parents the run created."""
+    from thermo import stack
+    from thermo.errors import SolveError
+
+    def not_converged(case, case_file, folder):
+        (folder / "results.h5").write_bytes(b"partial")
+        raise SolveError("did not converge: residual 1e-3 after 1 iterations")
+
+    monkeypatch.setattr(stack, "run", not_converged)
+    assert main(["run", str(case), "-o", str(tmp_path / "new" / "a" / "b")]) == 3
     assert "Traceback" not in capsys.readouterr().err
-    assert not (tmp_path / "new").exists()
+    assert sorted(os.listdir(tmp_path)) == ["project"]
+
+    def bug(case, case_file, folder):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(stack, "run", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(["run", str(case), "-o", str(tmp_path / "new" / "a" / "b")])
+    assert sorted(os.listdir(tmp_path)) == ["project"]
 
 
 def test_folder_changed_while_solving_is_refused_at_write_time(tmp_path, case, capsys, monkeypatch):

@@ -155,6 +155,17 @@ def _names(entries: list[str], n: int = 4) -> str:
     return shown + (f" and {len(entries) - n} more" if len(entries) > n else "")
 
 
+def _cwd() -> Path | None:
+    try:
+        return Path.cwd().resolve()
+    except OSError:  # the current folder was deleted
+        return None
+
+
+#: files a desktop puts into any folder it shows; replacing them loses nothing
+_DESKTOP_LITTER = {".DS_Store", "Thumbs.db"}
+
+
 def refusal(target: Path, case_file: Path | None = None) -> str | None:
     """Why results must not go to ``target`` (a resolved path); None if they may."""
     if target == Path(target.anchor):
@@ -165,8 +176,8 @@ def refusal(target: Path, case_file: Path | None = None) -> str | None:
         home = None
     if home is not None and _is_at_or_above(target, home):
         return "is your home folder" if target == home else f"is above your home folder {home}"
-    cwd = Path.cwd().resolve()
-    if _is_at_or_above(target, cwd):
+    cwd = _cwd()
+    if cwd is not None and _is_at_or_above(target, cwd):
         return "is the current folder" if target == cwd else f"is above the current folder {cwd}"
     if case_file is not None and _is_at_or_above(target, case_file.parent):
         if target == case_file.parent:
@@ -187,7 +198,7 @@ def refusal(target: Path, case_file: Path | None = None) -> str | None:
                 f"is a folder that thermo did not write (no {MANIFEST} from {TOOL}); it holds "
                 f"{_names(entries)}, which replacing it would delete"
             )
-        foreign = [e for e in entries if e != MANIFEST and e not in manifest["files"]]
+        foreign = [e for e in entries if e != MANIFEST and e not in manifest["files"] and e not in _DESKTOP_LITTER]
         if foreign:
             return (
                 f"holds results of thermo but also {_names(foreign)}, which thermo did not write "
@@ -204,7 +215,10 @@ def refusal(target: Path, case_file: Path | None = None) -> str | None:
 
 def _suggest(target: Path, case_file: Path | None) -> str:
     stem = case_file.stem if case_file is not None else "results"
-    base = Path.cwd() / "results"
+    cwd = _cwd()
+    if cwd is None:
+        return "a new, empty folder"
+    base = cwd / "results"
     for i in range(1, 50):
         cand = base / (stem if i == 1 else f"{stem}_{i}")
         if cand != target and not os.path.lexists(cand) and refusal(cand, case_file) is None:
