@@ -511,3 +511,18 @@ def test_two_real_runs_into_one_folder(tmp_path, case):
     assert sorted(os.listdir(out)) == sorted([*manifest["files"], MANIFEST])
     assert json.loads((out / "summary.json").read_text())["solver_converged"]["value"] is True
     assert leftovers(tmp_path) == []
+
+
+def test_liveness_of_temporary_folder_owners():
+    """Stale = same host and the PID gone, a zombie, or reused by a process that
+    started later; anything else (other hosts, unknown names) is left alone."""
+    from thermo.output import _host, _new_token, _owner_alive
+
+    me = _new_token()
+    assert _owner_alive(me)
+    host, pid, start, rand = me.rsplit("-", 3)
+    assert not _owner_alive(f"{host}-{pid}-{int(start) + 1}-{rand}")  # our PID, another start time
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert not _owner_alive(f"{_host()}-{int(p.stdout)}-{start}-{rand}")  # exited and reaped
+    assert _owner_alive(f"{host}x-{pid}-{int(start) + 1}-{rand}")  # another host: cannot judge
+    assert _owner_alive("q0nlbh8g")  # a name of an older thermo version: cannot judge
