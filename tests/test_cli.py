@@ -2,6 +2,7 @@
 folder: HDF5 contents, the XDMF sidecar read back by meshio, atomic writes."""
 
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -99,25 +100,30 @@ def test_accelerator_case_headlines_are_consistent(runs):
     assert (s["T_junction_max"]["value"] - 35.0) / 772.0 == pytest.approx(r, rel=1e-12)
 
 
-def test_non_converged_solve_exits_3_and_leaves_the_old_folder(tmp_path, capsys):
+def test_non_converged_solve_exits_3_and_leaves_the_old_folder(tmp_path, capsys, runs):
     case = tmp_path / "tight.toml"
     case.write_text((ROOT / "cases" / "slab.toml").read_text() + "\n[solver]\nmax_iterations = 1\n")
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous results")
+    shutil.copytree(runs["slab"][1], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(["run", str(case), "-o", str(out)]) == 3
     err = capsys.readouterr().err
     assert "did not converge" in err and "Traceback" not in err
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_rerun_replaces_the_folder(tmp_path):
+def test_rerun_replaces_a_folder_thermo_wrote_and_nothing_else(tmp_path, runs):
+    """Only a results folder with thermo's manifest.json is replaced; one with a
+    file of the user's in it is refused (more in tests/test_output_paths.py)."""
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+    shutil.copytree(runs["slab"][1], out)
+    (out / "summary.json").write_text("{}")  # an older summary: replaced
     assert main(["run", str(ROOT / "cases" / "slab.toml"), "-o", str(out)]) == 0
-    assert not (out / "stale.txt").exists() and (out / "summary.json").exists()
+    assert json.loads((out / "summary.json").read_text())["solver_converged"]["value"] is True
+    (out / "stale.txt").write_text("the user's")
+    assert main(["run", str(ROOT / "cases" / "slab.toml"), "-o", str(out)]) == 2
+    assert (out / "stale.txt").read_text() == "the user's"
 
 
 def test_check_accepts_every_bundled_case(capsys):

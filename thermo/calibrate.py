@@ -47,7 +47,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,7 +58,7 @@ from thermo import coldplate
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
-from thermo.results import Quantity, Series, write_series_results
+from thermo.results import Quantity, Series, results_h5, write_series_results
 
 __all__ = [
     "CASE_TYPE",
@@ -478,7 +477,7 @@ def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Q
         solver={k: v for k, v in diag.items()},
         summary=summary,
     )
-    with h5py.File(folder / "results.h5", "a") as h5:
+    with results_h5(folder / "results.h5", "a") as h5:
         for key, value in meta.items():
             h5["closures"].attrs[key] = value
     if case.plots:

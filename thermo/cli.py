@@ -1,8 +1,11 @@
 """The ``thermo`` command.
 
-Exit codes: 0 success; 2 a problem with the case file or the command line
-(the message names the file and the key); 3 a solve that did not converge
-(no results are written); 1 an unexpected internal error.
+Exit codes: 0 success; 2 a problem with the case file, the command line or
+the output path (the message names the file and the key, or says why the path
+is refused; checked before solving); 3 a solve that did not converge (no
+results are written); 1 writing the results failed (disk full, I/O error) or an
+unexpected internal error; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM),
+129 hung up (SIGHUP): the temporary folder is removed, older results are kept.
 """
 
 from __future__ import annotations
@@ -62,11 +65,15 @@ def cmd_check(args) -> int:
 
 
 def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: str) -> int:
-    from thermo.results import atomic_folder
+    from thermo.output import ResultsFolder
 
     out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
+    folder = ResultsFolder(out, case_file=case_file.path, command=args.command)
+    folder.prepare()  # a refused or unwritable path is exit 2 now, not after the solve
+    for note in folder.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
-    with atomic_folder(out) as tmp:
+    with folder.writing() as tmp:
         summary = method(case, case_file, tmp)
     hint = " (open results.xdmf in ParaView)" if (out / "results.xdmf").exists() else ""
     print(f"results written to {out}/{hint}")
@@ -177,8 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line. With ``argv`` None (the ``thermo`` command itself),
+    SIGINT/SIGTERM/SIGHUP stop the process cleanly (:func:`thermo.output.handle_signals`);
+    a caller passing ``argv`` keeps its own signal handling."""
     from thermo.errors import CaseError, SolveError
+    from thermo.output import OutputRefused, OutputWriteFailed, handle_signals
 
+    if argv is None:
+        handle_signals()
     args = build_parser().parse_args(argv)
     _configure_jax()
     try:
@@ -186,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CASE
+    except OutputRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CASE
+    except OutputWriteFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except SolveError as exc:
         print(f"error: {args.case}: {exc}", file=sys.stderr)
         return EXIT_SOLVE

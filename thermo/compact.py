@@ -30,7 +30,6 @@ import csv
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,7 +43,7 @@ from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.power_maps import overlap, read_map, source_power
-from thermo.results import Field, Quantity, write_results
+from thermo.results import Field, Quantity, results_h5, write_results
 
 __all__ = ["CompactCase", "parse", "run", "fin_layer", "discretize", "CASE_TYPE"]
 
@@ -587,7 +586,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         "R_max_KpW": (np.asarray(rmaxs, np.float64), "K/W"),
         "R_mean_KpW": (np.asarray(rmeans, np.float64), "K/W"),
     }
-    with h5py.File(folder / "results.h5", "a") as h5:
+    with results_h5(folder / "results.h5", "a") as h5:
         g = h5.create_group("curves")
         for key, (data, unit) in curves.items():
             g.create_dataset(key, data=data).attrs["units"] = unit

@@ -62,7 +62,7 @@ from kernels.network import (
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
-from thermo.results import Quantity, write_common, write_summary_json
+from thermo.results import Quantity, results_h5, write_common, write_summary_json
 
 __all__ = ["RackCase", "CASE_TYPE", "parse", "build_network", "solve", "run"]
 
@@ -606,7 +606,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
 
 def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, extra):
     net = rn.network
-    with h5py.File(path, "w") as h5:
+    with results_h5(path) as h5:
         solver = {
             "iterations": int(info.iterations),
             "residual": float(info.residual),

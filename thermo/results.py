@@ -19,15 +19,15 @@ same ``/case``, ``/solver`` and ``/summary`` groups and named groups of arrays
 (``/hourly/<name>``, ...) with ``units`` and ``description`` attributes; no XDMF.
 
 A run writes into a temporary folder beside the target and renames it into
-place only when everything is written, so a failed run leaves nothing.
+place only when everything is written, so a failed run leaves nothing; the
+folder then also holds ``manifest.json`` (tool, version, case file, time, the
+files written), and only folders with such a manifest are ever replaced (see
+:mod:`thermo.output`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +35,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from thermo.output import ResultsFolder
+
 __all__ = [
     "Field",
     "Quantity",
     "Series",
     "atomic_folder",
     "read_summary",
+    "results_h5",
     "write_common",
     "write_results",
     "write_series_results",
@@ -67,31 +70,45 @@ class Quantity:
 
 
 @contextmanager
-def atomic_folder(target: str | Path):
+def atomic_folder(target: str | Path, *, case_file: str | Path | None = None, command: str = "run"):
     """Yield a temporary folder that becomes ``target`` on success.
 
-    On an exception the temporary folder is removed and ``target`` is left as
-    it was. An existing ``target`` is replaced only after the new one is
-    complete.
+    The rules of :mod:`thermo.output` apply: only a missing path, an empty
+    folder or a results folder thermo wrote (``manifest.json``) is accepted,
+    else :class:`thermo.output.OutputRefused` is raised before anything is
+    written. On an exception the temporary folder (and any parent folder it
+    created) is removed and ``target`` is left as it was; an existing results
+    folder is replaced only after the new one is complete.
     """
-    target = Path(target).resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # an ordinary folder once renamed, not mkdtemp's 0700
-    try:
+    with ResultsFolder(target, case_file=case_file, command=command).writing() as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / "previous")
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def results_h5(path: str | Path, mode: str = "w"):
+    """Create (``"w"``) or add to (``"a"``) an HDF5 file of a results folder.
+
+    The file is built in memory (HDF5's core driver, no backing store) and
+    written to ``path`` in one plain write once complete, so a full disk or an
+    I/O error is an ordinary ``OSError`` at that write. Through HDF5's own file
+    driver the same failure surfaces as errors while objects close and a crash
+    at interpreter exit.
+    """
+    path = Path(path)
+    if mode == "w":
+        h5 = h5py.File(f"{path}.in-memory", "w", driver="core", backing_store=False)
+    elif mode == "a":
+        h5 = h5py.File(path, "r+", driver="core", backing_store=False)  # read into memory, never written back
+    else:
+        raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+    try:
+        yield h5
+        h5.flush()
+        image = h5.id.get_file_image()
+    finally:
+        h5.close()
+    with open(path, "wb") as fh:
+        fh.write(image)
 
 
 def _hex_mesh(x_faces, y_faces, z_faces):
@@ -173,7 +190,7 @@ def write_results(
         if not np.all(np.isfinite(f.data)):
             raise ValueError(f"field {name!r} has non-finite values; refusing to write it")
     points, hexes = _hex_mesh(*faces)
-    with h5py.File(folder / "results.h5", "w") as h5:
+    with results_h5(folder / "results.h5") as h5:
         g = h5.create_group("grid")
         for axis, f in zip("xyz", faces, strict=True):
             ds = g.create_dataset(f"{axis}_faces", data=np.asarray(f, np.float64))
@@ -235,7 +252,7 @@ def write_series_results(
     :func:`write_results`, plus ``/<group>/<name>`` datasets with ``units`` and
     ``description`` attributes (e.g. ``/hourly/T_junction``)."""
     folder = Path(folder)
-    with h5py.File(folder / "results.h5", "w") as h5:
+    with results_h5(folder / "results.h5") as h5:
         for gname, series in groups.items():
             g = h5.create_group(gname)
             for name, s in series.items():
