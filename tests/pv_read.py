@@ -1,6 +1,6 @@
 """Run by ParaView's pvbatch from tests/test_paraview.py: open an XDMF file
-with ParaView's own reader ("Xdmf3 Reader (T)", the one README names) and
-print what it sees, one JSON line: per block (grid) its cells, points, bounds,
+(or several) with ParaView's own reader ("Xdmf3 Reader (T)", the one README
+names) and print what it sees, one JSON line per file: per block (grid) its cells, points, bounds,
 and every cell, point and field array with its components, tuples and range
 per component."""
 
@@ -59,8 +59,9 @@ def blocks(obj, name, out):
     }
 
 
-reader = Xdmf3ReaderT(FileName=[sys.argv[1]])
-reader.UpdatePipeline()
-seen = {}
-blocks(servermanager.Fetch(reader), "", seen)
-print("PVRESULT " + json.dumps(seen))
+for path in sys.argv[1:]:  # one result line per file, in order
+    reader = Xdmf3ReaderT(FileName=[path])
+    reader.UpdatePipeline()
+    seen = {}
+    blocks(servermanager.Fetch(reader), "", seen)
+    print("PVRESULT " + json.dumps(seen), flush=True)

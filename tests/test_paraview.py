@@ -29,20 +29,22 @@ NO_PARAVIEW = shutil.which("pvbatch") is None
 LPM = 1.0 / 60000.0
 
 
-def paraview_sees(xdmf: Path, cwd: Path) -> dict:
+def paraview_sees(xdmf: Path | list[Path], cwd: Path) -> dict | list[dict]:
     """What ParaView's own XDMF reader sees in ``xdmf`` (tests/pv_read.py):
-    ``{block name: {cells, points, bounds, cell_types, cell, point, field}}``;
-    a file with one grid gives one block named ``""``."""
+    ``{block name: {cells, points, bounds, cell_bounds, cell_types, cell,
+    point, field}}``; a file with one grid gives one block named ``""``. A
+    list of files is read by one pvbatch and gives a list."""
+    files = xdmf if isinstance(xdmf, list) else [xdmf]
     proc = subprocess.run(
-        ["pvbatch", str(ROOT / "tests" / "pv_read.py"), str(xdmf.resolve())],
+        ["pvbatch", str(ROOT / "tests" / "pv_read.py"), *(str(f.resolve()) for f in files)],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=cwd,
     )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("PVRESULT ")]
-    assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
-    return json.loads(lines[-1][len("PVRESULT ") :])
+    lines = [json.loads(ln[len("PVRESULT ") :]) for ln in proc.stdout.splitlines() if ln.startswith("PVRESULT ")]
+    assert proc.returncode == 0 and len(lines) == len(files), proc.stdout + proc.stderr
+    return lines if isinstance(xdmf, list) else lines[0]
 
 
 def assert_range(seen_ranges, values, name):
@@ -124,14 +126,6 @@ def test_paraview_reads_vectors_legends_layers_and_polylines(tmp_path):
         solver={},
         summary={"x": Quantity(1.0)},
     )
-    seen = paraview_sees(folder / "results.xdmf", tmp_path)
-    where = check_grid_fields(folder, seen)
-    assert where["speed2d"]["cells"] == 6 and where["speed2d"]["cell_types"] == [12]
-    np.testing.assert_allclose(where["speed2d"]["cell_bounds"][4:], [0.1, 0.3])  # the top layer's cells
-    assert where["junction_temperature"]["cell_types"] == [9]  # VTK_QUAD, on z = 0
-    np.testing.assert_allclose(where["junction_temperature"]["cell_bounds"][4:], [0.0, 0.0])
-    assert seen["cells"]["field"]["material 2 = fin & co"] == 2
-
     # a network: 4 nodes, 3 edges
     with h5py.File(folder / "net.h5", "w") as h5:
         h5["points"] = np.array([[0, 0, 0], [0, 0, 1], [1, 0, 1], [1, 0, 0.0]])
@@ -147,7 +141,15 @@ def test_paraview_reads_vectors_legends_layers_and_polylines(tmp_path):
     (folder / "net.xdmf").write_text(
         network_xdmf("net.h5", points="/points", n_points=4, grids={"network": ("/lines", 3, attrs)})
     )
-    net = paraview_sees(folder / "net.xdmf", tmp_path)[""]
+    seen, net = paraview_sees([folder / "results.xdmf", folder / "net.xdmf"], tmp_path)
+    net = net[""]
+    where = check_grid_fields(folder, seen)
+    assert where["speed2d"]["cells"] == 6 and where["speed2d"]["cell_types"] == [12]
+    np.testing.assert_allclose(where["speed2d"]["cell_bounds"][4:], [0.1, 0.3])  # the top layer's cells
+    assert where["junction_temperature"]["cell_types"] == [9]  # VTK_QUAD, on z = 0
+    np.testing.assert_allclose(where["junction_temperature"]["cell_bounds"][4:], [0.0, 0.0])
+    assert seen["cells"]["field"]["material 2 = fin & co"] == 2
+
     assert (net["cells"], net["points"]) == (3, 4)
     assert net["cell_types"] in ([3], [4])  # VTK_LINE or VTK_POLY_LINE
     assert net["cell"]["flow"]["ranges"] == [[-2.0, 3.0]]
@@ -181,6 +183,20 @@ REDUCED = {
         ("base = 4", "base = 2"),
         ("length = 32", "length = 12"),
     ],
+    "coldplate_pinfin": [
+        ("rows = 6", "rows = 3"),
+        ("per_pitch = 8", "per_pitch = 4"),
+        ("  fin_height = 8", "  fin_height = 4"),
+        ("  base = 4", "  base = 2"),
+    ],
+    "calibration_unit_cell": [
+        ("reynolds = [30, 60, 300]", "reynolds = [30, 60]"),
+        ("  channel = 6", "  channel = 4"),
+        ("  fin_height = 8", "  fin_height = 4"),
+        ("  length = 16", "  length = 8"),
+    ],
+    "compact_gpu_coldplate": [("cells = [48, 48]", "cells = [24, 24]"), ("curve_points = 6", "curve_points = 2")],
+    "rack_nvl72": [("count = 8", "count = 2"), ("count = 9", "count = 2"), ("count = 10", "count = 3")],
 }
 
 
@@ -262,3 +278,23 @@ def test_paraview_opens_every_bundled_case(case, tmp_path):
     seen = paraview_sees(xdmf, tmp_path)
     where = check_grid_fields(out, seen) if kind != "rack_network" else None
     check_summary(kind, out, seen, where)
+
+
+def test_cell_velocity_averages_the_mac_faces_and_is_zero_in_solid():
+    """The velocity vector of a cell is the mean of its two faces along each
+    axis (a uniform flow stays uniform), exactly 0 in solid cells."""
+    from thermo.coldplate import cell_velocity
+
+    rng = np.random.default_rng(2)
+    nx, ny, nz = 3, 4, 2
+    u, v, w = rng.normal(size=(nx + 1, ny, nz)), rng.normal(size=(nx, ny + 1, nz)), rng.normal(size=(nx, ny, nz + 1))
+    solid = np.zeros((nx, ny, nz), bool)
+    solid[1, 2, 0] = True
+    vel = cell_velocity(u, v, w, solid)
+    assert vel.shape == (nx, ny, nz, 3)
+    assert vel[1, 2, 0].tolist() == [0.0, 0.0, 0.0]
+    assert vel[2, 1, 1, 0] == pytest.approx(0.5 * (u[2, 1, 1] + u[3, 1, 1]))
+    assert vel[2, 1, 1, 1] == pytest.approx(0.5 * (v[2, 1, 1] + v[2, 2, 1]))
+    assert vel[2, 1, 1, 2] == pytest.approx(0.5 * (w[2, 1, 1] + w[2, 1, 2]))
+    uniform = cell_velocity(np.full_like(u, 0.3), np.full_like(v, -0.1), np.full_like(w, 0.0), np.zeros_like(solid))
+    np.testing.assert_array_equal(uniform, np.broadcast_to([0.3, -0.1, 0.0], (nx, ny, nz, 3)))
