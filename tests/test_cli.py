@@ -1,5 +1,5 @@
 """The ``thermo`` command end to end on every bundled case, and the results
-folder: HDF5 contents, the XDMF sidecar read back by meshio, atomic writes."""
+folder: HDF5 contents, the XDMF sidecar's references, atomic writes."""
 
 import json
 import shutil
@@ -53,28 +53,35 @@ def test_bundled_case_runs_and_writes_a_complete_folder(case, runs):
 
 
 @pytest.mark.parametrize("case", GRIDDED_CASES)
-def test_xdmf_opens_in_meshio_on_the_right_grid(case, runs):
-    import meshio
+def test_xdmf_refers_to_every_field_once_on_the_right_grid(case, runs):
+    """results.xdmf names each /fields dataset once, under its own name, with
+    the dimensions HDF5 holds (no copies); the hexahedra's centroids are the
+    grid's cell centres in the fields' (i, j, k) order. (ParaView reading it:
+    tests/test_paraview.py.)"""
+    import xml.etree.ElementTree as ET
 
     _, folder = runs[case]
-    mesh = meshio.read(folder / "results.xdmf")
     with h5py.File(folder / "results.h5") as h5:
         xf, yf, zf = (h5[f"grid/{a}_faces"][()] for a in "xyz")
-        fields = {name: (ds[()], ds.attrs["units"]) for name, ds in h5["fields"].items()}
-    nx, ny, nz = len(xf) - 1, len(yf) - 1, len(zf) - 1
-    shape = (nx, ny, nz)
-    assert mesh.points.shape == ((nx + 1) * (ny + 1) * (nz + 1), 3)
-    hexes = mesh.cells_dict["hexahedron"]
-    assert hexes.shape == (nx * ny * nz, 8)
-    # each cell's centroid (from the mesh) matches the grid's cell centre
-    centroids = mesh.points[hexes].mean(axis=1).reshape(nx, ny, nz, 3)
-    xc, yc, zc = (0.5 * (f[1:] + f[:-1]) for f in (xf, yf, zf))
-    np.testing.assert_allclose(centroids[..., 0], np.broadcast_to(xc[:, None, None], shape), atol=1e-12)
-    np.testing.assert_allclose(centroids[..., 2], np.broadcast_to(zc[None, None, :], shape), atol=1e-12)
-    assert fields
-    for name, (values, units) in fields.items():
-        data = mesh.cell_data[f"{name} [{units}]"][0]
-        np.testing.assert_array_equal(np.asarray(data).reshape(shape), values)
+        fields = {name: ds.shape for name, ds in h5["fields"].items()}
+        points, hexes = h5["mesh/points"][()], h5["mesh/hexahedra"][()]
+    shape = (len(xf) - 1, len(yf) - 1, len(zf) - 1)
+    centroids = points[hexes].mean(axis=1).reshape(*shape, 3)
+    for axis, f in enumerate((xf, yf, zf)):
+        centre = 0.5 * (f[1:] + f[:-1])
+        expected = np.broadcast_to(centre.reshape([-1 if a == axis else 1 for a in range(3)]), shape)
+        np.testing.assert_allclose(centroids[..., axis], expected, atol=1e-12)
+    root = ET.parse(folder / "results.xdmf").getroot()
+    seen = {}
+    for attr in root.iter("Attribute"):
+        if attr.get("Center") == "Grid":  # the material legend
+            continue
+        item = attr.find("DataItem")
+        assert item.text.strip() == f"results.h5:/fields/{attr.get('Name')}"
+        assert tuple(int(n) for n in item.get("Dimensions").split()) == fields[attr.get("Name")]
+        assert attr.get("AttributeType") == ("Vector" if attr.get("Name") == "velocity" else "Scalar")
+        seen[attr.get("Name")] = seen.get(attr.get("Name"), 0) + 1
+    assert seen == dict.fromkeys(fields, 1)
 
 
 def test_slab_matches_the_exact_one_dimensional_answer(runs):

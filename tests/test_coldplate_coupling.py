@@ -68,7 +68,8 @@ def test_temperature_dependent_viscosity_lowers_the_pressure_drop_consistently(t
     assert t_out - t_in > 10.0
     assert s["T_outlet_bulk"]["value"] == pytest.approx(t_out - 273.15, abs=1e-3 * (t_out - t_in))
     with h5py.File(out / "results.h5") as h5:
-        T = h5["fields/temperature"][()]
+        assert h5["fields/temperature"].attrs["units"] == "degC"
+        T = h5["fields/temperature"][()] + 273.15
         mu = h5["fields/viscosity"][()]
         material = h5["fields/material"][()]
         assert h5["solver/coupling_iterations"][()] == s["coupling_iterations"]["value"]

@@ -176,3 +176,23 @@ def test_malformed_rack_case_exits_2_naming_the_key(name, tmp_path, capsys):
     assert code == 2, (name, err)
     assert str(case) in err and key in err, (key, err)
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("layout", ["U", "Z"])
+def test_drawing_puts_nodes_at_their_elevation_and_no_two_edges_on_one_line(layout):
+    """results.xdmf draws the rack from layout_points: every node at its
+    elevation (z), the supply manifold on x = 0 and the return manifold on
+    the far side, every edge a line of nonzero length, and no two edges with
+    the same two end points (parallel branches in lanes of their own)."""
+    import jax.numpy as jnp
+
+    case = _case(_edit(('layout = "U"', f'layout = "{layout}"')))
+    rn = rack.build_network(case, jnp.float64)
+    pts = rack.layout_points(case, rn)
+    assert pts.shape == (rn.network.n_nodes, 3) and np.all(np.isfinite(pts))
+    np.testing.assert_array_equal(pts[:, 2], np.asarray(rn.boundary.elevation))
+    assert np.all(pts[rn.supply_nodes, 0] == 0.0) and np.all(pts[rn.return_nodes, 0] == pts[:, 0].max())
+    a, b = pts[list(rn.network.edge_from)], pts[list(rn.network.edge_to)]
+    assert np.all(np.linalg.norm(b - a, axis=1) > 1e-3)
+    segments = {tuple(sorted((tuple(p), tuple(q)))) for p, q in zip(a, b, strict=True)}
+    assert len(segments) == len(a)

@@ -17,6 +17,12 @@ from pathlib import Path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_CASE, EXIT_SOLVE = 0, 1, 2, 3
 
+#: case types whose results folder has a results.xdmf (the network last), and
+#: those without (named here so ``--help`` needs no model import; a test checks
+#: both lists against what every case type writes)
+XDMF_CASE_TYPES = ("package_stack", "resolved_coldplate", "compact_coldplate", "rack_network")
+SERIES_CASE_TYPES = ("facility", "closure_calibration")
+
 
 def _configure_jax() -> None:
     """Precision is set here, at the entry point, never at library import:
@@ -75,7 +81,7 @@ def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: 
     print(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
     with folder.writing() as tmp:
         summary = method(case, case_file, tmp)
-    hint = " (open results.xdmf in ParaView)" if (out / "results.xdmf").exists() else ""
+    hint = ' (open results.xdmf in ParaView, reader "Xdmf3 Reader (T)")' if (out / "results.xdmf").exists() else ""
     print(f"results written to {out}/{hint}")
     _print_summary(summary, sys.stdout)
     if args.json:
@@ -135,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_run,
         "results/<case name>",
         help="solve a case and write a results folder",
-        description="Solve CASE and write results.h5, results.xdmf, summary.json and PNG plots into a results folder.",
+        description=(
+            "Solve CASE and write results.h5, summary.json and PNG plots into a results folder. "
+            "Case types with fields in space also write results.xdmf, which ParaView opens "
+            f'("Xdmf3 Reader (T)"): {", ".join(XDMF_CASE_TYPES[:-1])} (cell fields on the grid) and '
+            f"{XDMF_CASE_TYPES[-1]} (the pipe network as polylines). {' and '.join(SERIES_CASE_TYPES)} "
+            "cases have no spatial fields: results.h5 holds their series."
+        ),
     )
     solving_command(
         "optimize",

@@ -617,23 +617,37 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
     return summary, t_bottom
 
 
+def cell_velocity(u: np.ndarray, v: np.ndarray, w: np.ndarray, solid: np.ndarray) -> np.ndarray:
+    """Cell-centred velocity ``(nx, ny, nz, 3)`` from the MAC face velocities
+    (``u`` on x faces ``(nx + 1, ny, nz)``, ``v``, ``w`` likewise): the mean of
+    each cell's two faces along each axis, exactly 0 in solid cells."""
+    uc = 0.5 * (u[1:] + u[:-1])
+    vc = 0.5 * (v[:, 1:] + v[:, :-1])
+    wc = 0.5 * (w[:, :, 1:] + w[:, :, :-1])
+    return np.where(solid[..., None], 0.0, np.stack([uc, vc, wc], axis=-1))
+
+
 def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     sol = solve(case)
     summary, t_bottom = summarize(case, sol)
     g, st, fi, ei = sol.geometry, sol.state, sol.flow_info, sol.energy_info
     T = np.asarray(sol.T, np.float64)
     u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
-    uc, vc, wc = 0.5 * (u[1:] + u[:-1]), 0.5 * (v[:, 1:] + v[:, :-1]), 0.5 * (w[:, :, 1:] + w[:, :, :-1])
-    speed = np.sqrt(uc**2 + vc**2 + wc**2)
+    velocity = cell_velocity(u, v, w, g.solid)
+    speed = np.linalg.norm(velocity, axis=-1)
+    solid = case.solid_material
     fields = {
-        "temperature": Field(T, "K", "temperature"),
-        "temperature_degC": Field(T - 273.15, "degC", "temperature"),
+        "temperature": Field(T - 273.15, "degC", "temperature"),
         "pressure": Field(p, "Pa", "static pressure (gauge, outlet = 0); 0 in solid"),
-        "velocity_x": Field(uc, "m/s", "cell-centred average of the x-face velocities"),
-        "velocity_y": Field(vc, "m/s", "cell-centred average of the y-face velocities"),
-        "velocity_z": Field(wc, "m/s", "cell-centred average of the z-face velocities"),
-        "speed": Field(speed, "m/s", "magnitude of the cell-centred velocity"),
-        "material": Field(g.material.astype(np.float64), "1", "0 fluid, 1 base, 2 fin, 3 cover"),
+        "velocity": Field(
+            velocity, "m/s", "cell-centred velocity (x, y, z): mean of the two MAC face velocities; 0 in solid"
+        ),
+        "material": Field(
+            g.material.astype(np.int32),
+            "1",
+            "part of every cell",
+            names=("fluid", f"base ({solid})", f"fin ({solid})", f"cover ({solid})"),
+        ),
         "viscosity": Field(
             np.where(g.solid, 0.0, sol.viscosity), "Pa s", "dynamic viscosity of the last flow solve; 0 in solid"
         ),

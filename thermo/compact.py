@@ -43,7 +43,7 @@ from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.power_maps import overlap, read_map, source_power
-from thermo.results import Field, Quantity, results_h5, write_results
+from thermo.results import Field, Layer, Quantity, results_h5, write_results
 
 __all__ = ["CompactCase", "parse", "run", "fin_layer", "discretize", "CASE_TYPE"]
 
@@ -554,22 +554,44 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     nb = len(case.layers)
     zf_all = np.concatenate([zf, [zf[-1] + case.fin_height]])
 
-    def over_z(a2):
-        return np.repeat(np.asarray(a2, np.float64)[:, :, None], nb + 1, axis=2)
-
     t_solid = np.concatenate([np.asarray(th.T_stack, np.float64), np.asarray(th.T_fin, np.float64)[..., None]], -1)
+    layer_index = np.broadcast_to(np.arange(nb + 1, dtype=np.int32), t_solid.shape)
+    ux, uy = (np.asarray(a, np.float64) for a in (flow.ux, flow.uy))
     fields = {
         "temperature_solid": Field(t_solid - 273.15, "degC", "stack layers, then the mean fin temperature"),
-        "junction_temperature": Field(over_z(t_bottom) - 273.15, "degC", "bottom-face temperature (column value)"),
-        "temperature_fluid": Field(over_z(th.T_fluid) - 273.15, "degC", "bulk fluid temperature of the column"),
-        "pressure": Field(over_z(flow.p), "Pa", "gauge pressure in the fin layer (column value)"),
-        "velocity_x": Field(over_z(flow.ux), "m/s", "superficial velocity in the fin layer (column value)"),
-        "velocity_y": Field(over_z(flow.uy), "m/s", "superficial velocity in the fin layer (column value)"),
+        "material": Field(
+            layer_index,
+            "1",
+            "layer of every cell",
+            names=(*(f"{layer.name} ({layer.material})" for layer in case.layers), "fin field"),
+        ),
+    }
+    layers = {
+        "fin_layer": Layer(
+            nb,
+            {
+                "temperature_fluid": Field(th.T_fluid - 273.15, "degC", "bulk fluid temperature of the column"),
+                "pressure": Field(flow.p, "Pa", "gauge pressure in the fin layer"),
+                "velocity": Field(
+                    np.stack([ux, uy, np.zeros_like(ux)], axis=-1),
+                    "m/s",
+                    "superficial velocity in the fin layer (x, y, z; z is 0 in this model)",
+                ),
+            },
+            description="the fin field: coolant and fins, volume-averaged",
+        ),
+        "bottom_face": Layer(
+            0,
+            {"junction_temperature": Field(t_bottom - 273.15, "degC", "bottom-face (junction-side) temperature")},
+            face="bottom",
+            description="the heated bottom face",
+        ),
     }
     write_results(
         folder,
         faces=(xf, yf, zf_all),
         fields=fields,
+        layers=layers,
         case_text=case_file.text,
         case_parsed=case.as_dict(),
         solver={

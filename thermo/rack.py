@@ -62,7 +62,7 @@ from kernels.network import (
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
-from thermo.results import Quantity, results_h5, write_common, write_summary_json
+from thermo.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
 
 __all__ = ["RackCase", "CASE_TYPE", "parse", "build_network", "solve", "run"]
 
@@ -604,6 +604,38 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     return summary
 
 
+#: drawing of a tray in the synthesised layout (m): supply hose end and QD end
+#: from the supply manifold, the length of one plate, the spacing of branches
+_HOSE_X, _QD_X, _PLATE_X, _LANE_Y = 0.10, 0.05, 0.08, 0.08
+
+
+def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
+    """Coordinates ``(n_nodes, 3)`` for drawing the network (m). z is each
+    node's elevation (the one the hydrostatics use); x and y are a schematic
+    layout: the supply manifold on x = 0, the return manifold on the far x
+    side, each tray a horizontal ladder at its tap height (hose, quick
+    disconnect, its parallel branches side by side in y, the plates of a
+    branch in series along x, then the return QD and hose), the rack inlet
+    and outlet feeds running back along -y."""
+    labels = rn.network.node_labels
+    z = np.asarray(rn.boundary.elevation, np.float64)
+    longest = max(len(br) for t in case.tray_types for br in t.branches)
+    x_b = _HOSE_X + _QD_X
+    x_c = x_b + _PLATE_X * (longest + 1)
+    x_r = x_c + _QD_X + _HOSE_X
+    xy = {"inlet": (0.0, -case.manifold.feed_length), "outlet": (x_r, -case.manifold.feed_length)}
+    for i, tname in enumerate(case.trays):
+        xy[f"S{i}"], xy[f"R{i}"] = (0.0, 0.0), (x_r, 0.0)
+        xy[f"t{i}_a"], xy[f"t{i}_b"] = (_HOSE_X, 0.0), (x_b, 0.0)
+        xy[f"t{i}_c"], xy[f"t{i}_d"] = (x_c, 0.0), (x_r - _HOSE_X, 0.0)
+        branches = case.tray(tname).branches
+        for j, branch in enumerate(branches):
+            y = (j - 0.5 * (len(branches) - 1)) * _LANE_Y
+            for k in range(len(branch) - 1):  # the node after plate k (the last plate ends on t_c)
+                xy[f"t{i}_br{j}_{k}"] = (x_b + _PLATE_X * (k + 1), y)
+    return np.array([[*xy[label], z[n]] for n, label in enumerate(labels)], np.float64)
+
+
 def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, extra):
     net = rn.network
     with results_h5(path) as h5:
@@ -621,7 +653,9 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
         g.create_dataset("edge_labels", data=np.asarray(net.edge_labels, dtype=object), dtype=strings)
         g.create_dataset("edge_from", data=np.asarray(net.edge_from))
         g.create_dataset("edge_to", data=np.asarray(net.edge_to))
-        g.create_dataset("edge_kind", data=np.asarray(net.edge_kind))
+        kinds = g.create_dataset("edge_kind", data=np.asarray(net.edge_kind, np.int32))
+        kind_names = tuple(EdgeKind(i).name.lower() if i in set(EdgeKind) else str(i) for i in range(max(EdgeKind) + 1))
+        kinds.attrs["names"] = np.asarray(kind_names, dtype=strings)
 
         def put(name, data, units, description):
             ds = g.create_dataset(name, data=np.asarray(data, np.float64))
@@ -632,9 +666,17 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
         put("pressure_loss", sol.loss, "Pa", "pressure loss along each edge")
         put("pressure", sol.pressure, "Pa", "static pressure per node")
         put("elevation", rn.boundary.elevation, "m", "node elevation")
-        put("temperature", temps.node, "K", "mixed coolant temperature per node")
-        put("edge_inlet_temperature", temps.edge_inlet, "K", "coolant temperature entering each edge")
-        put("edge_outlet_temperature", temps.edge_outlet, "K", "coolant temperature leaving each edge")
+        put("temperature", np.asarray(temps.node) - 273.15, "degC", "mixed coolant temperature per node")
+        put("edge_inlet_temperature", np.asarray(temps.edge_inlet) - 273.15, "degC", "coolant entering each edge")
+        put("edge_outlet_temperature", np.asarray(temps.edge_outlet) - 273.15, "degC", "coolant leaving each edge")
+        geo = g.create_group("geometry")
+        geo.attrs["description"] = (
+            "drawing of the network for results.xdmf: z is the node elevation, x and y a schematic layout"
+        )
+        geo.create_dataset("points", data=layout_points(case, rn)).attrs["units"] = "m"
+        lines = np.stack([np.asarray(net.edge_from), np.asarray(net.edge_to)], axis=1).astype(np.int32)
+        geo.create_dataset("lines", data=lines).attrs["description"] = "edge_from, edge_to of every edge"
+        geo.create_dataset("plate_lines", data=lines[rn.plate_edges]).attrs["description"] = "lines of the plates"
         pl = h5.create_group("plates")
         pl.create_dataset(
             "label", data=np.asarray([net.edge_labels[e] for e in rn.plate_edges], dtype=object), dtype=strings
@@ -658,20 +700,72 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
         pput("flow_ratio", extra["ratio"], "1", "plate flow / mean flow of its plate type")
         pput("power", rn.plate_power, "W", "heat into the coolant")
         pput("pressure_drop", extra["dp"], "Pa", "plate pressure drop")
-        pput("inlet_temperature", np.asarray(temps.edge_inlet)[e], "K", "plate inlet coolant temperature")
-        pput("outlet_temperature", np.asarray(temps.edge_outlet)[e], "K", "plate outlet coolant temperature")
+        pput("inlet_temperature", np.asarray(temps.edge_inlet)[e] - 273.15, "degC", "plate inlet coolant temperature")
+        pput("outlet_temperature", np.asarray(temps.edge_outlet)[e] - 273.15, "degC", "plate outlet coolant")
         pput("thermal_resistance", extra["r"], "K/W", "R(Q), chip to plate inlet coolant")
-        pput("junction_temperature", extra["tj"], "K", "T_in + R(Q) P")
+        pput("junction_temperature", extra["tj"] - 273.15, "degC", "T_in + R(Q) P")
         tr = h5.create_group("trays")
         tr.create_dataset("level", data=rn.tray_level).attrs["units"] = "m"
         tr.create_dataset("flow", data=extra["q_tray"]).attrs["units"] = "m^3/s"
         tr.create_dataset("type", data=np.asarray(case.trays, dtype=object), dtype=strings)
+        n_nodes, n_edges, n_plates = net.n_nodes, len(net.edge_from), len(e)
+        grids = {
+            "network": (
+                "/network/geometry/lines",
+                n_edges,
+                [
+                    ("flow", "/network/flow", (n_edges,), np.float64, "m^3/s", "Cell"),
+                    ("pressure_loss", "/network/pressure_loss", (n_edges,), np.float64, "Pa", "Cell"),
+                    (
+                        "edge_inlet_temperature",
+                        "/network/edge_inlet_temperature",
+                        (n_edges,),
+                        np.float64,
+                        "degC",
+                        "Cell",
+                    ),
+                    (
+                        "edge_outlet_temperature",
+                        "/network/edge_outlet_temperature",
+                        (n_edges,),
+                        np.float64,
+                        "degC",
+                        "Cell",
+                    ),
+                    ("edge_kind", "/network/edge_kind", (n_edges,), np.int32, "1", "Cell", kind_names),
+                    ("pressure", "/network/pressure", (n_nodes,), np.float64, "Pa", "Node"),
+                    ("temperature", "/network/temperature", (n_nodes,), np.float64, "degC", "Node"),
+                ],
+            ),
+            "plates": (
+                "/network/geometry/plate_lines",
+                n_plates,
+                [
+                    (name, f"/plates/{name}", (n_plates,), pl[name].dtype, pl[name].attrs.get("units", "1"), "Cell")
+                    for name in (
+                        "flow",
+                        "flow_ratio",
+                        "power",
+                        "pressure_drop",
+                        "inlet_temperature",
+                        "outlet_temperature",
+                        "thermal_resistance",
+                        "junction_temperature",
+                        "tray",
+                        "branch",
+                        "position",
+                    )
+                ],
+            ),
+        }
+        xdmf = network_xdmf(path.name, points="/network/geometry/points", n_points=n_nodes, grids=grids)
         fl = h5.create_group("fluid")
         for k, v, u in zip(
             ("density", "viscosity", "specific_heat"), extra["fluid"], ("kg/m^3", "Pa s", "J/kg/K"), strict=True
         ):
             fl.attrs[k] = v
             fl.attrs[k + ".unit"] = u
+    (path.parent / "results.xdmf").write_text(xdmf, encoding="utf-8")
 
 
 def _plots(folder, case, rn, rho, p, qp, t_pin, t_pout, tj, q_tray, history):

@@ -463,14 +463,9 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
     }
     k_field = disc.k_table[disc.material_map]
     fields = {
-        "temperature": Field(T, "K", "cell-centre temperature"),
-        "temperature_degC": Field(T - 273.15, "degC", "cell-centre temperature"),
+        "temperature": Field(T - 273.15, "degC", "cell-centre temperature"),
         "conductivity": Field(k_field, "W/m/K", "thermal conductivity"),
-        "material": Field(
-            disc.material_map.astype(np.float64),
-            "1",
-            "material index: " + ", ".join(f"{i}={m}" for i, m in enumerate(disc.material_names)),
-        ),
+        "material": Field(disc.material_map.astype(np.int32), "1", "material of every cell", names=disc.material_names),
     }
     write_results(
         folder,
