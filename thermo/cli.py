@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -47,12 +48,17 @@ def cmd_check(args) -> int:
 
 
 def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: str) -> int:
+    from thermo import progress
     from thermo.results import atomic_folder
 
     out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
-    print(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
+    progress.say(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}")
     with atomic_folder(out) as tmp:
+        progress.phase("solve")  # the models refine this into build / solve / write
         summary = method(case, case_file, tmp)
+        timing = progress.finish_into(tmp)
+    if timing is not None:
+        progress.say(progress.timing_line(timing))
     hint = " (open results.xdmf in ParaView)" if (out / "results.xdmf").exists() else ""
     print(f"results written to {out}/{hint}")
     _print_summary(summary, sys.stdout)
@@ -106,7 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("case", help=case_help)
         cmd.add_argument("-o", "--output", help=f"results folder (default: {default_folder})")
         cmd.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
-        cmd.set_defaults(func=func)
+        cmd.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help=(
+                "no progress on standard error (by default a live line on a terminal, plain lines otherwise, "
+                "and compile / solve times at the end; summary.json records them under 'timing' either way)"
+            ),
+        )
+        cmd.set_defaults(func=func, solves=True)
 
     solving_command(
         "run",
@@ -153,9 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     from thermo.errors import CaseError, SolveError
 
     args = build_parser().parse_args(argv)
-    _configure_jax()
     try:
-        return args.func(args)
+        if not getattr(args, "solves", False):
+            # thermo check imports no JAX for most case types; the facility model's
+            # parse rates its heat exchangers with JAX kernels, in float64 as a run would
+            os.environ.setdefault("JAX_ENABLE_X64", "true")
+            return args.func(args)
+        _configure_jax()
+        from thermo import progress
+
+        with progress.session(progress.default_mode(sys.stderr, args.quiet)):
+            return args.func(args)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CASE
