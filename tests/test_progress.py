@@ -177,3 +177,20 @@ def test_check_starts_no_jax_and_no_coolprop():
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "HEAVY []" in res.stdout, res.stdout
+
+
+def test_constants_repeated_for_a_light_check_agree_with_the_kernels():
+    from kernels import hx, network, plant
+    from thermo import facility, rack
+
+    assert rack.KV_PER_CV == network.kv_from_cv(1.0)
+    assert facility.DEVICE_KINDS == plant.DEVICE_KINDS
+    assert facility.ARRANGEMENTS == hx.ARRANGEMENTS
+
+
+def test_registry_imports_each_model_by_its_case_type():
+    from thermo.registry import CASE_TYPES
+
+    assert len(CASE_TYPES) == 6
+    for kind in CASE_TYPES:
+        assert CASE_TYPES[kind].CASE_TYPE == kind
