@@ -151,6 +151,10 @@ def test_eta_from_the_residual_rate_and_from_the_steps_left():
     rep.step("points", 1, 5)  # the loop starts again (an inner loop of the next outer step)
     assert rep.eta("points") is None
     assert "coupling 2/20, residual 1.00e-02 (tolerance 1e-04)" in rep.status_line(now=103.0)
+    rep.step("coupling", 3, 20, residual=5e-5, tolerance=1e-4)  # converged: nothing left to estimate
+    assert rep.eta("coupling") is None
+    rep.phase("write")  # a finished loop leaves the live line; an unfinished one stays
+    assert "coupling" not in rep.status_line() and "points 1/5" in rep.status_line()
 
 
 def test_steps_and_phases_outside_a_session_print_nothing(capsys):

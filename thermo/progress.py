@@ -202,6 +202,8 @@ class Reporter:
         with self._lock:
             finished = self._close_phase(now)
             self.phases.append((name, now, None))
+            for label in [k for k, loop in self._loops.items() if self._loop_done(loop)]:
+                del self._loops[label]  # a finished loop leaves the live line when the next phase starts
         if finished is not None:
             self._phase_done(*finished)
 
@@ -247,9 +249,14 @@ class Reporter:
         if loop["n"] is not None:
             cap = max(loop["n"] - loop["i"], 0)
             left = cap if left is None else min(left, cap)
-        if left is None:
-            return None
+        if not left:
+            return None  # unknown, or nothing left
         return max(left * per_step - ((now or time.time()) - times[-1]), 0.0)
+
+    @staticmethod
+    def _loop_done(loop: dict) -> bool:
+        r, tol, n = loop["residual"], loop["tolerance"], loop["n"]
+        return (n is not None and loop["i"] >= n) or (r is not None and tol is not None and r <= tol)
 
     def _loop_text(self, label: str, now: float) -> str:
         loop = self._loops[label]
