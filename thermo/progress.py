@@ -186,6 +186,7 @@ class Reporter:
         else:  # older JAX: durations only
             span = ("register_event_duration_secs_listener", "unregister_event_duration_listener", self._on_duration)
         pairs = [("register_scalar_listener", "unregister_scalar_listener", self._on_scalar), span]
+        pairs = [p for p in pairs if hasattr(monitoring, p[0])]  # older JAX may lack one: less detail, no error
         for register, _, cb in pairs:
             getattr(monitoring, register)(cb)
         try:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thermo import progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
@@ -479,6 +480,7 @@ def solve(case: RackCase):
 
     from kernels.network import Fluid, validate_network, validate_params
 
+    progress.phase("build")
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     rn = build_network(case, dtype)
     validate_network(rn.network)
@@ -495,6 +497,7 @@ def solve(case: RackCase):
     heat = np.zeros(rn.network.n_edges)
     heat[rn.plate_edges] = rn.plate_power
     t_in = np.full(rn.network.n_nodes, t_sup)
+    progress.phase("solve")
     sol, info, temps, tinfo = _solve_jit()(
         rn.network, rn.params, fluid, rn.boundary, jnp.asarray(heat, dtype), jnp.asarray(t_in, dtype)
     )
@@ -509,6 +512,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     from kernels.network import GRAVITY
 
     rn, sol, info, temps, tinfo, (t_mean, fluid) = solve(case)
+    progress.phase("write", ready=(sol, info, temps, tinfo))
     net = rn.network
     q = np.asarray(sol.flow, np.float64)
     p = np.asarray(sol.pressure, np.float64)
