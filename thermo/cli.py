@@ -54,7 +54,7 @@ def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: 
     out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
     progress.say(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}")
     with atomic_folder(out) as tmp:
-        progress.phase("solve")  # the models refine this into build / solve / write
+        progress.phase("build")  # the models mark their own build, solve and write
         summary = method(case, case_file, tmp)
         timing = progress.finish_into(tmp)
     if timing is not None:

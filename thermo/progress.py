@@ -201,6 +201,8 @@ class Reporter:
     def phase(self, name: str) -> None:
         now = time.time()
         with self._lock:
+            if self.phases and self.phases[-1][0] == name and self.phases[-1][2] is None:
+                return  # already in it
             finished = self._close_phase(now)
             self.phases.append((name, now, None))
             for label in [k for k, loop in self._loops.items() if self._loop_done(loop)]:
