@@ -55,7 +55,7 @@ def run(repeats: int, quick: bool) -> list[Record]:
         jnp.asarray(heat),
         jnp.full(rn.network.n_nodes, case.supply.temperature),
     )
-    t, spread, (sol, info, temps, tinfo) = timeit(rack._solve_jit, *args, repeats=repeats)
+    t, spread, (sol, info, temps, tinfo) = timeit(rack._solve_jit(), *args, repeats=repeats)
     assert bool(info.converged)
     records.append(
         Record(

@@ -38,6 +38,8 @@ def test_bundled_case_runs_and_writes_a_complete_folder(case, runs):
     for name in ("results.h5", "summary.json"):
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "summary.json").read_text())
+    timing = summary.pop("timing")  # run-to-run timings, apart from the headline numbers
+    assert {"compile_s", "solve_s", "total_s"} <= set(timing)
     for key, entry in summary.items():
         assert set(entry) == {"value", "unit", "description"}, key
         if isinstance(entry["value"], float):

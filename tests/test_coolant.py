@@ -63,3 +63,66 @@ def test_coolant_table_errors_name_the_key():
         read_coolant(Table({"fluid": "propylene_glycol", "volume_fraction": 0.9}, "c.toml", "coolant"))
     c = read_coolant(Table({"fluid": "propylene_glycol", "volume_fraction": 0.25}, "c.toml", "coolant"))
     assert c.mass_fraction == pytest.approx(0.257, abs=0.002)
+
+
+def test_shipped_table_is_what_coolprop_gives_today():
+    """Regenerate thermo/data/coolant_fits.json from CoolProp and compare
+    (python -m thermo.coolant_tables rewrites it)."""
+    import json
+    from importlib import resources
+
+    from thermo.coolant_tables import compare, tabulate
+
+    shipped = json.loads(resources.files("thermo").joinpath("data", "coolant_fits.json").read_text())
+    fresh = tabulate()
+    assert compare(shipped, fresh) == []
+    for fluid in ("propylene_glycol", "ethylene_glycol"):
+        assert shipped["fluids"][fluid]["interpolated_error"] < 1e-3
+        assert fresh["fluids"][fluid]["interpolated_error"] == pytest.approx(
+            shipped["fluids"][fluid]["interpolated_error"], rel=1e-6
+        )
+
+
+@pytest.mark.parametrize("fluid, w", [("propylene_glycol", 0.256952), ("ethylene_glycol", 0.0137), ("water", 0.0)])
+def test_tabulated_coolant_equals_a_fresh_coolprop_fit(fluid, w):
+    """Between tabulated fractions (and near the end of the table) the
+    interpolated fit agrees with a direct fit to CoolProp, and with CoolProp."""
+    import CoolProp.CoolProp as CP
+
+    from thermo.coolant import T_MAX, T_MIN, _coolprop_name, fit_coolprop
+
+    c = make_coolant(fluid, w)
+    direct, _ = fit_coolprop(fluid, w)
+    name = _coolprop_name(fluid, w)
+    T = np.linspace(T_MIN, T_MAX, 23)
+    theta = (T - 273.15) / 100.0
+    for (prop, a), (prop_b, b) in zip(c.coefficients, direct, strict=True):
+        assert prop == prop_b
+        np.testing.assert_allclose(np.polyval(a, theta), np.polyval(b, theta), rtol=1e-5, err_msg=prop)
+    ref = np.array([CP.PropsSI("V", "T", t, "P", 2e5, name) for t in T])
+    np.testing.assert_allclose(c.viscosity(T), ref, rtol=max(c.fit_error, 1e-9) * 1.01)
+
+
+def test_a_range_other_than_the_tables_is_fitted_from_coolprop():
+    from thermo.coolant import fit_coolprop
+
+    c = make_coolant("water", 0.0, 283.15, 333.15)
+    assert c.coefficients == fit_coolprop("water", 0.0, 283.15, 333.15)[0]
+
+
+def test_reading_a_coolant_needs_no_coolprop_and_no_jax():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from thermo.coolant import make_coolant\n"
+        "c = make_coolant('propylene_glycol', 0.256952)\n"
+        "assert 1e-4 < c.viscosity(300.0) < 1e-2\n"
+        "print([m for m in ('CoolProp', 'jax') if m in sys.modules])\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -45,16 +45,12 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import brentq
 
-from kernels import porous
-from kernels.grid import Grid
-from thermo import coldplate
+from thermo import coldplate, progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
@@ -218,6 +214,8 @@ def apparent_nusselt(u_plan, channel_width, fin_thickness, fin_height, k_fin, k_
         eta = math.tanh(mh) / mh if mh > 1e-8 else 1.0
         return math.log(h / p * (w + 2 * H * eta)) - math.log(u_plan)
 
+    from scipy.optimize import brentq
+
     h = math.exp(brentq(excess, math.log(1e-6), math.log(1e14), xtol=1e-14, rtol=1e-13))
     return h * dh / k_fluid
 
@@ -282,10 +280,23 @@ def unit_cell_closures(case: coldplate.ColdPlateCase, sol: coldplate.Solution) -
 _COMPACT_CELLS = 64
 
 
-@jax.jit
+@cache
+def _compact_unit_cell_r_mean_jit():
+    """:func:`_compact_unit_cell_r_mean`, compiled (once; JAX is imported on
+    first use, not with this module, so that thermo check starts no JAX)."""
+    import jax
+
+    return jax.jit(_compact_unit_cell_r_mean)
+
+
 def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
     """R_mean (K/W) of the compact model of a unit cell; ``dims`` = (w, t, H,
     t_base, L, k_s, flux, flow), ``props`` = (mu, k_f, rho c_p, t_in)."""
+    import jax.numpy as jnp
+
+    from kernels import porous
+    from kernels.grid import Grid
+
     w, t, H, tb, L, ks, flux, flow = dims
     mu, kf, rho_cp, t_in = props
     nx, dtype = _COMPACT_CELLS, dims.dtype
@@ -301,6 +312,9 @@ def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
 
 def _fit_nusselt(case: coldplate.ColdPlateCase, fre, r_mean, guess) -> float:
     """Nu with which the compact unit cell has ``r_mean`` (bracketed root in log Nu)."""
+    import jax.numpy as jnp
+    from scipy.optimize import brentq
+
     g = case.geometry
     rho, mu, cp, kf = _props(case.coolant, case.inlet_temperature)
     dims = jnp.asarray(
@@ -318,7 +332,7 @@ def _fit_nusselt(case: coldplate.ColdPlateCase, fre, r_mean, guess) -> float:
     props = jnp.asarray([mu, kf, rho * cp, case.inlet_temperature])
 
     def excess(log_nu):
-        r, ok = _compact_unit_cell_r_mean(dims, props, jnp.asarray(fre), jnp.asarray(math.exp(log_nu)))
+        r, ok = _compact_unit_cell_r_mean_jit()(dims, props, jnp.asarray(fre), jnp.asarray(math.exp(log_nu)))
         if not bool(ok):
             raise SolveError("compact unit cell did not converge while fitting Nu")
         return math.log(float(r)) - math.log(r_mean)
@@ -344,7 +358,7 @@ class ClosureTable:
 def calibrate(case: CalibrationCase) -> tuple[ClosureTable, dict]:
     """Solve the unit cell at every Reynolds number; ``(table, diagnostics)``."""
     rows, diag = [], {"flow_iterations": [], "energy_iterations": [], "heat_balance_error": []}
-    for re in case.reynolds:
+    for point, re in enumerate(case.reynolds):
         cp_case = _resolved_case(case, re)
         sol = coldplate.solve(cp_case)
         try:
@@ -356,6 +370,7 @@ def calibrate(case: CalibrationCase) -> tuple[ClosureTable, dict]:
         diag["flow_iterations"].append(int(sol.flow_info.iterations))
         diag["energy_iterations"].append(int(sol.energy_info.iterations))
         diag["heat_balance_error"].append(abs(added - removed) / added)
+        progress.step("Reynolds number", point + 1, len(case.reynolds))
     columns = {k: np.array([r[k] for r in rows]) for k in COLUMNS}
     g = case.geometry
     _, _, _, kf = _props(case.coolant, case.inlet_temperature)
@@ -446,7 +461,11 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
 
 def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Calibrate and write the table, results.h5, summary.json and a plot."""
+
+    from kernels import porous
+
     table, diag = calibrate(case)
+    progress.phase("write")
     cols, meta = table.columns, table.meta
     w, t, H, dh = _dims(case.geometry)
     alpha = min(w, H) / max(w, H)

@@ -71,6 +71,7 @@ def cmd_check(args) -> int:
 
 
 def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: str) -> int:
+    from thermo import progress
     from thermo.output import ResultsFolder
 
     out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
@@ -78,9 +79,13 @@ def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: 
     folder.prepare()  # a refused or unwritable path is exit 2 now, not after the solve
     for note in folder.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}", file=sys.stderr)
+    progress.say(f"{verb} {model.CASE_TYPE} case {case_file.path} -> {out}")
     with folder.writing() as tmp:
+        progress.phase("build")  # the models mark their own build, solve and write
         summary = method(case, case_file, tmp)
+        timing = progress.finish_into(tmp)
+    if timing is not None:
+        progress.say(progress.timing_line(timing))
     hint = ' (open results.xdmf in ParaView, reader "Xdmf3 Reader (T)")' if (out / "results.xdmf").exists() else ""
     print(f"results written to {out}/{hint}")
     _print_summary(summary, sys.stdout)
@@ -134,7 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("case", help=case_help)
         cmd.add_argument("-o", "--output", help=f"results folder (default: {default_folder})")
         cmd.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
-        cmd.set_defaults(func=func)
+        cmd.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help=(
+                "no progress on standard error (by default a live line on a terminal, plain lines otherwise, "
+                "and compile / solve times at the end; summary.json records them under 'timing' either way)"
+            ),
+        )
+        cmd.set_defaults(func=func, solves=True)
 
     solving_command(
         "run",
@@ -205,9 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         handle_signals()
     args = build_parser().parse_args(argv)
-    _configure_jax()
     try:
-        return args.func(args)
+        if not getattr(args, "solves", False):
+            return args.func(args)  # thermo check: no JAX (test_progress checks it stays unimported)
+        _configure_jax()
+        from thermo import progress
+
+        with progress.session(progress.default_mode(sys.stderr, args.quiet)):
+            return args.func(args)
     except CaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CASE

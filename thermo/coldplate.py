@@ -33,21 +33,25 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from kernels import conduction as cd
-from kernels import energy, flow
-from kernels.grid import grid_from_faces
 from thermo import geometry as geo
+from thermo import progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.results import Field, Quantity, write_results
+
+if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
+    import jax
+
+    from kernels import conduction as cd
+    from kernels import energy, flow
 
 __all__ = [
     "CASE_TYPE",
@@ -376,13 +380,37 @@ class Solution:
     coupling: dict = field(default_factory=_no_coupling)
 
 
-# one compiled solver per grid shape and static configuration, kept across calls
-solve_flow = jax.jit(flow.solve_flow, static_argnums=(4,))
-solve_energy = jax.jit(energy.solve, static_argnums=(5,))
+@cache
+def _compiled():
+    """One compiled flow and energy solver per grid shape and static
+    configuration, kept across calls. JAX and the kernels are imported here
+    and in the functions that solve, not at module import, so that reading a
+    case (``thermo check``) starts no JAX."""
+    import jax
+
+    from kernels import energy, flow
+
+    return jax.jit(flow.solve_flow, static_argnums=(4,)), jax.jit(energy.solve, static_argnums=(5,))
+
+
+def solve_flow(*args):
+    """:func:`kernels.flow.solve_flow`, jitted (the spec, argument 4, static)."""
+    return _compiled()[0](*args)
+
+
+def solve_energy(*args):
+    """:func:`kernels.energy.solve`, jitted (the config, argument 5, static)."""
+    return _compiled()[1](*args)
 
 
 def setup(case: ColdPlateCase) -> Problem:
     """Build the grid, masks, properties and boundary conditions of ``case``."""
+    import jax.numpy as jnp
+
+    from kernels import conduction as cd
+    from kernels import energy, flow
+    from kernels.grid import grid_from_faces
+
     g = build_geometry(case)
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     grid = grid_from_faces(*g.faces, dtype=dtype)
@@ -445,6 +473,8 @@ def setup(case: ColdPlateCase) -> Problem:
 
 def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: np.ndarray) -> Solution:
     """Solve the energy equation on the face flows of ``state``."""
+    from kernels import energy
+
     flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
     T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
     heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T)
@@ -454,7 +484,13 @@ def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: n
 def solve(case: ColdPlateCase) -> Solution:
     """Flow and energy (see the module docstring for the viscosity models).
     Does not raise on non-convergence: :func:`check_converged` does."""
+    import jax.numpy as jnp
+
+    from kernels import flow
+
+    progress.phase("build")
     pb = setup(case)
+    progress.phase("solve")
     g = pb.geometry
     mu_in = float(pb.flow_params.mu)
     mu = np.full(g.shape, mu_in)
@@ -468,7 +504,7 @@ def solve(case: ColdPlateCase) -> Solution:
     state = flow.initial_state(pb.grid, pb.solid, pb.flow_boundary, pb.flow_spec)
     hist = {"pressure_drop": [], "r_max": [], "viscosity_change": []}
     converged = False
-    for _ in range(case.max_coupling):
+    for it in range(case.max_coupling):
         params = dataclasses.replace(pb.flow_params, mu=jnp.asarray(mu, pb.flow_params.mu.dtype))
         state, finfo = solve_flow(pb.grid, pb.solid, params, pb.flow_boundary, pb.flow_spec, state)
         sol = _with_energy(pb, state, finfo, mu)
@@ -487,6 +523,7 @@ def solve(case: ColdPlateCase) -> Solution:
         hist["pressure_drop"].append(dp)
         hist["r_max"].append(r_max)
         hist["viscosity_change"].append(change)
+        progress.step("viscosity coupling", it + 1, case.max_coupling, residual=change, tolerance=tol)
         if converged:
             break
         mu = mu_T
@@ -629,6 +666,7 @@ def cell_velocity(u: np.ndarray, v: np.ndarray, w: np.ndarray, solid: np.ndarray
 
 def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     sol = solve(case)
+    progress.phase("write", ready=(sol.state, sol.flow_info, sol.T, sol.energy_info, sol.heat))
     summary, t_bottom = summarize(case, sol)
     g, st, fi, ei = sol.geometry, sol.state, sol.flow_info, sol.energy_info
     T = np.asarray(sol.T, np.float64)

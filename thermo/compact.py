@@ -29,14 +29,11 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from kernels import porous
-from kernels.grid import grid_from_faces
-from thermo import pin_friction
+from thermo import pin_friction, progress
 from thermo.calibrate import ClosureTableError, read_closure_table
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
@@ -44,6 +41,9 @@ from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.power_maps import overlap, read_map, source_power
 from thermo.results import Field, Layer, Quantity, results_h5, write_results
+
+if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported where used (thermo check needs none)
+    from kernels import porous
 
 __all__ = ["CompactCase", "parse", "run", "fin_layer", "discretize", "CASE_TYPE"]
 
@@ -410,6 +410,10 @@ def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
     Reynolds number of that flow; pins: Zukauskas heat transfer at the mean
     superficial speed of that flow (:meth:`CompactCase.superficial_speed`)
     and the fitted Darcy-Forchheimer friction; plena where ``arr.plenum``."""
+    import jax.numpy as jnp
+
+    from kernels import porous
+
     nx, ny = arr.plenum.shape
     cool, t_in = case.coolant, case.inlet_temperature
     mu, kf = float(cool.viscosity(t_in)), float(cool.conductivity(t_in))
@@ -455,6 +459,11 @@ def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
 
 
 def _inputs(case: CompactCase, arr: Arrays, dtype):
+    import jax.numpy as jnp
+
+    from kernels import porous
+    from kernels.grid import grid_from_faces
+
     xf, yf, zf = arr.faces
     nx, ny = arr.plenum.shape
     grid = grid_from_faces(xf, yf, zf, dtype)
@@ -470,6 +479,8 @@ def _inputs(case: CompactCase, arr: Arrays, dtype):
 
 
 def _solve(grid, layer, bc, stack, q, rho_cp, t_in):
+    from kernels import porous
+
     flow = porous.solve_flow(grid, layer, bc, q)
     th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in)
     r_max, r_mean = porous.thermal_resistance(stack, grid, th, t_in)
@@ -511,6 +522,12 @@ def _check(ok, what, info):
 
 def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve at the operating flow and over the flow range; write results."""
+    import jax
+    import jax.numpy as jnp
+
+    from kernels import porous
+
+    progress.phase("build")
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
         raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
@@ -523,7 +540,9 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
 
     # one vmapped solve (one compilation): the flow range, then the operating point
     qs = jnp.asarray((*case.curve_flows, case.flow), dtype)
+    progress.phase("solve")
     flows, ths, rmaxs, rmeans = jax.jit(jax.vmap(one))(qs)
+    progress.phase("write", ready=(flows, ths, rmaxs, rmeans))
     _check(flows.info.converged, "flow solve", flows.info)
     _check(ths.info.converged, "energy solve", ths.info)
     flow, th = jax.tree_util.tree_map(lambda a: a[-1], (flows, ths))

@@ -3,11 +3,20 @@
 Properties come from CoolProp (IAPWS-95 / IAPWS-2008 / IAPWS-2011 for water;
 Melinder (2010) incompressible-mixture fits, ``INCOMP::MPG`` and
 ``INCOMP::MEG``, for propylene and ethylene glycol in water, by *mass*
-fraction). They are sampled once over the operating range and fitted with
+fraction). They are sampled over the operating range and fitted with
 low-order polynomials in temperature (viscosity: its logarithm), so that
 kernels can evaluate them, differentiate them and trace them inside ``jit``
-without calling CoolProp. The fit error against CoolProp is measured at
-construction and stored (``fit_error``); it is below 0.1 % over the range.
+without calling CoolProp. The fit error against CoolProp is stored
+(``fit_error``); it is below 0.1 % over the range.
+
+Over the standard range (5-90 degC) the fits are not recomputed at each run:
+``thermo/data/coolant_fits.json`` holds them for water and for each glycol at
+mass fractions 0.01, 0.02, ..., 0.60, and a fraction between two of them gets
+coefficients interpolated (cubic, in the mass fraction) from its four nearest
+neighbours, which adds under 1e-5 of relative error. The table is written by
+``python -m thermo.coolant_tables`` from CoolProp, and a test regenerates it
+and compares. A range other than the standard one is fitted from CoolProp on
+the spot, as is everything when the table is absent.
 
 "PG25" in data-centre usage usually means 25 % propylene glycol *by volume*
 (about 25.7 % by mass); give ``volume_fraction`` or ``mass_fraction`` to say
@@ -17,11 +26,11 @@ contraction of mixing).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["Coolant", "make_coolant", "volume_to_mass_fraction", "FLUIDS", "read_coolant"]
@@ -36,6 +45,11 @@ FLUIDS = {
 
 _PROPS = {"density": "D", "cp": "C", "viscosity": "V", "conductivity": "L"}
 _DEGREE = 5
+#: the standard temperature range (K) of the fits shipped in thermo/data
+T_MIN, T_MAX = 278.15, 363.15
+_PRESSURE = 2.0e5  # Pa; liquid properties barely depend on it
+_SAMPLES = 60  # temperatures sampled over the range for each fit
+TABLE_FILE = "coolant_fits.json"
 
 
 def volume_to_mass_fraction(fluid: str, volume_fraction: float) -> float:
@@ -85,7 +99,11 @@ class Coolant:
 
     def viscosity(self, T):
         log_mu = self._eval("log_viscosity", T)
-        return jnp.exp(log_mu) if isinstance(log_mu, jax.Array) else np.exp(log_mu)
+        if isinstance(log_mu, (float, np.ndarray, np.generic)):
+            return np.exp(log_mu)
+        import jax.numpy as jnp  # a JAX array or tracer: stay in JAX
+
+        return jnp.exp(log_mu)
 
     def prandtl(self, T):
         return self.cp(T) * self.viscosity(T) / self.conductivity(T)
@@ -96,11 +114,7 @@ def _coolprop_name(fluid: str, mass_fraction: float) -> str:
     return pattern.format(w=f"{mass_fraction:.6f}")
 
 
-@lru_cache(maxsize=32)
-def make_coolant(fluid: str = "water", mass_fraction: float = 0.0, t_min: float = 278.15, t_max: float = 363.15):
-    """Fit a coolant's properties over ``[t_min, t_max]`` (K) from CoolProp."""
-    import CoolProp.CoolProp as CP
-
+def _check_arguments(fluid: str, mass_fraction: float, t_min: float, t_max: float) -> None:
     if fluid not in FLUIDS:
         raise ValueError(f"unknown coolant {fluid!r}; known: {sorted(FLUIDS)}")
     if fluid == "water" and mass_fraction != 0.0:
@@ -109,22 +123,72 @@ def make_coolant(fluid: str = "water", mass_fraction: float = 0.0, t_min: float 
         raise ValueError(f"glycol mass fraction must be in (0, 0.6], got {mass_fraction}")
     if not t_max > t_min:
         raise ValueError("t_max must exceed t_min")
+
+
+def fit_coolprop(fluid: str, mass_fraction: float, t_min: float = T_MIN, t_max: float = T_MAX):
+    """Sample CoolProp over ``[t_min, t_max]`` (K) and fit each property:
+    ``(coefficients, fit_error)`` as stored in :class:`Coolant`."""
+    import CoolProp.CoolProp as CP
+
+    _check_arguments(fluid, mass_fraction, t_min, t_max)
     name = _coolprop_name(fluid, mass_fraction)
-    pressure = 2.0e5  # Pa; liquid properties barely depend on it
-    T = np.linspace(t_min, t_max, 60)
+    T = np.linspace(t_min, t_max, _SAMPLES)
     theta = (T - 273.15) / 100.0
-    samples = {p: np.array([CP.PropsSI(code, "T", t, "P", pressure, name) for t in T]) for p, code in _PROPS.items()}
     coefficients = []
     worst = 0.0
-    for prop, values in samples.items():
+    for prop, code in _PROPS.items():
+        values = np.array([CP.PropsSI(code, "T", t, "P", _PRESSURE, name) for t in T])
         target = np.log(values) if prop == "viscosity" else values
         c = np.polyfit(theta, target, _DEGREE)
         fit = np.polyval(c, theta)
         err = np.max(np.abs((np.exp(fit) if prop == "viscosity" else fit) / values - 1.0))
         worst = max(worst, float(err))
         coefficients.append(("log_viscosity" if prop == "viscosity" else prop, tuple(float(v) for v in c)))
+    return tuple(coefficients), worst
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict | None:
+    """The shipped fits (``thermo/data/coolant_fits.json``), or None if absent."""
+    try:
+        text = resources.files("thermo").joinpath("data", TABLE_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return json.loads(text)
+
+
+def _from_table(table: dict, fluid: str, mass_fraction: float):
+    """Coefficients and error bound for ``mass_fraction`` from the shipped
+    table: the entry itself on a tabulated fraction, otherwise cubic Lagrange
+    interpolation of the coefficients over the four nearest fractions."""
+    entry = table["fluids"][fluid]
+    fractions = np.asarray(entry["mass_fractions"])
+    coeffs = {p: np.asarray(c) for p, c in entry["coefficients"].items()}  # (n_fractions, degree + 1)
+    hit = np.flatnonzero(np.abs(fractions - mass_fraction) < 1e-12)
+    if hit.size:
+        i = int(hit[0])
+        return tuple((p, tuple(float(v) for v in c[i])) for p, c in coeffs.items()), float(entry["fit_error"][i])
+    k = int(np.clip(np.searchsorted(fractions, mass_fraction) - 2, 0, fractions.size - 4))
+    ws = fractions[k : k + 4]
+    weights = [np.prod([(mass_fraction - ws[m]) / (ws[j] - ws[m]) for m in range(4) if m != j]) for j in range(4)]
+    out = tuple(
+        (p, tuple(float(v) for v in sum(w * c[k + j] for j, w in enumerate(weights)))) for p, c in coeffs.items()
+    )
+    return out, float(entry.get("interpolated_error", np.nan))  # nan only while the generator measures it
+
+
+@lru_cache(maxsize=32)
+def make_coolant(fluid: str = "water", mass_fraction: float = 0.0, t_min: float = T_MIN, t_max: float = T_MAX):
+    """A coolant's property fits over ``[t_min, t_max]`` (K): from the shipped
+    table over the standard range, otherwise fitted from CoolProp."""
+    _check_arguments(fluid, mass_fraction, t_min, t_max)
+    table = _table()
+    if table is not None and (t_min, t_max) == (table["t_min"], table["t_max"]) and fluid in table["fluids"]:
+        coefficients, error = _from_table(table, fluid, mass_fraction)
+    else:
+        coefficients, error = fit_coolprop(fluid, mass_fraction, t_min, t_max)
     label = "water" if fluid == "water" else f"{FLUIDS[fluid][2]}, {100 * mass_fraction:.1f} % by mass"
-    return Coolant(label, fluid, mass_fraction, t_min, t_max, tuple(coefficients), worst)
+    return Coolant(label, fluid, mass_fraction, t_min, t_max, coefficients, error)
 
 
 def read_coolant(table) -> Coolant:

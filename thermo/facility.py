@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thermo import progress
 from thermo.case import CaseFile, Table, read_header
 from thermo.errors import SolveError
 from thermo.results import Quantity, Series, write_series_results
@@ -79,6 +80,9 @@ class FacilityCase:
     max_iterations: int
     plots: bool
     notes: tuple[str, ...]
+    # inputs of the ratings computed with JAX kernels at build (:func:`rated_params`),
+    # not at parse, so that thermo check starts no JAX and solves nothing
+    ratings: dict = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -93,10 +97,20 @@ def _coolant_props(table: Table | None, t_ref: float, default_fluid: str = "wate
     return float(coolant.density(t_ref)), float(coolant.cp(t_ref)), coolant.name
 
 
-def parse(case_file: CaseFile) -> FacilityCase:
-    """Read and validate a ``facility`` case (raises :class:`CaseError`)."""
-    from kernels import hx, plant
+#: kernels.plant.DEVICE_KINDS and kernels.hx.ARRANGEMENTS, repeated so that parsing
+#: imports no JAX (test_facility checks they agree)
+DEVICE_KINDS = ("dry_cooler", "closed_tower", "open_tower")
+ARRANGEMENTS = ("counterflow", "parallel", "crossflow_unmixed", "crossflow_cmax_mixed", "crossflow_cmin_mixed")
 
+
+def parse(case_file: CaseFile) -> FacilityCase:
+    """Read and validate a ``facility`` case (raises :class:`CaseError`).
+
+    Everything is read and checked here except the heat-rejection device's
+    rating (its UA at the rated approach, and whether that approach is
+    reachable with the air flow), which needs the psychrometric and
+    heat-exchanger kernels: :func:`rated_params` computes it when the case is
+    built, and raises :class:`CaseError` naming the key there."""
     root = Table(case_file.data, case_file.path)
     name, description = read_header(root, CASE_TYPE)
     notes: list[str] = []
@@ -201,15 +215,15 @@ def parse(case_file: CaseFile) -> FacilityCase:
                 f"{approach:g} K is not reachable at {rated_heat / 1e3:.0f} kW with these flows "
                 f"(effectiveness {eps:.3f} >= 1): raise the approach or the facility-water flow",
             )
-        cdu_ua = float(hx.ua_from_approach(approach, rated_heat, c_tcs, c_fw))
+        cdu_ua = None  # from the approach, at build (rated_params)
     share = cdu.number("secondary_resistance_share", default=0.5, minimum=0.0, maximum=1.0)
     cdu_exp = cdu.number("flow_exponent", default=0.65, minimum=0.0, maximum=1.0)
     cdu.finish()
 
     # ----------------------------------------------------------------- heat rejection
     hr = root.table("heat_rejection")
-    device = hr.string("type", choices=plant.DEVICE_KINDS)
-    arrangement = hr.string("arrangement", default="counterflow", choices=hx.ARRANGEMENTS)
+    device = hr.string("type", choices=DEVICE_KINDS)
+    arrangement = hr.string("arrangement", default="counterflow", choices=ARRANGEMENTS)
     q_rated = hr.quantity("rated_heat", "power", positive=True)
     app_rated = hr.quantity("approach", "temperature_difference", positive=True)
     t_ref_rated = hr.quantity("rated_ambient", "temperature")
@@ -229,38 +243,29 @@ def parse(case_file: CaseFile) -> FacilityCase:
         eps_hx = q_rated / (min(c_fw, c_w_rated) * (hx_app + q_rated / c_fw))
         if not eps_hx < 1.0:
             raise hr.error("isolation_approach", f"not reachable (effectiveness {eps_hx:.3f} >= 1)")
-        hx_ua = float(hx.ua_from_approach(hx_app, q_rated, c_fw, c_w_rated))
     else:
-        hx_ua = 0.0
+        hx_app = None
     cycles = hr.number("cycles_of_concentration", default=4.0, minimum=1.1, maximum=50.0)
     drift = hr.number("drift_fraction", default=5e-5, minimum=0.0, maximum=0.01)
     hr.finish()
-    c_air_rated = m_air * float(plant.air_specific_heat(device, plant.CP_AIR, cs_span, t_ref_rated, pressure))
-    c_min = min(c_w_rated, c_air_rated)
-    eps_dev = q_rated / (c_min * (app_rated + q_rated / c_w_rated))
-    if not eps_dev < 1.0:
-        raise hr.error(
-            "approach",
-            f"{app_rated:g} K at {q_rated / 1e3:.0f} kW needs effectiveness {eps_dev:.3f} >= 1 with this "
-            "air and water flow: raise the approach or the air flow",
-        )
-    ua_dev = float(
-        plant.rate_device(
-            device, q_rated, app_rated, c_w_rated, m_air, t_ref_rated, pressure, plant.CP_AIR, cs_span, arrangement
-        )  # fmt: skip
-    )
+    # UA, hx_ua, cp_air: at build (rated_params)
     device_params = dict(
-        ua_rated=ua_dev, c_water_rated=c_w_rated, m_air_rated=m_air, cp_air=plant.CP_AIR,
+        ua_rated=None, c_water_rated=c_w_rated, m_air_rated=m_air, cp_air=None,
         cs_span=cs_span, air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
-        fan_power_rated=fan_power, fan_fraction_min=f_min, hx_ua=hx_ua,
+        fan_power_rated=fan_power, fan_fraction_min=f_min, hx_ua=None,
+    )  # fmt: skip
+    ratings = dict(
+        file=str(case_file.path),
+        cdu_approach=None if has_ua else approach, cdu_rated_heat=rated_heat, c_tcs=c_tcs, c_fw=c_fw,
+        q_rated=q_rated, approach=app_rated, t_ref_rated=t_ref_rated, pressure=pressure, isolation_approach=hx_app,
     )  # fmt: skip
 
     # ----------------------------------------------------------------- chiller
     ch_t = root.table("chiller", default=None)
-    cop_ref, coeffs, chw_b, cond_b = plant.doe2_centrifugal_eir()
+    # cop_ref None: the DOE-2 reference curve's; the curve itself is filled in at build (rated_params)
     chiller_params = dict(
-        carnot_fraction=0.55, dt_evap=2.0, dt_cond=2.0, cop_ref=cop_ref, eir_coeffs=coeffs,
-        t_chw_bounds=chw_b, t_cond_bounds=cond_b, lift_min=1.0, cond_approach=5.0, cond_power_per_w=0.02,
+        carnot_fraction=0.55, dt_evap=2.0, dt_cond=2.0, cop_ref=None, eir_coeffs=None,
+        t_chw_bounds=None, t_cond_bounds=None, lift_min=1.0, cond_approach=5.0, cond_power_per_w=0.02,
     )  # fmt: skip
     if ch_t is None:
         chiller = "none"
@@ -270,7 +275,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
             carnot_fraction=ch_t.number("carnot_fraction", default=0.55, minimum=0.05, maximum=1.0),
             dt_evap=ch_t.quantity("evaporator_approach", "temperature_difference", default=2.0, nonnegative=True),
             dt_cond=ch_t.quantity("condenser_approach", "temperature_difference", default=2.0, nonnegative=True),
-            cop_ref=ch_t.number("reference_cop", default=cop_ref, minimum=0.5, maximum=30.0),
+            cop_ref=ch_t.number("reference_cop", default=None, minimum=0.5, maximum=30.0),
             lift_min=ch_t.quantity("minimum_lift", "temperature_difference", default=1.0, positive=True),
             cond_approach=ch_t.quantity(
                 "condenser_water_approach", "temperature_difference", default=5.0, nonnegative=True
@@ -307,11 +312,16 @@ def parse(case_file: CaseFile) -> FacilityCase:
             if t_wb > t_db:
                 raise amb.error("wet_bulb", "must not exceed the dry bulb")
         else:
-            from thermo.weather import wet_bulb_from_rh
-
             rh = amb.number("relative_humidity", minimum=0.0, maximum=1.0)
-            t_wb = float(wet_bulb_from_rh(np.array([t_db]), np.array([rh]), np.array([p_amb]))[0])
-        weather = Weather(("design",), np.array([t_db]), np.array([t_wb]), np.array([p_amb]), "design point")
+            t_wb = None  # from the relative humidity, when first used (Weather.t_wb)
+        weather = Weather(
+            ("design",),
+            np.array([t_db]),
+            None if t_wb is None else np.array([t_wb]),
+            np.array([p_amb]),
+            "design point",
+            relative_humidity=None if t_wb is not None else np.array([rh]),
+        )
         hourly = False
     amb.finish()
 
@@ -403,7 +413,53 @@ def parse(case_file: CaseFile) -> FacilityCase:
         max_iterations=max_iter,
         plots=plots,
         notes=tuple(notes),
+        ratings=ratings,
     )
+
+
+def rated_params(case: FacilityCase) -> dict:
+    """``case.params`` with the ratings filled in: the CDU's UA from its rated
+    approach, the heat-rejection device's UA (and its isolation exchanger's)
+    from the rated approach, the air stream's heat capacity, and the DOE-2
+    chiller curve. Raises :class:`CaseError` (naming the key) when the rated
+    approach cannot be reached with the case's air and water flows."""
+    from kernels import hx, plant
+    from thermo.case import CaseError
+
+    r = case.ratings
+    p = {k: (dict(v) if isinstance(v, dict) else v) for k, v in case.params.items()}
+    if p["cdu_ua_rated"] is None:
+        p["cdu_ua_rated"] = float(hx.ua_from_approach(r["cdu_approach"], r["cdu_rated_heat"], r["c_tcs"], r["c_fw"]))
+    dev = p["device"]
+    q_rated, app_rated, c_w_rated = r["q_rated"], r["approach"], dev["c_water_rated"]
+    if r["isolation_approach"] is not None:
+        dev["hx_ua"] = float(hx.ua_from_approach(r["isolation_approach"], q_rated, r["c_fw"], c_w_rated))
+    else:
+        dev["hx_ua"] = 0.0
+    dev["cp_air"] = plant.CP_AIR
+    t_ref, pressure = r["t_ref_rated"], r["pressure"]
+    cp_air_eff = float(plant.air_specific_heat(case.device, plant.CP_AIR, dev["cs_span"], t_ref, pressure))
+    c_min = min(c_w_rated, dev["m_air_rated"] * cp_air_eff)
+    eps_dev = q_rated / (c_min * (app_rated + q_rated / c_w_rated))
+    if not eps_dev < 1.0:
+        raise CaseError(
+            r["file"],
+            "heat_rejection.approach",
+            f"{app_rated:g} K at {q_rated / 1e3:.0f} kW needs effectiveness {eps_dev:.3f} >= 1 with this "
+            "air and water flow: raise the approach or the air flow",
+        )
+    dev["ua_rated"] = float(
+        plant.rate_device(
+            case.device, q_rated, app_rated, c_w_rated, dev["m_air_rated"], r["t_ref_rated"], r["pressure"],
+            plant.CP_AIR, dev["cs_span"], case.arrangement,
+        )
+    )  # fmt: skip
+    cop_ref, coeffs, chw_b, cond_b = plant.doe2_centrifugal_eir()
+    ch = p["chiller"]
+    ch.update(eir_coeffs=coeffs, t_chw_bounds=chw_b, t_cond_bounds=cond_b)
+    if ch["cop_ref"] is None:
+        ch["cop_ref"] = cop_ref
+    return p
 
 
 # --------------------------------------------------------------------------- build & solve
@@ -423,7 +479,7 @@ def build(case: FacilityCase):
     from kernels import coupled, it_power, plant
 
     dt = _dtype(case)
-    p = case.params
+    p = rated_params(case)
 
     def arr(v):
         return jnp.asarray(v, dt)
@@ -566,6 +622,7 @@ def _solve_with_sweep(case: FacilityCase):
     import jax
     import jax.numpy as jnp
 
+    progress.phase("build")
     fac, config = build(case)
     amb, util = _hourly_inputs(case)
     dt = _dtype(case)
@@ -576,6 +633,7 @@ def _solve_with_sweep(case: FacilityCase):
         return jax.vmap(lambda t: year(_with_controls(fac, t, jnp.asarray(1.0, dt)), amb, util))(temps)
 
     temps = jnp.asarray((case.params["t_supply_set"], *case.sweep_supply), dt)
+    progress.phase("solve")
     ops, infos = solve_all(fac, amb, util, temps)
     return fac, config, amb, util, ops, infos
 
@@ -587,6 +645,7 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     from kernels.coupled import annual_totals
 
     fac, config, amb, util, ops_all, infos_all = _solve_with_sweep(case)
+    progress.phase("write", ready=(ops_all, infos_all))
     ops = jax.tree_util.tree_map(lambda x: x[0], ops_all)
     infos = jax.tree_util.tree_map(lambda x: x[0], infos_all)
     _check(case, ops, infos, "facility run")
@@ -746,6 +805,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     import jax.numpy as jnp
     from scipy.optimize import minimize
 
+    progress.phase("build")
     fac, config = build(case)
     amb, util = _hourly_inputs(case)
     dt = _dtype(case)
@@ -761,6 +821,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     grid_s = np.linspace(s_lo, s_hi, opt.grid[1])
     tt, ss = np.meshgrid(grid_t, grid_s, indexing="ij")
     xs = jnp.asarray(np.stack([tt.ravel(), ss.ravel()], axis=1), dt)
+    progress.phase("solve")
     j_g, tj_g, conv_g = (np.asarray(v, np.float64) for v in jax.jit(lambda x: jax.lax.map(point, x))(xs))
     j_g, tj_g, conv_g = j_g.reshape(tt.shape), tj_g.reshape(tt.shape), conv_g.reshape(tt.shape) > 0
     feasible = conv_g & (tj_g <= opt.junction_limit)
@@ -791,6 +852,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         if key not in cache:
             v, jac = vals_jac(jnp.asarray(u, dt))
             cache[key] = (np.asarray(v, np.float64), np.asarray(jac, np.float64))
+            progress.step("SLSQP evaluation", len(cache))
         return cache[key]
 
     def fun(u):
@@ -825,6 +887,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         x = np.clip(x_opt + np.asarray(dx), [t_lo, s_lo], [t_hi, s_hi])
         jn, tjn, _ = (float(v) for v in point_jit(jnp.asarray(x, dt)))
         neighbours[name] = (jn, tjn)
+    progress.phase("write")
     active = tj_opt >= opt.junction_limit - 0.05
     q_cp = case.params["flow_per_accelerator"] * x_opt[1]
     summary = {

@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import nnls
 
 __all__ = ["max_velocity_ratio", "pressure_gradient", "reynolds_limits", "check_geometry", "fit_darcy_forchheimer"]
 
@@ -126,6 +125,8 @@ def fit_darcy_forchheimer(speeds, gradients):
     g = np.asarray(gradients, np.float64)
     a = np.stack([u / g, u**2 / g], axis=1)
     scale = np.abs(a).max(axis=0)
+    from scipy.optimize import nnls  # here, not at import: scipy.optimize costs a second to import
+
     coef, _ = nnls(a / scale, np.ones_like(u))
     r, beta = coef / scale
     r = max(r, 1e-6 * float(np.mean(g / u)))

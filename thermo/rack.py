@@ -38,27 +38,12 @@ and the heat balance.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cache
 from pathlib import Path
 
-import h5py
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from kernels.network import (
-    GRAVITY,
-    EdgeKind,
-    Fluid,
-    NetworkBuilder,
-    NewtonOptions,
-    kv_from_cv,
-    network_temperatures,
-    solve_network,
-    tee_loss_coefficient,
-    validate_network,
-    validate_params,
-)
+from thermo import progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
@@ -68,6 +53,11 @@ __all__ = ["RackCase", "CASE_TYPE", "parse", "build_network", "solve", "run"]
 
 CASE_TYPE = "rack_network"
 LPM = 1.0 / 60000.0  # m^3/s per L/min
+#: Kv (m^3/h at 1 bar) per Cv (US gal/min at 1 psi): kernels.network.kv_from_cv's
+#: factor, repeated so that parsing needs no JAX (test_rack checks they agree)
+KV_PER_CV = 0.865
+# JAX, the kernels and h5py are imported inside the functions that solve and
+# write, so that reading a case (thermo check) starts neither JAX nor h5py.
 
 
 # ----------------------------------------------------------------------------- case
@@ -222,7 +212,7 @@ def parse(case: CaseFile) -> RackCase:
     q = root.table("quick_disconnect")
     if q.has("kv") == q.has("cv"):
         raise q.error(None, "give exactly one of 'kv' (m^3/h at 1 bar) or 'cv' (US gal/min at 1 psi)")
-    kv = q.number("kv", minimum=1e-3) if q.has("kv") else kv_from_cv(q.number("cv", minimum=1e-3))
+    kv = q.number("kv", minimum=1e-3) if q.has("kv") else KV_PER_CV * q.number("cv", minimum=1e-3)
     q.finish()
 
     plates = []
@@ -308,6 +298,8 @@ class RackNetwork:
 
 def build_network(case: RackCase, dtype) -> RackNetwork:
     """Nodes and edges of the rack (see the module docstring)."""
+    from kernels.network import EdgeKind, NetworkBuilder, tee_loss_coefficient
+
     man, hose = case.manifold, case.hose
     b = NetworkBuilder()
     b.node("inlet")
@@ -465,16 +457,30 @@ def loglog_interp(x, xk, yk):
     return np.exp(ly[k] + slope * (lq - lx[k]))
 
 
-@partial(jax.jit, static_argnums=(0,))
-def _solve_jit(net, params, fluid, bnd, heat, t_in):
+def _solve_arrays(net, params, fluid, bnd, heat, t_in):
+    from kernels.network import NewtonOptions, network_temperatures, solve_network
+
     sol, info = solve_network(net, params, fluid, bnd, NewtonOptions(max_iterations=60))
     temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
     return sol, info, temps, tinfo
 
 
+@cache
+def _solve_jit():
+    """The network and temperature solve, compiled once per network (static)."""
+    import jax
+
+    return jax.jit(_solve_arrays, static_argnums=(0,))
+
+
 def solve(case: RackCase):
     """Build and solve the rack. Returns (rack network, solution, Newton info,
     temperatures, thermal info, fluid properties used)."""
+    import jax.numpy as jnp
+
+    from kernels.network import Fluid, validate_network, validate_params
+
+    progress.phase("build")
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     rn = build_network(case, dtype)
     validate_network(rn.network)
@@ -491,7 +497,8 @@ def solve(case: RackCase):
     heat = np.zeros(rn.network.n_edges)
     heat[rn.plate_edges] = rn.plate_power
     t_in = np.full(rn.network.n_nodes, t_sup)
-    sol, info, temps, tinfo = _solve_jit(
+    progress.phase("solve")
+    sol, info, temps, tinfo = _solve_jit()(
         rn.network, rn.params, fluid, rn.boundary, jnp.asarray(heat, dtype), jnp.asarray(t_in, dtype)
     )
     return rn, sol, info, temps, tinfo, (t_mean, fluid)
@@ -502,7 +509,10 @@ def solve(case: RackCase):
 
 def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write results.h5, summary.json and plots into ``folder``."""
+    from kernels.network import GRAVITY
+
     rn, sol, info, temps, tinfo, (t_mean, fluid) = solve(case)
+    progress.phase("write", ready=(sol, info, temps, tinfo))
     net = rn.network
     q = np.asarray(sol.flow, np.float64)
     p = np.asarray(sol.pressure, np.float64)
@@ -637,6 +647,10 @@ def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
 
 
 def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, extra):
+    import h5py
+
+    from kernels.network import EdgeKind
+
     net = rn.network
     with results_h5(path) as h5:
         solver = {
@@ -769,6 +783,7 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
 
 
 def _plots(folder, case, rn, rho, p, qp, t_pin, t_pout, tj, q_tray, history):
+    from kernels.network import GRAVITY
     from thermo import plots
 
     plots.residual_history(folder / "residual_history.png", history, "rack network: Newton (global gradient)")

@@ -19,12 +19,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from kernels import conduction, linsolve
-from kernels.grid import grid_from_faces
+from thermo import progress
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.errors import SolveError
 from thermo.materials import material_library
@@ -362,7 +359,13 @@ def discretize(case: StackCase) -> Discretization:
 # ----------------------------------------------------------------------------- solve
 
 
+# JAX and the kernels are imported in the functions that solve, so that reading
+# a case (thermo check) starts no JAX.
+
+
 def _boundary_conditions(grid, case: StackCase, flux, dtype):
+    from kernels import conduction
+
     faces = {name: conduction.face_bc(grid, name, dtype=dtype) for name, _, _ in conduction.FACES}
     bottom_kind = conduction.CONVECTIVE if case.bottom.kind == "convective" else conduction.FLUX
     faces["z_lo"] = conduction.face_bc(
@@ -382,6 +385,10 @@ def _boundary_conditions(grid, case: StackCase, flux, dtype):
 
 
 def _solve_arrays(grid, k_table, material_map, bcs, config):
+    import jax.numpy as jnp
+
+    from kernels import conduction
+
     k = k_table[material_map]
     T, info = conduction.solve(grid, k, jnp.zeros_like(k), bcs, config)
     heat_in, heat_out = conduction.heat_balance(grid, k, jnp.zeros_like(k), bcs, T)
@@ -390,6 +397,13 @@ def _solve_arrays(grid, k_table, material_map, bcs, config):
 
 def solve(case: StackCase, disc: Discretization | None = None):
     """Discretize and solve; returns (disc, T in K, SolveInfo, heat_in, heat_out)."""
+    import jax
+    import jax.numpy as jnp
+
+    from kernels import linsolve
+    from kernels.grid import grid_from_faces
+
+    progress.phase("build")
     disc = disc or discretize(case)
     dtype = jnp.float64 if case.solver.precision == "float64" else jnp.float32
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
@@ -398,6 +412,7 @@ def solve(case: StackCase, disc: Discretization | None = None):
     bcs = _boundary_conditions(grid, case, jnp.asarray(disc.bottom_flux, dtype), dtype)
     config = linsolve.MultigridConfig(tol=case.solver.tolerance, max_iterations=case.solver.max_iterations)
     fn = jax.jit(_solve_arrays, static_argnums=(4,))
+    progress.phase("solve")
     T, info, heat_in, heat_out = fn(grid, jnp.asarray(disc.k_table, dtype), jnp.asarray(disc.material_map), bcs, config)
     return disc, T, info, heat_in, heat_out
 
@@ -424,6 +439,7 @@ def junction_temperature(case: StackCase, disc: Discretization, T: np.ndarray) -
 def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write the results into ``folder`` (a fresh, empty folder)."""
     disc, T, info, heat_in, heat_out = solve(case)
+    progress.phase("write", ready=(T, info, heat_in, heat_out))
     T = np.asarray(T, np.float64)
     history = np.asarray(info.history, np.float64)
     iterations = int(info.iterations)

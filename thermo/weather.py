@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -66,16 +67,27 @@ class Weather:
     """Hourly (or any-step) ambient conditions in SI units.
 
     ``t_db``, ``t_wb`` (K) and ``p`` (Pa) have one entry per row; ``time`` holds
-    the row labels; ``source`` says where they came from."""
+    the row labels; ``source`` says where they came from. The wet bulb is
+    ``wet_bulb`` as given, or else computed from ``relative_humidity``
+    (fraction) on first use of ``t_wb``: a psychrometric solve with JAX, left
+    out of reading the file so that ``thermo check`` solves nothing."""
 
     time: tuple[str, ...]
     t_db: np.ndarray
-    t_wb: np.ndarray
+    wet_bulb: np.ndarray | None
     p: np.ndarray
     source: str
+    relative_humidity: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.time)
+
+    @cached_property
+    def t_wb(self) -> np.ndarray:
+        """Wet bulb (K) of each row."""
+        if self.wet_bulb is not None:
+            return self.wet_bulb
+        return wet_bulb_from_rh(self.t_db, self.relative_humidity, self.p)
 
 
 def wet_bulb_from_rh(t_db_k: np.ndarray, rh: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -151,10 +163,8 @@ def read_weather(path: str | Path, pressure: float = 101325.0) -> Weather:
     t_db = np.asarray(tdb) + T0
     p = np.asarray(pres)
     if humid[0] == "wet_bulb_C":
-        t_wb = np.asarray(hum) + T0
-    else:
-        t_wb = wet_bulb_from_rh(t_db, np.asarray(hum) / 100.0, p)
-    return Weather(tuple(times), t_db, t_wb, p, str(path))
+        return Weather(tuple(times), t_db, np.asarray(hum) + T0, p, str(path))
+    return Weather(tuple(times), t_db, None, p, str(path), relative_humidity=np.asarray(hum) / 100.0)
 
 
 # ----------------------------------------------------------------- synthetic
