@@ -42,6 +42,7 @@ import numpy as np
 from kernels import conduction as cd
 from kernels import energy, flow
 from kernels.grid import grid_from_faces
+from thermo import bounds
 from thermo import geometry as geo
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
@@ -63,6 +64,7 @@ __all__ = [
     "read_material",
     "read_solver",
     "check_converged",
+    "check_bounded",
     "pressure_drop",
     "bottom_temperature",
     "thermal_resistances",
@@ -436,8 +438,13 @@ def setup(case: ColdPlateCase) -> Problem:
         rho_cp=rho * cp,
         # float32: the full equation's residual has a roundoff floor that grows
         # with the cell count (1.2e-5 at 195k cells on the unit cell), so ask 1e-4
+        # the x+ face is a pressure outlet: where the flow turns back into the domain
+        # it brings the adjacent cell's temperature (zero gradient), not a face value
         energy_config=energy.EnergyConfig(
-            scheme=case.energy_scheme, max_outer=500, tol=None if dtype == jnp.float64 else 1e-4
+            scheme=case.energy_scheme,
+            max_outer=500,
+            tol=None if dtype == jnp.float64 else 1e-4,
+            outlets=("x_hi",),
         ),
         flux_map=flux_map,
     )
@@ -447,7 +454,7 @@ def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: n
     """Solve the energy equation on the face flows of ``state``."""
     flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
     T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
-    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T)
+    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T, pb.energy_config.outlets)
     return Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map, mu)
 
 
@@ -499,7 +506,8 @@ def solve(case: ColdPlateCase) -> Solution:
 
 def check_converged(case: ColdPlateCase, sol: Solution) -> None:
     """Raise :class:`SolveError` if the flow or the energy solve, or the
-    viscosity-temperature coupling, did not converge."""
+    viscosity-temperature coupling, did not converge, or if the temperature
+    field is not bounded (:func:`check_bounded`)."""
     fi, ei = sol.flow_info, sol.energy_info
     if not bool(fi.converged):
         raise SolveError(
@@ -518,6 +526,35 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
             f"viscosity-temperature coupling did not converge in {cpl['iterations']} iterations (tolerance "
             f"{case.coupling_tolerance:g}; last relative viscosity change {last}); "
             "try more [solver] max_coupling or a looser coupling_tolerance"
+        )
+    check_bounded(case, sol)
+
+
+def check_bounded(case: ColdPlateCase, sol: Solution) -> None:
+    """The maximum principle (:mod:`thermo.bounds`): heat is only added (flux
+    >= 0 on the bottom face) and the only cold boundary is the inlet, so no
+    cell is below the inlet temperature; where the heat enters through solid
+    cells only, no fluid cell is above the hottest solid cell (or the inlet).
+    Raises :class:`SolveError` otherwise."""
+    g = sol.geometry
+    T = np.asarray(sol.T, np.float64)
+    t_in = case.inlet_temperature
+    locate = bounds.grid_locator(g.faces)
+    fluid = ~np.asarray(g.solid)
+    why = "the inlet temperature (heat is only added)"
+    kw = dict(locate=locate, precision=case.precision)
+    bounds.check("fluid temperature", T, lower=t_in, lower_why=why, mask=fluid, **kw)
+    bounds.check("solid temperature", T, lower=t_in, lower_why=why, mask=~fluid, **kw)
+    heated_fluid = bool(np.any((sol.flux_map > 0) & fluid[:, :, 0]))
+    if (~fluid).any() and not heated_fluid:
+        t_solid_max = max(float(T[~fluid].max()), t_in)
+        bounds.check(
+            "fluid temperature",
+            T,
+            upper=t_solid_max,
+            upper_why="the hottest solid cell (the fluid is heated only through the solid)",
+            mask=fluid,
+            **kw,
         )
 
 
