@@ -3,7 +3,9 @@ transfer through a voxel cold plate (straight fins, pin fins or a mask file),
 resolved on the grid.
 
 Set-up: coolant enters through the x- face (over its fluid cells) at a given
-volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge;
+volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge
+(where the flow turns back in through x+, it brings the temperature of the
+cell it enters: zero gradient, ``EnergyConfig.outlets``);
 the base is heated from below (z = 0) over the fin-field footprint or the
 whole base; every other face is an adiabatic wall, or a symmetry plane on the
 y faces of a unit cell.
