@@ -507,9 +507,9 @@ def solve(case: ColdPlateCase) -> Solution:
 
 
 def check_converged(case: ColdPlateCase, sol: Solution) -> None:
-    """Raise :class:`SolveError` if the flow or the energy solve, or the
-    viscosity-temperature coupling, did not converge, or if the temperature
-    field is not bounded (:func:`check_bounded`)."""
+    """Raise :class:`SolveError` if the flow or the energy solve did not
+    converge, if the temperature field is not bounded (:func:`check_bounded`),
+    or if the viscosity-temperature coupling did not converge."""
     fi, ei = sol.flow_info, sol.energy_info
     if not bool(fi.converged):
         raise SolveError(
@@ -521,6 +521,9 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
         raise SolveError(
             f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
         )
+    # before the coupling: a Picard iteration stops on an unbounded field, and
+    # that, not the unfinished coupling, is what to report
+    check_bounded(case, sol)
     cpl = sol.coupling
     if not cpl["converged"]:
         last = f"{cpl['viscosity_change'][-1]:.3e}" if cpl["viscosity_change"] else "n/a"
@@ -529,7 +532,6 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
             f"{case.coupling_tolerance:g}; last relative viscosity change {last}); "
             "try more [solver] max_coupling or a looser coupling_tolerance"
         )
-    check_bounded(case, sol)
 
 
 def check_bounded(case: ColdPlateCase, sol: Solution) -> None:
