@@ -231,7 +231,7 @@ GUARDS = {
     "rack_network": ("rack", _corrupt_rack, r"coolant temperature is .* node \d+ \(outlet\)"),
     "facility": ("facility", _corrupt_facility, "t_fw_return .* below t_fw_supply .* row 0"),
 }
-#: bundled cases that take more than about 30 s here (2 shared cores); the
+#: bundled cases that take from 20 s to minutes on the 2 shared cores here; the
 #: guards of their case types are also tested without a solve below
 SLOW = {"coldplate_pinfin", "coldplate_unit_cell", "calibration_unit_cell", "compact_gpu_coldplate", "rack_nvl72"}
 
