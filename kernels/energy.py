@@ -14,8 +14,9 @@ zero ``FLUX``).
 Outlets (static ``EnergyConfig.outlets``, face names): on these faces the
 flow may also turn back into the domain (recirculation through a pressure
 outlet). There the inflow brings the temperature of the cell it enters
-(zero gradient across the face, as OpenFOAM's ``inletOutlet`` does for
-backflow without an ``inletValue``), never the face's ``value``: the
+(zero gradient across the face, as OpenFOAM's ``zeroGradient``; its
+``inletOutlet`` would fix a user-given backflow value instead), never the
+face's ``value``: the
 backflow carries no enthalpy of its own into the cell balance. In the
 matrix this is the conservative form ``F_out T_P - F_back T_P`` with the
 backflow face's flow removed from the advection operator and subtracted from
