@@ -68,7 +68,7 @@ def solve_timed(case: cp.ColdPlateCase):
     eargs = (pb.grid, pb.k, pb.q, pb.thermal_bcs, flows)
     energy_c, t_ce = _compile(cp.solve_energy, *eargs, pb.energy_config)
     (T, einfo, inner), t_energy = _timed(energy_c, *eargs)
-    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T)
+    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T, pb.energy_config.outlets)
     sol = cp.Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map)
     return sol, {"compile_flow_s": t_cf, "flow_s": t_flow, "compile_energy_s": t_ce, "energy_s": t_energy}
 

@@ -21,9 +21,10 @@ operators: diffusion links coarsened as a resistor network (as in
 coarse advection exactly conservative.
 
 Derivatives: ``solve`` is wrapped in ``jax.lax.custom_linear_solve``. Its
-transpose solve uses the same operator with the face flows negated, which is
-the exact transpose when the flow is divergence-free in every cell (a
-converged incompressible flow field, or no flow).
+transpose solve uses the same operator with the face flows negated and each
+cell's net outflow added to the diagonal (:func:`transposed`), the exact
+transpose for any flows (the net outflow is zero where the flow is
+divergence-free).
 """
 
 from __future__ import annotations
@@ -50,7 +51,16 @@ from kernels.linsolve import (
     default_tolerance,
 )
 
-__all__ = ["AdvectionDiffusion", "KrylovConfig", "apply", "bicgstab", "solve", "multigrid_setup"]
+__all__ = [
+    "AdvectionDiffusion",
+    "KrylovConfig",
+    "apply",
+    "bicgstab",
+    "solve",
+    "multigrid_setup",
+    "net_outflow",
+    "transposed",
+]
 
 
 @jax.tree_util.register_dataclass
@@ -59,7 +69,11 @@ class AdvectionDiffusion:
     """Diffusion links plus face heat-capacity flows.
 
     Attributes:
-        diffusion: the symmetric part (face conductances and diagonal ``c``), W/K.
+        diffusion: the symmetric part (face conductances and diagonal ``c``), W/K;
+            here ``c`` may be negative where it takes back part of the
+            advective diagonal (backflow that brings the cell's own
+            temperature, :func:`kernels.energy.backflow`), as long as each
+            row stays diagonally dominant.
         fx, fy, fz: face flows rho cp u A, W/K, face-field shapes
             ``(nx + 1, ny, nz)``, ``(nx, ny + 1, nz)``, ``(nx, ny, nz + 1)``.
     """
@@ -108,6 +122,22 @@ def apply(op: AdvectionDiffusion, x: jax.Array) -> jax.Array:
 def negated(op: AdvectionDiffusion) -> AdvectionDiffusion:
     """The operator with reversed flows: ``A^T`` for divergence-free flows."""
     return AdvectionDiffusion(op.diffusion, -op.fx, -op.fy, -op.fz)
+
+
+def net_outflow(op: AdvectionDiffusion) -> jax.Array:
+    """Per cell: face flows out minus flows in (W/K), boundary faces included."""
+    out = jnp.zeros_like(op.diffusion.c)
+    for axis, f in enumerate(op.flows()):
+        n = f.shape[axis]
+        out = out + lax.slice_in_dim(f, 1, n, axis=axis) - lax.slice_in_dim(f, 0, n - 1, axis=axis)
+    return out
+
+
+def transposed(op: AdvectionDiffusion) -> AdvectionDiffusion:
+    """``A^T`` for any flows: the reversed flows, with the net outflow of each
+    cell added to the diagonal (zero for divergence-free flows)."""
+    g = op.diffusion
+    return AdvectionDiffusion(Conductances(g.gx, g.gy, g.gz, g.c + net_outflow(op)), -op.fx, -op.fy, -op.fz)
 
 
 # --------------------------------------------------------------------------- multigrid
@@ -328,13 +358,13 @@ def _raw_solve(op: AdvectionDiffusion, b, config: KrylovConfig, x0=None, hier=No
 
 def solve(op: AdvectionDiffusion, b: jax.Array, config: KrylovConfig | None = None):
     """Solve ``A x = b``; returns ``(x, SolveInfo)``. Differentiable in ``op``
-    and ``b`` (implicit; exact for divergence-free flows)."""
+    and ``b`` (implicit, through the exact transpose :func:`transposed`)."""
     config = config or KrylovConfig()
 
     def forward(_, rhs):
         return _raw_solve(op, rhs, config)
 
     def transpose(_, rhs):
-        return _raw_solve(negated(op), rhs, config)
+        return _raw_solve(transposed(op), rhs, config)
 
     return lax.custom_linear_solve(lambda x: apply(op, x), b, solve=forward, transpose_solve=transpose, has_aux=True)

@@ -11,6 +11,19 @@ temperature (give that face ``TEMPERATURE`` for a fixed inlet temperature, or
 diffusive link); outflow faces take the cell's temperature out (give them
 zero ``FLUX``).
 
+Outlets (static ``EnergyConfig.outlets``, face names): on these faces the
+flow may also turn back into the domain (recirculation through a pressure
+outlet). There the inflow brings the temperature of the cell it enters
+(zero gradient across the face, as OpenFOAM's ``zeroGradient``; its
+``inletOutlet`` would fix a user-given backflow value instead), never the
+face's ``value``: the
+backflow carries no enthalpy of its own into the cell balance. In the
+matrix this is the conservative form ``F_out T_P - F_back T_P`` with the
+backflow face's flow removed from the advection operator and subtracted from
+the diagonal (``c``); by continuity the diagonal still equals the diffusion
+links plus the interior inflows, so the operator keeps its M-matrix
+(maximum-principle) property. Other faces' inflow keeps taking ``value``.
+
 Advection schemes (static ``scheme``):
 
 * ``"upwind"``: first order, one linear solve, differentiable (implicit).
@@ -32,7 +45,7 @@ from kernels import advdiff, conduction
 from kernels.diagnostics import SolveInfo
 from kernels.grid import Grid
 
-__all__ = ["EnergyConfig", "face_flows", "operator", "rhs", "tvd_correction", "solve", "heat_balance"]
+__all__ = ["EnergyConfig", "face_flows", "backflow", "operator", "rhs", "tvd_correction", "solve", "heat_balance"]
 
 
 @dataclass(frozen=True)
@@ -45,12 +58,22 @@ class EnergyConfig:
         tol: relative residual of the full discrete equation for ``"tvd"``;
             None: 1e-9 (float64) or 1e-5 (float32).
         max_outer: deferred-correction iteration limit.
+        outlets: names of the boundary faces (``"x_hi"``, ...) whose inflow
+            (backflow) takes the adjacent cell's temperature instead of the
+            face's ``value`` (see the module docstring).
     """
 
     scheme: str = "tvd"
     krylov: advdiff.KrylovConfig = advdiff.KrylovConfig()
     tol: float | None = None
     max_outer: int = 200
+    outlets: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        known = [n for n, _, _ in conduction.FACES]
+        bad = [n for n in self.outlets if n not in known]
+        if bad:
+            raise ValueError(f"unknown outlet face(s) {bad}; use {known}")
 
     def tolerance(self, dtype) -> float:
         if self.tol is not None:
@@ -64,12 +87,57 @@ def face_flows(grid: Grid, u: jax.Array, v: jax.Array, w: jax.Array, rho_cp) -> 
     return tuple(rho_cp * vel * grid.face_areas(a) for a, vel in enumerate((u, v, w)))
 
 
-def operator(grid: Grid, k: jax.Array, bcs: conduction.BoundaryConditions, flows) -> advdiff.AdvectionDiffusion:
-    return advdiff.AdvectionDiffusion(conduction.operator(grid, k, bcs), *flows)
+def _boundary_slab(f, axis, side):
+    n = f.shape[axis]
+    return lax.slice_in_dim(f, 0, 1, axis=axis) if side == 0 else lax.slice_in_dim(f, n - 1, n, axis=axis)
 
 
-def rhs(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows) -> jax.Array:
-    """Sources, boundary fluxes and values, and the heat carried in by inflow."""
+def backflow(flows, outlets=()) -> tuple[tuple, jax.Array]:
+    """Split the backflow through the ``outlets`` faces off the face flows.
+
+    Returns ``(flows without it, per-cell backflow W/K)``: on each outlet face
+    the entries that carry flow into the domain are set to zero, and the
+    cells they enter get that flow (W/K, >= 0) in the second array (zero
+    elsewhere). ``outlets`` is a sequence of face names.
+    """
+    shape = (flows[0].shape[0] - 1, flows[1].shape[1] - 1, flows[2].shape[2] - 1)
+    back = jnp.zeros(shape, flows[0].dtype)
+    out = list(flows)
+    for name, axis, side in conduction.FACES:
+        if name not in outlets:
+            continue
+        f = out[axis]
+        n = f.shape[axis]
+        slab = _boundary_slab(f, axis, side)
+        inward = jnp.maximum(slab if side == 0 else -slab, 0.0)
+        kept = jnp.where(inward > 0, jnp.zeros_like(slab), slab)
+        idx = 0 if side == 0 else n - 1
+        out[axis] = lax.dynamic_update_slice_in_dim(f, kept, idx, axis=axis)
+        m = shape[axis]
+        pad = [(0, 0)] * 3
+        pad[axis] = (0, m - 1) if side == 0 else (m - 1, 0)
+        back = back + jnp.pad(inward, pad)
+    return tuple(out), back
+
+
+def operator(
+    grid: Grid, k: jax.Array, bcs: conduction.BoundaryConditions, flows, outlets=()
+) -> advdiff.AdvectionDiffusion:
+    """Conduction links plus upwind advection; backflow through ``outlets``
+    faces takes the cell's own temperature (see the module docstring)."""
+    cond = conduction.operator(grid, k, bcs)
+    if not outlets:
+        return advdiff.AdvectionDiffusion(cond, *flows)
+    kept, back = backflow(flows, outlets)
+    cond = type(cond)(cond.gx, cond.gy, cond.gz, cond.c - back)
+    return advdiff.AdvectionDiffusion(cond, *kept)
+
+
+def rhs(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, outlets=()) -> jax.Array:
+    """Sources, boundary fluxes and values, and the heat carried in by inflow
+    (at ``value``; backflow through ``outlets`` faces carries none)."""
+    if outlets:
+        flows = backflow(flows, outlets)[0]
     b = conduction.rhs(grid, k, q, bcs)
     for name, axis, side in conduction.FACES:
         f = flows[axis]
@@ -137,8 +205,8 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     config = config or EnergyConfig()
     if config.scheme not in ("upwind", "tvd"):
         raise ValueError(f"unknown advection scheme {config.scheme!r}; use 'upwind' or 'tvd'")
-    op = operator(grid, k, bcs, flows)
-    b = rhs(grid, k, q, bcs, flows)
+    op = operator(grid, k, bcs, flows, config.outlets)
+    b = rhs(grid, k, q, bcs, flows, config.outlets)
     if config.scheme == "upwind":
         T, info = advdiff.solve(op, b, config.krylov)
         return T, info, info.iterations
@@ -187,12 +255,13 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     return T + t_ref, SolveInfo(converged=converged, iterations=k_out, residual=res, history=hist), inner
 
 
-def heat_balance(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, T) -> tuple:
+def heat_balance(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, T, outlets=()) -> tuple:
     """``(heat_added, heat_removed)`` in W.
 
     Added: sources and prescribed boundary fluxes. Removed: conduction to the
     exterior values plus the net enthalpy carried out by the flow
-    (``sum F_out T_cell - sum F_in T_in``). They agree to the solver
+    (``sum F_out T_cell - sum F_in T_in``, with ``T_in`` the face's value, or
+    the cell's temperature on ``outlets`` faces). They agree to the solver
     tolerance when the flow is divergence-free.
     """
     added, conducted = conduction.heat_balance(grid, k, q, bcs, T)
@@ -203,7 +272,7 @@ def heat_balance(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, T)
         m = T.shape[axis]
         idx = 0 if side == 0 else m - 1
         t_b = lax.slice_in_dim(T, idx, idx + 1, axis=axis)
-        value = jnp.expand_dims(bcs.face(name).value, axis)
+        value = t_b if name in outlets else jnp.expand_dims(bcs.face(name).value, axis)
         f_out = (-1.0 if side == 0 else 1.0) * lax.slice_in_dim(
             f, 0 if side == 0 else n - 1, 1 if side == 0 else n, axis=axis
         )

@@ -251,3 +251,87 @@ def test_square_duct_h1_nusselt_through_a_conducting_wall():
         nus.append(q_per_length / 4.0 / (t_wall - t_bulk))
     assert np.ptp(nus) < 5e-3 * np.mean(nus)  # developed (measured: 2.5e-3)
     assert np.mean(nus) == pytest.approx(3.6080, rel=0.02)  # measured: 3.632, +0.65 % on 24 x 24 cells
+
+
+# ----------------------------------------------------------------------------- outlet backflow
+
+
+def _recirculating_outlet(nx=24, ny=16, amplitude=0.2):
+    """A 2D (x-y) divergence-free flow from a corner stream function: uniform
+    inflow at x-, a sinusoidal profile at x+ that turns back into the domain
+    over part of the outlet (``amplitude`` > 1 / (2 pi) of the through-flow;
+    0.2: 3 % of the outflow comes back in)."""
+    xf, yf = np.linspace(0, 0.02, nx + 1), np.linspace(0, 0.01, ny + 1)
+    g = grid_from_faces(xf, yf, [0, 0.001], dtype=F64)
+    s = (xf / xf[-1]) ** 2  # inlet profile at x = 0 blending into the outlet one
+    eta = yf / yf[-1]
+    q_total = 1.0  # W/K of through-flow, rho cp Q
+    psi = q_total * (eta[None, :] + amplitude * s[:, None] * np.sin(2 * np.pi * eta)[None, :])
+    fx = np.diff(psi, axis=1)[:, :, None]  # (nx + 1, ny, 1)
+    fy = -np.diff(psi, axis=0)[:, :, None]  # (nx, ny + 1, 1)
+    fz = np.zeros((nx, ny, 2))
+    flows = tuple(jnp.asarray(a, F64) for a in (fx, fy, fz))
+    div = np.diff(fx, axis=0) + np.diff(fy, axis=1)
+    assert np.abs(div).max() < 1e-14 and (fx[-1] < 0).any()  # the outlet has backflow
+    return g, flows
+
+
+@pytest.mark.parametrize("scheme", ["upwind", "tvd"])
+def test_outlet_backflow_brings_the_cell_temperature(scheme):
+    """Backflow through a pressure outlet: with heat only added, nothing is
+    colder than the inlet and the heat balance closes; without the outlet
+    marked, the backflow brings the face's (0 K) value, the bug of issue 11."""
+    g, flows = _recirculating_outlet()
+    # conduction keeps the backflow region well posed: there the fluid enters and
+    # leaves through the outlet and has no temperature of its own but its neighbours'
+    k = jnp.full(g.shape, 0.6, F64)
+    q = jnp.zeros(g.shape, F64)
+    t_in = 300.0
+    heated = cd.face_bc(g, "y_lo", cd.FLUX, flux=2e3, dtype=F64)
+    bcs = _bcs(g, x_lo=cd.face_bc(g, "x_lo", cd.FLUX, value=t_in), y_lo=heated)
+    cfg = energy.EnergyConfig(scheme=scheme, tol=1e-11, outlets=("x_hi",))
+    T, info, _ = _run(g, k, q, bcs, flows, cfg)
+    assert bool(info.converged)
+    assert float(T.min()) >= t_in - 1e-9
+    added, removed = energy.heat_balance(g, k, q, bcs, flows, T, cfg.outlets)
+    assert float(added) == pytest.approx(2e3 * 0.02 * 0.001)
+    assert abs(float(added - removed)) / float(added) < 1e-8
+    # no heat: the inlet temperature everywhere, exactly (a constant solves every row)
+    bcs0 = _bcs(g, x_lo=cd.face_bc(g, "x_lo", cd.FLUX, value=t_in))
+    T0, info0, _ = _run(g, k, q, bcs0, flows, cfg)
+    assert bool(info0.converged)
+    np.testing.assert_allclose(np.asarray(T0), t_in, rtol=0, atol=1e-6)
+    # the old treatment: the backflow brings the x+ face's value (0 by default)
+    old = dataclasses.replace(cfg, outlets=())
+    T_old, _, _ = _run(g, k, q, bcs0, flows, old)
+    assert float(T_old.min()) < 0.5 * t_in
+
+
+def test_outlet_backflow_upwind_gradient_matches_finite_difference():
+    """The transpose solve is exact although the advection operator without
+    the backflow faces is not divergence-free."""
+    g, flows = _recirculating_outlet(nx=12, ny=8)
+    q = jnp.zeros(g.shape, F64)
+    cfg = energy.EnergyConfig(scheme="upwind", outlets=("x_hi",))
+
+    def mean_temperature(speed, k0):
+        bcs = _bcs(
+            g,
+            x_lo=cd.face_bc(g, "x_lo", cd.FLUX, value=300.0),
+            y_lo=cd.face_bc(g, "y_lo", cd.FLUX, flux=2e3, dtype=F64),
+        )
+        T, _, _ = energy.solve(g, jnp.full(g.shape, k0, F64), q, bcs, tuple(f * speed for f in flows), cfg)
+        return jnp.mean(T)
+
+    f = jax.jit(mean_temperature)
+    ds, dk = jax.jit(jax.grad(mean_temperature, argnums=(0, 1)))(1.0, 0.6)
+    fd_s = (f(1.0 + 1e-5, 0.6) - f(1.0 - 1e-5, 0.6)) / 2e-5
+    fd_k = (f(1.0, 0.6 * (1 + 1e-5)) - f(1.0, 0.6 * (1 - 1e-5))) / (2e-5 * 0.6)
+    assert float(ds) < 0
+    assert float(ds) == pytest.approx(float(fd_s), rel=1e-4)
+    assert float(dk) == pytest.approx(float(fd_k), rel=1e-4)
+
+
+def test_unknown_outlet_face_is_refused():
+    with pytest.raises(ValueError, match="unknown outlet face"):
+        energy.EnergyConfig(outlets=("x_top",))

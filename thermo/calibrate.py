@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermo import coldplate, progress
+from thermo import bounds, coldplate, progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
@@ -307,7 +307,9 @@ def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
     stack = porous.Stack(jnp.full((nx, 2, 1), ks, dtype), jnp.full((nx, 2), flux, dtype))
     fl = porous.solve_flow(grid, layer, bc, flow)
     th = porous.solve_energy(grid, layer, stack, fl, rho_cp, t_in)
-    return porous.thermal_resistance(stack, grid, th, t_in)[1], fl.info.converged & th.info.converged
+    t_min = jnp.minimum(jnp.minimum(th.T_fluid.min(), th.T_fin.min()), th.T_stack.min())
+    extremes = jnp.stack([t_min, th.T_fluid.max(), jnp.maximum(th.T_fin.max(), th.T_stack.max())])
+    return porous.thermal_resistance(stack, grid, th, t_in)[1], fl.info.converged & th.info.converged, extremes
 
 
 def _fit_nusselt(case: coldplate.ColdPlateCase, fre, r_mean, guess) -> float:
@@ -332,9 +334,24 @@ def _fit_nusselt(case: coldplate.ColdPlateCase, fre, r_mean, guess) -> float:
     props = jnp.asarray([mu, kf, rho * cp, case.inlet_temperature])
 
     def excess(log_nu):
-        r, ok = _compact_unit_cell_r_mean_jit()(dims, props, jnp.asarray(fre), jnp.asarray(math.exp(log_nu)))
+        nu = math.exp(log_nu)
+        r, ok, (t_min, fluid_max, solid_max) = _compact_unit_cell_r_mean_jit()(
+            dims, props, jnp.asarray(fre), jnp.asarray(nu)
+        )
         if not bool(ok):
             raise SolveError("compact unit cell did not converge while fitting Nu")
+        # the maximum principle (thermo.bounds): heat only added, the inlet the only cold boundary
+        where = {"locate": lambda _: f"the compact unit cell with Nu = {nu:.4g}", "precision": case.precision}
+        t_in = case.inlet_temperature
+        extremes = [float(t_min), float(fluid_max), float(solid_max)]
+        bounds.check("compact unit-cell temperature", extremes, lower=t_in, lower_why="the inlet", **where)
+        bounds.check(
+            "compact unit-cell fluid temperature",
+            [float(fluid_max)],
+            upper=max(float(solid_max), t_in),
+            upper_why="the hottest solid",
+            **where,
+        )
         return math.log(float(r)) - math.log(r_mean)
 
     lo, hi = math.log(guess / 20), math.log(guess * 20)

@@ -3,7 +3,9 @@ transfer through a voxel cold plate (straight fins, pin fins or a mask file),
 resolved on the grid.
 
 Set-up: coolant enters through the x- face (over its fluid cells) at a given
-volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge;
+volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge
+(where the flow turns back in through x+, it brings the temperature of the
+cell it enters: zero gradient, ``EnergyConfig.outlets``);
 the base is heated from below (z = 0) over the fin-field footprint or the
 whole base; every other face is an adiabatic wall, or a symmetry plane on the
 y faces of a unit cell.
@@ -39,8 +41,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from thermo import bounds, progress
 from thermo import geometry as geo
-from thermo import progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
@@ -67,6 +69,7 @@ __all__ = [
     "read_material",
     "read_solver",
     "check_converged",
+    "check_bounded",
     "pressure_drop",
     "bottom_temperature",
     "thermal_resistances",
@@ -464,8 +467,13 @@ def setup(case: ColdPlateCase) -> Problem:
         rho_cp=rho * cp,
         # float32: the full equation's residual has a roundoff floor that grows
         # with the cell count (1.2e-5 at 195k cells on the unit cell), so ask 1e-4
+        # the x+ face is a pressure outlet: where the flow turns back into the domain
+        # it brings the adjacent cell's temperature (zero gradient), not a face value
         energy_config=energy.EnergyConfig(
-            scheme=case.energy_scheme, max_outer=500, tol=None if dtype == jnp.float64 else 1e-4
+            scheme=case.energy_scheme,
+            max_outer=500,
+            tol=None if dtype == jnp.float64 else 1e-4,
+            outlets=("x_hi",),
         ),
         flux_map=flux_map,
     )
@@ -477,7 +485,7 @@ def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: n
 
     flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
     T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
-    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T)
+    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T, pb.energy_config.outlets)
     return Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map, mu)
 
 
@@ -535,8 +543,9 @@ def solve(case: ColdPlateCase) -> Solution:
 
 
 def check_converged(case: ColdPlateCase, sol: Solution) -> None:
-    """Raise :class:`SolveError` if the flow or the energy solve, or the
-    viscosity-temperature coupling, did not converge."""
+    """Raise :class:`SolveError` if the flow or the energy solve did not
+    converge, if the temperature field is not bounded (:func:`check_bounded`),
+    or if the viscosity-temperature coupling did not converge."""
     fi, ei = sol.flow_info, sol.energy_info
     if not bool(fi.converged):
         raise SolveError(
@@ -548,6 +557,9 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
         raise SolveError(
             f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
         )
+    # before the coupling: a Picard iteration stops on an unbounded field, and
+    # that, not the unfinished coupling, is what to report
+    check_bounded(case, sol)
     cpl = sol.coupling
     if not cpl["converged"]:
         last = f"{cpl['viscosity_change'][-1]:.3e}" if cpl["viscosity_change"] else "n/a"
@@ -555,6 +567,34 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
             f"viscosity-temperature coupling did not converge in {cpl['iterations']} iterations (tolerance "
             f"{case.coupling_tolerance:g}; last relative viscosity change {last}); "
             "try more [solver] max_coupling or a looser coupling_tolerance"
+        )
+
+
+def check_bounded(case: ColdPlateCase, sol: Solution) -> None:
+    """The maximum principle (:mod:`thermo.bounds`): heat is only added (flux
+    >= 0 on the bottom face) and the only cold boundary is the inlet, so no
+    cell is below the inlet temperature; where the heat enters through solid
+    cells only, no fluid cell is above the hottest solid cell (or the inlet).
+    Raises :class:`SolveError` otherwise."""
+    g = sol.geometry
+    T = np.asarray(sol.T, np.float64)
+    t_in = case.inlet_temperature
+    locate = bounds.grid_locator(g.faces)
+    fluid = ~np.asarray(g.solid)
+    why = "the inlet temperature (heat is only added)"
+    kw = dict(locate=locate, precision=case.precision)
+    bounds.check("fluid temperature", T, lower=t_in, lower_why=why, mask=fluid, **kw)
+    bounds.check("solid temperature", T, lower=t_in, lower_why=why, mask=~fluid, **kw)
+    heated_fluid = bool(np.any((sol.flux_map > 0) & fluid[:, :, 0]))
+    if (~fluid).any() and not heated_fluid:
+        t_solid_max = max(float(T[~fluid].max()), t_in)
+        bounds.check(
+            "fluid temperature",
+            T,
+            upper=t_solid_max,
+            upper_why="the hottest solid cell (the fluid is heated only through the solid)",
+            mask=fluid,
+            **kw,
         )
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from thermo import pin_friction, progress
+from thermo import bounds, pin_friction, progress
 from thermo.calibrate import ClosureTableError, read_closure_table
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
@@ -520,6 +520,40 @@ def _check(ok, what, info):
         )
 
 
+def check_bounded(case: CompactCase, arr: Arrays, qs, ths) -> None:
+    """The maximum principle (:mod:`thermo.bounds`) on every solve of the
+    batch (the flow range, then the operating point): with heat only added
+    on the bottom and the inlet the only cold boundary, no stack, fin or
+    fluid temperature is below the inlet temperature, and the fluid, heated
+    only through the fins and the base, is nowhere hotter than the hottest
+    solid. Raises :class:`SolveError` otherwise."""
+    if np.any(arr.flux < 0):
+        return  # a heat sink on the bottom: the bounds do not hold
+    t_in = case.inlet_temperature
+    flows = [f"flow {float(q) * 6e4:.4g} L/min" for q in np.asarray(qs)]
+    cells = bounds.grid_locator(arr.faces[:2])
+
+    def locate(index):
+        layer = f", stack layer {int(index[3])}" if len(index) > 3 else ""
+        return f"{flows[int(index[0])]}, {cells(tuple(index[1:3]))}{layer}"
+
+    why = "the inlet temperature (heat is only added)"
+    kw = dict(locate=locate, precision=case.precision)
+    t_stack, t_fin, t_fluid = (np.asarray(a, np.float64) for a in (ths.T_stack, ths.T_fin, ths.T_fluid))
+    bounds.check("fluid temperature", t_fluid, lower=t_in, lower_why=why, **kw)
+    bounds.check("fin temperature", t_fin, lower=t_in, lower_why=why, **kw)
+    bounds.check("stack temperature", t_stack, lower=t_in, lower_why=why, **kw)
+    for i in range(t_fluid.shape[0]):
+        solid_max = max(float(t_fin[i].max()), float(t_stack[i].max()), t_in)
+        bounds.check(
+            "fluid temperature",
+            t_fluid[i : i + 1],
+            upper=solid_max,
+            upper_why="the hottest solid (the fluid is heated only through the fins and the base)",
+            **kw,
+        )
+
+
 def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve at the operating flow and over the flow range; write results."""
     import jax
@@ -545,6 +579,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     progress.phase("write", ready=(flows, ths, rmaxs, rmeans))
     _check(flows.info.converged, "flow solve", flows.info)
     _check(ths.info.converged, "energy solve", ths.info)
+    check_bounded(case, arr, qs, ths)
     flow, th = jax.tree_util.tree_map(lambda a: a[-1], (flows, ths))
     r_max, r_mean = rmaxs[-1], rmeans[-1]
     qs, dps, rmaxs, rmeans = qs[:-1], flows.dp[:-1], rmaxs[:-1], rmeans[:-1]

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermo import progress
+from thermo import bounds, progress
 from thermo.case import CaseFile, Table, read_header
 from thermo.errors import SolveError
 from thermo.results import Quantity, Series, write_series_results
@@ -588,6 +588,40 @@ def _check(case: FacilityCase, ops, infos, what: str) -> None:
     )
 
 
+def check_bounded(case: FacilityCase, ops, infos) -> None:
+    """Temperature orderings that heat added to the loops must keep
+    (:mod:`thermo.bounds`), every converged hour of every setpoint (leading
+    axis of ``ops``: the case's setpoint, then the sweep): facility water
+    leaves the CDU no colder than it arrives, the secondary supply is no
+    colder than the facility-water supply (heat flows from the secondary to
+    the facility water), the secondary return no colder than its supply and
+    the junction no colder than the secondary supply. Raises
+    :class:`SolveError` otherwise."""
+    setpoints = (case.params["t_supply_set"], *case.sweep_supply)
+    w = case.weather
+    prec = case.precision
+    for s, t_set in enumerate(setpoints):
+        conv = np.asarray(infos.converged)[s].astype(bool)
+        hours = np.flatnonzero(conv)
+        if hours.size == 0:
+            continue
+
+        def locate(index, hours=hours, t_set=t_set):
+            i = int(hours[int(index[-1])])
+            return f"row {i} ({w.time[i]}) with the facility-water setpoint {t_set - T0:.4g} degC"
+
+        def at(name, s=s, hours=hours):
+            return np.asarray(getattr(ops, name), np.float64)[s][hours]
+
+        for hot, cold, why in (
+            ("t_fw_return", "t_fw_supply", "the CDU adds the IT heat to the facility water"),
+            ("t_tcs_supply", "t_fw_supply", "the CDU cools the secondary loop with the facility water"),
+            ("t_tcs_return", "t_tcs_supply", "the cold plates add heat to the secondary loop"),
+            ("t_j", "t_tcs_supply", "the junction heats the coolant"),
+        ):
+            bounds.check_order(hot, at(hot), cold, at(cold), why=why, locate=locate, precision=prec)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -649,6 +683,7 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     ops = jax.tree_util.tree_map(lambda x: x[0], ops_all)
     infos = jax.tree_util.tree_map(lambda x: x[0], infos_all)
     _check(case, ops, infos, "facility run")
+    check_bounded(case, ops_all, infos_all)
     tot = annual_totals(ops, 1.0)
     m = tot.metrics
     n_sweep = len(case.sweep_supply)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermo import progress
+from thermo import bounds, progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
@@ -507,6 +507,36 @@ def solve(case: RackCase):
 # ----------------------------------------------------------------------------- run
 
 
+def check_bounded(case: RackCase, rn: RackNetwork, temps) -> None:
+    """The maximum principle (:mod:`thermo.bounds`): the coolant enters only
+    at the supply (the return is the one fixed-pressure node and all of the
+    supply flow leaves there) and the plates only add heat, so no node or
+    edge temperature is below the supply temperature, and no plate's outlet
+    is colder than its inlet. Raises :class:`SolveError` otherwise."""
+    if np.any(rn.plate_power < 0):
+        return  # a plate that cools the coolant: the bound does not hold
+    net = rn.network
+    t_sup = case.supply.temperature
+    why = "the supply temperature (the plates only add heat)"
+    prec = case.precision
+    nodes = bounds.label_locator(net.node_labels, "node") if net.node_labels else None
+    edges = bounds.label_locator(net.edge_labels, "edge") if net.edge_labels else None
+    bounds.check("coolant temperature", temps.node, lower=t_sup, lower_why=why, locate=nodes, precision=prec)
+    for what, t in (("edge inlet temperature", temps.edge_inlet), ("edge outlet temperature", temps.edge_outlet)):
+        bounds.check(what, t, lower=t_sup, lower_why=why, locate=edges, precision=prec)
+    e = rn.plate_edges
+    plate_labels = [net.edge_labels[i] for i in e] if net.edge_labels else [f"edge {i}" for i in e]
+    bounds.check_order(
+        "plate outlet temperature",
+        np.asarray(temps.edge_outlet)[e],
+        "plate inlet temperature",
+        np.asarray(temps.edge_inlet)[e],
+        why="a cold plate only adds heat",
+        locate=bounds.label_locator(plate_labels, "plate"),
+        precision=prec,
+    )
+
+
 def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write results.h5, summary.json and plots into ``folder``."""
     from kernels.network import GRAVITY
@@ -527,6 +557,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         )
     if not bool(tinfo.converged):
         raise SolveError(f"rack temperatures did not solve: residual {float(tinfo.residual):.3e}")
+    check_bounded(case, rn, temps)
     rho, cp = float(fluid.density), float(fluid.specific_heat)
     t_node = np.asarray(temps.node, np.float64)
     t_pin = np.asarray(temps.edge_inlet, np.float64)[rn.plate_edges]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermo import progress
+from thermo import bounds, progress
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.errors import SolveError
 from thermo.materials import material_library
@@ -436,6 +436,24 @@ def junction_temperature(case: StackCase, disc: Discretization, T: np.ndarray) -
     return t_face
 
 
+def check_bounded(case: StackCase, disc: Discretization, T: np.ndarray) -> None:
+    """The maximum principle (:mod:`thermo.bounds`): with only heat added on
+    the bottom face, no cell is colder than the coldest exterior temperature
+    (the cold side, and the board below when the bottom is convective).
+    Raises :class:`SolveError` otherwise."""
+    if np.any(disc.bottom_flux < 0):
+        return  # a heat sink on the bottom: the bound does not hold
+    sinks = [case.cold_side.temperature] + ([case.bottom.temperature] if case.bottom.kind == "convective" else [])
+    bounds.check(
+        "temperature",
+        T,
+        lower=min(sinks),
+        lower_why="the coldest exterior temperature (heat is only added)",
+        locate=bounds.grid_locator(disc.faces),
+        precision=case.solver.precision,
+    )
+
+
 def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write the results into ``folder`` (a fresh, empty folder)."""
     disc, T, info, heat_in, heat_out = solve(case)
@@ -449,6 +467,7 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
             f"after {iterations} iterations (tolerance {case.solver.tolerance:g}); "
             "try more [solver] max_iterations, a looser tolerance or float64"
         )
+    check_bounded(case, disc, T)
     heat_in, heat_out = float(heat_in), float(heat_out)
     balance = abs(heat_in - heat_out) / heat_in
     tj = junction_temperature(case, disc, T)
