@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -564,7 +565,12 @@ except ImportError:  # pragma: no cover - hypothesis is a test dependency
 
 if given is not None:
 
-    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    # 60 examples keep the default suite fast (~20 s); THERMO_FUZZ_EXAMPLES=1000 for a deeper search
+    @settings(
+        max_examples=int(os.environ.get("THERMO_FUZZ_EXAMPLES", "60")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
     @given(
         base=st.sampled_from(FUZZ_BASES),
         mutations=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 3), st.integers(0, 100)), min_size=1,

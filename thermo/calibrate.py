@@ -399,6 +399,8 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
         return ClosureTableError(f"closure table {path}: {message}")
 
     try:
+        if path.stat().st_size > 16_000_000:
+            raise bad(f"{path.stat().st_size / 1e6:.0f} MB is more than a closure table may hold (16 MB)")
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise bad(f"cannot read it ({exc})") from None

@@ -263,6 +263,7 @@ def require_memory(path, kind: str, kw: dict, max_outer: int, case_type: str = C
     per_cell = resources.BYTES_PER_UNIT[case_type]
     resources.require_memory(
         path,
+        case_type,
         [
             (keys, n * per_cell, f"{nx} x {ny} x {nz} = {n:,} cells x {per_cell} B per cell"),
             ("solver.max_outer", resources.history_bytes(max_outer, 4), "residual histories"),

@@ -284,6 +284,7 @@ def _require_memory(path, cells, n_layers: int, n_flows: int) -> None:
     units = columns * (n_layers + 6) * n_flows
     resources.require_memory(
         path,
+        CASE_TYPE,
         [
             (("plate.cells", "operating.curve_points", "layers"), units * per,
              f"{cells[0]} x {cells[1]} columns x ({n_layers} layers + 6 fin/fluid/flow fields) x {n_flows} flows "

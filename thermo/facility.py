@@ -160,6 +160,7 @@ def _require_memory(path, hours: int, points: int, max_iter: int) -> None:
     per = 4 * 8 * (60 + max_iter + 1)
     resources.require_memory(
         path,
+        CASE_TYPE,
         [
             (("solver.max_iterations", "ambient.weather", "sweep.supply_temperatures"), solves * per,
              f"{hours:,} hours x {points} supply setpoints x 4 x 8 B x (60 + max_iterations + 1)"),

@@ -35,6 +35,8 @@ def read_map(t: Table, key: str, base: Path):
             _check_npy_header(path)
             arr = np.load(path, allow_pickle=False)
         else:
+            if path.stat().st_size > 16 * MAX_MAP_ENTRIES:
+                raise ValueError(f"{path.stat().st_size / 1e6:.0f} MB is more than a power-map CSV may hold")
             with path.open(newline="", encoding="utf-8") as fh:
                 rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
             arr = np.array([[float(v) for v in r] for r in rows])

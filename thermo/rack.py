@@ -300,6 +300,7 @@ def _require_memory(path, sections, trays) -> None:
     edges = 4_000 * n * (1 + plates)
     resources.require_memory(
         path,
+        CASE_TYPE,
         [
             ("sections[].count", dense + edges,
              f"{n:,} trays: dense Newton block 4 x 8 B x (2 x {n:,})^2 plus 4 kB per edge"),

@@ -280,6 +280,7 @@ def _require_memory(path, cells, layers, solver: SolverSettings) -> None:
     per_cell = resources.BYTES_PER_UNIT[CASE_TYPE]
     resources.require_memory(
         path,
+        CASE_TYPE,
         [
             (keys, n * per_cell,
              f"{cells[0]} x {cells[1]} x {nz} = {n:,} cells x {per_cell} B per cell"),
