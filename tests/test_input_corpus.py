@@ -294,11 +294,18 @@ CORPUS: dict[str, tuple[str, list, str, str]] = {
     "facility: unreachable isolation approach": (edit(FT, ('isolation_approach = "1.5 K"',
                                                            'isolation_approach = "0.000001 K"')), [],
                                                  "heat_rejection.isolation_approach", ""),
+    "facility: unreachable rejection approach": (edit(FD, ('approach = "10 K"', 'approach = "0.001 K"')), [],
+                                                 "heat_rejection.approach", "transfer units"),
     "tolerance: float32 stack 1e-15": (SLAB + '\n[solver]\nprecision = "float32"\ntolerance = 1e-15\n', [],
                                        "solver.tolerance", "float32"),
     "tolerance: float32 resolved 1e-12": (edit(CP, ('precision = "float64"', 'precision = "float32"'),
                                                ("flow_tolerance = 1e-8", "flow_tolerance = 1e-12")), [],
                                           "solver.flow_tolerance", "float32"),
+    "tolerance: float32 viscosity coupling": (edit(CP, ('precision = "float64"', 'precision = "float32"'),
+                                                   ('viscosity = "inlet"', 'viscosity = "temperature"'),
+                                                   ("flow_tolerance = 1e-8", "flow_tolerance = 1e-5"),
+                                                   ("max_outer = 500", "max_outer = 500\ncoupling_tolerance = 1e-9")),
+                                              [], "solver.coupling_tolerance", "float32"),
     "tolerance: float32 facility 1e-9 K": (FD + '\n[solver]\nprecision = "float32"\ntolerance = "1e-9 K"\n', [],
                                            "solver.tolerance", "float32"),
     "calibration: whole plate": (edit(CAL, ("\nunit_cell = true", "\nchannels = 10")), [], "geometry.channels",
@@ -322,6 +329,33 @@ CORPUS: dict[str, tuple[str, list, str, str]] = {
     "type: weather path as number": (edit(FD, ('weather = "data/weather_temperate.csv"', "weather = 5")), [],
                                      "ambient.weather", ""),
 }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["5 mm)", "(1.5 L/min", "5 mm/0", "5 mm*", "0.5 m/s/", "5,5 mm", "38,1 mm", "1,000 mm", "10**10**10 m", "()",
+     "5 [mm]", "__import__('os')", "5 mm@", "5 mm%2", "'5 mm'", "5 mm // 2", "lambda: 1", "5 mm^2^3", "5 mm )(",
+     "5 mm **", "", "   ", "/ mm", "* mm", "5 mm / (0 s)", "9" * 400 + " mm", "5 mm" + ")" * 300, "1e400 mm", "nan mm",
+     "5 \x00 mm", "5 mm\n6 mm", "-", "+", ".", "e5 mm", "5 mm ^ ^ 2"],
+)  # fmt: skip
+def test_no_unit_string_crashes_the_parser(text):
+    """Every malformed string is a UnitError with a reason, never another exception."""
+    from thermo.units import UnitError, to_si
+
+    with pytest.raises(UnitError):
+        to_si(text, "length")
+
+
+@pytest.mark.parametrize(
+    "text, dimension, expected",
+    [("5.5 mm", "length", 5.5e-3), ("5 µm", "length", 5e-6), ("390 W/(m K)", "thermal_conductivity", 390.0),
+     ("20000 W/m^2/K", "heat_transfer_coefficient", 2e4), ("1 mPa*s", "dynamic_viscosity", 1e-3),
+     ("2 m^-1 * m^2", "length", 2.0), ("-40 degF", "temperature", 233.15), (".5 mm", "length", 5e-4)],
+)  # fmt: skip
+def test_the_grammar_keeps_ordinary_units(text, dimension, expected):
+    from thermo.units import to_si
+
+    assert to_si(text, dimension) == pytest.approx(expected, rel=1e-12)
 
 
 def _huge_map(d):

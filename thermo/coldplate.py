@@ -306,7 +306,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
 
     st = root.table("solver", default={})
     precision, flow_tol, max_outer, scheme = _solver_settings(st)
-    coupling_tol = st.number("coupling_tolerance", default=1e-4, minimum=1e-10, maximum=0.1)
+    coupling_tol = read_tolerance(
+        st, "coupling_tolerance", precision, default=1e-4, maximum=0.1, floor={"float64": 1e-10, "float32": 1e-6}
+    )
     max_coupling = st.integer("max_coupling", default=30, minimum=1)
     if viscosity == "inlet" and (st.has("coupling_tolerance") or st.has("max_coupling")):
         raise st.error(

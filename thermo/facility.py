@@ -338,6 +338,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
             device, q_rated, app_rated, c_w_rated, m_air, t_ref_rated, pressure, plant.CP_AIR, cs_span, arrangement
         )  # fmt: skip
     )
+    _check_ntu(hr, "approach", app_rated, ua_dev, c_min)
     device_params = dict(
         ua_rated=ua_dev, c_water_rated=c_w_rated, m_air_rated=m_air, cp_air=plant.CP_AIR,
         cs_span=cs_span, air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
