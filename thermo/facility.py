@@ -639,8 +639,12 @@ def _check(case: FacilityCase, ops, infos, what: str) -> None:
         f"{what}: the coupled junction-temperature solve did not converge in {bad.size} of "
         f"{conv.size} hours; first at row {i} ({w.time[i]}, dry bulb {w.t_db[i] - T0:.1f} degC, "
         f"wet bulb {w.t_wb[i] - T0:.1f} degC): {cause}; residual {float(np.asarray(infos.residual)[i]):.3e} K "
-        f"after {int(np.asarray(infos.iterations)[i])} iterations. Try a lower facility-water supply "
-        "temperature, more coolant flow, a larger heat-rejection rating, or [solver] max_iterations."
+        f"after {int(np.asarray(infos.iterations)[i])} iterations. "
+        + (
+            "Try a lower facility-water supply temperature, more coolant flow or a larger heat-rejection rating."
+            if runaway
+            else "Raise [solver] max_iterations (or loosen [solver] tolerance)."
+        )
     )
 
 

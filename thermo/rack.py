@@ -635,10 +635,13 @@ def _check_liquid(case: RackCase, rn: RackNetwork, net, t_node: np.ndarray, t_ed
     an answer: the coolant would boil, or its properties are unknown there.
     Raises SolveError naming the hottest place and what would fix it."""
     co = case.coolant
-    hot_edge = int(np.argmax(t_edge_out))
-    t_hot = float(t_edge_out[hot_edge])
-    if t_hot <= co.t_max + 1e-6 and float(t_node.max()) <= co.t_max + 1e-6:
+    if float(t_edge_out.max()) <= co.t_max + 1e-6 and float(t_node.max()) <= co.t_max + 1e-6:
         return
+    plates = np.asarray(rn.plate_edges)
+    hot_edge = int(plates[np.argmax(t_edge_out[plates])])  # name the hottest cold plate
+    if t_edge_out[hot_edge] <= co.t_max + 1e-6:
+        hot_edge = int(np.argmax(t_edge_out))
+    t_hot = float(t_edge_out[hot_edge])
     t_sup = case.supply.temperature
     rise = case.liquid_power / (float(co.density(t_sup)) * float(co.cp(t_sup)) * case.supply.flow)
     raise SolveError(
