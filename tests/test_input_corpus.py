@@ -194,6 +194,8 @@ CORPUS: dict[str, tuple[str, list, str, str]] = {
     "map: ragged csv": (SLAB_CSV, [text_file("map.csv", "1,2\n3\n")], "heat[0].map", ""),
     "map: empty csv": (SLAB_CSV, [text_file("map.csv", "# nothing\n")], "heat[0].map", ""),
     "map: inf in csv": (SLAB_CSV, [text_file("map.csv", "1,inf\n1,1\n")], "heat[0].map", ""),
+    "map: overflowing weights": (SLAB_CSV, [text_file("map.csv", "1e308,1e308\n1e308,1e308\n")], "heat[0].map",
+                                 "overflows"),
     "map: huge npy header": (SLAB_MAP, [lambda d: _huge_map(d)], "heat[0].map", ""),
     "map: compact npy of strings": (CC_MAP, [npy("map.npy", np.array([["a"]]))], "heat[0].map", ""),
     "map: compact bool npy all false": (CC_MAP, [npy("map.npy", np.zeros((2, 2), bool))], "heat[0].map", ""),
