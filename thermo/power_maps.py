@@ -49,7 +49,7 @@ def read_map(t: Table, key: str, base: Path):
         )
     if arr.ndim != 2 or arr.size == 0:
         raise t.error(key, f"power map {path.name} must be a non-empty 2D grid of numbers (rows along y)")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or not np.any(arr > 0):
         raise t.error(key, f"power map {path.name} must be finite, non-negative and not all zero")
     with np.errstate(over="ignore"):
         overflows = not np.isfinite(np.sum(arr, dtype=np.float64) * arr.size)
