@@ -447,7 +447,10 @@ def _newton(residual, t0, t_lo, config: CoupledConfig, tol):
 
     k, t, r, _, hist = lax.while_loop(cond, body, (0, t0, r0, dr0, hist0))
     converged = jnp.abs(r) <= tol
-    runaway = ~converged & (r < 0)
+    # runaway only when the iterate was driven to the runaway temperature and
+    # the model still wants it hotter; stopping at max_iter below it is plain
+    # non-convergence
+    runaway = ~converged & (t >= config.t_runaway) & (r < 0)
     info = SolveInfo(converged=converged, iterations=k, residual=jnp.abs(r), history=hist)
     return t, info, runaway
 

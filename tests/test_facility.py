@@ -104,6 +104,8 @@ def test_bad_weather_files_name_the_line(tmp_path, text, fragment):
         ('flow = "24 L/s"', 'flow = "10 L/s"', "cdu.approach"),  # secondary supply cannot get that close
         # rated approach out of reach with this air flow: found when the ratings are computed (at build)
         ('air_flow = "110 kg/s"', 'air_flow = "30 kg/s"', "heat_rejection.approach"),
+        # reachable in principle, but only by an exchanger of more than MAX_NTU transfer units (also at build)
+        ('approach = "10 K"', 'approach = "0.001 K"', "heat_rejection.approach"),
         ("tokens_per_second = 4000", "tokens_per_second = 0", "it.tokens_per_second"),
         ('flow = "24 L/s"', 'flow = "24 kg"', "facility_water.flow"),
         ('weather = "data/weather_temperate.csv"', 'weather = "data/nope.csv"', "ambient.weather"),

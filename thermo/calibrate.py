@@ -139,6 +139,7 @@ def parse(case_file: CaseFile) -> CalibrationCase:
     precision, flow_tol, max_outer, scheme = coldplate.read_solver(root)
     plots = read_plots_flag(root)
     root.finish()
+    coldplate.require_memory(case_file.path, kind, gkw, max_outer, CASE_TYPE)
     case = CalibrationCase(
         name,
         description,
@@ -429,6 +430,8 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
         return ClosureTableError(f"closure table {path}: {message}")
 
     try:
+        if path.stat().st_size > 16_000_000:
+            raise bad(f"{path.stat().st_size / 1e6:.0f} MB is more than a closure table may hold (16 MB)")
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise bad(f"cannot read it ({exc})") from None
@@ -463,6 +466,12 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
             except ValueError:
                 raise bad(f"line {n}, column '{h}': {c.strip()!r} is not a number") from None
     out = {h: np.asarray(v) for h, v in cols.items()}
+    lines = [n for n, _ in body[1:]]
+    for col in ("Re", *required):
+        bad_rows = np.flatnonzero(~np.isfinite(out[col]))
+        if bad_rows.size:
+            i = int(bad_rows[0])
+            raise bad(f"line {lines[i]} (data row {i + 1}), column '{col}': {out[col][i]} is not a finite number")
     if len(out["Re"]) < 2:
         raise bad("needs at least two rows (Reynolds numbers) to interpolate")
     if np.any(np.diff(out["Re"]) <= 0) or not out["Re"][0] > 0:

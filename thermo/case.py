@@ -22,7 +22,13 @@ from typing import Any
 
 from thermo.units import UnitError, to_si
 
-__all__ = ["CaseError", "CaseFile", "Table", "load", "read_header", "read_plots_flag"]
+__all__ = ["CaseError", "CaseFile", "Table", "load", "read_header", "read_plots_flag", "read_tolerance"]
+
+#: Smallest relative residual each precision can be asked for: float32 carries
+#: about 7 significant digits (machine epsilon 1.2e-7) and the residual of a
+#: sum over many cells cannot be resolved much below 1e-6 of its scale;
+#: float64's epsilon is 2.2e-16.
+TOLERANCE_FLOOR = {"float32": 1e-6, "float64": 1e-15}
 
 _MISSING = object()
 
@@ -65,6 +71,14 @@ def load(path: str | Path) -> CaseFile:
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(path, "", f"not valid TOML: {exc}") from None
     return CaseFile(path, text, data)
+
+
+def _finite(x) -> bool:
+    """True for a finite float or an int that a float can hold."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int beyond the float range
+        return False
 
 
 def _join(path: str, key: str | int) -> str:
@@ -185,7 +199,7 @@ class Table:
         present, raw = self._lookup(name, default)
         if not present:
             return default
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not _finite(raw):
             raise self.error(name, f"expected a number, got {raw!r}")
         if minimum is not None and raw < minimum:
             raise self.error(name, f"must be at least {minimum:g}, got {raw!r}")
@@ -282,6 +296,27 @@ def read_header(root: Table, case_type: str) -> tuple[str, str]:
     description = meta.string("description", default="")
     meta.finish()
     return name, description
+
+
+def read_tolerance(
+    t: Table, key: str, precision: str, default: float, *, maximum: float, floor: dict | None = None, unit: str = ""
+) -> float:
+    """A solver tolerance, refused below what ``precision`` can resolve
+    (``floor``: precision -> smallest value, default :data:`TOLERANCE_FLOOR`
+    for relative residuals); ``unit`` is appended in messages."""
+    floor = floor or TOLERANCE_FLOOR
+    value = t.number(key, default=default, maximum=maximum)
+    if not value > 0:
+        raise t.error(key, f"must be positive, got {value!r}")
+    if value < floor[precision]:
+        raise t.error(
+            key,
+            f"{value:g}{unit} is below what {precision} arithmetic can reach (at least {floor[precision]:g}{unit}; "
+            f"machine epsilon {'1.2e-7' if precision == 'float32' else '2.2e-16'}): a solve would stall at its "
+            f"roundoff floor and never meet it"
+            + ('; use precision = "float64" for tighter tolerances' if precision == "float32" else ""),
+        )
+    return value
 
 
 def read_plots_flag(root: Table) -> bool:

@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from thermo import bounds, progress
+from thermo import bounds, progress, resources
 from thermo import geometry as geo
-from thermo.case import CaseFile, Table, read_header, read_plots_flag
-from thermo.coolant import Coolant, read_coolant
+from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
+from thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.results import Field, Quantity, write_results
@@ -194,9 +194,10 @@ def read_solver(root: Table) -> tuple[str, float, int, str]:
 def _solver_settings(st: Table) -> tuple[str, float, int, str]:
     """The flow and energy keys of a ``[solver]`` table (not finished)."""
     precision = st.string("precision", default="float64", choices=("float64", "float32"))
-    flow_tol = st.number(
-        "flow_tolerance", default=1e-8 if precision == "float64" else 1e-5, minimum=1e-14, maximum=1e-2
-    )
+    flow_tol = read_tolerance(
+        st, "flow_tolerance", precision, default=1e-8 if precision == "float64" else 1e-5, maximum=1e-2,
+        floor={"float64": 1e-14, "float32": 1e-6},
+    )  # fmt: skip
     max_outer = st.integer("max_outer", default=500, minimum=1)
     scheme = st.string("energy_scheme", default="tvd", choices=("tvd", "upwind"))
     return precision, flow_tol, max_outer, scheme
@@ -214,15 +215,71 @@ def _voxels(kind: str, kw: dict) -> geo.VoxelGeometry:
     return geo.from_mask_file(kw["path"], kw["spacing"])
 
 
+def _axis(*parts: tuple[str, int]) -> tuple[int, str]:
+    """Cells along one axis from its parts ``(key, cells)``: the total and the
+    key of the largest part (the one to name when the axis is too large)."""
+    return sum(n for _, n in parts), max(parts, key=lambda p: p[1])[0]
+
+
+def grid_shape(kind: str, kw: dict) -> list[tuple[int, str]]:
+    """Cells along x, y, z of the geometry ``_voxels`` would build (exact
+    Python ints, nothing allocated), each with the key that sets most of it.
+    Raises ValueError for an unreadable mask file."""
+    if kind in ("straight_fins", "pin_fins"):
+        cover = kw["cells_cover"] if kw["cover_thickness"] > 0 else 0
+        z = _axis(("geometry.cells.base", kw["cells_base"]), ("geometry.cells.fin_height", kw["cells_fin_height"]),
+                  ("geometry.cells.cover", cover))  # fmt: skip
+    if kind == "straight_fins":
+        cf, cc = kw["cells_fin"], kw["cells_channel"]
+        if kw.get("unit_cell"):
+            y = _axis(("geometry.cells.channel", cc), ("geometry.cells.fin", 2 * max(cf // 2, 1)))
+        else:
+            n = kw["channels"]
+            y = _axis(("geometry.cells.channel", n * cc), ("geometry.cells.fin", (n + 1) * cf))
+            if n > max(cc, cf):
+                y = (y[0], "geometry.channels")
+        plenum = 2 * kw["cells_plenum"] if kw["plenum_length"] > 0 else 0
+        x = _axis(("geometry.cells.length", kw["cells_length"]), ("geometry.cells.plenum", plenum))
+        return [x, y, z]
+    if kind == "pin_fins":
+        pp = kw["cells_per_pitch"]
+        ratio = kw["plenum_length"] / kw["pitch_x"]
+        n_plenum = 0
+        if kw["plenum_length"] > 0:
+            n_plenum = max(int(round(pp * ratio)), 1) if pp * ratio < 2**62 else 2**62
+        x = _axis(("geometry.rows" if kw["rows"] > pp else "geometry.cells.per_pitch", kw["rows"] * pp),
+                  ("geometry.plenum_length", 2 * n_plenum))  # fmt: skip
+        y = (kw["columns"] * pp, "geometry.columns" if kw["columns"] > pp else "geometry.cells.per_pitch")
+        return [x, y, z]
+    shape = geo.mask_shape(kw["path"])
+    if len(shape) != 3:
+        raise ValueError(f"{Path(kw['path']).name}: expected a 3D array, got shape {shape}")
+    return [(n, "geometry.file") for n in shape]
+
+
+def require_memory(path, kind: str, kw: dict, max_outer: int, case_type: str = CASE_TYPE) -> None:
+    """Refuse (CaseError) a voxel grid that cannot fit, before it is built."""
+    try:
+        axes = grid_shape(kind, kw)
+    except ValueError as exc:
+        raise CaseError(path, "geometry.file", str(exc)) from None
+    (nx, _), (ny, _), (nz, _) = axes
+    keys = tuple(dict.fromkeys(k for _, k in sorted(axes, key=lambda a: -a[0])))
+    n = resources.require_count(path, keys, nx * ny * nz, "cells")
+    per_cell = resources.BYTES_PER_UNIT[case_type]
+    resources.require_memory(
+        path,
+        case_type,
+        [
+            (keys, n * per_cell, f"{nx} x {ny} x {nz} = {n:,} cells x {per_cell} B per cell"),
+            ("solver.max_outer", resources.history_bytes(max_outer, 4), "residual histories"),
+        ],
+    )
+
+
 def read_inlet_temperature(inlet: Table, coolant: Coolant) -> float:
     """``inlet.temperature`` (K), refused outside the coolant's property fit."""
-    t_in = inlet.quantity("temperature", "temperature", positive=True)
-    if not coolant.t_min <= t_in <= coolant.t_max:
-        raise inlet.error(
-            "temperature",
-            f"outside the coolant property range {coolant.t_min - 273.15:.0f}..{coolant.t_max - 273.15:.0f} degC",
-        )
-    return t_in
+    return read_coolant_temperature(inlet, "temperature", coolant)
 
 
 def parse(case_file: CaseFile) -> ColdPlateCase:
@@ -255,7 +312,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
 
     st = root.table("solver", default={})
     precision, flow_tol, max_outer, scheme = _solver_settings(st)
-    coupling_tol = st.number("coupling_tolerance", default=1e-4, minimum=1e-10, maximum=0.1)
+    coupling_tol = read_tolerance(
+        st, "coupling_tolerance", precision, default=1e-4, maximum=0.1, floor={"float64": 1e-10, "float32": 1e-6}
+    )
     max_coupling = st.integer("max_coupling", default=30, minimum=1)
     if viscosity == "inlet" and (st.has("coupling_tolerance") or st.has("max_coupling")):
         raise st.error(
@@ -266,10 +325,11 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     plots = read_plots_flag(root)
     root.finish()
 
+    require_memory(case_file.path, kind, gkw, max_outer)
     try:
         g = _voxels(kind, gkw)
     except (ValueError, OSError) as exc:
-        raise root.error("geometry", str(exc)) from None
+        raise root.error("geometry.file" if kind == "mask" else "geometry", str(exc)) from None
     inlet_area = _inlet_area(g)
     if inlet_area <= 0:
         raise root.error("geometry", "no fluid cells on the inlet face (x-): coolant cannot enter")

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from thermo import bounds, pin_friction, progress
+from thermo import bounds, pin_friction, progress, resources
 from thermo.calibrate import ClosureTableError, read_closure_table
 from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
-from thermo.coolant import Coolant, read_coolant
+from thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.power_maps import overlap, read_map, source_power
@@ -221,7 +221,7 @@ def parse(case: CaseFile) -> CompactCase:
 
     coolant = read_coolant(root.table("coolant"))
     op = root.table("operating")
-    t_in = op.quantity("inlet_temperature", "temperature", positive=True)
+    t_in = read_coolant_temperature(op, "inlet_temperature", coolant)
     flow = op.quantity("flow", "volumetric_flow", positive=True)
     lo, hi = op.quantities("flow_range", "volumetric_flow", length=2, positive=True)
     if not hi > lo:
@@ -234,6 +234,7 @@ def parse(case: CaseFile) -> CompactCase:
     st.finish()
     plots = read_plots_flag(root)
     root.finish()
+    _require_memory(case.path, cells, len(layers), n + 1)
     table = ((), (), ())
     if closures is not None:
         table = _closure_table(case.path, closures, closure_kind, fins, size, layout, plenum, slot)
@@ -272,6 +273,23 @@ def parse(case: CaseFile) -> CompactCase:
                 f"table's {lo:.4g}..{hi:.4g} ({closures}); calibrate over a wider range",
             )
     return out
+
+
+def _require_memory(path, cells, n_layers: int, n_flows: int) -> None:
+    """Refuse (CaseError) a plate grid that cannot fit, before any array exists:
+    the curve flows and the operating flow are solved at once (vmap)."""
+    columns = resources.require_count(path, "plate.cells", cells[0] * cells[1], "columns")
+    per = resources.BYTES_PER_UNIT[CASE_TYPE]
+    units = columns * (n_layers + 6) * n_flows
+    resources.require_memory(
+        path,
+        CASE_TYPE,
+        [
+            (("plate.cells", "operating.curve_points", "layers"), units * per,
+             f"{cells[0]} x {cells[1]} columns x ({n_layers} layers + 6 fin/fluid/flow fields) x {n_flows} flows "
+             f"x {per} B"),
+        ],
+    )  # fmt: skip
 
 
 def _read_pins(ft: Table, library) -> dict:

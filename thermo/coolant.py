@@ -33,7 +33,15 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["Coolant", "make_coolant", "volume_to_mass_fraction", "FLUIDS", "read_coolant"]
+__all__ = [
+    "Coolant",
+    "make_coolant",
+    "volume_to_mass_fraction",
+    "FLUIDS",
+    "read_coolant",
+    "read_coolant_temperature",
+    "check_coolant_temperature",
+]
 
 #: fluid key -> (CoolProp name pattern, pure-component density at 20 degC used for
 #: volume -> mass fraction, long name)
@@ -209,3 +217,31 @@ def read_coolant(table) -> Coolant:
             w = volume_to_mass_fraction(fluid, table.number("volume_fraction", minimum=0.01, maximum=0.6))
     table.finish()
     return make_coolant(fluid, round(w, 6))
+
+
+def range_text(coolant: Coolant) -> str:
+    """The property fits' range, for messages."""
+    return (
+        f"{coolant.t_min - 273.15:.0f}..{coolant.t_max - 273.15:.0f} degC, the range of the {coolant.name} "
+        "property fits (liquid, below boiling and above freezing)"
+    )
+
+
+def check_coolant_temperature(table, key: str, value: float, coolant: Coolant, what: str = "") -> float:
+    """Refuse (CaseError on ``table``'s ``key``) a coolant temperature (K)
+    outside the coolant's property fits; ``what`` qualifies the value in the
+    message (e.g. "the secondary loop's mean temperature, supply + 11 K")."""
+    if not coolant.t_min - 1e-9 <= value <= coolant.t_max + 1e-9:
+        subject = f"{what} {value - 273.15:.4g} degC" if what else f"{value - 273.15:.4g} degC"
+        raise table.error(key, f"{subject} is outside {range_text(coolant)}; no answer is computed there")
+    return value
+
+
+def read_coolant_temperature(table, key: str, coolant: Coolant, **kw) -> float:
+    """A coolant temperature (K) read from ``table[key]`` and refused outside
+    the coolant's property fits (:func:`check_coolant_temperature`)."""
+    value = table.quantity(key, "temperature", **kw)
+    present = table.has(key)
+    if not present:
+        return value
+    return check_coolant_temperature(table, key, value, coolant)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from thermo import bounds, progress
-from thermo.case import CaseFile, Table, read_header
+from thermo.case import CaseError, CaseFile, Table, read_header
 from thermo.errors import SolveError
 from thermo.results import Quantity, Series, write_series_results
 from thermo.weather import Weather, read_weather
@@ -45,6 +45,9 @@ __all__ = ["FacilityCase", "parse", "run", "optimize", "build", "solve_hours", "
 
 CASE_TYPE = "facility"
 T0 = 273.15
+#: Smallest junction-temperature tolerance (K) per precision: about 300 K times
+#: machine epsilon (float32 1.2e-7, float64 2.2e-16), with a margin.
+TOLERANCE_FLOOR_K = {"float32": 1e-4, "float64": 1e-11}
 
 
 # --------------------------------------------------------------------------- case
@@ -103,6 +106,91 @@ DEVICE_KINDS = ("dry_cooler", "closed_tower", "open_tower")
 ARRANGEMENTS = ("counterflow", "parallel", "crossflow_unmixed", "crossflow_cmax_mixed", "crossflow_cmin_mixed")
 
 
+#: Property reference temperatures above the facility-water supply (K): the
+#: facility water is evaluated at supply + 8 K, the secondary loop at supply + 11 K.
+_FW_REF_RISE, _TCS_REF_RISE = 8.0, 11.0
+
+
+def _supply_range(sec_table: Table | None, fw_table: Table | None) -> tuple[float, float, str]:
+    """Facility-water supply temperatures (K) for which both loops stay inside
+    their coolants' property fits: ``(low, high, text)``."""
+    from thermo.coolant import make_coolant, read_coolant
+
+    def coolant(t):  # read without marking keys (the tables are read again below)
+        return make_coolant("water") if t is None else read_coolant(Table(dict(t.data), t.file, t.path))
+
+    sec, fw = coolant(sec_table), coolant(fw_table)
+    lo = max(sec.t_min, fw.t_min)
+    hi = min(sec.t_max - _TCS_REF_RISE, fw.t_max - _FW_REF_RISE)
+    text = (
+        f"{lo - T0:.0f}..{hi - T0:.0f} degC: the facility water ({fw.name}, properties at supply + 8 K) and the "
+        f"secondary loop ({sec.name}, at supply + 11 K) must stay liquid, inside their property fits "
+        f"{fw.t_min - T0:.0f}..{fw.t_max - T0:.0f} degC"
+    )
+    return lo, hi, text
+
+
+def _check_supply(t: Table, key: str, value: float, supply_range) -> float:
+    lo, hi, text = supply_range
+    if not lo - 1e-9 <= value <= hi + 1e-9:
+        raise t.error(key, f"{value - T0:.4g} degC is outside {text}; no answer is computed there")
+    return value
+
+
+#: Largest number of transfer units accepted for a rated heat exchanger: an
+#: approach that needs more is not reachable by a real exchanger (plate heat
+#: exchangers of CDUs run at NTU of about 2 to 8; effectiveness at NTU 50 is
+#: within 1e-20 of its limit for balanced counterflow).
+MAX_NTU = 50.0
+
+
+def _counterflow_ntu(eps: float, cr: float) -> float:
+    """NTU of a counterflow exchanger of effectiveness ``eps`` and capacity
+    ratio ``cr`` (closed form, the inverse of kernels.hx's counterflow law;
+    no JAX, so that parsing stays light)."""
+    if not 0.0 <= eps < 1.0:
+        return math.inf
+    if abs(1.0 - cr) < 1e-12:
+        return eps / (1.0 - eps)
+    return math.log((1.0 - eps * cr) / (1.0 - eps)) / (1.0 - cr)
+
+
+def _check_ntu(file, key: str, approach: float, ntu: float) -> None:
+    if not (math.isfinite(ntu) and ntu <= MAX_NTU):
+        raise CaseError(
+            file,
+            key,
+            f"{approach:g} K is not reachable: it needs {ntu:.3g} transfer units (NTU = UA / C_min), more than the "
+            f"{MAX_NTU:g} any real heat exchanger reaches; raise the approach",
+        )
+
+
+#: Largest [optimize] grid per axis (each point solves every hour).
+MAX_GRID = 100
+
+
+def _require_memory(path, hours: int, points: int, max_iter: int) -> None:
+    """Refuse (CaseError) a run too large for this machine, before any array
+    exists: every hour at every supply setpoint (the case's and the sweep's)
+    is solved at once, each with ~60 operating-point quantities and a Newton
+    residual history of ``max_iterations + 1``, 8 B each, x4 for JAX
+    intermediates."""
+    from thermo import resources
+
+    solves = resources.require_count(path, ("ambient.weather", "sweep.supply_temperatures"), hours * points, "solves")
+    per = 4 * 8 * (60 + max_iter + 1)
+    resources.require_memory(
+        path,
+        CASE_TYPE,
+        [
+            (("solver.max_iterations", "ambient.weather", "sweep.supply_temperatures"), solves * per,
+             f"{hours:,} hours x {points} supply setpoints x 4 x 8 B x (60 + max_iterations + 1)"),
+        ],
+    )  # fmt: skip
+
+
+
+
 def parse(case_file: CaseFile) -> FacilityCase:
     """Read and validate a ``facility`` case (raises :class:`CaseError`).
 
@@ -138,11 +226,21 @@ def parse(case_file: CaseFile) -> FacilityCase:
         raise it.error(None, "give exactly one of 'utilization' or 'utilization_by_hour'")
     if has_u:
         utilization = it.number("utilization", minimum=0.0, maximum=1.0)
+        if utilization <= 0:
+            raise it.error(
+                "utilization", "must be above 0: at zero load no token is made, so energy per token has no value"
+            )
         profile = None
     else:
         profile = it.quantities("utilization_by_hour", "dimensionless", length=24, nonnegative=True)
         if max(profile) > 1.0:
             raise it.error("utilization_by_hour", "values must be between 0 and 1")
+        if min(profile) <= 0:
+            raise it.error(
+                "utilization_by_hour",
+                f"every hour must be above 0 (hour {profile.index(min(profile))} is 0): an hour without tokens "
+                "has no energy per token; use a small utilization such as 0.01 for idle hours",
+            )
         utilization = float(np.mean(profile))
     other = it.quantity("other_power_per_accelerator", "power", default=0.0, nonnegative=True)
     conv = it.number("conversion_loss_fraction", default=0.0, minimum=0.0, maximum=0.5)
@@ -182,6 +280,8 @@ def parse(case_file: CaseFile) -> FacilityCase:
     export = fw.number("export_fraction", default=0.0, minimum=0.0, maximum=1.0)
     fw_coolant = fw.table("coolant", default=None)
     supply_ref = t_set + 8.0  # properties at a mean loop temperature (constant)
+    supply_range = _supply_range(sec_coolant, fw_coolant)
+    _check_supply(fw, "supply_temperature", t_set, supply_range)
     rho_tcs, cp_tcs, sec_name = _coolant_props(sec_coolant, supply_ref + 3.0)
     rho_fw, cp_fw, fw_name = _coolant_props(fw_coolant, supply_ref)
     sec.finish()
@@ -216,6 +316,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
                 f"(effectiveness {eps:.3f} >= 1): raise the approach or the facility-water flow",
             )
         cdu_ua = None  # from the approach, at build (rated_params)
+        _check_ntu(case_file.path, "cdu.approach", approach, _counterflow_ntu(eps, c_min / max(c_tcs, c_fw)))
     share = cdu.number("secondary_resistance_share", default=0.5, minimum=0.0, maximum=1.0)
     cdu_exp = cdu.number("flow_exponent", default=0.65, minimum=0.0, maximum=1.0)
     cdu.finish()
@@ -243,6 +344,10 @@ def parse(case_file: CaseFile) -> FacilityCase:
         eps_hx = q_rated / (min(c_fw, c_w_rated) * (hx_app + q_rated / c_fw))
         if not eps_hx < 1.0:
             raise hr.error("isolation_approach", f"not reachable (effectiveness {eps_hx:.3f} >= 1)")
+        _check_ntu(
+            case_file.path, "heat_rejection.isolation_approach", hx_app,
+            _counterflow_ntu(eps_hx, min(c_fw, c_w_rated) / max(c_fw, c_w_rated)),
+        )
     else:
         hx_app = None
     cycles = hr.number("cycles_of_concentration", default=4.0, minimum=1.1, maximum=50.0)
@@ -300,7 +405,10 @@ def parse(case_file: CaseFile) -> FacilityCase:
         for k in ("dry_bulb", "wet_bulb", "relative_humidity"):
             if amb.has(k):
                 raise amb.error(k, "give either 'weather' (an hourly file) or a design point, not both")
-        weather = read_weather(path, p_amb)
+        try:
+            weather = read_weather(path, p_amb)
+        except CaseError as exc:  # name this case file and key, then the weather file's line
+            raise amb.error("weather", str(exc)) from None
         hourly = True
     else:
         t_db = amb.quantity("dry_bulb", "temperature")
@@ -331,26 +439,43 @@ def parse(case_file: CaseFile) -> FacilityCase:
         sweep = sw.quantities("supply_temperatures", "temperature")
         if len(sweep) < 2:
             raise sw.error("supply_temperatures", "give at least two temperatures")
+        for i, t in enumerate(sweep):
+            _check_supply(sw, f"supply_temperatures[{i}]", t, supply_range)
         sw.finish()
-    else:
-        sweep = tuple(t_set + d for d in np.arange(-10.0, 10.0 + 1e-9, 2.0))
+    else:  # setpoint +- 10 K in 2 K steps, inside the coolants' range
+        sweep = tuple(
+            t_set + d for d in np.arange(-10.0, 10.0 + 1e-9, 2.0) if supply_range[0] <= t_set + d <= supply_range[1]
+        )
     opt_t = root.table("optimize", default=None)
-    s_lo, s_hi = t_set - 10.0, t_set + 10.0
+    s_lo, s_hi = max(t_set - 10.0, supply_range[0]), min(t_set + 10.0, supply_range[1])
     f_lo, f_hi = 0.5, 2.0
     grid = (9, 7)
     if opt_t is not None:
         s_lo, s_hi = opt_t.quantities("supply_temperature", "temperature", length=2, default=(s_lo, s_hi))
         f_lo, f_hi = opt_t.quantities("flow_scale", "dimensionless", length=2, default=(f_lo, f_hi), positive=True)
         grid = opt_t.integers("grid", 2, default=grid, minimum=3)
+        if max(grid) > MAX_GRID:
+            raise opt_t.error("grid", f"at most {MAX_GRID} points per axis (each point solves every hour), got {grid}")
         t_j_limit = opt_t.quantity("junction_limit", "temperature", default=t_j_limit)
         if not (s_lo < s_hi and f_lo < f_hi):
             raise opt_t.error(None, "bounds must be [low, high] with low < high")
+        if opt_t.has("supply_temperature"):
+            for i, t in enumerate((s_lo, s_hi)):
+                _check_supply(opt_t, f"supply_temperature[{i}]", t, supply_range)
         opt_t.finish()
     sol = root.table("solver", default=None)
     precision, tol, max_iter = "float64", None, 60
     if sol is not None:
         precision = sol.string("precision", default="float64", choices=("float64", "float32"))
         tol = sol.quantity("tolerance", "temperature_difference", default=None, positive=True)
+        floor = TOLERANCE_FLOOR_K[precision]
+        if tol is not None and tol < floor:
+            raise sol.error(
+                "tolerance",
+                f"{tol:g} K is below what {precision} arithmetic resolves at coolant temperatures (~300 K x "
+                f"machine epsilon): at least {floor:g} K"
+                + ('; use precision = "float64"' if precision == "float32" else ""),
+            )
         max_iter = sol.integer("max_iterations", default=60, minimum=1)
         sol.finish()
     out = root.table("output", default=None)
@@ -359,6 +484,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
         plots = out.boolean("plots", default=True)
         out.finish()
     root.finish()
+    _require_memory(case_file.path, len(weather), 1 + len(sweep), max_iter)
 
     params = dict(
         accelerator=acc,
@@ -454,6 +580,7 @@ def rated_params(case: FacilityCase) -> dict:
             plant.CP_AIR, dev["cs_span"], case.arrangement,
         )
     )  # fmt: skip
+    _check_ntu(r["file"], "heat_rejection.approach", app_rated, dev["ua_rated"] / c_min)
     cop_ref, coeffs, chw_b, cond_b = plant.doe2_centrifugal_eir()
     ch = p["chiller"]
     ch.update(eir_coeffs=coeffs, t_chw_bounds=chw_b, t_cond_bounds=cond_b)
@@ -577,14 +704,19 @@ def _check(case: FacilityCase, ops, infos, what: str) -> None:
         "thermal runaway (leakage grows faster than the cooling chain removes it; no steady "
         "junction temperature exists)"
         if runaway
-        else "the iteration limit was reached"
+        else f"not converged when the iteration limit ([solver] max_iterations = {case.max_iterations}) was reached, "
+        "which is not thermal runaway: the junction temperature stayed below the runaway limit"
     )
     raise SolveError(
         f"{what}: the coupled junction-temperature solve did not converge in {bad.size} of "
         f"{conv.size} hours; first at row {i} ({w.time[i]}, dry bulb {w.t_db[i] - T0:.1f} degC, "
         f"wet bulb {w.t_wb[i] - T0:.1f} degC): {cause}; residual {float(np.asarray(infos.residual)[i]):.3e} K "
-        f"after {int(np.asarray(infos.iterations)[i])} iterations. Try a lower facility-water supply "
-        "temperature, more coolant flow, a larger heat-rejection rating, or [solver] max_iterations."
+        f"after {int(np.asarray(infos.iterations)[i])} iterations. "
+        + (
+            "Try a lower facility-water supply temperature, more coolant flow or a larger heat-rejection rating."
+            if runaway
+            else "Raise [solver] max_iterations (or loosen [solver] tolerance)."
+        )
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "straight_fins",
     "pin_fins",
     "from_mask_file",
+    "mask_shape",
 ]
 
 FLUID, BASE, FIN, COVER = 0, 1, 2, 3
@@ -191,30 +192,75 @@ def pin_fins(
     return VoxelGeometry((xf, yf, zf), mat, (x0, x0 + length), base_thickness, base_thickness + fin_height)
 
 
+def mask_shape(path: str | Path) -> tuple[int, ...]:
+    """Shape of a voxel mask file without reading its data (``.npy`` header,
+    HDF5 dataset ``material``); raises ValueError for a file that is not one."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        try:
+            with path.open("rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(fh)
+        except (OSError, ValueError, SyntaxError, TypeError) as exc:
+            raise ValueError(f"{path.name}: not a readable .npy file ({exc})") from None
+        _check_mask_dtype(path, dtype)
+        return tuple(int(n) for n in shape)
+    if path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as h5:
+                ds = h5.get("material")
+                if ds is None:
+                    raise ValueError(f"{path.name}: no dataset 'material'")
+                if not isinstance(ds, h5py.Dataset):
+                    raise ValueError(f"{path.name}: 'material' is a {type(ds).__name__.lower()}, expected a dataset")
+                _check_mask_dtype(path, ds.dtype)
+                return tuple(int(n) for n in ds.shape)
+        except OSError as exc:
+            raise ValueError(f"{path.name}: not a readable HDF5 file ({exc})") from None
+    raise ValueError(f"{path.name}: expected a .npy or .h5 file")
+
+
+def _check_mask_dtype(path: Path, dtype) -> None:
+    if np.dtype(dtype).kind not in "biuf":
+        raise ValueError(
+            f"{path.name}: material values must be numbers 0 (fluid) .. 3 (cover) or booleans, "
+            f"got an array of {np.dtype(dtype)}"
+        )
+
+
 def from_mask_file(path: str | Path, spacing: tuple[float, float, float]) -> VoxelGeometry:
     """A voxel map from ``.npy`` (integer materials as above, or booleans for
     solid) or HDF5 (dataset ``material``), on a uniform grid of ``spacing``
     (m). The base is taken as the solid layers at the bottom that span the
-    whole footprint."""
+    whole footprint. Floating-point maps must hold whole numbers (NaN or
+    fractions are refused, never truncated)."""
     path = Path(path)
+    mask_shape(path)  # checks the kind of file and its dtype before reading the data
     if path.suffix == ".npy":
-        arr = np.load(path)
-    elif path.suffix in (".h5", ".hdf5"):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path.name}: cannot read it ({exc})") from None
+    else:
         import h5py
 
         with h5py.File(path, "r") as h5:
-            if "material" not in h5:
-                raise ValueError(f"{path.name}: no dataset 'material'")
             arr = h5["material"][()]
-    else:
-        raise ValueError(f"{path.name}: expected a .npy or .h5 file")
     if arr.ndim != 3:
         raise ValueError(f"{path.name}: expected a 3D array, got shape {arr.shape}")
     if arr.dtype == bool:
         arr = np.where(arr, FIN, FLUID)
-    arr = arr.astype(np.int8)
-    if not set(np.unique(arr)) <= {FLUID, BASE, FIN, COVER}:
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{path.name}: material values must be finite (found NaN or infinity)")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"{path.name}: material values must be whole numbers 0..3 (found fractions)")
+    if arr.size and (arr.min() < FLUID or arr.max() > COVER):
         raise ValueError(f"{path.name}: material values must be 0 (fluid) .. 3 (cover)")
+    arr = arr.astype(np.int8)
     faces = tuple(np.arange(n + 1) * d for n, d in zip(arr.shape, spacing, strict=True))
     full = [k for k in range(arr.shape[2]) if np.all(arr[:, :, k] != FLUID)]
     n_base = 0

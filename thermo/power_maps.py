@@ -32,18 +32,46 @@ def read_map(t: Table, key: str, base: Path):
         return None
     try:
         if path.suffix == ".npy":
-            arr = np.load(path)
+            _check_npy_header(path)
+            arr = np.load(path, allow_pickle=False)
         else:
+            if path.stat().st_size > 16 * MAX_MAP_ENTRIES:
+                raise ValueError(f"{path.stat().st_size / 1e6:.0f} MB is more than a power-map CSV may hold")
             with path.open(newline="", encoding="utf-8") as fh:
                 rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
             arr = np.array([[float(v) for v in r] for r in rows])
     except (ValueError, OSError) as exc:
         raise t.error(key, f"cannot read power map {path.name}: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        what = "complex numbers" if arr.dtype.kind == "c" else f"values of type {arr.dtype}"
+        raise t.error(
+            key, f"power map {path.name} holds {what}; expected real, non-negative weights (nothing is truncated)"
+        )
     if arr.ndim != 2 or arr.size == 0:
         raise t.error(key, f"power map {path.name} must be a non-empty 2D grid of numbers (rows along y)")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or arr.sum() <= 0:
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or not np.any(arr > 0):
         raise t.error(key, f"power map {path.name} must be finite, non-negative and not all zero")
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(np.sum(arr, dtype=np.float64) * arr.size)
+    if overflows:
+        raise t.error(key, f"power map {path.name}: weights so large that their sum overflows; scale them down")
     return tuple(tuple(float(v) for v in row) for row in arr)
+
+
+#: The most entries a power map may have (a 4096 x 4096 grid is far finer
+#: than any cell grid it is remapped onto).
+MAX_MAP_ENTRIES = 4096 * 4096
+
+
+def _check_npy_header(path: Path) -> None:
+    """Refuse an .npy power map by its header (type and size) before reading it."""
+    with path.open("rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)
+    size = int(np.prod([int(n) for n in shape], dtype=object)) if shape else 1
+    if size > MAX_MAP_ENTRIES:
+        raise ValueError(f"shape {shape} has {size:.3g} entries, more than the {MAX_MAP_ENTRIES:,} allowed")
 
 
 def source_power(xf: np.ndarray, yf: np.ndarray, rect, power: float, grid_map=None) -> np.ndarray:

@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thermo import bounds, progress
+from thermo import bounds, progress, resources
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
-from thermo.coolant import Coolant, read_coolant
+from thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
 from thermo.errors import SolveError
 from thermo.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
 
@@ -179,7 +179,7 @@ def parse(case: CaseFile) -> RackCase:
 
     s = root.table("supply")
     supply = Supply(
-        temperature=s.quantity("temperature", "temperature", minimum=coolant.t_min, maximum=coolant.t_max),
+        temperature=read_coolant_temperature(s, "temperature", coolant),
         flow=s.quantity("flow", "volumetric_flow", positive=True),
         return_pressure=s.quantity("return_pressure", "pressure", default=1.5e5),
         pump_efficiency=s.number("pump_efficiency", default=0.7, minimum=0.05, maximum=1.0),
@@ -257,6 +257,7 @@ def parse(case: CaseFile) -> RackCase:
     sv.finish()
     plots = read_plots_flag(root)
     root.finish()
+    _require_memory(case.path, sections, trays)
     return RackCase(
         name,
         description,
@@ -271,6 +272,29 @@ def parse(case: CaseFile) -> RackCase:
         precision,
         plots,
     )
+
+
+#: The most trays one rack network may hold: a 1U tray pitch puts 1000 trays
+#: 44 m high; far beyond any rack (and the network is built tray by tray).
+MAX_TRAYS = 1000
+
+
+def _require_memory(path, sections, trays) -> None:
+    """Refuse (CaseError) a rack too large to build, before any array exists.
+    The Newton step factorises the manifold ladder (about two condensed nodes
+    per tray) as one dense block: matrix, LU factors and a copy, 8 B each."""
+    n = resources.require_count(path, "sections[].count", sum(s.count for s in sections), "trays", MAX_TRAYS)
+    plates = max(sum(len(b) for b in t.branches) for t in trays)
+    dense = 4 * 8 * (2 * n) ** 2
+    edges = 4_000 * n * (1 + plates)
+    resources.require_memory(
+        path,
+        CASE_TYPE,
+        [
+            ("sections[].count", dense + edges,
+             f"{n:,} trays: dense Newton block 4 x 8 B x (2 x {n:,})^2 plus 4 kB per edge"),
+        ],
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- network
@@ -557,6 +581,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         )
     if not bool(tinfo.converged):
         raise SolveError(f"rack temperatures did not solve: residual {float(tinfo.residual):.3e}")
+    _check_liquid(case, rn, net, np.asarray(temps.node, np.float64), np.asarray(temps.edge_outlet, np.float64))
     check_bounded(case, rn, temps)
     rho, cp = float(fluid.density), float(fluid.specific_heat)
     t_node = np.asarray(temps.node, np.float64)
@@ -675,6 +700,28 @@ def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
             for k in range(len(branch) - 1):  # the node after plate k (the last plate ends on t_c)
                 xy[f"t{i}_br{j}_{k}"] = (x_b + _PLATE_X * (k + 1), y)
     return np.array([[*xy[label], z[n]] for n, label in enumerate(labels)], np.float64)
+
+
+def _check_liquid(case: RackCase, rn: RackNetwork, net, t_node: np.ndarray, t_edge_out: np.ndarray) -> None:
+    """A coolant temperature above the coolant's valid (liquid) range is not
+    an answer: the coolant would boil, or its properties are unknown there.
+    Raises SolveError naming the hottest place and what would fix it."""
+    co = case.coolant
+    if float(t_edge_out.max()) <= co.t_max + 1e-6 and float(t_node.max()) <= co.t_max + 1e-6:
+        return
+    plates = np.asarray(rn.plate_edges)
+    hot_edge = int(plates[np.argmax(t_edge_out[plates])])  # name the hottest cold plate
+    if t_edge_out[hot_edge] <= co.t_max + 1e-6:
+        hot_edge = int(np.argmax(t_edge_out))
+    t_hot = float(t_edge_out[hot_edge])
+    t_sup = case.supply.temperature
+    rise = case.liquid_power / (float(co.density(t_sup)) * float(co.cp(t_sup)) * case.supply.flow)
+    raise SolveError(
+        f"physically impossible result: the coolant leaving {net.edge_labels[hot_edge]} would be at "
+        f"{t_hot - 273.15:.4g} degC, outside {range_text(co)}: it would boil. The supply flow "
+        f"{case.supply.flow / LPM:.4g} L/min carries {case.liquid_power / 1e3:.4g} kW with a mean rise of "
+        f"{rise:.4g} K; raise [supply] flow or lower the plate powers"
+    )
 
 
 def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, extra):

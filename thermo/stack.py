@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from thermo import bounds, progress
-from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
+from thermo import bounds, progress, resources
+from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.power_maps import read_map, source_power
@@ -97,8 +97,14 @@ class StackCase:
         return asdict(self)
 
 
-def _rect(t: Table, key: str, size, default=None):
-    r = t.quantities(key, "length", length=4, default=default, nonnegative=True)
+_REQUIRED = object()
+
+
+def _rect(t: Table, key: str, size, default=_REQUIRED):
+    if default is _REQUIRED:
+        r = t.quantities(key, "length", length=4, nonnegative=True)
+    else:
+        r = t.quantities(key, "length", length=4, default=default, nonnegative=True)
     if r is None:
         return None
     x0, y0, x1, y1 = r
@@ -229,18 +235,14 @@ def parse(case: CaseFile) -> StackCase:
     precision = st.string("precision", default="float64", choices=("float64", "float32"))
     solver = SolverSettings(
         precision,
-        st.number(
-            "tolerance",
-            default=1e-10 if precision == "float64" else 1e-5,
-            minimum=1e-15,
-            maximum=1e-2,
-        ),
+        read_tolerance(st, "tolerance", precision, default=1e-10 if precision == "float64" else 1e-5, maximum=1e-2),
         st.integer("max_iterations", default=200, minimum=1),
     )
     st.finish()
 
     plots = read_plots_flag(root)
     root.finish()
+    _require_memory(case.path, cells, layers, solver)
 
     nx_min = len(_breakpoints(0, size[0], layers, heat)) - 1
     ny_min = len(_breakpoints(1, size[1], layers, heat)) - 1
@@ -264,6 +266,23 @@ def parse(case: CaseFile) -> StackCase:
         solver,
         plots,
     )
+
+
+def _require_memory(path, cells, layers, solver: SolverSettings) -> None:
+    """Refuse (CaseError) a grid that cannot fit, before any array exists."""
+    nz = sum(layer.cells for layer in layers)
+    keys = ("domain.cells", "layers[].cells") if max(cells) >= nz else ("layers[].cells", "domain.cells")
+    n = resources.require_count(path, keys, cells[0] * cells[1] * nz, "cells")
+    per_cell = resources.BYTES_PER_UNIT[CASE_TYPE]
+    resources.require_memory(
+        path,
+        CASE_TYPE,
+        [
+            (keys, n * per_cell,
+             f"{cells[0]} x {cells[1]} x {nz} = {n:,} cells x {per_cell} B per cell"),
+            ("solver.max_iterations", resources.history_bytes(solver.max_iterations), "residual history"),
+        ],
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- grid

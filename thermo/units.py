@@ -4,11 +4,21 @@ A quantity in a case file is either a plain number, which is SI (m, K, W,
 Pa, m^3/s, ...), or a string with a unit that pint understands: ``"0.5 mm"``,
 ``"35 degC"``, ``"80 W/cm^2"``, ``"1.5 L/min"``. :func:`to_si` checks the
 dimension against what the key expects and returns the SI magnitude.
+
+Strings are checked against a small grammar before pint sees them: an
+optional number first, then unit names joined by ``*``, ``/``, spaces and
+parentheses, with ``^``/``**`` exponents only after a unit. Anything else (a
+number after the first, an operator at the end, unbalanced parentheses,
+``10**10**10``) is refused with a sentence saying why, so that no string can
+crash the parser or make it compute for ever. A comma is refused: a decimal
+comma (``"5,5 mm"``) would otherwise be read as ``55 mm``.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import tokenize
 from functools import lru_cache
 
 import pint
@@ -59,6 +69,93 @@ def _dimensionality(name: str):
     return registry().Quantity(1.0, DIMENSIONS[name][0]).dimensionality
 
 
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>" + _NUMBER + r")"
+    r"|(?P<name>[^\W\d]\w*[²³¹⁰⁴-⁹]*)"
+    r"|(?P<power>\*\*|\^)"
+    r"|(?P<op>[*/])"
+    r"|(?P<open>\()"
+    r"|(?P<close>\)))"
+)
+_EXPONENT = re.compile(r"\s*(?P<exp>[+-]?\d{1,2}(?:\.\d{1,3})?)")
+_MAX_LENGTH = 200
+
+
+def _grammar_error(text: str) -> str | None:
+    """Why ``text`` is not ``[number] unit-expression``, or None if it is."""
+    if len(text) > _MAX_LENGTH:
+        return f"longer than {_MAX_LENGTH} characters"
+    if "," in text:
+        if re.search(r"\d,\d", text):
+            return (
+                'a comma inside a number: write the decimal separator as a point ("5.5 mm", not "5,5 mm"); '
+                'a comma is never read, since "5,5" could mean 5.5 or 55'
+            )
+        return 'a comma is not part of a quantity; write one value with its unit, such as "5.5 mm"'
+    pos, depth, prev = 0, 0, "start"
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            return f"unexpected character {text[pos:].lstrip()[0]!r} at position {pos + 1}"
+        kind = m.lastgroup
+        pos = m.end()
+        if kind == "number":
+            if prev != "start":
+                return "a number may only come first (the value), followed by its unit"
+        elif kind == "name":
+            if prev == "close":
+                return "a unit follows a closing parenthesis: join units with '*' or '/'"
+        elif kind == "power":
+            if prev not in ("name", "close"):
+                return "an exponent ('^' or '**') must follow a unit, such as \"m^2\""
+            e = _EXPONENT.match(text, pos)
+            if e is None:
+                return 'an exponent must be a small number, such as "m^2" or "s^-1"'
+            pos = e.end()
+            kind = "exponent"
+        elif kind == "op":
+            if prev in ("op", "open"):
+                return f"an operator {m.group('op')!r} has nothing on its left"
+            if prev == "start":
+                return f"an operator {m.group('op')!r} at the start"
+        elif kind == "open":
+            depth += 1
+        else:  # close
+            if prev in ("op", "open", "start"):
+                return "a closing parenthesis with nothing before it"
+            depth -= 1
+            if depth < 0:
+                return "a closing parenthesis without an opening one"
+        prev = kind
+    if depth > 0:
+        return "an opening parenthesis without a closing one"
+    if prev == "op":
+        return "an operator at the end has nothing on its right"
+    if prev == "start":
+        return "empty"
+    return None
+
+
+#: every error pint's parser and evaluator are known to raise on odd input
+_PARSE_ERRORS = (
+    pint.errors.PintError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    AssertionError,
+    SyntaxError,
+    RecursionError,
+    tokenize.TokenError,
+)
+
+
 def to_si(value, dimension: str) -> float:
     """SI magnitude of ``value``, which must have ``dimension``.
 
@@ -79,7 +176,10 @@ def to_si(value, dimension: str) -> float:
             f"such as {example}), got {value!r}"
         )
     if isinstance(value, (int, float)):
-        magnitude = float(value)
+        try:
+            magnitude = float(value)
+        except OverflowError:
+            raise UnitError(f"{value!r} is too large a number") from None
         if dimension == "temperature" and magnitude < 150.0:
             raise UnitError(
                 f"plain numbers are SI, so {value!r} means {magnitude} K; "
@@ -88,23 +188,32 @@ def to_si(value, dimension: str) -> float:
     else:
         ureg = registry()
         text = value.strip()
+        why = _grammar_error(text)
+        if why is not None:
+            raise UnitError(
+                f"could not read {value!r} as a quantity: {why}; expected a "
+                f"{dimension.replace('_', ' ')} such as {example}"
+            )
         if dimension == "temperature_difference":
             text = text.replace("degC", "delta_degC").replace("degF", "delta_degF")
         try:
             q = ureg.Quantity(text)
-        except (pint.errors.PintError, ValueError, TypeError, AttributeError) as exc:
+            if not isinstance(q, pint.Quantity):  # a bare number inside a string
+                q = ureg.Quantity(float(q), "dimensionless")
+        except _PARSE_ERRORS as exc:
             raise UnitError(
                 f"could not read {value!r} as a quantity ({exc}); expected a "
                 f"{dimension.replace('_', ' ')} such as {example}"
             ) from None
-        if not isinstance(q, pint.Quantity):  # a bare number inside a string
-            q = ureg.Quantity(float(q), "dimensionless")
         if q.dimensionality != _dimensionality(dimension):
             raise UnitError(
                 f"{value!r} is not a {dimension.replace('_', ' ')}: its unit has dimension "
                 f"{q.dimensionality}, expected {unit} (e.g. {example})"
             )
-        magnitude = float(q.to(unit).magnitude)
+        try:
+            magnitude = float(q.to(unit).magnitude)
+        except _PARSE_ERRORS as exc:
+            raise UnitError(f"could not convert {value!r} to {unit} ({exc})") from None
     if not math.isfinite(magnitude):
         raise UnitError(f"{value!r} is not a finite number")
     return magnitude

@@ -104,11 +104,22 @@ def wet_bulb_from_rh(t_db_k: np.ndarray, rh: np.ndarray, p: np.ndarray) -> np.nd
     return np.asarray(jax.jit(psychro.wet_bulb)(*args), np.float64)
 
 
+#: Largest weather file read (bytes): a year of hourly rows is about 250 kB.
+MAX_FILE_BYTES = 64_000_000
+
+
 def read_weather(path: str | Path, pressure: float = 101325.0) -> Weather:
     """Read an hourly weather CSV (see module docstring); ``pressure`` (Pa) is
     used when the file has no ``pressure_Pa`` column."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise CaseError(
+                path,
+                "",
+                f"{path.stat().st_size / 1e6:.0f} MB is more than a weather file may hold "
+                f"({MAX_FILE_BYTES / 1e6:.0f} MB, about 250 years of hourly rows)",
+            )
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise CaseError(path, "", "weather file not found") from None
