@@ -147,3 +147,14 @@ def test_coldplate_unit_cell_conserves_and_matches_duct_friction(runs):
     re = rho * u * dh / mu
     dp_fd = 4 * (f_re / re) * (L / dh) * rho * u**2 / 2
     assert dp_fd < s["pressure_drop"]["value"] < 1.25 * dp_fd
+
+
+@pytest.mark.parametrize("case", [c.stem for c in BUNDLED])
+def test_plot_redraws_the_runs_pngs_byte_for_byte(case, runs, tmp_path):
+    """`thermo plot` from results.h5 alone draws the same files as the run."""
+    _, folder = runs[case]
+    written = {p.name: p.read_bytes() for p in folder.glob("*.png")}
+    assert main(["plot", str(folder), "-o", str(tmp_path)]) == 0
+    redrawn = {p.name: p.read_bytes() for p in tmp_path.glob("*.png")}
+    assert sorted(redrawn) == sorted(written)
+    assert [n for n in written if redrawn[n] != written[n]] == []

@@ -1,7 +1,8 @@
-"""Plots: ``thermo plot`` redraws the PNG set a run wrote, from results.h5 alone,
-for every case type (small variants of the bundled cases); the data behind
-the plots (J/token per day, the package's resistance stack-up, the plate's
-wall heat flux) are checked against the run's own summary."""
+"""Plots: ``thermo plot`` redraws the PNG set a run wrote, from results.h5 alone
+(small variants of the bundled cases here; every bundled case in
+test_cli.py), and the data behind the plots (J/token per day, months, the
+package's resistance stack-up and block temperatures, the plate's wall heat
+flux and local h) are checked against the run's own summary."""
 
 from __future__ import annotations
 
@@ -42,15 +43,6 @@ SMALL = {
             ("base = 4", "base = 2"), ("length = 32", "length = 12"),
         ),  # fmt: skip
     ),
-    "calibration": (
-        "calibration_unit_cell.toml",
-        lambda t: _edit(
-            t, ("channel = 6", "channel = 4"), ("fin_height = 8", "fin_height = 4"), ("length = 16", "length = 10"),
-            ("reynolds = [30, 60, 300]", "reynolds = [30, 100]"),
-        ),  # fmt: skip
-    ),
-    "compact": ("compact_gpu_coldplate.toml", lambda t: _edit(t, ("cells = [48, 48]", "cells = [16, 16]"))),
-    "rack": ("rack_nvl72.toml", lambda t: t),
     # three days across a month boundary (Jan 31 .. Feb 2)
     "facility": (
         "nvl72_dry_cooler_temperate.toml",
@@ -94,9 +86,9 @@ def test_plot_redraws_the_same_png_set_from_results_h5(key, runs, tmp_path):
     assert sorted(redrawn) == sorted(written)
     for name in written:  # no solve in between: byte-identical files
         assert redrawn[name] == written[name], name
-    # in place (the default output folder) too
-    assert main(["plot", str(folder)]) == 0
-    assert _pngs(folder) == written
+    if key == "stack":  # in place: the default output folder
+        assert main(["plot", str(folder)]) == 0
+        assert _pngs(folder) == written
 
 
 def test_daily_energy_per_token_weights_to_the_annual_figure(runs):

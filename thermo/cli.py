@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     from thermo.errors import CaseError, SolveError
 
     args = build_parser().parse_args(argv)
-    _configure_jax()
+    if args.func is not cmd_plot:  # plotting reads results.h5 only
+        _configure_jax()
     try:
         return args.func(args)
     except CaseError as exc:

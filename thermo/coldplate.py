@@ -737,12 +737,21 @@ def wall_profiles(case: ColdPlateCase, sol: Solution) -> dict[str, np.ndarray]:
 
 
 def cross_section(sol: Solution) -> dict[str, np.ndarray]:
-    """The y-z section at mid-length of the fin field: ``x`` (m), ``y_faces``,
-    ``z_faces``, ``temperature`` (K), ``velocity_x`` (m/s, cell-centred axial
-    velocity) and ``material`` (0 fluid)."""
+    """The y-z section at mid-length of the fin field (for pins: through the
+    pin row nearest to it, within a tenth of the fin field): ``x`` (m),
+    ``y_faces``, ``z_faces``, ``temperature`` (K), ``velocity_x`` (m/s,
+    cell-centred axial velocity) and ``material`` (0 fluid)."""
     g = sol.geometry
     xc = g.centers(0)
-    i = int(np.argmin(np.abs(xc - 0.5 * (g.fin_field[0] + g.fin_field[1]))))
+    mid = 0.5 * (g.fin_field[0] + g.fin_field[1])
+    near = np.abs(xc - mid) <= 0.1 * (g.fin_field[1] - g.fin_field[0])
+    above = g.centers(2) > g.base_top
+    solid = (g.solid[:, :, above]).sum(axis=(1, 2))
+    if near.any():
+        best = near & (solid == solid[near].max())
+        i = int(np.flatnonzero(best)[np.argmin(np.abs(xc[best] - mid))])
+    else:
+        i = int(np.argmin(np.abs(xc - mid)))
     u = np.asarray(sol.state.u, np.float64)
     return {
         "x": np.asarray(xc[i]),

@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from thermo.plot_data import Results, open_results  # noqa: E402
@@ -231,7 +232,8 @@ def _stack(r: Results, save) -> None:
 
 
 def _section(save, r: Results, title: str, index=None) -> None:
-    """Mid-length cross-section: temperature (fluid and solid) and axial velocity."""
+    """Mid-length cross-section: solid and fluid temperature on their own
+    colour scales, and the axial velocity."""
     yf, zf = r.get("section.y_faces"), r.get("section.z_faces")
     T = r.get("section.temperature") - T0
     u = r.get("section.velocity_x")
@@ -239,27 +241,45 @@ def _section(save, r: Results, title: str, index=None) -> None:
         T, u = T[index], u[index]
     mat = r.get("section.material")
     fluid = mat == 0
-    width = _mm(yf[-1] - yf[0])
-    height = _mm(zf[-1] - zf[0])
-    aspect = width / height
-    fig, axes = plt.subplots(1, 2, figsize=(10, max(3.0, 4.6 / max(aspect, 0.5))), constrained_layout=True)
-    lo, hi = robust_limits(T, 0.5, 99.5)
-    m = axes[0].pcolormesh(_mm(yf), _mm(zf), T.T, cmap="inferno", shading="flat", vmin=lo, vmax=hi)
-    _colorbar(fig, m, axes[0], T, "T [°C]")
-    um = np.ma.masked_where(~fluid, u)
-    ulo, uhi = robust_limits(u[fluid], 0.0, 99.5)
-    m = axes[1].pcolormesh(_mm(yf), _mm(zf), um.T, cmap="viridis", shading="flat", vmin=min(ulo, 0.0), vmax=uhi)
-    _colorbar(fig, m, axes[1], u[fluid], "axial velocity u [m/s]")
-    axes[0].set_title("temperature (fluid and solid)")
-    axes[1].set_title("axial velocity (solid blank)")
-    yc, zc = _mm(_centres(yf)), _mm(_centres(zf))
+    aspect = (yf[-1] - yf[0]) / (zf[-1] - zf[0])
+    panel_h = float(np.clip(4.5 / aspect, 2.2, 5.0))
+    panel_w = min(panel_h * aspect, 3.6)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * (panel_w + 1.5), panel_h + 1.0), constrained_layout=True)
+    for ax, region, cmap, label in ((axes[0], ~fluid, "inferno", "solid T [°C]"),
+                                    (axes[1], fluid, "coolwarm", "fluid T [°C]")):  # fmt: skip
+        lo, hi = robust_limits(T[region], 0.5, 99.5)
+        m = ax.pcolormesh(_mm(yf), _mm(zf), np.ma.masked_where(~region, T).T, cmap=cmap, shading="flat",
+                          vmin=lo, vmax=hi)  # fmt: skip
+        _colorbar(fig, m, ax, T[region], label)
+    lo, hi = robust_limits(u[fluid], 0.0, 99.5)
+    m = axes[2].pcolormesh(_mm(yf), _mm(zf), np.ma.masked_where(~fluid, u).T, cmap="viridis", shading="flat",
+                           vmin=min(lo, 0.0), vmax=hi)  # fmt: skip
+    _colorbar(fig, m, axes[2], u[fluid], "axial velocity u [m/s]")
+    axes[0].set_title("solid temperature")
+    axes[1].set_title("fluid temperature")
+    axes[2].set_title("axial velocity")
     for ax in axes:
-        ax.contour(yc, zc, fluid.T.astype(float), levels=[0.5], colors="w", linewidths=0.6)
+        _outline(ax, _mm(yf), _mm(zf), fluid)
         ax.set_aspect("equal")
         ax.set_xlabel("y [mm]")
-        ax.set_ylabel("z [mm]")
-    fig.suptitle(f"{title}: cross-section at x = {_mm(r.get('section.x')):.2f} mm (mid-length); white: walls")
+        ax.set_facecolor("0.85")
+    axes[0].set_ylabel("z [mm]")
+    fig.suptitle(f"{title}\ncross-section at x = {_mm(r.get('section.x')):.2f} mm (mid-length); grey: the other phase",
+                 fontsize=10)  # fmt: skip
     save(fig, "cross_section")
+
+
+def _outline(ax, xf, yf, mask, color="0.3", lw=0.6) -> None:
+    """Draw the cell faces between ``mask`` and not ``mask`` (2D, (nx, ny))."""
+    from matplotlib.collections import LineCollection
+
+    segs = []
+    for i, j in zip(*np.nonzero(mask[1:] != mask[:-1]), strict=True):
+        segs.append([(xf[i + 1], yf[j]), (xf[i + 1], yf[j + 1])])
+    for i, j in zip(*np.nonzero(mask[:, 1:] != mask[:, :-1]), strict=True):
+        segs.append([(xf[i], yf[j + 1]), (xf[i + 1], yf[j + 1])])
+    if segs:
+        ax.add_collection(LineCollection(segs, colors=color, linewidths=lw))
 
 
 def _coldplate(r: Results, save) -> None:
@@ -270,9 +290,7 @@ def _coldplate(r: Results, save) -> None:
     lo, hi = robust_limits(tb, 0.5, 99.9)
     m = ax.pcolormesh(_mm(xf), _mm(yf), tb.T, cmap="inferno", shading="flat", vmin=lo, vmax=hi)
     heated = r.get("plate.heated") > 0
-    if heated.any() and not heated.all():
-        ax.contour(_mm(_centres(xf)), _mm(_centres(yf)), heated.T.astype(float), levels=[0.5], colors="c",
-                   linewidths=0.8)  # fmt: skip
+    _outline(ax, _mm(xf), _mm(yf), heated, color="c", lw=0.8)
     ax.set_aspect("equal")
     ax.set_xlabel("x (flow) [mm]")
     ax.set_ylabel("y [mm]")
@@ -370,6 +388,8 @@ def _calibration(r: Results, save) -> None:
     a2.set(xlabel="channel Re", ylabel="Nu (on D_h)", title="closures of the compact model")
     for a in (a1, a2):
         a.set_xscale("log")
+        a.set_xticks(re, [f"{v:.4g}" for v in re], minor=False)
+        a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=7)
     save(fig, "closures")
@@ -391,8 +411,7 @@ def _compact(r: Results, save) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 5), constrained_layout=True)
     lo, hi = robust_limits(tj, 0.5, 99.9)
     m = ax.pcolormesh(xf, yf, tj.T, cmap="inferno", shading="flat", vmin=lo, vmax=hi)
-    if (flux > 0).any() and not (flux > 0).all():
-        ax.contour(xc, yc, (flux > 0).T.astype(float), levels=[0.5], colors="c", linewidths=0.8)
+    _outline(ax, xf, yf, flux > 0, color="c", lw=0.8)
     ax.set_aspect("equal")
     ax.set(xlabel="x (along the fins) [mm]", ylabel="y [mm]")
     ax.set_title(f"{name}\njunction-side temperature, max {r.summary['T_junction_max']:.1f} °C (cyan: heated)")
@@ -407,10 +426,10 @@ def _compact(r: Results, save) -> None:
     step = max(1, len(xc) // 24), max(1, len(yc) // 24)
     q = ax.quiver(xc[:: step[0]], yc[:: step[1]], ux[:: step[0], :: step[1]].T, uy[:: step[0], :: step[1]].T)
     umax = float(np.nanmax(np.hypot(ux, uy)))
-    ax.quiverkey(q, 0.85, 1.02, umax, f"{umax:.2g} m/s", labelpos="E", coordinates="axes", fontproperties={"size": 7})
+    ax.quiverkey(q, 0.80, 1.03, umax, f"{umax:.2g} m/s", labelpos="E", coordinates="axes", fontproperties={"size": 7})
     ax.set_aspect("equal")
     ax.set(xlabel="x [mm]", ylabel="y [mm]")
-    ax.set_title("bulk fluid temperature and superficial velocity", fontsize=10)
+    ax.set_title(f"{name}\nbulk fluid temperature, superficial velocity", fontsize=9, loc="left")
     _colorbar(fig, m, ax, tf, "T_fluid [°C]")
     save(fig, "fluid_temperature_velocity")
 

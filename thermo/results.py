@@ -247,7 +247,7 @@ def write_series_results(
 
 def _put_groups(h5, groups: dict[str, dict[str, Series]]) -> None:
     for gname, series in groups.items():
-        g = h5.require_group(gname)
+        g = h5[gname] if gname in h5 else h5.create_group(gname, track_order=True)  # keep the order written
         for name, s in series.items():
             data = np.asarray(s.data)
             if data.dtype.kind == "U":
