@@ -119,13 +119,13 @@ def _centres(f):
     return 0.5 * (f[1:] + f[:-1])
 
 
-def _residuals(save, series: dict, title: str) -> None:
+def _residuals(save, series: dict, title: str, ylabel: str = "relative residual") -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
     for label, h in series.items():
         h = np.asarray(h, np.float64)
         ax.semilogy(np.arange(len(h)), np.where(h > 0, h, np.nan), "o-" if len(h) < 60 else "-", ms=3, label=label)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("relative residual")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     if len(series) > 1:
@@ -282,19 +282,32 @@ def _outline(ax, xf, yf, mask, color="0.3", lw=0.6) -> None:
         ax.add_collection(LineCollection(segs, colors=color, linewidths=lw))
 
 
+def _plan_axes(xf, yf):
+    """A figure and axes for an x-y plan view: true aspect unless the domain
+    is more than 6:1, then y is stretched (said in the y label)."""
+    ratio = (xf[-1] - xf[0]) / (yf[-1] - yf[0])
+    stretched = not (1 / 6 <= ratio <= 6)
+    w = 8.0
+    h = float(np.clip((w - 1.6) / ratio if not stretched else 3.0, 2.2, 7.0))
+    fig, ax = plt.subplots(figsize=(w, h + 1.0), constrained_layout=True)
+    if not stretched:
+        ax.set_aspect("equal")
+    ax.set_xlabel("x (flow) [mm]")
+    ax.set_ylabel("y [mm]" + (" (stretched)" if stretched else ""))
+    return fig, ax
+
+
 def _coldplate(r: Results, save) -> None:
     name = r.summary["case"]
     xf, yf, zf = (r.get(k) for k in ("x_faces", "y_faces", "z_faces"))
     tb = r.get("plate.base_bottom_temperature") - T0
-    fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
+    fig, ax = _plan_axes(xf, yf)
     lo, hi = robust_limits(tb, 0.5, 99.9)
     m = ax.pcolormesh(_mm(xf), _mm(yf), tb.T, cmap="inferno", shading="flat", vmin=lo, vmax=hi)
     heated = r.get("plate.heated") > 0
     _outline(ax, _mm(xf), _mm(yf), heated, color="c", lw=0.8)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (flow) [mm]")
-    ax.set_ylabel("y [mm]")
-    ax.set_title(f"{name}: base bottom temperature (cyan: heated area)\nmax {r.summary['T_base_max']:.2f} °C")
+    note = " (cyan: heated area)" if heated.any() and not heated.all() else ""
+    ax.set_title(f"{name}\nbase bottom temperature{note}, max {r.summary['T_base_max']:.2f} °C", fontsize=10)
     _colorbar(fig, m, ax, tb, "T [°C]")
     save(fig, "base_temperature")
 
@@ -304,14 +317,12 @@ def _coldplate(r: Results, save) -> None:
     kz = int(fluid_rows[len(fluid_rows) // 2]) if fluid_rows.size else len(zc) // 2
     speed = np.sqrt(sum(r.get(f"plate.velocity_{a}")[:, :, kz] ** 2 for a in "xyz"))
     fluid = mat[:, :, kz] == 0
-    fig, ax = plt.subplots(figsize=(7.5, 3.8), constrained_layout=True)
+    fig, ax = _plan_axes(xf, yf)
     lo, hi = robust_limits(speed[fluid], 0.0, 99.5)
     m = ax.pcolormesh(_mm(xf), _mm(yf), np.ma.masked_where(~fluid, speed).T, cmap="viridis", shading="flat",
                       vmin=0.0, vmax=hi)  # fmt: skip
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (flow) [mm]")
-    ax.set_ylabel("y [mm]")
-    ax.set_title(f"speed at z = {_mm(zc[kz]):.2f} mm (mid fin height); solid blank")
+    ax.set_facecolor("0.85")
+    ax.set_title(f"{name}\nspeed at z = {_mm(zc[kz]):.2f} mm (mid fin height); grey: solid", fontsize=10)
     _colorbar(fig, m, ax, speed[fluid], "|u| [m/s]")
     save(fig, "velocity_midplane")
 
@@ -322,6 +333,7 @@ def _coldplate(r: Results, save) -> None:
         {"flow (outer iterations)": r.get("plate.flow_residual_history"),
          "energy (deferred correction)": r.get("plate.energy_residual_history")},
         "resolved cold plate: flow and energy",
+        "scaled residual",
     )  # fmt: skip
 
 
@@ -366,7 +378,7 @@ def _along_flow(save, r: Results, title: str, t_in: float, labels=None) -> None:
     a3.set_xlabel("x along the flow [mm]")
     for a in (a1, a2, a3):
         a.grid(True, alpha=0.3)
-    a1.set_title(f"{title}: along the flow (h = wall heat flux / (T_wall − T_bulk); axis clipped to 2-98 %)",
+    a1.set_title(f"{title}: along the flow\nh = wall heat flux / (T_wall − T_bulk); h axis clipped to 2-98 %",
                  fontsize=9)  # fmt: skip
     save(fig, "along_flow")
 
