@@ -49,7 +49,6 @@ DATASETS = {
     "stack.layer_resistance": "stackup/resistance",  # K/W per layer, then the cold side
     "stack.residual_history": "solver/residual_history",
     # resolved_coldplate (and the calibration cells, with a leading Reynolds axis)
-    "plate.temperature": "fields/temperature",  # K
     "plate.velocity_x": "fields/velocity_x",  # m/s
     "plate.velocity_y": "fields/velocity_y",
     "plate.velocity_z": "fields/velocity_z",
@@ -72,7 +71,6 @@ DATASETS = {
     "section.material": "cross_section/material",  # 0 fluid
     # closure_calibration
     "closures": "closures",  # group of columns (Re, fRe_*, Nu_*, ...)
-    "calibration.reynolds": "closures/Re",
     "calibration.fRe_reference": "reference/fRe_shah_london",
     "calibration.Nu_reference": "reference/Nu_H1_shah_london",
     # compact_coldplate
@@ -93,12 +91,10 @@ DATASETS = {
     "rack.return_nodes": "network/return_nodes",
     "rack.outlet_node": "network/outlet_node",
     "rack.density": "fluid",  # attribute 'density'
-    "rack.plate_label": "plates/label",
     "rack.plate_type": "plates/type",
     "rack.plate_tray": "plates/tray",
     "rack.plate_branch": "plates/branch",
     "rack.plate_position": "plates/position",
-    "rack.plate_flow": "plates/flow",  # m^3/s
     "rack.plate_flow_ratio": "plates/flow_ratio",
     "rack.plate_T_in": "plates/inlet_temperature",  # K
     "rack.plate_T_out": "plates/outlet_temperature",

@@ -669,9 +669,11 @@ def _facility(r: Results, save) -> None:
 
     if design_point:
         fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
-        names = ["dry_bulb", "wet_bulb", "T_facility_supply", "T_facility_return", "T_secondary_supply", "T_junction"]
+        names = {"dry_bulb": "ambient dry bulb", "wet_bulb": "ambient wet bulb",
+                 "T_facility_supply": "facility-water supply", "T_facility_return": "facility-water return",
+                 "T_secondary_supply": "CDU secondary supply", "T_junction": "junction"}  # fmt: skip
         vals = [float(hourly[k][0]) for k in names]
-        ax.barh(names, vals, color="C0")
+        ax.barh(list(names.values()), vals, color="C0")
         for i, v in enumerate(vals):
             ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
         ax.axvline(limits["T_junction_limit"], color="r", ls="--", lw=1, label="junction limit")
@@ -781,13 +783,15 @@ def _optimize(r: Results, save) -> None:
     if infeasible.any():
         ax.contourf(grid_t, grid_s, infeasible, levels=[0.5, 1.5], hatches=["//"], colors="none")
     ax.plot(r.summary["grid_best_supply_temperature"], r.summary["grid_best_flow_scale"], "ws", ms=7,
-            mec="k", label="best grid point")  # fmt: skip
-    ax.plot(r.summary["supply_temperature_opt"], r.summary["flow_scale_opt"], "r*", ms=12,
-            label=f"optimum: {r.summary['J_per_token_facility_opt']:.4g} J")  # fmt: skip
+            mec="k", label="best grid point", clip_on=False)  # fmt: skip
+    t_opt, s_opt = r.summary["supply_temperature_opt"], r.summary["flow_scale_opt"]
+    j_opt = r.summary["J_per_token_facility_opt"]
+    label = f"optimum: {j_opt:.4g} J at {t_opt:.1f} °C, flow × {s_opt:.2f}"
+    ax.plot(t_opt, s_opt, "r*", ms=12, clip_on=False, label=label)
     ax.set_xlabel("facility-water supply setpoint [°C]")
     ax.set_ylabel("coolant flow scale")
-    ax.set_title(f"{r.summary['case']}\nfacility J/token (hatched: infeasible)", fontsize=10)
-    _legend_outside(ax)
+    ax.set_title(f"{r.summary['case']}\nfacility J/token (hatched: infeasible; red: T_j = limit)", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     save(fig, "optimize")
 
 
