@@ -13,6 +13,10 @@ Layout of ``results.h5``:
   as JSON, SI units).
 * ``/solver/...``: iteration counts, residuals and residual histories.
 * ``/summary``: headline numbers as attributes (also in ``summary.json``).
+* root attributes ``layout`` (the results layout version the plots read,
+  :data:`thermo.plot_data.LAYOUT`) and ``written_by``.
+* further groups a model adds for its plots (:func:`append_groups`; their
+  names are listed in :data:`thermo.plot_data.DATASETS`).
 
 Models without a 3D grid (``facility``) use :func:`write_series_results`: the
 same ``/case``, ``/solver`` and ``/summary`` groups and named groups of arrays
