@@ -181,7 +181,11 @@ def _stack(r: Results, save) -> None:
         ax.text(1.005, (z - layer["thickness"] / 2) / zf[-1], layer["name"], fontsize=7, va="center",
                 transform=ax.transAxes)  # fmt: skip
     ax.set_xlabel("x [mm]")
-    ax.set_ylabel("z [mm] (stretched)")
+    if 1 / 6 <= (xf[-1] - xf[0]) / (zf[-1] - zf[0]) <= 6:
+        ax.set_aspect("equal")
+        ax.set_ylabel("z [mm]")
+    else:
+        ax.set_ylabel("z [mm] (stretched)")
     ax.set_title(f"vertical slice at y = {_mm(_centres(yf)[j]):.2f} mm, through the hot spot")
     _colorbar(fig, m, ax, sl, "T [°C]")
     save(fig, "vertical_slice")
@@ -209,19 +213,20 @@ def _stack(r: Results, save) -> None:
     res = r.get("stack.layer_resistance")
     total = float(res.sum())
     fig, ax = plt.subplots(figsize=(7.5, 0.4 * len(layer) + 1.8), constrained_layout=True)
+    scale, unit = (1e3, "mK/W") if total < 1.0 else (1.0, "K/W")
     left = np.concatenate([[0.0], np.cumsum(res)[:-1]])
     y = np.arange(len(layer))
-    ax.barh(y, res * 1e3, left=left * 1e3, color=plt.cm.viridis(np.linspace(0.1, 0.9, len(layer))))
+    ax.barh(y, res * scale, left=left * scale, color=plt.cm.viridis(np.linspace(0.1, 0.9, len(layer))))
     for k in range(len(layer)):
-        ax.text((left[k] + res[k]) * 1e3, y[k], f" {res[k] * 1e3:.2f} mK/W ({100 * res[k] / total:.0f} %)",
+        ax.text((left[k] + res[k]) * scale, y[k], f" {res[k] * scale:.3g} {unit} ({100 * res[k] / total:.0f} %)",
                 va="center", fontsize=7)  # fmt: skip
     ax.set_yticks(y, layer)
     ax.invert_yaxis()
-    ax.set_xlim(0, total * 1e3 * 1.3)
-    ax.set_xlabel("cumulative thermal resistance, junction to coolant [mK/W]")
-    ax.set_title(f"{name}\nresistance stack-up (heat-weighted mean temperatures): total {total * 1e3:.2f} mK/W;\n"
-                 f"R_junction_to_coolant (hottest point) {r.summary['R_junction_to_coolant'] * 1e3:.2f} mK/W",
-                 fontsize=9)  # fmt: skip
+    ax.set_xlim(0, total * scale * 1.3)
+    ax.set_xlabel(f"cumulative thermal resistance, junction to coolant [{unit}]")
+    r_hot = r.summary["R_junction_to_coolant"] * scale
+    ax.set_title(f"{name}\nresistance stack-up (heat-weighted mean temperatures): total {total * scale:.4g} {unit};\n"
+                 f"R_junction_to_coolant (hottest point) {r_hot:.4g} {unit}", fontsize=9)  # fmt: skip
     ax.grid(True, axis="x", alpha=0.3)
     save(fig, "resistance_stackup")
 
