@@ -54,7 +54,7 @@ from thermo import bounds, coldplate, progress
 from thermo.case import CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant
 from thermo.errors import SolveError
-from thermo.results import Quantity, Series, results_h5, write_series_results
+from thermo.results import Quantity, Series, append_groups, results_h5, write_series_results
 
 __all__ = [
     "CASE_TYPE",
@@ -373,8 +373,10 @@ class ClosureTable:
     meta: dict[str, float]
 
 
-def calibrate(case: CalibrationCase) -> tuple[ClosureTable, dict]:
-    """Solve the unit cell at every Reynolds number; ``(table, diagnostics)``."""
+def calibrate(case: CalibrationCase, solutions: list | None = None) -> tuple[ClosureTable, dict]:
+    """Solve the unit cell at every Reynolds number; ``(table, diagnostics)``.
+    ``solutions``, when given, receives ``(resolved case, solution)`` per
+    Reynolds number."""
     rows, diag = [], {"flow_iterations": [], "energy_iterations": [], "heat_balance_error": []}
     for point, re in enumerate(case.reynolds):
         cp_case = _resolved_case(case, re)
@@ -384,6 +386,8 @@ def calibrate(case: CalibrationCase) -> tuple[ClosureTable, dict]:
         except SolveError as exc:
             raise SolveError(f"unit cell at Re {re:g}: {exc}") from None
         rows.append(unit_cell_closures(cp_case, sol))
+        if solutions is not None:
+            solutions.append((cp_case, sol))
         added, removed = (float(x) for x in sol.heat)
         diag["flow_iterations"].append(int(sol.flow_info.iterations))
         diag["energy_iterations"].append(int(sol.energy_info.iterations))
@@ -487,10 +491,10 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
 
 def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Calibrate and write the table, results.h5, summary.json and a plot."""
-
     from kernels import porous
 
-    table, diag = calibrate(case)
+    solutions: list = []
+    table, diag = calibrate(case, solutions)
     progress.phase("write")
     cols, meta = table.columns, table.meta
     w, t, H, dh = _dims(case.geometry)
@@ -525,30 +529,13 @@ def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Q
     with results_h5(folder / "results.h5", "a") as h5:
         for key, value in meta.items():
             h5["closures"].attrs[key] = value
+    shah_london = {
+        "fRe_shah_london": Series(np.asarray(fre_sl), "1", "fully developed f Re, same aspect ratio"),
+        "Nu_H1_shah_london": Series(np.asarray(nu_sl), "1", "fully developed Nu_H1, four walls heated"),
+    }
+    append_groups(folder, {"reference": shah_london, **coldplate.plot_series(None, None, stacked=solutions)})
     if case.plots:
-        _plot(folder, case, cols, fre_sl, nu_sl)
+        from thermo.plots import plot_results
+
+        plot_results(folder)
     return summary
-
-
-def _plot(folder, case, cols, fre_sl, nu_sl):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-    re = cols["Re"]
-    a1.plot(re, cols["fRe_apparent"], "o-", label="apparent (whole channel)")
-    a1.plot(re, cols["fRe_local"], "s-", label="local (0.6-0.9 L)")
-    a1.axhline(fre_sl, color="k", ls="--", label="Shah & London, developed")
-    a1.set(xlabel="Re", ylabel="Fanning f Re", title=case.name)
-    a2.plot(re, cols["Nu_apparent"], "o-", label="apparent (R_mean)")
-    a2.plot(re, cols["Nu_local"], "s-", label="local (0.6-0.9 L)")
-    a2.axhline(nu_sl, color="k", ls="--", label="Nu_H1, four walls")
-    a2.set(xlabel="Re", ylabel="Nu (D_h)")
-    for a in (a1, a2):
-        a.set_xscale("log")
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=7)
-    fig.savefig(folder / "closures.png", dpi=120)
-    plt.close(fig)

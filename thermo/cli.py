@@ -124,6 +124,14 @@ def cmd_calibrate(args) -> int:
     return _solve_into_folder(args, model, case_file, case, model.run, "", "calibrating")
 
 
+def cmd_plot(args) -> int:
+    from thermo.plots import plot_results
+
+    files = plot_results(args.results, args.output)
+    print(f"{len(files)} plots written to {Path(args.output or args.results)}/: {', '.join(f.name for f in files)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from thermo import __version__
 
@@ -206,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("folder", help="destination folder")
     e.set_defaults(func=cmd_examples)
+
+    pl = sub.add_parser(
+        "plot",
+        help="redraw the plots of a results folder from its results.h5",
+        description="Draw every PNG plot of RESULTS_DIR (a folder written by thermo run, optimize or calibrate) from "
+        "its results.h5 alone, without solving; the files are the ones the run wrote.",
+    )
+    pl.add_argument("results", metavar="RESULTS_DIR", help="results folder")
+    pl.add_argument("-o", "--output", help="folder for the PNG files (default: RESULTS_DIR)")
+    pl.set_defaults(func=cmd_plot)
     return p
 
 
@@ -237,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     except SolveError as exc:
-        print(f"error: {args.case}: {exc}", file=sys.stderr)
+        print(f"error: {getattr(args, 'case', '')}: {exc}", file=sys.stderr)
         return EXIT_SOLVE
 
 

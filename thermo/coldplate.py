@@ -47,7 +47,7 @@ from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from thermo.errors import SolveError
 from thermo.materials import material_library
-from thermo.results import Field, Quantity, write_results
+from thermo.results import Field, Quantity, Series, append_groups, write_results
 
 if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
     import jax
@@ -772,7 +772,6 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
     T = np.asarray(sol.T, np.float64)
     u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
     velocity = cell_velocity(u, v, w, g.solid)
-    speed = np.linalg.norm(velocity, axis=-1)
     solid = case.solid_material
     fields = {
         "temperature": Field(T - 273.15, "degC", "temperature"),
@@ -813,8 +812,159 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         },
         summary=summary,
     )
+    append_groups(folder, plot_series(case, sol))
     if case.plots:
-        from thermo import plots
+        from thermo.plots import plot_results
 
-        plots.coldplate_plots(folder, case, g, T, speed, t_bottom, fh, eh)
+        plot_results(folder)
     return summary
+
+
+def wall_profiles(case: ColdPlateCase, sol: Solution) -> dict[str, np.ndarray]:
+    """Quantities along the flow (per x cell), SI: ``x``; ``pressure`` (fluid
+    area mean); ``T_bulk`` (flow-weighted fluid temperature); ``T_wall`` (area
+    mean over the fluid-solid faces of the slab, each face's temperature from
+    the two cells' conductances); ``q_wall`` (heat into the fluid through
+    them, W); ``area_wall`` (m^2); ``h`` = ``q_wall / (area_wall (T_wall -
+    T_bulk))`` (NaN where a slab has no wetted wall); ``T_base_max`` (hottest
+    base-bottom point)."""
+    g = sol.geometry
+    T = np.asarray(sol.T, np.float64)
+    P = np.asarray(sol.state.p, np.float64)
+    u = np.asarray(sol.state.u, np.float64)
+    fluid = g.material == geo.FLUID
+    k_f = float(case.coolant.conductivity(case.inlet_temperature))
+    k = np.where(fluid, k_f, case.solid_k)
+    d = [np.diff(f) for f in g.faces]
+    nx = T.shape[0]
+    q_x, a_x, ta_x = np.zeros(nx), np.zeros(nx), np.zeros(nx)
+    for axis in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        lo, hi = tuple(lo), tuple(hi)
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        half = 0.5 * d[axis].reshape(shape)
+        others = [d[a].reshape([-1 if b == a else 1 for b in range(3)]) for a in range(3) if a != axis]
+        area = np.broadcast_to(others[0] * others[1], T.shape)
+        f1, f2 = fluid[lo], fluid[hi]
+        wall = f1 != f2
+        if not wall.any():
+            continue
+        h1, h2 = np.broadcast_to(half, T.shape)[lo], np.broadcast_to(half, T.shape)[hi]
+        r1, r2 = h1 / k[lo], h2 / k[hi]
+        a = area[lo]
+        # heat from cell 1 to cell 2, then signed into the fluid
+        q12 = a * (T[lo] - T[hi]) / (r1 + r2)
+        q_f = np.where(f2, q12, -q12)
+        t_face = T[lo] - q12 / a * r1
+        xi = np.broadcast_to(np.arange(nx).reshape([-1, 1, 1]), T.shape)
+        if axis == 0:
+            xf_idx = np.where(f1, xi[lo], xi[hi])
+        else:
+            xf_idx = xi[lo]
+        sel = wall
+        np.add.at(q_x, xf_idx[sel], q_f[sel])
+        np.add.at(a_x, xf_idx[sel], a[sel])
+        np.add.at(ta_x, xf_idx[sel], (t_face * a)[sel])
+    dA = (d[1][:, None] * d[2][None, :])[None] * fluid
+    uc = 0.5 * (u[1:] + u[:-1]) * dA
+    p_mean = (P * dA).sum(axis=(1, 2)) / dA.sum(axis=(1, 2))
+    t_bulk = (T * uc).sum(axis=(1, 2)) / uc.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_wall = np.where(a_x > 0, ta_x / np.where(a_x > 0, a_x, 1.0), np.nan)
+        h = np.where(a_x > 0, q_x / (np.where(a_x > 0, a_x, 1.0) * (t_wall - t_bulk)), np.nan)
+    return {
+        "x": g.centers(0),
+        "pressure": p_mean,
+        "T_bulk": t_bulk,
+        "T_wall": t_wall,
+        "q_wall": q_x,
+        "area_wall": a_x,
+        "h": h,
+        "T_base_max": bottom_temperature(case, sol).max(axis=1),
+    }
+
+
+def cross_section(sol: Solution) -> dict[str, np.ndarray]:
+    """The y-z section at mid-length of the fin field (for pins: through the
+    pin row nearest to it, within a tenth of the fin field): ``x`` (m),
+    ``y_faces``, ``z_faces``, ``temperature`` (K), ``velocity_x`` (m/s,
+    cell-centred axial velocity) and ``material`` (0 fluid)."""
+    g = sol.geometry
+    xc = g.centers(0)
+    mid = 0.5 * (g.fin_field[0] + g.fin_field[1])
+    near = np.abs(xc - mid) <= 0.1 * (g.fin_field[1] - g.fin_field[0])
+    above = g.centers(2) > g.base_top
+    solid = (g.solid[:, :, above]).sum(axis=(1, 2))
+    if near.any():
+        best = near & (solid == solid[near].max())
+        i = int(np.flatnonzero(best)[np.argmin(np.abs(xc[best] - mid))])
+    else:
+        i = int(np.argmin(np.abs(xc - mid)))
+    u = np.asarray(sol.state.u, np.float64)
+    return {
+        "x": np.asarray(xc[i]),
+        "y_faces": np.asarray(g.faces[1], np.float64),
+        "z_faces": np.asarray(g.faces[2], np.float64),
+        "temperature": np.asarray(sol.T, np.float64)[i],
+        "velocity_x": 0.5 * (u[i] + u[i + 1]),
+        "material": g.material[i].astype(np.int8),
+    }
+
+
+_PROFILE_UNITS = {
+    "x": ("m", "cell centres along the flow"),
+    "pressure": ("Pa", "fluid area-mean static pressure per cross-section"),
+    "T_bulk": ("degC", "flow-weighted fluid temperature per cross-section"),
+    "T_wall": ("degC", "area-mean temperature of the fluid-solid faces per slab"),
+    "q_wall": ("W", "heat into the fluid through the walls of the slab"),
+    "area_wall": ("m^2", "wetted wall area of the slab"),
+    "h": ("W/m^2/K", "local heat-transfer coefficient q_wall / (area_wall (T_wall - T_bulk))"),
+    "T_base_max": ("degC", "hottest base-bottom point per x"),
+}
+_SECTION_UNITS = {
+    "x": ("m", "position of the mid-length cross-section"),
+    "y_faces": ("m", "face coordinates"),
+    "z_faces": ("m", "face coordinates"),
+    "temperature": ("degC", "temperature in the cross-section"),
+    "velocity_x": ("m/s", "axial velocity in the cross-section"),
+    "material": ("1", "0 fluid, 1 base, 2 fin, 3 cover"),
+}
+
+
+def _series(values, units: str, description: str) -> Series:
+    """A plot series; temperatures are computed in K and stored in degC, as every
+    temperature in results.h5."""
+    return Series(np.asarray(values) - 273.15 if units == "degC" else values, units, description)
+
+
+def plot_series(case: ColdPlateCase, sol: Solution, stacked: list | None = None) -> dict:
+    """The groups the plots read beyond the fields: ``base`` (bottom-face
+    temperature map and heated mask), ``profiles`` (:func:`wall_profiles`)
+    and ``cross_section`` (:func:`cross_section`). ``stacked`` (a list of
+    ``(case, solution)``) stacks profiles and sections along a leading axis
+    (the calibration's Reynolds numbers) and leaves out ``base``."""
+    if stacked is None:
+        prof, sec = wall_profiles(case, sol), cross_section(sol)
+        base = {
+            "base": {
+                "bottom_temperature": Series(
+                    bottom_temperature(case, sol) - 273.15, "degC", "base bottom-face temperature"
+                ),
+                "heated": Series((sol.flux_map > 0).astype(np.int8), "1", "1 where the bottom is heated"),
+            }
+        }
+    else:
+        profs = [wall_profiles(c, s) for c, s in stacked]
+        secs = [cross_section(s) for _, s in stacked]
+        prof = {k: np.stack([p[k] for p in profs]) for k in profs[0]}
+        per_re = ("temperature", "velocity_x")
+        sec = {k: (np.stack([s[k] for s in secs]) if k in per_re else secs[0][k]) for k in secs[0]}
+        base = {}
+    return {
+        **base,
+        "profiles": {k: _series(v, *_PROFILE_UNITS[k]) for k, v in prof.items()},
+        "cross_section": {k: _series(v, *_SECTION_UNITS[k]) for k, v in sec.items()},
+    }

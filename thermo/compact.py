@@ -40,7 +40,7 @@ from thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.power_maps import overlap, read_map, source_power
-from thermo.results import Field, Layer, Quantity, results_h5, write_results
+from thermo.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
 
 if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported where used (thermo check needs none)
     from kernels import porous
@@ -689,46 +689,10 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         w.writerow(list(curves))
         for row in zip(*(c[0] for c in curves.values()), strict=True):
             w.writerow([f"{v:.8g}" for v in row])
+    heat = {"heat_flux": Series(np.asarray(arr.flux, np.float64), "W/m^2", "power map: heat flux into the bottom")}
+    append_groups(folder, {"power_map": heat})
     if case.plots:
-        _plots(folder, case, arr, t_bottom, np.asarray(th.T_fluid), np.asarray(flow.ux), np.asarray(flow.uy), curves)
+        from thermo.plots import plot_results
+
+        plot_results(folder)
     return summary
-
-
-def _plots(folder, case, arr, t_bottom, t_fluid, ux, uy, curves):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xf, yf, _ = (1e3 * f for f in arr.faces)
-    xc, yc = 0.5 * (xf[1:] + xf[:-1]), 0.5 * (yf[1:] + yf[:-1])
-    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
-    m = ax.pcolormesh(xf, yf, (t_bottom - 273.15).T, cmap="inferno", shading="flat")
-    ax.set_aspect("equal")
-    ax.set(xlabel="x (along the fins) [mm]", ylabel="y [mm]", title=f"{case.name}: junction-side temperature")
-    fig.colorbar(m, ax=ax, label="T [°C]")
-    fig.savefig(folder / "junction_temperature.png", dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
-    m = ax.pcolormesh(xf, yf, (t_fluid - 273.15).T, cmap="coolwarm", shading="flat")
-    step = max(1, len(xc) // 24), max(1, len(yc) // 24)
-    ax.quiver(xc[:: step[0]], yc[:: step[1]], ux[:: step[0], :: step[1]].T, uy[:: step[0], :: step[1]].T)
-    ax.set_aspect("equal")
-    ax.set(xlabel="x [mm]", ylabel="y [mm]", title="fluid temperature and superficial velocity")
-    fig.colorbar(m, ax=ax, label="T_fluid [°C]")
-    fig.savefig(folder / "fluid_temperature_velocity.png", dpi=120)
-    plt.close(fig)
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-    q = curves["flow_Lpm"][0]
-    a1.plot(q, curves["pressure_drop_kPa"][0], "o-")
-    a1.set(xlabel="flow [L/min]", ylabel="ΔP [kPa]", title="ΔP(Q)")
-    a2.plot(q, curves["R_max_KpW"][0], "o-", label="R max")
-    a2.plot(q, curves["R_mean_KpW"][0], "s-", label="R mean")
-    a2.set(xlabel="flow [L/min]", ylabel="R [K/W]", title="R(Q)")
-    a2.legend()
-    for a in (a1, a2):
-        a.grid(True, alpha=0.3)
-    fig.savefig(folder / "curves.png", dpi=120)
-    plt.close(fig)

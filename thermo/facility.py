@@ -856,6 +856,12 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
         "free_cooling": Series(a["free_cooling"], "1", "1 when the setpoint is held without the chiller"),
         "water_makeup": Series(a["water_makeup"], "kg/s", "tower make-up water"),
         "J_per_token_facility": Series(a["p_facility"] / a["tokens_per_s"], "J", "facility J/token"),
+        "month": Series(_months(case.weather.time), "1", "calendar month of the row (0: label not a date)"),
+    }
+    limits = {
+        "T_junction_limit": Series(np.asarray(case.optimize.junction_limit - T0), "degC", "junction design limit"),
+        "T_throttle": Series(np.asarray(case.params["accelerator"]["t_throttle"] - T0), "degC", "throttle onset"),
+        "T_supply_setpoint": Series(np.asarray(case.params["t_supply_set"] - T0), "degC", "facility-water setpoint"),
     }
     solver = {
         "converged": np.asarray(infos.converged),
@@ -876,17 +882,31 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
           for k, v in breakdown.items()}  # fmt: skip
     write_series_results(
         folder,
-        groups={"hourly": hourly, "sweep": sweep_series, "breakdown": bd},
+        groups={"hourly": hourly, "sweep": sweep_series, "breakdown": bd, "limits": limits},
         case_text=case_file.text,
         case_parsed=case.as_dict(),
         solver=solver,
         summary=summary,
     )
     if case.plots:
-        from thermo import facility_plots
+        from thermo.plots import plot_results
 
-        facility_plots.report_plots(folder, case, hourly, sweep_series, breakdown)
+        plot_results(folder)
     return summary
+
+
+def _months(labels) -> np.ndarray:
+    """Calendar month (1-12) of each weather row whose label starts with an ISO
+    date (``YYYY-MM``), else 0."""
+    import re
+
+    iso = re.compile(r"^\s*\d{4}-(\d{2})")
+    out = np.zeros(len(labels), np.int8)
+    for i, label in enumerate(labels):
+        m = iso.match(label)
+        if m and 1 <= int(m.group(1)) <= 12:
+            out[i] = int(m.group(1))
+    return out
 
 
 def _summary(case, ops, infos, tot, m, breakdown) -> dict[str, Quantity]:
@@ -1101,8 +1121,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         summary=summary,
     )
     if case.plots:
-        from thermo import facility_plots
+        from thermo.plots import plot_results
 
-        facility_plots.optimize_plot(folder / "optimize.png", case, grid_t, grid_s, j_g, tj_g, feasible,
-                                     x_opt, x_grid, opt.junction_limit)  # fmt: skip
+        plot_results(folder)
     return summary

@@ -72,6 +72,7 @@ class PlateType:
     dp_exponent: float
     resistance_flow: tuple[float, ...]  # m^3/s
     resistance: tuple[float, ...]  # K/W, chip to plate inlet coolant
+    junction_limit: float | None = None  # K, the chip's design limit (plots its margin)
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,9 @@ def _read_plate(t: Table) -> PlateType:
         raise t.error("resistance", f"needs one value per entry of resistance_flow ({len(rq)}), got {len(rr)}")
     if any(b <= a for a, b in zip(rq, rq[1:], strict=False)):
         raise t.error("resistance_flow", "flows must increase strictly")
+    limit = t.quantity("junction_limit", "temperature", default=None)
     t.finish()
-    return PlateType(name, power, dp_rated, flow_rated, n, rq, rr)
+    return PlateType(name, power, dp_rated, flow_rated, n, rq, rr, limit)
 
 
 def parse(case: CaseFile) -> RackCase:
@@ -666,7 +668,9 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     )
     write_summary_json(folder, summary)
     if case.plots:
-        _plots(folder, case, rn, rho, p, qp, t_pin, t_pout, tj, q_tray, history)
+        from thermo.plots import plot_results
+
+        plot_results(folder)
     return summary
 
 
@@ -796,6 +800,16 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
         pput("outlet_temperature", np.asarray(temps.edge_outlet)[e] - 273.15, "degC", "plate outlet coolant")
         pput("thermal_resistance", extra["r"], "K/W", "R(Q), chip to plate inlet coolant")
         pput("junction_temperature", extra["tj"] - 273.15, "degC", "T_in + R(Q) P")
+        limits = [case.plate(t).junction_limit for t in rn.plate_type]
+        limits_c = [np.nan if x is None else x - 273.15 for x in limits]
+        pput("junction_limit", limits_c, "degC", "design limit (NaN: none given)")
+        for name, data, description in (
+            ("supply_nodes", rn.supply_nodes, "supply-manifold tap node per tray"),
+            ("return_nodes", rn.return_nodes, "return-manifold tap node per tray"),
+            ("inlet_node", rn.inlet, "rack inlet node"),
+            ("outlet_node", rn.outlet, "rack outlet node"),
+        ):
+            g.create_dataset(name, data=np.asarray(data)).attrs["description"] = description
         tr = h5.create_group("trays")
         tr.create_dataset("level", data=rn.tray_level).attrs["units"] = "m"
         tr.create_dataset("flow", data=extra["q_tray"]).attrs["units"] = "m^3/s"
@@ -858,61 +872,3 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
             fl.attrs[k] = v
             fl.attrs[k + ".unit"] = u
     (path.parent / "results.xdmf").write_text(xdmf, encoding="utf-8")
-
-
-def _plots(folder, case, rn, rho, p, qp, t_pin, t_pout, tj, q_tray, history):
-    from kernels.network import GRAVITY
-    from thermo import plots
-
-    plots.residual_history(folder / "residual_history.png", history, "rack network: Newton (global gradient)")
-    import matplotlib.pyplot as plt
-
-    ntr = len(rn.tray_level)
-    trays = np.arange(ntr)
-    types = list(dict.fromkeys(case.trays))
-    colors = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(8, 4), constrained_layout=True)
-    for k, t in enumerate(types):
-        sel = np.asarray(case.trays) == t
-        ax.bar(trays[sel], q_tray[sel] / LPM, color=colors(k), alpha=0.85, label=f"{t} trays")
-        ax.hlines(q_tray[sel].mean() / LPM, trays[sel].min() - 0.4, trays[sel].max() + 0.4, colors="k", lw=0.6)
-    ax.set_xlabel("tray (0 = bottom)")
-    ax.set_ylabel("flow [L/min]")
-    ax.set_title(f"{case.name}: flow per tray ({case.manifold.layout} layout; lines: mean per tray type)")
-    ax.legend(loc="lower right")
-    fig.savefig(folder / "flow_per_tray.png", dpi=130)
-    plt.close(fig)
-
-    z = rn.tray_level
-    piezo = p + rho * GRAVITY * np.asarray(rn.boundary.elevation, np.float64)
-    ref = piezo[rn.outlet]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 5.5), sharey=True, constrained_layout=True)
-    for ax, data, label in (
-        (axes[0], p / 1e3, "static pressure [kPa]"),
-        (axes[1], (piezo - ref) / 1e3, "p + rho g z above the outlet [kPa]"),
-    ):
-        ax.plot(data[rn.supply_nodes], z, "o-", ms=3, color="tab:red", label="supply manifold")
-        ax.plot(data[rn.return_nodes], z, "o-", ms=3, color="tab:blue", label="return manifold")
-        ax.set_xlabel(label)
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("tap height [m]")
-    axes[0].legend()
-    axes[1].set_title("flow-driven part (the tray drive is the gap)")
-    fig.suptitle("pressure along the manifolds")
-    fig.savefig(folder / "manifold_pressure.png", dpi=130)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(10, 4), constrained_layout=True)
-    idx = np.arange(qp.size)
-    ax.plot(idx, t_pin - 273.15, "v", ms=3, label="plate inlet")
-    ax.plot(idx, t_pout - 273.15, "^", ms=3, label="plate outlet")
-    ax.plot(idx, tj - 273.15, "o", ms=3, label="junction (T_in + R P)")
-    edges = np.flatnonzero(np.diff(rn.plate_tray)) + 0.5
-    for x in edges:
-        ax.axvline(x, color="0.85", lw=0.5)
-    ax.set_xlabel("plate (grouped by tray, bottom to top; series order within a branch)")
-    ax.set_ylabel("T [°C]")
-    ax.set_title("temperature per plate")
-    ax.legend(fontsize=8)
-    fig.savefig(folder / "plate_temperatures.png", dpi=130)
-    plt.close(fig)

@@ -20,6 +20,10 @@ Layout of ``results.h5`` for a model on a 3D grid (:func:`write_results`):
   as JSON, SI units).
 * ``/solver/...``: iteration counts, residuals and residual histories.
 * ``/summary``: headline numbers as attributes (also in ``summary.json``).
+* root attributes ``layout`` (the results layout version the plots read,
+  :data:`thermo.plot_data.LAYOUT`) and ``written_by``.
+* further groups a model adds for its plots (:func:`append_groups`; their
+  names are listed in :data:`thermo.plot_data.DATASETS`).
 
 ``results.xdmf`` refers to these datasets directly (no copies): each XDMF
 attribute has the name of its HDF5 dataset and carries its unit in an
@@ -60,6 +64,7 @@ __all__ = [
     "Layer",
     "Quantity",
     "Series",
+    "append_groups",
     "atomic_folder",
     "network_xdmf",
     "read_summary",
@@ -404,6 +409,9 @@ def write_results(
 
 def write_common(h5, case_text, case_parsed, solver, summary) -> None:
     """The ``/case``, ``/solver`` and ``/summary`` groups every results.h5 has."""
+    from thermo.plot_data import write_layout
+
+    write_layout(h5)
     c = h5.create_group("case")
     c.create_dataset("text", data=case_text)
     c.create_dataset("parsed", data=json.dumps(case_parsed, indent=1, default=str))
@@ -442,15 +450,29 @@ def write_series_results(
     ``description`` attributes (e.g. ``/hourly/T_junction``)."""
     folder = Path(folder)
     with results_h5(folder / "results.h5") as h5:
-        for gname, series in groups.items():
-            g = h5.create_group(gname)
-            for name, s in series.items():
-                data = np.asarray(s.data)
-                ds = g.create_dataset(name, data=data, compression="gzip" if data.size > 64 else None)
-                ds.attrs["units"] = s.units
-                ds.attrs["description"] = s.description
+        _put_groups(h5, groups)
         write_common(h5, case_text, case_parsed, solver, summary)
     write_summary_json(folder, summary)
+
+
+def _put_groups(h5, groups: dict[str, dict[str, Series]]) -> None:
+    for gname, series in groups.items():
+        g = h5[gname] if gname in h5 else h5.create_group(gname, track_order=True)  # keep the order written
+        for name, s in series.items():
+            data = np.asarray(s.data)
+            if data.dtype.kind == "U":
+                ds = g.create_dataset(name, data=data.astype(object), dtype=h5py.string_dtype())
+            else:
+                ds = g.create_dataset(name, data=data, compression="gzip" if data.size > 64 else None)
+            ds.attrs["units"] = s.units
+            ds.attrs["description"] = s.description
+
+
+def append_groups(folder: Path, groups: dict[str, dict[str, Series]]) -> None:
+    """Add ``/<group>/<name>`` datasets (with ``units`` and ``description``) to
+    an existing ``folder/results.h5``; string arrays are stored as strings."""
+    with results_h5(Path(folder) / "results.h5", "a") as h5:
+        _put_groups(h5, groups)
 
 
 def read_summary(folder: str | Path) -> dict:

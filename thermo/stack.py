@@ -26,7 +26,7 @@ from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
 from thermo.errors import SolveError
 from thermo.materials import material_library
 from thermo.power_maps import read_map, source_power
-from thermo.results import Field, Quantity, write_results
+from thermo.results import Field, Quantity, Series, append_groups, write_results
 
 __all__ = ["StackCase", "parse", "solve", "run"]
 
@@ -536,8 +536,83 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
         },
         summary=summary,
     )
+    append_groups(folder, plot_series(case, disc, T, tj))
     if case.plots:
-        from thermo import plots  # matplotlib only when plotting
+        from thermo.plots import plot_results  # matplotlib only when plotting
 
-        plots.stack_plots(folder, case, disc, T, tj, history[: iterations + 1])
+        plot_results(folder)
     return summary
+
+
+def plot_series(case: StackCase, disc: Discretization, T: np.ndarray, tj: np.ndarray) -> dict:
+    """What the plots need beyond the fields: the junction (bottom-face)
+    temperature map, the temperature of each block of the bottom layer (each
+    die, each HBM stack) and a layer-by-layer resistance stack-up.
+
+    Stack-up: at every layer interface the heat-flux-weighted mean temperature
+    ``T_q = sum(T_face q dA) / sum(q dA)`` (vertical conduction flux ``q``);
+    a layer's resistance is the drop of ``T_q`` across it over the total
+    power, the cold side's is ``(T_q(top) - T_coolant) / P``. The entries sum
+    exactly to ``(T_q(bottom) - T_coolant) / P``, the junction-to-coolant
+    resistance of the heat-weighted mean junction temperature."""
+    xf, yf, zf = disc.faces
+    dx, dy, dz = np.diff(xf), np.diff(yf), np.diff(zf)
+    area = dx[:, None] * dy[None, :]
+    xc, yc = 0.5 * (xf[1:] + xf[:-1]), 0.5 * (yf[1:] + yf[:-1])
+    k = disc.k_table[disc.material_map]
+    power = case.total_power
+    names, t_max, t_mean, p_block = [], [], [], []
+    for b in case.layers[0].blocks:
+        inside = ((xc > b.rect[0]) & (xc < b.rect[2]))[:, None] & ((yc > b.rect[1]) & (yc < b.rect[3]))[None, :]
+        if not inside.any():
+            continue
+        names.append(b.name)
+        t_max.append(float(tj[inside].max()))
+        t_mean.append(float((tj * area)[inside].sum() / area[inside].sum()))
+        p_block.append(sum(h.power for h in case.heat if h.block == b.name))
+
+    def weighted(t_face, q):
+        w = q * area
+        return float((t_face * w).sum() / w.sum())
+
+    # interface planes: the bottom face, each layer boundary, the top face
+    bounds = np.concatenate([[0], np.cumsum([layer.cells for layer in case.layers])])
+    t_plane = []
+    for kk in bounds:
+        if kk == 0:
+            q = (tj - T[:, :, 0]) * 2 * k[:, :, 0] / dz[0]
+            t_plane.append(weighted(tj, q))
+        elif kk == len(dz):
+            c = case.cold_side
+            kt, tt = k[:, :, -1], T[:, :, -1]
+            if c.kind == "temperature":
+                q = (tt - c.temperature) * 2 * kt / dz[-1]
+            else:
+                q = (tt - c.temperature) / (0.5 * dz[-1] / kt + 1.0 / c.h)
+            t_plane.append(weighted(tt - q * 0.5 * dz[-1] / kt, q))
+        else:
+            k1, k2 = k[:, :, kk - 1], k[:, :, kk]
+            q = (T[:, :, kk - 1] - T[:, :, kk]) / (0.5 * dz[kk - 1] / k1 + 0.5 * dz[kk] / k2)
+            t_plane.append(weighted(T[:, :, kk - 1] - q * 0.5 * dz[kk - 1] / k1, q))
+    layer_names = [layer.name for layer in case.layers] + [f"cold side ({case.cold_side.kind})"]
+    r = [(t_plane[i] - t_plane[i + 1]) / power for i in range(len(case.layers))]
+    r.append((t_plane[-1] - case.cold_side.temperature) / power)
+    return {
+        "junction": {
+            "temperature": Series(tj - 273.15, "degC", "bottom-face (junction) temperature"),
+            "heated": Series(disc.junction_mask.astype(np.int8), "1", "1 under a heated block"),
+        },
+        "blocks": {
+            "name": Series(np.asarray(names), "", "blocks of the bottom layer"),
+            "T_max": Series(np.asarray(t_max) - 273.15, "degC", "hottest bottom-face point of the block"),
+            "T_mean": Series(np.asarray(t_mean) - 273.15, "degC", "area-mean bottom-face temperature of the block"),
+            "power": Series(np.asarray(p_block, np.float64), "W", "heat sources in the block"),
+        },
+        "stackup": {
+            "layer": Series(np.asarray(layer_names), "", "layers bottom to top, then the cold side"),
+            "resistance": Series(np.asarray(r), "K/W", "drop of the heat-flux-weighted mean temperature / P"),
+            "T_interface": Series(
+                np.asarray(t_plane) - 273.15, "degC", "heat-flux-weighted mean temperature, bottom to top"
+            ),
+        },
+    }
