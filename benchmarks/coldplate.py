@@ -14,13 +14,13 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from aidc_thermo import coldplate as cp
+from aidc_thermo.case import load
+from aidc_thermo.errors import SolveError
+from aidc_thermo.kernels import energy
 
 from benchmarks.correlation import unit_cell_estimate
 from benchmarks.harness import Record
-from kernels import energy
-from thermo import coldplate as cp
-from thermo.case import load
-from thermo.errors import SolveError
 
 CASE = Path(__file__).resolve().parents[1] / "cases" / "coldplate_unit_cell.toml"
 

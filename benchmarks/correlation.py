@@ -16,8 +16,7 @@ conduction ignored).
 from __future__ import annotations
 
 import numpy as np
-
-from kernels import porous
+from aidc_thermo.kernels import porous
 
 
 def unit_cell_estimate(case) -> dict:

@@ -9,10 +9,10 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from aidc_thermo.kernels.network import solve_network
 
 from benchmarks.harness import Record, timeit
 from benchmarks.network_cases import synthetic_ladder_network
-from kernels.network import solve_network
 
 
 def run(repeats: int, quick: bool) -> list[Record]:
@@ -40,8 +40,8 @@ def run(repeats: int, quick: bool) -> list[Record]:
     # the bundled NVL72-class rack: flows, pressures and plate temperatures
     from pathlib import Path
 
-    from thermo import rack
-    from thermo.case import load
+    from aidc_thermo import rack
+    from aidc_thermo.case import load
 
     case = rack.parse(load(Path(__file__).resolve().parents[1] / "cases" / "rack_nvl72.toml"))
     rn, sol, info, temps, tinfo, (t_mean, fluid) = rack.solve(case)

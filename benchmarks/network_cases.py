@@ -20,8 +20,7 @@ Example (the lead's timing harness)::
 from __future__ import annotations
 
 import jax.numpy as jnp
-
-from kernels.network import Fluid, NetworkBuilder
+from aidc_thermo.kernels.network import Fluid, NetworkBuilder
 
 __all__ = ["synthetic_ladder_network"]
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from aidc_thermo import case as case_io
+from aidc_thermo import coldplate
 
 from benchmarks.harness import Record
 from benchmarks.peers import openfoam as of
-from thermo import case as case_io
-from thermo import coldplate
 
 CASE = Path(__file__).resolve().parents[1] / "cases" / "coldplate_unit_cell.toml"
 TOLERANCE = 1e-6  # OpenFOAM's initial residuals

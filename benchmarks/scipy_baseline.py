@@ -9,8 +9,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-
-from kernels.linsolve import Conductances
+from aidc_thermo.kernels.linsolve import Conductances
 
 
 def assemble(op: Conductances) -> sp.csr_matrix:

@@ -1,6 +1,7 @@
-"""aidc-thermo finite-volume kernels: pure JAX functions of arrays and static
-configuration. This package never imports ``thermo``; other simulators may
-import it on its own.
+"""aidc-thermo finite-volume kernels (import name ``aidc_thermo.kernels``, folder
+``kernels/``): pure JAX functions of arrays and static configuration. This
+package never imports the application, and every import inside it is relative;
+other simulators may import it on its own.
 
 Modules:
     grid        non-uniform Cartesian grids (a pytree of cell widths)
@@ -18,7 +19,7 @@ Precision is the caller's choice: kernels follow the dtype of their inputs
 (float32 or float64) and never change JAX's global configuration.
 """
 
-from kernels import (
+from . import (
     advdiff,
     conduction,
     coupled,
@@ -31,8 +32,8 @@ from kernels import (
     plant,
     psychro,
 )
-from kernels.diagnostics import SolveInfo
-from kernels.grid import Grid, grid_from_faces, uniform_grid
+from .diagnostics import SolveInfo
+from .grid import Grid, grid_from_faces, uniform_grid
 
 __all__ = [
     "Grid",

@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels.diagnostics import SolveInfo
-from kernels.linsolve import (
+from .diagnostics import SolveInfo
+from .linsolve import (
     Conductances,
     _coarsen_factors,
     _from_internal,

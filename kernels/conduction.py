@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from kernels import linsolve
-from kernels.grid import Grid
+from . import linsolve
+from .grid import Grid
 
 __all__ = [
     "FLUX",

@@ -56,8 +56,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels import hx, it_power, plant
-from kernels.diagnostics import SolveInfo
+from . import hx, it_power, plant
+from .diagnostics import SolveInfo
 
 __all__ = [
     "Ambient",

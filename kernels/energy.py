@@ -41,9 +41,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels import advdiff, conduction
-from kernels.diagnostics import SolveInfo
-from kernels.grid import Grid
+from . import advdiff, conduction
+from .diagnostics import SolveInfo
+from .grid import Grid
 
 __all__ = ["EnergyConfig", "face_flows", "backflow", "operator", "rhs", "tvd_correction", "solve", "heat_balance"]
 

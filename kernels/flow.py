@@ -62,9 +62,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels import _krylov, linsolve
-from kernels.diagnostics import SolveInfo
-from kernels.grid import Grid
+from . import _krylov, linsolve
+from .diagnostics import SolveInfo
+from .grid import Grid
 
 __all__ = [
     "FACES",

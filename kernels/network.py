@@ -68,17 +68,17 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from kernels import _network_laws as _laws
-from kernels._network_laws import (
+from . import _network_laws as _laws
+from ._network_laws import (
     friction_factor,
     friction_factor_colebrook,
     kv_from_cv,
     pchip_eval,
     tee_loss_coefficient,
 )
-from kernels._network_linalg import Layout
-from kernels._network_thermal import NetworkTemperatures, network_temperatures
-from kernels.diagnostics import SolveInfo
+from ._network_linalg import Layout
+from ._network_thermal import NetworkTemperatures, network_temperatures
+from .diagnostics import SolveInfo
 
 __all__ = [
     "GRAVITY",

@@ -83,8 +83,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from kernels import hx, psychro
-from kernels._roots import _asfloat, _bracketed_root, _float_dtype, _safe_div
+from . import hx, psychro
+from ._roots import _asfloat, _bracketed_root, _float_dtype, _safe_div
 
 __all__ = [
     "CHILLER_MODELS",

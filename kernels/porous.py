@@ -94,10 +94,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels import advdiff, linsolve
-from kernels.diagnostics import SolveInfo
-from kernels.grid import Grid
-from kernels.linsolve import Conductances
+from . import advdiff, linsolve
+from .diagnostics import SolveInfo
+from .grid import Grid
+from .linsolve import Conductances
 
 __all__ = [
     "shah_london_fre",

@@ -30,7 +30,7 @@ def _die() -> None:
 
 
 def main() -> None:
-    from thermo.output import ResultsFolder, handle_signals
+    from aidc_thermo.output import ResultsFolder, handle_signals
 
     out, moment, ident = sys.argv[1], sys.argv[2], sys.argv[3]
     go = Path(sys.argv[4]) if len(sys.argv) > 4 else None

@@ -8,10 +8,9 @@ the rest are stated engineering assumptions, good enough to exercise the physics
 from __future__ import annotations
 
 import jax.numpy as jnp
-
-from kernels import hx, plant
-from kernels.coupled import Ambient, ColdPlate, Facility
-from kernels.it_power import Accelerator
+from aidc_thermo.kernels import hx, plant
+from aidc_thermo.kernels.coupled import Ambient, ColdPlate, Facility
+from aidc_thermo.kernels.it_power import Accelerator
 
 C0 = 273.15
 LPM = 1.0 / 60000.0  # m^3/s per L/min

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from thermo import bounds
-from thermo.case import load
-from thermo.errors import SolveError
+from aidc_thermo import bounds
+from aidc_thermo.case import load
+from aidc_thermo.errors import SolveError
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -87,7 +86,7 @@ def _pins_at_outlet_case(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def pins_at_outlet(tmp_path_factory):
     """The small plate with backflow, solved once: (case file, case, solution)."""
-    from thermo import coldplate
+    from aidc_thermo import coldplate
 
     path = _pins_at_outlet_case(tmp_path_factory.mktemp("pins"))
     case = coldplate.parse(load(path))
@@ -103,7 +102,7 @@ def _fluid_solid_range(sol):
 def test_outlet_backflow_keeps_the_fluid_between_inlet_and_hottest_solid(pins_at_outlet):
     """Flow turns back in through the outlet plane (behind the pins' wakes),
     and the fluid stays within [inlet, hottest solid]; the guard passes."""
-    from thermo import coldplate
+    from aidc_thermo import coldplate
 
     _, case, sol = pins_at_outlet
     coldplate.check_converged(case, sol)  # includes the guard
@@ -121,7 +120,7 @@ def test_outlet_backflow_keeps_the_fluid_between_inlet_and_hottest_solid(pins_at
 
 
 def test_guard_refuses_a_cold_cell_in_the_fluid_and_in_the_solid(pins_at_outlet):
-    from thermo import coldplate
+    from aidc_thermo import coldplate
 
     _, case, sol = pins_at_outlet
     T = np.asarray(sol.T, np.float64).copy()
@@ -150,8 +149,8 @@ def test_the_old_zero_kelvin_backflow_is_refused_with_exit_3_and_no_folder(
 ):
     """Reintroduce the bug of issue 11 (backflow at the outlet brings the x+
     face's default value, 0 K): the run is refused, nothing is written."""
-    from thermo import coldplate
-    from thermo.cli import main
+    from aidc_thermo import coldplate
+    from aidc_thermo.cli import main
 
     path, _, _ = pins_at_outlet
     setup = coldplate.setup
@@ -175,8 +174,7 @@ def test_bundled_pin_fin_plate_is_bounded(tmp_path):
     cores): every fluid cell within [inlet, hottest solid], the outlet's
     mixed-out temperature equal to the energy balance's."""
     import h5py
-
-    from thermo.cli import main
+    from aidc_thermo.cli import main
 
     out = tmp_path / "pin"
     assert main(["run", str(CASES / "coldplate_pinfin.toml"), "-o", str(out)]) == 0
@@ -252,11 +250,11 @@ def test_every_bundled_case_passes_its_guard_and_a_corrupted_solution_does_not(p
     value would, and check that the guard refuses it."""
     import importlib
 
-    from thermo.cli import main
+    from aidc_thermo.cli import main
 
     assert kind in GUARDS, f"case type {kind!r} has no boundedness guard test"
     module_name, corrupt, message = GUARDS[kind]
-    module = importlib.import_module(f"thermo.{module_name}")
+    module = importlib.import_module(f"aidc_thermo.{module_name}")
     real = module.check_bounded
     seen = []
 
@@ -277,8 +275,8 @@ def test_compact_guard_without_a_solve():
     """The compact guard on hand-made fields of the bundled case's grid: a
     field between inlet and solid passes; a cold fluid cell, a cold fin and a
     fluid hotter than every solid are refused."""
-    from kernels.porous import Thermal
-    from thermo import compact
+    from aidc_thermo import compact
+    from aidc_thermo.kernels.porous import Thermal
 
     case = compact.parse(load(CASES / "compact_gpu_coldplate.toml"))
     arr = compact.discretize(case)
@@ -310,8 +308,8 @@ def test_rack_guard_without_a_solve():
     """The rack guard on hand-made temperatures of the bundled rack's
     network: supply everywhere passes; a node below the supply and a plate
     whose outlet is colder than its inlet are refused."""
-    from kernels.network import NetworkTemperatures
-    from thermo import rack
+    from aidc_thermo import rack
+    from aidc_thermo.kernels.network import NetworkTemperatures
 
     case = rack.parse(load(CASES / "rack_nvl72.toml"))
     rn = rack.build_network(case, np.float64)

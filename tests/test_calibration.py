@@ -20,11 +20,10 @@ import json
 
 import numpy as np
 import pytest
-
-from kernels import porous
-from thermo.calibrate import read_closure_table
-from thermo.cli import main
-from thermo.coolant import make_coolant
+from aidc_thermo.calibrate import read_closure_table
+from aidc_thermo.cli import main
+from aidc_thermo.coolant import make_coolant
+from aidc_thermo.kernels import porous
 
 pytestmark = pytest.mark.slow
 

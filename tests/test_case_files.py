@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from thermo.cli import main
-from thermo.units import UnitError, to_si
+from aidc_thermo.cli import main
+from aidc_thermo.units import UnitError, to_si
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 SLAB = (CASES / "slab.toml").read_text()
@@ -183,7 +182,7 @@ def test_process_exit_code_and_no_traceback(tmp_path):
     case = tmp_path / "bad.toml"
     case.write_text(MALFORMED["wrong unit of thickness"][0])
     proc = subprocess.run(
-        [sys.executable, "-m", "thermo", "run", str(case), "-o", str(tmp_path / "out")],
+        [sys.executable, "-m", "aidc_thermo", "run", str(case), "-o", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],

@@ -10,10 +10,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from thermo import coldplate
-from thermo.case import CaseFile
-from thermo.cli import main
+from aidc_thermo import coldplate
+from aidc_thermo.case import CaseFile
+from aidc_thermo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # the bundled unit cell on a coarse grid, slower flow: the coolant warms by 18 K

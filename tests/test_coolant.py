@@ -4,9 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from thermo.case import CaseError, Table
-from thermo.coolant import make_coolant, read_coolant, volume_to_mass_fraction
+from aidc_thermo.case import CaseError, Table
+from aidc_thermo.coolant import make_coolant, read_coolant, volume_to_mass_fraction
 
 # IAPWS-95 / IAPWS-2008 / IAPWS-2011 at 1 atm (shared/reference/validation.md)
 WATER = [  # T degC, rho, cp, mu (mPa s), k
@@ -67,13 +66,13 @@ def test_coolant_table_errors_name_the_key():
 
 def test_shipped_table_is_what_coolprop_gives_today():
     """Regenerate thermo/data/coolant_fits.json from CoolProp and compare
-    (python -m thermo.coolant_tables rewrites it)."""
+    (python -m aidc_thermo.coolant_tables rewrites it)."""
     import json
     from importlib import resources
 
-    from thermo.coolant_tables import compare, tabulate
+    from aidc_thermo.coolant_tables import compare, tabulate
 
-    shipped = json.loads(resources.files("thermo").joinpath("data", "coolant_fits.json").read_text())
+    shipped = json.loads(resources.files("aidc_thermo").joinpath("data", "coolant_fits.json").read_text())
     fresh = tabulate()
     assert compare(shipped, fresh) == []
     for fluid in ("propylene_glycol", "ethylene_glycol"):
@@ -88,8 +87,7 @@ def test_tabulated_coolant_equals_a_fresh_coolprop_fit(fluid, w):
     """Between tabulated fractions (and near the end of the table) the
     interpolated fit agrees with a direct fit to CoolProp, and with CoolProp."""
     import CoolProp.CoolProp as CP
-
-    from thermo.coolant import T_MAX, T_MIN, _coolprop_name, fit_coolprop
+    from aidc_thermo.coolant import T_MAX, T_MIN, _coolprop_name, fit_coolprop
 
     c = make_coolant(fluid, w)
     direct, _ = fit_coolprop(fluid, w)
@@ -104,7 +102,7 @@ def test_tabulated_coolant_equals_a_fresh_coolprop_fit(fluid, w):
 
 
 def test_a_range_other_than_the_tables_is_fitted_from_coolprop():
-    from thermo.coolant import fit_coolprop
+    from aidc_thermo.coolant import fit_coolprop
 
     c = make_coolant("water", 0.0, 283.15, 333.15)
     assert c.coefficients == fit_coolprop("water", 0.0, 283.15, 333.15)[0]

@@ -9,15 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from kernels import hx, it_power
-from kernels.coupled import (
+from aidc_thermo.kernels import hx, it_power
+from aidc_thermo.kernels.coupled import (
     Ambient,
     CoupledConfig,
     annual_totals,
     energy_metrics,
     solve_operating_point,
 )
+
 from tests._plant_params import C0, accelerator, ambient, hall
 
 DRY = CoupledConfig(device="dry_cooler", chiller="none")

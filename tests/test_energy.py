@@ -7,10 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from kernels import advdiff, energy
-from kernels import conduction as cd
-from kernels.grid import grid_from_faces
+from aidc_thermo.kernels import advdiff, energy
+from aidc_thermo.kernels import conduction as cd
+from aidc_thermo.kernels.grid import grid_from_faces
 
 F64 = jnp.float64
 

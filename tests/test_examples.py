@@ -6,9 +6,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from thermo.cli import main
-from thermo.examples import example_files
+from aidc_thermo.cli import main
+from aidc_thermo.examples import example_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

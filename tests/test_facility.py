@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from kernels import psychro
-from thermo import facility, weather
-from thermo.case import CaseError, load
-from thermo.cli import main
+from aidc_thermo import facility, weather
+from aidc_thermo.case import CaseError, load
+from aidc_thermo.cli import main
+from aidc_thermo.kernels import psychro
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -176,7 +175,7 @@ def test_design_point_report_is_consistent(hot_design):
 def test_design_point_matches_the_kernel_directly(hot_design):
     # The application adds nothing to the physics: the same numbers come from
     # kernels.coupled with the parsed parameters.
-    from kernels.coupled import Ambient, energy_metrics, solve_operating_point
+    from aidc_thermo.kernels.coupled import Ambient, energy_metrics, solve_operating_point
 
     path, out = hot_design
     case = facility.parse(load(path))

@@ -23,8 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from thermo.cli import main
+from aidc_thermo.cli import main
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
@@ -342,7 +341,7 @@ CORPUS: dict[str, tuple[str, list, str, str]] = {
 )  # fmt: skip
 def test_no_unit_string_crashes_the_parser(text):
     """Every malformed string is a UnitError with a reason, never another exception."""
-    from thermo.units import UnitError, to_si
+    from aidc_thermo.units import UnitError, to_si
 
     with pytest.raises(UnitError):
         to_si(text, "length")
@@ -355,7 +354,7 @@ def test_no_unit_string_crashes_the_parser(text):
      ("2 m^-1 * m^2", "length", 2.0), ("-40 degF", "temperature", 233.15), (".5 mm", "length", 5e-4)],
 )  # fmt: skip
 def test_the_grammar_keeps_ordinary_units(text, dimension, expected):
-    from thermo.units import to_si
+    from aidc_thermo.units import to_si
 
     assert to_si(text, dimension) == pytest.approx(expected, rel=1e-12)
 
@@ -445,7 +444,7 @@ def test_memory_estimate_refuses_what_does_not_fit(name, key, tmp_path, capsys, 
 
 
 def test_memory_is_read_from_the_machine():
-    from thermo.resources import available_memory
+    from aidc_thermo.resources import available_memory
 
     avail = available_memory()
     assert 1e7 < avail < 1e15  # between 10 MB and 1 PB: read, not a placeholder

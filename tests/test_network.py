@@ -14,10 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy.interpolate import PchipInterpolator
-from scipy.optimize import brentq, fsolve
-
-from kernels.network import (
+from aidc_thermo.kernels.network import (
     Boundary,
     EdgeKind,
     Fluid,
@@ -36,6 +33,8 @@ from kernels.network import (
     validate_network,
     validate_params,
 )
+from scipy.interpolate import PchipInterpolator
+from scipy.optimize import brentq, fsolve
 
 WATER = dict(density=998.2, viscosity=1.0016e-3, specific_heat=4184.1)  # 20 degC, validation.md
 

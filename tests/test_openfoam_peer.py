@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aidc_thermo import case as case_io
+from aidc_thermo import coldplate
+from aidc_thermo import geometry as geo
 
 from benchmarks import openfoam_peer
 from benchmarks.peers import openfoam as of
-from thermo import case as case_io
-from thermo import coldplate
-from thermo import geometry as geo
 
 ROOT = Path(__file__).resolve().parents[1]
 

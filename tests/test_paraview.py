@@ -19,9 +19,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from thermo.cli import SERIES_CASE_TYPES, XDMF_CASE_TYPES, build_parser, main
-from thermo.results import Field, Layer, Quantity, network_xdmf, write_results
+from aidc_thermo.cli import SERIES_CASE_TYPES, XDMF_CASE_TYPES, build_parser, main
+from aidc_thermo.results import Field, Layer, Quantity, network_xdmf, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
@@ -160,7 +159,7 @@ def test_paraview_reads_vectors_legends_layers_and_polylines(tmp_path):
 def test_run_help_names_the_case_types_that_write_xdmf(capsys):
     """``thermo run --help`` names every case type, as writing results.xdmf
     or not (the slow test below checks each bundled case against the list)."""
-    from thermo.registry import CASE_TYPES
+    from aidc_thermo.registry import CASE_TYPES
 
     assert set(XDMF_CASE_TYPES) | set(SERIES_CASE_TYPES) == set(CASE_TYPES)
     assert not set(XDMF_CASE_TYPES) & set(SERIES_CASE_TYPES)
@@ -281,7 +280,7 @@ def test_paraview_opens_every_bundled_case(case, tmp_path):
 def test_cell_velocity_averages_the_mac_faces_and_is_zero_in_solid():
     """The velocity vector of a cell is the mean of its two faces along each
     axis (a uniform flow stays uniform), exactly 0 in solid cells."""
-    from thermo.coldplate import cell_velocity
+    from aidc_thermo.coldplate import cell_velocity
 
     rng = np.random.default_rng(2)
     nx, ny, nz = 3, 4, 2

@@ -8,10 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
-
-from kernels import advdiff, porous
-from kernels.grid import grid_from_faces
-from kernels.linsolve import Conductances
+from aidc_thermo.kernels import advdiff, porous
+from aidc_thermo.kernels.grid import grid_from_faces
+from aidc_thermo.kernels.linsolve import Conductances
 
 F64 = jnp.float64
 MU, KF, RHO, CP, KS = 1.0e-3, 0.6, 1000.0, 4180.0, 390.0

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from thermo import progress
-from thermo.cli import main
+from aidc_thermo import progress
+from aidc_thermo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SLAB = ROOT / "cases" / "slab.toml"
@@ -27,12 +26,12 @@ class FakeTerminal(io.StringIO):
 
 
 def _run_on_a_pty(args: list[str], timeout: float = 240.0) -> tuple[int, str]:
-    """Run ``python -m thermo ARGS`` with stdin, stdout and stderr on a
+    """Run ``python -m aidc_thermo ARGS`` with stdin, stdout and stderr on a
     pseudo-terminal; returns (exit code, everything it wrote)."""
     leader, follower = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="120")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "thermo", *args],
+        [sys.executable, "-m", "aidc_thermo", *args],
         cwd=ROOT,
         stdin=follower,
         stdout=follower,
@@ -184,8 +183,8 @@ def test_check_starts_no_jax_and_no_coolprop():
 
 
 def test_constants_repeated_for_a_light_check_agree_with_the_kernels():
-    from kernels import hx, network, plant
-    from thermo import facility, rack
+    from aidc_thermo import facility, rack
+    from aidc_thermo.kernels import hx, network, plant
 
     assert rack.KV_PER_CV == network.kv_from_cv(1.0)
     assert facility.DEVICE_KINDS == plant.DEVICE_KINDS
@@ -193,7 +192,7 @@ def test_constants_repeated_for_a_light_check_agree_with_the_kernels():
 
 
 def test_registry_imports_each_model_by_its_case_type():
-    from thermo.registry import CASE_TYPES
+    from aidc_thermo.registry import CASE_TYPES
 
     assert len(CASE_TYPES) == 6
     for kind in CASE_TYPES:

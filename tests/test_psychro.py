@@ -5,9 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from aidc_thermo.kernels import psychro
 from CoolProp.HumidAirProp import HAPropsSI
-
-from kernels import psychro
 
 T0 = psychro.T0
 

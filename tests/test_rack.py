@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from kernels.network import EdgeKind
-from thermo import rack
-from thermo.case import CaseFile, load
-from thermo.cli import main
+from aidc_thermo import rack
+from aidc_thermo.case import CaseFile, load
+from aidc_thermo.cli import main
+from aidc_thermo.kernels.network import EdgeKind
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = ROOT / "cases" / "rack_nvl72.toml"

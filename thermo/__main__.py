@@ -1,3 +1,3 @@
-from thermo.cli import main
+from aidc_thermo.cli import main
 
 raise SystemExit(main())

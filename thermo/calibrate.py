@@ -49,12 +49,11 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-
-from thermo import bounds, coldplate, progress
-from thermo.case import CaseFile, Table, read_header, read_plots_flag
-from thermo.coolant import Coolant, read_coolant
-from thermo.errors import SolveError
-from thermo.results import Quantity, Series, append_groups, results_h5, write_series_results
+from aidc_thermo import bounds, coldplate, progress
+from aidc_thermo.case import CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.coolant import Coolant, read_coolant
+from aidc_thermo.errors import SolveError
+from aidc_thermo.results import Quantity, Series, append_groups, results_h5, write_series_results
 
 __all__ = [
     "CASE_TYPE",
@@ -294,9 +293,8 @@ def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
     """R_mean (K/W) of the compact model of a unit cell; ``dims`` = (w, t, H,
     t_base, L, k_s, flux, flow), ``props`` = (mu, k_f, rho c_p, t_in)."""
     import jax.numpy as jnp
-
-    from kernels import porous
-    from kernels.grid import Grid
+    from aidc_thermo.kernels import porous
+    from aidc_thermo.kernels.grid import Grid
 
     w, t, H, tb, L, ks, flux, flow = dims
     mu, kf, rho_cp, t_in = props
@@ -491,7 +489,7 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
 
 def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Calibrate and write the table, results.h5, summary.json and a plot."""
-    from kernels import porous
+    from aidc_thermo.kernels import porous
 
     solutions: list = []
     table, diag = calibrate(case, solutions)
@@ -535,7 +533,7 @@ def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Q
     }
     append_groups(folder, {"reference": shah_london, **coldplate.plot_series(None, None, stacked=solutions)})
     if case.plots:
-        from thermo.plots import plot_results
+        from aidc_thermo.plots import plot_results
 
         plot_results(folder)
     return summary

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thermo.units import UnitError, to_si
+from aidc_thermo.units import UnitError, to_si
 
 __all__ = ["CaseError", "CaseFile", "Table", "load", "read_header", "read_plots_flag", "read_tolerance"]
 

@@ -33,8 +33,8 @@ def _configure_jax() -> None:
 
 
 def _load(path: str):
-    from thermo.case import load
-    from thermo.registry import model_for
+    from aidc_thermo.case import load
+    from aidc_thermo.registry import model_for
 
     case_file = load(path)
     model = model_for(case_file)
@@ -50,7 +50,7 @@ def _print_summary(summary: dict, stream) -> None:
 
 
 def cmd_examples(args) -> int:
-    from thermo.examples import ExamplesError, copy_examples
+    from aidc_thermo.examples import ExamplesError, copy_examples
 
     try:
         written = copy_examples(args.folder)
@@ -71,8 +71,8 @@ def cmd_check(args) -> int:
 
 
 def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: str) -> int:
-    from thermo import progress
-    from thermo.output import ResultsFolder
+    from aidc_thermo import progress
+    from aidc_thermo.output import ResultsFolder
 
     out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
     folder = ResultsFolder(out, case_file=case_file.path, command=args.command)
@@ -102,7 +102,7 @@ def cmd_run(args) -> int:
 def cmd_optimize(args) -> int:
     case_file, model, case = _load(args.case)
     if not hasattr(model, "optimize"):
-        from thermo.case import CaseError
+        from aidc_thermo.case import CaseError
 
         raise CaseError(case_file.path, "case.type", f"case type {model.CASE_TYPE!r} has nothing to optimize")
     return _solve_into_folder(args, model, case_file, case, model.optimize, "_optimize", "optimizing")
@@ -110,10 +110,10 @@ def cmd_optimize(args) -> int:
 
 def cmd_calibrate(args) -> int:
     case_file, model, case = _load(args.case)
-    from thermo import calibrate
+    from aidc_thermo import calibrate
 
     if model is not calibrate:
-        from thermo.case import CaseError
+        from aidc_thermo.case import CaseError
 
         raise CaseError(
             case_file.path,
@@ -125,7 +125,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from thermo.plots import plot_results
+    from aidc_thermo.plots import plot_results
 
     files = plot_results(args.results, args.output)
     print(f"{len(files)} plots written to {Path(args.output or args.results)}/: {', '.join(f.name for f in files)}")
@@ -133,7 +133,7 @@ def cmd_plot(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from thermo import __version__
+    from aidc_thermo import __version__
 
     p = argparse.ArgumentParser(
         prog="thermo",
@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     """The command line. With ``argv`` None (the ``thermo`` command itself),
     SIGINT/SIGTERM/SIGHUP stop the process cleanly (:func:`thermo.output.handle_signals`);
     a caller passing ``argv`` keeps its own signal handling."""
-    from thermo.errors import CaseError, SolveError
-    from thermo.output import OutputRefused, OutputWriteFailed, handle_signals
+    from aidc_thermo.errors import CaseError, SolveError
+    from aidc_thermo.output import OutputRefused, OutputWriteFailed, handle_signals
 
     if argv is None:
         handle_signals()
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "solves", False):
             return args.func(args)  # thermo check: no JAX (test_progress checks it stays unimported)
         _configure_jax()
-        from thermo import progress
+        from aidc_thermo import progress
 
         with progress.session(progress.default_mode(sys.stderr, args.quiet)):
             return args.func(args)

@@ -40,20 +40,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from thermo import bounds, progress, resources
-from thermo import geometry as geo
-from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
-from thermo.coolant import Coolant, read_coolant, read_coolant_temperature
-from thermo.errors import SolveError
-from thermo.materials import material_library
-from thermo.results import Field, Quantity, Series, append_groups, write_results
+from aidc_thermo import bounds, progress, resources
+from aidc_thermo import geometry as geo
+from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
+from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
+from aidc_thermo.errors import SolveError
+from aidc_thermo.materials import material_library
+from aidc_thermo.results import Field, Quantity, Series, append_groups, write_results
 
 if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
     import jax
-
-    from kernels import conduction as cd
-    from kernels import energy, flow
+    from aidc_thermo.kernels import conduction as cd
+    from aidc_thermo.kernels import energy, flow
 
 __all__ = [
     "CASE_TYPE",
@@ -450,8 +448,7 @@ def _compiled():
     and in the functions that solve, not at module import, so that reading a
     case (``thermo check``) starts no JAX."""
     import jax
-
-    from kernels import energy, flow
+    from aidc_thermo.kernels import energy, flow
 
     return jax.jit(flow.solve_flow, static_argnums=(4,)), jax.jit(energy.solve, static_argnums=(5,))
 
@@ -469,10 +466,9 @@ def solve_energy(*args):
 def setup(case: ColdPlateCase) -> Problem:
     """Build the grid, masks, properties and boundary conditions of ``case``."""
     import jax.numpy as jnp
-
-    from kernels import conduction as cd
-    from kernels import energy, flow
-    from kernels.grid import grid_from_faces
+    from aidc_thermo.kernels import conduction as cd
+    from aidc_thermo.kernels import energy, flow
+    from aidc_thermo.kernels.grid import grid_from_faces
 
     g = build_geometry(case)
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
@@ -541,7 +537,7 @@ def setup(case: ColdPlateCase) -> Problem:
 
 def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: np.ndarray) -> Solution:
     """Solve the energy equation on the face flows of ``state``."""
-    from kernels import energy
+    from aidc_thermo.kernels import energy
 
     flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
     T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
@@ -553,8 +549,7 @@ def solve(case: ColdPlateCase) -> Solution:
     """Flow and energy (see the module docstring for the viscosity models).
     Does not raise on non-convergence: :func:`check_converged` does."""
     import jax.numpy as jnp
-
-    from kernels import flow
+    from aidc_thermo.kernels import flow
 
     progress.phase("build")
     pb = setup(case)
@@ -814,7 +809,7 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
     )
     append_groups(folder, plot_series(case, sol))
     if case.plots:
-        from thermo.plots import plot_results
+        from aidc_thermo.plots import plot_results
 
         plot_results(folder)
     return summary

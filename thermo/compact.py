@@ -32,18 +32,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from thermo import bounds, pin_friction, progress, resources
-from thermo.calibrate import ClosureTableError, read_closure_table
-from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
-from thermo.coolant import Coolant, read_coolant, read_coolant_temperature
-from thermo.errors import SolveError
-from thermo.materials import material_library
-from thermo.power_maps import overlap, read_map, source_power
-from thermo.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
+from aidc_thermo import bounds, pin_friction, progress, resources
+from aidc_thermo.calibrate import ClosureTableError, read_closure_table
+from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
+from aidc_thermo.errors import SolveError
+from aidc_thermo.materials import material_library
+from aidc_thermo.power_maps import overlap, read_map, source_power
+from aidc_thermo.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
 
 if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported where used (thermo check needs none)
-    from kernels import porous
+    from aidc_thermo.kernels import porous
 
 __all__ = ["CompactCase", "parse", "run", "fin_layer", "discretize", "CASE_TYPE"]
 
@@ -429,8 +428,7 @@ def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
     superficial speed of that flow (:meth:`CompactCase.superficial_speed`)
     and the fitted Darcy-Forchheimer friction; plena where ``arr.plenum``."""
     import jax.numpy as jnp
-
-    from kernels import porous
+    from aidc_thermo.kernels import porous
 
     nx, ny = arr.plenum.shape
     cool, t_in = case.coolant, case.inlet_temperature
@@ -478,9 +476,8 @@ def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
 
 def _inputs(case: CompactCase, arr: Arrays, dtype):
     import jax.numpy as jnp
-
-    from kernels import porous
-    from kernels.grid import grid_from_faces
+    from aidc_thermo.kernels import porous
+    from aidc_thermo.kernels.grid import grid_from_faces
 
     xf, yf, zf = arr.faces
     nx, ny = arr.plenum.shape
@@ -497,7 +494,7 @@ def _inputs(case: CompactCase, arr: Arrays, dtype):
 
 
 def _solve(grid, layer, bc, stack, q, rho_cp, t_in):
-    from kernels import porous
+    from aidc_thermo.kernels import porous
 
     flow = porous.solve_flow(grid, layer, bc, q)
     th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in)
@@ -576,8 +573,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     """Solve at the operating flow and over the flow range; write results."""
     import jax
     import jax.numpy as jnp
-
-    from kernels import porous
+    from aidc_thermo.kernels import porous
 
     progress.phase("build")
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
@@ -692,7 +688,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     heat = {"heat_flux": Series(np.asarray(arr.flux, np.float64), "W/m^2", "power map: heat flux into the bottom")}
     append_groups(folder, {"power_map": heat})
     if case.plots:
-        from thermo.plots import plot_results
+        from aidc_thermo.plots import plot_results
 
         plot_results(folder)
     return summary

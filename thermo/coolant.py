@@ -14,7 +14,7 @@ Over the standard range (5-90 degC) the fits are not recomputed at each run:
 mass fractions 0.01, 0.02, ..., 0.60, and a fraction between two of them gets
 coefficients interpolated (cubic, in the mass fraction) from its four nearest
 neighbours, which adds under 1e-5 of relative error. The table is written by
-``python -m thermo.coolant_tables`` from CoolProp, and a test regenerates it
+``python -m aidc_thermo.coolant_tables`` from CoolProp, and a test regenerates it
 and compares. A range other than the standard one is fitted from CoolProp on
 the spot, as is everything when the table is absent.
 
@@ -159,7 +159,7 @@ def fit_coolprop(fluid: str, mass_fraction: float, t_min: float = T_MIN, t_max: 
 def _table() -> dict | None:
     """The shipped fits (``thermo/data/coolant_fits.json``), or None if absent."""
     try:
-        text = resources.files("thermo").joinpath("data", TABLE_FILE).read_text(encoding="utf-8")
+        text = resources.files(__package__).joinpath("data", TABLE_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     return json.loads(text)

@@ -1,6 +1,6 @@
 """Write the coolant property fits shipped in ``thermo/data/coolant_fits.json``.
 
-Run ``python -m thermo.coolant_tables`` after a CoolProp upgrade or a change
+Run ``python -m aidc_thermo.coolant_tables`` after a CoolProp upgrade or a change
 of the fitting in :mod:`thermo.coolant` (``--check`` compares instead of
 writing, exit 1 on a difference). The table holds, over the standard range
 ``T_MIN..T_MAX``, the polynomial coefficients of :func:`thermo.coolant.fit_coolprop`
@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from thermo.coolant import FLUIDS, T_MAX, T_MIN, TABLE_FILE, _from_table, _horner, fit_coolprop
+from aidc_thermo.coolant import FLUIDS, T_MAX, T_MIN, TABLE_FILE, _from_table, _horner, fit_coolprop
 
 __all__ = ["FRACTIONS", "tabulate", "compare", "main"]
 
@@ -38,8 +37,7 @@ def _interpolation_error(table: dict, fluid: str) -> float:
     fits at the quarter points between tabulated fractions, over the fit's
     samples (the factor covers fractions between those measured)."""
     import CoolProp.CoolProp as CP
-
-    from thermo.coolant import _PRESSURE, _SAMPLES, _coolprop_name
+    from aidc_thermo.coolant import _PRESSURE, _SAMPLES, _coolprop_name
 
     T = np.linspace(T_MIN, T_MAX, _SAMPLES)
     theta = (T - 273.15) / 100.0
@@ -67,7 +65,7 @@ def tabulate() -> dict:
         "description": (
             "Polynomial fits of coolant properties in theta = (T - 273.15 K) / 100 K, highest power first "
             "(density kg/m^3, cp J/kg/K, conductivity W/m/K, log of dynamic viscosity in Pa s), "
-            "written by python -m thermo.coolant_tables"
+            "written by python -m aidc_thermo.coolant_tables"
         ),
         "coolprop_version": CoolProp.__version__,
         "t_min": T_MIN,
@@ -113,7 +111,7 @@ def compare(shipped: dict, fresh: dict, rtol: float = 1e-9) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m thermo.coolant_tables", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m aidc_thermo.coolant_tables", description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="compare with the shipped table instead of writing it")
     p.add_argument("-o", "--output", default=str(Path(__file__).parent / "data" / TABLE_FILE), help="table file (JSON)")
     args = p.parse_args(argv)

@@ -1,6 +1,6 @@
 """Errors the command line turns into exit codes (see thermo/cli.py)."""
 
-from thermo.case import CaseError
+from aidc_thermo.case import CaseError
 
 __all__ = ["CaseError", "SolveError"]
 

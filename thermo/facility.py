@@ -34,12 +34,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from thermo import bounds, progress
-from thermo.case import CaseError, CaseFile, Table, read_header
-from thermo.errors import SolveError
-from thermo.results import Quantity, Series, write_series_results
-from thermo.weather import Weather, read_weather
+from aidc_thermo import bounds, progress
+from aidc_thermo.case import CaseError, CaseFile, Table, read_header
+from aidc_thermo.errors import SolveError
+from aidc_thermo.results import Quantity, Series, write_series_results
+from aidc_thermo.weather import Weather, read_weather
 
 __all__ = ["FacilityCase", "parse", "run", "optimize", "build", "solve_hours", "CASE_TYPE"]
 
@@ -94,7 +93,7 @@ class FacilityCase:
 
 
 def _coolant_props(table: Table | None, t_ref: float, default_fluid: str = "water"):
-    from thermo.coolant import make_coolant, read_coolant
+    from aidc_thermo.coolant import make_coolant, read_coolant
 
     coolant = make_coolant(default_fluid) if table is None else read_coolant(table)
     return float(coolant.density(t_ref)), float(coolant.cp(t_ref)), coolant.name
@@ -114,7 +113,7 @@ _FW_REF_RISE, _TCS_REF_RISE = 8.0, 11.0
 def _supply_range(sec_table: Table | None, fw_table: Table | None) -> tuple[float, float, str]:
     """Facility-water supply temperatures (K) for which both loops stay inside
     their coolants' property fits: ``(low, high, text)``."""
-    from thermo.coolant import make_coolant, read_coolant
+    from aidc_thermo.coolant import make_coolant, read_coolant
 
     def coolant(t):  # read without marking keys (the tables are read again below)
         return make_coolant("water") if t is None else read_coolant(Table(dict(t.data), t.file, t.path))
@@ -175,7 +174,7 @@ def _require_memory(path, hours: int, points: int, max_iter: int) -> None:
     is solved at once, each with ~60 operating-point quantities and a Newton
     residual history of ``max_iterations + 1``, 8 B each, x4 for JAX
     intermediates."""
-    from thermo import resources
+    from aidc_thermo import resources
 
     solves = resources.require_count(path, ("ambient.weather", "sweep.supply_temperatures"), hours * points, "solves")
     per = 4 * 8 * (60 + max_iter + 1)
@@ -549,8 +548,8 @@ def rated_params(case: FacilityCase) -> dict:
     from the rated approach, the air stream's heat capacity, and the DOE-2
     chiller curve. Raises :class:`CaseError` (naming the key) when the rated
     approach cannot be reached with the case's air and water flows."""
-    from kernels import hx, plant
-    from thermo.case import CaseError
+    from aidc_thermo.case import CaseError
+    from aidc_thermo.kernels import hx, plant
 
     r = case.ratings
     p = {k: (dict(v) if isinstance(v, dict) else v) for k, v in case.params.items()}
@@ -602,8 +601,7 @@ def build(case: FacilityCase):
     """The :class:`kernels.coupled.Facility` pytree of a case (in its precision)
     and the static :class:`kernels.coupled.CoupledConfig`."""
     import jax.numpy as jnp
-
-    from kernels import coupled, it_power, plant
+    from aidc_thermo.kernels import coupled, it_power, plant
 
     dt = _dtype(case)
     p = rated_params(case)
@@ -631,8 +629,7 @@ def build(case: FacilityCase):
 
 def _hourly_inputs(case: FacilityCase):
     import jax.numpy as jnp
-
-    from kernels.coupled import Ambient
+    from aidc_thermo.kernels.coupled import Ambient
 
     dt = _dtype(case)
     w = case.weather
@@ -658,8 +655,7 @@ def _with_controls(fac, t_set, flow_scale):
 def _year_solver(config):
     """fac, amb[hours], util[hours] -> (ops, infos) over the hours (vmap)."""
     import jax
-
-    from kernels.coupled import solve_operating_point
+    from aidc_thermo.kernels.coupled import solve_operating_point
 
     def one(fac, amb, u):
         return solve_operating_point(dataclasses.replace(fac, utilization=u), amb, config)
@@ -669,7 +665,7 @@ def _year_solver(config):
 
 def _year_metrics(config):
     """fac, amb, util -> (J/token facility, T_j max, all converged, totals)."""
-    from kernels.coupled import annual_totals
+    from aidc_thermo.kernels.coupled import annual_totals
 
     solve_year = _year_solver(config)
 
@@ -807,8 +803,7 @@ def _solve_with_sweep(case: FacilityCase):
 def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve every hour, write the energy-per-token report into ``folder``."""
     import jax
-
-    from kernels.coupled import annual_totals
+    from aidc_thermo.kernels.coupled import annual_totals
 
     fac, config, amb, util, ops_all, infos_all = _solve_with_sweep(case)
     progress.phase("write", ready=(ops_all, infos_all))
@@ -889,7 +884,7 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
         summary=summary,
     )
     if case.plots:
-        from thermo.plots import plot_results
+        from aidc_thermo.plots import plot_results
 
         plot_results(folder)
     return summary
@@ -1121,7 +1116,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         summary=summary,
     )
     if case.plots:
-        from thermo.plots import plot_results
+        from aidc_thermo.plots import plot_results
 
         plot_results(folder)
     return summary

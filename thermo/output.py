@@ -537,7 +537,7 @@ def _write_failure(exc: BaseException, tmp: Path) -> str | None:
 
 
 def _version() -> str:
-    from thermo import __version__
+    from aidc_thermo import __version__
 
     return __version__
 

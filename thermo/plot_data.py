@@ -18,8 +18,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
-from thermo.case import CaseError
+from aidc_thermo.case import CaseError
 
 __all__ = ["DATASETS", "LAYOUT", "Results", "open_results", "write_layout"]
 
@@ -112,7 +111,7 @@ DATASETS = {
 
 def write_layout(h5) -> None:
     """Stamp ``results.h5`` with the layout version the plots read."""
-    from thermo import __version__
+    from aidc_thermo import __version__
 
     h5.attrs["layout"] = LAYOUT
     h5.attrs["written_by"] = f"aidc-thermo {__version__}"

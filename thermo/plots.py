@@ -21,8 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
-
-from thermo.plot_data import Results, open_results  # noqa: E402
+from aidc_thermo.plot_data import Results, open_results  # noqa: E402
 
 __all__ = ["PLOTS", "daily_energy_per_token", "plot_results", "robust_limits"]
 
@@ -54,7 +53,7 @@ def plot_results(folder: str | Path, out: str | Path | None = None) -> list[Path
     with open_results(folder) as r:
         draw = _DRAW.get(r.case_type)
         if draw is None:
-            from thermo.case import CaseError
+            from aidc_thermo.case import CaseError
 
             raise CaseError(r.path, "case.type", f"no plots for case type {r.case_type!r}")
         out.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-
-from thermo.case import Table
+from aidc_thermo.case import Table
 
 __all__ = ["overlap", "read_map", "source_power"]
 

@@ -42,12 +42,11 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-
-from thermo import bounds, progress, resources
-from thermo.case import CaseFile, Table, read_header, read_plots_flag
-from thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
-from thermo.errors import SolveError
-from thermo.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
+from aidc_thermo import bounds, progress, resources
+from aidc_thermo.case import CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
+from aidc_thermo.errors import SolveError
+from aidc_thermo.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
 
 __all__ = ["RackCase", "CASE_TYPE", "parse", "build_network", "solve", "run"]
 
@@ -324,7 +323,7 @@ class RackNetwork:
 
 def build_network(case: RackCase, dtype) -> RackNetwork:
     """Nodes and edges of the rack (see the module docstring)."""
-    from kernels.network import EdgeKind, NetworkBuilder, tee_loss_coefficient
+    from aidc_thermo.kernels.network import EdgeKind, NetworkBuilder, tee_loss_coefficient
 
     man, hose = case.manifold, case.hose
     b = NetworkBuilder()
@@ -484,7 +483,7 @@ def loglog_interp(x, xk, yk):
 
 
 def _solve_arrays(net, params, fluid, bnd, heat, t_in):
-    from kernels.network import NewtonOptions, network_temperatures, solve_network
+    from aidc_thermo.kernels.network import NewtonOptions, network_temperatures, solve_network
 
     sol, info = solve_network(net, params, fluid, bnd, NewtonOptions(max_iterations=60))
     temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
@@ -503,8 +502,7 @@ def solve(case: RackCase):
     """Build and solve the rack. Returns (rack network, solution, Newton info,
     temperatures, thermal info, fluid properties used)."""
     import jax.numpy as jnp
-
-    from kernels.network import Fluid, validate_network, validate_params
+    from aidc_thermo.kernels.network import Fluid, validate_network, validate_params
 
     progress.phase("build")
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
@@ -565,7 +563,7 @@ def check_bounded(case: RackCase, rn: RackNetwork, temps) -> None:
 
 def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write results.h5, summary.json and plots into ``folder``."""
-    from kernels.network import GRAVITY
+    from aidc_thermo.kernels.network import GRAVITY
 
     rn, sol, info, temps, tinfo, (t_mean, fluid) = solve(case)
     progress.phase("write", ready=(sol, info, temps, tinfo))
@@ -668,7 +666,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     )
     write_summary_json(folder, summary)
     if case.plots:
-        from thermo.plots import plot_results
+        from aidc_thermo.plots import plot_results
 
         plot_results(folder)
     return summary
@@ -730,8 +728,7 @@ def _check_liquid(case: RackCase, rn: RackNetwork, net, t_node: np.ndarray, t_ed
 
 def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, extra):
     import h5py
-
-    from kernels.network import EdgeKind
+    from aidc_thermo.kernels.network import EdgeKind
 
     net = rn.network
     with results_h5(path) as h5:

@@ -17,43 +17,43 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 
-from thermo.case import CaseError, CaseFile
+from aidc_thermo.case import CaseError, CaseFile
 
 __all__ = ["CASE_TYPES", "model_for"]
 
 
 def _stack():
-    from thermo import stack
+    from aidc_thermo import stack
 
     return stack
 
 
 def _facility():
-    from thermo import facility
+    from aidc_thermo import facility
 
     return facility
 
 
 def _rack():
-    from thermo import rack
+    from aidc_thermo import rack
 
     return rack
 
 
 def _coldplate():
-    from thermo import coldplate
+    from aidc_thermo import coldplate
 
     return coldplate
 
 
 def _compact():
-    from thermo import compact
+    from aidc_thermo import compact
 
     return compact
 
 
 def _calibrate():
-    from thermo import calibrate
+    from aidc_thermo import calibrate
 
     return calibrate
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from thermo.case import CaseError
+from aidc_thermo.case import CaseError
 
 __all__ = [
     "BYTES_PER_UNIT",

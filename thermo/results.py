@@ -56,8 +56,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 import h5py
 import numpy as np
-
-from thermo.output import ResultsFolder
+from aidc_thermo.output import ResultsFolder
 
 __all__ = [
     "Field",
@@ -409,7 +408,7 @@ def write_results(
 
 def write_common(h5, case_text, case_parsed, solver, summary) -> None:
     """The ``/case``, ``/solver`` and ``/summary`` groups every results.h5 has."""
-    from thermo.plot_data import write_layout
+    from aidc_thermo.plot_data import write_layout
 
     write_layout(h5)
     c = h5.create_group("case")

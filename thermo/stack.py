@@ -20,13 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from thermo import bounds, progress, resources
-from thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
-from thermo.errors import SolveError
-from thermo.materials import material_library
-from thermo.power_maps import read_map, source_power
-from thermo.results import Field, Quantity, Series, append_groups, write_results
+from aidc_thermo import bounds, progress, resources
+from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
+from aidc_thermo.errors import SolveError
+from aidc_thermo.materials import material_library
+from aidc_thermo.power_maps import read_map, source_power
+from aidc_thermo.results import Field, Quantity, Series, append_groups, write_results
 
 __all__ = ["StackCase", "parse", "solve", "run"]
 
@@ -383,7 +382,7 @@ def discretize(case: StackCase) -> Discretization:
 
 
 def _boundary_conditions(grid, case: StackCase, flux, dtype):
-    from kernels import conduction
+    from aidc_thermo.kernels import conduction
 
     faces = {name: conduction.face_bc(grid, name, dtype=dtype) for name, _, _ in conduction.FACES}
     bottom_kind = conduction.CONVECTIVE if case.bottom.kind == "convective" else conduction.FLUX
@@ -405,8 +404,7 @@ def _boundary_conditions(grid, case: StackCase, flux, dtype):
 
 def _solve_arrays(grid, k_table, material_map, bcs, config):
     import jax.numpy as jnp
-
-    from kernels import conduction
+    from aidc_thermo.kernels import conduction
 
     k = k_table[material_map]
     T, info = conduction.solve(grid, k, jnp.zeros_like(k), bcs, config)
@@ -418,9 +416,8 @@ def solve(case: StackCase, disc: Discretization | None = None):
     """Discretize and solve; returns (disc, T in K, SolveInfo, heat_in, heat_out)."""
     import jax
     import jax.numpy as jnp
-
-    from kernels import linsolve
-    from kernels.grid import grid_from_faces
+    from aidc_thermo.kernels import linsolve
+    from aidc_thermo.kernels.grid import grid_from_faces
 
     progress.phase("build")
     disc = disc or discretize(case)
@@ -538,7 +535,7 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
     )
     append_groups(folder, plot_series(case, disc, T, tj))
     if case.plots:
-        from thermo.plots import plot_results  # matplotlib only when plotting
+        from aidc_thermo.plots import plot_results  # matplotlib only when plotting
 
         plot_results(folder)
     return summary

@@ -56,9 +56,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from thermo import geometry as geo
-from thermo.coldplate import ColdPlateCase, _heated_mask, build_geometry
+from aidc_thermo import geometry as geo
+from aidc_thermo.coldplate import ColdPlateCase, _heated_mask, build_geometry
 
 __all__ = [
     "SOLVER",

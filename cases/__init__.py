@@ -1,0 +1,2 @@
+"""The bundled example cases and their data files, installed as ``aidc_thermo.cases``;
+``thermo examples DIR`` copies them."""
