@@ -16,7 +16,6 @@ a resolved plate of three channels. Checked:
   recorded in the report (``-s`` prints them).
 """
 
-import json
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from aidc_thermo.calibrate import read_closure_table
 from aidc_thermo.cli import main
 from aidc_thermo.coolant import make_coolant
 from aidc_thermo.kernels import porous
+from aidc_thermo.results import summary_values
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,7 @@ def _run(tmp, name, text, command="run"):
     case.write_text(text)
     out = tmp / name
     assert main([command, str(case), "-o", str(out)]) == 0
-    return out, {k: v["value"] for k, v in json.loads((out / "summary.json").read_text()).items() if k != "timing"}
+    return out, summary_values(out)
 
 
 @pytest.fixture(scope="module")

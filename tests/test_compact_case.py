@@ -3,7 +3,6 @@
 energy balance, curves), and malformed variants that exit 2 naming the key."""
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from aidc_thermo.cli import main
 from aidc_thermo.coolant import make_coolant
 from aidc_thermo.kernels import porous
+from aidc_thermo.results import summary_values
 
 CASE = (Path(__file__).resolve().parents[1] / "cases" / "compact_gpu_coldplate.toml").read_text()
 
@@ -31,7 +31,7 @@ def test_end_fed_plate_runs_with_exact_pressure_drop_and_energy_balance(tmp_path
     case.write_text(END_FED)
     out = tmp_path / "out"
     assert main(["run", str(case), "-o", str(out)]) == 0, capsys.readouterr().err
-    summary = {k: v["value"] for k, v in json.loads((out / "summary.json").read_text()).items() if k != "timing"}
+    summary = summary_values(out)
     assert summary["total_power"] == pytest.approx(960.0, rel=1e-12)
     assert summary["heat_balance_error"] < 1e-9
     # 1D flow: Hele-Shaw through two 4 mm plena, Shah-London channels over 72 mm
@@ -186,7 +186,7 @@ def test_end_fed_pin_plate_has_the_1d_pressure_drop_and_energy_balance(tmp_path,
     case.write_text(PIN_END_FED)
     out = tmp_path / "out"
     assert main(["run", str(case), "-o", str(out)]) == 0, capsys.readouterr().err
-    summary = {k: v["value"] for k, v in json.loads((out / "summary.json").read_text()).items() if k != "timing"}
+    summary = summary_values(out)
     assert summary["heat_balance_error"] < 1e-9
     r, beta = summary["pin_r_darcy"], summary["pin_beta"]
     water = make_coolant("water")

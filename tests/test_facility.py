@@ -14,6 +14,7 @@ from aidc_thermo import facility, weather
 from aidc_thermo.case import CaseError, load
 from aidc_thermo.cli import main
 from aidc_thermo.kernels import psychro
+from aidc_thermo.results import summary_values
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -145,7 +146,7 @@ def hot_design(tmp_path_factory):
 
 def test_design_point_report_is_consistent(hot_design):
     path, out = hot_design
-    s = {k: v["value"] for k, v in json.loads((out / "summary.json").read_text()).items() if k != "timing"}
+    s = summary_values(out)
     # facility = IT x (1 + overhead) + cooling, per token
     assert s["J_per_token_facility"] == pytest.approx(s["J_per_token_IT"] * 1.06 + s["J_per_token_cooling"], rel=1e-12)
     assert s["tokens_per_kWh_facility"] == pytest.approx(3.6e6 / s["J_per_token_facility"], rel=1e-12)
@@ -204,7 +205,7 @@ def test_optimize_finds_the_brute_force_optimum(tmp_path):
     path = write(tmp_path, text)
     out = tmp_path / "opt"
     assert main(["optimize", str(path), "-o", str(out)]) == 0
-    s = {k: v["value"] for k, v in json.loads((out / "summary.json").read_text()).items() if k != "timing"}
+    s = summary_values(out)
     case = facility.parse(load(path))
     fac, config = facility.build(case)
     amb, util = facility._hourly_inputs(case)

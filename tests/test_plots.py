@@ -7,7 +7,6 @@ own summary."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from aidc_thermo.cli import main
 from aidc_thermo.plots import PLOTS, daily_energy_per_token, robust_limits
+from aidc_thermo.results import summary_values
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -86,7 +86,7 @@ def test_plot_redraws_the_same_png_set_from_results_h5(key, runs, tmp_path):
 
 def test_daily_energy_per_token_weights_to_the_annual_figure(runs):
     folder = runs["facility"]
-    summary = {k: v["value"] for k, v in json.loads((folder / "summary.json").read_text()).items() if k != "timing"}
+    summary = summary_values(folder)
     with h5py.File(folder / "results.h5") as h5:
         p = h5["hourly/P_facility"][()]
         tok = h5["hourly/tokens_per_s"][()]
@@ -107,7 +107,7 @@ def test_daily_energy_per_token_weights_to_the_annual_figure(runs):
 
 def test_package_stackup_and_blocks_match_the_summary(runs):
     folder = runs["stack"]
-    summary = {k: v["value"] for k, v in json.loads((folder / "summary.json").read_text()).items() if k != "timing"}
+    summary = summary_values(folder)
     with h5py.File(folder / "results.h5") as h5:
         r = h5["stackup/resistance"][()]
         t_if = h5["stackup/T_interface"][()]

@@ -67,6 +67,7 @@ __all__ = [
     "atomic_folder",
     "network_xdmf",
     "read_summary",
+    "summary_values",
     "results_h5",
     "write_common",
     "write_results",
@@ -475,4 +476,12 @@ def append_groups(folder: Path, groups: dict[str, dict[str, Series]]) -> None:
 
 
 def read_summary(folder: str | Path) -> dict:
+    """``summary.json`` of a results folder as written: name -> {value, unit,
+    description}, plus the run's wall-clock ``timing`` entry."""
     return json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+
+
+def summary_values(folder: str | Path) -> dict:
+    """The headline numbers of a results folder: name -> value (the ``timing``
+    entry, which changes from run to run, left out)."""
+    return {k: v["value"] for k, v in read_summary(folder).items() if k != "timing"}
