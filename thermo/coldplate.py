@@ -442,7 +442,7 @@ class Solution:
 
 
 @cache
-def _compiled():
+def compiled_solvers():
     """One compiled flow and energy solver per grid shape and static
     configuration, kept across calls. JAX and the kernels are imported here
     and in the functions that solve, not at module import, so that reading a
@@ -455,12 +455,12 @@ def _compiled():
 
 def solve_flow(*args):
     """:func:`kernels.flow.solve_flow`, jitted (the spec, argument 4, static)."""
-    return _compiled()[0](*args)
+    return compiled_solvers()[0](*args)
 
 
 def solve_energy(*args):
     """:func:`kernels.energy.solve`, jitted (the config, argument 5, static)."""
-    return _compiled()[1](*args)
+    return compiled_solvers()[1](*args)
 
 
 def setup(case: ColdPlateCase) -> Problem:
