@@ -6,10 +6,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from aidc_thermo.kernels import conduction as cd
 from aidc_thermo.kernels import linsolve
 from aidc_thermo.kernels.grid import uniform_grid
-
 from benchmarks import scipy_baseline
 from benchmarks.harness import Record, timeit
 

@@ -16,6 +16,7 @@ conduction ignored).
 from __future__ import annotations
 
 import numpy as np
+
 from aidc_thermo.kernels import porous
 
 

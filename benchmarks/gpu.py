@@ -23,9 +23,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from aidc_thermo.kernels import linsolve
 from aidc_thermo.kernels.network import solve_network
-
 from benchmarks import coldplate, conduction, facility, harness, network, operators, porous
 from benchmarks.harness import Record
 from benchmarks.network_cases import synthetic_ladder_network

@@ -9,8 +9,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from aidc_thermo.kernels.network import solve_network
 
+from aidc_thermo.kernels.network import solve_network
 from benchmarks.harness import Record, timeit
 from benchmarks.network_cases import synthetic_ladder_network
 

@@ -20,6 +20,7 @@ Example (the lead's timing harness)::
 from __future__ import annotations
 
 import jax.numpy as jnp
+
 from aidc_thermo.kernels.network import Fluid, NetworkBuilder
 
 __all__ = ["synthetic_ladder_network"]

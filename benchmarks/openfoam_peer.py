@@ -27,9 +27,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+
 from aidc_thermo import case as case_io
 from aidc_thermo import coldplate
-
 from benchmarks.harness import Record
 from benchmarks.peers import openfoam as of
 

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+
 from aidc_thermo.kernels.linsolve import Conductances
 
 

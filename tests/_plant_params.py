@@ -8,6 +8,7 @@ the rest are stated engineering assumptions, good enough to exercise the physics
 from __future__ import annotations
 
 import jax.numpy as jnp
+
 from aidc_thermo.kernels import hx, plant
 from aidc_thermo.kernels.coupled import Ambient, ColdPlate, Facility
 from aidc_thermo.kernels.it_power import Accelerator

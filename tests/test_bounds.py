@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from aidc_thermo import bounds
 from aidc_thermo.case import load
 from aidc_thermo.errors import SolveError
@@ -174,6 +175,7 @@ def test_bundled_pin_fin_plate_is_bounded(tmp_path):
     cores): every fluid cell within [inlet, hottest solid], the outlet's
     mixed-out temperature equal to the energy balance's."""
     import h5py
+
     from aidc_thermo.cli import main
 
     out = tmp_path / "pin"

@@ -19,6 +19,7 @@ a resolved plate of three channels. Checked:
 
 import numpy as np
 import pytest
+
 from aidc_thermo.calibrate import read_closure_table
 from aidc_thermo.cli import main
 from aidc_thermo.coolant import make_coolant

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from aidc_thermo.cli import main
 from aidc_thermo.units import UnitError, to_si
 

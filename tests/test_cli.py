@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from aidc_thermo.cli import main
 from aidc_thermo.results import summary_values
 

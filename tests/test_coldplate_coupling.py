@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from aidc_thermo import coldplate
 from aidc_thermo.case import CaseFile
 from aidc_thermo.cli import main

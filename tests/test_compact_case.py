@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from aidc_thermo.cli import main
 from aidc_thermo.coolant import make_coolant
 from aidc_thermo.kernels import porous

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from aidc_thermo.case import CaseError, Table
 from aidc_thermo.coolant import make_coolant, read_coolant, volume_to_mass_fraction
 
@@ -87,6 +88,7 @@ def test_tabulated_coolant_equals_a_fresh_coolprop_fit(fluid, w):
     """Between tabulated fractions (and near the end of the table) the
     interpolated fit agrees with a direct fit to CoolProp, and with CoolProp."""
     import CoolProp.CoolProp as CP
+
     from aidc_thermo.coolant import T_MAX, T_MIN, _coolprop_name, fit_coolprop
 
     c = make_coolant(fluid, w)

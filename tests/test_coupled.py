@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from aidc_thermo.kernels import hx, it_power
 from aidc_thermo.kernels.coupled import (
     Ambient,
@@ -17,7 +18,6 @@ from aidc_thermo.kernels.coupled import (
     energy_metrics,
     solve_operating_point,
 )
-
 from tests._plant_params import C0, accelerator, ambient, hall
 
 DRY = CoupledConfig(device="dry_cooler", chiller="none")

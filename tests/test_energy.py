@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from aidc_thermo.kernels import advdiff, energy
 from aidc_thermo.kernels import conduction as cd
 from aidc_thermo.kernels.grid import grid_from_faces

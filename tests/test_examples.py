@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from aidc_thermo.cli import main
 from aidc_thermo.examples import example_files
 

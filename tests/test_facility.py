@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from aidc_thermo import facility, weather
 from aidc_thermo.case import CaseError, load
 from aidc_thermo.cli import main

@@ -3,6 +3,7 @@ geometry is rectilinear, pin areas to the voxel resolution."""
 
 import numpy as np
 import pytest
+
 from aidc_thermo import geometry as geo
 
 

@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from aidc_thermo.kernels import hx
 from scipy.special import gammainc
+
+from aidc_thermo.kernels import hx
 
 # validation.md: NTU = 5, Cr = 0.7, with the number of digits given there
 # (counterflow to 12 decimals, the others to 16 significant digits).

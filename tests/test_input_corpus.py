@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from aidc_thermo.cli import main
 
 CASES = Path(__file__).resolve().parents[1] / "cases"

@@ -14,6 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.interpolate import PchipInterpolator
+from scipy.optimize import brentq, fsolve
+
 from aidc_thermo.kernels.network import (
     Boundary,
     EdgeKind,
@@ -33,8 +36,6 @@ from aidc_thermo.kernels.network import (
     validate_network,
     validate_params,
 )
-from scipy.interpolate import PchipInterpolator
-from scipy.optimize import brentq, fsolve
 
 WATER = dict(density=998.2, viscosity=1.0016e-3, specific_heat=4184.1)  # 20 degC, validation.md
 

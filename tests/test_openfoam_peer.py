@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from aidc_thermo import case as case_io
 from aidc_thermo import coldplate
 from aidc_thermo import geometry as geo
-
 from benchmarks import openfoam_peer
 from benchmarks.peers import openfoam as of
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from aidc_thermo.cli import main
 from aidc_thermo.output import MANIFEST, ResultsFolder, read_manifest, recover
 

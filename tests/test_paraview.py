@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from aidc_thermo.cli import SERIES_CASE_TYPES, XDMF_CASE_TYPES, build_parser, main
 from aidc_thermo.results import Field, Layer, Quantity, network_xdmf, write_results
 

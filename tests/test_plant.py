@@ -11,12 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from aidc_thermo.kernels import hx, plant, psychro
 from CoolProp.HumidAirProp import HAPropsSI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
+from aidc_thermo.kernels import hx, plant, psychro
 from tests._plant_params import C0, CP_FW, RHO_FW, chiller, dry_cooler, open_tower
 
 P_ATM = 101325.0

@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from aidc_thermo.cli import main
 from aidc_thermo.plots import PLOTS, daily_energy_per_token, robust_limits
 from aidc_thermo.results import summary_values

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+
 from aidc_thermo.kernels import advdiff, porous
 from aidc_thermo.kernels.grid import grid_from_faces
 from aidc_thermo.kernels.linsolve import Conductances

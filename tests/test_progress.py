@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from aidc_thermo import progress
 from aidc_thermo.cli import main
 

@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from aidc_thermo.kernels import psychro
 from CoolProp.HumidAirProp import HAPropsSI
+
+from aidc_thermo.kernels import psychro
 
 T0 = psychro.T0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from aidc_thermo import rack
 from aidc_thermo.case import CaseFile, load
 from aidc_thermo.cli import main

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
 from aidc_thermo.errors import SolveError
 
 __all__ = ["REL_TOL", "ABS_TOL", "tolerance", "check", "check_order", "grid_locator", "label_locator"]

@@ -49,6 +49,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo import bounds, coldplate, progress
 from aidc_thermo.case import CaseFile, Table, read_header, read_plots_flag
 from aidc_thermo.coolant import Coolant, read_coolant
@@ -293,6 +294,7 @@ def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
     """R_mean (K/W) of the compact model of a unit cell; ``dims`` = (w, t, H,
     t_base, L, k_s, flux, flow), ``props`` = (mu, k_f, rho c_p, t_in)."""
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import porous
     from aidc_thermo.kernels.grid import Grid
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from aidc_thermo import bounds, progress, resources
 from aidc_thermo import geometry as geo
 from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
@@ -50,6 +51,7 @@ from aidc_thermo.results import Field, Quantity, Series, append_groups, write_re
 
 if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
     import jax
+
     from aidc_thermo.kernels import conduction as cd
     from aidc_thermo.kernels import energy, flow
 
@@ -448,6 +450,7 @@ def compiled_solvers():
     and in the functions that solve, not at module import, so that reading a
     case (``thermo check``) starts no JAX."""
     import jax
+
     from aidc_thermo.kernels import energy, flow
 
     return jax.jit(flow.solve_flow, static_argnums=(4,)), jax.jit(energy.solve, static_argnums=(5,))
@@ -466,6 +469,7 @@ def solve_energy(*args):
 def setup(case: ColdPlateCase) -> Problem:
     """Build the grid, masks, properties and boundary conditions of ``case``."""
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import conduction as cd
     from aidc_thermo.kernels import energy, flow
     from aidc_thermo.kernels.grid import grid_from_faces
@@ -549,6 +553,7 @@ def solve(case: ColdPlateCase) -> Solution:
     """Flow and energy (see the module docstring for the viscosity models).
     Does not raise on non-convergence: :func:`check_converged` does."""
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import flow
 
     progress.phase("build")

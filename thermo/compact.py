@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from aidc_thermo import bounds, pin_friction, progress, resources
 from aidc_thermo.calibrate import ClosureTableError, read_closure_table
 from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
@@ -428,6 +429,7 @@ def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
     superficial speed of that flow (:meth:`CompactCase.superficial_speed`)
     and the fitted Darcy-Forchheimer friction; plena where ``arr.plenum``."""
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import porous
 
     nx, ny = arr.plenum.shape
@@ -476,6 +478,7 @@ def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
 
 def _inputs(case: CompactCase, arr: Arrays, dtype):
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import porous
     from aidc_thermo.kernels.grid import grid_from_faces
 
@@ -573,6 +576,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     """Solve at the operating flow and over the flow range; write results."""
     import jax
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import porous
 
     progress.phase("build")

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo.coolant import FLUIDS, T_MAX, T_MIN, TABLE_FILE, _from_table, _horner, fit_coolprop
 
 __all__ = ["FRACTIONS", "tabulate", "compare", "main"]
@@ -37,6 +38,7 @@ def _interpolation_error(table: dict, fluid: str) -> float:
     fits at the quarter points between tabulated fractions, over the fit's
     samples (the factor covers fractions between those measured)."""
     import CoolProp.CoolProp as CP
+
     from aidc_thermo.coolant import _PRESSURE, _SAMPLES, _coolprop_name
 
     T = np.linspace(T_MIN, T_MAX, _SAMPLES)

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo import bounds, progress
 from aidc_thermo.case import CaseError, CaseFile, Table, read_header
 from aidc_thermo.errors import SolveError
@@ -601,6 +602,7 @@ def build(case: FacilityCase):
     """The :class:`kernels.coupled.Facility` pytree of a case (in its precision)
     and the static :class:`kernels.coupled.CoupledConfig`."""
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import coupled, it_power, plant
 
     dt = _dtype(case)
@@ -629,6 +631,7 @@ def build(case: FacilityCase):
 
 def _hourly_inputs(case: FacilityCase):
     import jax.numpy as jnp
+
     from aidc_thermo.kernels.coupled import Ambient
 
     dt = _dtype(case)
@@ -655,6 +658,7 @@ def _with_controls(fac, t_set, flow_scale):
 def _year_solver(config):
     """fac, amb[hours], util[hours] -> (ops, infos) over the hours (vmap)."""
     import jax
+
     from aidc_thermo.kernels.coupled import solve_operating_point
 
     def one(fac, amb, u):
@@ -803,6 +807,7 @@ def _solve_with_sweep(case: FacilityCase):
 def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve every hour, write the energy-per-token report into ``folder``."""
     import jax
+
     from aidc_thermo.kernels.coupled import annual_totals
 
     fac, config, amb, util, ops_all, infos_all = _solve_with_sweep(case)

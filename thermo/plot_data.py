@@ -18,6 +18,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from aidc_thermo.case import CaseError
 
 __all__ = ["DATASETS", "LAYOUT", "Results", "open_results", "write_layout"]

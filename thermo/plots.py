@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
+
 from aidc_thermo.plot_data import Results, open_results  # noqa: E402
 
 __all__ = ["PLOTS", "daily_energy_per_token", "plot_results", "robust_limits"]

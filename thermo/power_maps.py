@@ -13,6 +13,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo.case import Table
 
 __all__ = ["overlap", "read_map", "source_power"]

@@ -42,6 +42,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo import bounds, progress, resources
 from aidc_thermo.case import CaseFile, Table, read_header, read_plots_flag
 from aidc_thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
@@ -502,6 +503,7 @@ def solve(case: RackCase):
     """Build and solve the rack. Returns (rack network, solution, Newton info,
     temperatures, thermal info, fluid properties used)."""
     import jax.numpy as jnp
+
     from aidc_thermo.kernels.network import Fluid, validate_network, validate_params
 
     progress.phase("build")
@@ -728,6 +730,7 @@ def _check_liquid(case: RackCase, rn: RackNetwork, net, t_node: np.ndarray, t_ed
 
 def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, extra):
     import h5py
+
     from aidc_thermo.kernels.network import EdgeKind
 
     net = rn.network

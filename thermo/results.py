@@ -56,6 +56,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 import h5py
 import numpy as np
+
 from aidc_thermo.output import ResultsFolder
 
 __all__ = [

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo import bounds, progress, resources
 from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
 from aidc_thermo.errors import SolveError
@@ -404,6 +405,7 @@ def _boundary_conditions(grid, case: StackCase, flux, dtype):
 
 def _solve_arrays(grid, k_table, material_map, bcs, config):
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import conduction
 
     k = k_table[material_map]
@@ -416,6 +418,7 @@ def solve(case: StackCase, disc: Discretization | None = None):
     """Discretize and solve; returns (disc, T in K, SolveInfo, heat_in, heat_out)."""
     import jax
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import linsolve
     from aidc_thermo.kernels.grid import grid_from_faces
 

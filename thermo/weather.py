@@ -46,6 +46,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo.case import CaseError
 
 __all__ = [
@@ -94,6 +95,7 @@ def wet_bulb_from_rh(t_db_k: np.ndarray, rh: np.ndarray, p: np.ndarray) -> np.nd
     (Pa), numpy in and out (:func:`kernels.psychro.wet_bulb`)."""
     import jax
     import jax.numpy as jnp
+
     from aidc_thermo.kernels import psychro
 
     # float64 when the caller enabled it (the CLI and the tests do), else float32.

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from aidc_thermo import geometry as geo
 from aidc_thermo.coldplate import ColdPlateCase, _heated_mask, build_geometry
 
