@@ -15,10 +15,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from aidc_thermo import coldplate as cp
-from aidc_thermo.case import load
 from aidc_thermo.errors import SolveError
+from aidc_thermo.io.case import load
 from aidc_thermo.kernels import energy
+from aidc_thermo.models import coldplate as cp
 from benchmarks.correlation import unit_cell_estimate
 from benchmarks.harness import Record
 

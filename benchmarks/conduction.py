@@ -9,7 +9,7 @@ import numpy as np
 
 from aidc_thermo.kernels import conduction as cd
 from aidc_thermo.kernels import linsolve
-from aidc_thermo.kernels.grid import uniform_grid
+from aidc_thermo.kernels.fv.grid import uniform_grid
 from benchmarks import scipy_baseline
 from benchmarks.harness import Record, timeit
 

@@ -3,7 +3,7 @@ would compute by hand before any CFD, as accuracy context for the compact and
 resolved models (not a validation reference).
 
 Pressure drop: Shah's apparent friction for developing flow from a uniform
-inlet (the compact model's closure, kernels.porous.shah_apparent_fre) with the
+inlet (the compact model's closure, kernels.fv.porous.shah_apparent_fre) with the
 Shah & London fully developed f Re of the channel's aspect ratio.
 Heat: fully developed Nu_H1 of the rectangular channel (four walls heated;
 here the top is an adiabatic wall, so the estimate leans optimistic) on the
@@ -22,7 +22,7 @@ from aidc_thermo.kernels import porous
 
 def unit_cell_estimate(case) -> dict:
     """``{"dp_Pa", "R_mean_KpW", "R_max_KpW"}`` for a ``resolved_coldplate``
-    straight-fin unit cell (``thermo.coldplate.ColdPlateCase``) heated over its
+    straight-fin unit cell (``thermo.models.coldplate.ColdPlateCase``) heated over its
     whole fin-field footprint."""
     g = case.geometry
     if case.geometry_kind != "straight_fins" or not g.get("unit_cell"):

@@ -9,8 +9,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from aidc_thermo import facility
-from aidc_thermo.case import load
+from aidc_thermo.io.case import load
+from aidc_thermo.models import facility
 from benchmarks.harness import Record, timeit
 
 CASES = Path(__file__).resolve().parents[1] / "cases"

@@ -40,8 +40,8 @@ def run(repeats: int, quick: bool) -> list[Record]:
     # the bundled NVL72-class rack: flows, pressures and plate temperatures
     from pathlib import Path
 
-    from aidc_thermo import rack
-    from aidc_thermo.case import load
+    from aidc_thermo.io.case import load
+    from aidc_thermo.models import rack
 
     case = rack.parse(load(Path(__file__).resolve().parents[1] / "cases" / "rack_nvl72.toml"))
     rn, sol, info, temps, tinfo, (t_mean, fluid) = rack.solve(case)

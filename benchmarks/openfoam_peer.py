@@ -10,7 +10,7 @@ every initial residual is below 1e-6; ours runs to the same level, a scaled
 flow residual of 1e-6 (at which dP and R agree with a 1e-8 solve to about
 1e-5), and its energy deferred correction converged. Both compute dP, R_max,
 R_mean and the outlet bulk temperature with the same function
-(``peers.openfoam.quantities``, the formulas of ``thermo.coldplate.run``).
+(``peers.openfoam.quantities``, the formulas of ``thermo.models.coldplate.run``).
 
 Without OpenFOAM on PATH the suite prints that it was not run and records
 nothing.
@@ -28,8 +28,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from aidc_thermo import case as case_io
-from aidc_thermo import coldplate
+from aidc_thermo.io import case as case_io
+from aidc_thermo.models import coldplate
 from benchmarks.harness import Record
 from benchmarks.peers import openfoam as of
 

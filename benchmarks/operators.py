@@ -20,7 +20,7 @@ import numpy as np
 
 from aidc_thermo.kernels import advdiff, energy, flow
 from aidc_thermo.kernels import conduction as cd
-from aidc_thermo.kernels.grid import uniform_grid
+from aidc_thermo.kernels.fv.grid import uniform_grid
 from aidc_thermo.kernels.network import edge_pressure_loss
 from benchmarks.harness import Record, timeit
 from benchmarks.network_cases import synthetic_ladder_network

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aidc_thermo.kernels import porous
-from aidc_thermo.kernels.grid import grid_from_faces
+from aidc_thermo.kernels.fv.grid import grid_from_faces
 from benchmarks.harness import Record, timeit
 
 RHO, CP, MU, KF, K_CU = 997.0, 4180.0, 0.85e-3, 0.61, 390.0

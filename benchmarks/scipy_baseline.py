@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from aidc_thermo.kernels.linsolve import Conductances
+from aidc_thermo.kernels.solvers.linsolve import Conductances
 
 
 def assemble(op: Conductances) -> sp.csr_matrix:

@@ -3,37 +3,33 @@
 package never imports the application, and every import inside it is relative;
 other simulators may import it on its own.
 
-Modules:
-    grid        non-uniform Cartesian grids (a pytree of cell widths)
-    linsolve    symmetric 7-point operators: multigrid-preconditioned CG
-    conduction  steady heat conduction with flux / convective / temperature faces
-    advdiff     advection-diffusion operators: multigrid-preconditioned BiCGSTAB
-    energy      conjugate heat transfer over fluid and solid (upwind, TVD)
-    flow        steady laminar incompressible Navier-Stokes on a MAC grid
-    network     pipe and component networks: flows, pressures, temperatures
-    hx, plant, psychro, it_power, coupled
-                heat exchangers, heat rejection plant, psychrometrics, chip
-                power, and the coupled junction-to-ambient operating point
+Subpackages, one family each (every module is also reachable by its short
+name, ``aidc_thermo.kernels.flow`` as an attribute, for interactive use;
+import it by its full path):
+    fv/         finite-volume fields on non-uniform Cartesian grids
+                grid (cell widths), conduction (steady conduction), advdiff
+                (advection-diffusion operators), energy (conjugate heat
+                transfer, upwind/TVD), flow (laminar incompressible flow on a
+                MAC grid), porous (volume-averaged fin region)
+    solvers/    linsolve (7-point operators, multigrid-preconditioned CG),
+                krylov (BiCGSTAB and CG loops), roots (bracketed scalar roots)
+    network/    pipe and component networks: flows, pressures, temperatures
+                (laws, linalg, thermal are its parts)
+    plant/      heat rejection plant; hx (heat exchangers), psychro
+                (psychrometrics), it_power (chip power), coupled (the
+                junction-to-ambient operating point)
+    diagnostics SolveInfo, the status every iterative solve returns
 
 Precision is the caller's choice: kernels follow the dtype of their inputs
 (float32 or float64) and never change JAX's global configuration.
 """
 
-from . import (
-    advdiff,
-    conduction,
-    coupled,
-    energy,
-    flow,
-    hx,
-    it_power,
-    linsolve,
-    network,
-    plant,
-    psychro,
-)
+from . import network, plant
 from .diagnostics import SolveInfo
-from .grid import Grid, grid_from_faces, uniform_grid
+from .fv import advdiff, conduction, energy, flow, grid, porous
+from .fv.grid import Grid, grid_from_faces, uniform_grid
+from .plant import coupled, hx, it_power, psychro
+from .solvers import krylov, linsolve, roots
 
 __all__ = [
     "Grid",
@@ -41,6 +37,10 @@ __all__ = [
     "grid_from_faces",
     "uniform_grid",
     "advdiff",
+    "grid",
+    "krylov",
+    "porous",
+    "roots",
     "conduction",
     "coupled",
     "energy",

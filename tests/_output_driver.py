@@ -1,5 +1,5 @@
 """A stand-in for ``thermo run`` used by tests/test_output_paths.py: it goes
-through :class:`thermo.output.ResultsFolder` exactly as the command does, but
+through :class:`thermo.io.output.ResultsFolder` exactly as the command does, but
 writes small fake results (no JAX, so it starts in a fraction of a second) and
 can die by SIGKILL at a chosen moment.
 
@@ -30,7 +30,7 @@ def _die() -> None:
 
 
 def main() -> None:
-    from aidc_thermo.output import ResultsFolder, handle_signals
+    from aidc_thermo.io.output import ResultsFolder, handle_signals
 
     out, moment, ident = sys.argv[1], sys.argv[2], sys.argv[3]
     go = Path(sys.argv[4]) if len(sys.argv) > 4 else None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from aidc_thermo.kernels import hx, plant
-from aidc_thermo.kernels.coupled import Ambient, ColdPlate, Facility
-from aidc_thermo.kernels.it_power import Accelerator
+from aidc_thermo.kernels.plant.coupled import Ambient, ColdPlate, Facility
+from aidc_thermo.kernels.plant.it_power import Accelerator
 
 C0 = 273.15
 LPM = 1.0 / 60000.0  # m^3/s per L/min

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from aidc_thermo import bounds
-from aidc_thermo.case import load
 from aidc_thermo.errors import SolveError
+from aidc_thermo.io.case import load
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -87,7 +87,7 @@ def _pins_at_outlet_case(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def pins_at_outlet(tmp_path_factory):
     """The small plate with backflow, solved once: (case file, case, solution)."""
-    from aidc_thermo import coldplate
+    from aidc_thermo.models import coldplate
 
     path = _pins_at_outlet_case(tmp_path_factory.mktemp("pins"))
     case = coldplate.parse(load(path))
@@ -103,7 +103,7 @@ def _fluid_solid_range(sol):
 def test_outlet_backflow_keeps_the_fluid_between_inlet_and_hottest_solid(pins_at_outlet):
     """Flow turns back in through the outlet plane (behind the pins' wakes),
     and the fluid stays within [inlet, hottest solid]; the guard passes."""
-    from aidc_thermo import coldplate
+    from aidc_thermo.models import coldplate
 
     _, case, sol = pins_at_outlet
     coldplate.check_converged(case, sol)  # includes the guard
@@ -121,7 +121,7 @@ def test_outlet_backflow_keeps_the_fluid_between_inlet_and_hottest_solid(pins_at
 
 
 def test_guard_refuses_a_cold_cell_in_the_fluid_and_in_the_solid(pins_at_outlet):
-    from aidc_thermo import coldplate
+    from aidc_thermo.models import coldplate
 
     _, case, sol = pins_at_outlet
     T = np.asarray(sol.T, np.float64).copy()
@@ -150,8 +150,8 @@ def test_the_old_zero_kelvin_backflow_is_refused_with_exit_3_and_no_folder(
 ):
     """Reintroduce the bug of issue 11 (backflow at the outlet brings the x+
     face's default value, 0 K): the run is refused, nothing is written."""
-    from aidc_thermo import coldplate
     from aidc_thermo.cli import main
+    from aidc_thermo.models import coldplate
 
     path, _, _ = pins_at_outlet
     setup = coldplate.setup
@@ -257,7 +257,7 @@ def test_every_bundled_case_passes_its_guard_and_a_corrupted_solution_does_not(p
 
     assert kind in GUARDS, f"case type {kind!r} has no boundedness guard test"
     module_name, corrupt, message = GUARDS[kind]
-    module = importlib.import_module(f"aidc_thermo.{module_name}")
+    module = importlib.import_module(f"aidc_thermo.models.{module_name}")
     real = module.check_bounded
     seen = []
 
@@ -278,8 +278,8 @@ def test_compact_guard_without_a_solve():
     """The compact guard on hand-made fields of the bundled case's grid: a
     field between inlet and solid passes; a cold fluid cell, a cold fin and a
     fluid hotter than every solid are refused."""
-    from aidc_thermo import compact
-    from aidc_thermo.kernels.porous import Thermal
+    from aidc_thermo.kernels.fv.porous import Thermal
+    from aidc_thermo.models import compact
 
     case = compact.parse(load(CASES / "compact_gpu_coldplate.toml"))
     arr = compact.discretize(case)
@@ -311,8 +311,8 @@ def test_rack_guard_without_a_solve():
     """The rack guard on hand-made temperatures of the bundled rack's
     network: supply everywhere passes; a node below the supply and a plate
     whose outlet is colder than its inlet are refused."""
-    from aidc_thermo import rack
     from aidc_thermo.kernels.network import NetworkTemperatures
+    from aidc_thermo.models import rack
 
     case = rack.parse(load(CASES / "rack_nvl72.toml"))
     rn = rack.build_network(case, np.float64)

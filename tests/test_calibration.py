@@ -20,11 +20,11 @@ a resolved plate of three channels. Checked:
 import numpy as np
 import pytest
 
-from aidc_thermo.calibrate import read_closure_table
 from aidc_thermo.cli import main
 from aidc_thermo.coolant import make_coolant
+from aidc_thermo.io.results import summary_values
 from aidc_thermo.kernels import porous
-from aidc_thermo.results import summary_values
+from aidc_thermo.models.calibrate import read_closure_table
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aidc_thermo.cli import main
-from aidc_thermo.units import UnitError, to_si
+from aidc_thermo.io.units import UnitError, to_si
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 SLAB = (CASES / "slab.toml").read_text()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aidc_thermo.cli import main
-from aidc_thermo.results import summary_values
+from aidc_thermo.io.results import summary_values
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "cases").glob("*.toml"))

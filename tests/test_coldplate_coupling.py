@@ -11,9 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from aidc_thermo import coldplate
-from aidc_thermo.case import CaseFile
 from aidc_thermo.cli import main
+from aidc_thermo.io.case import CaseFile
+from aidc_thermo.models import coldplate
 
 ROOT = Path(__file__).resolve().parents[1]
 # the bundled unit cell on a coarse grid, slower flow: the coolant warms by 18 K

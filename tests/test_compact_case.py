@@ -10,8 +10,8 @@ import pytest
 
 from aidc_thermo.cli import main
 from aidc_thermo.coolant import make_coolant
+from aidc_thermo.io.results import summary_values
 from aidc_thermo.kernels import porous
-from aidc_thermo.results import summary_values
 
 CASE = (Path(__file__).resolve().parents[1] / "cases" / "compact_gpu_coldplate.toml").read_text()
 
@@ -96,8 +96,8 @@ def test_power_map_is_remapped_conservatively_onto_the_compact_grid(tmp_path):
     """A die map with all its power in one cell of a 4 x 4 grid: the plate's
     bottom flux integrates to the stated total, the die's 800 W land only in
     grid cells that overlap that map cell, and the HBM rectangles keep theirs."""
-    from aidc_thermo import compact
-    from aidc_thermo.case import load
+    from aidc_thermo.io.case import load
+    from aidc_thermo.models import compact
 
     rows = ["0,0,0,0", "0,0,0,0", "0,0,1,0", "0,0,0,0"]  # third row (y), third column (x)
     case = compact.parse(load(_with_die_map(tmp_path, rows)))
@@ -145,8 +145,8 @@ PIN_END_FED = _edit(STRAIGHT_FINS, PINS, END_FED)
 def _pin_case(text=PIN_END_FED, **changes):
     import tomllib
 
-    from aidc_thermo import compact
-    from aidc_thermo.case import CaseFile
+    from aidc_thermo.io.case import CaseFile
+    from aidc_thermo.models import compact
 
     for old, new in changes.items():
         text = _edit(old, new, text)

@@ -8,7 +8,7 @@ import pytest
 
 from aidc_thermo.kernels import conduction as cd
 from aidc_thermo.kernels import linsolve
-from aidc_thermo.kernels.grid import grid_from_faces, uniform_grid
+from aidc_thermo.kernels.fv.grid import grid_from_faces, uniform_grid
 
 F64 = jnp.float64
 TIGHT = linsolve.MultigridConfig(tol=1e-12, max_iterations=300)

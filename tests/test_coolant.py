@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aidc_thermo.case import CaseError, Table
 from aidc_thermo.coolant import make_coolant, read_coolant, volume_to_mass_fraction
+from aidc_thermo.io.case import CaseError, Table
 
 # IAPWS-95 / IAPWS-2008 / IAPWS-2011 at 1 atm (shared/reference/validation.md)
 WATER = [  # T degC, rho, cp, mu (mPa s), k

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aidc_thermo.kernels import hx, it_power
-from aidc_thermo.kernels.coupled import (
+from aidc_thermo.kernels.plant.coupled import (
     Ambient,
     CoupledConfig,
     annual_totals,

@@ -10,7 +10,7 @@ import pytest
 
 from aidc_thermo.kernels import advdiff, energy
 from aidc_thermo.kernels import conduction as cd
-from aidc_thermo.kernels.grid import grid_from_faces
+from aidc_thermo.kernels.fv.grid import grid_from_faces
 
 F64 = jnp.float64
 

@@ -11,11 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aidc_thermo import facility, weather
-from aidc_thermo.case import CaseError, load
 from aidc_thermo.cli import main
+from aidc_thermo.io import weather
+from aidc_thermo.io.case import CaseError, load
+from aidc_thermo.io.results import summary_values
 from aidc_thermo.kernels import psychro
-from aidc_thermo.results import summary_values
+from aidc_thermo.models import facility
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -176,8 +177,8 @@ def test_design_point_report_is_consistent(hot_design):
 
 def test_design_point_matches_the_kernel_directly(hot_design):
     # The application adds nothing to the physics: the same numbers come from
-    # kernels.coupled with the parsed parameters.
-    from aidc_thermo.kernels.coupled import Ambient, energy_metrics, solve_operating_point
+    # kernels.plant.coupled with the parsed parameters.
+    from aidc_thermo.kernels.plant.coupled import Ambient, energy_metrics, solve_operating_point
 
     path, out = hot_design
     case = facility.parse(load(path))

@@ -12,8 +12,8 @@ import pytest
 from scipy.interpolate import CubicSpline
 
 from aidc_thermo.kernels import flow
-from aidc_thermo.kernels.flow import FlowParams, FlowSpec, divergence, flow_boundary, solve_flow
-from aidc_thermo.kernels.grid import Grid, grid_from_faces, uniform_grid
+from aidc_thermo.kernels.fv.flow import FlowParams, FlowSpec, divergence, flow_boundary, solve_flow
+from aidc_thermo.kernels.fv.grid import Grid, grid_from_faces, uniform_grid
 
 F64 = jnp.float64
 # The small cases below run in milliseconds and compile in seconds: compile them

@@ -4,7 +4,7 @@ geometry is rectilinear, pin areas to the voxel resolution."""
 import numpy as np
 import pytest
 
-from aidc_thermo import geometry as geo
+from aidc_thermo.models import geometry as geo
 
 
 def _volumes(g):

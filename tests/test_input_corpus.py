@@ -342,7 +342,7 @@ CORPUS: dict[str, tuple[str, list, str, str]] = {
 )  # fmt: skip
 def test_no_unit_string_crashes_the_parser(text):
     """Every malformed string is a UnitError with a reason, never another exception."""
-    from aidc_thermo.units import UnitError, to_si
+    from aidc_thermo.io.units import UnitError, to_si
 
     with pytest.raises(UnitError):
         to_si(text, "length")
@@ -355,7 +355,7 @@ def test_no_unit_string_crashes_the_parser(text):
      ("2 m^-1 * m^2", "length", 2.0), ("-40 degF", "temperature", 233.15), (".5 mm", "length", 5e-4)],
 )  # fmt: skip
 def test_the_grammar_keeps_ordinary_units(text, dimension, expected):
-    from aidc_thermo.units import to_si
+    from aidc_thermo.io.units import to_si
 
     assert to_si(text, dimension) == pytest.approx(expected, rel=1e-12)
 

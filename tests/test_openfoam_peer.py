@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aidc_thermo import case as case_io
-from aidc_thermo import coldplate
-from aidc_thermo import geometry as geo
+from aidc_thermo.io import case as case_io
+from aidc_thermo.models import coldplate
+from aidc_thermo.models import geometry as geo
 from benchmarks import openfoam_peer
 from benchmarks.peers import openfoam as of
 
@@ -110,7 +110,7 @@ def test_openfoam_agrees_with_ours(tmp_path):
     # pressure drop from 10 % of the length on: the same discrete physics away from the inlet
     # (measured -0.40 % here; -0.02 %, +0.06 %, +0.04 % on the bundled grid x1, x1.5, x2)
     assert rel("dp_10pct") < 0.01
-    # the inlet-face pressure (extrapolated from the first two cells, as thermo.coldplate.run does)
+    # the inlet-face pressure (extrapolated from the first two cells, as thermo.models.coldplate.run does)
     # sits on the leading-edge singularity of the uniform inlet profile at the channel walls, where the
     # staggered (ours) and collocated (OpenFOAM) discretisations differ in the first cells: measured
     # +4.9 % here, +4.6 %, +4.4 %, +4.1 % on the bundled grid x1, x1.5, x2 (slowly shrinking)

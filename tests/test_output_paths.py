@@ -7,7 +7,7 @@ stops on Ctrl-C/SIGTERM with one line and exit 130/143.
 Every refusal test hashes every file around the run before and after (the
 user's own files, the case file, older results) and requires them
 byte-identical. Fast tests run the command in-process on the slab case or use
-tests/_output_driver.py (thermo.output without JAX) in a subprocess; tests that
+tests/_output_driver.py (thermo.io.output without JAX) in a subprocess; tests that
 start the real command in a subprocess are marked slow."""
 
 import hashlib
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from aidc_thermo.cli import main
-from aidc_thermo.output import MANIFEST, ResultsFolder, read_manifest, recover
+from aidc_thermo.io.output import MANIFEST, ResultsFolder, read_manifest, recover
 
 ROOT = Path(__file__).resolve().parents[1]
 SLAB = ROOT / "cases" / "slab.toml"
@@ -69,7 +69,7 @@ def older(tmp_path_factory):
 @pytest.fixture
 def no_solve(monkeypatch):
     """Refusals must come before the solve: fail if the model runs."""
-    from aidc_thermo import stack
+    from aidc_thermo.models import stack
 
     def boom(*args, **kwargs):
         raise AssertionError("the solve started although the output path is refused")
@@ -270,8 +270,8 @@ def test_run_replaces_its_own_results_and_nothing_beside_them(tmp_path, older, c
 def test_failed_runs_leave_no_parent_folder(tmp_path, case, capsys, monkeypatch):
     """A solve that fails (exit 3; tests/test_cli.py has a real non-converged
     one) and a program error (exit 1) remove the parents the run created."""
-    from aidc_thermo import stack
     from aidc_thermo.errors import SolveError
+    from aidc_thermo.models import stack
 
     def not_converged(case, case_file, folder):
         (folder / "results.h5").write_bytes(b"partial")
@@ -292,7 +292,7 @@ def test_failed_runs_leave_no_parent_folder(tmp_path, case, capsys, monkeypatch)
 
 
 def test_folder_changed_while_solving_is_refused_at_write_time(tmp_path, case, capsys, monkeypatch):
-    from aidc_thermo import stack
+    from aidc_thermo.models import stack
 
     out = tmp_path / "out"
     real_run = stack.run
@@ -526,7 +526,7 @@ def test_two_real_runs_into_one_folder(tmp_path, case):
 def test_liveness_of_temporary_folder_owners():
     """Stale = same host and the PID gone, a zombie, or reused by a process that
     started later; anything else (other hosts, unknown names) is left alone."""
-    from aidc_thermo.output import _host, _new_token, _owner_alive
+    from aidc_thermo.io.output import _host, _new_token, _owner_alive
 
     me = _new_token()
     assert _owner_alive(me)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from aidc_thermo.cli import SERIES_CASE_TYPES, XDMF_CASE_TYPES, build_parser, main
-from aidc_thermo.results import Field, Layer, Quantity, network_xdmf, write_results
+from aidc_thermo.io.results import Field, Layer, Quantity, network_xdmf, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
@@ -281,7 +281,7 @@ def test_paraview_opens_every_bundled_case(case, tmp_path):
 def test_cell_velocity_averages_the_mac_faces_and_is_zero_in_solid():
     """The velocity vector of a cell is the mean of its two faces along each
     axis (a uniform flow stays uniform), exactly 0 in solid cells."""
-    from aidc_thermo.coldplate import cell_velocity
+    from aidc_thermo.models.coldplate import cell_velocity
 
     rng = np.random.default_rng(2)
     nx, ny, nz = 3, 4, 2

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from aidc_thermo.cli import main
-from aidc_thermo.plots import PLOTS, daily_energy_per_token, robust_limits
-from aidc_thermo.results import summary_values
+from aidc_thermo.io.results import summary_values
+from aidc_thermo.plots.figures import PLOTS, daily_energy_per_token, robust_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"

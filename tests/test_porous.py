@@ -10,8 +10,8 @@ import pytest
 import scipy.linalg
 
 from aidc_thermo.kernels import advdiff, porous
-from aidc_thermo.kernels.grid import grid_from_faces
-from aidc_thermo.kernels.linsolve import Conductances
+from aidc_thermo.kernels.fv.grid import grid_from_faces
+from aidc_thermo.kernels.solvers.linsolve import Conductances
 
 F64 = jnp.float64
 MU, KF, RHO, CP, KS = 1.0e-3, 0.6, 1000.0, 4180.0, 390.0

@@ -184,8 +184,8 @@ def test_check_starts_no_jax_and_no_coolprop():
 
 
 def test_constants_repeated_for_a_light_check_agree_with_the_kernels():
-    from aidc_thermo import facility, rack
     from aidc_thermo.kernels import hx, network, plant
+    from aidc_thermo.models import facility, rack
 
     assert rack.KV_PER_CV == network.kv_from_cv(1.0)
     assert facility.DEVICE_KINDS == plant.DEVICE_KINDS

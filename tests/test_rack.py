@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aidc_thermo import rack
-from aidc_thermo.case import CaseFile, load
 from aidc_thermo.cli import main
+from aidc_thermo.io.case import CaseFile, load
 from aidc_thermo.kernels.network import EdgeKind
+from aidc_thermo.models import rack
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = ROOT / "cases" / "rack_nvl72.toml"

@@ -33,7 +33,7 @@ def _configure_jax() -> None:
 
 
 def _load(path: str):
-    from aidc_thermo.case import load
+    from aidc_thermo.io.case import load
     from aidc_thermo.registry import model_for
 
     case_file = load(path)
@@ -72,7 +72,7 @@ def cmd_check(args) -> int:
 
 def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: str) -> int:
     from aidc_thermo import progress
-    from aidc_thermo.output import ResultsFolder
+    from aidc_thermo.io.output import ResultsFolder
 
     out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
     folder = ResultsFolder(out, case_file=case_file.path, command=args.command)
@@ -102,7 +102,7 @@ def cmd_run(args) -> int:
 def cmd_optimize(args) -> int:
     case_file, model, case = _load(args.case)
     if not hasattr(model, "optimize"):
-        from aidc_thermo.case import CaseError
+        from aidc_thermo.io.case import CaseError
 
         raise CaseError(case_file.path, "case.type", f"case type {model.CASE_TYPE!r} has nothing to optimize")
     return _solve_into_folder(args, model, case_file, case, model.optimize, "_optimize", "optimizing")
@@ -110,10 +110,10 @@ def cmd_optimize(args) -> int:
 
 def cmd_calibrate(args) -> int:
     case_file, model, case = _load(args.case)
-    from aidc_thermo import calibrate
+    from aidc_thermo.models import calibrate
 
     if model is not calibrate:
-        from aidc_thermo.case import CaseError
+        from aidc_thermo.io.case import CaseError
 
         raise CaseError(
             case_file.path,
@@ -125,7 +125,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from aidc_thermo.plots import plot_results
+    from aidc_thermo.plots.figures import plot_results
 
     files = plot_results(args.results, args.output)
     print(f"{len(files)} plots written to {Path(args.output or args.results)}/: {', '.join(f.name for f in files)}")
@@ -229,10 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line. With ``argv`` None (the ``thermo`` command itself),
-    SIGINT/SIGTERM/SIGHUP stop the process cleanly (:func:`thermo.output.handle_signals`);
+    SIGINT/SIGTERM/SIGHUP stop the process cleanly (:func:`thermo.io.output.handle_signals`);
     a caller passing ``argv`` keeps its own signal handling."""
     from aidc_thermo.errors import CaseError, SolveError
-    from aidc_thermo.output import OutputRefused, OutputWriteFailed, handle_signals
+    from aidc_thermo.io.output import OutputRefused, OutputWriteFailed, handle_signals
 
     if argv is None:
         handle_signals()

@@ -1,6 +1,6 @@
 """Errors the command line turns into exit codes (see thermo/cli.py)."""
 
-from aidc_thermo.case import CaseError
+from aidc_thermo.io.case import CaseError
 
 __all__ = ["CaseError", "SolveError"]
 

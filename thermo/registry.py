@@ -2,7 +2,7 @@
 reads and runs it.
 
 A model module provides ``CASE_TYPE`` (its type name), ``parse(CaseFile) ->
-case`` (raises :class:`thermo.case.CaseError`) and ``run(case, CaseFile,
+case`` (raises :class:`thermo.io.case.CaseError`) and ``run(case, CaseFile,
 folder) -> dict[str, Quantity]`` (writes its results into ``folder``, raises
 ``SolveError`` when a solve does not converge). Adding a case type is one
 loader function and one entry in :data:`CASE_TYPES`.
@@ -17,43 +17,43 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 
-from aidc_thermo.case import CaseError, CaseFile
+from aidc_thermo.io.case import CaseError, CaseFile
 
 __all__ = ["CASE_TYPES", "model_for"]
 
 
 def _stack():
-    from aidc_thermo import stack
+    from aidc_thermo.models import stack
 
     return stack
 
 
 def _facility():
-    from aidc_thermo import facility
+    from aidc_thermo.models import facility
 
     return facility
 
 
 def _rack():
-    from aidc_thermo import rack
+    from aidc_thermo.models import rack
 
     return rack
 
 
 def _coldplate():
-    from aidc_thermo import coldplate
+    from aidc_thermo.models import coldplate
 
     return coldplate
 
 
 def _compact():
-    from aidc_thermo import compact
+    from aidc_thermo.models import compact
 
     return compact
 
 
 def _calibrate():
-    from aidc_thermo import calibrate
+    from aidc_thermo.models import calibrate
 
     return calibrate
 

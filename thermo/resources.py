@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from aidc_thermo.case import CaseError
+from aidc_thermo.io.case import CaseError
 
 __all__ = [
     "BYTES_PER_UNIT",

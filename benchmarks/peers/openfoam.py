@@ -1,15 +1,15 @@
 """OpenFOAM peer of the ``resolved_coldplate`` case type (straight fins).
 
 :func:`write_case` turns one of our parsed straight-fin cases
-(:func:`thermo.coldplate.parse`) into a complete OpenFOAM (ESI v1912, Debian
+(:func:`thermo.models.coldplate.parse`) into a complete OpenFOAM (ESI v1912, Debian
 package ``openfoam``) case for ``chtMultiRegionSimpleFoam``; :func:`run_case`
 runs ``blockMesh``, ``splitMeshRegions -cellZones -overwrite`` and the solver,
 times the mesh steps and the solve separately (wall time), reads the ASCII
-fields back and computes the quantities of ``thermo.coldplate.run`` the same
+fields back and computes the quantities of ``thermo.models.coldplate.run`` the same
 way (pressure drop, R_max, R_mean, outlet bulk temperature).
 
 Mesh: one ``blockMesh`` block per box of uniform spacing and material of our
-voxel grid (:func:`thermo.geometry.straight_fins`), with the same cell counts,
+voxel grid (:func:`thermo.models.geometry.straight_fins`), with the same cell counts,
 so the two meshes match cell for cell; the blocks carry the cell zones
 ``fluid`` and ``solid`` that ``splitMeshRegions`` turns into the two regions
 (interface patches ``fluid_to_solid`` / ``solid_to_fluid``).
@@ -57,8 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aidc_thermo import geometry as geo
-from aidc_thermo.coldplate import ColdPlateCase, _heated_mask, build_geometry
+from aidc_thermo.models import geometry as geo
+from aidc_thermo.models.coldplate import ColdPlateCase, _heated_mask, build_geometry
 
 __all__ = [
     "SOLVER",
@@ -622,7 +622,7 @@ def _read_back(fc: FoamCase):
 
 def quantities(case: ColdPlateCase, g: geo.VoxelGeometry, T, p, outlet_phi, outlet_T) -> dict:
     """dp, dp_10pct (Pa), R_max, R_mean (K/W), T_outlet_bulk (K), power (W), computed as
-    in ``thermo.coldplate.run``: inlet-face pressure extrapolated from the first
+    in ``thermo.models.coldplate.run``: inlet-face pressure extrapolated from the first
     two cells, area mean over the fluid inlet; base-bottom temperature from the
     first cell and the known flux; outlet bulk temperature flow-weighted."""
     dx, dy, dz = (np.diff(f) for f in g.faces)

@@ -1,7 +1,7 @@
 """Matrix-free solves of 7-point advection-diffusion operators.
 
 The operator adds upwind advection by face flows to a conductance operator
-(:class:`kernels.linsolve.Conductances`)::
+(:class:`kernels.solvers.linsolve.Conductances`)::
 
     (A x)_P = c_P x_P + sum_faces g_f (x_P - x_nb)
               + sum_faces [F_f^+ x_P - F_f^- x_nb]   (outflow minus inflow)
@@ -17,7 +17,7 @@ smoother is red-black line Gauss-Seidel with exact (non-symmetric) tridiagonal
 solves along the line axis — put the line axis along the main flow direction,
 where upwind advection makes a line solve exact for pure advection. Coarse
 operators: diffusion links coarsened as a resistor network (as in
-``kernels.linsolve``), face flows summed over the merged faces, which keeps the
+``kernels.solvers.linsolve``), face flows summed over the merged faces, which keeps the
 coarse advection exactly conservative.
 
 Derivatives: ``solve`` is wrapped in ``jax.lax.custom_linear_solve``. Its
@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .diagnostics import SolveInfo
-from .linsolve import (
+from ..diagnostics import SolveInfo
+from ..solvers.linsolve import (
     Conductances,
     _coarsen_factors,
     _from_internal,
@@ -72,7 +72,7 @@ class AdvectionDiffusion:
         diffusion: the symmetric part (face conductances and diagonal ``c``), W/K;
             here ``c`` may be negative where it takes back part of the
             advective diagonal (backflow that brings the cell's own
-            temperature, :func:`kernels.energy.backflow`), as long as each
+            temperature, :func:`kernels.fv.energy.backflow`), as long as each
             row stays diagonally dominant.
         fx, fy, fz: face flows rho cp u A, W/K, face-field shapes
             ``(nx + 1, ny, nz)``, ``(nx, ny + 1, nz)``, ``(nx, ny, nz + 1)``.

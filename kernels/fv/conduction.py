@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from . import linsolve
+from ..solvers import linsolve
 from .grid import Grid
 
 __all__ = [

@@ -1,10 +1,10 @@
 """Steady conjugate heat transfer: one temperature field over fluid and solid.
 
 Solves ``div(rho cp u T) - div(k grad T) = q`` cell-centred on the grid of
-``kernels.grid``, with the face velocities of a staggered (MAC) flow field
+``kernels.fv.grid``, with the face velocities of a staggered (MAC) flow field
 (zero on faces touching solid), the conduction discretisation of
-``kernels.conduction`` (harmonic-mean links, so fluid-solid interfaces carry a
-continuous flux) and the boundary conditions of ``kernels.conduction``. Where
+``kernels.fv.conduction`` (harmonic-mean links, so fluid-solid interfaces carry a
+continuous flux) and the boundary conditions of ``kernels.fv.conduction``. Where
 a boundary face carries flow into the domain, its ``value`` is the inflow
 temperature (give that face ``TEMPERATURE`` for a fixed inlet temperature, or
 ``FLUX`` with zero flux for an inflow of known temperature without a
@@ -41,8 +41,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..diagnostics import SolveInfo
 from . import advdiff, conduction
-from .diagnostics import SolveInfo
 from .grid import Grid
 
 __all__ = ["EnergyConfig", "face_flows", "backflow", "operator", "rhs", "tvd_correction", "solve", "heat_balance"]

@@ -4,7 +4,7 @@ Discretisation (finite volume, staggered / MAC):
 
 * Pressure ``p`` at cell centres, shape ``(nx, ny, nz)``; velocity components on
   the faces normal to their axis: ``u`` ``(nx + 1, ny, nz)``, ``v``
-  ``(nx, ny + 1, nz)``, ``w`` ``(nx, ny, nz + 1)`` (see :mod:`kernels.grid`).
+  ``(nx, ny + 1, nz)``, ``w`` ``(nx, ny, nz + 1)`` (see :mod:`kernels.fv.grid`).
   Along a periodic axis the last face is the first face again (entries ``0``
   and ``n`` are equal).
 * Each velocity has its own control volume, from the centre of the cell on one
@@ -38,7 +38,7 @@ global value, so the outer-iteration count does not scale with the mesh), by
 Jacobi-preconditioned BiCGSTAB to a loose relative tolerance; then a pressure
 correction with SIMPLEC coefficients ``d = A / (a_P - sum a_nb)`` (a symmetric
 7-point conductance operator, solved by the multigrid-preconditioned CG of
-:mod:`kernels.linsolve`) makes the velocity
+:mod:`kernels.solvers.linsolve`) makes the velocity
 discretely divergence free, and the pressure is updated by the correction plus
 a viscous term ``- mu div u*`` (Cahouet–Chabard), which keeps the outer count
 small when viscosity dominates (low Reynolds number, fine meshes). At a fixed
@@ -62,8 +62,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _krylov, linsolve
-from .diagnostics import SolveInfo
+from ..diagnostics import SolveInfo
+from ..solvers import krylov, linsolve
 from .grid import Grid
 
 __all__ = [
@@ -110,7 +110,7 @@ class FlowSpec:
         pressure_rtol, pressure_max_iterations: inner CG settings for the
             pressure correction (relative to the predictor's mass imbalance).
         pressure_line_axis: line-relaxation axis of the pressure multigrid
-            (:class:`kernels.linsolve.MultigridConfig`); ``None``: z, or the
+            (:class:`kernels.solvers.linsolve.MultigridConfig`); ``None``: z, or the
             longer of x and y when ``nz == 1``.
         viscous_pressure: factor of the viscous pressure update
             ``- mu div u*`` (0 gives plain SIMPLEC).
@@ -723,7 +723,7 @@ def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
     """Solve the pressure-correction equation ``c x + sum_f g_f (x - x_nb) = rhs``
     (symmetric 7-point conductance operator, exterior value 0 beyond a
     non-periodic boundary link). The one place that picks the linear solver:
-    multigrid-preconditioned CG (:mod:`kernels.linsolve`) unless an axis is
+    multigrid-preconditioned CG (:mod:`kernels.solvers.linsolve`) unless an axis is
     periodic with more than one cell (not supported there): then Jacobi CG."""
     shape = rhs.shape
     wrap = [periodic[a] and shape[a] > 1 for a in range(3)]
@@ -741,7 +741,7 @@ def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
         return linsolve.solve(linsolve.Conductances(*links, c=c), rhs, config)
     diag = _pressure_diag(g, c)
     inv = _safe_div(jnp.ones_like(diag), diag)
-    return _krylov.pcg(
+    return krylov.pcg(
         lambda x: _pressure_apply(g, c, x, periodic),
         rhs,
         jnp.zeros_like(rhs),
@@ -904,7 +904,7 @@ def solve_flow(
         def precond(r):
             return tuple(ra / c.aP for c, ra in zip(coefs, r, strict=True))
 
-        xs, minfo = _krylov.bicgstab(
+        xs, minfo = krylov.bicgstab(
             matvec, bvec, tuple(x0), precond, spec.momentum_rtol, 0.0, spec.momentum_max_iterations
         )
         ustar = tuple(

@@ -1,7 +1,7 @@
 """Compact ("porous") cold-plate model: a fin field as a volume-averaged medium.
 
 The fin layer of a cold plate (height ``H`` above the base) is described per
-in-plane cell ``(i, j)`` of a non-uniform grid (:mod:`kernels.grid`) by
+in-plane cell ``(i, j)`` of a non-uniform grid (:mod:`kernels.fv.grid`) by
 volume-averaged closures; the base, lid and package layers below it are
 resolved in 3D. Everything is steady, SI units, temperatures in K or °C
 (linear equations: one unit throughout).
@@ -25,7 +25,7 @@ dominates in plena, is the Hele-Shaw term.
 
 Mass conservation with the law above gives a symmetric 7-point conductance
 operator for the pressure (one cell in z), solved by
-:func:`kernels.linsolve.solve`. The Forchheimer term is handled by Picard
+:func:`kernels.solvers.linsolve.solve`. The Forchheimer term is handled by Picard
 iteration (resistivity evaluated with the previous speed) in a
 ``lax.while_loop``. Inflow: a fraction of the total flow ``Q`` per cell (a
 slot feeding the fin layer from above, e.g. centre-fed split flow) and/or per
@@ -38,7 +38,7 @@ Unknowns per column ``(i, j)``: the solid stack temperatures (``nb`` layers of
 the input grid, base on top), the mean fin temperature ``T_s`` and the bulk
 (mixed-mean) fluid temperature ``T_f`` of the fin layer. Links:
 
-* stack cells: 3D conduction, harmonic-mean links (as :mod:`kernels.conduction`);
+* stack cells: 3D conduction, harmonic-mean links (as :mod:`kernels.fv.conduction`);
   heat-flux power map ``q`` (W/m^2) on the bottom face, other faces adiabatic;
 * the base surface joins three conductances: the base top half cell, the
   fin root conductance ``g_root`` to the mean fin temperature (W/m^2/K per
@@ -63,8 +63,8 @@ defined with the bulk fluid temperature of the whole channel section.
 
 The coupled linear system is solved as one operator on a stacked grid of
 shape ``(nx, ny, nb + 2)`` (layers: stack, fin, fluid) by BiCGSTAB
-(:func:`kernels.advdiff.bicgstab`) preconditioned by the advection-diffusion
-multigrid of :mod:`kernels.advdiff`; the one link that is not between
+(:func:`kernels.fv.advdiff.bicgstab`) preconditioned by the advection-diffusion
+multigrid of :mod:`kernels.fv.advdiff`; the one link that is not between
 neighbours (base top -> fluid, skipping the fin cell) is applied in the
 matrix-vector product and enters the preconditioner through its diagonal.
 
@@ -83,7 +83,7 @@ developing flow (:func:`shah_apparent_fre`). Pin fins (:func:`pin_fins`):
 Zukauskas (1972, Adv. Heat Transfer 8, 93-160; as tabulated in Incropera &
 DeWitt, Tables 7.5/7.7) for heat transfer; friction is given as a Darcy-
 Forchheimer pair (the case type fits it to the Zukauskas friction charts,
-``thermo/pin_friction.py``).
+``thermo/models/pin_friction.py``).
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import advdiff, linsolve
-from .diagnostics import SolveInfo
+from ..diagnostics import SolveInfo
+from ..solvers import linsolve
+from ..solvers.linsolve import Conductances
+from . import advdiff
 from .grid import Grid
-from .linsolve import Conductances
 
 __all__ = [
     "shah_london_fre",
@@ -357,7 +358,7 @@ def pin_fins(
 
     Friction: give the Darcy resistivity ``r_darcy`` (mu/K) and Forchheimer
     ``beta`` (isotropic in-plane), e.g. fitted to resolved unit cells or to a
-    published friction chart (:mod:`thermo.pin_friction` fits the Zukauskas
+    published friction chart (:mod:`thermo.models.pin_friction` fits the Zukauskas
     charts). ``Re_max`` here uses the transverse gap ``S_T - D`` even where a
     staggered bank's diagonal gap is narrower.
 

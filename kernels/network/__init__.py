@@ -40,7 +40,7 @@ Solve
     the Newton step needs one symmetric positive definite solve on the free
     nodes; series chains of edges are condensed exactly and the remaining
     nodes are factorised per connected block (dense Cholesky; see
-    ``kernels/_network_linalg.py``). A backtracking
+    ``kernels/network/linalg.py``). A backtracking
     line search on a scaled residual norm (infeasible-start Newton, Boyd &
     Vandenberghe 2004, section 10.3) makes it globally convergent for
     monotone edge laws. At zero flow the quadratic laws have a zero slope; the
@@ -53,7 +53,7 @@ Thermal transport (:func:`network_temperatures`)
     Temperatures advected with the flow, perfect mixing at nodes, heat added
     per edge; linear in the temperatures for given flows. Solved by sweeps
     that are exact for acyclic flow, or by a dense LU
-    (``kernels/_network_thermal.py``).
+    (``kernels/network/thermal.py``).
 """
 
 from __future__ import annotations
@@ -68,17 +68,17 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from . import _network_laws as _laws
-from ._network_laws import (
+from ..diagnostics import SolveInfo
+from . import laws as _laws
+from .laws import (
     friction_factor,
     friction_factor_colebrook,
     kv_from_cv,
     pchip_eval,
     tee_loss_coefficient,
 )
-from ._network_linalg import Layout
-from ._network_thermal import NetworkTemperatures, network_temperatures
-from .diagnostics import SolveInfo
+from .linalg import Layout
+from .thermal import NetworkTemperatures, network_temperatures
 
 __all__ = [
     "GRAVITY",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from .diagnostics import SolveInfo
+from ..diagnostics import SolveInfo
 
 __all__ = ["NetworkTemperatures", "network_temperatures"]
 

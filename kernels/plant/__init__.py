@@ -25,7 +25,7 @@ proportional to fan speed):
   the design approach plus half the range). Because ``c_s`` grows steeply with
   the wet bulb, a tower rejects more heat per kg of air in hot humid weather.
 
-UA scales with both flows by a two-resistance law (:func:`kernels.hx.ua_flow_scaled`):
+UA scales with both flows by a two-resistance law (:func:`kernels.plant.hx.ua_flow_scaled`):
 the air-side film coefficient ~ (air flow)^air_exponent (0.8 default for finned
 coils), the water side ~ (water flow)^water_exponent. UA at the rating point comes
 from a rated approach (:func:`rate_device`). Fan power is ``fan_power_rated * f^3``
@@ -83,8 +83,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from ..solvers.roots import _asfloat, _bracketed_root, _float_dtype, _safe_div
 from . import hx, psychro
-from ._roots import _asfloat, _bracketed_root, _float_dtype, _safe_div
 
 __all__ = [
     "CHILLER_MODELS",

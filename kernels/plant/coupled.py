@@ -56,8 +56,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import hx, it_power, plant
-from .diagnostics import SolveInfo
+from .. import plant
+from ..diagnostics import SolveInfo
+from . import hx, it_power
 
 __all__ = [
     "Ambient",
@@ -103,7 +104,7 @@ class ColdPlate:
 class Facility:
     """Everything a user sweeps about the hall and its plant (traced scalars).
 
-    IT: ``accelerator`` (:class:`kernels.it_power.Accelerator`),
+    IT: ``accelerator`` (:class:`kernels.plant.it_power.Accelerator`),
     ``n_accelerators``, ``utilization``, ``other_it_per_accelerator`` (W of CPUs,
     switches, NICs per accelerator), ``conversion_loss_fraction`` (in-rack power
     conversion loss as a fraction of the power it feeds),
@@ -118,7 +119,7 @@ class Facility:
     (wire-to-water).
 
     CDU (counterflow plate HX): ``cdu_ua_rated`` (W/K at ``cdu_c_tcs_rated`` and
-    ``cdu_c_fw_rated`` W/K; see :func:`kernels.hx.ua_from_approach`),
+    ``cdu_c_fw_rated`` W/K; see :func:`kernels.plant.hx.ua_from_approach`),
     ``cdu_share_tcs`` (share of the rated resistance on the TCS side),
     ``cdu_exponent`` (film coefficient ~ flow^exponent).
 
@@ -176,7 +177,7 @@ class Facility:
 @dataclass(frozen=True)
 class Ambient:
     """Outdoor air: dry bulb ``t_db`` and wet bulb ``t_wb`` (K), pressure ``p`` (Pa).
-    (Use :func:`kernels.psychro.wet_bulb` to get ``t_wb`` from relative humidity.)"""
+    (Use :func:`kernels.plant.psychro.wet_bulb` to get ``t_wb`` from relative humidity.)"""
 
     t_db: jax.Array
     t_wb: jax.Array
@@ -189,7 +190,7 @@ class CoupledConfig:
 
     Attributes:
         device: ``"dry_cooler"``, ``"closed_tower"`` or ``"open_tower"``.
-        arrangement: the device's flow arrangement (:data:`kernels.hx.ARRANGEMENTS`).
+        arrangement: the device's flow arrangement (:data:`kernels.plant.hx.ARRANGEMENTS`).
             Default counterflow: dry-cooler coils and towers are multi-row
             cross-counterflow, which approaches counterflow as rows are added;
             ``"crossflow_unmixed"`` (single pass) is exact too but a few hundred times

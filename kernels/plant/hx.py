@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._roots import (
+from ..solvers.roots import (
     _asfloat,
     _bracketed_root,
     _float_dtype,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from ._roots import _asfloat, _float_dtype
+from ..solvers.roots import _asfloat, _float_dtype
 
 __all__ = [
     "Accelerator",

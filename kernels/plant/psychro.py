@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ._roots import _asfloat, _bracketed_root, _float_dtype
+from ..solvers.roots import _asfloat, _bracketed_root, _float_dtype
 
 __all__ = [
     "T0",

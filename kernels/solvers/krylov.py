@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .diagnostics import SolveInfo
+from ..diagnostics import SolveInfo
 
 __all__: list[str] = []
 

@@ -7,7 +7,7 @@ and each boundary face joins its cell to a fixed exterior value::
 
     (A x)_P = c_P x_P + sum_faces g_f (x_P - x_nb)        (x_nb = 0 outside)
 
-This module stores the operator as three face arrays (see kernels/grid.py for
+This module stores the operator as three face arrays (see kernels/fv/grid.py for
 the face-field shapes) plus an optional diagonal term ``c``, applies it without
 a matrix, and solves ``A x = b`` with conjugate gradients preconditioned by one
 geometric multigrid V-cycle.
@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .diagnostics import SolveInfo
+from ..diagnostics import SolveInfo
 
 __all__ = [
     "Conductances",

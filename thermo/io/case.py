@@ -3,7 +3,7 @@
 A case file is TOML. Its ``[case]`` table names the case ``type`` (which model
 reads the rest) and a ``name``. Each model reads its own tables through a
 :class:`Table`, which knows the file and the key path, converts quantities to
-SI with :mod:`thermo.units`, checks ranges, and on ``finish()`` rejects keys it
+SI with :mod:`thermo.io.units`, checks ranges, and on ``finish()`` rejects keys it
 did not read, suggesting the nearest valid key. Every problem is raised as a
 :class:`CaseError` naming file, key path, what was expected and what was found.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aidc_thermo.units import UnitError, to_si
+from aidc_thermo.io.units import UnitError, to_si
 
 __all__ = ["CaseError", "CaseFile", "Table", "load", "read_header", "read_plots_flag", "read_tolerance"]
 

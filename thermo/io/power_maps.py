@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aidc_thermo.case import Table
+from aidc_thermo.io.case import Table
 
 __all__ = ["overlap", "read_map", "source_power"]
 

@@ -21,9 +21,9 @@ Layout of ``results.h5`` for a model on a 3D grid (:func:`write_results`):
 * ``/solver/...``: iteration counts, residuals and residual histories.
 * ``/summary``: headline numbers as attributes (also in ``summary.json``).
 * root attributes ``layout`` (the results layout version the plots read,
-  :data:`thermo.plot_data.LAYOUT`) and ``written_by``.
+  :data:`thermo.plots.data.LAYOUT`) and ``written_by``.
 * further groups a model adds for its plots (:func:`append_groups`; their
-  names are listed in :data:`thermo.plot_data.DATASETS`).
+  names are listed in :data:`thermo.plots.data.DATASETS`).
 
 ``results.xdmf`` refers to these datasets directly (no copies): each XDMF
 attribute has the name of its HDF5 dataset and carries its unit in an
@@ -43,7 +43,7 @@ A run writes into a temporary folder beside the target and renames it into
 place only when everything is written, so a failed run leaves nothing; the
 folder then also holds ``manifest.json`` (tool, version, case file, time, the
 files written), and only folders with such a manifest are ever replaced (see
-:mod:`thermo.output`).
+:mod:`thermo.io.output`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from xml.sax.saxutils import escape as xml_escape
 import h5py
 import numpy as np
 
-from aidc_thermo.output import ResultsFolder
+from aidc_thermo.io.output import ResultsFolder
 
 __all__ = [
     "Field",
@@ -115,9 +115,9 @@ class Quantity:
 def atomic_folder(target: str | Path, *, case_file: str | Path | None = None, command: str = "run"):
     """Yield a temporary folder that becomes ``target`` on success.
 
-    The rules of :mod:`thermo.output` apply: only a missing path, an empty
+    The rules of :mod:`thermo.io.output` apply: only a missing path, an empty
     folder or a results folder thermo wrote (``manifest.json``) is accepted,
-    else :class:`thermo.output.OutputRefused` is raised before anything is
+    else :class:`thermo.io.output.OutputRefused` is raised before anything is
     written. On an exception the temporary folder (and any parent folder it
     created) is removed and ``target`` is left as it was; an existing results
     folder is replaced only after the new one is complete.
@@ -410,7 +410,7 @@ def write_results(
 
 def write_common(h5, case_text, case_parsed, solver, summary) -> None:
     """The ``/case``, ``/solver`` and ``/summary`` groups every results.h5 has."""
-    from aidc_thermo.plot_data import write_layout
+    from aidc_thermo.plots.data import write_layout
 
     write_layout(h5)
     c = h5.create_group("case")

@@ -5,9 +5,9 @@ A calibration case describes one straight-fin unit cell (one channel between
 two half fins, symmetry planes at the sides; base, fin height, channel
 length, material, coolant, heat flux under the fins) and a list of channel
 Reynolds numbers. For each Reynolds number the unit cell is solved resolved
-(:func:`thermo.coldplate.solve`: laminar flow, conjugate heat transfer;
+(:func:`thermo.models.coldplate.solve`: laminar flow, conjugate heat transfer;
 uniform inlet velocity and temperature, outlet at 0 Pa) and reduced to what
-:func:`kernels.porous.straight_fins` consumes, a Fanning ``f Re`` and a
+:func:`kernels.fv.porous.straight_fins` consumes, a Fanning ``f Re`` and a
 ``Nu`` on the hydraulic diameter ``D_h = 2 w H / (w + H)``:
 
 ``fRe_apparent``
@@ -15,7 +15,7 @@ uniform inlet velocity and temperature, outlet at 0 Pa) and reduced to what
     included) as a uniform friction; ``u_c`` the mean channel velocity.
 ``Nu_apparent``
     the ``Nu = h D_h / k_f`` with which the compact model of the same unit
-    cell (:mod:`kernels.porous`, 64 cells along the channel, ``fRe_apparent``,
+    cell (:mod:`kernels.fv.porous`, 64 cells along the channel, ``fRe_apparent``,
     same base, flux and flow) has the resolved ``R_mean`` (a root find on
     compact solves, so that axial conduction, the fluid temperature rise and
     the fin representation count once, as in the compact model).
@@ -50,11 +50,12 @@ from pathlib import Path
 
 import numpy as np
 
-from aidc_thermo import bounds, coldplate, progress
-from aidc_thermo.case import CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo import bounds, progress
 from aidc_thermo.coolant import Coolant, read_coolant
 from aidc_thermo.errors import SolveError
-from aidc_thermo.results import Quantity, Series, append_groups, results_h5, write_series_results
+from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.io.results import Quantity, Series, append_groups, results_h5, write_series_results
+from aidc_thermo.models import coldplate
 
 __all__ = [
     "CASE_TYPE",
@@ -93,7 +94,7 @@ LOCAL_WINDOW = (0.6, 0.9)
 class CalibrationCase:
     name: str
     description: str
-    geometry: dict  # thermo.geometry.straight_fins keywords (unit cell), SI
+    geometry: dict  # thermo.models.geometry.straight_fins keywords (unit cell), SI
     solid_material: str
     solid_k: float
     coolant: Coolant
@@ -296,7 +297,7 @@ def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import porous
-    from aidc_thermo.kernels.grid import Grid
+    from aidc_thermo.kernels.fv.grid import Grid
 
     w, t, H, tb, L, ks, flux, flow = dims
     mu, kf, rho_cp, t_in = props
@@ -535,7 +536,7 @@ def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Q
     }
     append_groups(folder, {"reference": shah_london, **coldplate.plot_series(None, None, stacked=solutions)})
     if case.plots:
-        from aidc_thermo.plots import plot_results
+        from aidc_thermo.plots.figures import plot_results
 
         plot_results(folder)
     return summary

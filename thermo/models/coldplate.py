@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aidc_thermo import bounds, progress, resources
-from aidc_thermo import geometry as geo
-from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
 from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
+from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
+from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
-from aidc_thermo.results import Field, Quantity, Series, append_groups, write_results
+from aidc_thermo.models import geometry as geo
 
 if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
     import jax
@@ -403,8 +403,8 @@ def _heated_area(g: geo.VoxelGeometry, heated: str) -> float:
 @dataclass(frozen=True)
 class Problem:
     """The arrays and static settings of one resolved cold-plate solve, ready
-    for the kernels (:func:`kernels.flow.solve_flow`, then
-    :func:`kernels.energy.solve` on the face flows)."""
+    for the kernels (:func:`kernels.fv.flow.solve_flow`, then
+    :func:`kernels.fv.energy.solve` on the face flows)."""
 
     geometry: geo.VoxelGeometry
     grid: object
@@ -457,12 +457,12 @@ def compiled_solvers():
 
 
 def solve_flow(*args):
-    """:func:`kernels.flow.solve_flow`, jitted (the spec, argument 4, static)."""
+    """:func:`kernels.fv.flow.solve_flow`, jitted (the spec, argument 4, static)."""
     return compiled_solvers()[0](*args)
 
 
 def solve_energy(*args):
-    """:func:`kernels.energy.solve`, jitted (the config, argument 5, static)."""
+    """:func:`kernels.fv.energy.solve`, jitted (the config, argument 5, static)."""
     return compiled_solvers()[1](*args)
 
 
@@ -472,7 +472,7 @@ def setup(case: ColdPlateCase) -> Problem:
 
     from aidc_thermo.kernels import conduction as cd
     from aidc_thermo.kernels import energy, flow
-    from aidc_thermo.kernels.grid import grid_from_faces
+    from aidc_thermo.kernels.fv.grid import grid_from_faces
 
     g = build_geometry(case)
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
@@ -814,7 +814,7 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
     )
     append_groups(folder, plot_series(case, sol))
     if case.plots:
-        from aidc_thermo.plots import plot_results
+        from aidc_thermo.plots.figures import plot_results
 
         plot_results(folder)
     return summary

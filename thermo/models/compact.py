@@ -2,7 +2,7 @@
 
 The plate is a rectangle in x-y with a field of straight fins along x (or
 of pin fins: Zukauskas heat transfer and fitted Zukauskas friction, see
-:mod:`thermo.pin_friction`) between two open plena (one at each x end). Layouts:
+:mod:`thermo.models.pin_friction`) between two open plena (one at each x end). Layouts:
 
 * ``end_fed``: coolant enters through the plenum at x = 0 (the whole y
   side) and leaves at x = L;
@@ -12,7 +12,7 @@ of pin fins: Zukauskas heat transfer and fitted Zukauskas friction, see
 Below the fin layer, a stack of uniform solid layers (from the junction side
 up to the base); heat enters the bottom face through rectangles of given
 power. Coolant properties are taken at the inlet temperature
-(:mod:`thermo.coolant`); closures from :func:`kernels.porous.straight_fins`
+(:mod:`thermo.coolant`); closures from :func:`kernels.fv.porous.straight_fins`
 (Shah & London) or a closure table from ``thermo calibrate`` (``[fins]
 closures``: f Re and Nu interpolated at the channel Reynolds number of each
 flow).
@@ -33,14 +33,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aidc_thermo import bounds, pin_friction, progress, resources
-from aidc_thermo.calibrate import ClosureTableError, read_closure_table
-from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo import bounds, progress, resources
 from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
+from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.io.power_maps import overlap, read_map, source_power
+from aidc_thermo.io.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
 from aidc_thermo.materials import material_library
-from aidc_thermo.power_maps import overlap, read_map, source_power
-from aidc_thermo.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
+from aidc_thermo.models import pin_friction
+from aidc_thermo.models.calibrate import ClosureTableError, read_closure_table
 
 if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported where used (thermo check needs none)
     from aidc_thermo.kernels import porous
@@ -63,7 +64,7 @@ class Source:
     name: str
     rect: tuple[float, float, float, float]  # x0, y0, x1, y1 (m)
     power: float  # W
-    map: tuple | None = None  # relative power-map grid, rows along y (thermo.power_maps)
+    map: tuple | None = None  # relative power-map grid, rows along y (thermo.io.power_maps)
 
 
 @dataclass(frozen=True)
@@ -480,7 +481,7 @@ def _inputs(case: CompactCase, arr: Arrays, dtype):
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import porous
-    from aidc_thermo.kernels.grid import grid_from_faces
+    from aidc_thermo.kernels.fv.grid import grid_from_faces
 
     xf, yf, zf = arr.faces
     nx, ny = arr.plenum.shape
@@ -692,7 +693,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
     heat = {"heat_flux": Series(np.asarray(arr.flux, np.float64), "W/m^2", "power map: heat flux into the bottom")}
     append_groups(folder, {"power_map": heat})
     if case.plots:
-        from aidc_thermo.plots import plot_results
+        from aidc_thermo.plots.figures import plot_results
 
         plot_results(folder)
     return summary

@@ -5,7 +5,7 @@ facility-water loop and heat-rejection plant (dry cooler, or open/closed wet
 tower, with an optional trim chiller and heat export), at one ambient design
 point or over an hourly weather year. For every hour the coupled junction
 temperature / chip power / coolant temperature problem is solved
-(:func:`kernels.coupled.solve_operating_point`), and the energy each token costs
+(:func:`kernels.plant.coupled.solve_operating_point`), and the energy each token costs
 is reported: J/token for IT, cooling and the whole facility, tokens per kWh,
 partial PUE and PUE, water use, free-cooling hours.
 
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from aidc_thermo import bounds, progress
-from aidc_thermo.case import CaseError, CaseFile, Table, read_header
 from aidc_thermo.errors import SolveError
-from aidc_thermo.results import Quantity, Series, write_series_results
-from aidc_thermo.weather import Weather, read_weather
+from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header
+from aidc_thermo.io.results import Quantity, Series, write_series_results
+from aidc_thermo.io.weather import Weather, read_weather
 
 __all__ = ["FacilityCase", "parse", "run", "optimize", "build", "solve_hours", "CASE_TYPE"]
 
@@ -64,7 +64,7 @@ class OptimizeSettings:
 @dataclass(frozen=True)
 class FacilityCase:
     """A parsed facility case (SI units). ``params`` holds the traced numbers of
-    :class:`kernels.coupled.Facility` by field name (nested dicts for the
+    :class:`kernels.plant.coupled.Facility` by field name (nested dicts for the
     accelerator, cold plate, device and chiller)."""
 
     name: str
@@ -100,7 +100,7 @@ def _coolant_props(table: Table | None, t_ref: float, default_fluid: str = "wate
     return float(coolant.density(t_ref)), float(coolant.cp(t_ref)), coolant.name
 
 
-#: kernels.plant.DEVICE_KINDS and kernels.hx.ARRANGEMENTS, repeated so that parsing
+#: kernels.plant.DEVICE_KINDS and kernels.plant.hx.ARRANGEMENTS, repeated so that parsing
 #: imports no JAX (test_facility checks they agree)
 DEVICE_KINDS = ("dry_cooler", "closed_tower", "open_tower")
 ARRANGEMENTS = ("counterflow", "parallel", "crossflow_unmixed", "crossflow_cmax_mixed", "crossflow_cmin_mixed")
@@ -146,7 +146,7 @@ MAX_NTU = 50.0
 
 def _counterflow_ntu(eps: float, cr: float) -> float:
     """NTU of a counterflow exchanger of effectiveness ``eps`` and capacity
-    ratio ``cr`` (closed form, the inverse of kernels.hx's counterflow law;
+    ratio ``cr`` (closed form, the inverse of kernels.plant.hx's counterflow law;
     no JAX, so that parsing stays light)."""
     if not 0.0 <= eps < 1.0:
         return math.inf
@@ -549,7 +549,7 @@ def rated_params(case: FacilityCase) -> dict:
     from the rated approach, the air stream's heat capacity, and the DOE-2
     chiller curve. Raises :class:`CaseError` (naming the key) when the rated
     approach cannot be reached with the case's air and water flows."""
-    from aidc_thermo.case import CaseError
+    from aidc_thermo.io.case import CaseError
     from aidc_thermo.kernels import hx, plant
 
     r = case.ratings
@@ -599,8 +599,8 @@ def _dtype(case: FacilityCase):
 
 
 def build(case: FacilityCase):
-    """The :class:`kernels.coupled.Facility` pytree of a case (in its precision)
-    and the static :class:`kernels.coupled.CoupledConfig`."""
+    """The :class:`kernels.plant.coupled.Facility` pytree of a case (in its precision)
+    and the static :class:`kernels.plant.coupled.CoupledConfig`."""
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import coupled, it_power, plant
@@ -632,7 +632,7 @@ def build(case: FacilityCase):
 def _hourly_inputs(case: FacilityCase):
     import jax.numpy as jnp
 
-    from aidc_thermo.kernels.coupled import Ambient
+    from aidc_thermo.kernels.plant.coupled import Ambient
 
     dt = _dtype(case)
     w = case.weather
@@ -659,7 +659,7 @@ def _year_solver(config):
     """fac, amb[hours], util[hours] -> (ops, infos) over the hours (vmap)."""
     import jax
 
-    from aidc_thermo.kernels.coupled import solve_operating_point
+    from aidc_thermo.kernels.plant.coupled import solve_operating_point
 
     def one(fac, amb, u):
         return solve_operating_point(dataclasses.replace(fac, utilization=u), amb, config)
@@ -669,7 +669,7 @@ def _year_solver(config):
 
 def _year_metrics(config):
     """fac, amb, util -> (J/token facility, T_j max, all converged, totals)."""
-    from aidc_thermo.kernels.coupled import annual_totals
+    from aidc_thermo.kernels.plant.coupled import annual_totals
 
     solve_year = _year_solver(config)
 
@@ -808,7 +808,7 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     """Solve every hour, write the energy-per-token report into ``folder``."""
     import jax
 
-    from aidc_thermo.kernels.coupled import annual_totals
+    from aidc_thermo.kernels.plant.coupled import annual_totals
 
     fac, config, amb, util, ops_all, infos_all = _solve_with_sweep(case)
     progress.phase("write", ready=(ops_all, infos_all))
@@ -889,7 +889,7 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
         summary=summary,
     )
     if case.plots:
-        from aidc_thermo.plots import plot_results
+        from aidc_thermo.plots.figures import plot_results
 
         plot_results(folder)
     return summary
@@ -1121,7 +1121,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         summary=summary,
     )
     if case.plots:
-        from aidc_thermo.plots import plot_results
+        from aidc_thermo.plots.figures import plot_results
 
         plot_results(folder)
     return summary

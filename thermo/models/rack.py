@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from aidc_thermo import bounds, progress, resources
-from aidc_thermo.case import CaseFile, Table, read_header, read_plots_flag
 from aidc_thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
-from aidc_thermo.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
+from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.io.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
 
 __all__ = ["RackCase", "CASE_TYPE", "parse", "build_network", "solve", "run"]
 
@@ -668,7 +668,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     )
     write_summary_json(folder, summary)
     if case.plots:
-        from aidc_thermo.plots import plot_results
+        from aidc_thermo.plots.figures import plot_results
 
         plot_results(folder)
     return summary

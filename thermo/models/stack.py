@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from aidc_thermo import bounds, progress, resources
-from aidc_thermo.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
 from aidc_thermo.errors import SolveError
+from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
+from aidc_thermo.io.power_maps import read_map, source_power
+from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
-from aidc_thermo.power_maps import read_map, source_power
-from aidc_thermo.results import Field, Quantity, Series, append_groups, write_results
 
 __all__ = ["StackCase", "parse", "solve", "run"]
 
@@ -420,7 +420,7 @@ def solve(case: StackCase, disc: Discretization | None = None):
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import linsolve
-    from aidc_thermo.kernels.grid import grid_from_faces
+    from aidc_thermo.kernels.fv.grid import grid_from_faces
 
     progress.phase("build")
     disc = disc or discretize(case)
@@ -538,7 +538,7 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
     )
     append_groups(folder, plot_series(case, disc, T, tj))
     if case.plots:
-        from aidc_thermo.plots import plot_results  # matplotlib only when plotting
+        from aidc_thermo.plots.figures import plot_results  # matplotlib only when plotting
 
         plot_results(folder)
     return summary

@@ -1,7 +1,7 @@
 """Everything the plots read from a results folder, in one place.
 
 The plots of every case type are a function of ``results.h5`` alone
-(:func:`thermo.plots.plot_results`), so ``thermo run`` and ``thermo plot``
+(:func:`thermo.plots.figures.plot_results`), so ``thermo run`` and ``thermo plot``
 draw the same PNG files. This module is the only one that knows where the
 plots' data sit in ``results.h5``: :data:`DATASETS` maps a logical name to its
 HDF5 path. A change of the file layout is a change of this table (and of
@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from aidc_thermo.case import CaseError
+from aidc_thermo.io.case import CaseError
 
 __all__ = ["DATASETS", "LAYOUT", "Results", "open_results", "write_layout"]
 

@@ -4,7 +4,7 @@
 ``calibrate``) call it on the folder they have just written, ``thermo plot``
 calls it on an existing folder, so both draw the same files. What each case
 type draws is listed in :data:`PLOTS`; where each number comes from in
-``results.h5`` is :mod:`thermo.plot_data`.
+``results.h5`` is :mod:`thermo.plots.data`.
 
 Colour scales take robust limits (percentiles of the region shown, see
 :func:`robust_limits`) so that one outlier or round-off cannot take the scale
@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from aidc_thermo.plot_data import Results, open_results  # noqa: E402
+from aidc_thermo.plots.data import Results, open_results  # noqa: E402
 
 __all__ = ["PLOTS", "daily_energy_per_token", "plot_results", "robust_limits"]
 
@@ -49,12 +49,12 @@ def plot_results(folder: str | Path, out: str | Path | None = None) -> list[Path
     """Draw every plot of the results folder ``folder`` into ``out`` (default:
     the folder itself); returns the files written. A folder that is not a
     results folder, or one of another results layout, raises
-    :class:`thermo.case.CaseError`."""
+    :class:`thermo.io.case.CaseError`."""
     out = Path(out) if out is not None else Path(folder)
     with open_results(folder) as r:
         draw = _DRAW.get(r.case_type)
         if draw is None:
-            from aidc_thermo.case import CaseError
+            from aidc_thermo.io.case import CaseError
 
             raise CaseError(r.path, "case.type", f"no plots for case type {r.case_type!r}")
         out.mkdir(parents=True, exist_ok=True)
