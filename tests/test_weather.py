@@ -30,8 +30,8 @@ EPW_TAIL = "0,0,309,0,0,0,0,0,0,0,240,3.1,6,4,16.0,77777,9,999999999,10,0.0820,0
 
 def hour_values(k: int) -> tuple[str, str, str, str]:
     """Dry bulb, dew point (°C, one decimal), RH (%), pressure (Pa) of hour k: a
-    daily cycle and a slow drift, the dew point below the dry bulb."""
-    tdb = 12.0 + 8.0 * np.sin(2 * np.pi * (k - 9) / 24) + 0.01 * k % 7
+    daily and a yearly cycle, the dew point 1-5 K below the dry bulb."""
+    tdb = 12.0 + 8.0 * np.sin(2 * np.pi * (k - 9) / 24) + 10.0 * np.sin(2 * np.pi * k / 8760)
     dew = tdb - 3.0 - 2.0 * np.cos(2 * np.pi * k / 24)
     rh = 100.0 * np.exp(17.6 * dew / (243.0 + dew) - 17.6 * tdb / (243.0 + tdb))
     return f"{tdb:.1f}", f"{dew:.1f}", f"{rh:.0f}", f"{99500 + 37 * (k % 50)}"
