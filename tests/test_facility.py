@@ -70,18 +70,19 @@ def test_synthetic_year_reproduces_its_statistics_without_weather_noise():
 
 
 def test_relative_humidity_becomes_the_psychrometric_wet_bulb(tmp_path):
-    path = write(tmp_path, "# a comment\ntime,dry_bulb_C,relative_humidity_pct\nh0,30.0,50.0\nh1,-5.0,80\n", "w.csv")
+    text = "# a comment\ntime,dry_bulb_C,relative_humidity_pct\n2001-01-01T00:00,30.0,50.0\n2001-01-01T01:00,-5.0,80\n"
+    path = write(tmp_path, text, "w.csv")
     w = weather.read_weather(path, pressure=95000.0)
     expected = psychro.wet_bulb(jnp.asarray(w.t_db), jnp.asarray([0.5, 0.8]), 95000.0)
     np.testing.assert_allclose(w.t_wb, expected, atol=1e-9)
-    assert w.time == ("h0", "h1") and np.all(w.p == 95000.0)
+    assert w.time == ("2001-01-01T00:00", "2001-01-01T01:00") and np.all(w.p == 95000.0)
 
 
 @pytest.mark.parametrize(
     "text, fragment",
     [
         ("time,dry_bulb_C\nh,20\n", "exactly one of"),
-        ("time,dry_bulb_C,wet_bulb_C,rh\nh,20,15,3\n", "unknown column"),
+        ("time,dry_bulb_C,wet_bulb_C,rh\nh,20,15,3\n", "not an ISO 8601 date-time"),  # extra columns are ignored
         ("time,dry_bulb_C,wet_bulb_C\nh,20,25\n", "above the dry bulb"),
         ("time,dry_bulb_C,relative_humidity_pct\nh,20,120\n", "outside 0.0..100.0"),
         ("time,dry_bulb_C,relative_humidity_pct\nh,warm,50\n", "not a number"),

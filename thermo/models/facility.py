@@ -409,6 +409,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
             weather = read_weather(path, p_amb)
         except CaseError as exc:  # name this case file and key, then the weather file's line
             raise amb.error("weather", str(exc)) from None
+        notes += [f"weather: {weather.period}", *(f"weather: {n}" for n in weather.notes)]
         hourly = True
     else:
         t_db = amb.quantity("dry_bulb", "temperature")
@@ -916,7 +917,8 @@ def _summary(case, ops, infos, tot, m, breakdown) -> dict[str, Quantity]:
     tower = case.device != "dry_cooler"
     s = {
         "case": Quantity(case.name),
-        "period": Quantity(f"{hours} hourly rows ({case.weather.source})" if case.hourly else "design point"),
+        "period": Quantity(f"{hours} hourly rows ({case.weather.source}; {case.weather.period})"
+                           if case.hourly else "design point"),
         "J_per_token_IT": Quantity(float(m.j_per_token_it), "J", f"IT energy per token {period}; "
                                    "IT = accelerators + other IT + in-rack conversion"),
         "J_per_token_cooling": Quantity(float(m.j_per_token_cooling), "J", f"cooling energy per token {period}; "
