@@ -17,7 +17,8 @@ import it by its full path):
                 (laws, linalg, thermal are its parts)
     plant/      heat rejection plant; hx (heat exchangers), psychro
                 (psychrometrics), it_power (chip power), coupled (the
-                junction-to-ambient operating point)
+                junction-to-ambient operating point), lumped (thermal
+                masses and mixing cells in time)
     diagnostics SolveInfo, the status every iterative solve returns
 
 Precision is the caller's choice: kernels follow the dtype of their inputs
@@ -26,9 +27,9 @@ Precision is the caller's choice: kernels follow the dtype of their inputs
 
 from . import network, plant
 from .diagnostics import SolveInfo
-from .fv import advdiff, conduction, energy, flow, grid, porous
+from .fv import advdiff, conduction, energy, flow, grid, porous, transient
 from .fv.grid import Grid, grid_from_faces, uniform_grid
-from .plant import coupled, hx, it_power, psychro
+from .plant import coupled, hx, it_power, lumped, psychro
 from .solvers import krylov, linsolve, roots
 
 __all__ = [
@@ -48,7 +49,9 @@ __all__ = [
     "hx",
     "it_power",
     "linsolve",
+    "lumped",
     "network",
     "plant",
     "psychro",
+    "transient",
 ]
