@@ -193,7 +193,7 @@ def read_stl_geometry(t: Table, base: Path) -> dict:
             if len(faces) < 2 or faces[0] != 0 or not np.all(np.diff(faces) > 0):
                 raise gt.error(name, "face coordinates must start at 0 and increase (at least two)")
             if size is not None and abs(faces[-1] - size[a]) > 1e-9 * size[a]:
-                raise gt.error(name, f"the last face ({faces[-1]:g} m) must be the domain's size.{name} ({size[a]:g} m)")
+                raise gt.error(name, f"the last face ({faces[-1]:g} m) must equal size[{a}] ({size[a]:g} m)")
             grid.append(tuple(float(f) for f in faces))
         else:
             grid.append(gt.integer(name, minimum=1))
@@ -293,7 +293,8 @@ def grid_shape(kind: str, kw: dict) -> list[tuple[int, str]]:
         y = (kw["columns"] * pp, "geometry.columns" if kw["columns"] > pp else "geometry.cells.per_pitch")
         return [x, y, z]
     if kind == "stl":
-        return [(n if isinstance(n, int) else len(n) - 1, f"geometry.grid.{a}") for a, n in zip("xyz", kw["grid"])]
+        cells = [n if isinstance(n, int) else len(n) - 1 for n in kw["grid"]]
+        return [(n, f"geometry.grid.{a}") for a, n in zip("xyz", cells, strict=True)]
     shape = geo.mask_shape(kw["path"])
     if len(shape) != 3:
         raise ValueError(f"{Path(kw['path']).name}: expected a 3D array, got shape {shape}")

@@ -363,8 +363,10 @@ def from_stl(
     if size is None:
         size = tuple(float(v) for v in hi)
         if any(not s > 0 for s in size):
-            raise ValueError(f"{path.name}: the mesh does not reach into positive coordinates; give 'size' and "
-                             "an 'offset' that place it in the domain")
+            raise ValueError(
+                f"{path.name}: the mesh does not reach into positive coordinates; give 'size' and "
+                "an 'offset' that place it in the domain"
+            )
     size = tuple(float(s) for s in size)
     tol = [1e-6 * s for s in size]
     out = [a for a in range(3) if lo[a] < -tol[a] or hi[a] > size[a] + tol[a]]
@@ -584,7 +586,8 @@ def pin_plate_stl(
     faces = [top]
     left, right = on(0, xb[0]), on(0, xb[-1])
     if plenum_length > 0:  # plena tops: from the far edge to the tiles' first and last edges
-        faces.append(_fan(np.vstack([[[0.0, width, zb], [0.0, 0.0, zb]], np.column_stack([left, np.full(len(left), zb)])])))
+        faces.append(_fan(np.vstack([[[0.0, width, zb], [0.0, 0.0, zb]],
+                                     np.column_stack([left, np.full(len(left), zb)])])))  # fmt: skip
         faces.append(_fan(np.vstack([[[length, 0.0, zb], [length, width, zb]],
                                      np.column_stack([right[::-1], np.full(len(right), zb)])])))  # fmt: skip
         left = np.array([[0.0, 0.0], [0.0, width]])
