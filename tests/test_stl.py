@@ -295,3 +295,23 @@ def test_round_pin_plate_runs_end_to_end(tmp_path, capsys):
     assert summary["pressure_drop"]["value"] > 0
     t_out, t_check = summary["T_outlet_bulk"]["value"], summary["T_outlet_energy_check"]["value"]
     assert t_out == pytest.approx(t_check, abs=0.02 * (t_check - 35.0))
+
+
+def test_export_stl_command_writes_the_case_solid(tmp_path, capsys):
+    """``thermo export-stl`` on the bundled cases: the voxel solid reads back
+    to the case's own mask; ``--round-pins`` writes the polygonal pins."""
+    unit = tmp_path / "cell.stl"
+    assert main(["export-stl", str(CASES / "coldplate_unit_cell.toml"), "-o", str(unit), "--ascii"]) == 0
+    case = coldplate.parse(load(CASES / "coldplate_unit_cell.toml"))
+    g = coldplate.build_geometry(case)
+    assert np.array_equal(geo.from_stl(unit, scale=1e-3, grid=g.faces).material, g.material)
+    pins = tmp_path / "pins.stl"
+    assert main(["export-stl", str(CASES / "coldplate_pinfin.toml"), "-o", str(pins), "--round-pins", "16",
+                 "--units", "um"]) == 0  # fmt: skip
+    g = coldplate.build_geometry(coldplate.parse(load(CASES / "coldplate_pinfin.toml")))
+    h = geo.from_stl(pins, scale=1e-6, grid=g.faces)
+    assert np.array_equal(h.solid, g.solid)
+    assert "binary STL in um" in capsys.readouterr().out
+    assert main(["export-stl", str(CASES / "coldplate_unit_cell.toml"), "-o", str(pins), "--round-pins", "16"]) == 2
+    assert "round pin fins" in capsys.readouterr().err
+    assert main(["export-stl", str(CASES / "slab.toml"), "-o", str(pins)]) == 2
