@@ -283,7 +283,7 @@ def test_round_pin_plate_runs_end_to_end(tmp_path, capsys):
     of its own (the walls of the base snap to faces): converged, the energy
     closes, and summary.json reports the voxelisation."""
     case = _pin_case(tmp_path, geo.pin_plate_stl(**PIN_KW), 'fin_field = ["1 mm", "7 mm"]',
-                     "[geometry.grid]\nx = 40\ny = 20\nz = 10")  # fmt: skip
+                     "[geometry.grid]\nx = 64\ny = 32\nz = 12")  # fmt: skip
     out = tmp_path / "out"
     assert main(["run", str(case), "-o", str(out)]) == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())

@@ -43,6 +43,8 @@ __all__ = [
 
 # at most this many (triangle, column) pairs are tested at once
 _CHUNK_PAIRS = 2_000_000
+# files above this size are refused before reading (the mesh is held in memory several times)
+_MAX_BYTES = 1 << 30
 
 
 class MeshError(ValueError):
@@ -63,6 +65,11 @@ def read(path: str | Path, scale: float = 1.0, offset=(0.0, 0.0, 0.0)) -> tuple[
         raise MeshError(f"{path.name}: cannot read it ({exc})") from None
     if size == 0:
         raise MeshError(f"{path.name}: the file is empty")
+    if size > _MAX_BYTES:
+        raise MeshError(
+            f"{path.name}: {size / 2**30:.1f} GiB is larger than the {_MAX_BYTES // 2**30} GiB this reader takes "
+            "(about 20 million triangles binary); decimate the mesh"
+        )
     try:
         m = stl_mesh.Mesh.from_file(str(path), calculate_normals=False, speedups=False)
     except (OSError, ValueError, TypeError, AssertionError, RuntimeError, IndexError, UnicodeError) as exc:

@@ -419,9 +419,11 @@ def from_stl(
 
 
 def narrowest_passage(g: VoxelGeometry) -> float:
-    """A typical narrowest flow passage (m): along y and z (and x), the
-    median length of the runs of fluid cells bounded at both ends by solid or
-    a side wall (not by the open x faces); the smallest over the axes."""
+    """A typical narrowest flow passage (m): along y and z (and x), the 10th
+    percentile of the lengths of the runs of fluid cells bounded at both ends
+    by solid or a side wall (not by the open x faces); the smallest over the
+    axes. (Measured: the median, 0.8 mm for 0.5 mm pin gaps on a coarse grid,
+    made the flow solve diverge.)"""
     fluid = g.material == FLUID
     best = np.inf
     for axis in range(3):
@@ -439,8 +441,8 @@ def narrowest_passage(g: VoxelGeometry) -> float:
         if axis == 0:  # runs through the inlet or outlet face are open
             closed = (starts > 0) & (stops < f.shape[1])
             lengths = lengths[closed]
-        if lengths.size:
-            best = min(best, float(np.median(lengths)))
+        if lengths.size:  # the 10th percentile of the runs (one of them): the narrow gaps, not the widest
+            best = min(best, float(np.percentile(lengths, 10, method="lower")))
     if not np.isfinite(best):
         raise ValueError("no fluid passage in the geometry")
     return best
