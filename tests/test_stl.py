@@ -103,6 +103,20 @@ def test_bad_meshes_are_refused(mutate, fragment):
         stl.check(mutate(box((0, 0, 0), (1, 1, 1))))
 
 
+def test_every_solid_of_an_ascii_file_is_read(tmp_path):
+    """Two bodies written as two ``solid`` blocks of one ASCII file: both are
+    voxelised (a reader taking the first block only would lose the second)."""
+    a, b = box((0, 0, 0), (1e-3, 1e-3, 1e-3)), box((2e-3, 0, 0), (3e-3, 1e-3, 1e-3))
+    stl.write(tmp_path / "a.stl", a, ascii=True)
+    stl.write(tmp_path / "b.stl", b, ascii=True)
+    (tmp_path / "ab.stl").write_text((tmp_path / "a.stl").read_text() + (tmp_path / "b.stl").read_text())
+    tris, _ = stl.read(tmp_path / "ab.stl")
+    assert len(tris) == 24
+    faces = (np.linspace(0, 3e-3, 7), np.linspace(0, 1e-3, 3), np.linspace(0, 1e-3, 3))
+    w = stl.winding_numbers(tris, faces)
+    assert np.array_equal(w[:, 0, 0], [1, 1, 0, 0, 1, 1])
+
+
 # ----------------------------------------------------------------------------- round trips of the built-in solids
 
 

@@ -54,7 +54,7 @@ class MeshError(ValueError):
 def read(path: str | Path, scale: float = 1.0, offset=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """Triangles ``(n, 3, 3)`` (file coordinates times ``scale`` plus
     ``offset``, float64) and the stored facet normals ``(n, 3)`` of a binary
-    or ASCII STL file. Raises :class:`MeshError` naming the file for one that
+    or ASCII STL file (every ``solid`` block of an ASCII file). Raises :class:`MeshError` naming the file for one that
     cannot be read."""
     from stl import mesh as stl_mesh
 
@@ -70,17 +70,19 @@ def read(path: str | Path, scale: float = 1.0, offset=(0.0, 0.0, 0.0)) -> tuple[
             f"{path.name}: {size / 2**30:.1f} GiB is larger than the {_MAX_BYTES // 2**30} GiB this reader takes "
             "(about 20 million triangles binary); decimate the mesh"
         )
-    try:
-        m = stl_mesh.Mesh.from_file(str(path), calculate_normals=False, speedups=False)
+    try:  # every solid of an ASCII file (from_file would read the first one only)
+        parts = list(stl_mesh.Mesh.from_multi_file(str(path), calculate_normals=False, speedups=False))
     except (OSError, ValueError, TypeError, AssertionError, RuntimeError, IndexError, UnicodeError) as exc:
         raise MeshError(f"{path.name}: not a readable STL file ({exc})") from None
-    tris = np.asarray(m.vectors, np.float64)
+    if not parts:
+        raise MeshError(f"{path.name}: no triangles in the file")
+    tris = np.concatenate([np.asarray(m.vectors, np.float64).reshape(-1, 3, 3) for m in parts])
     if tris.ndim != 3 or tris.shape[1:] != (3, 3) or len(tris) == 0:
         raise MeshError(f"{path.name}: no triangles in the file")
     if not np.all(np.isfinite(tris)):
         bad = int(np.flatnonzero(~np.isfinite(tris).all(axis=(1, 2)))[0])
         raise MeshError(f"{path.name}: triangle {bad} has a coordinate that is NaN or infinite")
-    normals = np.asarray(m.normals, np.float64)
+    normals = np.concatenate([np.asarray(m.normals, np.float64).reshape(-1, 3) for m in parts])
     return tris * scale + np.asarray(offset, np.float64), normals
 
 
