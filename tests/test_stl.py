@@ -147,7 +147,11 @@ def test_units_and_offset_place_the_mesh(tmp_path):
     h = geo.from_stl(path, scale=1e-6, offset=(1e-3, 0, 0), grid=g.faces)
     assert np.array_equal(h.material, g.material)
     with pytest.raises(ValueError, match="leaves the domain along x"):
-        geo.from_stl(path, scale=1e-6, grid=g.faces, size=tuple(f[-1] for f in g.faces))
+        geo.from_stl(path, scale=1e-6, grid=g.faces)
+    with pytest.raises(ValueError, match="leaves the domain along x"):  # explicit faces set the domain's x
+        geo.from_stl(path, scale=1e-6, offset=(1e-3, 0, 0), grid=(g.faces[0][:-8], 16, 8))
+    with pytest.raises(ValueError, match="fin_field 9 .. 10 mm holds no cell centre"):
+        geo.from_stl(path, scale=1e-6, offset=(1e-3, 0, 0), grid=g.faces, fin_field=(9e-3, 10e-3))
 
 
 @pytest.mark.parametrize("arrangement", ["inline", "staggered"])

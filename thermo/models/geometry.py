@@ -360,8 +360,9 @@ def from_stl(
         msg = str(exc)
         raise ValueError(msg if msg.startswith(path.name) else f"{path.name}: {msg}") from None
     lo, hi = tris.reshape(-1, 3).min(axis=0), tris.reshape(-1, 3).max(axis=0)
-    if size is None:
-        size = tuple(float(v) for v in hi)
+    if size is None:  # explicit faces end the domain on their axis, the mesh on the others
+        size = tuple(float(spec[-1]) if not isinstance(spec, (int, np.integer)) else float(hi[a])
+                     for a, spec in enumerate(grid))  # fmt: skip
         if any(not s > 0 for s in size):
             raise ValueError(
                 f"{path.name}: the mesh does not reach into positive coordinates; give 'size' and "
@@ -403,6 +404,12 @@ def from_stl(
     if fin_field is None:
         idx = np.flatnonzero(fins)
         fin_field = (faces[0][idx[0]], faces[0][idx[-1] + 1]) if idx.size else (faces[0][0], faces[0][-1])
+    xc = 0.5 * (faces[0][1:] + faces[0][:-1])
+    if not np.any((xc > fin_field[0]) & (xc < fin_field[1])):
+        raise ValueError(
+            f"{path.name}: fin_field {1e3 * fin_field[0]:.6g} .. {1e3 * fin_field[1]:.6g} mm holds no cell centre "
+            f"of the grid (0 .. {1e3 * faces[0][-1]:.6g} mm along x)"
+        )
     vol = np.einsum("i,j,k->ijk", *(np.diff(f) for f in faces))
     voxel_volume = float(vol[solid].sum())
     report = {
