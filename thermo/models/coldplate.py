@@ -1,6 +1,6 @@
 """``resolved_coldplate`` cases: laminar coolant flow and conjugate heat
-transfer through a voxel cold plate (straight fins, pin fins or a mask file),
-resolved on the grid.
+transfer through a voxel cold plate (straight fins, pin fins, a mask file or
+the solid of an STL file, :func:`geometry.from_stl`), resolved on the grid.
 
 Set-up: coolant enters through the x- face (over its fluid cells) at a given
 volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge
