@@ -333,3 +333,54 @@ def test_export_stl_command_writes_the_case_solid(tmp_path, capsys):
     assert main(["export-stl", str(CASES / "coldplate_unit_cell.toml"), "-o", str(pins), "--round-pins", "16"]) == 2
     assert "round pin fins" in capsys.readouterr().err
     assert main(["export-stl", str(CASES / "slab.toml"), "-o", str(pins)]) == 2
+
+
+# ----------------------------------------------------------------------------- compact cold plate: fin-field outline
+
+
+def _compact(tmp_path: Path, outline: np.ndarray | None, extra: str = "") -> Path:
+    text = (CASES / "compact_gpu_coldplate.toml").read_text()
+    if outline is not None:
+        geo.to_stl(outline, tmp_path / "fins.stl")
+    old = 'plenum_length = "4 mm"'
+    assert old in text
+    path = tmp_path / "compact.toml"
+    path.write_text(text.replace(old, f'{old}\nfin_footprint = "fins.stl"\nfootprint_units = "mm"\n{extra}', 1))
+    return path
+
+
+def test_compact_fin_footprint_sets_the_fin_columns(tmp_path):
+    """An outline covering the whole field between the plena gives the
+    default fin columns exactly; one over the lower half of the plate (in y)
+    leaves the upper half open (plenum)."""
+    from aidc_thermo.models import compact
+
+    default = compact.discretize(compact.parse(load(CASES / "compact_gpu_coldplate.toml")))
+    whole = compact.parse(load(_compact(tmp_path, box((4e-3, 0, 0), (76e-3, 80e-3, 3e-3)))))
+    assert np.array_equal(compact.discretize(whole).plenum, default.plenum)
+    half = compact.discretize(compact.parse(load(_compact(tmp_path, box((0, 0, 0), (80e-3, 40e-3, 3e-3))))))
+    yc = 0.5 * (half.faces[1][1:] + half.faces[1][:-1])
+    assert np.array_equal(half.plenum[:, yc > 40e-3], np.ones_like(half.plenum[:, yc > 40e-3]))
+    assert np.array_equal(half.plenum[:, yc < 40e-3], default.plenum[:, yc < 40e-3])
+    # the offset moves the outline: shifted by +40 mm in y it covers the upper half
+    up = compact.discretize(compact.parse(load(_compact(tmp_path, box((0, 0, 0), (80e-3, 40e-3, 3e-3)),
+                                                        'footprint_offset = ["0 mm", "40 mm"]'))))  # fmt: skip
+    assert np.array_equal(up.plenum, half.plenum[:, ::-1])
+
+
+@pytest.mark.parametrize(
+    "outline, extra, key, fragment",
+    [
+        (box((0, 0, 0), (80e-3, 40e-3, 3e-3))[1:], "", "plate.fin_footprint", "not watertight"),
+        (box((0, 0, 0), (90e-3, 40e-3, 3e-3)), "", "plate.fin_footprint", "leaves the plate along x"),
+        (box((0, 0, 0), (3e-3, 40e-3, 3e-3)), "", "plate.fin_footprint", "covers no fin-field column"),
+        (box((0, 0, 0), (8e-3, 4e-3, 3e-3)), 'footprint_units = "furlong"', "plate.footprint_units", ""),
+    ],
+)
+def test_bad_compact_footprint_exits_2(outline, extra, key, fragment, tmp_path, capsys):
+    case = _compact(tmp_path, outline, extra)
+    if "footprint_units" in extra:
+        case.write_text(case.read_text().replace('footprint_units = "mm"\n', "", 1))
+    assert main(["check", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert f"{case}: {key}" in err and fragment in err, err

@@ -613,3 +613,36 @@ def pin_plate_stl(
     bottom = np.array([[0.0, 0.0, 0.0], [0.0, width, 0.0], [length, width, 0.0], [length, 0.0, 0.0]])
     faces.append(_fan(bottom))
     return np.concatenate(faces)
+
+
+def footprint_mask(path: str | Path, *, scale: float, offset=(0.0, 0.0), faces_x, faces_y) -> np.ndarray:
+    """Columns ``(nx, ny)`` of a plate grid (face coordinates ``faces_x``,
+    ``faces_y``, m) whose centre lies under the solid of an STL file (the
+    outline of a fin field): a vertical line through the centre passes
+    inside the mesh somewhere between its lowest and highest point (sampled
+    at 16 heights). The file's coordinates are multiplied by ``scale`` and
+    shifted by ``offset`` (x, y; m). The mesh is checked as in
+    :func:`from_stl` and must lie over the plate. Raises ValueError (with the
+    file name)."""
+    from aidc_thermo.io import stl
+
+    path = Path(path)
+    try:
+        tris, normals = stl.read(path, scale, (offset[0], offset[1], 0.0))
+        stl.check(tris, normals)
+    except stl.MeshError as exc:
+        msg = str(exc)
+        raise ValueError(msg if msg.startswith(path.name) else f"{path.name}: {msg}") from None
+    xf, yf = np.asarray(faces_x, np.float64), np.asarray(faces_y, np.float64)
+    lo, hi = tris.reshape(-1, 3).min(axis=0), tris.reshape(-1, 3).max(axis=0)
+    for a, f in enumerate((xf, yf)):
+        tol = 1e-6 * (f[-1] - f[0])
+        if lo[a] < f[0] - tol or hi[a] > f[-1] + tol:
+            raise ValueError(
+                f"{path.name}: the outline leaves the plate along {'xy'[a]}: it spans {1e3 * lo[a]:.6g} .. "
+                f"{1e3 * hi[a]:.6g} mm after units and offset, the plate {1e3 * f[0]:.6g} .. {1e3 * f[-1]:.6g} mm"
+            )
+    w = stl.winding_numbers(tris, (xf, yf, np.linspace(lo[2], hi[2], 17)))
+    if ((w != 0) & (w != 1)).any():
+        raise ValueError(f"{path.name}: self-intersecting or overlapping surfaces (a point lies inside twice)")
+    return (w == 1).any(axis=2)
