@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from aidc_thermo.cli import main
+from aidc_thermo.models import geometry as geo
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
@@ -58,6 +59,10 @@ MASK = (
     edit(CP, (CP[CP.index("[geometry]") : CP.index("[material]")], ""))
     + '\n[geometry]\nkind = "mask"\nfile = "mask.npy"\nspacing = ["0.1 mm", "0.1 mm", "0.1 mm"]\n'
 )
+STL_CP = (
+    edit(CP, (CP[CP.index("[geometry]") : CP.index("[material]")], ""))
+    + '\n[geometry]\nkind = "stl"\nfile = "plate.stl"\nunits = "mm"\n[geometry.grid]\nx = 8\ny = 6\nz = 6\n'
+)
 MASK_H5 = edit(MASK, ('file = "mask.npy"', 'file = "mask.h5"'))
 SLAB_MAP = edit(SLAB, ('flux = "50 W/cm^2"', 'flux = "50 W/cm^2"\nmap = "map.npy"'))
 SLAB_CSV = edit(SLAB, ('flux = "50 W/cm^2"', 'flux = "50 W/cm^2"\nmap = "map.csv"'))
@@ -79,6 +84,13 @@ def good_mask() -> np.ndarray:
     m[:, 0, 2:] = 2
     m[:, -1, 2:] = 2
     return m
+
+
+def stl_file(name, mutate=lambda t: t):
+    """The voxel surface of :func:`good_mask` on 0.1 mm cells, changed by ``mutate``, as STL in mm."""
+    m = good_mask()
+    g = geo.VoxelGeometry(tuple(np.arange(n + 1) * 1e-4 for n in m.shape), m, (0.0, 8e-4), 2e-4, 6e-4)
+    return lambda d: geo.to_stl(mutate(geo.voxel_surface(g)), d / name)
 
 
 def npy(name, arr):
@@ -181,6 +193,22 @@ CORPUS: dict[str, tuple[str, list, str, str]] = {
     "size: npy mask header of 1e15 cells": (MASK, [huge_npy_header], "geometry.file", ""),
     "size: hdf5 mask of 1e15 cells": (MASK_H5, [h5("mask.h5", lambda f: f.create_dataset(
         "material", shape=(100_000, 100_000, 100_000), dtype="i1", chunks=(8, 8, 8)))], "geometry.file", ""),
+    # --- STL geometry (resolved cold plate)
+    "stl: open mesh": (STL_CP, [stl_file("plate.stl", lambda t: t[1:])], "geometry.file", "not watertight"),
+    "stl: inward normals": (STL_CP, [stl_file("plate.stl", lambda t: t[:, ::-1])], "geometry.file", "inward"),
+    "stl: one flipped triangle": (STL_CP, [stl_file("plate.stl", lambda t: np.concatenate([t[:1, ::-1], t[1:]]))],
+                                  "geometry.file", "orientation"),
+    "stl: two overlapping copies": (STL_CP, [stl_file("plate.stl", lambda t: np.concatenate([t, t]))],
+                                    "geometry.file", "shared by more than two"),
+    "stl: not an stl": (STL_CP, [text_file("plate.stl", "hello")], "geometry.file", "plate.stl"),
+    "stl: outside the domain": (edit(STL_CP, ('units = "mm"', 'units = "mm"\nsize = ["0.8 mm", "0.5 mm", "0.6 mm"]')),
+                                [stl_file("plate.stl")], "geometry.file", "leaves the domain"),
+    "stl: units missing": (edit(STL_CP, ('units = "mm"\n', "")), [stl_file("plate.stl")], "geometry.units",
+                           "missing"),
+    "stl: unknown unit": (edit(STL_CP, ('units = "mm"', 'units = "furlong"')), [stl_file("plate.stl")],
+                          "geometry.units", ""),
+    "stl: fractional grid": (edit(STL_CP, ("x = 8", "x = 8.5")), [stl_file("plate.stl")], "geometry.grid.x", ""),
+    "stl: file missing": (STL_CP, [], "geometry.file", "not found"),
     # --- power maps (CSV, NPY) for package_stack and compact_coldplate
     "map: npy of strings": (SLAB_MAP, [npy("map.npy", np.array([["a", "b"], ["c", "d"]]))], "heat[0].map", ""),
     "map: complex npy": (SLAB_MAP, [npy("map.npy", np.ones((2, 2)) * (1 + 1j))], "heat[0].map", "complex"),
@@ -404,6 +432,7 @@ def test_malformed_input_is_refused_naming_the_key(name, tmp_path, capsys):
         (MASK, [npy("mask.npy", good_mask())]),
         (MASK, [npy("mask.npy", good_mask().astype(np.float64))]),  # whole numbers as floats are fine
         (MASK_H5, [h5("mask.h5", lambda f: f.create_dataset("material", data=good_mask()))]),
+        (STL_CP, [stl_file("plate.stl")]),
         (CC_CLOSURES, [closures(GOOD_CLOSURES)]),
         (FD_WEATHER, [weather("2001-01-01T00:00,20,80\n2001-01-01T01:00,19,85\n")]),
         (SLAB_CSV, [text_file("map.csv", "# weights\n1,2\n3,4\n")]),

@@ -124,6 +124,46 @@ def cmd_calibrate(args) -> int:
     return _solve_into_folder(args, model, case_file, case, model.run, "", "calibrating")
 
 
+def cmd_export_stl(args) -> int:
+    """The solid of a resolved cold-plate case as an STL file (no JAX)."""
+    import os
+
+    from aidc_thermo.io.case import CaseError
+    from aidc_thermo.models import coldplate
+    from aidc_thermo.models import geometry as geo
+
+    case_file, model, case = _load(args.case)
+    if model is not coldplate:
+        raise CaseError(case_file.path, "case.type", f"thermo export-stl needs a {coldplate.CASE_TYPE!r} case, "
+                        f"got {model.CASE_TYPE!r}")  # fmt: skip
+    kw = case.geometry
+    if args.round_pins is not None and (args.round_pins < 8 or args.round_pins % 8):
+        print(f"error: --round-pins {args.round_pins}: the sides of a pin must be a multiple of 8", file=sys.stderr)
+        return EXIT_CASE
+    if args.round_pins:
+        if case.geometry_kind != "pin_fins" or kw["shape"] != "round" or kw["arrangement"] != "inline":
+            raise CaseError(case_file.path, "geometry.kind", "--round-pins needs round pin fins in an inline array")
+        if kw["cover_thickness"] > 0:
+            raise CaseError(case_file.path, "geometry.cover_thickness", "--round-pins writes plates without a cover")
+        keys = ("diameter", "pitch_x", "pitch_y", "rows", "columns", "fin_height", "base_thickness", "plenum_length")
+        solid = geo.pin_plate_stl(**{k: kw[k] for k in keys}, segments=args.round_pins)
+    else:
+        solid = coldplate.build_geometry(case)
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        print(f"error: {out}: the folder {out.parent} does not exist", file=sys.stderr)
+        return EXIT_CASE
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        geo.to_stl(solid, tmp, units=args.units, ascii=args.ascii)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    n = len(solid) if not isinstance(solid, geo.VoxelGeometry) else len(geo.voxel_surface(solid))
+    print(f"{out}: {n} triangles, {'ASCII' if args.ascii else 'binary'} STL in {args.units}")
+    return EXIT_OK
+
+
 def cmd_plot(args) -> int:
     from aidc_thermo.plots.figures import plot_results
 
@@ -214,6 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("folder", help="destination folder")
     e.set_defaults(func=cmd_examples)
+
+    x = sub.add_parser(
+        "export-stl",
+        help="write the solid of a resolved cold-plate case as an STL file",
+        description=(
+            "Write the solid (base, fins or pins, cover) of a resolved_coldplate CASE as an STL file: the surface of "
+            "its solid cells, which a kind = \"stl\" case reads back on the same grid to exactly the same cells; "
+            "with --round-pins N, round inline pins as N-sided prisms instead."
+        ),
+    )
+    x.add_argument("case", help="resolved_coldplate case file (TOML)")
+    x.add_argument("-o", "--output", required=True, help="STL file to write")
+    x.add_argument("--units", default="mm", choices=("m", "cm", "mm", "um", "in"), help="length unit of the file")
+    x.add_argument("--ascii", action="store_true", help="ASCII STL (default: binary)")
+    x.add_argument("--round-pins", type=int, metavar="N", help="pins as N-sided prisms (N a multiple of 8)")
+    x.set_defaults(func=cmd_export_stl)
 
     pl = sub.add_parser(
         "plot",

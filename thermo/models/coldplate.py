@@ -1,6 +1,6 @@
 """``resolved_coldplate`` cases: laminar coolant flow and conjugate heat
-transfer through a voxel cold plate (straight fins, pin fins or a mask file),
-resolved on the grid.
+transfer through a voxel cold plate (straight fins, pin fins, a mask file or
+the solid of an STL file, :func:`geometry.from_stl`), resolved on the grid.
 
 Set-up: coolant enters through the x- face (over its fluid cells) at a given
 volumetric flow and temperature, leaves through the x+ face at 0 Pa gauge
@@ -125,7 +125,7 @@ _PINS = {
 
 def read_geometry(t: Table, base: Path):
     """The ``[geometry]`` table: ``(kind, builder keyword arguments in SI)``."""
-    kind = t.string("kind", choices=("straight_fins", "pin_fins", "mask"))
+    kind = t.string("kind", choices=("straight_fins", "pin_fins", "mask", "stl"))
     kw: dict = {}
     if kind == "straight_fins":
         for key, dim in _STRAIGHT.items():
@@ -163,14 +163,53 @@ def read_geometry(t: Table, base: Path):
         for key, default in (("per_pitch", 8), ("fin_height", 12), ("base", 4), ("cover", 2)):
             kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
         cells.finish()
+    elif kind == "stl":
+        kw = read_stl_geometry(t, base)
     else:
         kw["path"] = str(t.path_value("file", base))
         kw["spacing"] = t.quantities("spacing", "length", length=3, positive=True)
-    if kind != "mask":
+    if kind not in ("mask", "stl"):
         kw["plenum_length"] = t.quantity("plenum_length", "length", default=0.0, nonnegative=True)
         kw["cover_thickness"] = t.quantity("cover_thickness", "length", default=0.0, nonnegative=True)
     t.finish()
     return kind, kw
+
+
+def read_stl_geometry(t: Table, base: Path) -> dict:
+    """The keys of ``[geometry] kind = "stl"`` (:func:`geometry.from_stl`'s
+    keyword arguments, SI): ``file``, ``units``, optional ``offset``, ``size``,
+    ``fin_field``, ``sides``, and ``[geometry.grid]`` ``x``, ``y``, ``z`` (a
+    number of cells, or the face coordinates)."""
+    kw: dict = {"path": str(t.path_value("file", base))}
+    kw["scale"] = geo.STL_UNITS[t.string("units", choices=tuple(geo.STL_UNITS))]
+    kw["offset"] = t.quantities("offset", "length", length=3, default=(0.0, 0.0, 0.0))
+    size = t.quantities("size", "length", length=3, positive=True, default=None)
+    gt = t.table("grid")
+    grid = []
+    for a, name in enumerate("xyz"):
+        raw = gt.raw(name)
+        if isinstance(raw, list):
+            faces = np.asarray(gt.quantities(name, "length", nonnegative=True), np.float64)
+            if len(faces) < 2 or faces[0] != 0 or not np.all(np.diff(faces) > 0):
+                raise gt.error(name, "face coordinates must start at 0 and increase (at least two)")
+            if size is not None and abs(faces[-1] - size[a]) > 1e-9 * size[a]:
+                raise gt.error(name, f"the last face ({faces[-1]:g} m) must equal size[{a}] ({size[a]:g} m)")
+            grid.append(tuple(float(f) for f in faces))
+        else:
+            grid.append(gt.integer(name, minimum=1))
+    gt.finish()
+    kw["grid"] = tuple(grid)
+    if size is None and all(isinstance(g, tuple) for g in grid):
+        size = tuple(g[-1] for g in grid)
+    if size is not None:
+        kw["size"] = size
+    if t.has("fin_field"):
+        ff = t.quantities("fin_field", "length", length=2, nonnegative=True)
+        if not ff[1] > ff[0]:
+            raise t.error("fin_field", "expected [x_start, x_end] with x_end > x_start")
+        kw["fin_field"] = ff
+    kw["sides"] = t.string("sides", default="wall", choices=("wall", "symmetry"))
+    return kw
 
 
 def read_material(root: Table) -> tuple[str, float]:
@@ -212,6 +251,8 @@ def _voxels(kind: str, kw: dict) -> geo.VoxelGeometry:
         return geo.straight_fins(**kw)
     if kind == "pin_fins":
         return geo.pin_fins(**kw)
+    if kind == "stl":
+        return geo.from_stl(kw["path"], **{k: v for k, v in kw.items() if k not in ("path", "sides")})
     return geo.from_mask_file(kw["path"], kw["spacing"])
 
 
@@ -251,6 +292,9 @@ def grid_shape(kind: str, kw: dict) -> list[tuple[int, str]]:
                   ("geometry.plenum_length", 2 * n_plenum))  # fmt: skip
         y = (kw["columns"] * pp, "geometry.columns" if kw["columns"] > pp else "geometry.cells.per_pitch")
         return [x, y, z]
+    if kind == "stl":
+        cells = [n if isinstance(n, int) else len(n) - 1 for n in kw["grid"]]
+        return [(n, f"geometry.grid.{a}") for a, n in zip("xyz", cells, strict=True)]
     shape = geo.mask_shape(kw["path"])
     if len(shape) != 3:
         raise ValueError(f"{Path(kw['path']).name}: expected a 3D array, got shape {shape}")
@@ -329,7 +373,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     try:
         g = _voxels(kind, gkw)
     except (ValueError, OSError) as exc:
-        raise root.error("geometry.file" if kind == "mask" else "geometry", str(exc)) from None
+        raise root.error("geometry.file" if kind in ("mask", "stl") else "geometry", str(exc)) from None
     inlet_area = _inlet_area(g)
     if inlet_area <= 0:
         raise root.error("geometry", "no fluid cells on the inlet face (x-): coolant cannot enter")
@@ -372,8 +416,10 @@ def _heated_mask(g: geo.VoxelGeometry, heated: str) -> np.ndarray:
     return np.broadcast_to(in_x[:, None], (len(xc), len(g.faces[1]) - 1))
 
 
-def _passage(case: ColdPlateCase) -> float:
+def _passage(case: ColdPlateCase, voxels: geo.VoxelGeometry) -> float:
     """Width of the narrowest flow passage (m), for the pseudo-time step."""
+    if case.geometry_kind == "stl":
+        return geo.narrowest_passage(voxels)
     g = case.geometry
     if case.geometry_kind == "straight_fins":
         return min(g["channel_width"], g["fin_height"])
@@ -484,7 +530,7 @@ def setup(case: ColdPlateCase) -> Problem:
     u_in = case.flow_rate / _inlet_area(g)
     vel_in = np.zeros((3, 1) + fluid_in.shape)
     vel_in[0, 0] = np.where(fluid_in, u_in, 0.0)
-    side = "symmetry" if case.geometry.get("unit_cell") else "wall"
+    side = "symmetry" if case.geometry.get("unit_cell") or case.geometry.get("sides") == "symmetry" else "wall"
     spec = flow.FlowSpec(
         bc=("inlet", "outlet", side, side, "wall", "wall"),
         tol=case.flow_tolerance,
@@ -497,7 +543,7 @@ def setup(case: ColdPlateCase) -> Problem:
     )
     # pseudo-time step: the narrowest passage over the bulk speed (the best of the
     # choices measured on fin channels: fewest outer iterations, flat with the mesh)
-    dt = _passage(case) / u_in
+    dt = _passage(case, g) / u_in
     params = flow.FlowParams(
         rho=jnp.asarray(rho, dtype),
         mu=jnp.asarray(mu, dtype),
@@ -750,8 +796,24 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
             "max relative difference of mu(T_final) and the viscosity of the last flow solve (fluid cells)",
         ),
         "cells": Quantity(int(T.size)),
+        **geometry_report(g),
     }
     return summary, t_bottom
+
+
+_REPORT = {
+    "stl_triangles": ("", "triangles in the STL file"),
+    "solid_fraction": ("", "solid cells' volume / domain volume"),
+    "stl_mesh_volume": ("m^3", "volume enclosed by the STL mesh (signed, divergence theorem)"),
+    "stl_voxel_volume": ("m^3", "volume of the cells whose centre lies inside the mesh"),
+    "stl_volume_error": ("", "voxel volume / mesh volume - 1 (the voxelisation's volume error)"),
+}
+
+
+def geometry_report(g: geo.VoxelGeometry) -> dict[str, Quantity]:
+    """Summary entries of how the geometry was made (an STL's solid fraction
+    and volume check; nothing for the built-in kinds)."""
+    return {k: Quantity(v, *_REPORT[k]) for k, v in g.report.items()}
 
 
 def cell_velocity(u: np.ndarray, v: np.ndarray, w: np.ndarray, solid: np.ndarray) -> np.ndarray:

@@ -102,6 +102,9 @@ class CompactCase:
     pin_r_darcy: float = 0.0  # Pa s/m^2, fitted to the Zukauskas chart (pins)
     pin_beta: float = 0.0  # kg/m^4, fitted (pins)
     pin_fit_error: float = 0.0  # max relative error of the fit over the flows (pins)
+    fin_footprint: str = ""  # STL outline of the fin field ("" : the whole plate between the plena)
+    footprint_scale: float = 1e-3  # m per unit of the outline file
+    footprint_offset: tuple[float, float] = (0.0, 0.0)  # m, added to the outline's x, y
 
     @property
     def channel_run(self) -> float:
@@ -174,6 +177,7 @@ def parse(case: CaseFile) -> CompactCase:
     layout = pt.string("layout", choices=("end_fed", "centre_fed"))
     plenum = pt.quantity("plenum_length", "length", nonnegative=True)
     slot = pt.quantity("slot_width", "length", positive=True) if layout == "centre_fed" else 0.0
+    footprint = _read_footprint(pt, case.directory)
     pt.finish()
     if 2 * plenum + slot >= size[0]:
         raise CaseError(case.path, "plate.plenum_length", "two plena and the inlet slot leave no room for fins")
@@ -261,6 +265,14 @@ def parse(case: CaseFile) -> CompactCase:
         plots,
         **(pins or {}),
     )
+    if footprint:
+        out = replace(out, **footprint)
+        try:
+            fins_left = (~discretize(out).plenum).any()
+        except ValueError as exc:
+            raise CaseError(case.path, "plate.fin_footprint", str(exc)) from None
+        if not fins_left:
+            raise CaseError(case.path, "plate.fin_footprint", "the outline covers no fin-field column of the grid")
     if pins:
         out = _fit_pin_friction(case.path, out)
     if closures is not None:
@@ -386,6 +398,24 @@ def _faces(length, n, breaks):
     return faces
 
 
+def _read_footprint(pt: Table, directory: Path) -> dict:
+    """``[plate] fin_footprint`` (an STL outline of the fin field),
+    ``footprint_units``, ``footprint_offset``: CompactCase fields, or {}."""
+    from aidc_thermo.models.geometry import STL_UNITS
+
+    path = pt.path_value("fin_footprint", directory, default=None)
+    if path is None:
+        for key in ("footprint_units", "footprint_offset"):
+            if pt.has(key):
+                raise pt.error(key, "only with fin_footprint = <STL file>")
+        return {}
+    return {
+        "fin_footprint": str(path),
+        "footprint_scale": STL_UNITS[pt.string("footprint_units", choices=tuple(STL_UNITS))],
+        "footprint_offset": pt.quantities("footprint_offset", "length", length=2, default=(0.0, 0.0)),
+    }
+
+
 @dataclass(frozen=True)
 class Arrays:
     faces: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -410,6 +440,11 @@ def discretize(case: CompactCase) -> Arrays:
     nx, ny = len(xf) - 1, len(yf) - 1
     ends = (xc < case.plenum_length) | (xc > L - case.plenum_length)
     plenum = np.broadcast_to(ends[:, None], (nx, ny)).copy()
+    if case.fin_footprint:  # fins only under the outline (and never in the end plena)
+        from aidc_thermo.models.geometry import footprint_mask
+
+        plenum |= ~footprint_mask(case.fin_footprint, scale=case.footprint_scale, offset=case.footprint_offset,
+                                  faces_x=xf, faces_y=yf)  # fmt: skip
     if case.layout == "centre_fed":
         w = overlap(xf, L / 2 - case.slot_width / 2, L / 2 + case.slot_width / 2)[:, None] * np.diff(yf)[None, :]
         slot = w / w.sum()
