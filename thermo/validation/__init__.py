@@ -112,7 +112,8 @@ class Figure:
     ``kind="convergence"``: ``series`` is a list of (label, h, error) and
     ``slopes`` the fitted slope of each, ``order`` the expected one (a reference
     line is drawn). ``kind="profile"``: ``series`` a list of (label, x, y) lines
-    and ``points`` a list of (label, x, y) reference markers."""
+    computed by the model, ``points`` a list of (label, x, y) reference markers
+    and ``lines`` a list of (label, x, y) reference curves (dashed)."""
 
     name: str
     kind: str
@@ -121,6 +122,7 @@ class Figure:
     ylabel: str
     series: list
     points: list = dataclasses.field(default_factory=list)
+    lines: list = dataclasses.field(default_factory=list)
     slopes: list = dataclasses.field(default_factory=list)
     order: float | None = None
     logx: bool = False

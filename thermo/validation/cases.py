@@ -22,8 +22,6 @@ def composite_wall() -> CaseResult:
     r = run(axis=0)
     err = float(np.max(np.abs(r["profile"] - r["exact"])))
     x_mm = r["x"] * 1e3
-    fine = np.linspace(r["faces"][0], r["faces"][-1], 400)
-    exact_line = np.interp(fine, r["x"], r["exact"])  # piecewise linear within layers
     return CaseResult(
         checks=[
             _converged(bool(r["info"].converged)),
@@ -34,7 +32,8 @@ def composite_wall() -> CaseResult:
             Figure(
                 "composite_wall", "profile", "Composite wall: cell temperatures against the exact series solution",
                 "x (mm)", "T (degC)",
-                series=[("exact (series resistances)", fine * 1e3, exact_line)],
+                series=[],
+                lines=[("exact (series resistances)", r["x_fine"] * 1e3, r["exact_fine"])],
                 points=[("computed (cell centres)", x_mm, r["profile"])],
             )
         ],
@@ -103,7 +102,8 @@ def _plates(kind: str, tol: float, spread_tol: float) -> CaseResult:
                 f"plates_nu_{kind}", "profile",
                 f"Parallel plates, uniform wall {'flux' if kind == 'H' else 'temperature'}: local Nu",
                 "x / D_h", "Nu", series=[("computed", r["x"], r["nu"])],
-                points=[(f"Shah & London Nu_{kind} = {ref:.4f}", np.array([lo, hi]), np.array([ref, ref]))],
+                lines=[(f"Shah & London Nu_{kind} = {ref:.4f} (checked over x/D_h {lo:g}-{hi:g})",
+                        np.array([0.0, r["x"][-1]]), np.array([ref, ref]))],
             )
         ],
     )  # fmt: skip
@@ -176,6 +176,41 @@ def cavity_100() -> CaseResult:
 
 def cavity_400() -> CaseResult:
     return _cavity(400)
+
+
+# ----------------------------------------------------------------------------- resolved cold plate
+
+
+def unit_cell() -> CaseResult:
+    from .coldplate import developed_unit_cell
+
+    r = developed_unit_cell()
+    c = r["columns"]
+    fre, nu_h1, nu_t = r["fRe"], r["Nu_H1"], r["Nu_T"]
+    re = c["Re"]
+    return CaseResult(
+        checks=[
+            check_range(f"local f Re at Re {re[0]:g} (coarse grid: up to 12 % low)", fre, c["fRe_local"][0],
+                        0.88 * fre, fre),
+            check_rel(f"local Nu at Re {re[0]:g} vs Nu_H1", nu_h1, c["Nu_local"][0], 0.1),
+            check_range(f"local Nu at Re {re[0]:g} / Nu_T (H1, not T)", 1.15, c["Nu_local"][0] / nu_t, 1.15, np.inf),
+            check_rel(f"local f Re, Re {re[1]:g} against Re {re[0]:g} (developed)", c["fRe_local"][0],
+                      c["fRe_local"][1], 5e-3),
+            check_rel(f"local Nu, Re {re[1]:g} against Re {re[0]:g} (developed)", c["Nu_local"][0],
+                      c["Nu_local"][1], 2e-2),
+        ],
+        figures=[
+            Figure(
+                "unit_cell_closures", "profile", "Resolved straight-fin unit cell (6 x 8 cells per channel)",
+                "channel Reynolds number", "f Re (Fanning), Nu",
+                series=[("f Re local", re, c["fRe_local"]), ("f Re apparent", re, c["fRe_apparent"]),
+                        ("Nu local", re, c["Nu_local"]), ("Nu apparent", re, c["Nu_apparent"])],
+                lines=[(f"Shah & London f Re = {fre:.2f}, Nu_H1 = {nu_h1:.2f}, Nu_T = {nu_t:.2f}",
+                        np.array([re[0], re[-1], np.nan, re[0], re[-1], np.nan, re[0], re[-1]]),
+                        np.array([fre, fre, np.nan, nu_h1, nu_h1, np.nan, nu_t, nu_t]))],
+            )
+        ],
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- compact closures
@@ -279,9 +314,13 @@ def hx_effectiveness() -> CaseResult:
 
 
 def psychrometrics() -> CaseResult:
+    from aidc_thermo.kernels import psychro
+
     from .plant import handbook_example_1, saturation_air, saturation_pressure
 
     p = saturation_pressure()
+    t_fine = np.linspace(-20.0, 150.0, 171)
+    p_fine = np.asarray(psychro.saturation_pressure(psychro.T0 + t_fine))
     s = saturation_air()
     e = handbook_example_1()
     checks = [check_rel(f"saturation pressure at {t:g} C", r, c, 3e-4, "Pa") for t, c, r in
@@ -303,7 +342,7 @@ def psychrometrics() -> CaseResult:
         figures=[
             Figure(
                 "saturation_pressure", "profile", "Saturation pressure of water (over ice below 0 C)", "T (degC)",
-                "p_ws (Pa)", series=[("computed", p["t_degC"], p["computed"])],
+                "p_ws (Pa)", series=[("computed", t_fine, p_fine)],
                 points=[("ASHRAE 2017 Table 3", p["t_degC"], p["ref"])], logy=True,
             )
         ],

@@ -109,6 +109,8 @@ def _plot(fig_spec, path: Path) -> None:
     else:
         for label, x, y in fig_spec.series:
             ax.plot(x, y, "-", lw=1.5, label=label)
+        for label, x, y in fig_spec.lines:
+            ax.plot(x, y, "k--", lw=1.2, label=label)
         for label, x, y in fig_spec.points:
             ax.plot(x, y, "o", mfc="none", mew=1.3, ms=6, label=label)
         if fig_spec.logy:
@@ -173,7 +175,7 @@ def write_report(folder: Path, results, *, quick: bool, command: str) -> list[st
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
     ]
-    md += ["| " + " | ".join(r) + " |" for r in rows(results)]
+    md += ["| " + " | ".join(v.replace("|", "\\|") for v in r) + " |" for r in rows(results)]
     for case, result, error, dt in results:
         md += ["", f"## {case.title} (`{case.name}`, {case.model})", "", case.description, ""]
         md += [f"Run time {dt:.1f} s.", ""]
