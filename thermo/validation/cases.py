@@ -470,6 +470,17 @@ CASES = [
         "128 x 128 cells, centreline velocities against Ghia, Ghia & Shin's tabulated points.",
     ),
     _c(
+        "unit_cell",
+        "coldplate",
+        "Resolved unit cell: fully developed f Re and Nu",
+        ["shah_london_1978"],
+        False,
+        unit_cell,
+        "The straight-fin unit cell (0.3 mm channels, 1.5 mm fins, 100 mm long, x+ >= 0.67 over the local window) "
+        "solved by the resolved flow and conjugate energy kernels at Re 150 and 300, reduced by thermo calibrate: "
+        "the local f Re and Nu approach the fully developed Shah & London values of the H1 condition.",
+    ),
+    _c(
         "shah_polynomials",
         "compact",
         "Compact closures: Shah & London polynomials",

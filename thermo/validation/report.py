@@ -108,7 +108,7 @@ def _plot(fig_spec, path: Path) -> None:
             ax.loglog(hh, e0, "k--", lw=1, label=f"slope {fig_spec.order:g} (formal order)")
     else:
         for label, x, y in fig_spec.series:
-            ax.plot(x, y, "-", lw=1.5, label=label)
+            ax.plot(x, y, "-o" if len(x) <= 12 else "-", lw=1.5, ms=4, label=label)
         for label, x, y in fig_spec.lines:
             ax.plot(x, y, "k--", lw=1.2, label=label)
         for label, x, y in fig_spec.points:
