@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quick", action="store_true", help="only the quick subset (about a minute on two CPU cores)")
     v.add_argument("--only", metavar="NAMES", help="comma-separated case names or families (conduction, energy, ...)")
     v.add_argument("-o", "--output", help="report folder (default: results/validation or results/validation_quick)")
-    v.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress lines on standard error")
     v.set_defaults(func=cmd_validate, solves=True)
     return p
 
