@@ -25,13 +25,12 @@ from aidc_thermo.coolant import make_coolant
 from aidc_thermo.io.results import summary_values
 from aidc_thermo.kernels import porous
 from aidc_thermo.models.calibrate import read_closure_table
+from aidc_thermo.validation.coldplate import CELLS, FLUX, calibration_case, developed_unit_cell
 
 pytestmark = pytest.mark.slow
 
 W, T, H, TB, L = 0.3e-3, 0.2e-3, 1.5e-3, 1.0e-3, 10e-3  # channel, fin, fin height, base, length (m)
-FLUX = 50e4  # W/m^2
 T_IN = 303.15
-CELLS = "channel = 6\nfin = 2\nfin_height = 8\nbase = 2\nlength = 24"
 RE_PLATE = 60.0
 WATER = make_coolant("water")
 RHO, MU = float(WATER.density(T_IN)), float(WATER.viscosity(T_IN))
@@ -39,32 +38,7 @@ DH = 2 * W * H / (W + H)
 U_C = RE_PLATE * MU / (RHO * DH)  # channel velocity at RE_PLATE
 
 
-def _calibration_case(length, reynolds):
-    return f"""
-[case]
-type = "closure_calibration"
-name = "unit cell {length * 1e3:g} mm"
-[geometry]
-kind = "straight_fins"
-channel_width = {W}
-fin_thickness = {T}
-fin_height = {H}
-base_thickness = {TB}
-length = {length}
-unit_cell = true
-[geometry.cells]
-{CELLS}
-[coolant]
-fluid = "water"
-[inlet]
-temperature = "30 degC"
-[heat]
-flux = {FLUX}
-[calibration]
-reynolds = {list(reynolds)}
-[output]
-plots = false
-"""
+_calibration_case = calibration_case  # shared with thermo validate (aidc_thermo.validation.coldplate)
 
 
 def _resolved_plate(channels):
@@ -143,7 +117,7 @@ def _run(tmp, name, text, command="run"):
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cal")
     out = {}
-    out["long"], _ = _run(tmp, "long", _calibration_case(0.1, (150.0, 300.0)), "calibrate")
+    out["long"] = developed_unit_cell()  # the long cell, as thermo validate runs it (no folder)
     out["short"], _ = _run(tmp, "short", _calibration_case(L, (30.0, RE_PLATE, 120.0)), "calibrate")
     _, out["plate"] = _run(tmp, "plate", _resolved_plate(3))
     out["tmp"] = tmp
@@ -156,12 +130,10 @@ def test_calibrated_closures_approach_the_fully_developed_limits(runs):
     London (the coarse grid, 6 x 8 cells per channel, is 9 % low; 12 x 16
     cells: 2.8 % low), Nu near Nu_H1 and clearly above Nu_T; the apparent
     values carry the entrance (above the local ones)."""
-    t = read_closure_table(runs["long"] / "closures.csv", required=("fRe_local", "Nu_local"))
-    c = t.columns
-    alpha = W / H
-    fre = float(porous.shah_london_fre(np.asarray(alpha)))
-    nu_h1 = float(porous.shah_london_nu_h1(np.asarray(alpha)))
-    nu_t = float(porous.shah_london_nu_t(np.asarray(alpha)))
+    r = runs["long"]
+    t, c = r["table"], r["columns"]
+    fre, nu_h1, nu_t = r["fRe"], r["Nu_H1"], r["Nu_T"]
+    assert fre == float(porous.shah_london_fre(np.asarray(W / H)))
     np.testing.assert_allclose(c["Re"], [150.0, 300.0], rtol=1e-9)
     assert abs(c["fRe_local"][1] / c["fRe_local"][0] - 1) < 5e-3
     assert abs(c["Nu_local"][1] / c["Nu_local"][0] - 1) < 2e-2

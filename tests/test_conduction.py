@@ -9,6 +9,7 @@ import pytest
 from aidc_thermo.kernels import conduction as cd
 from aidc_thermo.kernels import linsolve
 from aidc_thermo.kernels.fv.grid import grid_from_faces, uniform_grid
+from aidc_thermo.validation.conduction import composite_wall, mms_order
 
 F64 = jnp.float64
 TIGHT = linsolve.MultigridConfig(tol=1e-12, max_iterations=300)
@@ -29,106 +30,26 @@ def solve(grid, k, q, bcs, config=TIGHT):
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_composite_wall_is_exact(axis):
     """Three layers, non-uniform cells, Dirichlet on one side and convection on
-    the other: the piecewise-linear exact profile is reproduced to round-off."""
-    layers = [(0.7e-3, 4, 148.0), (0.1e-3, 3, 5.0), (2.0e-3, 5, 390.0)]  # thickness, cells, k
-    rng = np.random.default_rng(1)
-    faces, k_cells = [0.0], []
-    for thickness, n, k in layers:
-        w = rng.uniform(0.5, 1.5, n)
-        w = thickness * w / w.sum()
-        faces.extend(faces[-1] + np.cumsum(w))
-        k_cells.extend([k] * n)
-    faces = np.array(faces)
-    lateral = np.array([0.0, 1e-3, 2e-3])
-    axes_faces = [lateral, lateral, lateral]
-    axes_faces[axis] = faces
-    grid = grid_from_faces(*axes_faces, dtype=F64)
-    shape = [2, 2, 2]
-    shape[axis] = len(k_cells)
-    k = jnp.broadcast_to(jnp.asarray(k_cells, F64).reshape([-1 if a == axis else 1 for a in range(3)]), shape)
-    t_wall, h, t_inf = 95.0, 25_000.0, 35.0
-    lo, hi = cd.FACES[2 * axis][0], cd.FACES[2 * axis + 1][0]
-    bcs = insulated_bcs(
-        grid,
-        **{
-            lo: cd.face_bc(grid, lo, cd.TEMPERATURE, value=t_wall),
-            hi: cd.face_bc(grid, hi, cd.CONVECTIVE, h=h, value=t_inf),
-        },
-    )
-    T, info = solve(grid, k, jnp.zeros(shape, F64), bcs)
-    assert bool(info.converged)
-
-    # exact: flux through a series of resistances
-    widths = np.diff(faces)
-    kk = np.array(k_cells)
-    r_total = np.sum(widths / kk) + 1.0 / h
-    flux = (t_wall - t_inf) / r_total
-    r_to_centre = np.concatenate([[0.0], np.cumsum(widths / kk)])[:-1] + 0.5 * widths / kk
-    exact = t_wall - flux * r_to_centre
-    profile = np.moveaxis(np.asarray(T), axis, 0)[:, 0, 0]
-    np.testing.assert_allclose(profile, exact, rtol=0, atol=1e-9 * t_wall)
+    the other: the piecewise-linear exact profile is reproduced to round-off
+    (aidc_thermo.validation.conduction.composite_wall, also in thermo validate)."""
+    r = composite_wall(axis)
+    assert bool(r["info"].converged)
+    np.testing.assert_allclose(r["profile"], r["exact"], rtol=0, atol=1e-9 * r["t_wall"])
     # heat leaving through the convective face equals the series flux
-    area = 4e-6
-    q_out = cd.boundary_heat_out(grid, k, bcs, T)
-    assert float(jnp.sum(q_out[hi])) == pytest.approx(flux * area, rel=1e-10)
+    assert r["q_out"] == pytest.approx(r["q_exact"], rel=1e-10)
 
 
 # ----------------------------------------------------------------------------- manufactured
 
 
-def _stretched(n, beta):
-    xi = np.linspace(0.0, 1.0, n + 1)
-    return xi + beta * np.sin(2 * np.pi * xi) / (2 * np.pi)
-
-
-def _exact_T(x, y, z):
-    return jnp.sin(1.3 * x + 0.4) * jnp.cos(0.9 * y - 0.2) * jnp.exp(0.7 * z) + 2.0 * x * z
-
-
-def _exact_k(x, y, z):
-    return 1.0 + 0.5 * jnp.sin(2.0 * x + y) * jnp.cos(1.5 * z) ** 2
-
-
-def _source(p):
-    """q = -div(k grad T) at point p, by automatic differentiation."""
-
-    def flux(p):
-        return _exact_k(*p) * jax.grad(lambda p: _exact_T(*p))(p)
-
-    return -jnp.trace(jax.jacfwd(flux)(p))
-
-
-def _mms_error(n):
-    grid = grid_from_faces(_stretched(n, 0.5), _stretched(n, -0.4), _stretched(n, 0.3), dtype=F64)
-    xc, yc, zc = (grid.centers(a) for a in range(3))
-    X, Y, Z = jnp.meshgrid(xc, yc, zc, indexing="ij")
-    pts = jnp.stack([X.ravel(), Y.ravel(), Z.ravel()], axis=1)
-    q = jax.vmap(_source)(pts).reshape(X.shape)
-    k = _exact_k(X, Y, Z)
-    faces = {}
-    for name, axis, side in cd.FACES:
-        coords = [xc, yc, zc]
-        coords[axis] = grid.faces(axis)[-1:] if side else grid.faces(axis)[:1]
-        FX, FY, FZ = jnp.meshgrid(*coords, indexing="ij")
-        value = jnp.squeeze(_exact_T(FX, FY, FZ), axis)
-        faces[name] = cd.face_bc(grid, name, cd.TEMPERATURE, value=value)
-    T, info = solve(grid, k, q, cd.BoundaryConditions(**faces))
-    assert bool(info.converged)
-    err = T - _exact_T(X, Y, Z)
-    vol = grid.volumes()
-    return float(jnp.sqrt(jnp.sum(err**2 * vol) / jnp.sum(vol))), 1.0 / n
-
-
 @pytest.mark.slow
 def test_manufactured_solution_is_second_order():
     """Variable conductivity, stretched non-uniform grids, 4 refinements: the
-    fitted slope of log(error) against log(h) is 2."""
-    results = [_mms_error(n) for n in (8, 16, 32, 64)]
-    errs = np.array([e for e, _ in results])
-    hs = np.array([h for _, h in results])
-    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
-    assert 1.9 < slope < 2.1, (slope, errs)
-    assert errs[-1] < 1e-3
+    fitted slope of log(error) against log(h) is 2 (validation.conduction.mms_order)."""
+    r = mms_order()
+    assert r["converged"]
+    assert 1.9 < r["slope"] < 2.1, (r["slope"], r["errors"])
+    assert r["errors"][-1] < 1e-3
 
 
 # ----------------------------------------------------------------------------- conservation

@@ -7,15 +7,13 @@ import pytest
 
 from aidc_thermo.coolant import make_coolant, read_coolant, volume_to_mass_fraction
 from aidc_thermo.io.case import CaseError, Table
+from aidc_thermo.validation import reference
+from aidc_thermo.validation.plant import water_properties
 
-# IAPWS-95 / IAPWS-2008 / IAPWS-2011 at 1 atm (shared/reference/validation.md)
-WATER = [  # T degC, rho, cp, mu (mPa s), k
-    (20, 998.207, 4184.1, 1.00160, 0.5980),
-    (30, 995.649, 4179.8, 0.79722, 0.6144),
-    (40, 992.216, 4179.4, 0.65273, 0.6285),
-    (50, 988.035, 4181.3, 0.54652, 0.6406),
-    (60, 983.196, 4185.0, 0.46604, 0.6510),
-]
+# IAPWS-95 / IAPWS-2008 / IAPWS-2011 at 1 atm (shared/reference/validation.md), as
+# shipped in aidc_thermo/data/validation.json: T degC, rho, cp, mu (mPa s), k
+_W = reference("water_1atm")
+WATER = list(zip(_W["t_degC"], _W["density"], _W["cp"], _W["viscosity_mPa_s"], _W["conductivity"], strict=True))
 
 
 @pytest.mark.parametrize("row", WATER)
@@ -27,6 +25,10 @@ def test_water_matches_iapws_reference(row):
     assert w.cp(T) == pytest.approx(cp, rel=5e-4)
     assert w.viscosity(T) == pytest.approx(mu * 1e-3, rel=2e-3)
     assert w.conductivity(T) == pytest.approx(k, rel=2e-3)
+    # thermo validate reports the same figures
+    shared = water_properties()
+    i = list(shared["t_degC"]).index(t)
+    assert shared["viscosity"][0][i] == w.viscosity(T) and shared["density"][0][i] == w.density(T)
 
 
 @pytest.mark.parametrize("fluid, w", [("propylene_glycol", 0.257), ("ethylene_glycol", 0.3)])

@@ -11,6 +11,7 @@ import pytest
 from aidc_thermo.kernels import advdiff, energy
 from aidc_thermo.kernels import conduction as cd
 from aidc_thermo.kernels.fv.grid import grid_from_faces
+from aidc_thermo.validation.energy import advection_order, plates_developed_nusselt
 
 F64 = jnp.float64
 
@@ -26,83 +27,32 @@ def _run(grid, k, q, bcs, flows, config):
 # ----------------------------------------------------------------------------- order
 
 
-def _exact(x):
-    return 1.0 + x**2 * (1.5 - x)  # monotone, zero slope at the outlet
-
-
-def _mms_error(n, scheme, k0=0.02, speed=1.0):
-    xf = np.linspace(0, 1, n + 1)
-    xf = xf + 0.05 * np.sin(2 * np.pi * xf) / (2 * np.pi)
-    g = grid_from_faces(xf, [0, 1], [0, 1], dtype=F64)
-    xc = g.centers(0)
-    d1 = jax.grad(_exact)
-    q = jax.vmap(lambda x: speed * d1(x) - k0 * jax.grad(d1)(x))(xc)[:, None, None]
-    bcs = _bcs(g, x_lo=cd.face_bc(g, "x_lo", cd.TEMPERATURE, value=_exact(0.0)))
-    u = jnp.full((n + 1, 1, 1), speed, F64)
-    flows = energy.face_flows(g, u, jnp.zeros((n, 2, 1), F64), jnp.zeros((n, 1, 2), F64), 1.0)
-    T, info, _ = _run(g, jnp.full(g.shape, k0, F64), q, bcs, flows, energy.EnergyConfig(scheme=scheme))
-    assert bool(info.converged)
-    return float(jnp.sqrt(jnp.mean((T[:, 0, 0] - _exact(xc)) ** 2)))
-
-
 @pytest.mark.parametrize("scheme, order", [("upwind", 1.0), ("tvd", 2.0)])
 def test_observed_order_of_the_advection_schemes(scheme, order):
-    """Manufactured 1D solution at cell Peclet numbers 0.8-3, stretched grid."""
-    ns = np.array([32, 64, 128, 256])
-    errs = np.array([_mms_error(n, scheme) for n in ns])
-    slope = -np.polyfit(np.log(ns[1:]), np.log(errs[1:]), 1)[0]
-    assert abs(slope - order) < 0.2, (slope, errs)
+    """Manufactured 1D solution at cell Peclet numbers 0.8-3, stretched grid
+    (aidc_thermo.validation.energy.advection_order, also in thermo validate)."""
+    r = advection_order(scheme)
+    assert r["converged"]
+    assert abs(r["slope"] - order) < 0.2, (r["slope"], r["errors"])
 
 
 # ----------------------------------------------------------------------------- Nusselt numbers
 
 
-def _plates(nx, nz, length_dh, pe, wall_kind):
-    """Channel between parallel plates (gap H = 1, D_h = 2), Poiseuille flow
-    along x, uniform over y (one cell), inlet temperature 1."""
-    H, dh = 1.0, 2.0
-    xf = np.linspace(0.0, length_dh * dh, nx + 1)
-    zf = np.linspace(0.0, H, nz + 1)
-    g = grid_from_faces(xf, [0.0, 1.0], zf, dtype=F64)
-    k, rho_cp, um = 1.0, 1.0, pe / dh  # Pe_Dh = um * Dh * rho cp / k
-    # cell-averaged Poiseuille profile u = 6 um s (1 - s), s = z / H
-    prim = 6 * um * (zf**2 / 2 - zf**3 / 3)
-    u_col = np.diff(prim) / np.diff(zf)
-    u = jnp.broadcast_to(jnp.asarray(u_col, F64)[None, None, :], (nx + 1, 1, nz))
-    flows = energy.face_flows(g, u, jnp.zeros((nx, 2, nz), F64), jnp.zeros((nx, 1, nz + 1), F64), rho_cp)
-    if wall_kind == "H":
-        wall = {n: cd.face_bc(g, n, cd.FLUX, flux=1.0) for n in ("z_lo", "z_hi")}
-    else:
-        wall = {n: cd.face_bc(g, n, cd.TEMPERATURE, value=0.0) for n in ("z_lo", "z_hi")}
-    bcs = _bcs(g, x_lo=cd.face_bc(g, "x_lo", cd.TEMPERATURE, value=1.0), **wall)
-    T, info, _ = _run(g, jnp.full(g.shape, k, F64), jnp.zeros(g.shape, F64), bcs, flows, energy.EnergyConfig())
-    assert bool(info.converged)
-    T = np.asarray(T)[:, 0, :]
-    dz = np.diff(zf)
-    bulk = (T * u_col * dz).sum(axis=1) / (u_col * dz).sum()
-    if wall_kind == "H":
-        t_wall = T[:, 0] + 1.0 * 0.5 * dz[0] / k  # known flux across the half cell
-        nu = 1.0 / (t_wall - bulk) * dh / k
-    else:
-        q_wall = k * T[:, 0] / (0.5 * dz[0])  # flux into the wall from the first cell
-        nu = q_wall / (bulk - 0.0) * dh / k
-    return 0.5 * (xf[1:] + xf[:-1]) / dh, nu
-
-
 def test_parallel_plates_uniform_flux_nusselt():
     """Fully developed Nu_H = 140/17 = 8.2353 (Shah & London), within 0.1 % (measured: 3e-7)."""
-    x, nu = _plates(nx=96, nz=32, length_dh=6.0, pe=20.0, wall_kind="H")
-    developed = (x > 3.0) & (x < 4.5)
-    assert np.ptp(nu[developed]) < 1e-3 * nu[developed].mean()  # it is developed
-    assert nu[developed].mean() == pytest.approx(140 / 17, rel=1e-3)
+    r = plates_developed_nusselt("H")
+    assert r["converged"]
+    assert r["spread"] < 1e-3  # it is developed
+    assert r["mean"] == pytest.approx(140 / 17, rel=1e-3)
 
 
 def test_parallel_plates_uniform_wall_temperature_nusselt():
     """Fully developed Nu_T = 7.5407 at Pe = 400, within 0.3 % (measured: -0.04 %)."""
-    x, nu = _plates(nx=160, nz=32, length_dh=20.0, pe=400.0, wall_kind="T")
-    developed = (x > 10.0) & (x < 16.0)
-    assert np.ptp(nu[developed]) < 5e-3 * nu[developed].mean()
-    assert nu[developed].mean() == pytest.approx(7.5407, rel=3e-3)
+    r = plates_developed_nusselt("T")
+    assert r["converged"]
+    assert r["spread"] < 5e-3
+    assert r["mean"] == pytest.approx(7.5407, rel=3e-3)
 
 
 # ----------------------------------------------------------------------------- conjugate channel

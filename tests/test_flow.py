@@ -9,11 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy.interpolate import CubicSpline
 
 from aidc_thermo.kernels import flow
 from aidc_thermo.kernels.fv.flow import FlowParams, FlowSpec, divergence, flow_boundary, solve_flow
-from aidc_thermo.kernels.fv.grid import Grid, grid_from_faces, uniform_grid
+from aidc_thermo.kernels.fv.grid import grid_from_faces, uniform_grid
+from aidc_thermo.validation.flow import cavity, duct_order
 
 F64 = jnp.float64
 # The small cases below run in milliseconds and compile in seconds: compile them
@@ -104,96 +104,22 @@ def test_periodic_channel_matches_tridiagonal_solve(viscosity_ratio):
 
 # ----------------------------------------------------------------------------- Shah & London
 
-SHAH_LONDON_FRE = {1.0: 14.2271, 0.5: 15.5481, 0.25: 18.2328, 0.125: 20.5846}
-DUCT = FlowSpec(
-    bc=("periodic", "periodic", "wall", "wall", "wall", "wall"),
-    tol=1e-10,
-    max_outer=100,
-    momentum_rtol=1e-3,
-    momentum_max_iterations=3000,
-)
-
-
-DUCT_LEVELS = (8, 16, 32)  # cells across the short side
-
-
-def duct_fre():
-    """Fanning f Re of fully developed flow in rectangular ducts of aspect
-    ratios 1, 0.5, 0.25, 0.125 (long side b = 1 mm along y with 4 n cells, short
-    side along z with n cells), one cell streamwise with periodic faces and an
-    imposed pressure gradient, for n in DUCT_LEVELS.
-
-    All twelve cases share one grid shape (1, 4 N, N), N = max(n), and run as
-    one vmapped batch (one compilation): a coarser duct is the lower-left block
-    of 4 n x n fluid cells, the rest solid. Solid faces are exactly no-slip
-    walls (test_solid_cells_are_walls), so the fluid block is the coarse grid.
-    Returns (alphas, levels, f Re (levels, alphas), outer iterations)."""
-    alphas = np.array(sorted(SHAH_LONDON_FRE, reverse=True))
-    b, mu, rho, G = 1e-3, 1e-3, 1000.0, 1.0e3
-    N = max(DUCT_LEVELS)
-    shape = (1, 4 * N, N)
-    cases = [(a, n) for n in DUCT_LEVELS for a in alphas]
-    c = jnp.asarray([a * b for a, n in cases], F64)
-    dy, dz, solid = [], [], []
-    for a, n in cases:
-        dy.append(np.full(4 * N, b / (4 * n)))
-        dz.append(np.full(N, a * b / n))
-        s = np.ones(shape, bool)
-        s[:, : 4 * n, :n] = False
-        solid.append(s)
-    dy, dz, solid = (jnp.asarray(np.array(x)) for x in (dy, dz, solid))
-
-    def one(c, dy, dz, solid):
-        grid = Grid(jnp.full((1,), 1e-4, F64), dy, dz, jnp.zeros((3,), F64))
-        dt = rho * c * c / mu  # viscous time of the short side
-        st, info = solve_flow(grid, solid, params(rho, mu, dt, (G, 0.0, 0.0)), flow_boundary(grid), DUCT)
-        area = dy[:, None] * dz[None, :] * jnp.where(solid[0], 0.0, 1.0)
-        um = jnp.sum(st.u[0] * area) / jnp.sum(area)
-        dh = 2 * b * c / (b + c)
-        return G * dh**2 / (2 * mu * um), info
-
-    fre, info = jax.jit(jax.vmap(one))(c, dy, dz, solid)
-    assert bool(jnp.all(info.converged))
-    shape2 = (len(DUCT_LEVELS), len(alphas))
-    return alphas, np.asarray(fre).reshape(shape2), np.asarray(info.iterations).reshape(shape2)
-
-
 @pytest.mark.slow
 def test_duct_friction_shah_london_and_order():
     """f Re within 1% of Shah & London on the finest grid for every aspect
     ratio; the error falls with a fitted order of 2 (1.8..2.2) over three grids;
-    outer iterations do not grow with the grid."""
-    alphas, fre, iterations = duct_fre()
-    ref = np.array([SHAH_LONDON_FRE[a] for a in alphas])
-    errors = np.abs(fre / ref[None, :] - 1)  # (grids, alphas)
+    outer iterations do not grow with the grid (aidc_thermo.validation.flow.duct_order,
+    also in thermo validate)."""
+    r = duct_order()
+    assert r["converged"]
+    errors, iterations = r["errors"], r["iterations"]  # (grids, alphas)
     assert np.all(errors[-1] < 0.01), errors[-1]
-    h = 1.0 / np.array(DUCT_LEVELS)
-    for j in range(errors.shape[1]):
-        slope = np.polyfit(np.log(h), np.log(errors[:, j]), 1)[0]
-        assert 1.8 < slope < 2.2, (alphas[j], slope, errors[:, j])
+    for j, slope in enumerate(r["slopes"]):
+        assert 1.8 < slope < 2.2, (r["alphas"][j], slope, errors[:, j])
     assert np.max(iterations[-1]) <= np.max(iterations[0]) + 3, iterations
 
 
 # ----------------------------------------------------------------------------- Ghia cavity
-
-GHIA_Y = [1.0, 0.9766, 0.9688, 0.9609, 0.9531, 0.8516, 0.7344, 0.6172, 0.5, 0.4531, 0.2813,
-          0.1719, 0.1016, 0.0703, 0.0625, 0.0547, 0.0]  # fmt: skip
-GHIA_U = {
-    100: [1.0, 0.84123, 0.78871, 0.73722, 0.68717, 0.23151, 0.00332, -0.13641, -0.20581,
-          -0.21090, -0.15662, -0.10150, -0.06434, -0.04775, -0.04192, -0.03717, 0.0],
-    400: [1.0, 0.75837, 0.68439, 0.61756, 0.55892, 0.29093, 0.16256, 0.02135, -0.11477,
-          -0.17119, -0.32726, -0.24299, -0.14612, -0.10338, -0.09266, -0.08186, 0.0],
-}  # fmt: skip
-GHIA_X = [1.0, 0.9688, 0.9609, 0.9531, 0.9453, 0.9063, 0.8594, 0.8047, 0.5, 0.2344, 0.2266,
-          0.1563, 0.0938, 0.0781, 0.0703, 0.0625, 0.0]  # fmt: skip
-GHIA_V = {
-    100: [0.0, -0.05906, -0.07391, -0.08864, -0.10313, -0.16914, -0.22445, -0.24533, 0.05454,
-          0.17527, 0.17507, 0.16077, 0.12317, 0.10890, 0.10091, 0.09233, 0.0],
-    # x = 0.9063 at Re = 400 is a known misprint in the paper: left out (NaN)
-    400: [0.0, -0.12146, -0.15663, -0.19254, -0.22847, np.nan, -0.44993, -0.38598, 0.05186,
-          0.30174, 0.30203, 0.28124, 0.22965, 0.20920, 0.19713, 0.18360, 0.0],
-}  # fmt: skip
-CAVITY = FlowSpec(bc=("wall", "wall", "wall", "wall", "symmetry", "symmetry"), tol=1e-7)
 
 
 @pytest.mark.slow
@@ -201,24 +127,14 @@ CAVITY = FlowSpec(bc=("wall", "wall", "wall", "wall", "symmetry", "symmetry"), t
 def test_lid_driven_cavity_ghia(re):
     """128 x 128 cells (129 x 129 grid lines, Ghia's grid), central convection:
     centreline velocities within 1% RMS of the lid speed of Ghia, Ghia & Shin
-    (1982); the solution is discretely divergence free."""
-    n = 128
-    grid = uniform_grid((n, n, 1), (1.0, 1.0, 1.0 / n), dtype=F64)
-    bnd = flow_boundary(grid, {"y+": (1.0, 0.0, 0.0)})
-    st, info = SOLVE_OPT(grid, jnp.zeros(grid.shape, bool), params(1.0, 1.0 / re, 1.0), bnd, CAVITY)
+    (1982); the solution is discretely divergence free (validation.flow.cavity)."""
+    r = cavity(re)
+    info = r["info"]
     assert bool(info.converged), (info.iterations, info.residual)
     assert int(info.iterations) < 300
-    centres = np.concatenate([[0.0], (np.arange(n) + 0.5) / n, [1.0]])
-    u_cl = np.concatenate([[0.0], np.asarray(st.u)[n // 2, :, 0], [1.0]])  # x = 0.5 faces
-    v_cl = np.concatenate([[0.0], np.asarray(st.v)[:, n // 2, 0], [0.0]])  # y = 0.5 faces
-    du = CubicSpline(centres, u_cl)(GHIA_Y) - np.array(GHIA_U[re])
-    dv = CubicSpline(centres, v_cl)(GHIA_X) - np.array(GHIA_V[re])
-    diff = np.concatenate([du, dv[np.isfinite(dv)]])
-    rms = np.sqrt(np.mean(diff**2))
-    assert rms < 0.01, rms
+    assert r["rms"] < 0.01, r["rms"]
     # net volume flux of every cell, relative to the lid's flux through one cell face
-    net = divergence(grid, st.u, st.v, st.w)
-    assert float(jnp.max(jnp.abs(net))) < 1e-6 * (1.0 / n) * (1.0 / n)
+    assert r["imbalance"] < 1e-6
 
 
 # ----------------------------------------------------------------------------- conservation, vmap, float32

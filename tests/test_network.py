@@ -36,6 +36,7 @@ from aidc_thermo.kernels.network import (
     validate_network,
     validate_params,
 )
+from aidc_thermo.validation.network import colebrook_scipy, laminar_pipe, turbulent_line
 
 WATER = dict(density=998.2, viscosity=1.0016e-3, specific_heat=4184.1)  # 20 degC, validation.md
 
@@ -63,12 +64,6 @@ def _solve(net, params, fl, bnd, options=_OPTIONS):
     return solve_network(net, params, fl, bnd, options)
 
 
-def colebrook_scipy(re, rr):
-    g = lambda x: x + 2.0 * math.log10(rr / 3.7 + 2.51 * x / re)  # noqa: E731
-    x = brentq(g, 0.5, 100.0, xtol=1e-15, rtol=1e-15)
-    return 1.0 / x**2
-
-
 def quadratic_constants(info):
     """C_k = r_{k+1} / r_k^2 over the Newton steps that start below 1e-2 and
     end above round-off (1e-14), r the relative residual history. Newton
@@ -88,22 +83,13 @@ def divergence_np(net, q):
 
 # ----------------------------------------------------------------- single pipes
 def test_laminar_pipe_is_hagen_poiseuille():
-    """Both pipe laws (Colebrook-asymptote and Churchill explicit)."""
-    L, D, dp = 3.0, 4.0e-3, 800.0
-    b = NetworkBuilder()
-    for i in range(2):
-        b.node(f"in{i}", fixed=True)
-        b.node(f"out{i}", fixed=True)
-        b.pipe(f"in{i}", f"out{i}", L, D, roughness=1e-5, churchill=bool(i))
-    net, params = b.build()
-    assert net.edge_kind == (EdgeKind.PIPE, EdgeKind.PIPE_CHURCHILL)
-    p = {"in0": 1.0e5 + dp, "out0": 1.0e5, "in1": 1.0e5 + dp, "out1": 1.0e5}
-    sol, info = _solve(net, params, fluid(), b.boundary(pressure=p))
-    q_hp = math.pi * D**4 * dp / (128.0 * WATER["viscosity"] * L)
-    re = 4 * WATER["density"] * q_hp / (math.pi * D * WATER["viscosity"])
-    assert 500 < re < 1000  # genuinely laminar, where the transition term vanishes
-    assert bool(info.converged)
-    np.testing.assert_allclose(np.asarray(sol.flow), q_hp, rtol=1e-12)
+    """Both pipe laws (Colebrook-asymptote and Churchill explicit)
+    (aidc_thermo.validation.network.laminar_pipe, also in thermo validate)."""
+    r = laminar_pipe()
+    assert r["kinds_ok"]
+    assert 500 < r["re"] < 1000  # genuinely laminar, where the transition term vanishes
+    assert bool(r["info"].converged)
+    np.testing.assert_allclose(np.asarray(r["flow"]), r["q_exact"], rtol=1e-12)
 
 
 def test_friction_factor_laminar_and_colebrook_limits():
@@ -143,25 +129,13 @@ def test_turbulent_friction_vs_colebrook():
 
 
 def test_turbulent_pipe_solve_matches_darcy_colebrook():
-    L, D, eps, dp = 5.0, 0.02, 2e-5, 2.0e4
-    b = NetworkBuilder()
-    b.node("in", fixed=True)
-    b.node("mid")
-    b.node("out", fixed=True)
-    b.pipe("in", "mid", L / 2, D, roughness=eps)
-    b.pipe("mid", "out", L / 2, D, roughness=eps, k_minor=0.5)
-    net, params = b.build()
-    sol, info = _solve(net, params, fluid(), b.boundary(pressure={"in": 2e5 + dp, "out": 2e5}))
-    assert bool(info.converged)
-    q = float(sol.flow[0])
-    rho, mu = WATER["density"], WATER["viscosity"]
-    u = q / (math.pi * D**2 / 4)
-    re = rho * u * D / mu
-    assert 1e4 < re < 1e6
-    f = colebrook_scipy(re, eps / D)
-    dp_ref = (f * L / D + 0.5) * rho * u * u / 2
-    assert abs(dp_ref / dp - 1) < 1e-6
-    assert abs(float(sol.flow[1]) / q - 1) < 1e-13
+    """(aidc_thermo.validation.network.turbulent_line, also in thermo validate)"""
+    r = turbulent_line()
+    assert bool(r["info"].converged)
+    q = r["flow"][0]
+    assert 1e4 < r["re"] < 1e6
+    assert abs(r["dp_ref"] / r["dp"] - 1) < 1e-6
+    assert abs(r["flow"][1] / q - 1) < 1e-13
 
 
 def test_flow_coefficient_valve_and_pump_laws():

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 
 from aidc_thermo.kernels import hx, plant, psychro
+from aidc_thermo.validation.plant import doe2_reference_point
 from tests._plant_params import C0, CP_FW, RHO_FW, chiller, dry_cooler, open_tower
 
 P_ATM = 101325.0
@@ -177,6 +178,8 @@ def test_doe2_reference_point_and_clipping():
     # The curve is normalized at 6.67 C / 29.4 C: EIRFT = 1 to 0.1 %.
     eir = float(plant.doe2_eirft(jnp.asarray(coeffs), C0 + 6.67, C0 + 29.4))
     assert eir == pytest.approx(1.0, abs=1e-3)
+    shared = doe2_reference_point()  # what thermo validate reports
+    assert shared["eir"] == eir and shared["cop_ref_kernel"] == cop_ref == shared["cop_ref"]
     cop = float(plant.chiller_cop(ch, "doe2", C0 + 6.67, C0 + 29.4))
     assert cop == pytest.approx(cop_ref / eir, rel=1e-14)
     # Outside the validity range the curve is held at its bound.

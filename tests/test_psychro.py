@@ -8,29 +8,26 @@ import pytest
 from CoolProp.HumidAirProp import HAPropsSI
 
 from aidc_thermo.kernels import psychro
+from aidc_thermo.validation.plant import handbook_example_1, saturation_air, saturation_pressure
 
 T0 = psychro.T0
 
-# ASHRAE 2017 Fundamentals ch. 1 Table 3: saturation pressure of water, Pa
-# (over ice below 0 C). The Handbook states its formula is within 300 ppm.
-TABLE3 = [(-20, 103.24), (-5, 401.74), (5, 872.6), (25, 3169.7), (50, 12351.3),
-          (100, 101418.0), (150, 476101.4)]  # fmt: skip
-# Table 2: humidity ratio at saturation, 101.325 kPa. The table includes the
-# real-gas enhancement factor, the ideal-gas relation does not (0.4-0.6 % below
-# the table at 5-50 C).
-TABLE2 = [(5, 0.005425), (25, 0.020173), (50, 0.086863)]
+# ASHRAE 2017 Fundamentals ch. 1, Tables 2 and 3 and Example 1: the values ship in
+# aidc_thermo/data/validation.json; the functions below are the ones thermo validate
+# reports (aidc_thermo.validation.plant).
 
 
 def test_saturation_pressure_against_table3():
-    t = jnp.asarray([T0 + tc for tc, _ in TABLE3])
-    ref = np.array([p for _, p in TABLE3])
-    np.testing.assert_allclose(psychro.saturation_pressure(t), ref, rtol=3e-4)
+    # The Handbook states its formula is within 300 ppm (over ice below 0 C).
+    r = saturation_pressure()
+    np.testing.assert_allclose(r["computed"], r["ref"], rtol=3e-4)
+    np.testing.assert_allclose(r["t_degC"], [-20, -5, 5, 25, 50, 100, 150])
 
 
 def test_saturation_humidity_ratio_against_table2():
-    t = jnp.asarray([T0 + tc for tc, _ in TABLE2])
-    ref = np.array([w for _, w in TABLE2])
-    w = np.asarray(psychro.saturation_humidity_ratio(t, 101325.0))
+    # The table includes the real-gas enhancement factor, the ideal-gas relation
+    # does not (0.4-0.6 % below the table at 5-50 C).
+    w, ref = saturation_air()["W"]
     np.testing.assert_allclose(w, ref, rtol=7e-3)
     assert np.all(w < ref)  # the missing enhancement factor (> 1) is the whole difference
 
@@ -38,14 +35,13 @@ def test_saturation_humidity_ratio_against_table2():
 def test_handbook_example_1():
     # Moist air at 40 C dry bulb, 20 C thermodynamic wet bulb, 101.325 kPa:
     # W = 0.0065 kg/kg, relative humidity 14 %, h = 56.7 kJ/kg (printed values).
-    w = float(psychro.humidity_ratio_from_wet_bulb(T0 + 40.0, T0 + 20.0, 101325.0))
-    assert w == pytest.approx(0.0065, abs=1e-4)
-    rh = float(psychro.relative_humidity(T0 + 40.0, w, 101325.0))
-    assert rh == pytest.approx(0.14, abs=0.005)
-    assert float(psychro.moist_air_enthalpy(T0 + 40.0, w)) == pytest.approx(56.7e3, abs=100.0)
+    r = handbook_example_1()
+    assert r["W"][0] == pytest.approx(r["W"][1], abs=1e-4)
+    assert r["rh"][0] == pytest.approx(r["rh"][1], abs=0.005)
+    assert r["h"][0] == pytest.approx(r["h"][1], abs=100.0)
     # And back: the wet bulb of that air is 20 C.
-    rh = psychro.relative_humidity(T0 + 40.0, w, 101325.0)
-    assert float(psychro.wet_bulb(T0 + 40.0, rh, 101325.0)) == pytest.approx(T0 + 20.0, abs=1e-9)
+    assert r["t_wb"][0] == pytest.approx(T0 + 20.0, abs=1e-9)
+    assert (r["W"][1], r["rh"][1], r["h"][1]) == (0.0065, 0.14, 56.7e3)
 
 
 def test_wet_bulb_against_coolprop():
@@ -69,9 +65,9 @@ def test_saturated_air_has_wet_bulb_equal_to_dry_bulb():
 
 def test_saturated_air_enthalpy_against_table2():
     # Table 2, h_s at 101.325 kPa (J/kg dry air); ideal gas agrees to about 1 %.
-    for tc, h in [(5, 18639.0), (25, 76504.0), (50, 275353.0)]:
-        h_s = float(psychro.saturated_air_enthalpy(T0 + tc, 101325.0))
-        assert h_s == pytest.approx(h, rel=0.01)
+    h_s, ref = saturation_air()["h_s"]
+    np.testing.assert_allclose(h_s, ref, rtol=0.01)
+    np.testing.assert_allclose(ref, [18639.0, 76504.0, 275353.0])
 
 
 def test_wet_bulb_gradient_matches_finite_difference():

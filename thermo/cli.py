@@ -5,7 +5,8 @@ the output path (the message names the file and the key, or says why the path
 is refused; checked before solving); 3 a solve that did not converge (no
 results are written); 1 writing the results failed (disk full, I/O error) or an
 unexpected internal error; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM),
-129 hung up (SIGHUP): the temporary folder is removed, older results are kept.
+129 hung up (SIGHUP): the temporary folder is removed, older results are kept;
+4 ``thermo validate``: a validation check failed (its report is written).
 """
 
 from __future__ import annotations
@@ -172,6 +173,12 @@ def cmd_plot(args) -> int:
     return EXIT_OK
 
 
+def cmd_validate(args) -> int:
+    from aidc_thermo.validation.report import validate_command
+
+    return validate_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aidc_thermo import __version__
 
@@ -280,6 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("results", metavar="RESULTS_DIR", help="results folder")
     pl.add_argument("-o", "--output", help="folder for the PNG files (default: RESULTS_DIR)")
     pl.set_defaults(func=cmd_plot)
+
+    v = sub.add_parser(
+        "validate",
+        help="run the validation set and print reference against measured values",
+        description="Run each model against its analytic solution, published table or independent code (the "
+        "figures the tests assert on), print the table (reference, measured, difference, tolerance, pass/fail) and "
+        "write report.md, validation.json and plots into a folder. Exit 0 when every check passes, 4 when any "
+        "fails. docs/validation.md describes each case and its source.",
+    )
+    v.add_argument("--quick", action="store_true", help="only the quick subset (about a minute on two CPU cores)")
+    v.add_argument("--only", metavar="NAMES", help="comma-separated case names or families (conduction, energy, ...)")
+    v.add_argument("-o", "--output", help="report folder (default: results/validation or results/validation_quick)")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress lines on standard error")
+    v.set_defaults(func=cmd_validate, solves=True)
     return p
 
 
