@@ -4,6 +4,7 @@ solved by Newton, vmapped over the hours."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -21,13 +22,17 @@ def run(repeats: int, hours: int | None = None) -> list[Record]:
     for name in ("nvl72_dry_cooler_temperate", "nvl72_chiller_tower_hot_humid"):
         case_file = load(CASES / f"{name}.toml")
         case = facility.parse(case_file)
-        fac, config = facility.build(case)
-        amb, util = facility._hourly_inputs(case)
+        static, params = facility.build(case)
         if hours is not None:
-            amb = jax.tree_util.tree_map(lambda a: a[:hours], amb)
-            util = util[:hours]
-        solve = jax.jit(facility._year_solver(config))
-        t, spread, (ops, infos) = timeit(solve, fac, amb, util, repeats=repeats)
+            params = params._replace(
+                ambient=jax.tree_util.tree_map(lambda a: a[:hours], params.ambient),
+                utilization=params.utilization[:hours],
+            )
+            static = dataclasses.replace(static, hours=hours, times=static.times[:hours])
+        # the protocol's solve: every hour of one design, coolant properties at its setpoint
+        solve = facility.compiled_solve(static, batched=False)
+        t, spread, (ops, infos) = timeit(solve, params, repeats=repeats)
+        util = params.utilization
         assert bool(np.all(np.asarray(infos.converged))), name
         records.append(
             Record(

@@ -44,18 +44,11 @@ def run(repeats: int, quick: bool) -> list[Record]:
     from aidc_thermo.models import rack
 
     case = rack.parse(load(Path(__file__).resolve().parents[1] / "cases" / "rack_nvl72.toml"))
-    rn, sol, info, temps, tinfo, (t_mean, fluid) = rack.solve(case)
-    heat = np.zeros(rn.network.n_edges)
-    heat[rn.plate_edges] = rn.plate_power
-    args = (
-        rn.network,
-        rn.params,
-        fluid,
-        rn.boundary,
-        jnp.asarray(heat),
-        jnp.full(rn.network.n_nodes, case.supply.temperature),
-    )
-    t, spread, (sol, info, temps, tinfo) = timeit(rack._solve_jit(), *args, repeats=repeats)
+    # the rack's protocol solve (edge parameters from Params, Newton, temperatures, junctions)
+    static, params = rack.build(case)
+    rn = rack.build_network(case, jnp.float64)
+    t, spread, solution = timeit(rack.compiled_solve(static), params, repeats=repeats)
+    info = solution.info
     assert bool(info.converged)
     records.append(
         Record(

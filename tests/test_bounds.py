@@ -218,9 +218,10 @@ def _corrupt_rack(case, rn, temps):
     return case, rn, dataclasses.replace(temps, node=_colder(temps.node, rn.outlet, 50.0))
 
 
-def _corrupt_facility(case, ops, infos):
+def _corrupt_facility(static, params, solution):
+    ops, infos = solution
     bad = np.array(ops.t_fw_supply, np.float64) - 0.5
-    return case, dataclasses.replace(ops, t_fw_return=bad), infos
+    return static, params, type(solution)(dataclasses.replace(ops, t_fw_return=bad), infos)
 
 
 #: case type -> (module whose check_bounded the run calls, corruption, message)

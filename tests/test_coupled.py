@@ -14,10 +14,9 @@ from aidc_thermo.kernels import it_power
 from aidc_thermo.kernels.plant.coupled import (
     Ambient,
     CoupledConfig,
-    annual_totals,
-    energy_metrics,
     solve_operating_point,
 )
+from aidc_thermo.models.accounting import annual_totals, energy_metrics
 from aidc_thermo.validation.plant import chain_balances
 from tests._plant_params import C0, accelerator, ambient, hall
 

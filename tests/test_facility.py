@@ -179,11 +179,13 @@ def test_design_point_report_is_consistent(hot_design):
 def test_design_point_matches_the_kernel_directly(hot_design):
     # The application adds nothing to the physics: the same numbers come from
     # kernels.plant.coupled with the parsed parameters.
-    from aidc_thermo.kernels.plant.coupled import Ambient, energy_metrics, solve_operating_point
+    from aidc_thermo.kernels.plant.coupled import Ambient, solve_operating_point
+    from aidc_thermo.models.accounting import energy_metrics
 
     path, out = hot_design
     case = facility.parse(load(path))
-    fac, config = facility.build(case)
+    static, params = facility.build(case)
+    fac, config = params.hall, static.config
     w = case.weather
     amb = Ambient(jnp.float64(w.t_db[0]), jnp.float64(w.t_wb[0]), jnp.float64(w.p[0]))
     op, info = jax.jit(lambda f, a: solve_operating_point(f, a, config))(fac, amb)
@@ -210,14 +212,13 @@ def test_optimize_finds_the_brute_force_optimum(tmp_path):
     assert main(["optimize", str(path), "-o", str(out)]) == 0
     s = summary_values(out)
     case = facility.parse(load(path))
-    fac, config = facility.build(case)
-    amb, util = facility._hourly_inputs(case)
-    metrics = facility._year_metrics(config)
+    static, params = facility.build(case)
+    metrics = facility._year_metrics(static)
 
     @jax.jit
     def scan(ts, ss):
         def at(x):
-            j, tj, conv, _ = metrics(facility._with_controls(fac, x[0], x[1]), amb, util)
+            j, tj, conv, _ = metrics(facility.with_controls(params, x[0], x[1]))
             return j, tj, conv
 
         return jax.lax.map(at, jnp.stack([ts, ss], axis=1))
@@ -239,3 +240,122 @@ def test_optimize_finds_the_brute_force_optimum(tmp_path):
     k = int(np.argmin(np.where(feasible, j, np.inf)))
     assert s["supply_temperature_opt"] == pytest.approx(tt.ravel()[k] - T0, abs=0.6)
     assert (out / "optimize.png").is_file()
+
+
+# ------------------------------------------------------------------- protocol
+
+HOURS = 24  # the first day of the hot-humid year: hours with and without the chiller
+
+
+def _first_hours(static, params, n=HOURS):
+    import dataclasses
+
+    params = params._replace(
+        ambient=jax.tree_util.tree_map(lambda a: a[:n], params.ambient), utilization=params.utilization[:n]
+    )
+    return dataclasses.replace(static, hours=n, times=static.times[:n]), params
+
+
+@pytest.fixture(scope="module")
+def hot_hours():
+    case = facility.parse(load(CASES / "nvl72_chiller_tower_hot_humid.toml"))
+    return (case, *_first_hours(*facility.build(case)))
+
+
+def test_batched_solve_equals_the_loop_over_designs(hot_hours):
+    """vmap over stacked Params of four designs (setpoint and flow, chip
+    power, fan and hall size) gives every design's own answer to 1e-10."""
+    import dataclasses
+
+    case, static, params = hot_hours
+    hall = params.hall
+    acc = dataclasses.replace(hall.accelerator, p_dynamic=hall.accelerator.p_dynamic * 1.2)
+    dev = dataclasses.replace(hall.device, fan_power_rated=hall.device.fan_power_rated * 0.7)
+    designs = [
+        params,
+        facility.with_controls(params, hall.t_supply_set - 5.0, 1.3),
+        params._replace(hall=dataclasses.replace(hall, accelerator=acc)),
+        params._replace(hall=dataclasses.replace(hall, device=dev, n_accelerators=hall.n_accelerators * 0.8)),
+    ]
+    batch = facility.stack(designs)
+    sol_b = facility.compiled_solve(static)(batch)
+    rep_b = facility.report(static, batch, sol_b)
+    assert np.asarray(rep_b["J_per_token_facility"].value).shape == (4,)
+    one = facility.compiled_solve(static, batched=False)
+    j = []
+    for i, p in enumerate(designs):
+        s = one(p)
+        facility.check(static, p, s)
+        for k, o in facility.report(static, p, s).items():
+            np.testing.assert_allclose(np.asarray(rep_b[k].value)[i], np.asarray(o.value), rtol=1e-10, err_msg=k)
+        np.testing.assert_allclose(np.asarray(sol_b.ops.t_j[i]), np.asarray(s.ops.t_j), rtol=1e-10)
+        j.append(float(np.asarray(rep_b["J_per_token_facility"].value)[i]))
+    assert bool(np.all(np.asarray(rep_b["converged"].value)))
+    assert len(set(j)) == 4  # the designs really differ
+
+
+def test_coolant_properties_follow_the_supply_setpoint(hot_hours):
+    """The supply-temperature sweep of thermo run and the objective of thermo
+    optimize evaluate the coolant properties at the setpoint they solve, not
+    at the case's: both equal the coupled kernel solved with the properties
+    that a case file written at that setpoint gets from parse."""
+    import dataclasses
+    import tomllib
+
+    from aidc_thermo.io.case import CaseFile
+    from aidc_thermo.kernels.plant.coupled import solve_operating_point
+    from aidc_thermo.models.accounting import annual_totals
+
+    case, static, params = hot_hours
+    t_new = case.params["t_supply_set"] - 8.0  # 22 degC
+    text = HOT.replace('supply_temperature = "30 degC"', 'supply_temperature = "22 degC"')
+    text = text.replace('weather = "data/', f'weather = "{CASES}/data/')
+    other = facility.parse(CaseFile(CASES / "x.toml", text, tomllib.loads(text))).params
+    assert other["t_supply_set"] == pytest.approx(t_new, abs=1e-12)
+
+    @jax.jit
+    def hours(hall):
+        def hour(a, u):
+            return solve_operating_point(dataclasses.replace(hall, utilization=u), a, static.config)
+
+        return jax.vmap(hour)(params.ambient, params.utilization)
+
+    def kernel(props):
+        ops, info = hours(dataclasses.replace(params.hall, t_supply_set=jnp.float64(t_new), **props))
+        assert bool(np.all(info.converged))
+        return float(annual_totals(ops, 1.0).metrics.j_per_token_facility)
+
+    names = ("rho_tcs", "cp_tcs", "rho_fw", "cp_fw")
+    expected = kernel({k: jnp.float64(other[k]) for k in names})
+    frozen = kernel({})  # properties left at the case's setpoint (the old behaviour)
+    assert abs(frozen / expected - 1) > 1e-7  # the test can tell the two apart
+    # thermo run's sweep: the case's setpoint, t_new and two more in one batched solve
+    t_set = case.params["t_supply_set"]
+    designs = facility._with_setpoints(params, (t_set, t_new, t_set - 4.0, t_set + 4.0))
+    swept = facility.report(static, designs, facility.compiled_solve(static)(designs))
+    assert float(swept["J_per_token_facility"].value[1]) == pytest.approx(expected, rel=1e-12)
+    # thermo optimize's objective at (t_new, flow scale 1)
+    j_opt = jax.jit(lambda t: facility._year_metrics(static)(facility.with_controls(params, t, 1.0))[0])
+    assert float(j_opt(jnp.float64(t_new))) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gradient_wrt_supply_temperature_matches_central_differences(hot_hours):
+    """d(J/token)/dT_supply and d(mean T_j)/dT_supply by forward-mode AD
+    through solve (implicit derivative of every hour's coupled solve, coolant
+    properties included) agree with central finite differences."""
+    case, static, params = hot_hours
+
+    def outputs(t):
+        p = facility.with_controls(params, t, jnp.float64(1.0))
+        r = facility.report(static, p, facility.solve(static, p))
+        return jnp.stack([r["J_per_token_facility"].value, r["T_junction_mean"].value])
+
+    f = jax.jit(outputs)
+    t0 = jnp.float64(case.params["t_supply_set"])
+    _, d = jax.jit(lambda t: jax.jvp(outputs, (t,), (jnp.ones_like(t),)))(t0)
+    # h small enough that no hour of the day changes regime (chiller on/off,
+    # free cooling) inside [t0 - h, t0 + h]: at h = 0.02 K one does (a kink)
+    h = 1e-3
+    fd = (np.asarray(f(t0 + h)) - np.asarray(f(t0 - h))) / (2 * h)
+    np.testing.assert_allclose(np.asarray(d), fd, rtol=1e-5)
+    assert abs(float(d[0])) > 0 and float(d[1]) > 0.5  # a warmer supply: a warmer junction

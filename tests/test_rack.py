@@ -37,7 +37,7 @@ def _edit(*pairs, text=TEXT):
 @pytest.fixture(scope="module")
 def bundled():
     case = rack.parse(load(CASE))
-    return (case, *rack.solve(case))
+    return (case, *rack.solve_case(case))
 
 
 def test_bundled_rack_is_wired_as_described(bundled):
@@ -110,7 +110,7 @@ def test_heat_balance_series_plates_and_junction_temperatures(bundled):
 
 def _tray_flows(text):
     case = _case(text)
-    rn, sol, info, *_ = rack.solve(case)
+    rn, sol, info, *_ = rack.solve_case(case)
     assert bool(info.converged)
     lab = list(rn.network.edge_labels)
     return case, np.array([float(sol.flow[lab.index(f"tray {i} supply QD")]) for i in range(27)])
@@ -196,3 +196,103 @@ def test_drawing_puts_nodes_at_their_elevation_and_no_two_edges_on_one_line(layo
     assert np.all(np.linalg.norm(b - a, axis=1) > 1e-3)
     segments = {tuple(sorted((tuple(p), tuple(q)))) for p, q in zip(a, b, strict=True)}
     assert len(segments) == len(a)
+
+
+# ------------------------------------------------------------------ protocol
+
+#: a small rack (2 + 2 + 2 trays, the switch section 30 mm above the first) so
+#: that the protocol tests compile in seconds
+SMALL = _edit(
+    ("count = 8", "count = 2"),
+    ("count = 9", 'count = 2\ngap_below = "30 mm"'),
+    ("count = 10", "count = 2"),
+)
+#: designs that differ only in numbers (Params), not in the network's shape
+DESIGNS = [
+    (),
+    (('flow = "135 L/min"', 'flow = "20 L/min"'), ('temperature = "35 degC"', 'temperature = "30 degC"')),
+    (('diameter = "38 mm"', 'diameter = "20 mm"'), ('gap_below = "30 mm"', 'gap_below = "200 mm"')),
+    (('diameter = "9.5 mm"', 'diameter = "7 mm"'), ('power = "1000 W"', 'power = "1300 W"'), ("cv = 2.0", "cv = 1.2")),
+    (('pitch = "44.45 mm"', 'pitch = "88.9 mm"'), ("k_minor = 2.0", "k_minor = 4.0"), ("feed_k = 1.5", "feed_k = 0.3"),
+     ('dp_rated = "50 kPa"', 'dp_rated = "80 kPa"'), ('"0.0172 K/W", "0.0160 K/W"', '"0.0190 K/W", "0.0165 K/W"')),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_designs():
+    cases = [_case(_edit(*d, text=SMALL)) for d in DESIGNS]
+    built = [rack.build(c) for c in cases]
+    return cases, built
+
+
+def test_params_carry_every_swept_number_and_match_the_builder(small_designs):
+    """Each design parses to the same Static (one compiled program) and
+    Params whose edge parameters and boundary, computed inside JAX by
+    edge_params, equal what the network builder writes for that case file
+    (the host path used before the protocol)."""
+    import jax.numpy as jnp
+
+    cases, built = small_designs
+    static = built[0][0]
+    kinds = np.asarray(static.network.edge_kind)
+    tee = np.isin(kinds, [EdgeKind.TEE_DIVIDING_BRANCH, EdgeKind.TEE_DIVIDING_RUN,
+                          EdgeKind.TEE_COMBINING_BRANCH, EdgeKind.TEE_COMBINING_RUN])  # fmt: skip
+    pipe = tee | (kinds == EdgeKind.PIPE)
+    plate, qd = kinds == EdgeKind.POWER_LAW, kinds == EdgeKind.FLOW_COEFFICIENT
+    for case, (st, params) in zip(cases, built, strict=True):
+        assert st == static and hash(st) == hash(static)
+        rn = rack.build_network(case, jnp.float64)
+        ep, bnd = rack.edge_params(static, params)
+        for name, mask in (("length", pipe), ("diameter", pipe), ("roughness", pipe), ("k_minor", pipe),
+                           ("area_ratio", tee), ("kv", qd), ("pow_coef", plate), ("pow_exp", plate)):  # fmt: skip
+            ours, builders = np.asarray(getattr(ep, name))[mask], np.asarray(getattr(rn.params, name))[mask]
+            np.testing.assert_allclose(ours, builders, rtol=1e-13, err_msg=name)
+        for name in ("pressure", "supply", "elevation"):
+            np.testing.assert_allclose(getattr(bnd, name), getattr(rn.boundary, name), rtol=1e-13, atol=1e-15)
+
+
+def test_batched_solve_equals_the_loop_over_designs(small_designs):
+    """vmap over the stacked Params of five designs (flow, supply temperature,
+    manifold and hose diameters, section gap, plate power and curves, QD, ...)
+    gives every design's answer of its own solve to 1e-10."""
+    import jax
+
+    cases, built = small_designs
+    static = built[0][0]
+    params = [p for _, p in built]
+    batch = jax.tree_util.tree_map(lambda *x: np.stack(x), *params)
+    sol_b = rack.compiled_solve(static, batched=True)(batch)
+    rep_b = rack.report(static, batch, sol_b)
+    assert np.asarray(rep_b["T_junction_max"].value).shape == (len(DESIGNS),)
+    assert np.all(np.asarray(rep_b["converged"].value))
+    one = rack.compiled_solve(static)
+    answers = []
+    for i, p in enumerate(params):
+        s = one(p)
+        rep = rack.report(static, p, s)
+        for k, o in rep.items():
+            np.testing.assert_allclose(np.asarray(rep_b[k].value)[i], np.asarray(o.value), rtol=1e-10, err_msg=k)
+        for a, b in ((sol_b.network.flow[i], s.network.flow), (sol_b.junction[i], s.junction),
+                     (sol_b.temperatures.node[i], s.temperatures.node)):  # fmt: skip
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10)
+        answers.append(float(rep["T_junction_max"].value))
+        rack.check(static, p, s)
+    assert len(set(answers)) == len(DESIGNS)  # the designs really differ
+
+
+def test_properties_follow_the_swept_supply_temperature(small_designs):
+    """Coolant properties are evaluated inside solve from Params: a design
+    whose supply temperature is changed in Params solves exactly as the case
+    file written at that temperature (properties at its own mean bulk
+    temperature)."""
+    cases, built = small_designs
+    static, params = built[0]
+    warm_case = _case(_edit(('temperature = "35 degC"', 'temperature = "45 degC"'), text=SMALL))
+    t_warm = np.asarray(warm_case.supply.temperature, np.float64)
+    swept = rack.compiled_solve(static)(params._replace(supply_temperature=t_warm))
+    direct = rack.compiled_solve(static)(rack.build(warm_case)[1])
+    for a, b in ((swept.fluid.viscosity, direct.fluid.viscosity), (swept.network.pressure, direct.network.pressure),
+                 (swept.junction, direct.junction)):  # fmt: skip
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
+    base = rack.compiled_solve(static)(params)
+    assert float(swept.fluid.viscosity) < 0.9 * float(base.fluid.viscosity)  # PG25 thins as it warms

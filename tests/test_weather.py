@@ -300,9 +300,9 @@ def test_epw_and_equivalent_csv_give_the_facility_bit_identical_inputs(tmp_path)
     inputs = [jax.tree.leaves(facility._hourly_inputs(x)) for x in (e, c)]
     for a, b in zip(*inputs, strict=True):
         np.testing.assert_array_equal(a, b)
-    (fe, ke), (fc, kc) = facility.build(e), facility.build(c)
-    assert ke == kc
-    for a, b in zip(jax.tree.leaves(fe), jax.tree.leaves(fc), strict=True):
+    (se, pe), (sc, pc) = facility.build(e), facility.build(c)
+    assert se == sc
+    for a, b in zip(jax.tree.leaves(pe), jax.tree.leaves(pc), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -1,5 +1,5 @@
 """The coupled operating point of a liquid-cooled hall: junction temperature,
-chip power, coolant temperatures, heat rejection and energy per token.
+chip power, coolant temperatures and heat rejection.
 
 Chain (one representative accelerator stands for all ``n_accelerators``; SI units,
 temperatures in K)::
@@ -39,12 +39,13 @@ Energy balance (tested to 1e-9 relative): heat from the IT equipment into the
 liquid + pump heat + chiller compressor work = heat rejected by the device +
 chiller condenser heat + exported heat.
 
-Boundaries of the energy metrics (:func:`energy_metrics`): IT = accelerators +
-other IT loads + in-rack power conversion losses; cooling = TCS and FW pumps,
-device fans, chiller compressor, condenser heat-rejection power, and air-side
-cooling of the heat that is not captured by liquid; facility = IT + cooling +
-facility overhead (a fraction of IT power: UPS and distribution losses,
-lighting).
+Power boundaries of :class:`OperatingPoint`: IT (``p_it``) = accelerators +
+other IT loads + in-rack power conversion losses; cooling (``p_cooling``) = TCS
+and FW pumps, device fans, chiller compressor, condenser heat-rejection power,
+and air-side cooling of the heat that is not captured by liquid; facility
+(``p_facility``) = IT + cooling + facility overhead (a fraction of IT power).
+The hall-level accounting over hours (energy per token, PUE, annual totals)
+is the application's: :mod:`aidc_thermo.models.accounting`.
 """
 
 from __future__ import annotations
@@ -62,14 +63,10 @@ from . import hx, it_power
 
 __all__ = [
     "Ambient",
-    "AnnualTotals",
     "ColdPlate",
     "CoupledConfig",
-    "EnergyMetrics",
     "Facility",
     "OperatingPoint",
-    "annual_totals",
-    "energy_metrics",
     "evaluate_operating_point",
     "solve_operating_point",
 ]
@@ -497,89 +494,3 @@ def solve_operating_point(fac: Facility, amb: Ambient, config: CoupledConfig = C
     t_j = lax.custom_root(residual_of(fac, amb), t_star, lambda f, x0: x0, tangent_solve)
     op = evaluate_operating_point(fac, amb, config, t_j)
     return dataclasses.replace(op, runaway=runaway), info
-
-
-# ------------------------------------------------------------------ metrics
-
-
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class EnergyMetrics:
-    """Energy per token and efficiency indices (boundaries in the module docstring).
-
-    ``j_per_token_it``, ``j_per_token_cooling`` (equal to cooling W per token/s),
-    ``j_per_token_facility``: J/token; ``tokens_per_kwh``: tokens per kWh of
-    facility energy (the TokEnergy-style index, facility boundary);
-    ``tokens_per_kwh_it``: per kWh of IT energy; ``ppue_cooling``: partial PUE of
-    cooling, (IT + cooling)/IT; ``pue``: facility/IT; ``water_l_per_kwh``: make-up
-    water per kWh of IT energy (WUE, L/kWh, taking 1 kg of water as 1 L).
-    """
-
-    j_per_token_it: jax.Array
-    j_per_token_cooling: jax.Array
-    j_per_token_facility: jax.Array
-    tokens_per_kwh: jax.Array
-    tokens_per_kwh_it: jax.Array
-    ppue_cooling: jax.Array
-    pue: jax.Array
-    water_l_per_kwh: jax.Array
-
-
-def _metrics(e_it, e_cool, e_fac, tokens, water_kg):
-    """Metrics from energies (J), token counts and water (kg) over one period."""
-    return EnergyMetrics(
-        j_per_token_it=e_it / tokens,
-        j_per_token_cooling=e_cool / tokens,
-        j_per_token_facility=e_fac / tokens,
-        tokens_per_kwh=tokens * 3.6e6 / e_fac,
-        tokens_per_kwh_it=tokens * 3.6e6 / e_it,
-        ppue_cooling=(e_it + e_cool) / e_it,
-        pue=e_fac / e_it,
-        water_l_per_kwh=water_kg * 3.6e6 / e_it,
-    )
-
-
-def energy_metrics(op: OperatingPoint) -> EnergyMetrics:
-    """Instantaneous energy metrics of an operating point."""
-    return _metrics(op.p_it, op.p_cooling, op.p_facility, op.tokens_per_s, op.water_makeup)
-
-
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class AnnualTotals:
-    """Totals over a series of operating points (e.g. 8760 hours).
-
-    Energies in kWh, ``tokens`` in tokens, ``water_l`` in litres,
-    ``free_cooling_hours`` in hours, ``metrics`` the period's
-    :class:`EnergyMetrics` (ratios of totals, not means of ratios).
-    """
-
-    energy_it_kwh: jax.Array
-    energy_cooling_kwh: jax.Array
-    energy_facility_kwh: jax.Array
-    tokens: jax.Array
-    water_l: jax.Array
-    free_cooling_hours: jax.Array
-    metrics: EnergyMetrics
-
-
-def annual_totals(ops: OperatingPoint, hours) -> AnnualTotals:
-    """Aggregate operating points batched along axis 0, each lasting ``hours``
-    (scalar or shape ``(n,)``) hours."""
-    dtype = ops.p_it.dtype
-    hours = jnp.broadcast_to(jnp.asarray(hours, dtype), ops.p_it.shape)
-    seconds = 3600.0 * hours
-    e_it = jnp.sum(ops.p_it * seconds)
-    e_cool = jnp.sum(ops.p_cooling * seconds)
-    e_fac = jnp.sum(ops.p_facility * seconds)
-    tokens = jnp.sum(ops.tokens_per_s * seconds)
-    water = jnp.sum(ops.water_makeup * seconds)
-    return AnnualTotals(
-        energy_it_kwh=e_it / 3.6e6,
-        energy_cooling_kwh=e_cool / 3.6e6,
-        energy_facility_kwh=e_fac / 3.6e6,
-        tokens=tokens,
-        water_l=water,
-        free_cooling_hours=jnp.sum(ops.free_cooling * hours),
-        metrics=_metrics(e_it, e_cool, e_fac, tokens, water),
-    )

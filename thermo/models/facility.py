@@ -9,6 +9,15 @@ temperature / chip power / coolant temperature problem is solved
 is reported: J/token for IT, cooling and the whole facility, tokens per kWh,
 partial PUE and PUE, water use, free-cooling hours.
 
+The model follows :mod:`aidc_thermo.models.protocol`: :func:`build` gives a
+hashable :class:`Static` and a :class:`Params` pytree (the kernel's
+:class:`kernels.plant.coupled.Facility`, the hourly ambient and utilization);
+:func:`solve` solves every hour of a design in JAX, with the coolants'
+properties evaluated at the design's own supply setpoint, so a batch of
+designs (the supply-temperature sweep of ``thermo run``, the grid of
+``thermo optimize``) is one compiled call. The accounting (J/token, PUE,
+annual totals) is :mod:`aidc_thermo.models.accounting`.
+
 ``thermo run`` writes the report; ``thermo optimize`` finds the facility-water
 supply temperature and coolant flow that minimize facility J/token subject to a
 junction-temperature limit (see :func:`optimize`).
@@ -29,9 +38,11 @@ Every key and its default is listed in ``docs/case-files.md``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,9 +52,23 @@ from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header
 from aidc_thermo.io.results import Quantity, Series, write_series_results
 from aidc_thermo.io.weather import Weather, read_weather
 
-__all__ = ["FacilityCase", "parse", "run", "optimize", "build", "solve_hours", "CASE_TYPE"]
+__all__ = [
+    "CASE_TYPE",
+    "FacilityCase",
+    "Params",
+    "Solution",
+    "Static",
+    "build",
+    "check",
+    "optimize",
+    "parse",
+    "report",
+    "run",
+    "solve",
+]
 
 CASE_TYPE = "facility"
+PROTOCOL = True
 T0 = 273.15
 #: Smallest junction-temperature tolerance (K) per precision: about 300 K times
 #: machine epsilon (float32 1.2e-7, float64 2.2e-16), with a margin.
@@ -86,9 +111,15 @@ class FacilityCase:
     # inputs of the ratings computed with JAX kernels at build (:func:`rated_params`),
     # not at parse, so that thermo check starts no JAX and solves nothing
     ratings: dict = dataclasses.field(default_factory=dict)
+    # the coolants of the secondary loop and of the facility water: their
+    # properties are evaluated inside solve at the supply setpoint being solved
+    coolant_secondary: object = None
+    coolant_facility_water: object = None
 
     def as_dict(self) -> dict:
-        d = asdict(self)
+        d = asdict(dataclasses.replace(self, coolant_secondary=None, coolant_facility_water=None))
+        d.pop("coolant_secondary")
+        d.pop("coolant_facility_water")
         d["weather"] = {"source": self.weather.source, "hours": len(self.weather)}
         return d
 
@@ -97,7 +128,7 @@ def _coolant_props(table: Table | None, t_ref: float, default_fluid: str = "wate
     from aidc_thermo.coolant import make_coolant, read_coolant
 
     coolant = make_coolant(default_fluid) if table is None else read_coolant(table)
-    return float(coolant.density(t_ref)), float(coolant.cp(t_ref)), coolant.name
+    return float(coolant.density(t_ref)), float(coolant.cp(t_ref)), coolant
 
 
 #: kernels.plant.DEVICE_KINDS and kernels.plant.hx.ARRANGEMENTS, repeated so that parsing
@@ -279,11 +310,12 @@ def parse(case_file: CaseFile) -> FacilityCase:
     eta_fw = fw.number("pump_efficiency", minimum=0.05, maximum=1.0)
     export = fw.number("export_fraction", default=0.0, minimum=0.0, maximum=1.0)
     fw_coolant = fw.table("coolant", default=None)
-    supply_ref = t_set + 8.0  # properties at a mean loop temperature (constant)
+    supply_ref = t_set + _FW_REF_RISE  # the ratings' properties (solve re-evaluates them at its setpoint)
     supply_range = _supply_range(sec_coolant, fw_coolant)
     _check_supply(fw, "supply_temperature", t_set, supply_range)
-    rho_tcs, cp_tcs, sec_name = _coolant_props(sec_coolant, supply_ref + 3.0)
-    rho_fw, cp_fw, fw_name = _coolant_props(fw_coolant, supply_ref)
+    rho_tcs, cp_tcs, sec_coolant_fit = _coolant_props(sec_coolant, supply_ref + _TCS_REF_RISE - _FW_REF_RISE)
+    rho_fw, cp_fw, fw_coolant_fit = _coolant_props(fw_coolant, supply_ref)
+    sec_name, fw_name = sec_coolant_fit.name, fw_coolant_fit.name
     sec.finish()
     fw.finish()
     notes.append(f"secondary coolant: {sec_name}, rho {rho_tcs:.1f} kg/m3, cp {cp_tcs:.0f} J/kg/K")
@@ -541,6 +573,8 @@ def parse(case_file: CaseFile) -> FacilityCase:
         plots=plots,
         notes=tuple(notes),
         ratings=ratings,
+        coolant_secondary=sec_coolant_fit,
+        coolant_facility_water=fw_coolant_fit,
     )
 
 
@@ -591,6 +625,51 @@ def rated_params(case: FacilityCase) -> dict:
 
 
 # --------------------------------------------------------------------------- build & solve
+#
+# The protocol (thermo/models/protocol.py): build(case) -> (Static, Params);
+# solve(static, params) -> Solution, pure (every hour in one vmap, jit- and
+# vmap-able over designs, differentiable through the implicit derivative of
+# each hour's converged solve); report -> Outputs; check -> SolveError.
+
+
+@dataclass(frozen=True)
+class Static:
+    """What fixes the compiled program of a facility solve (hashable): the
+    coupled solve's static choices, the number of hours, the precision, the
+    coolants of both loops (their property fits, evaluated inside
+    :func:`solve` at the setpoint solved) and the weather rows' labels (for
+    messages)."""
+
+    config: object  # kernels.plant.coupled.CoupledConfig
+    hours: int
+    precision: str
+    coolant_secondary: object  # aidc_thermo.coolant.Coolant
+    coolant_facility_water: object
+    times: tuple[str, ...]
+
+
+class Params(NamedTuple):
+    """Every number a user may sweep (a pytree; stack along a leading axis for
+    a batch of designs). ``hall`` is the kernel's own
+    :class:`kernels.plant.coupled.Facility` (one typed class for both
+    layers); its coolant properties (``rho_tcs``, ``cp_tcs``, ``rho_fw``,
+    ``cp_fw``) are those at the case's setpoint and are re-evaluated by
+    :func:`solve` at ``hall.t_supply_set`` (secondary loop at the setpoint +
+    11 K, facility water at + 8 K). ``ambient`` (K, Pa) and ``utilization``
+    have one entry per hour."""
+
+    hall: Any
+    ambient: Any
+    utilization: Any
+
+
+class Solution(NamedTuple):
+    """Every hour's :class:`kernels.plant.coupled.OperatingPoint` and the
+    :class:`~kernels.diagnostics.SolveInfo` of its coupled solve (leading axis:
+    hours, after any design axis)."""
+
+    ops: Any
+    info: Any
 
 
 def _dtype(case: FacilityCase):
@@ -599,9 +678,10 @@ def _dtype(case: FacilityCase):
     return jnp.float64 if case.precision == "float64" else jnp.float32
 
 
-def build(case: FacilityCase):
-    """The :class:`kernels.plant.coupled.Facility` pytree of a case (in its precision)
-    and the static :class:`kernels.plant.coupled.CoupledConfig`."""
+def build(case: FacilityCase) -> tuple[Static, Params]:
+    """The static description and the parameters of a case (in its precision).
+    Rates the CDU and the heat-rejection device (:func:`rated_params`; raises
+    :class:`CaseError` naming the key when a rating cannot be reached)."""
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import coupled, it_power, plant
@@ -613,7 +693,7 @@ def build(case: FacilityCase):
         return jnp.asarray(v, dt)
 
     fields = {k: arr(v) for k, v in p.items() if not isinstance(v, dict)}
-    fac = coupled.Facility(
+    hall = coupled.Facility(
         accelerator=it_power.Accelerator(**{k: arr(v) for k, v in p["accelerator"].items()}),
         cold_plate=coupled.ColdPlate(**{k: arr(v) for k, v in p["cold_plate"].items()}),
         device=plant.RejectionDevice(**{k: arr(v) for k, v in p["device"].items()}),
@@ -627,7 +707,16 @@ def build(case: FacilityCase):
         max_iter=case.max_iterations,
         tol=case.tolerance,
     )
-    return fac, config
+    amb, util = _hourly_inputs(case)
+    static = Static(
+        config=config,
+        hours=len(case.weather),
+        precision=case.precision,
+        coolant_secondary=case.coolant_secondary,
+        coolant_facility_water=case.coolant_facility_water,
+        times=tuple(case.weather.time),
+    )
+    return static, Params(hall=hall, ambient=amb, utilization=util)
 
 
 def _hourly_inputs(case: FacilityCase):
@@ -646,53 +735,214 @@ def _hourly_inputs(case: FacilityCase):
     return amb, jnp.asarray(util, dt)
 
 
-def _with_controls(fac, t_set, flow_scale):
-    """The facility at another supply setpoint and coolant flow (both loops scaled)."""
-    return dataclasses.replace(
-        fac,
-        t_supply_set=t_set,
-        flow_per_accelerator=fac.flow_per_accelerator * flow_scale,
-        flow_fw=fac.flow_fw * flow_scale,
+def with_controls(params: Params, t_set, flow_scale) -> Params:
+    """The design at another facility-water supply setpoint (K) and coolant
+    flow (both loops scaled by ``flow_scale``); traceable."""
+    hall = params.hall
+    return params._replace(
+        hall=dataclasses.replace(
+            hall,
+            t_supply_set=t_set,
+            flow_per_accelerator=hall.flow_per_accelerator * flow_scale,
+            flow_fw=hall.flow_fw * flow_scale,
+        )
     )
 
 
-def _year_solver(config):
-    """fac, amb[hours], util[hours] -> (ops, infos) over the hours (vmap)."""
+def with_properties(static: Static, hall):
+    """``hall`` with its coolant properties evaluated at its own supply
+    setpoint (traceable: the setpoint may be swept or differentiated)."""
+    t_fw = hall.t_supply_set + _FW_REF_RISE
+    t_tcs = t_fw + (_TCS_REF_RISE - _FW_REF_RISE)
+    sec, fw = static.coolant_secondary, static.coolant_facility_water
+    return dataclasses.replace(
+        hall, rho_tcs=sec.density(t_tcs), cp_tcs=sec.cp(t_tcs), rho_fw=fw.density(t_fw), cp_fw=fw.cp(t_fw)
+    )
+
+
+def solve(static: Static, params: Params) -> Solution:
+    """Every hour of one design (pure JAX; ``jax.vmap(partial(solve, static))``
+    for a batch of designs): the coupled junction-temperature / chip power /
+    cooling chain, with the coolant properties at the design's setpoint."""
     import jax
 
     from aidc_thermo.kernels.plant.coupled import solve_operating_point
 
-    def one(fac, amb, u):
-        return solve_operating_point(dataclasses.replace(fac, utilization=u), amb, config)
+    hall = with_properties(static, params.hall)
 
-    return jax.vmap(one, in_axes=(None, 0, 0))
+    def one(amb, u):
+        return solve_operating_point(dataclasses.replace(hall, utilization=u), amb, static.config)
+
+    ops, info = jax.vmap(one)(params.ambient, params.utilization)
+    return Solution(ops, info)
 
 
-def _year_metrics(config):
-    """fac, amb, util -> (J/token facility, T_j max, all converged, totals)."""
-    from aidc_thermo.kernels.plant.coupled import annual_totals
+@functools.cache
+def compiled_solve(static: Static, batched: bool = True):
+    """``solve`` compiled for ``static``; ``batched``: over a leading design axis
+    of the params (one compiled call for the whole batch)."""
+    import jax
 
-    solve_year = _year_solver(config)
+    f = functools.partial(solve, static)
+    return jax.jit(jax.vmap(f) if batched else f)
 
-    def metrics(fac, amb, util):
-        ops, infos = solve_year(fac, amb, util)
+
+def stack(designs) -> Params:
+    """Params of several designs stacked along a new leading axis."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *designs)
+
+
+def _with_setpoints(params: Params, setpoints) -> Params:
+    import jax.numpy as jnp
+
+    one = jnp.asarray(1.0, params.hall.t_supply_set.dtype)
+    return stack([with_controls(params, jnp.asarray(t, one.dtype), one) for t in setpoints])
+
+
+def _year_metrics(static: Static):
+    """params -> (J/token facility, T_j max, all converged, totals) of one design."""
+    from aidc_thermo.models.accounting import annual_totals
+
+    def metrics(params):
+        ops, infos = solve(static, params)
         tot = annual_totals(ops, 1.0)
         return tot.metrics.j_per_token_facility, ops.t_j.max(), infos.converged.all(), tot
 
     return metrics
 
 
-def solve_hours(case: FacilityCase):
-    """Solve every hour (or the design point): returns ``(fac, config, ops, infos)``."""
+# --------------------------------------------------------------------------- report
+
+#: name -> (units, description) of every reported number (report()).
+_OUTPUTS = {
+    "J_per_token_IT": ("J", "IT energy per token over the period"),
+    "J_per_token_cooling": ("J", "cooling energy per token over the period"),
+    "J_per_token_facility": ("J", "facility energy per token over the period"),
+    "tokens_per_kWh_facility": ("1/kWh", "tokens per kWh of facility energy"),
+    "tokens_per_kWh_IT": ("1/kWh", "tokens per kWh of IT energy"),
+    "partial_PUE_cooling": ("", "(IT + cooling) / IT"),
+    "PUE": ("", "facility / IT"),
+    "water_L_per_kWh": ("L/kWh", "tower make-up water per kWh of IT energy (WUE)"),
+    "T_junction_max": ("degC", "hottest junction over the period"),
+    "T_junction_mean": ("degC", "mean junction temperature"),
+    "clock_min": ("", "lowest clock fraction (1: never throttled)"),
+    "T_facility_supply_max": ("degC", "warmest facility-water supply"),
+    "leakage_share": ("", "leakage / accelerator power"),
+    "P_IT_mean": ("W", "mean IT power"),
+    "P_cooling_mean": ("W", "mean cooling power"),
+    "P_facility_mean": ("W", "mean facility power"),
+    "tokens_per_s_mean": ("1/s", "mean hall throughput"),
+    "energy_IT": ("MWh", "IT energy over the period"),
+    "energy_cooling": ("MWh", "cooling energy over the period"),
+    "energy_facility": ("MWh", "facility energy over the period"),
+    "tokens": ("", "tokens over the period"),
+    "free_cooling_hours": ("h", "hours the heat-rejection device alone holds the supply setpoint"),
+    "chiller_hours": ("h", "hours with the chiller on"),
+    "floating_supply_hours": ("h", "hours the supply floats above the setpoint"),
+    "water_use": ("m^3", "make-up water over the period"),
+    "converged": ("", "every hour's coupled solve converged"),
+    "iterations": ("", "largest Newton iteration count of any hour"),
+    "residual_max": ("K", "largest |T_j - T_j,model| of any hour"),
+}
+#: energy per token by component (J/token): report() key -> breakdown label
+_BREAKDOWN = {
+    "accelerators": "accelerators",
+    "other IT + conversion": "other_it",
+    "secondary pumps": "p_pump_tcs",
+    "facility-water pumps": "p_pump_fw",
+    "heat-rejection fans": "p_fan",
+    "chiller compressor": "w_chiller",
+    "condenser heat rejection": "p_cond",
+    "room-air cooling": "p_air_cooling",
+    "facility overhead": "overhead",
+}
+
+
+def _report_one(hall, ops, info) -> dict:
+    """The summary numbers of one design (pure JAX)."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.models.accounting import annual_totals
+
+    tot = annual_totals(ops, 1.0)
+    m = tot.metrics
+    tok = jnp.sum(ops.tokens_per_s)
+    p_acc = hall.n_accelerators * ops.p_accelerator
+    parts = dict(
+        accelerators=p_acc,
+        other_it=ops.p_it - p_acc,
+        overhead=ops.p_it * hall.facility_overhead_fraction,
+    )
+    out = {
+        "J_per_token_IT": m.j_per_token_it,
+        "J_per_token_cooling": m.j_per_token_cooling,
+        "J_per_token_facility": m.j_per_token_facility,
+        "tokens_per_kWh_facility": m.tokens_per_kwh,
+        "tokens_per_kWh_IT": m.tokens_per_kwh_it,
+        "partial_PUE_cooling": m.ppue_cooling,
+        "PUE": m.pue,
+        "water_L_per_kWh": m.water_l_per_kwh,
+        "T_junction_max": ops.t_j.max() - T0,
+        "T_junction_mean": ops.t_j.mean() - T0,
+        "clock_min": ops.clock.min(),
+        "T_facility_supply_max": ops.t_fw_supply.max() - T0,
+        "leakage_share": jnp.sum(ops.leakage) / jnp.sum(ops.p_accelerator),
+        "P_IT_mean": ops.p_it.mean(),
+        "P_cooling_mean": ops.p_cooling.mean(),
+        "P_facility_mean": ops.p_facility.mean(),
+        "tokens_per_s_mean": ops.tokens_per_s.mean(),
+        "energy_IT": tot.energy_it_kwh / 1e3,
+        "energy_cooling": tot.energy_cooling_kwh / 1e3,
+        "energy_facility": tot.energy_facility_kwh / 1e3,
+        "tokens": tot.tokens,
+        "free_cooling_hours": tot.free_cooling_hours,
+        "chiller_hours": jnp.sum(ops.q_evap > 0).astype(ops.t_j.dtype),
+        "floating_supply_hours": jnp.sum(ops.t_fw_supply > hall.t_supply_set + 1e-6).astype(ops.t_j.dtype),
+        "water_use": tot.water_l / 1e3,
+        "converged": info.converged.all(),
+        "iterations": info.iterations.max(),
+        "residual_max": info.residual.max(),
+    }
+    for label, key in _BREAKDOWN.items():
+        x = parts[key] if key in parts else getattr(ops, key)
+        out[f"breakdown:{label}"] = jnp.sum(x) / tok
+    return out
+
+
+@functools.cache
+def _compiled_report(batched: bool):
     import jax
 
-    fac, config = build(case)
-    amb, util = _hourly_inputs(case)
-    ops, infos = jax.jit(_year_solver(config))(fac, amb, util)
-    return fac, config, ops, infos
+    return jax.jit(jax.vmap(_report_one) if batched else _report_one)
 
 
-def _check(case: FacilityCase, ops, infos, what: str) -> None:
+def report(static: Static, params: Params, solution: Solution) -> dict:
+    """Summary numbers (:class:`~aidc_thermo.models.protocol.Output`), with a
+    leading design axis when ``params`` has one. ``breakdown:<part>`` entries
+    split the facility J/token by component."""
+
+    from aidc_thermo.models.protocol import Output
+
+    values = _compiled_report(np.ndim(params.hall.t_supply_set) > 0)(params.hall, solution.ops, solution.info)
+    out = {k: Output(values[k], *_OUTPUTS[k]) for k in _OUTPUTS}
+    for label in _BREAKDOWN:
+        out[f"breakdown:{label}"] = Output(values[f"breakdown:{label}"], "J", f"facility J/token from {label}")
+    return out
+
+
+def check(static: Static, params: Params, solution: Solution) -> None:
+    """Raise :class:`SolveError` when an hour of this (unbatched) design did not
+    converge, a result is not finite, or a temperature ordering that the heat
+    flow requires is broken (:func:`check_bounded`)."""
+    _check(static, params, solution, "facility")
+    check_bounded(static, params, solution)
+
+
+def _check(static: Static, params: Params, solution: Solution, what: str) -> None:
+    ops, infos = solution
     conv = np.asarray(infos.converged)
     finite = np.all([np.all(np.isfinite(np.asarray(x))) for x in (ops.t_j, ops.p_facility, ops.tokens_per_s)])
     if conv.all() and finite:
@@ -700,18 +950,19 @@ def _check(case: FacilityCase, ops, infos, what: str) -> None:
     bad = np.flatnonzero(~conv)
     i = int(bad[0]) if bad.size else 0
     runaway = bool(np.asarray(ops.runaway)[i])
-    w = case.weather
+    t_db = np.asarray(params.ambient.t_db, np.float64)
+    t_wb = np.asarray(params.ambient.t_wb, np.float64)
     cause = (
         "thermal runaway (leakage grows faster than the cooling chain removes it; no steady "
         "junction temperature exists)"
         if runaway
-        else f"not converged when the iteration limit ([solver] max_iterations = {case.max_iterations}) was reached, "
-        "which is not thermal runaway: the junction temperature stayed below the runaway limit"
+        else f"not converged when the iteration limit ([solver] max_iterations = {static.config.max_iter}) was "
+        "reached, which is not thermal runaway: the junction temperature stayed below the runaway limit"
     )
     raise SolveError(
         f"{what}: the coupled junction-temperature solve did not converge in {bad.size} of "
-        f"{conv.size} hours; first at row {i} ({w.time[i]}, dry bulb {w.t_db[i] - T0:.1f} degC, "
-        f"wet bulb {w.t_wb[i] - T0:.1f} degC): {cause}; residual {float(np.asarray(infos.residual)[i]):.3e} K "
+        f"{conv.size} hours; first at row {i} ({static.times[i]}, dry bulb {t_db[i] - T0:.1f} degC, "
+        f"wet bulb {t_wb[i] - T0:.1f} degC): {cause}; residual {float(np.asarray(infos.residual)[i]):.3e} K "
         f"after {int(np.asarray(infos.iterations)[i])} iterations. "
         + (
             "Try a lower facility-water supply temperature, more coolant flow or a larger heat-rejection rating."
@@ -721,30 +972,29 @@ def _check(case: FacilityCase, ops, infos, what: str) -> None:
     )
 
 
-def check_bounded(case: FacilityCase, ops, infos) -> None:
+def check_bounded(static: Static, params: Params, solution: Solution) -> None:
     """Temperature orderings that heat added to the loops must keep
-    (:mod:`thermo.bounds`), every converged hour of every setpoint (leading
-    axis of ``ops``: the case's setpoint, then the sweep): facility water
-    leaves the CDU no colder than it arrives, the secondary supply is no
-    colder than the facility-water supply (heat flows from the secondary to
-    the facility water), the secondary return no colder than its supply and
-    the junction no colder than the secondary supply. Raises
-    :class:`SolveError` otherwise."""
-    setpoints = (case.params["t_supply_set"], *case.sweep_supply)
-    w = case.weather
-    prec = case.precision
+    (:mod:`thermo.bounds`), every converged hour of every design (``params``
+    with or without a leading design axis): facility water leaves the CDU no
+    colder than it arrives, the secondary supply is no colder than the
+    facility-water supply (heat flows from the secondary to the facility
+    water), the secondary return no colder than its supply and the junction
+    no colder than the secondary supply. Raises :class:`SolveError` otherwise."""
+    ops, infos = solution
+    setpoints = np.atleast_1d(np.asarray(params.hall.t_supply_set, np.float64))
+    conv_all = np.asarray(infos.converged).reshape(setpoints.size, -1).astype(bool)
+    prec = static.precision
     for s, t_set in enumerate(setpoints):
-        conv = np.asarray(infos.converged)[s].astype(bool)
-        hours = np.flatnonzero(conv)
+        hours = np.flatnonzero(conv_all[s])
         if hours.size == 0:
             continue
 
         def locate(index, hours=hours, t_set=t_set):
             i = int(hours[int(index[-1])])
-            return f"row {i} ({w.time[i]}) with the facility-water setpoint {t_set - T0:.4g} degC"
+            return f"row {i} ({static.times[i]}) with the facility-water setpoint {t_set - T0:.4g} degC"
 
         def at(name, s=s, hours=hours):
-            return np.asarray(getattr(ops, name), np.float64)[s][hours]
+            return np.asarray(getattr(ops, name), np.float64).reshape(setpoints.size, -1)[s][hours]
 
         for hot, cold, why in (
             ("t_fw_return", "t_fw_supply", "the CDU adds the IT heat to the facility water"),
@@ -755,83 +1005,33 @@ def check_bounded(case: FacilityCase, ops, infos) -> None:
             bounds.check_order(hot, at(hot), cold, at(cold), why=why, locate=locate, precision=prec)
 
 
-# --------------------------------------------------------------------------- report
-
-
-def _breakdown(case: FacilityCase, ops) -> dict[str, float]:
-    """Annual (or design-point) energy per token by component, J/token."""
-    p = case.params
-    n = p["n_accelerators"]
-    tok = float(np.sum(np.asarray(ops.tokens_per_s)))
-
-    def per_token(x):
-        return float(np.sum(np.asarray(x))) / tok
-
-    p_acc = n * np.asarray(ops.p_accelerator)
-    p_it = np.asarray(ops.p_it)
-    return {
-        "accelerators": per_token(p_acc),
-        "other IT + conversion": per_token(p_it - p_acc),
-        "secondary pumps": per_token(ops.p_pump_tcs),
-        "facility-water pumps": per_token(ops.p_pump_fw),
-        "heat-rejection fans": per_token(ops.p_fan),
-        "chiller compressor": per_token(ops.w_chiller),
-        "condenser heat rejection": per_token(ops.p_cond),
-        "room-air cooling": per_token(ops.p_air_cooling),
-        "facility overhead": per_token(p_it * p["facility_overhead_fraction"]),
-    }
-
-
-def _solve_with_sweep(case: FacilityCase):
-    """Every hour at the case's setpoint and at each sweep setpoint, in one
-    compiled call: ``(fac, config, amb, util, ops, infos)`` with a leading axis
-    over ``(setpoint, *sweep)``."""
+def _design(tree, i):
     import jax
-    import jax.numpy as jnp
 
-    progress.phase("build")
-    fac, config = build(case)
-    amb, util = _hourly_inputs(case)
-    dt = _dtype(case)
-    year = _year_solver(config)
-
-    @jax.jit
-    def solve_all(fac, amb, util, temps):
-        return jax.vmap(lambda t: year(_with_controls(fac, t, jnp.asarray(1.0, dt)), amb, util))(temps)
-
-    temps = jnp.asarray((case.params["t_supply_set"], *case.sweep_supply), dt)
-    progress.phase("solve")
-    ops, infos = solve_all(fac, amb, util, temps)
-    return fac, config, amb, util, ops, infos
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
 
 
 def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
-    """Solve every hour, write the energy-per-token report into ``folder``."""
-    import jax
-
-    from aidc_thermo.kernels.plant.coupled import annual_totals
-
-    fac, config, amb, util, ops_all, infos_all = _solve_with_sweep(case)
-    progress.phase("write", ready=(ops_all, infos_all))
-    ops = jax.tree_util.tree_map(lambda x: x[0], ops_all)
-    infos = jax.tree_util.tree_map(lambda x: x[0], infos_all)
-    _check(case, ops, infos, "facility run")
-    check_bounded(case, ops_all, infos_all)
-    tot = annual_totals(ops, 1.0)
-    m = tot.metrics
-    n_sweep = len(case.sweep_supply)
-    sweep_tot = [annual_totals(jax.tree_util.tree_map(lambda x, i=i: x[i + 1], ops_all), 1.0) for i in range(n_sweep)]
-    sweep = dict(
-        j_facility=np.array([float(t.metrics.j_per_token_facility) for t in sweep_tot]),
-        j_it=np.array([float(t.metrics.j_per_token_it) for t in sweep_tot]),
-        j_cooling=np.array([float(t.metrics.j_per_token_cooling) for t in sweep_tot]),
-        t_j_max=np.asarray(ops_all.t_j[1:].max(axis=1), np.float64),
-        converged=np.asarray(infos_all.converged[1:].all(axis=1)),
-        free_cooling_hours=np.array([float(t.free_cooling_hours) for t in sweep_tot]),
-    )
-    breakdown = _breakdown(case, ops)
+    """Solve every hour at the case's setpoint and at each sweep setpoint (one
+    compiled, batched :func:`solve`), check, report and write the
+    energy-per-token report into ``folder``."""
+    progress.phase("build")
+    static, params = build(case)
+    designs = _with_setpoints(params, (case.params["t_supply_set"], *case.sweep_supply))
+    progress.phase("solve")
+    sol_all = compiled_solve(static)(designs)
+    progress.phase("write", ready=sol_all)
+    sol = Solution(*_design(sol_all, 0))
+    _check(static, _design(designs, 0), sol, "facility run")
+    check_bounded(static, designs, sol_all)
+    out = {k: np.asarray(o.value) for k, o in report(static, designs, sol_all).items()}
+    first = {k: v[0] for k, v in out.items()}
+    sweep = {k: v[1:] for k, v in out.items()}
+    breakdown = {label: float(first[f"breakdown:{label}"]) for label in _BREAKDOWN}
+    ops, infos = sol
+    util = params.utilization
     hours = len(case.weather)
-    summary = _summary(case, ops, infos, tot, m, breakdown)
+    summary = _summary(case, first)
     a = {k: np.asarray(v, np.float64) for k, v in dataclasses.asdict(ops).items()}
     hourly = {
         "time_index": Series(np.arange(hours), "h", "row of the weather file (hours from its start)"),
@@ -872,10 +1072,10 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     }
     sweep_series = {
         "supply_temperature": Series(np.asarray(case.sweep_supply) - T0, "degC", "facility-water supply setpoint"),
-        "J_per_token_facility": Series(sweep["j_facility"], "J", "facility J/token over the period"),
-        "J_per_token_IT": Series(sweep["j_it"], "J", "IT J/token"),
-        "J_per_token_cooling": Series(sweep["j_cooling"], "J", "cooling J/token"),
-        "T_junction_max": Series(sweep["t_j_max"] - T0, "degC", "hottest junction over the period"),
+        "J_per_token_facility": Series(sweep["J_per_token_facility"], "J", "facility J/token over the period"),
+        "J_per_token_IT": Series(sweep["J_per_token_IT"], "J", "IT J/token"),
+        "J_per_token_cooling": Series(sweep["J_per_token_cooling"], "J", "cooling J/token"),
+        "T_junction_max": Series(sweep["T_junction_max"], "degC", "hottest junction over the period"),
         "converged": Series(sweep["converged"].astype(np.int8), "1", "every hour converged"),
         "free_cooling_hours": Series(sweep["free_cooling_hours"], "h", "hours without chiller"),
     }
@@ -910,8 +1110,8 @@ def _months(labels) -> np.ndarray:
     return out
 
 
-def _summary(case, ops, infos, tot, m, breakdown) -> dict[str, Quantity]:
-    a = {k: np.asarray(v, np.float64) for k, v in dataclasses.asdict(ops).items()}
+def _summary(case, r) -> dict[str, Quantity]:
+    """The summary.json numbers of one design from its :func:`report` values ``r``."""
     hours = len(case.weather)
     period = "over the year" if case.hourly else "at the design point"
     tower = case.device != "dry_cooler"
@@ -919,58 +1119,58 @@ def _summary(case, ops, infos, tot, m, breakdown) -> dict[str, Quantity]:
         "case": Quantity(case.name),
         "period": Quantity(f"{hours} hourly rows ({case.weather.source}; {case.weather.period})"
                            if case.hourly else "design point"),
-        "J_per_token_IT": Quantity(float(m.j_per_token_it), "J", f"IT energy per token {period}; "
+        "J_per_token_IT": Quantity(float(r["J_per_token_IT"]), "J", f"IT energy per token {period}; "
                                    "IT = accelerators + other IT + in-rack conversion"),
-        "J_per_token_cooling": Quantity(float(m.j_per_token_cooling), "J", f"cooling energy per token {period}; "
+        "J_per_token_cooling": Quantity(float(r["J_per_token_cooling"]), "J", f"cooling energy per token {period}; "
                                         "pumps + fans + chiller + condenser + room-air cooling"),
-        "J_per_token_facility": Quantity(float(m.j_per_token_facility), "J", f"facility energy per token {period}; "
+        "J_per_token_facility": Quantity(float(r["J_per_token_facility"]), "J", f"facility energy per token {period}; "
                                          "IT + cooling + overhead"),
-        "cooling_W_per_token_per_s": Quantity(float(m.j_per_token_cooling), "W/(token/s)",
+        "cooling_W_per_token_per_s": Quantity(float(r["J_per_token_cooling"]), "W/(token/s)",
                                               "cooling power per unit throughput (= cooling J/token)"),
-        "tokens_per_kWh_facility": Quantity(float(m.tokens_per_kwh), "1/kWh",
+        "tokens_per_kWh_facility": Quantity(float(r["tokens_per_kWh_facility"]), "1/kWh",
                                             "TokEnergy-style index; boundary: whole facility "
                                             "(IT + cooling + overhead)"),
-        "tokens_per_kWh_IT": Quantity(float(m.tokens_per_kwh_it), "1/kWh", "boundary: IT only"),
-        "partial_PUE_cooling": Quantity(float(m.ppue_cooling), "", "(IT + cooling) / IT"),
-        "PUE": Quantity(float(m.pue), "", "facility / IT"),
-        "T_junction_max": Quantity(float(a["t_j"].max() - T0), "degC", f"hottest junction {period}"),
-        "T_junction_mean": Quantity(float(a["t_j"].mean() - T0), "degC", "mean junction temperature"),
-        "clock_min": Quantity(float(a["clock"].min()), "", "lowest clock fraction (1: never throttled)"),
-        "T_facility_supply_max": Quantity(float(a["t_fw_supply"].max() - T0), "degC",
+        "tokens_per_kWh_IT": Quantity(float(r["tokens_per_kWh_IT"]), "1/kWh", "boundary: IT only"),
+        "partial_PUE_cooling": Quantity(float(r["partial_PUE_cooling"]), "", "(IT + cooling) / IT"),
+        "PUE": Quantity(float(r["PUE"]), "", "facility / IT"),
+        "T_junction_max": Quantity(float(r["T_junction_max"]), "degC", f"hottest junction {period}"),
+        "T_junction_mean": Quantity(float(r["T_junction_mean"]), "degC", "mean junction temperature"),
+        "clock_min": Quantity(float(r["clock_min"]), "", "lowest clock fraction (1: never throttled)"),
+        "T_facility_supply_max": Quantity(float(r["T_facility_supply_max"]), "degC",
                                           "warmest facility-water supply (setpoint unless it floats)"),
-        "leakage_share": Quantity(float(np.sum(a["leakage"]) / np.sum(a["p_accelerator"])), "",
+        "leakage_share": Quantity(float(r["leakage_share"]), "",
                                   "leakage / accelerator power"),
-        "P_IT_mean": Quantity(float(a["p_it"].mean()), "W"),
-        "P_cooling_mean": Quantity(float(a["p_cooling"].mean()), "W"),
-        "P_facility_mean": Quantity(float(a["p_facility"].mean()), "W"),
-        "tokens_per_s_mean": Quantity(float(a["tokens_per_s"].mean()), "1/s", "hall throughput"),
+        "P_IT_mean": Quantity(float(r["P_IT_mean"]), "W"),
+        "P_cooling_mean": Quantity(float(r["P_cooling_mean"]), "W"),
+        "P_facility_mean": Quantity(float(r["P_facility_mean"]), "W"),
+        "tokens_per_s_mean": Quantity(float(r["tokens_per_s_mean"]), "1/s", "hall throughput"),
     }  # fmt: skip
     if case.hourly:
         s.update(
-            energy_IT=Quantity(float(tot.energy_it_kwh) / 1e3, "MWh", "IT energy over the file"),
-            energy_cooling=Quantity(float(tot.energy_cooling_kwh) / 1e3, "MWh"),
-            energy_facility=Quantity(float(tot.energy_facility_kwh) / 1e3, "MWh"),
-            tokens=Quantity(float(tot.tokens), "", "tokens over the file"),
-            free_cooling_hours=Quantity(float(tot.free_cooling_hours), "h",
+            energy_IT=Quantity(float(r["energy_IT"]), "MWh", "IT energy over the file"),
+            energy_cooling=Quantity(float(r["energy_cooling"]), "MWh"),
+            energy_facility=Quantity(float(r["energy_facility"]), "MWh"),
+            tokens=Quantity(float(r["tokens"]), "", "tokens over the file"),
+            free_cooling_hours=Quantity(float(r["free_cooling_hours"]), "h",
                                         "hours the heat-rejection device alone holds the supply setpoint"),
         )  # fmt: skip
         if case.chiller != "none":
-            s["chiller_hours"] = Quantity(float(np.sum(a["q_evap"] > 0)), "h", "hours with the chiller on")
+            s["chiller_hours"] = Quantity(float(r["chiller_hours"]), "h", "hours with the chiller on")
         else:
             s["floating_supply_hours"] = Quantity(
-                float(np.sum(a["t_fw_supply"] > case.params["t_supply_set"] + 1e-6)),
+                float(r["floating_supply_hours"]),
                 "h",
                 "hours the supply floats above the setpoint (no chiller)",
             )
     if tower:
-        s["water_L_per_kWh"] = Quantity(float(m.water_l_per_kwh), "L/kWh",
+        s["water_L_per_kWh"] = Quantity(float(r["water_L_per_kWh"]), "L/kWh",
                                         "tower make-up water per kWh of IT energy (WUE)")  # fmt: skip
         if case.hourly:
-            s["water_use"] = Quantity(float(tot.water_l) / 1e3, "m^3", "make-up water over the file")
+            s["water_use"] = Quantity(float(r["water_use"]), "m^3", "make-up water over the file")
     s.update(
         solver_converged=Quantity(True),
-        solver_iterations_max=Quantity(int(np.asarray(infos.iterations).max())),
-        solver_residual_max=Quantity(float(np.asarray(infos.residual).max()), "K", "|T_j - T_j,model|"),
+        solver_iterations_max=Quantity(int(r["iterations"])),
+        solver_residual_max=Quantity(float(r["residual_max"]), "K", "|T_j - T_j,model|"),
     )
     return s
 
@@ -995,15 +1195,14 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     from scipy.optimize import minimize
 
     progress.phase("build")
-    fac, config = build(case)
-    amb, util = _hourly_inputs(case)
+    static, params = build(case)
     dt = _dtype(case)
-    metrics = _year_metrics(config)
+    metrics = _year_metrics(static)
     opt = case.optimize
     (t_lo, t_hi), (s_lo, s_hi) = opt.supply_bounds, opt.flow_scale_bounds
 
-    def point(x):
-        j, tj, conv, _ = metrics(_with_controls(fac, x[0], x[1]), amb, util)
+    def point(x):  # the same solve as thermo run, at setpoint x[0] and flow scale x[1]
+        j, tj, conv, _ = metrics(with_controls(params, x[0], x[1]))
         return j, tj, conv
 
     grid_t = np.linspace(t_lo, t_hi, opt.grid[0])

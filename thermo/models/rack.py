@@ -29,6 +29,14 @@ the rack's mean bulk temperature (supply plus half the rise from the heat
 balance). The network is solved with :mod:`kernels.network` (Newton on the
 nodal pressures, then advected temperatures with mixing).
 
+The model follows :mod:`aidc_thermo.models.protocol`: :func:`build` gives a
+hashable :class:`Static` (the network's topology, what sets each edge's
+parameters, the coolant's property fits) and a :class:`Params` pytree of every
+number a user may sweep (supply, manifold, hose, quick disconnect, plate
+curves and powers, section gaps); :func:`solve` turns them into the edge
+parameters, the coolant properties and the solution inside JAX, so a batch of
+designs of one network shape is one ``vmap`` and one compilation.
+
 Reported: flow of every plate and its ratio to the mean (maldistribution),
 plate inlet/outlet and junction temperatures, the rack pressure drop (the head
 the CDU pump must supply to the rack), hydraulic and pump electrical power,
@@ -37,9 +45,10 @@ and the heat balance.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,9 +58,24 @@ from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
 from aidc_thermo.io.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
 
-__all__ = ["RackCase", "CASE_TYPE", "parse", "build_network", "solve", "run"]
+__all__ = [
+    "CASE_TYPE",
+    "Params",
+    "RackCase",
+    "Solution",
+    "Static",
+    "build",
+    "build_network",
+    "check",
+    "parse",
+    "report",
+    "run",
+    "solve",
+    "solve_case",
+]
 
 CASE_TYPE = "rack_network"
+PROTOCOL = True
 LPM = 1.0 / 60000.0  # m^3/s per L/min
 #: Kv (m^3/h at 1 bar) per Cv (US gal/min at 1 psi): kernels.network.kv_from_cv's
 #: factor, repeated so that parsing needs no JAX (test_rack checks they agree)
@@ -301,6 +325,11 @@ def _require_memory(path, sections, trays) -> None:
 
 # ----------------------------------------------------------------------------- network
 
+#: What sets an edge's parameters (edge_params): the rack feed or drain pipe;
+#: a plain manifold segment; the run and branch legs of a tap's tee; an end
+#: tap's hose on the supply or return side; a quick disconnect; a cold plate.
+R_FEED, R_SEGMENT, R_TEE_RUN, R_TEE_BRANCH, R_HOSE_SUPPLY, R_HOSE_RETURN, R_QD, R_PLATE = range(8)
+
 
 @dataclass(frozen=True)
 class RackNetwork:
@@ -320,6 +349,13 @@ class RackNetwork:
     plate_position: np.ndarray
     plate_type: tuple[str, ...]
     plate_power: np.ndarray
+    # what sets each edge's parameters (see _ROLES), for edge_params(): role,
+    # manifold segment (or -1), plate type index (or -1)
+    edge_role: tuple[int, ...] = ()
+    edge_segment: tuple[int, ...] = ()
+    edge_plate_type: tuple[int, ...] = ()
+    node_tray: tuple[int, ...] = ()  # tray whose tap level a node sits at; -1 the inlet, -2 the outlet
+    tray_gap_section: tuple[int, ...] = ()  # section whose gap_below lies under each tray's tap, or -1
 
 
 def build_network(case: RackCase, dtype) -> RackNetwork:
@@ -357,7 +393,9 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
     pipe = dict(roughness=man.roughness)
 
     # supply manifold (flow upwards), a dividing tee at every tap but the last
+    roles: list[tuple[int, int, int]] = []  # (role, segment, plate type) per edge, in edge order
     b.pipe("inlet", "S0", man.feed_length, man.diameter, k_minor=man.feed_k, label="feed", **pipe)
+    roles.append((R_FEED, -1, -1))
     for i in range(n):
         if man.tees and i < n - 1:
             b.tee(
@@ -374,9 +412,12 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
                 branch_k=hose.k_minor,
                 label=f"supply tap {i}",
             )
+            roles += [(R_TEE_RUN, i + 1, -1), (R_TEE_BRANCH, -1, -1)]
         else:
             if i < n - 1:
                 b.pipe(f"S{i}", f"S{i + 1}", seg[i + 1], man.diameter, label=f"supply seg {i}", **pipe)
+                roles.append((R_SEGMENT, i + 1, -1))
+            roles.append((R_HOSE_SUPPLY, -1, -1))
             b.pipe(
                 f"S{i}",
                 f"t{i}_a",
@@ -406,10 +447,13 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
                 branch_k=hose.k_minor,
                 label=f"return tap {i}",
             )
+            roles += [(R_TEE_RUN, i + 1 if man.layout == "U" else i, -1), (R_TEE_BRANCH, -1, -1)]
         else:
             if has_run:
                 length = seg[i + 1] if man.layout == "U" else seg[i]
                 b.pipe(f"R{upstream}", f"R{i}", length, man.diameter, label=f"return seg {i}", **pipe)
+                roles.append((R_SEGMENT, i + 1 if man.layout == "U" else i, -1))
+            roles.append((R_HOSE_RETURN, -1, -1))
             b.pipe(
                 f"t{i}_d",
                 f"R{i}",
@@ -421,12 +465,14 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
             )
     last = "R0" if man.layout == "U" else f"R{n - 1}"
     b.pipe(last, "outlet", man.feed_length, man.diameter, k_minor=man.feed_k, label="drain", **pipe)
+    roles.append((R_FEED, -1, -1))
 
     # trays
     plates, ptray, pbranch, ppos, ptype, ppower = [], [], [], [], [], []
     for i, tname in enumerate(trays):
         b.flow_coefficient(f"t{i}_a", f"t{i}_b", kv=case.qd_kv, label=f"tray {i} supply QD")
         b.flow_coefficient(f"t{i}_c", f"t{i}_d", kv=case.qd_kv, label=f"tray {i} return QD")
+        roles += [(R_QD, -1, -1), (R_QD, -1, -1)]
         for j, branch in enumerate(case.tray(tname).branches):
             prev = f"t{i}_b"
             for k, pname in enumerate(branch):
@@ -440,6 +486,7 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
                     prev, nxt, pow_coef=coef, exponent=pt.dp_exponent, label=f"tray {i} branch {j} plate {k} ({pname})"
                 )
                 plates.append(e)
+                roles.append((R_PLATE, -1, [p.name for p in case.plate_types].index(pname)))
                 ptray.append(i)
                 pbranch.append(j)
                 ppos.append(k)
@@ -453,6 +500,19 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
         elevation=elevation,
         dtype=dtype,
     )
+    assert len(roles) == net.n_edges
+    node_tray = []
+    for label in net.node_labels:
+        if label in ("inlet", "outlet"):
+            node_tray.append(-1 if label == "inlet" else -2)
+        else:
+            node_tray.append(int(label[1:].split("_")[0]))
+    section_of_tray, first = [], []
+    for si, sec in enumerate(case.sections):
+        for j in range(sec.count):
+            section_of_tray.append(si)
+            first.append(j == 0)
+    gap_section = tuple(si if f and k > 0 else -1 for k, (si, f) in enumerate(zip(section_of_tray, first, strict=True)))
     return RackNetwork(
         network=net,
         params=params,
@@ -468,6 +528,11 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
         plate_position=np.asarray(ppos),
         plate_type=tuple(ptype),
         plate_power=np.asarray(ppower, float),
+        edge_role=tuple(r[0] for r in roles),
+        edge_segment=tuple(r[1] for r in roles),
+        edge_plate_type=tuple(r[2] for r in roles),
+        node_tray=tuple(node_tray),
+        tray_gap_section=gap_section,
     )
 
 
@@ -483,51 +548,429 @@ def loglog_interp(x, xk, yk):
     return np.exp(ly[k] + slope * (lq - lx[k]))
 
 
-def _solve_arrays(net, params, fluid, bnd, heat, t_in):
-    from aidc_thermo.kernels.network import NewtonOptions, network_temperatures, solve_network
-
-    sol, info = solve_network(net, params, fluid, bnd, NewtonOptions(max_iterations=60))
-    temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
-    return sol, info, temps, tinfo
-
-
-@cache
-def _solve_jit():
-    """The network and temperature solve, compiled once per network (static)."""
-    import jax
-
-    return jax.jit(_solve_arrays, static_argnums=(0,))
-
-
-def solve(case: RackCase):
-    """Build and solve the rack. Returns (rack network, solution, Newton info,
-    temperatures, thermal info, fluid properties used)."""
+def loglog_interp_jax(x, xk, yk):
+    """:func:`loglog_interp` in JAX (traceable in ``x``, ``xk`` and ``yk``)."""
     import jax.numpy as jnp
 
-    from aidc_thermo.kernels.network import Fluid, validate_network, validate_params
+    if np.shape(xk)[0] == 1:
+        return jnp.full_like(x, yk[0])
+    lx, ly, lq = jnp.log(xk), jnp.log(yk), jnp.log(x)
+    k = jnp.clip(jnp.searchsorted(lx, lq) - 1, 0, lx.size - 2)
+    slope = (ly[k + 1] - ly[k]) / (lx[k + 1] - lx[k])
+    return jnp.exp(ly[k] + slope * (lq - lx[k]))
 
-    progress.phase("build")
-    dtype = jnp.float64 if case.precision == "float64" else jnp.float32
-    rn = build_network(case, dtype)
+
+# ----------------------------------------------------------------------------- protocol
+#
+# build(case) -> (Static, Params); solve(static, params) -> Solution (pure,
+# jit/vmap-able over params); report -> Outputs; check -> SolveError
+# (thermo/models/protocol.py).
+
+
+@dataclass(frozen=True)
+class Static:
+    """What fixes the compiled rack solve (hashable): the network topology
+    (:class:`kernels.network.Network`), what sets each edge's parameters, where
+    the plates and trays are, the layout, the coolant's property fits and the
+    precision."""
+
+    network: object  # kernels.network.Network
+    edge_role: tuple[int, ...]
+    edge_segment: tuple[int, ...]
+    edge_plate_type: tuple[int, ...]
+    node_tray: tuple[int, ...]
+    tray_gap_section: tuple[int, ...]
+    plate_edges: tuple[int, ...]
+    plate_type_index: tuple[int, ...]
+    qd_supply_edges: tuple[int, ...]
+    tray_type_index: tuple[int, ...]
+    plate_type_names: tuple[str, ...]
+    inlet: int
+    outlet: int
+    layout: str
+    tees: bool
+    coolant: object  # aidc_thermo.coolant.Coolant
+    precision: str
+    max_iterations: int = 60
+
+
+class Params(NamedTuple):
+    """Every number of a rack a user may sweep (SI; a pytree: stack along a
+    leading axis for a batch of designs). Per plate type (in the case's
+    order): ``plate_power`` (W), ``dp_rated`` (Pa), ``flow_rated`` (m^3/s),
+    ``dp_exponent``, and its R(Q) curve ``resistance_flow``/``resistance``
+    (a tuple of arrays, one per type). ``gap_below``: one per section (m)."""
+
+    supply_temperature: Any  # K
+    supply_flow: Any  # m^3/s
+    return_pressure: Any  # Pa
+    pump_efficiency: Any
+    manifold_diameter: Any
+    manifold_roughness: Any
+    pitch: Any
+    feed_length: Any
+    feed_k: Any
+    hose_length: Any
+    hose_diameter: Any
+    hose_roughness: Any
+    hose_k: Any
+    qd_kv: Any  # m^3/h at 1 bar
+    plate_power: Any
+    dp_rated: Any
+    flow_rated: Any
+    dp_exponent: Any
+    resistance_flow: Any  # tuple of (n_points,) per plate type
+    resistance: Any
+    gap_below: Any
+
+
+class Solution(NamedTuple):
+    """The solved rack: flows/pressures/losses (:class:`kernels.network.NetworkSolution`),
+    the Newton :class:`~kernels.diagnostics.SolveInfo`, the temperatures and
+    their SolveInfo, the coolant properties used (:class:`kernels.network.Fluid`)
+    and their temperature ``t_properties`` (K), and per plate its thermal
+    resistance ``plate_resistance`` (K/W) and junction temperature (K)."""
+
+    network: Any
+    info: Any
+    temperatures: Any
+    thermal_info: Any
+    fluid: Any
+    t_properties: Any
+    plate_resistance: Any
+    junction: Any
+
+
+def _dtype_of(precision: str):
+    import jax.numpy as jnp
+
+    return jnp.float64 if precision == "float64" else jnp.float32
+
+
+def build(case: RackCase) -> tuple[Static, Params]:
+    """The static description and the parameters of a rack case."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels.network import validate_network, validate_params
+
+    dt = _dtype_of(case.precision)
+    rn = build_network(case, dt)
     validate_network(rn.network)
     validate_params(rn.network, rn.params, rn.boundary)
-    co = case.coolant
-    t_sup = case.supply.temperature
-    rise = case.liquid_power / (co.density(t_sup) * co.cp(t_sup) * case.supply.flow)
-    t_mean = min(t_sup + 0.5 * rise, co.t_max)
-    fluid = Fluid(
-        density=jnp.asarray(co.density(t_mean), dtype),
-        viscosity=jnp.asarray(co.viscosity(t_mean), dtype),
-        specific_heat=jnp.asarray(co.cp(t_mean), dtype),
+    names = tuple(p.name for p in case.plate_types)
+    net = rn.network
+    static = Static(
+        network=net,
+        edge_role=rn.edge_role,
+        edge_segment=rn.edge_segment,
+        edge_plate_type=rn.edge_plate_type,
+        node_tray=rn.node_tray,
+        tray_gap_section=rn.tray_gap_section,
+        plate_edges=tuple(int(e) for e in rn.plate_edges),
+        plate_type_index=tuple(names.index(t) for t in rn.plate_type),
+        qd_supply_edges=tuple(net.edge_labels.index(f"tray {i} supply QD") for i in range(len(rn.tray_level))),
+        tray_type_index=tuple([t.name for t in case.tray_types].index(t) for t in case.trays),
+        plate_type_names=names,
+        inlet=rn.inlet,
+        outlet=rn.outlet,
+        layout=case.manifold.layout,
+        tees=case.manifold.tees,
+        coolant=case.coolant,
+        precision=case.precision,
     )
-    heat = np.zeros(rn.network.n_edges)
-    heat[rn.plate_edges] = rn.plate_power
-    t_in = np.full(rn.network.n_nodes, t_sup)
+    man, hose, sup = case.manifold, case.hose, case.supply
+
+    def f(x):
+        return jnp.asarray(x, dt)
+
+    params = Params(
+        supply_temperature=f(sup.temperature),
+        supply_flow=f(sup.flow),
+        return_pressure=f(sup.return_pressure),
+        pump_efficiency=f(sup.pump_efficiency),
+        manifold_diameter=f(man.diameter),
+        manifold_roughness=f(man.roughness),
+        pitch=f(man.pitch),
+        feed_length=f(man.feed_length),
+        feed_k=f(man.feed_k),
+        hose_length=f(hose.length),
+        hose_diameter=f(hose.diameter),
+        hose_roughness=f(hose.roughness),
+        hose_k=f(hose.k_minor),
+        qd_kv=f(case.qd_kv),
+        plate_power=f([p.power for p in case.plate_types]),
+        dp_rated=f([p.dp_rated for p in case.plate_types]),
+        flow_rated=f([p.flow_rated for p in case.plate_types]),
+        dp_exponent=f([p.dp_exponent for p in case.plate_types]),
+        resistance_flow=tuple(f(p.resistance_flow) for p in case.plate_types),
+        resistance=tuple(f(p.resistance) for p in case.plate_types),
+        gap_below=f([sec.gap_below for sec in case.sections]),
+    )
+    return static, params
+
+
+def tray_levels(static: Static, params: Params):
+    """Elevation of every tray's taps (m), bottom tray at 0 (traceable)."""
+    import jax.numpy as jnp
+
+    idx = np.asarray(static.tray_gap_section)
+    gaps = jnp.where(idx >= 0, params.gap_below[np.maximum(idx, 0)], 0.0)
+    seg = params.pitch + gaps  # seg[i]: manifold length between tap i - 1 and tap i
+    return jnp.concatenate([jnp.zeros_like(seg[:1]), jnp.cumsum(seg[1:])]), seg
+
+
+def edge_params(static: Static, params: Params):
+    """The network's :class:`kernels.network.EdgeParams` and
+    :class:`kernels.network.Boundary` from ``params`` (traceable): the same
+    values :func:`build_network` puts in, as functions of the swept numbers."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels.network import Boundary, EdgeKind, EdgeParams, tee_loss_coefficient
+
+    dt = jnp.result_type(params.pitch)
+    role = np.asarray(static.edge_role)
+    segi = np.maximum(np.asarray(static.edge_segment), 0)
+    ptyp = np.maximum(np.asarray(static.edge_plate_type), 0)
+    ne = role.size
+    z, seg = tray_levels(static, params)
+    beta2 = (params.hose_diameter / params.manifold_diameter) ** 2
+    k_end_s = tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, beta2) * beta2**2
+    k_end_r = tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, beta2) * beta2**2
+    if not static.tees:
+        k_end_s = k_end_r = jnp.zeros_like(beta2)
+
+    codes = dict(R_FEED=R_FEED, R_SEGMENT=R_SEGMENT, R_TEE_RUN=R_TEE_RUN, R_TEE_BRANCH=R_TEE_BRANCH,
+                 R_HOSE_SUPPLY=R_HOSE_SUPPLY, R_HOSE_RETURN=R_HOSE_RETURN, R_QD=R_QD, R_PLATE=R_PLATE)  # fmt: skip
+
+    def pick(default, **by_role):  # per edge: the value of its role, else default
+        out = jnp.full((ne,), default, dt)
+        for name, value in by_role.items():
+            out = jnp.where(role == codes[name], jnp.asarray(value, dt), out)
+        return out
+
+    manifold_seg = seg[segi]
+    hose_pipe = dict(R_HOSE_SUPPLY=params.hose_length, R_HOSE_RETURN=params.hose_length)
+    length = pick(0.0, R_FEED=params.feed_length, R_SEGMENT=manifold_seg, R_TEE_RUN=manifold_seg,
+                  R_TEE_BRANCH=params.hose_length, **hose_pipe)  # fmt: skip
+    diameter = pick(1.0, R_FEED=params.manifold_diameter, R_SEGMENT=params.manifold_diameter,
+                    R_TEE_RUN=params.manifold_diameter, R_TEE_BRANCH=params.hose_diameter,
+                    R_HOSE_SUPPLY=params.hose_diameter, R_HOSE_RETURN=params.hose_diameter)  # fmt: skip
+    roughness = pick(0.0, R_FEED=params.manifold_roughness, R_SEGMENT=params.manifold_roughness,
+                     R_TEE_RUN=params.manifold_roughness, R_TEE_BRANCH=params.manifold_roughness,
+                     R_HOSE_SUPPLY=params.hose_roughness, R_HOSE_RETURN=params.hose_roughness)  # fmt: skip
+    k_minor = pick(0.0, R_FEED=params.feed_k, R_TEE_BRANCH=params.hose_k,
+                   R_HOSE_SUPPLY=params.hose_k + k_end_s, R_HOSE_RETURN=params.hose_k + k_end_r)  # fmt: skip
+    coef = params.dp_rated / params.flow_rated**params.dp_exponent
+    ep = EdgeParams(
+        length=length,
+        diameter=diameter,
+        roughness=roughness,
+        k_minor=k_minor,
+        kv=pick(1.0, R_QD=params.qd_kv),
+        opening=jnp.ones((ne,), dt),
+        rangeability=jnp.ones((ne,), dt),
+        lin_coef=jnp.zeros((ne,), dt),
+        pow_coef=pick(0.0, R_PLATE=coef[ptyp]),
+        pow_exp=pick(2.0, R_PLATE=params.dp_exponent[ptyp]),
+        table_flow=jnp.tile(jnp.linspace(0.0, 1.0, 2, dtype=dt), (ne, 1)),
+        table_dp=jnp.tile(jnp.linspace(0.0, 1.0, 2, dtype=dt), (ne, 1)),
+        pump_dp0=jnp.zeros((ne,), dt),
+        pump_r1=jnp.zeros((ne,), dt),
+        pump_r2=jnp.zeros((ne,), dt),
+        pump_speed=jnp.ones((ne,), dt),
+        area_ratio=pick(1.0, R_TEE_RUN=beta2, R_TEE_BRANCH=beta2),
+    )
+    nn = static.network.n_nodes
+    nt = np.asarray(static.node_tray)
+    z_out = z[-1] if static.layout == "Z" else jnp.zeros_like(z[0])
+    elevation = jnp.where(nt == -2, z_out, jnp.where(nt == -1, 0.0, z[np.maximum(nt, 0)]))
+    onehot_in = jnp.asarray(np.arange(nn) == static.inlet, dt)
+    onehot_out = jnp.asarray(np.arange(nn) == static.outlet, dt)
+    bnd = Boundary(pressure=onehot_out * params.return_pressure, supply=onehot_in * params.supply_flow,
+                   elevation=elevation)  # fmt: skip
+    return ep, bnd
+
+
+def solve(static: Static, params: Params) -> Solution:
+    """The rack's flows, pressures, temperatures and junction temperatures
+    (pure JAX; ``jax.vmap(partial(solve, static))`` for a batch of designs).
+    Coolant properties at the rack's mean bulk temperature, supply plus half
+    the rise of the heat balance (capped at the coolant's range), evaluated
+    from ``params``."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels.network import Fluid, NewtonOptions, network_temperatures, solve_network
+
+    dt = jnp.result_type(params.pitch)
+    ep, bnd = edge_params(static, params)
+    co = static.coolant
+    t_sup = params.supply_temperature
+    pe = np.asarray(static.plate_edges)
+    pt = np.asarray(static.plate_type_index)
+    power = params.plate_power[pt]
+    rise = jnp.sum(power) / (co.density(t_sup) * co.cp(t_sup) * params.supply_flow)
+    t_mean = jnp.minimum(t_sup + 0.5 * rise, co.t_max)
+    fluid = Fluid(density=co.density(t_mean), viscosity=co.viscosity(t_mean), specific_heat=co.cp(t_mean))
+    fluid = Fluid(*(jnp.asarray(x, dt) for x in (fluid.density, fluid.viscosity, fluid.specific_heat)))
+    net = static.network
+    heat = jnp.zeros((net.n_edges,), dt).at[pe].set(power)
+    t_in = jnp.full((net.n_nodes,), t_sup, dt)
+    sol, info = solve_network(net, ep, fluid, bnd, NewtonOptions(max_iterations=static.max_iterations))
+    temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
+    qp = sol.flow[pe]
+    r = jnp.zeros_like(qp)
+    for k in range(len(static.plate_type_names)):
+        sel = pt == k
+        if sel.any():
+            r = r.at[np.flatnonzero(sel)].set(
+                loglog_interp_jax(qp[sel], params.resistance_flow[k], params.resistance[k])
+            )
+    tj = temps.edge_inlet[pe] + r * power
+    return Solution(sol, info, temps, tinfo, fluid, t_mean, r, tj)
+
+
+@functools.cache
+def compiled_solve(static: Static, batched: bool = False):
+    """:func:`solve` compiled for ``static``; ``batched``: over a leading design axis."""
+    import jax
+
+    f = functools.partial(solve, static)
+    return jax.jit(jax.vmap(f) if batched else f)
+
+
+def solve_case(case: RackCase):
+    """Build and solve a case (host convenience): ``(rack network, network
+    solution, Newton info, temperatures, thermal info, (t_properties, fluid))``."""
+    progress.phase("build")
+    static, params = build(case)
+    rn = build_network(case, _dtype_of(case.precision))
     progress.phase("solve")
-    sol, info, temps, tinfo = _solve_jit()(
-        rn.network, rn.params, fluid, rn.boundary, jnp.asarray(heat, dtype), jnp.asarray(t_in, dtype)
-    )
-    return rn, sol, info, temps, tinfo, (t_mean, fluid)
+    s = compiled_solve(static)(params)
+    return rn, s.network, s.info, s.temperatures, s.thermal_info, (s.t_properties, s.fluid)
+
+
+#: name -> (units, description) of every number report() returns
+_OUTPUTS = {
+    "T_return": ("degC", "mixed temperature leaving the rack"),
+    "rack_pressure_drop": ("kPa", "static pressure, rack inlet minus outlet"),
+    "pump_pressure_rise": ("kPa", "pressure rise the CDU pump must add for the rack"),
+    "pump_head": ("m", "the same as a head of coolant"),
+    "hydraulic_power": ("W", "flow x pressure rise needed for the rack"),
+    "pump_electrical_power": ("W", "hydraulic power / wire-to-water efficiency"),
+    "plate_flow_min": ("L/min", ""),
+    "plate_flow_max": ("L/min", ""),
+    "flow_ratio_min": ("", "lowest plate flow / mean of its plate type"),
+    "flow_ratio_max": ("", "highest plate flow / mean of its plate type"),
+    "tray_flow_ratio_min": ("", "lowest tray flow / mean of its tray type"),
+    "tray_flow_ratio_max": ("", "highest tray flow / mean of its tray type"),
+    "T_junction_max": ("degC", "hottest chip, T_in + R(Q) P"),
+    "T_plate_outlet_max": ("degC", ""),
+    "heat_balance_error": ("", "|rho cp Q (T_return - T_supply) - heat| / heat"),
+    "T_properties": ("degC", "coolant properties evaluated here"),
+    "converged": ("", "the flow (Newton) and temperature solves converged"),
+    "iterations": ("", "Newton iterations from a cold start"),
+    "residual": ("", "relative residual (flows and pressures)"),
+}
+
+
+def _group_ratio(x, groups, n_groups):
+    """x / mean of x over its group (traceable)."""
+    import jax.numpy as jnp
+
+    g = np.asarray(groups)
+    sums = jnp.zeros((n_groups,), x.dtype).at[g].add(x)
+    counts = jnp.asarray(np.maximum(np.bincount(g, minlength=n_groups), 1), x.dtype)
+    return x / (sums / counts)[g]
+
+
+def _report_one(static: Static, params: Params, s: Solution) -> dict:
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels.network import GRAVITY
+
+    pe = np.asarray(static.plate_edges)
+    q, p = s.network.flow, s.network.pressure
+    rho, cp = s.fluid.density, s.fluid.specific_heat
+    qp = q[pe]
+    q_tray = q[np.asarray(static.qd_supply_edges)]
+    ep, bnd = edge_params(static, params)
+    z = bnd.elevation
+    dp_rack = p[static.inlet] - p[static.outlet]
+    dp_pump = dp_rack - rho * GRAVITY * (z[static.outlet] - z[static.inlet])
+    hydraulic = params.supply_flow * dp_pump
+    t_ret = s.temperatures.node[static.outlet]
+    heat_in = jnp.sum(params.plate_power[np.asarray(static.plate_type_index)])
+    heat_out = rho * cp * params.supply_flow * (t_ret - params.supply_temperature)
+    balance = jnp.where(heat_in > 0, jnp.abs(heat_out - heat_in) / jnp.where(heat_in > 0, heat_in, 1.0),
+                        jnp.abs(heat_out))  # fmt: skip
+    ratio = _group_ratio(qp, static.plate_type_index, len(static.plate_type_names))
+    tray_ratio = _group_ratio(q_tray, static.tray_type_index, max(static.tray_type_index) + 1)
+    return {
+        "T_return": t_ret - 273.15,
+        "rack_pressure_drop": dp_rack / 1e3,
+        "pump_pressure_rise": dp_pump / 1e3,
+        "pump_head": dp_pump / (rho * GRAVITY),
+        "hydraulic_power": hydraulic,
+        "pump_electrical_power": hydraulic / params.pump_efficiency,
+        "plate_flow_min": qp.min() / LPM,
+        "plate_flow_max": qp.max() / LPM,
+        "flow_ratio_min": ratio.min(),
+        "flow_ratio_max": ratio.max(),
+        "tray_flow_ratio_min": tray_ratio.min(),
+        "tray_flow_ratio_max": tray_ratio.max(),
+        "T_junction_max": s.junction.max() - 273.15,
+        "T_plate_outlet_max": s.temperatures.edge_outlet[pe].max() - 273.15,
+        "heat_balance_error": balance,
+        "T_properties": s.t_properties - 273.15,
+        "converged": s.info.converged & s.thermal_info.converged,
+        "iterations": s.info.iterations,
+        "residual": s.info.residual,
+        "hottest_plate": jnp.argmax(s.junction),
+    }
+
+
+@functools.cache
+def _compiled_report(static: Static, batched: bool):
+    import jax
+
+    f = functools.partial(_report_one, static)
+    return jax.jit(jax.vmap(f) if batched else f)
+
+
+def report(static: Static, params: Params, solution: Solution) -> dict:
+    """Summary numbers (:class:`~aidc_thermo.models.protocol.Output`), with a
+    leading design axis when ``params`` has one."""
+    from aidc_thermo.models.protocol import Output
+
+    v = _compiled_report(static, np.ndim(params.supply_flow) > 0)(params, solution)
+    out = {k: Output(v[k], *_OUTPUTS[k]) for k in _OUTPUTS}
+    out["hottest_plate"] = Output(v["hottest_plate"], "", "index (in plate order) of the hottest chip")
+    return out
+
+
+def check(static: Static, params: Params, solution: Solution) -> None:
+    """Raise :class:`SolveError` when the flow or temperature solve of this
+    (unbatched) design did not converge, a result is not finite, the coolant
+    leaves its liquid range, or the maximum principle is broken."""
+    s = solution
+    info = s.info
+    iterations = int(info.iterations)
+    finite = all(np.all(np.isfinite(np.asarray(a))) for a in (s.network.flow, s.network.pressure, s.temperatures.node))
+    if not bool(info.converged) or not finite:
+        raise SolveError(
+            f"rack flow network did not converge: relative residual {float(info.residual):.3e} after "
+            f"{iterations} Newton iterations; check that the supply flow and the component curves "
+            "are plausible (a plate or QD far too restrictive for the flow?)"
+        )
+    if not bool(s.thermal_info.converged):
+        raise SolveError(f"rack temperatures did not solve: residual {float(s.thermal_info.residual):.3e}")
+    net = static.network
+    t_node = np.asarray(s.temperatures.node, np.float64)
+    t_out = np.asarray(s.temperatures.edge_outlet, np.float64)
+    _check_liquid(static, params, net, t_node, t_out)
+    pe = np.asarray(static.plate_edges)
+    power = np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]
+    _check_bounded(net, pe, power, float(params.supply_temperature), static.precision, s.temperatures)
 
 
 # ----------------------------------------------------------------------------- run
@@ -539,18 +982,19 @@ def check_bounded(case: RackCase, rn: RackNetwork, temps) -> None:
     supply flow leaves there) and the plates only add heat, so no node or
     edge temperature is below the supply temperature, and no plate's outlet
     is colder than its inlet. Raises :class:`SolveError` otherwise."""
-    if np.any(rn.plate_power < 0):
+    _check_bounded(rn.network, rn.plate_edges, rn.plate_power, case.supply.temperature, case.precision, temps)
+
+
+def _check_bounded(net, plate_edges, plate_power, t_sup: float, prec: str, temps) -> None:
+    if np.any(np.asarray(plate_power) < 0):
         return  # a plate that cools the coolant: the bound does not hold
-    net = rn.network
-    t_sup = case.supply.temperature
     why = "the supply temperature (the plates only add heat)"
-    prec = case.precision
     nodes = bounds.label_locator(net.node_labels, "node") if net.node_labels else None
     edges = bounds.label_locator(net.edge_labels, "edge") if net.edge_labels else None
     bounds.check("coolant temperature", temps.node, lower=t_sup, lower_why=why, locate=nodes, precision=prec)
     for what, t in (("edge inlet temperature", temps.edge_inlet), ("edge outlet temperature", temps.edge_outlet)):
         bounds.check(what, t, lower=t_sup, lower_why=why, locate=edges, precision=prec)
-    e = rn.plate_edges
+    e = np.asarray(plate_edges)
     plate_labels = [net.edge_labels[i] for i in e] if net.edge_labels else [f"edge {i}" for i in e]
     bounds.check_order(
         "plate outlet temperature",
@@ -564,64 +1008,32 @@ def check_bounded(case: RackCase, rn: RackNetwork, temps) -> None:
 
 
 def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
-    """Solve and write results.h5, summary.json and plots into ``folder``."""
-    from aidc_thermo.kernels.network import GRAVITY
-
-    rn, sol, info, temps, tinfo, (t_mean, fluid) = solve(case)
-    progress.phase("write", ready=(sol, info, temps, tinfo))
+    """build, solve, check, report; write results.h5, summary.json and plots
+    into ``folder``."""
+    progress.phase("build")
+    static, params = build(case)
+    rn = build_network(case, _dtype_of(case.precision))
+    progress.phase("solve")
+    solution = compiled_solve(static)(params)
+    progress.phase("write", ready=solution)
+    check(static, params, solution)
+    out = {k: np.asarray(o.value) for k, o in report(static, params, solution).items()}
+    sol, info, temps = solution.network, solution.info, solution.temperatures
     net = rn.network
-    q = np.asarray(sol.flow, np.float64)
-    p = np.asarray(sol.pressure, np.float64)
     iterations = int(info.iterations)
     history = np.asarray(info.history, np.float64)[: iterations + 1]
-    finite = all(np.all(np.isfinite(np.asarray(a))) for a in (q, p, temps.node))
-    if not bool(info.converged) or not finite:
-        raise SolveError(
-            f"rack flow network did not converge: relative residual {float(info.residual):.3e} after "
-            f"{iterations} Newton iterations; check that the supply flow and the component curves "
-            "are plausible (a plate or QD far too restrictive for the flow?)"
-        )
-    if not bool(tinfo.converged):
-        raise SolveError(f"rack temperatures did not solve: residual {float(tinfo.residual):.3e}")
-    _check_liquid(case, rn, net, np.asarray(temps.node, np.float64), np.asarray(temps.edge_outlet, np.float64))
-    check_bounded(case, rn, temps)
-    rho, cp = float(fluid.density), float(fluid.specific_heat)
-    t_node = np.asarray(temps.node, np.float64)
-    t_pin = np.asarray(temps.edge_inlet, np.float64)[rn.plate_edges]
-    t_pout = np.asarray(temps.edge_outlet, np.float64)[rn.plate_edges]
-    qp = q[rn.plate_edges]
-    r = np.empty(qp.size)
-    for name in set(rn.plate_type):
-        sel = np.asarray([t == name for t in rn.plate_type])
-        pt = case.plate(name)
-        r[sel] = loglog_interp(qp[sel], pt.resistance_flow, pt.resistance)
-    tj = t_pin + r * rn.plate_power
+    rho, cp = float(solution.fluid.density), float(solution.fluid.specific_heat)
+    r = np.asarray(solution.plate_resistance, np.float64)
+    tj = np.asarray(solution.junction, np.float64)
     dp_plate = np.asarray(sol.loss, np.float64)[rn.plate_edges]
-
-    # per-tray flow (through its supply QD)
-    qd_supply = np.array([net.edge_labels.index(f"tray {i} supply QD") for i in range(len(rn.tray_level))])
-    q_tray = q[qd_supply]
-    q_total = case.supply.flow
-    dp_rack = p[rn.inlet] - p[rn.outlet]
-    # the loop closes through the CDU, so the pump supplies the piezometric
-    # (static + hydrostatic) pressure drop of the rack; the column between a
-    # top outlet (Z layout) and the bottom inlet is regained on the way down
-    z = np.asarray(rn.boundary.elevation, np.float64)
-    dp_pump = dp_rack - rho * GRAVITY * (z[rn.outlet] - z[rn.inlet])
-    hydraulic = q_total * dp_pump
-    t_ret = t_node[rn.outlet]
-    t_sup = case.supply.temperature
+    qp = np.asarray(sol.flow, np.float64)[rn.plate_edges]
+    ratio = np.asarray(_group_ratio(qp, static.plate_type_index, len(static.plate_type_names)))
+    q_tray = np.asarray(sol.flow, np.float64)[np.asarray(static.qd_supply_edges)]
     heat_in = float(rn.plate_power.sum())
-    heat_out = rho * cp * q_total * (t_ret - t_sup)
-    balance = abs(heat_out - heat_in) / heat_in if heat_in > 0 else abs(heat_out)
-    mean_plate = {}
-    for name in set(rn.plate_type):
-        sel = np.asarray([t == name for t in rn.plate_type])
-        mean_plate[name] = qp[sel].mean()
-    ratio = np.array([qp[i] / mean_plate[t] for i, t in enumerate(rn.plate_type)])
-    tray_types = np.asarray(case.trays)
-    tray_ratio = np.array([q_tray[i] / q_tray[tray_types == t].mean() for i, t in enumerate(tray_types)])
-    hot = int(np.argmax(tj))
+
+    def num(k, units=None):
+        return Quantity(float(out[k]), _OUTPUTS[k][0] if units is None else units, _OUTPUTS[k][1])
+
     summary = {
         "case": Quantity(case.name),
         "trays": Quantity(len(rn.tray_level), "", "trays fed by the manifolds"),
@@ -629,31 +1041,18 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "layout": Quantity(case.manifold.layout, "", "U: direct return, Z: reverse return"),
         "coolant": Quantity(case.coolant.name),
         "liquid_heat": Quantity(heat_in, "W", "heat into the coolant (sum of plate powers)"),
-        "total_flow": Quantity(q_total / LPM, "L/min", "supply flow from the CDU"),
-        "T_supply": Quantity(t_sup - 273.15, "degC"),
-        "T_return": Quantity(t_ret - 273.15, "degC", "mixed temperature leaving the rack"),
-        "rack_pressure_drop": Quantity(dp_rack / 1e3, "kPa", "static pressure, rack inlet minus outlet"),
-        "pump_pressure_rise": Quantity(dp_pump / 1e3, "kPa", "pressure rise the CDU pump must add for the rack"),
-        "pump_head": Quantity(dp_pump / (rho * GRAVITY), "m", "the same as a head of coolant"),
-        "hydraulic_power": Quantity(hydraulic, "W", "flow x pressure rise needed for the rack"),
-        "pump_electrical_power": Quantity(
-            hydraulic / case.supply.pump_efficiency, "W", "hydraulic power / wire-to-water efficiency"
-        ),
-        "plate_flow_min": Quantity(qp.min() / LPM, "L/min"),
-        "plate_flow_max": Quantity(qp.max() / LPM, "L/min"),
-        "flow_ratio_min": Quantity(float(ratio.min()), "", "lowest plate flow / mean of its plate type"),
-        "flow_ratio_max": Quantity(float(ratio.max()), "", "highest plate flow / mean of its plate type"),
-        "tray_flow_ratio_min": Quantity(float(tray_ratio.min()), "", "lowest tray flow / mean of its tray type"),
-        "tray_flow_ratio_max": Quantity(float(tray_ratio.max()), "", "highest tray flow / mean of its tray type"),
-        "T_junction_max": Quantity(tj.max() - 273.15, "degC", "hottest chip, T_in + R(Q) P"),
-        "hottest_plate": Quantity(net.edge_labels[rn.plate_edges[hot]]),
-        "T_plate_outlet_max": Quantity(t_pout.max() - 273.15, "degC"),
-        "heat_balance_error": Quantity(balance, "", "|rho cp Q (T_return - T_supply) - heat| / heat"),
-        "T_properties": Quantity(t_mean - 273.15, "degC", "coolant properties evaluated here"),
+        "total_flow": Quantity(case.supply.flow / LPM, "L/min", "supply flow from the CDU"),
+        "T_supply": Quantity(case.supply.temperature - 273.15, "degC"),
+        **{k: num(k) for k in ("T_return", "rack_pressure_drop", "pump_pressure_rise", "pump_head",
+                               "hydraulic_power", "pump_electrical_power", "plate_flow_min", "plate_flow_max",
+                               "flow_ratio_min", "flow_ratio_max", "tray_flow_ratio_min", "tray_flow_ratio_max",
+                               "T_junction_max")},
+        "hottest_plate": Quantity(net.edge_labels[rn.plate_edges[int(out["hottest_plate"])]]),
+        **{k: num(k) for k in ("T_plate_outlet_max", "heat_balance_error", "T_properties")},
         "solver_converged": Quantity(True),
         "solver_iterations": Quantity(iterations, "", "Newton iterations from a cold start"),
         "solver_residual": Quantity(float(info.residual), "", "relative residual (flows and pressures)"),
-    }
+    }  # fmt: skip
     _write_h5(
         folder / "results.h5",
         case,
@@ -664,7 +1063,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         info,
         history,
         summary,
-        dict(r=r, tj=tj, dp=dp_plate, ratio=ratio, q_tray=q_tray, fluid=(rho, float(fluid.viscosity), cp)),
+        dict(r=r, tj=tj, dp=dp_plate, ratio=ratio, q_tray=q_tray, fluid=(rho, float(solution.fluid.viscosity), cp)),
     )
     write_summary_json(folder, summary)
     if case.plots:
@@ -706,24 +1105,26 @@ def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
     return np.array([[*xy[label], z[n]] for n, label in enumerate(labels)], np.float64)
 
 
-def _check_liquid(case: RackCase, rn: RackNetwork, net, t_node: np.ndarray, t_edge_out: np.ndarray) -> None:
+def _check_liquid(static: Static, params: Params, net, t_node: np.ndarray, t_edge_out: np.ndarray) -> None:
     """A coolant temperature above the coolant's valid (liquid) range is not
     an answer: the coolant would boil, or its properties are unknown there.
     Raises SolveError naming the hottest place and what would fix it."""
-    co = case.coolant
+    co = static.coolant
     if float(t_edge_out.max()) <= co.t_max + 1e-6 and float(t_node.max()) <= co.t_max + 1e-6:
         return
-    plates = np.asarray(rn.plate_edges)
+    plates = np.asarray(static.plate_edges)
     hot_edge = int(plates[np.argmax(t_edge_out[plates])])  # name the hottest cold plate
     if t_edge_out[hot_edge] <= co.t_max + 1e-6:
         hot_edge = int(np.argmax(t_edge_out))
     t_hot = float(t_edge_out[hot_edge])
-    t_sup = case.supply.temperature
-    rise = case.liquid_power / (float(co.density(t_sup)) * float(co.cp(t_sup)) * case.supply.flow)
+    t_sup = float(params.supply_temperature)
+    flow = float(params.supply_flow)
+    power = float(np.sum(np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]))
+    rise = power / (float(co.density(t_sup)) * float(co.cp(t_sup)) * flow)
     raise SolveError(
         f"physically impossible result: the coolant leaving {net.edge_labels[hot_edge]} would be at "
         f"{t_hot - 273.15:.4g} degC, outside {range_text(co)}: it would boil. The supply flow "
-        f"{case.supply.flow / LPM:.4g} L/min carries {case.liquid_power / 1e3:.4g} kW with a mean rise of "
+        f"{flow / LPM:.4g} L/min carries {power / 1e3:.4g} kW with a mean rise of "
         f"{rise:.4g} K; raise [supply] flow or lower the plate powers"
     )
 
