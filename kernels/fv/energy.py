@@ -306,7 +306,7 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     return T_best + t_ref, info, inner
 
 
-def stop_reason(info: SolveInfo, config: EnergyConfig, dtype=jnp.float64) -> str:
+def stop_reason(info: SolveInfo, config: EnergyConfig) -> str:
     """Why a ``"tvd"`` solve stopped, from its (host) info: ``"converged"``,
     ``"start"`` (the first upwind solve gave a non-finite field),
     ``"diverged"``, ``"max_outer"`` or ``"stalled"``. For ``"upwind"``:

@@ -877,6 +877,9 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
             t_solid_max - 273.15, "degC", "hottest solid point (cell centres and the heated bottom face)"
         ),
         "T_solid_max_location": Quantity(str(where_max), "m"),
+        "T_solid_max_cell": Quantity(
+            float(T[imax]) - 273.15, "degC", "hottest solid cell centre (the largest value of the temperature field)"
+        ),
         "heat_balance_error": Quantity(abs(added - removed) / added, "", "|added - removed| / added"),
         "mass_imbalance": Quantity(float(fi.mass_imbalance), "", "|out - in| / in"),
         "flow_outer_iterations": Quantity(int(fi.iterations)),
