@@ -75,3 +75,44 @@ def test_mask_file_round_trip(tmp_path):
     with pytest.raises(ValueError, match="3D"):
         np.save(tmp_path / "bad.npy", np.zeros((3, 3)))
         geo.from_mask_file(tmp_path / "bad.npy", (1, 1, 1))
+
+
+def _fins(**kw):
+    return geo.straight_fins(
+        channel_width=0.3e-3, fin_thickness=0.2e-3, fin_height=2e-3, base_thickness=1e-3, length=10e-3, **kw
+    )
+
+
+def test_grading_is_geometric_and_keeps_the_walls():
+    """blockMesh semantics: one-sided parts (length, base) have last cell /
+    first cell = ratio; symmetric parts (channel, fin, fin_height) have the
+    middle cell = ratio x the cells at both walls. Walls stay on faces."""
+    uniform = _fins(unit_cell=True, cells_channel=8, cells_fin=4, cells_fin_height=9, cells_length=10)
+    g = _fins(
+        unit_cell=True, cells_channel=8, cells_fin=4, cells_fin_height=9, cells_length=10,
+        grading={"channel": 4.0, "fin_height": 3.0, "length": 0.25, "base": 2.0},
+    )  # fmt: skip
+    np.testing.assert_array_equal(g.material, uniform.material)
+    for a in range(3):  # the same part boundaries
+        assert g.faces[a][-1] == pytest.approx(uniform.faces[a][-1], rel=1e-14)
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    assert dx[-1] / dx[0] == pytest.approx(0.25) and np.all(np.diff(np.log(dx)) == pytest.approx(np.log(0.25) / 9))
+    ch = dy[1:-1][g.material[0, 1:-1, 5] == geo.FLUID]
+    assert len(ch) == 8 and ch[3] / ch[0] == pytest.approx(4.0) and np.allclose(ch, ch[::-1], rtol=1e-12)
+    assert ch.sum() == pytest.approx(0.3e-3, rel=1e-12)
+    fin_h = dz[4:13]
+    assert fin_h[4] / fin_h[0] == pytest.approx(3.0) and fin_h.sum() == pytest.approx(2e-3, rel=1e-12)
+    assert dz[3] / dz[0] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="grading"):
+        _fins(unit_cell=True, grading={"cover": 2.0})
+
+
+@pytest.mark.parametrize("grading", [None, {"channel": 3.0, "fin": 2.0}])
+def test_half_cell_is_the_lower_half_of_the_unit_cell(grading):
+    whole = _fins(unit_cell=True, cells_channel=8, cells_fin=4, grading=grading)
+    half = _fins(unit_cell="half", cells_channel=8, cells_fin=4, grading=grading)
+    ny = half.shape[1]
+    assert 2 * ny == whole.shape[1]
+    np.testing.assert_allclose(half.faces[1], whole.faces[1][: ny + 1], rtol=1e-12, atol=1e-18)
+    np.testing.assert_array_equal(half.material, whole.material[:, :ny])
+    assert half.faces[1][-1] == pytest.approx(0.25e-3)

@@ -45,7 +45,17 @@ from ..diagnostics import SolveInfo
 from . import advdiff, conduction
 from .grid import Grid
 
-__all__ = ["EnergyConfig", "face_flows", "backflow", "operator", "rhs", "tvd_correction", "solve", "heat_balance"]
+__all__ = [
+    "EnergyConfig",
+    "face_flows",
+    "backflow",
+    "operator",
+    "rhs",
+    "tvd_correction",
+    "solve",
+    "stop_reason",
+    "heat_balance",
+]
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,11 @@ class EnergyConfig:
         outlets: names of the boundary faces (``"x_hi"``, ...) whose inflow
             (backflow) takes the adjacent cell's temperature instead of the
             face's ``value`` (see the module docstring).
+        stall_window: ``"tvd"`` stops (unconverged, "stalled") when the
+            residual has not fallen below its best value for this many
+            iterations.
+        divergence_factor: ``"tvd"`` stops (unconverged, "diverged") when the
+            residual exceeds its best value by this factor.
     """
 
     scheme: str = "tvd"
@@ -68,6 +83,8 @@ class EnergyConfig:
     tol: float | None = None
     max_outer: int = 200
     outlets: tuple[str, ...] = ()
+    stall_window: int = 50
+    divergence_factor: float = 1e4
 
     def __post_init__(self):
         known = [n for n, _, _ in conduction.FACES]
@@ -200,7 +217,21 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     Returns ``(T, SolveInfo, inner_iterations)``. For ``"upwind"`` the info is
     the linear solve's; for ``"tvd"`` it describes the deferred-correction
     iterations (residual of the full discrete equation relative to ``||b||``)
-    and ``inner_iterations`` counts all BiCGSTAB iterations.
+    and ``inner_iterations`` counts all BiCGSTAB iterations, the first
+    (upwind) solve's included.
+
+    ``"tvd"`` stops when the residual meets the tolerance (``converged``), at
+    ``max_outer`` iterations, when the residual has not fallen below its best
+    value for ``stall_window`` iterations (stalled), or when it grows past
+    ``divergence_factor`` times its best value or stops being finite
+    (diverged). Unconverged, it returns the iterate with the smallest residual
+    (never a diverged or non-finite field) with ``converged=False``;
+    :func:`stop_reason` names which of these stopped it. Inner solves are
+    inexact: each asks for a tenth of the current outer residual, measured in
+    the outer residual's norm (relative to ``||b||``), so that an inner solve
+    can never take its starting guess as converged while the outer residual
+    is unmet; an inner solve that stops at its own cap does not stop the
+    iteration (the outer residual decides).
     """
     config = config or EnergyConfig()
     if config.scheme not in ("upwind", "tvd"):
@@ -215,6 +246,7 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     krylov = config.krylov if config.krylov.tol is not None else replace(config.krylov, tol=0.1 * tol)
     bnorm = jnp.linalg.norm(b)
     scale = jnp.where(bnorm > 0, bnorm, jnp.ones_like(bnorm))
+    tiny = jnp.finfo(b.dtype).tiny
     op_c = lax.stop_gradient(op)
     # one multigrid hierarchy for every deferred-correction solve (the operator
     # does not change between them)
@@ -225,34 +257,77 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     # A theta = (b - t_ref A 1) + corr(theta). The residual's roundoff then scales
     # with the rise instead of the absolute temperature (in float32 the
     # difference between stalling near 1e-4 and converging).
-    t_ref = lax.stop_gradient(jnp.mean(T0))
+    start_ok = jnp.all(jnp.isfinite(T0))
+    t_ref = lax.stop_gradient(jnp.where(start_ok, jnp.mean(jnp.where(jnp.isfinite(T0), T0, 0.0)), 0.0))
     b_s = b - t_ref * advdiff.apply(op_c, jnp.ones_like(b))
 
     def residual(theta):
         return jnp.linalg.norm(b_s + tvd_correction(theta, op_c.flows()) - advdiff.apply(op_c, theta)) / scale
 
     T0 = T0 - t_ref
-    res0 = residual(T0)
+    res0 = jnp.where(start_ok, residual(T0), jnp.inf)
     history = jnp.full((config.max_outer + 1,), jnp.nan, b.dtype).at[0].set(res0)
+    # state: iterate, count, residual, history, inner iterations, best iterate,
+    # its residual, iterations since the best improved
+    state = (T0, jnp.asarray(0, jnp.int32), res0, history, info0.iterations, T0, res0, jnp.asarray(0, jnp.int32))
 
     def cond(s):
-        _, k_out, res, _, _, ok = s
-        return (k_out < config.max_outer) & (res > tol) & jnp.isfinite(res) & ok
+        _, k_out, res, _, _, _, best, since = s
+        diverged = ~jnp.isfinite(res) | (res > config.divergence_factor * best)
+        return (k_out < config.max_outer) & (best > tol) & ~diverged & (since < config.stall_window)
 
     def body(s):
-        T, k_out, res_prev, hist, inner, _ = s
+        T, k_out, res_prev, hist, inner, T_best, best, since = s
         # inexact inner solves: a tenth of the current outer residual is enough
-        # for the next correction, the final tolerance bounds it from below
-        inner_tol = jnp.maximum(krylov.tolerance(b.dtype), 0.1 * res_prev)
+        # for the next correction, the inner floor bounds it from below. Both in
+        # the outer norm: BiCGSTAB measures relative to its own right-hand side,
+        # which can be far larger than ||b|| (a cooled wall's t_ref A 1 term), so
+        # convert, or the inner solve meets its tolerance at its starting guess
         rhs_k = b_s + tvd_correction(T, op_c.flows())
+        outer_target = jnp.maximum(krylov.tolerance(b.dtype), 0.1 * res_prev) * scale
+        inner_tol = outer_target / jnp.maximum(jnp.linalg.norm(rhs_k), tiny)
         T_new, info = advdiff._raw_solve(op_c, rhs_k, krylov, x0=T, hier=hier, tol=inner_tol)
         res = residual(T_new)
-        return T_new, k_out + 1, res, hist.at[k_out + 1].set(res), inner + info.iterations, info.converged
+        better = res < best
+        return (
+            T_new,
+            k_out + 1,
+            res,
+            hist.at[k_out + 1].set(res),
+            inner + info.iterations,
+            jnp.where(better, T_new, T_best),
+            jnp.where(better, res, best),
+            jnp.where(better, 0, since + 1),
+        )
 
-    state = (T0, jnp.asarray(0, jnp.int32), res0, history, info0.iterations, info0.converged)
-    T, k_out, res, hist, inner, ok = lax.while_loop(cond, body, state)
-    converged = (res <= tol) & jnp.isfinite(res)
-    return T + t_ref, SolveInfo(converged=converged, iterations=k_out, residual=res, history=hist), inner
+    _, k_out, _, hist, inner, T_best, best, _ = lax.while_loop(cond, body, state)
+    converged = (best <= tol) & jnp.isfinite(best)
+    info = SolveInfo(converged=converged, iterations=k_out, residual=best, history=hist)
+    return T_best + t_ref, info, inner
+
+
+def stop_reason(info: SolveInfo, config: EnergyConfig) -> str:
+    """Why a ``"tvd"`` solve stopped, from its (host) info: ``"converged"``,
+    ``"start"`` (the first upwind solve gave a non-finite field),
+    ``"diverged"``, ``"max_outer"`` or ``"stalled"``. For ``"upwind"``:
+    ``"converged"``, ``"diverged"`` (non-finite) or ``"max_iterations"``.
+    Not traceable (reads the values)."""
+    import numpy as np
+
+    if bool(info.converged):
+        return "converged"
+    n = int(info.iterations)
+    hist = np.asarray(info.history, np.float64)[: n + 1]
+    if config.scheme == "upwind":
+        return "diverged" if not np.all(np.isfinite(hist)) else "max_iterations"
+    if not np.isfinite(hist[0]):
+        return "start"
+    finite = hist[np.isfinite(hist)]
+    if len(finite) < len(hist) or hist[-1] > config.divergence_factor * finite.min():
+        return "diverged"
+    if n >= config.max_outer:
+        return "max_outer"
+    return "stalled"
 
 
 def heat_balance(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, T, outlets=()) -> tuple:

@@ -100,6 +100,13 @@ class ColdPlateCase:
     viscosity: str = "inlet"  # "inlet" (constant) or "temperature" (Picard-coupled mu(T))
     coupling_tolerance: float = 1e-4  # relative change of dP, R_max and mu between coupling iterations
     max_coupling: int = 30
+    # energy solve: relative residual of the full discrete equation (None: 1e-9 in
+    # float64, 1e-4 in float32), deferred-correction and BiCGSTAB caps, and the
+    # axis of the multigrid line solves ("auto": chosen from the grid)
+    energy_tolerance: float | None = None
+    energy_max_outer: int = 500
+    energy_max_inner: int = 300
+    energy_line_axis: str = "auto"
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -131,13 +138,18 @@ def read_geometry(t: Table, base: Path):
         for key, dim in _STRAIGHT.items():
             kw[key] = t.quantity(key, dim, positive=True)
         if t.has("channels") == t.has("unit_cell"):
-            raise t.error(None, "give exactly one of 'channels' (a whole plate) or 'unit_cell = true'")
+            raise t.error(None, "give exactly one of 'channels' (a whole plate) or 'unit_cell = true' (or \"half\")")
         if t.has("channels"):
             kw["channels"] = t.integer("channels", minimum=1)
         else:
-            if not t.boolean("unit_cell"):
-                raise t.error("unit_cell", "set unit_cell = true, or give 'channels' instead")
-            kw["unit_cell"] = True
+            unit = t.raw("unit_cell")
+            if unit is not True and unit != "half":
+                raise t.error(
+                    "unit_cell",
+                    f'expected true (one channel between two half fins) or "half" (half a fin and half a channel, '
+                    f"symmetry planes at both mid-planes), got {unit!r}; or give 'channels' instead",
+                )
+            kw["unit_cell"] = unit
         cells = t.table("cells", default={})
         for key, default in (
             ("channel", 8),
@@ -150,6 +162,16 @@ def read_geometry(t: Table, base: Path):
         ):
             kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
         cells.finish()
+        if kw.get("unit_cell") == "half" and kw["cells_channel"] < 2:
+            raise t.error("cells.channel", "a half cell needs at least 2 cells across the whole channel")
+        grading = t.table("grading", default={})
+        ratios = {}
+        for key in ("channel", "fin", "fin_height", "length", "base"):
+            if grading.has(key):
+                ratios[key] = grading.number(key, minimum=1e-3, maximum=1e3)
+        grading.finish()
+        if ratios:
+            kw["grading"] = ratios
     elif kind == "pin_fins":
         for key, dim in _PINS.items():
             kw[key] = t.quantity(key, dim, positive=True)
@@ -272,7 +294,9 @@ def grid_shape(kind: str, kw: dict) -> list[tuple[int, str]]:
                   ("geometry.cells.cover", cover))  # fmt: skip
     if kind == "straight_fins":
         cf, cc = kw["cells_fin"], kw["cells_channel"]
-        if kw.get("unit_cell"):
+        if kw.get("unit_cell") == "half":
+            y = _axis(("geometry.cells.channel", max(cc // 2, 1)), ("geometry.cells.fin", max(cf // 2, 1)))
+        elif kw.get("unit_cell"):
             y = _axis(("geometry.cells.channel", cc), ("geometry.cells.fin", 2 * max(cf // 2, 1)))
         else:
             n = kw["channels"]
@@ -336,7 +360,9 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
 
     ct = root.table("coolant", default={})
     viscosity = ct.string("viscosity", default="inlet", choices=VISCOSITY_MODELS)
-    coolant = read_coolant(ct)
+    coolant = read_constant_coolant(ct) if ct.raw("fluid", default=None) == "constant" else read_coolant(ct)
+    if coolant.fluid == "constant" and viscosity != "inlet":
+        raise ct.error("viscosity", 'constant properties (fluid = "constant") take viscosity = "inlet" only')
 
     inlet = root.table("inlet")
     if inlet.has("flow") == inlet.has("velocity"):
@@ -360,6 +386,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
         st, "coupling_tolerance", precision, default=1e-4, maximum=0.1, floor={"float64": 1e-10, "float32": 1e-6}
     )
     max_coupling = st.integer("max_coupling", default=30, minimum=1)
+    energy = read_energy_solver(st, precision)
     if viscosity == "inlet" and (st.has("coupling_tolerance") or st.has("max_coupling")):
         raise st.error(
             "coupling_tolerance" if st.has("coupling_tolerance") else "max_coupling",
@@ -402,7 +429,46 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
         viscosity=viscosity,
         coupling_tolerance=coupling_tol,
         max_coupling=max_coupling,
+        **energy,
     )
+
+
+LINE_AXES = {"x": 0, "y": 1, "z": 2}
+_CONSTANT_PROPERTIES = (
+    ("density", "density", "density"),
+    ("specific_heat", "specific_heat", "cp"),
+    ("conductivity", "thermal_conductivity", "conductivity"),
+    ("dynamic_viscosity", "dynamic_viscosity", "log_viscosity"),
+)
+
+
+def read_constant_coolant(ct: Table) -> Coolant:
+    """``[coolant] fluid = "constant"``: user-given constant properties
+    (``density``, ``specific_heat``, ``conductivity``, ``dynamic_viscosity``,
+    all required), e.g. to match a peer code's inputs. Valid at any liquid
+    temperature the case gives (no property fit to leave)."""
+    ct.string("fluid")
+    coefficients = []
+    for key, dim, prop in _CONSTANT_PROPERTIES:
+        value = ct.quantity(key, dim, positive=True)
+        coefficients.append((prop, (float(np.log(value)) if prop == "log_viscosity" else value,)))
+    ct.finish()
+    return Coolant("constant properties", "constant", 0.0, 1.0, 1e4, tuple(coefficients), 0.0)
+
+
+def read_energy_solver(st: Table, precision: str) -> dict:
+    """The energy keys of a ``[solver]`` table: ``energy_tolerance``,
+    ``energy_max_outer``, ``energy_max_inner``, ``energy_line_axis``, as
+    :class:`ColdPlateCase` fields."""
+    out = {}
+    if st.has("energy_tolerance"):
+        out["energy_tolerance"] = read_tolerance(
+            st, "energy_tolerance", precision, default=None, maximum=1e-3, floor={"float64": 1e-13, "float32": 1e-6}
+        )
+    out["energy_max_outer"] = st.integer("energy_max_outer", default=500, minimum=1)
+    out["energy_max_inner"] = st.integer("energy_max_inner", default=300, minimum=1)
+    out["energy_line_axis"] = st.string("energy_line_axis", default="auto", choices=("auto", *LINE_AXES))
+    return out
 
 
 def _inlet_area(g: geo.VoxelGeometry) -> float:
@@ -436,6 +502,22 @@ def _thinnest_axis(g: geo.VoxelGeometry) -> int:
     fluid = g.material == geo.FLUID
     widths = np.meshgrid(*(np.diff(f) for f in g.faces), indexing="ij")
     return int(np.argmax([np.mean(1.0 / w[fluid] ** 2) for w in widths]))
+
+
+def energy_line_axis(g: geo.VoxelGeometry, k: np.ndarray, flux: float) -> int:
+    """Axis for the energy solver's multigrid line solves: the one whose links
+    carry the most per unit volume, summed over all cells (conduction
+    ``2 k / h_a^2`` along each axis, plus the advection ``rho cp u / h_x`` of
+    the bulk flow ``flux = rho cp u`` (W/m^2/K) along x in fluid cells).
+    Lines along the strongest links make the line solves exact where the
+    coupling is strongest; with thin fluid and fin cells across the channel
+    that is y, not the flow direction (the 40 mm microchannel trial of issue
+    16: along x the first solve hit its 300-iteration cap, across y it took
+    83)."""
+    h = np.meshgrid(*(np.diff(f) for f in g.faces), indexing="ij")
+    strength = [float(np.sum(2.0 * k / w**2)) for w in h]
+    strength[0] += float(np.sum(np.where(g.solid, 0.0, flux / h[0])))
+    return int(np.argmax(strength))
 
 
 def _heated_area(g: geo.VoxelGeometry, heated: str) -> float:
@@ -487,6 +569,7 @@ class Solution:
     # "r_max" (K/W), "viscosity_change" (max relative change of mu(T) against the mu the
     # flow used, fluid cells); the default is one constant-viscosity flow and energy solve
     coupling: dict = field(default_factory=_no_coupling)
+    energy_line_axis: int = 0  # axis of the energy solver's line solves
 
 
 @cache
@@ -516,8 +599,8 @@ def setup(case: ColdPlateCase) -> Problem:
     """Build the grid, masks, properties and boundary conditions of ``case``."""
     import jax.numpy as jnp
 
+    from aidc_thermo.kernels import advdiff, energy, flow
     from aidc_thermo.kernels import conduction as cd
-    from aidc_thermo.kernels import energy, flow
     from aidc_thermo.kernels.fv.grid import grid_from_faces
 
     g = build_geometry(case)
@@ -553,6 +636,13 @@ def setup(case: ColdPlateCase) -> Problem:
     bnd = flow.flow_boundary(grid, velocity={"x-": vel_in})
 
     k = jnp.asarray(np.where(g.solid, case.solid_k, k_f), dtype)
+    energy_tol = case.energy_tolerance
+    if energy_tol is None and dtype == jnp.float32:
+        energy_tol = 1e-4
+    if case.energy_line_axis == "auto":
+        line_axis = energy_line_axis(g, np.where(g.solid, case.solid_k, k_f), rho * cp * u_in)
+    else:
+        line_axis = LINE_AXES[case.energy_line_axis]
     heated = _heated_mask(g, case.heated)
     flux_map = np.where(heated, case.heat_flux, 0.0)
     faces = {n: cd.face_bc(grid, n, dtype=dtype) for n, _, _ in cd.FACES}
@@ -577,8 +667,9 @@ def setup(case: ColdPlateCase) -> Problem:
         # it brings the adjacent cell's temperature (zero gradient), not a face value
         energy_config=energy.EnergyConfig(
             scheme=case.energy_scheme,
-            max_outer=500,
-            tol=None if dtype == jnp.float64 else 1e-4,
+            krylov=advdiff.KrylovConfig(line_axis=line_axis, max_iterations=case.energy_max_inner),
+            max_outer=case.energy_max_outer,
+            tol=energy_tol,
             outlets=("x_hi",),
         ),
         flux_map=flux_map,
@@ -592,7 +683,10 @@ def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: n
     flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
     T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
     heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T, pb.energy_config.outlets)
-    return Solution(pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map, mu)
+    return Solution(
+        pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map, mu,
+        energy_line_axis=pb.energy_config.krylov.line_axis,
+    )  # fmt: skip
 
 
 def solve(case: ColdPlateCase) -> Solution:
@@ -660,9 +754,7 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
             "flow_tolerance"
         )
     if not bool(ei.converged) or not np.all(np.isfinite(np.asarray(sol.T))):
-        raise SolveError(
-            f"energy solve did not converge: residual {float(ei.residual):.3e} after {int(ei.iterations)} iterations"
-        )
+        raise SolveError(energy_failure(case, sol))
     # before the coupling: a Picard iteration stops on an unbounded field, and
     # that, not the unfinished coupling, is what to report
     check_bounded(case, sol)
@@ -674,6 +766,48 @@ def check_converged(case: ColdPlateCase, sol: Solution) -> None:
             f"{case.coupling_tolerance:g}; last relative viscosity change {last}); "
             "try more [solver] max_coupling or a looser coupling_tolerance"
         )
+
+
+def energy_failure(case: ColdPlateCase, sol: Solution) -> str:
+    """The message for an energy solve that did not converge: why it stopped,
+    how far it got (true iteration counts) and what to try."""
+    from aidc_thermo.kernels import energy
+
+    ei = sol.energy_info
+    config = energy.EnergyConfig(scheme=case.energy_scheme, max_outer=case.energy_max_outer)
+    reason = energy.stop_reason(ei, config)
+    if not np.all(np.isfinite(np.asarray(sol.T))):
+        reason = "diverged"
+    n, inner, res = int(ei.iterations), int(sol.energy_inner), float(ei.residual)
+    tol = case.energy_tolerance
+    if tol is None:
+        tol = 1e-9 if case.precision == "float64" else 1e-4
+    tol_text = f"tolerance {tol:g}"
+    if case.energy_scheme == "upwind":
+        head = f"energy solve (upwind) did not converge: residual {res:.3e} after {n} BiCGSTAB iterations ({tol_text})"
+        why = {
+            "diverged": "the iteration produced non-finite values",
+            "max_iterations": f"it reached [solver] energy_max_inner = {case.energy_max_inner}",
+        }[reason]
+    else:
+        head = (
+            f"energy solve did not converge: best residual {res:.3e} after {n} deferred-correction iterations "
+            f"and {inner} BiCGSTAB iterations in all ({tol_text})"
+        )
+        hist = np.asarray(ei.history, np.float64)[: n + 1]
+        why = {
+            "start": "the first (upwind) solve gave non-finite temperatures",
+            "diverged": f"it diverged (the residual grew to {np.nanmax(np.abs(hist)):.3e}; the best iterate is not "
+            "a result)",
+            "max_outer": f"it reached [solver] energy_max_outer = {case.energy_max_outer}",
+            "stalled": "it stalled (no new lowest residual in the last "
+            f"{energy.EnergyConfig().stall_window} iterations)",
+        }[reason]
+    return (
+        f"{head}: {why}; the multigrid line solves ran along {'xyz'[sol.energy_line_axis]} "
+        "(try another [solver] energy_line_axis, more energy_max_outer or energy_max_inner, or a looser "
+        "energy_tolerance)"
+    )
 
 
 def check_bounded(case: ColdPlateCase, sol: Solution) -> None:
@@ -761,6 +895,14 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
     t_out = float((m_out * T[-1]).sum() / m_out.sum())
     solid_T = np.where(g.solid, T, -np.inf)
     imax = np.unravel_index(np.argmax(solid_T), T.shape)
+    t_solid_max, where_max = float(T[imax]), [float(g.centers(a)[imax[a]]) for a in range(3)]
+    # the hottest solid point: a cell centre, or the heated bottom face (the
+    # first cell plus the flux across its lower half), which is hotter than
+    # the cell above it, so T_solid_max >= T_base_max
+    ib = np.unravel_index(np.argmax(np.where(heated, t_bottom, -np.inf)), t_bottom.shape)
+    if g.solid[ib[0], ib[1], 0] and t_bottom[ib] > t_solid_max:
+        t_solid_max = float(t_bottom[ib])
+        where_max = [float(g.centers(0)[ib[0]]), float(g.centers(1)[ib[1]]), float(g.faces[2][0])]
     added, removed = (float(x) for x in sol.heat)
     rho, cp = float(case.coolant.density(t_in)), float(case.coolant.cp(t_in))
     summary = {
@@ -777,8 +919,13 @@ def summarize(case: ColdPlateCase, sol: Solution) -> tuple[dict[str, Quantity], 
         "T_outlet_energy_check": Quantity(
             t_in - 273.15 + power / (rho * cp * case.flow_rate), "degC", "T_in + P / (rho cp Q)"
         ),
-        "T_solid_max": Quantity(float(T[imax]) - 273.15, "degC"),
-        "T_solid_max_location": Quantity(str([float(g.centers(a)[imax[a]]) for a in range(3)]), "m"),
+        "T_solid_max": Quantity(
+            t_solid_max - 273.15, "degC", "hottest solid point (cell centres and the heated bottom face)"
+        ),
+        "T_solid_max_location": Quantity(str(where_max), "m"),
+        "T_solid_max_cell": Quantity(
+            float(T[imax]) - 273.15, "degC", "hottest solid cell centre (the largest value of the temperature field)"
+        ),
         "heat_balance_error": Quantity(abs(added - removed) / added, "", "|added - removed| / added"),
         "mass_imbalance": Quantity(float(fi.mass_imbalance), "", "|out - in| / in"),
         "flow_outer_iterations": Quantity(int(fi.iterations)),

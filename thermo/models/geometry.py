@@ -59,13 +59,46 @@ class VoxelGeometry:
         return 0.5 * (f[1:] + f[:-1])
 
 
-def _segments(lengths, counts, start=0.0) -> np.ndarray:
-    """Faces of consecutive segments, each divided uniformly."""
+def _graded(n: int, ratio: float, symmetric: bool) -> np.ndarray:
+    """Relative cell sizes (summing to 1) of ``n`` cells in geometric
+    progression. One-sided: the last cell is ``ratio`` times the first
+    (blockMesh's expansion ratio). Symmetric: the middle cell(s) are ``ratio``
+    times the cells at both ends, the sizes mirror about the middle."""
+    i = np.arange(n)
+    if symmetric:
+        e = np.minimum(i, n - 1 - i)
+        steps = (n - 1) // 2
+    else:
+        e = i
+        steps = n - 1
+    h = ratio ** (e / steps) if steps > 0 else np.ones(n)
+    return h / h.sum()
+
+
+def _segments(lengths, counts, start=0.0, gradings=None) -> np.ndarray:
+    """Faces of consecutive segments, each divided uniformly, or graded:
+    ``gradings`` holds per segment ``None`` (uniform) or
+    ``(ratio, kind)`` with kind ``"one_sided"`` (last cell / first cell),
+    ``"symmetric"`` (middle / ends), ``"first_half"`` or ``"second_half"``
+    (the first or second half of a symmetric segment of twice the cells, so
+    that half a fin or half a channel is graded as the whole one would be)."""
     faces = [start]
-    for length, n in zip(lengths, counts, strict=True):
+    gradings = gradings or [None] * len(lengths)
+    for length, n, grading in zip(lengths, counts, gradings, strict=True):
         if n < 1 or length <= 0:
             raise ValueError("each segment needs a positive length and at least one cell")
-        faces.extend(faces[-1] + length * np.arange(1, n + 1) / n)
+        if grading is None or grading[0] == 1.0:
+            faces.extend(faces[-1] + length * np.arange(1, n + 1) / n)
+            continue
+        ratio, kind = grading
+        if kind in ("first_half", "second_half"):
+            h = _graded(2 * n, ratio, True)
+            h = h[:n] if kind == "first_half" else h[n:]
+        else:
+            h = _graded(n, ratio, kind == "symmetric")
+        edges = np.cumsum(h) / h.sum()
+        edges[-1] = 1.0
+        faces.extend(faces[-1] + length * edges)
     return np.asarray(faces)
 
 
@@ -77,9 +110,10 @@ def straight_fins(
     base_thickness: float,
     length: float,
     channels: int | None = None,
-    unit_cell: bool = False,
+    unit_cell: bool | str = False,
     plenum_length: float = 0.0,
     cover_thickness: float = 0.0,
+    grading: dict | None = None,
     cells_channel: int = 8,
     cells_fin: int = 4,
     cells_fin_height: int = 16,
@@ -91,42 +125,74 @@ def straight_fins(
     """Straight rectangular fins along x.
 
     ``unit_cell=True`` builds one channel between two half fins (symmetry
-    planes at y = 0 and y = max); otherwise ``channels`` channels separated by
+    planes at y = 0 and y = max); ``unit_cell="half"`` half of that: half a
+    fin and half a channel (symmetry planes at the fin's mid-plane, y = 0,
+    and the channel's, y = max; ``cells_channel`` counts the whole channel,
+    so the half cell holds ``cells_channel // 2`` of them); otherwise
+    ``channels`` channels separated by
     full fins, with a full fin at each side wall. Plena of ``plenum_length`` upstream and downstream of the fin
     field span the full width at fin height.
+
+    ``grading`` (optional) maps parts to geometric ratios: ``channel``,
+    ``fin`` and ``fin_height`` are graded symmetrically (the middle cell
+    ``ratio`` times the cells at both walls: ratio > 1 refines towards the
+    walls); ``length`` and ``base`` one-sided along +x / +z (last cell over
+    first, blockMesh's expansion ratio). Half fins and half channels take
+    their half of the whole part's grading. Missing parts are uniform.
     """
-    if unit_cell == (channels is not None):
-        raise ValueError("give either channels=N or unit_cell=True")
-    if unit_cell:
+    if (unit_cell is False) == (channels is None) or unit_cell not in (False, True, "half"):
+        raise ValueError("give either channels=N or unit_cell=True (or 'half')")
+    gr = dict(grading or {})
+    bad = sorted(set(gr) - {"channel", "fin", "fin_height", "length", "base"})
+    if bad or any(not r > 0 for r in gr.values()):
+        raise ValueError(f"grading: parts are channel, fin, fin_height, length, base with ratios > 0 (got {gr})")
+
+    def g(part, kind):
+        return (gr[part], kind) if part in gr else None
+
+    half_fin = max(cells_fin // 2, 1)
+    if unit_cell == "half":
+        y_lengths = [fin_thickness / 2, channel_width / 2]
+        y_counts = [half_fin, max(cells_channel // 2, 1)]
+        y_solid = [True, False]
+        y_grading = [g("fin", "second_half"), g("channel", "first_half")]
+    elif unit_cell:
         y_lengths = [fin_thickness / 2, channel_width, fin_thickness / 2]
-        y_counts = [max(cells_fin // 2, 1), cells_channel, max(cells_fin // 2, 1)]
+        y_counts = [half_fin, cells_channel, half_fin]
         y_solid = [True, False, True]
+        y_grading = [g("fin", "second_half"), g("channel", "symmetric"), g("fin", "first_half")]
     else:
-        y_lengths, y_counts, y_solid = [], [], []
+        y_lengths, y_counts, y_solid, y_grading = [], [], [], []
         for _ in range(channels):
             y_lengths += [fin_thickness, channel_width]
             y_counts += [cells_fin, cells_channel]
             y_solid += [True, False]
+            y_grading += [g("fin", "symmetric"), g("channel", "symmetric")]
         y_lengths.append(fin_thickness)
         y_counts.append(cells_fin)
         y_solid.append(True)
-    yf = _segments(y_lengths, y_counts)
-    x_lengths, x_counts, in_field = [], [], []
+        y_grading.append(g("fin", "symmetric"))
+    yf = _segments(y_lengths, y_counts, gradings=y_grading)
+    x_lengths, x_counts, in_field, x_grading = [], [], [], []
     if plenum_length > 0:
         x_lengths.append(plenum_length)
         x_counts.append(cells_plenum)
         in_field.append(False)
+        x_grading.append(None)
     x_lengths.append(length)
     x_counts.append(cells_length)
     in_field.append(True)
+    x_grading.append(g("length", "one_sided"))
     if plenum_length > 0:
         x_lengths.append(plenum_length)
         x_counts.append(cells_plenum)
         in_field.append(False)
-    xf = _segments(x_lengths, x_counts)
+        x_grading.append(None)
+    xf = _segments(x_lengths, x_counts, gradings=x_grading)
     z_lengths = [base_thickness, fin_height] + ([cover_thickness] if cover_thickness > 0 else [])
     z_counts = [cells_base, cells_fin_height] + ([cells_cover] if cover_thickness > 0 else [])
-    zf = _segments(z_lengths, z_counts)
+    z_grading = [g("base", "one_sided"), g("fin_height", "symmetric")] + ([None] if cover_thickness > 0 else [])
+    zf = _segments(z_lengths, z_counts, gradings=z_grading)
 
     y_is_fin = np.repeat(np.asarray(y_solid), y_counts)
     x_in_field = np.repeat(np.asarray(in_field), x_counts)

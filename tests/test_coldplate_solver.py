@@ -1,0 +1,142 @@
+"""resolved_coldplate after issue 16: energy-solver keys and their failure
+messages, the hottest solid point, mesh grading, the half-channel symmetry
+cell and constant user-given coolant properties."""
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aidc_thermo.cli import main
+from aidc_thermo.io.case import CaseError, CaseFile
+from aidc_thermo.models import coldplate
+
+ROOT = Path(__file__).resolve().parents[1]
+# the bundled unit cell on a coarse grid (6 x 8 x 8 cells)
+SMALL = (
+    (ROOT / "cases" / "coldplate_unit_cell.toml")
+    .read_text()
+    .replace("channel = 8", "channel = 4")
+    .replace("fin = 4 ", "fin = 2 ")
+    .replace("fin_height = 12", "fin_height = 6")
+    .replace("base = 4", "base = 2")
+    .replace("length = 32", "length = 8")
+)
+assert "length = 8" in SMALL
+# water at 30 degC as the shipped fit gives it, typed in as constants
+WATER_30C = """fluid = "constant"
+density = "{rho!r} kg/m^3"
+specific_heat = "{cp!r} J/kg/K"
+conductivity = "{k!r} W/m/K"
+dynamic_viscosity = "{mu!r} Pa*s"
+"""
+
+
+def parse(text, path):
+    path.write_text(text)
+    return coldplate.parse(CaseFile(path, text, tomllib.loads(text)))
+
+
+def _summary(folder):
+    return {k: v["value"] for k, v in json.loads((folder / "summary.json").read_text()).items() if "value" in v}
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (("unit_cell = true", 'unit_cell = "quarter"'), "geometry.unit_cell"),
+        (("[material]", "[geometry.grading]\nchannel = -2\n[material]"), "geometry.grading.channel"),
+        (("[material]", "[geometry.grading]\nplenum = 2\n[material]"), "geometry.grading.plenum"),
+        (('energy_scheme = "tvd"', 'energy_scheme = "tvd"\nenergy_line_axis = "w"'), "solver.energy_line_axis"),
+        (('energy_scheme = "tvd"', 'energy_scheme = "tvd"\nenergy_max_outer = 0'), "solver.energy_max_outer"),
+        (('energy_scheme = "tvd"', 'energy_scheme = "tvd"\nenergy_tolerance = 1e-16'), "solver.energy_tolerance"),
+        (('fluid = "water"', 'fluid = "constant"\ndensity = "998 kg/m^3"'), "coolant.specific_heat"),
+        (('fluid = "water"', 'fluid = "constant"\ndensity = "1 m"'), "coolant.density"),
+    ],
+)
+def test_new_keys_are_checked(tmp_path, edit, key):
+    text = SMALL.replace(*edit)
+    assert text != SMALL
+    with pytest.raises(CaseError, match=key.replace(".", r"\.")):
+        parse(text, tmp_path / "c.toml")
+
+
+def test_constant_coolant_refuses_temperature_dependent_viscosity(tmp_path):
+    text = SMALL.replace('fluid = "water"', WATER_30C.format(rho=998.0, cp=4180.0, k=0.6, mu=8e-4))
+    text = text.replace('viscosity = "inlet"', 'viscosity = "temperature"')
+    with pytest.raises(CaseError, match=r"coolant\.viscosity"):
+        parse(text, tmp_path / "c.toml")
+
+
+def test_energy_line_axis_follows_the_strongest_links(tmp_path):
+    """Thin channel and fin cells: lines across the channel (y), as measured
+    on the bundled cell (89 BiCGSTAB iterations across, 144 along the flow,
+    194 up the fins) and on a 40 mm trial cell (153 across, 637 along); a
+    pin-fin plate on cubic cells keeps lines along the flow."""
+    case = parse(SMALL, tmp_path / "c.toml")
+    g = coldplate.build_geometry(case)
+    k = np.where(g.solid, case.solid_k, 0.6)
+    assert coldplate.energy_line_axis(g, k, 4.18e6 * 0.5) == 1
+    pins = parse((ROOT / "cases" / "coldplate_pinfin.toml").read_text(), tmp_path / "p.toml")
+    gp = coldplate.build_geometry(pins)
+    assert coldplate.energy_line_axis(gp, np.where(gp.solid, pins.solid_k, 0.6), 4.18e6 * 0.5) == 0
+
+
+@pytest.mark.slow
+def test_hottest_solid_point_and_a_truthful_energy_failure(tmp_path, capsys):
+    """Issue 16: T_solid_max (a cell centre) was reported below T_base_max
+    (the bottom face, half a cell lower and hotter); and an energy solve that
+    stopped said "after 0 iterations". Now T_solid_max >= T_base_max, and a
+    capped solve exits 3 naming the cap and its true count."""
+    (tmp_path / "c.toml").write_text(SMALL)
+    assert main(["run", str(tmp_path / "c.toml"), "-o", str(tmp_path / "ok")]) == 0
+    s = _summary(tmp_path / "ok")
+    assert s["T_solid_max"] >= s["T_base_max"]
+    capped = SMALL.replace('energy_scheme = "tvd"', 'energy_scheme = "tvd"\nenergy_max_outer = 2')
+    (tmp_path / "capped.toml").write_text(capped)
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "capped.toml"), "-o", str(tmp_path / "no")]) == 3
+    err = capsys.readouterr().err
+    assert "after 2 deferred-correction iterations" in err and "energy_max_outer = 2" in err
+    assert "Traceback" not in err and not (tmp_path / "no").exists()
+
+
+@pytest.mark.slow
+def test_half_cell_constant_properties_and_grading(tmp_path):
+    """The half-channel cell (symmetry planes at the fin's and the channel's
+    mid-planes) carries half the heat and half the flow of the whole unit
+    cell at the same pressure drop and temperatures, so its R is twice the
+    whole cell's; water typed in as constants at the inlet temperature gives
+    the fitted water's answer; grading moves the answer by less than the
+    discretisation error and keeps the energy balance."""
+    case = parse(SMALL, tmp_path / "c.toml")
+    sol = coldplate.solve(case)
+    full, _ = coldplate.summarize(case, sol)
+    half_case = parse(SMALL.replace("unit_cell = true", 'unit_cell = "half"'), tmp_path / "h.toml")
+    half_sol = coldplate.solve(half_case)
+    half, _ = coldplate.summarize(half_case, half_sol)
+    assert half["cells"].value * 2 == full["cells"].value
+    assert half["pressure_drop"].value == pytest.approx(full["pressure_drop"].value, rel=1e-6)
+    assert half["R_max"].value == pytest.approx(2 * full["R_max"].value, rel=1e-6)
+    assert half["T_outlet_bulk"].value == pytest.approx(full["T_outlet_bulk"].value, abs=1e-6)
+    ny = half_sol.T.shape[1]
+    np.testing.assert_allclose(np.asarray(half_sol.T), np.asarray(sol.T)[:, :ny], rtol=0, atol=1e-6)
+
+    t_in = case.inlet_temperature
+    water = case.coolant
+    props = dict(rho=float(water.density(t_in)), cp=float(water.cp(t_in)), k=float(water.conductivity(t_in)))
+    props["mu"] = float(water.viscosity(t_in))
+    const_case = parse(SMALL.replace('fluid = "water"', WATER_30C.format(**props)), tmp_path / "k.toml")
+    const, _ = coldplate.summarize(const_case, coldplate.solve(const_case))
+    assert const["coolant"].value == "constant properties"
+    for key in ("pressure_drop", "R_max", "R_mean"):
+        assert const[key].value == pytest.approx(full[key].value, rel=1e-9)
+
+    graded_text = SMALL.replace("[material]", "[geometry.grading]\nchannel = 3\nfin_height = 2\n\n[material]")
+    graded_case = parse(graded_text, tmp_path / "g.toml")
+    graded, _ = coldplate.summarize(graded_case, coldplate.solve(graded_case))
+    assert graded["heat_balance_error"].value < 1e-8
+    assert graded["pressure_drop"].value == pytest.approx(full["pressure_drop"].value, rel=0.1)
+    assert graded["pressure_drop"].value != pytest.approx(full["pressure_drop"].value, rel=1e-4)
