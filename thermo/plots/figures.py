@@ -42,6 +42,7 @@ PLOTS = {
     "facility": ("energy_per_token", "supply_temperature_sweep", "annual_profile", "monthly",
                  "design_point (design-point cases, instead of annual_profile and monthly)",
                  "optimize (thermo optimize)"),
+    "transient_hall": ("power_stack", "temperatures"),
 }  # fmt: skip
 
 
@@ -801,6 +802,70 @@ def _optimize(r: Results, save) -> None:
     save(fig, "optimize")
 
 
+# ----------------------------------------------------------------------------- transient_hall
+
+
+def _transient(r: Results, save) -> None:
+    name = r.summary["case"]
+    ser = {k: v[0] for k, v in r.group("transient.series").items()}
+    limits = {k: float(v[0]) for k, v in r.group("transient.limits").items()}
+    t = ser["time"]
+    scale, unit = (60.0, "min") if t[-1] > 600 else (1.0, "s")
+    x = t / scale
+
+    # 1. stacked power: chips / rest of the racks / cooling / losses, and one accelerator
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, constrained_layout=True,
+                                 gridspec_kw=dict(height_ratios=[2, 1]))  # fmt: skip
+    parts = [("accelerators", ser["P_chips"]), ("rest of the racks", ser["P_IT"] - ser["P_chips"]),
+             ("cooling (fans + pumps)", ser["P_cooling"]), ("conversion + overhead", ser["P_losses"])]  # fmt: skip
+    a1.stackplot(x, *[v / 1e6 for _, v in parts], labels=[k for k, _ in parts], alpha=0.85)
+    a1.plot(x, ser["P_facility"] / 1e6, "k", lw=0.6, label="site (facility) power")
+    a1.set_ylabel("power [MW]")
+    a1.set_title(f"{name}\nsite power peak {ser['P_facility'].max() / 1e6:.3f} MW, "
+                 f"mean {ser['P_facility'].mean() / 1e6:.3f} MW", fontsize=10)  # fmt: skip
+    _legend_outside(a1)
+    pa = ser["P_accelerator"]
+    a2.plot(x, pa[:, 0], lw=0.7, label="one accelerator (rack 0)")
+    a2.set_ylabel("accelerator [W]")
+    a2b = a2.twinx()
+    a2b.plot(x, ser["P_rack"][:, 0] / 1e3, color="C1", lw=0.7, label="rack 0 (right axis)")
+    a2b.set_ylabel("rack [kW]", color="C1")
+    a2.set_xlabel(f"time [{unit}]")
+    h1, l1 = a2.get_legend_handles_labels()
+    h2, l2 = a2b.get_legend_handles_labels()
+    a2.legend(h1[:1] + h2, l1[:1] + l2, loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3)
+    save(fig, "power_stack")
+
+    # 2. temperatures: junctions, coolant, facility water, fan speed
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, constrained_layout=True,
+                                 gridspec_kw=dict(height_ratios=[2, 1]))  # fmt: skip
+    tj = ser["T_junction"]
+    a1.plot(x, tj.max(axis=1), color="C3", lw=0.8, label="hottest junction")
+    if tj.shape[1] > 1 and np.ptp(tj.max(axis=1) - tj.min(axis=1)) > 0.05:
+        a1.plot(x, tj.min(axis=1), color="C3", lw=0.5, ls=":", label="coolest junction")
+    a1.plot(x, ser["T_cold_plate_out"].max(axis=1), color="C1", lw=0.8, label="cold-plate outlet")
+    a1.plot(x, ser["T_cdu_supply"], color="C0", lw=0.8, label="CDU secondary supply")
+    a1.plot(x, ser["T_facility_return"], color="C4", lw=0.8, label="facility return")
+    a1.plot(x, ser["T_facility_supply"], color="C2", lw=0.8, label="facility supply")
+    a1.axhline(limits["T_junction_limit"], color="r", ls="--", lw=1, label=f"junction limit {limits['T_junction_limit']:.0f} °C")
+    a1.axhline(limits["T_supply_setpoint"], color="k", ls=":", lw=1, label=f"supply setpoint {limits['T_supply_setpoint']:.0f} °C")
+    a1.set_ylabel("[°C]")
+    a1.set_title(f"{name}\nhottest junction {tj.max():.1f} °C at {t[np.argmax(tj.max(axis=1))] / scale:.2f} {unit}",
+                 fontsize=10)  # fmt: skip
+    _legend_outside(a1)
+    a2.plot(x, ser["fan_fraction"], color="k", lw=0.8, label="dry-cooler fan speed")
+    a2.plot(x, ser["clock"].min(axis=1), color="C3", lw=0.8, ls="--", label="lowest clock fraction")
+    a2.set_ylim(0, 1.05)
+    a2.set_ylabel("fraction")
+    a2.set_xlabel(f"time [{unit}]")
+    _legend_outside(a2)
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3)
+    save(fig, "temperatures")
+
+
 _DRAW = {
     "package_stack": _stack,
     "resolved_coldplate": _coldplate,
@@ -808,4 +873,5 @@ _DRAW = {
     "compact_coldplate": _compact,
     "rack_network": _rack,
     "facility": _facility,
+    "transient_hall": _transient,
 }
