@@ -592,7 +592,8 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
     P_cooling = P_fan + p_sec + p_fw
     P_losses = (float(p.conversion_loss) + float(p.overhead)) * P_it
     e_s = float(sol.e_secondary)
-    tokens = float(p.acc.tokens_per_s) * n * np.sum(np.clip(np.asarray(sol.utilization), 0, None) * np.asarray(sol.clock), 1)
+    u = np.clip(np.asarray(sol.utilization), 0, None)
+    tokens = float(p.acc.tokens_per_s) * n * np.sum(u * np.asarray(sol.clock), 1)
     return dict(
         T_junction=T[:, jn], T_cold_plate_out=T[:, [s.cold_plate(r, s.cold_plate_cells - 1) for r in range(s.racks)]],
         T_rack_inlet=T[:, [s.supply_pipe(r, s.pipe_cells - 1) for r in range(s.racks)]],
@@ -679,7 +680,8 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     units = dict(T_="degC", P_="W", Q_="W")
     desc = {
         "T_junction": "junction temperature per rack", "T_cold_plate_out": "coolant leaving the cold plates per rack",
-        "T_rack_inlet": "coolant entering the rack's cold plates", "T_cdu_return": "CDU secondary volume (mixed return)",
+        "T_rack_inlet": "coolant entering the rack's cold plates",
+        "T_cdu_return": "CDU secondary volume (mixed return)",
         "T_cdu_supply": "CDU secondary supply", "T_facility_supply": "facility water entering the CDU",
         "T_facility_return": "facility water entering the dry cooler", "P_accelerator": "one accelerator per rack",
         "P_rack": "rack IT power (accelerators + other)", "P_chips": "all accelerators", "P_IT": "IT power",

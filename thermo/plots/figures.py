@@ -849,8 +849,9 @@ def _transient(r: Results, save) -> None:
     a1.plot(x, ser["T_cdu_supply"], color="C0", lw=0.8, label="CDU secondary supply")
     a1.plot(x, ser["T_facility_return"], color="C4", lw=0.8, label="facility return")
     a1.plot(x, ser["T_facility_supply"], color="C2", lw=0.8, label="facility supply")
-    a1.axhline(limits["T_junction_limit"], color="r", ls="--", lw=1, label=f"junction limit {limits['T_junction_limit']:.0f} °C")
-    a1.axhline(limits["T_supply_setpoint"], color="k", ls=":", lw=1, label=f"supply setpoint {limits['T_supply_setpoint']:.0f} °C")
+    tl, ts = limits["T_junction_limit"], limits["T_supply_setpoint"]
+    a1.axhline(tl, color="r", ls="--", lw=1, label=f"junction limit {tl:.0f} °C")
+    a1.axhline(ts, color="k", ls=":", lw=1, label=f"supply setpoint {ts:.0f} °C")
     a1.set_ylabel("[°C]")
     a1.set_title(f"{name}\nhottest junction {tj.max():.1f} °C at {t[np.argmax(tj.max(axis=1))] / scale:.2f} {unit}",
                  fontsize=10)  # fmt: skip
