@@ -193,3 +193,54 @@ def test_bad_trace_exits_2_naming_the_key(tmp_path, capsys, wave, key):
     assert main(["run", str(path), "-o", str(out)]) == 2
     assert key in capsys.readouterr().err
     assert not out.exists()
+
+
+def _storage(cap_kwh=0.5, limit=50e3, eff=0.8, lo=0.2, hi=0.8, window=30.0):
+    return transient.Storage(*(np.float64(v) for v in (cap_kwh * 3.6e6, limit, eff, lo, hi, 0.5 * (lo + hi),
+                                                        window, 300.0)))  # fmt: skip
+
+
+def test_storage_never_exceeds_its_capacity_or_power_limit():
+    dt = 0.5
+    t = np.arange(4001) * dt
+    power = 400e3 + 150e3 * (np.mod(t, 20.0) < 12.0) + 300e3 * ((t > 600) & (t < 1500))  # swings and a long step
+    st = _storage()
+    grid, ps, E = (np.asarray(a) for a in jax.jit(transient.storage_dispatch)(power, np.float64(dt), st))
+    cap = float(st.capacity)
+    assert E.min() >= 0.2 * cap * (1 - 1e-12) and E.max() <= 0.8 * cap * (1 + 1e-12)
+    assert np.abs(ps).max() <= 50e3 * (1 + 1e-12)
+    # the limits were reached (the test exercises them), and the grid is the site power less the storage
+    assert np.isclose(E.min(), 0.2 * cap, rtol=1e-9) or np.isclose(E.max(), 0.8 * cap, rtol=1e-9)
+    assert np.isclose(np.abs(ps).max(), 50e3, rtol=1e-9)
+    np.testing.assert_array_equal(grid, power - ps)
+    # energy: what the store gained is what it took less its losses (charging sqrt(eff), discharging 1/sqrt(eff))
+    way = math.sqrt(0.8)
+    gained = -np.sum(np.where(ps > 0, ps / way, ps * way)[1:]) * dt
+    assert abs((E[-1] - E[0]) - gained) < 1e-9 * cap
+    assert np.sum(grid[1:] - power[1:]) * dt > E[-1] - E[0]  # losses are positive
+    # a storage large enough never to reach its limits: the grid ramps far less than the site
+    big = _storage(cap_kwh=50.0, limit=1e6)
+    grid, ps, E = (np.asarray(a) for a in jax.jit(transient.storage_dispatch)(power, np.float64(dt), big))
+    assert np.abs(ps).max() < 1e6 and 0.2 * float(big.capacity) < E.min() and E.max() < 0.8 * float(big.capacity)
+    assert np.abs(np.diff(grid)).max() < 0.05 * np.abs(np.diff(power)).max()
+
+
+def test_without_storage_the_grid_draws_the_site_power(tmp_path):
+    case = _case(tmp_path, duration="2 min")
+    s, p, sol = _solve(case)
+    assert not s.storage
+    ser = transient._series(s, p, sol)
+    np.testing.assert_array_equal(ser["P_grid"], ser["P_facility"])
+    assert not np.any(ser["P_storage"])
+
+
+def test_band_rms_sums_to_the_variance_and_finds_a_sine_in_its_band():
+    dt = 0.1
+    t = np.arange(36000) * dt
+    x = 5.0 + 3.0 * np.sin(2 * np.pi * 0.25 * t) + 0.5 * np.sin(2 * np.pi * 0.02 * t)
+    bands = transient.band_rms(x, dt)
+    total = math.sqrt(sum(r**2 for _, _, r in bands))
+    assert total == pytest.approx(np.std(x), rel=1e-12)
+    rms = {(lo, hi): r for lo, hi, r in bands}
+    assert rms[(0.1, 1.0)] == pytest.approx(3.0 / math.sqrt(2), rel=1e-9)
+    assert rms[(0.01, 0.1)] == pytest.approx(0.5 / math.sqrt(2), rel=1e-9)

@@ -119,6 +119,7 @@ class Static:
     control: str
     initial: str
     arrangement: str
+    storage: bool = False
 
     @property
     def per_rack(self) -> int:
@@ -150,6 +151,19 @@ class Static:
 
     def fw_supply(self, k: int) -> int:
         return self.cdu + 1 + self.facility_cells + k
+
+
+class Storage(NamedTuple):
+    """Site energy storage (SI; see :func:`storage_dispatch`)."""
+
+    capacity: jax.Array  # J
+    power_limit: jax.Array  # W, charge and discharge
+    efficiency: jax.Array  # round trip; sqrt of it each way
+    soc_min: jax.Array  # fraction of capacity
+    soc_max: jax.Array
+    soc_initial: jax.Array
+    window: jax.Array  # s, trailing moving average the grid power tracks
+    recovery_time: jax.Array  # s, time constant pulling the charge back to soc_initial
 
 
 class Params(NamedTuple):
@@ -187,6 +201,7 @@ class Params(NamedTuple):
     other_power: jax.Array  # W per rack (air-cooled, not in the loop)
     conversion_loss: jax.Array  # fraction of IT power
     overhead: jax.Array  # fraction of IT power
+    storage: Storage  # zeros when the case has no [storage]
 
 
 def _coolant(t: Table, default_rho: float, default_cp: float) -> float:
@@ -311,6 +326,24 @@ def parse(case_file: CaseFile) -> HallCase:
         raise ct.error("supply_temperature", f"{t_set - T0:g} degC is not above the ambient dry bulb "
                                              f"{t_amb - T0:g} degC: a dry cooler cannot reach it")  # fmt: skip
 
+    st = root.table("storage", default=None)
+    storage = Storage(*([0.0] * 5 + [0.5, 1.0, 1.0]))
+    if st is not None:
+        cap = st.quantity("capacity", "energy", positive=True)
+        limit = st.quantity("power_limit", "power", positive=True)
+        eff = st.number("round_trip_efficiency", default=0.9, minimum=0.5, maximum=1.0)
+        lo = st.number("soc_min", default=0.1, minimum=0.0, maximum=1.0)
+        hi = st.number("soc_max", default=0.9, minimum=0.0, maximum=1.0)
+        if hi <= lo:
+            raise st.error("soc_max", f"{hi:g} is not above soc_min {lo:g}")
+        init = st.number("soc_initial", default=0.5 * (lo + hi), minimum=lo, maximum=hi)
+        window = st.quantity("window", "time", positive=True)
+        if window < 2 * trace.step:
+            raise st.error("window", f"{window:g} s is shorter than two time steps ({2 * trace.step:g} s)")
+        recovery = st.quantity("recovery_time", "time", default=10 * window, positive=True)
+        storage = Storage(cap, limit, eff, lo, hi, init, window, recovery)
+        st.finish()
+
     fac = root.table("facility", default=None)
     conv = overhead = 0.0
     if fac is not None:
@@ -327,7 +360,7 @@ def parse(case_file: CaseFile) -> HallCase:
         sv.finish()
     root.finish()
 
-    static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement)
+    static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None)
     dev = plant.RejectionDevice(
         ua_rated=ua_dc, c_water_rated=c_fw, m_air_rated=m_air, cp_air=plant.CP_AIR, cs_span=10.0,
         air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
@@ -339,7 +372,8 @@ def parse(case_file: CaseFile) -> HallCase:
         rho_cp_secondary=rho_cp_s, ua_cdu=ua_cdu, v_facility=v_fw, q_facility=q_fw, rho_cp_facility=rho_cp_f,
         device=dev, t_ambient=t_amb, dp_secondary=dp_s, eta_secondary=eta_s, dp_facility=dp_f, eta_facility=eta_f,
         pump_heat_fraction=heat_frac, t_set=t_set, kp=kp, ki=kp / ti, fan_min=f_min, fan_max=f_max,
-        fan_ramp=ramp, fan_fixed=fixed, other_power=other, conversion_loss=conv, overhead=overhead,
+        fan_ramp=ramp, fan_fixed=fixed, other_power=other,
+        conversion_loss=conv, overhead=overhead, storage=storage,
     )  # fmt: skip
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params)
     echo = dict(trace=list(trace.description), accelerators_per_rack=n_acc, racks=racks,
@@ -592,6 +626,7 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
     P_cooling = P_fan + p_sec + p_fw
     P_losses = (float(p.conversion_loss) + float(p.overhead)) * P_it
     e_s = float(sol.e_secondary)
+    grid, ps, E = grid_view(s, p, P_it + P_cooling + P_losses)
     u = np.clip(np.asarray(sol.utilization), 0, None)
     tokens = float(p.acc.tokens_per_s) * n * np.sum(u * np.asarray(sol.clock), 1)
     return dict(
@@ -601,10 +636,121 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
         T_facility_supply=T[:, fs_last], T_facility_return=T[:, fr_last],
         P_accelerator=P_acc, P_rack=P_rack, P_chips=P_chips, P_IT=P_it, P_fans=P_fan,
         P_pumps=np.full_like(P_fan, p_sec + p_fw), P_cooling=P_cooling, P_losses=P_losses,
-        P_facility=P_it + P_cooling + P_losses, clock=np.asarray(sol.clock), fan_fraction=fan,
+        P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps, E_storage=E,
+        clock=np.asarray(sol.clock), fan_fraction=fan,
         Q_in=np.asarray(sol.q_in), Q_rejected=np.asarray(sol.q_rejected), stored_heat=np.asarray(sol.stored),
         tokens_per_s=tokens,
     )  # fmt: skip
+
+
+def storage_dispatch(power, dt, st: Storage):
+    """Smooth a site power series ``power`` (W, shape ``(levels,)``) with storage.
+
+    The grid is asked for the trailing moving average of ``power`` over
+    ``window``; the storage covers the difference (plus ``(E - E_initial) /
+    recovery_time``, which brings its charge back), clipped to its power limit
+    and to what keeps the charge within ``[soc_min, soc_max] x capacity``.
+    Charging stores ``sqrt(eff) P dt``, discharging draws ``P dt / sqrt(eff)``.
+    Pure JAX (``lax.scan``). Returns ``(grid power, storage power (+ discharge),
+    stored energy)``, each ``(levels,)``; level 0 has the storage idle at its
+    initial charge.
+    """
+    n = power.shape[-1]
+    csum = jnp.concatenate([jnp.zeros((1,), power.dtype), jnp.cumsum(power)])
+    idx = jnp.arange(n)
+    steps = jnp.maximum(jnp.round(st.window / dt), 1.0).astype(idx.dtype)
+    lo = jnp.maximum(idx - steps + 1, 0)
+    mean = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo).astype(power.dtype)
+    way = jnp.sqrt(st.efficiency)
+    e_min, e_max, e0 = st.soc_min * st.capacity, st.soc_max * st.capacity, st.soc_initial * st.capacity
+
+    def step(E, inputs):
+        p, m = inputs
+        want = jnp.clip(p - m + (E - e0) / st.recovery_time, -st.power_limit, st.power_limit)
+        ps = jnp.minimum(want, jnp.maximum(E - e_min, 0.0) * way / dt)
+        ps = jnp.maximum(ps, -jnp.maximum(e_max - E, 0.0) / (way * dt))
+        E_new = E - jnp.where(ps > 0, ps / way, ps * way) * dt
+        return E_new, (ps, E_new)
+
+    _, (ps, E) = lax.scan(step, e0, (power[1:], mean[1:]))
+    ps = jnp.concatenate([jnp.zeros((1,), power.dtype), ps])
+    E = jnp.concatenate([e0[None], E])
+    return power - ps, ps, E
+
+
+#: Frequency bands of the grid report, Hz (a band above the Nyquist frequency is left out).
+BANDS = ((0.0, 0.001), (0.001, 0.01), (0.01, 0.1), (0.1, 1.0), (1.0, math.inf))
+
+
+def band_rms(x, dt: float, bands=BANDS):
+    """RMS (units of ``x``) of the fluctuation of ``x`` about its mean in each
+    frequency band ``[lo, hi)`` Hz, from the discrete Fourier transform (Parseval:
+    the squares sum to the variance of ``x``). Returns ``[(lo, hi, rms), ...]``
+    for the bands that hold a frequency of the record, below the Nyquist frequency
+    (the last one ends at it)."""
+    x = np.asarray(x, np.float64) - np.mean(x)
+    n = len(x)
+    X = np.fft.rfft(x)
+    f = np.fft.rfftfreq(n, dt)
+    var = 2.0 * np.abs(X) ** 2 / n**2
+    var[0] = 0.0
+    if n % 2 == 0:
+        var[-1] /= 2.0  # the Nyquist term has no mirror image
+    out = []
+    nyq = 0.5 / dt
+    for lo, hi in bands:
+        if lo >= nyq:
+            continue
+        inside = ((f >= lo) & (f < hi) if hi < nyq else (f >= lo)) & (f > 0)
+        if not inside.any():
+            continue  # no frequency of this record falls in the band (the trace is too short)
+        out.append((lo, min(hi, nyq), float(np.sqrt(var[inside].sum()))))
+    return out
+
+
+def grid_view(s: Static, p: Params, site_power):
+    """``(grid power, storage power, stored energy)`` (numpy); without
+    ``[storage]`` the grid draws the site power itself."""
+    if not s.storage:
+        z = np.zeros_like(site_power)
+        return site_power.copy(), z, z
+    g, ps, E = jax.jit(storage_dispatch)(jnp.asarray(site_power), p.dt, p.storage)
+    return np.asarray(g), np.asarray(ps), np.asarray(E)
+
+
+def _grid_report(s: Static, p: Params, ser: dict) -> dict[str, Output]:
+    dt = float(p.dt)
+    fac, grid = ser["P_facility"], ser["P_grid"]
+    mean = float(np.mean(grid[1:]))
+    out = {
+        "P_grid_peak": Output(float(grid.max()), "W", "grid power peak"),
+        "P_grid_peak_to_average": Output(float(grid.max()) / mean, "1", "grid peak / mean over the trace"),
+        "P_grid_ramp_max": Output(float(np.abs(np.diff(grid)).max() / dt / 1e6), "MW/s", "largest grid ramp"),
+    }
+    for lo, hi, rms in band_rms(grid, dt):
+        out[f"P_grid_rms_{lo:g}_{hi:g}_Hz"] = Output(
+            rms, "W", f"RMS of the grid power swing between {lo:g} and {hi:g} Hz"
+        )
+    if s.storage:
+        e_fac = float(np.sum(fac[1:]) * dt)
+        e_grid = float(np.sum(grid[1:]) * dt)
+        ramp_fac = float(np.abs(np.diff(fac)).max() / dt / 1e6)
+        cap = float(p.storage.capacity)
+        dE = float(ser["E_storage"][-1] - ser["E_storage"][0])
+        out.update({
+            "storage_peak_reduction": Output(float(fac.max() - grid.max()), "W", "site peak minus grid peak"),
+            "storage_ramp_reduction": Output(ramp_fac - out["P_grid_ramp_max"].value, "MW/s",
+                                             "largest site ramp minus largest grid ramp"),
+            "storage_energy_cost": Output(e_grid - e_fac, "J", "grid minus site energy (losses + charge change)"),
+            "storage_losses": Output(e_grid - e_fac - dE, "J", "round-trip losses over the trace"),
+            "storage_soc_min": Output(float(ser["E_storage"].min()) / cap, "1", "lowest state of charge"),
+            "storage_soc_max": Output(float(ser["E_storage"].max()) / cap, "1", "highest state of charge"),
+            "storage_capacity": Output(cap, "J", "storage capacity"),
+            "storage_power_limit": Output(float(p.storage.power_limit), "W", "storage power limit"),
+            "storage_soc_min_bound": Output(float(p.storage.soc_min), "1", "lowest state of charge allowed"),
+            "storage_soc_max_bound": Output(float(p.storage.soc_max), "1", "highest state of charge allowed"),
+        })  # fmt: skip
+    return out
 
 
 def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
@@ -641,6 +787,7 @@ def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
         out["tokens"] = Output(tokens, "", "tokens over the trace")
         out["J_per_token_facility"] = Output(e_fac / tokens, "J", "site energy per token over the trace")
         out["J_per_token_IT"] = Output(e_it / tokens, "J", "IT energy per token over the trace")
+    out.update(_grid_report(s, p, ser))
     out["converged"] = Output(bool(np.all(np.isfinite(np.asarray(sol.T)))), "", "every value finite")
     out["iterations"] = Output(s.levels - 1, "", "time steps")
     return out
@@ -689,12 +836,15 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "P_losses": "conversion losses and overhead", "P_facility": "site power drawn (IT + cooling + losses)",
         "clock": "clock fraction per rack", "fan_fraction": "dry-cooler fan speed",
         "Q_in": "heat into the water (chips + pump work)", "Q_rejected": "heat rejected by the dry cooler",
-        "stored_heat": "heat stored in all masses relative to 0 K", "tokens_per_s": "hall throughput",
+        "stored_heat": "heat stored in all masses relative to 0 K",
+        "P_grid": "power drawn from the grid (site power less storage discharge)",
+        "P_storage": "storage power, + discharging", "E_storage": "energy in the storage",
+        "tokens_per_s": "hall throughput",
     }  # fmt: skip
     groups = {"series": {"time": Series(case.times, "s", "time")}}
     for k, v in ser.items():
         u = next((uu for pre, uu in units.items() if k.startswith(pre)), "1")
-        if k == "stored_heat":
+        if k in ("stored_heat", "E_storage"):
             u = "J"
         if k == "tokens_per_s":
             u = "1/s"

@@ -42,7 +42,7 @@ PLOTS = {
     "facility": ("energy_per_token", "supply_temperature_sweep", "annual_profile", "monthly",
                  "design_point (design-point cases, instead of annual_profile and monthly)",
                  "optimize (thermo optimize)"),
-    "transient_hall": ("power_stack", "temperatures"),
+    "transient_hall": ("power_stack", "temperatures", "grid_spectrum", "state_of_charge (with [storage])"),
 }  # fmt: skip
 
 
@@ -865,6 +865,57 @@ def _transient(r: Results, save) -> None:
     for a in (a1, a2):
         a.grid(True, alpha=0.3)
     save(fig, "temperatures")
+
+    # 3. grid: site and grid power, their spectra, the band edges
+    from scipy.signal import welch
+
+    dt = float(t[1] - t[0])
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6.5), constrained_layout=True)
+    a1.plot(x, ser["P_facility"] / 1e6, lw=0.6, color="0.5", label="site (facility) power")
+    a1.plot(x, ser["P_grid"] / 1e6, lw=0.9, color="C0", label="drawn from the grid")
+    a1.set_xlabel(f"time [{unit}]")
+    a1.set_ylabel("power [MW]")
+    a1.set_title(f"{name}\ngrid peak {ser['P_grid'].max() / 1e6:.3f} MW, "
+                 f"largest ramp {np.abs(np.diff(ser['P_grid'])).max() / dt / 1e6:.3g} MW/s", fontsize=10)  # fmt: skip
+    _legend_outside(a1)
+    n = min(len(t), max(256, len(t) // 4))
+    for key, color, label in (("P_facility", "0.5", "site"), ("P_grid", "C0", "grid")):
+        f, psd = welch(ser[key] - ser[key].mean(), fs=1.0 / dt, nperseg=n)
+        a2.loglog(f[1:], psd[1:] / 1e12, color=color, lw=0.8, label=label)
+    for edge in (0.001, 0.01, 0.1, 1.0):
+        if edge < 0.5 / dt:
+            a2.axvline(edge, color="k", ls=":", lw=0.8)
+    a2.plot([], [], "k:", lw=0.8, label="band edges (summary)")
+    a2.set_xlabel("frequency [Hz]")
+    a2.set_ylabel("power spectral density [MW²/Hz]")
+    _legend_outside(a2)
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3, which="both")
+    save(fig, "grid_spectrum")
+
+    if np.any(ser["E_storage"] > 0):
+        cap = float(r.summary["storage_capacity"])
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, constrained_layout=True)
+        a1.plot(x, ser["E_storage"] / cap, color="C2", lw=0.9, label="state of charge")
+        for key in ("storage_soc_min_bound", "storage_soc_max_bound"):
+            a1.axhline(float(r.summary[key]), color="r", ls="--", lw=0.8)
+        a1.plot([], [], "r--", lw=0.8, label="state-of-charge bounds")
+        a1.set_ylim(0, 1)
+        a1.set_ylabel("state of charge")
+        a1.set_title(f"{name}\nstorage {cap / 3.6e6:.4g} kWh: peak cut "
+                     f"{float(r.summary['storage_peak_reduction']) / 1e3:.1f} kW, cost "
+                     f"{float(r.summary['storage_energy_cost']) / 3.6e6:.3g} kWh", fontsize=10)  # fmt: skip
+        _legend_outside(a1)
+        a2.plot(x, ser["P_storage"] / 1e3, color="C2", lw=0.6, label="storage power (+ discharging)")
+        lim = float(r.summary["storage_power_limit"]) / 1e3
+        a2.axhline(lim, color="r", ls="--", lw=0.8, label="power limit")
+        a2.axhline(-lim, color="r", ls="--", lw=0.8)
+        a2.set_ylabel("[kW]")
+        a2.set_xlabel(f"time [{unit}]")
+        _legend_outside(a2)
+        for a in (a1, a2):
+            a.grid(True, alpha=0.3)
+        save(fig, "state_of_charge")
 
 
 _DRAW = {
