@@ -30,9 +30,10 @@ count = {racks}
 per_rack = 4
 dynamic_power = "850 W"
 leakage_power = "{leak}"
-heat_capacity = "400 J/K"
+heat_capacity = "{c_j}"
 resistance = "0.026 K/W"
 tokens_per_second = 1000
+junction_limit = "{limit}"
 
 [rack]
 other_power = "2 kW"
@@ -73,13 +74,16 @@ dry_bulb = "20 degC"
 [solver]
 initial = "{initial}"
 plots = false
+{extra}
 """
 
 SMALL = dict(
     step="1 s", duration="1 h", racks=2, leak="120 W", v_cp="0.05 L", n_cp=2, q="2.5 L/min", v_pipe="2 L",
-    v_cdu="5 L", rated="10 kW", v_fw="20 L", q_fw="0.3 L/s", air="1.5 kg/s", initial="steady",
+    v_cdu="5 L", rated="10 kW", limit="85 degC", c_j="400 J/K", v_fw="20 L", q_fw="0.3 L/s", air="1.5 kg/s",
+    initial="steady",
     wave='kind = "constant"\npower = "900 W"',
     control='mode = "pi"\nsupply_temperature = "30 degC"\nproportional_gain = 0.2\nintegral_time = "60 s"',
+    extra="",
 )  # fmt: skip
 FIXED = 'mode = "fixed"\nfan_fraction = 0.6\nsupply_temperature = "30 degC"'
 
@@ -164,8 +168,8 @@ def test_square_wave_ripple_falls_with_frequency_as_the_rc_predicts(tmp_path):
 
 def test_vmap_over_scenarios_equals_separate_runs(tmp_path):
     wave = 'kind = "square"\nhigh = "1000 W"\nlow = "400 W"\nperiod = "10 s"\nduty = 0.5'
-    a = _case(tmp_path, name="a", wave=wave, duration="5 min")
-    b = _case(tmp_path, name="b", wave=wave, duration="5 min",
+    a = _case(tmp_path, name="a", wave=wave, duration="10 min")  # the Static of the PI fixed-point test: one compile
+    b = _case(tmp_path, name="b", wave=wave, duration="10 min",
               control=SMALL["control"].replace("30 degC", "34 degC"))  # fmt: skip
     s, pa = transient.build(a)
     _, pb = transient.build(b)
@@ -226,7 +230,7 @@ def test_storage_never_exceeds_its_capacity_or_power_limit():
 
 
 def test_without_storage_the_grid_draws_the_site_power(tmp_path):
-    case = _case(tmp_path, duration="2 min")
+    case = _case(tmp_path, duration="10 min")
     s, p, sol = _solve(case)
     assert not s.storage
     ser = transient._series(s, p, sol)
@@ -244,3 +248,37 @@ def test_band_rms_sums_to_the_variance_and_finds_a_sine_in_its_band():
     rms = {(lo, hi): r for lo, hi, r in bands}
     assert rms[(0.1, 1.0)] == pytest.approx(3.0 / math.sqrt(2), rel=1e-9)
     assert rms[(0.01, 0.1)] == pytest.approx(0.5 / math.sqrt(2), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_demand_response_ride_through_matches_the_one_mass_rc_time(tmp_path):
+    # fast internal mixing (large flows, most of the water in the CDU): the hall warms as one mass C_total through the
+    # dry cooler's conductance G at the curtailed fan speed, toward the steady state at that speed:
+    # T_j(t) = T_inf + (T_j0 - T_inf) exp(-t / tau), tau = C_total / G
+    dr = '[demand_response]\nstart = "60 s"\nlength = "110 min"\nfan_limit = 0.05'
+    case = _case(
+        tmp_path, racks=1, leak="0 W", v_cp="0.01 L", n_cp=1, q="200 L/min", v_pipe="1 L", v_cdu="200 L",
+        v_fw="20 L", q_fw="30 L/s", c_j="10 J/K", rated="40 kW", air="5 kg/s", control=FIXED, step="2 s",
+        duration="2 h", limit="58 degC", extra=dr,
+    )  # fmt: skip
+    s, p, sol = _solve(case)
+    assert s.demand_response
+    times = np.arange(s.levels) * float(p.dt)
+    tj = np.asarray(sol.T[:, s.junction(0)])
+    i0 = int(np.nonzero(times >= 60.0)[0][0])
+    T_inf = float(transient.steady_state(s, p._replace(fan_fixed=np.float64(0.05)))[0][s.junction(0)])
+    c_fw = float(p.rho_cp_facility * p.q_facility)
+    G = float(transient.plant.device_conductance(p.device, "dry_cooler", "counterflow", 0.05, c_fw, 293.15, 101325.0))
+    tau = float(np.sum(np.asarray(sol.C))) / G
+    limit = 58.0 + 273.15
+    predicted = tau * math.log((T_inf - tj[i0]) / (T_inf - limit))
+    measured = transient.ride_through(times, tj[:, None], 60.0, limit)
+    assert 600.0 < predicted < 6000.0  # the limit is reached well inside the event
+    # measured 1233 s vs 1219 s (1.1 %): the hall is not exactly one mass (the facility water, 10 % of the
+    # heat capacity, sits behind the CDU's conductance; the event's first seconds redistribute heat)
+    assert measured == pytest.approx(predicted, rel=0.02)
+    # the report: reached, and the dry cooler's fans drew less during the event than without it
+    base = transient.solve(s, p._replace(dr_start=np.float64(-1.0), dr_end=np.float64(-1.0)))
+    rep = transient.demand_response_report(s, p, sol, base, limit)
+    assert rep["dr_limit_reached"].value and rep["dr_ride_through"].value == pytest.approx(measured)
+    assert rep["dr_cooling_energy_shifted"].value > 0

@@ -120,6 +120,7 @@ class Static:
     initial: str
     arrangement: str
     storage: bool = False
+    demand_response: bool = False
 
     @property
     def per_rack(self) -> int:
@@ -202,6 +203,10 @@ class Params(NamedTuple):
     conversion_loss: jax.Array  # fraction of IT power
     overhead: jax.Array  # fraction of IT power
     storage: Storage  # zeros when the case has no [storage]
+    dr_start: jax.Array  # s, demand-response event (no event: start = end = -1)
+    dr_end: jax.Array  # s
+    dr_fan_limit: jax.Array  # fan fraction cap during the event
+    dr_setpoint_raise: jax.Array  # K added to the supply setpoint during the event
 
 
 def _coolant(t: Table, default_rho: float, default_cp: float) -> float:
@@ -344,6 +349,24 @@ def parse(case_file: CaseFile) -> HallCase:
         storage = Storage(cap, limit, eff, lo, hi, init, window, recovery)
         st.finish()
 
+    drt = root.table("demand_response", default=None)
+    dr = dict(dr_start=-1.0, dr_end=-1.0, dr_fan_limit=1.0, dr_setpoint_raise=0.0)
+    if drt is not None:
+        start = drt.quantity("start", "time", nonnegative=True)
+        length = drt.quantity("length", "time", positive=True)
+        if start + length > trace.times[-1] + 1e-9:
+            raise drt.error("length", f"the event ends at {start + length:g} s, after the trace ends")
+        if length < trace.step:
+            raise drt.error("length", f"{length:g} s is shorter than one time step ({trace.step:g} s)")
+        if not (drt.has("fan_limit") or drt.has("setpoint_raise")):
+            raise drt.error(None, "give 'fan_limit' (fan speed cap, fraction) and/or 'setpoint_raise' (K)")
+        dr = dict(
+            dr_start=start, dr_end=start + length,
+            dr_fan_limit=drt.number("fan_limit", default=1.0, minimum=0.01, maximum=1.0),
+            dr_setpoint_raise=drt.quantity("setpoint_raise", "temperature_difference", default=0.0, nonnegative=True),
+        )  # fmt: skip
+        drt.finish()
+
     fac = root.table("facility", default=None)
     conv = overhead = 0.0
     if fac is not None:
@@ -360,7 +383,7 @@ def parse(case_file: CaseFile) -> HallCase:
         sv.finish()
     root.finish()
 
-    static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None)
+    static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None, drt is not None)
     dev = plant.RejectionDevice(
         ua_rated=ua_dc, c_water_rated=c_fw, m_air_rated=m_air, cp_air=plant.CP_AIR, cs_span=10.0,
         air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
@@ -373,7 +396,7 @@ def parse(case_file: CaseFile) -> HallCase:
         device=dev, t_ambient=t_amb, dp_secondary=dp_s, eta_secondary=eta_s, dp_facility=dp_f, eta_facility=eta_f,
         pump_heat_fraction=heat_frac, t_set=t_set, kp=kp, ki=kp / ti, fan_min=f_min, fan_max=f_max,
         fan_ramp=ramp, fan_fixed=fixed, other_power=other,
-        conversion_loss=conv, overhead=overhead, storage=storage,
+        conversion_loss=conv, overhead=overhead, storage=storage, **dr,
     )  # fmt: skip
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params)
     echo = dict(trace=list(trace.description), accelerators_per_rack=n_acc, racks=racks,
@@ -566,18 +589,21 @@ def solve(s: Static, p: Params) -> Solution:
             pumps[0] + pumps[1]
         )
 
-    def step(carry, p_trace):
+    def step(carry, xs):
+        p_trace, t_new = xs
         T, fan, integral = carry
+        event = (t_new > p.dr_start) & (t_new <= p.dr_end)
+        fan_hi = jnp.where(event, jnp.minimum(p.fan_max, p.dr_fan_limit), p.fan_max)
         if s.control == "pi":
-            e = T[fs_last] - p.t_set
+            e = T[fs_last] - (p.t_set + jnp.where(event, p.dr_setpoint_raise, 0.0))
             trial = integral + p.ki * e * dt
             u = p.kp * e + trial
-            wind = ((u > p.fan_max) & (e > 0)) | ((u < p.fan_min) & (e < 0))
+            wind = ((u > fan_hi) & (e > 0)) | ((u < p.fan_min) & (e < 0))
             integral = jnp.where(wind, integral, trial)
             cmd = jnp.clip(p.kp * e + integral, p.fan_min, p.fan_max)
-            new_fan = jnp.clip(cmd, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt)
+            new_fan = jnp.minimum(jnp.clip(cmd, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt), fan_hi)
         else:
-            new_fan = fan
+            new_fan = jnp.minimum(p.fan_fixed, fan_hi)
         P, clock, u_acc = _accelerators(s, p, T, p_trace)
         A, g = _dry_cooler(s, p, A0, new_fan)
         rhs = C / dt * T + _heat(s, p, P, g, pumps)
@@ -588,7 +614,8 @@ def solve(s: Static, p: Params) -> Solution:
     P0, clock0, u0 = _accelerators(s, p, T0_, p.power[:, 0])
     _, g0 = _dry_cooler(s, p, A0, fan0)
     q_rej0, q_in0 = record(T0_, fan0, P0, g0)
-    _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in) = lax.scan(step, (T0_, fan0, fan0), p.power[:, 1:].T)
+    t_levels = jnp.arange(1, s.levels, dtype=p.dt.dtype) * dt
+    _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in) = lax.scan(step, (T0_, fan0, fan0), (p.power[:, 1:].T, t_levels))
 
     def cat(first, rest):
         return jnp.concatenate([jnp.asarray(first)[None], rest])
@@ -753,6 +780,53 @@ def _grid_report(s: Static, p: Params, ser: dict) -> dict[str, Output]:
     return out
 
 
+def ride_through(times, t_junction, start: float, limit: float):
+    """Time (s) from ``start`` until the hottest junction first reaches
+    ``limit`` (K), linearly interpolated between levels; ``None`` if it does not
+    within the trace. ``t_junction``: shape ``(levels, racks)``."""
+    tj = np.max(np.asarray(t_junction), axis=1)
+    after = np.nonzero((times > start) & (tj >= limit))[0]
+    if len(after) == 0:
+        return None
+    i = int(after[0])
+    if tj[i - 1] >= limit:  # already at the limit when the event began
+        return 0.0
+    frac = (limit - tj[i - 1]) / (tj[i] - tj[i - 1])
+    return float(times[i - 1] + frac * (times[i] - times[i - 1]) - start)
+
+
+def demand_response_report(s: Static, p: Params, sol: Solution, base: Solution, limit: float) -> dict[str, Output]:
+    """Ride-through and energy shifted by the ``[demand_response]`` event,
+    against ``base``: the same trace without the event."""
+    ev, bs = _series(s, p, sol), _series(s, p, base)
+    dt = float(p.dt)
+    times = np.arange(s.levels) * dt
+    start, end = float(p.dr_start), float(p.dr_end)
+    inside = (times > start) & (times <= end)
+    later = times > end
+    ride = ride_through(times, np.asarray(sol.T)[:, [s.junction(r) for r in range(s.racks)]], start, limit)
+    i_end = int(np.nonzero(inside)[0][-1])
+    out = {
+        "dr_limit_reached": Output(ride is not None, "", "a junction reached its limit after the event began"),
+        "dr_ride_through": Output(ride if ride is not None else float(times[-1] - start), "s",
+                                  "time from the event start until a junction reaches its limit "
+                                  "(if not reached: until the trace ends)"),
+        "dr_T_junction_max": Output(float(ev["T_junction"][inside].max()) - T0, "degC",
+                                    "hottest junction during the event"),
+        "dr_cooling_energy_shifted": Output(float(np.sum((bs["P_cooling"] - ev["P_cooling"])[inside]) * dt), "J",
+                                            "cooling energy not drawn during the event (vs no event)"),
+        "dr_cooling_energy_rebound": Output(float(np.sum((ev["P_cooling"] - bs["P_cooling"])[later]) * dt), "J",
+                                            "extra cooling energy drawn after the event, within the trace"),
+        "dr_site_energy_shifted": Output(float(np.sum((bs["P_facility"] - ev["P_facility"])[inside]) * dt), "J",
+                                         "site energy not drawn during the event (vs no event; includes leakage)"),
+        "dr_heat_stored": Output(float(ev["stored_heat"][i_end] - bs["stored_heat"][i_end]), "J",
+                                 "extra heat in the masses at the event's end"),
+        "dr_start": Output(start, "s", "event start"),
+        "dr_end": Output(end, "s", "event end"),
+    }  # fmt: skip
+    return out
+
+
 def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
     """Headline numbers (unbatched)."""
     ser = _series(s, p, sol)
@@ -821,6 +895,13 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     summary = {"case": Quantity(case.name, "", "case name")}
     summary.update({k: Quantity(o.value, o.units, o.description) for k, o in out.items()})
     summary["T_junction_limit"] = Quantity(case.junction_limit - T0, "degC", "junction limit")
+    base = None
+    if s.demand_response:
+        progress.phase("solve")
+        base = jax.jit(solve, static_argnums=0)(s, p._replace(dr_start=p.dr_start * 0 - 1.0, dr_end=p.dr_end * 0 - 1.0))
+        check(s, p, base)
+        dr = demand_response_report(s, p, sol, base, case.junction_limit)
+        summary.update({k: Quantity(o.value, o.units, o.description) for k, o in dr.items()})
     summary["time_step"] = Quantity(float(p.dt), "s", "trace time step")
     summary["duration"] = Quantity(float(case.times[-1]), "s", "trace length")
     ser = _series(s, p, sol)
@@ -850,6 +931,11 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
             u = "1/s"
         data = v - T0 if u == "degC" else v
         groups["series"][k] = Series(np.asarray(data, np.float64), u, desc[k])
+    if base is not None:
+        bs = _series(s, p, base)
+        groups["series"]["T_junction_max_baseline"] = Series(bs["T_junction"].max(axis=1) - T0, "degC",
+                                                             "hottest junction without the demand-response event")
+        groups["series"]["P_cooling_baseline"] = Series(bs["P_cooling"], "W", "cooling power without the event")
     limits = {
         "T_junction_limit": Series(np.asarray(case.junction_limit - T0), "degC", "junction limit"),
         "T_supply_setpoint": Series(np.asarray(float(p.t_set) - T0), "degC", "facility supply setpoint"),

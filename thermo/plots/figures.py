@@ -852,6 +852,11 @@ def _transient(r: Results, save) -> None:
     tl, ts = limits["T_junction_limit"], limits["T_supply_setpoint"]
     a1.axhline(tl, color="r", ls="--", lw=1, label=f"junction limit {tl:.0f} °C")
     a1.axhline(ts, color="k", ls=":", lw=1, label=f"supply setpoint {ts:.0f} °C")
+    if "T_junction_max_baseline" in ser:
+        a1.plot(x, ser["T_junction_max_baseline"], color="C3", lw=0.6, alpha=0.5, label="hottest junction, no event")
+        for a in (a1, a2):
+            a.axvspan(float(r.summary["dr_start"]) / scale, float(r.summary["dr_end"]) / scale, color="0.85",
+                      label="demand-response event" if a is a1 else None)  # fmt: skip
     a1.set_ylabel("[°C]")
     a1.set_title(f"{name}\nhottest junction {tj.max():.1f} °C at {t[np.argmax(tj.max(axis=1))] / scale:.2f} {unit}",
                  fontsize=10)  # fmt: skip
