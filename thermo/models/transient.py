@@ -85,6 +85,7 @@ CONTROL_MODES = ("pi", "fixed")
 INITIAL = ("steady", "uniform")
 _BISECTIONS = 60
 _FIXED_POINT = 40
+_NTU_MAX = 20.0  # rated heat exchangers beyond this are not real equipment
 
 
 # ----------------------------------------------------------------------------- case
@@ -290,6 +291,9 @@ def parse(case_file: CaseFile) -> HallCase:
         raise cdu.error("approach", f"{approach:g} K is not reachable at {q_cdu / 1e3:g} kW with these flows "
                                     f"(effectiveness {eps:.3f} >= 1): raise the approach or the flows")  # fmt: skip
     ua_cdu = float(hx.ua_from_approach(approach, q_cdu, c_sec, c_fw))
+    if not (math.isfinite(ua_cdu) and ua_cdu / c_min <= _NTU_MAX):
+        raise cdu.error("approach", f"{approach:g} K needs NTU {ua_cdu / c_min:.3g} (more than {_NTU_MAX:g}): "
+                                    "no plate heat exchanger gets this close; raise the approach")  # fmt: skip
     cdu.finish()
 
     hr = root.table("dry_cooler")
@@ -307,6 +311,9 @@ def parse(case_file: CaseFile) -> HallCase:
         raise hr.error("approach", f"{app_rated:g} K is not reachable at {q_rated / 1e3:g} kW with this air and "
                                    f"water flow (effectiveness {eps_dc:.3f} >= 1)")  # fmt: skip
     ua_dc = float(hx.ua_from_approach(app_rated, q_rated, c_fw, c_air, arrangement))
+    if not (math.isfinite(ua_dc) and ua_dc / min(c_fw, c_air) <= _NTU_MAX):
+        raise hr.error("approach", f"{app_rated:g} K needs NTU {ua_dc / min(c_fw, c_air):.3g} (more than "
+                                   f"{_NTU_MAX:g}): raise the approach or the air flow")  # fmt: skip
     hr.finish()
 
     amb = root.table("ambient")
