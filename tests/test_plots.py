@@ -42,6 +42,11 @@ SMALL = {
         "nvl72_dry_cooler_temperate.toml",
         lambda t: _edit(t, ('weather = "data/weather_temperate.csv"', 'weather = "data/days.csv"')),
     ),
+    # three minutes of the training trace, with storage and a 30 s demand-response event
+    "hall": (
+        "hall_training_transient_storage.toml",
+        lambda t: _edit(t, ('duration = "12 min"', 'duration = "3 min"'), ('length = "5 min"', 'length = "30 s"')),
+    ),
 }
 
 

@@ -195,6 +195,6 @@ def test_constants_repeated_for_a_light_check_agree_with_the_kernels():
 def test_registry_imports_each_model_by_its_case_type():
     from aidc_thermo.registry import CASE_TYPES
 
-    assert len(CASE_TYPES) == 6
+    assert len(CASE_TYPES) == 7
     for kind in CASE_TYPES:
         assert CASE_TYPES[kind].CASE_TYPE == kind

@@ -22,7 +22,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_CASE, EXIT_SOLVE = 0, 1, 2, 3
 #: those without (named here so ``--help`` needs no model import; a test checks
 #: both lists against what every case type writes)
 XDMF_CASE_TYPES = ("package_stack", "resolved_coldplate", "compact_coldplate", "rack_network")
-SERIES_CASE_TYPES = ("facility", "closure_calibration")
+SERIES_CASE_TYPES = ("facility", "closure_calibration", "transient_hall")
 
 
 def _configure_jax() -> None:

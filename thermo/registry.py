@@ -52,6 +52,12 @@ def _compact():
     return compact
 
 
+def _transient():
+    from aidc_thermo.models import transient
+
+    return transient
+
+
 def _calibrate():
     from aidc_thermo.models import calibrate
 
@@ -83,6 +89,7 @@ CASE_TYPES: Mapping[str, ModuleType] = _Models(
         "resolved_coldplate": _coldplate,
         "compact_coldplate": _compact,
         "closure_calibration": _calibrate,
+        "transient_hall": _transient,
     }
 )
 

@@ -53,6 +53,8 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "specific_heat": ("J/kg/K", '"4180 J/kg/K"'),
     "time": ("s", '"1 h"'),
     "energy": ("J", '"1 kWh"'),
+    "volume": ("m^3", '"20 L"'),
+    "heat_capacity": ("J/K", '"300 J/K"'),
 }
 
 

@@ -107,6 +107,9 @@ DATASETS = {
     "facility.breakdown": "breakdown",  # J/token by component; attribute 'description' is the label
     "facility.limits": "limits",  # group: setpoint and limit temperatures (degC)
     "optimize.grid": "grid",  # thermo optimize: supply_temperature, flow_scale, J_per_token_facility, ...
+    # transient_hall
+    "transient.series": "series",  # group: /series/<name>, time first (s); temperatures degC, powers W
+    "transient.limits": "limits",  # group: junction limit, supply setpoint, ambient (degC)
 }
 
 

@@ -42,6 +42,7 @@ PLOTS = {
     "facility": ("energy_per_token", "supply_temperature_sweep", "annual_profile", "monthly",
                  "design_point (design-point cases, instead of annual_profile and monthly)",
                  "optimize (thermo optimize)"),
+    "transient_hall": ("power_stack", "temperatures", "grid_spectrum", "state_of_charge (with [storage])"),
 }  # fmt: skip
 
 
@@ -801,6 +802,127 @@ def _optimize(r: Results, save) -> None:
     save(fig, "optimize")
 
 
+# ----------------------------------------------------------------------------- transient_hall
+
+
+def _transient(r: Results, save) -> None:
+    name = r.summary["case"]
+    ser = {k: v[0] for k, v in r.group("transient.series").items()}
+    limits = {k: float(v[0]) for k, v in r.group("transient.limits").items()}
+    t = ser["time"]
+    scale, unit = (60.0, "min") if t[-1] > 600 else (1.0, "s")
+    x = t / scale
+
+    # 1. stacked power: chips / rest of the racks / cooling / losses, and one accelerator
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, constrained_layout=True,
+                                 gridspec_kw=dict(height_ratios=[2, 1]))  # fmt: skip
+    parts = [("accelerators", ser["P_chips"]), ("rest of the racks", ser["P_IT"] - ser["P_chips"]),
+             ("cooling (fans + pumps)", ser["P_cooling"]), ("conversion + overhead", ser["P_losses"])]  # fmt: skip
+    a1.stackplot(x, *[v / 1e6 for _, v in parts], labels=[k for k, _ in parts], alpha=0.85)
+    a1.plot(x, ser["P_facility"] / 1e6, "k", lw=0.6, label="site (facility) power")
+    a1.set_ylabel("power [MW]")
+    a1.set_title(f"{name}\nsite power peak {ser['P_facility'].max() / 1e6:.3f} MW, "
+                 f"mean {ser['P_facility'].mean() / 1e6:.3f} MW", fontsize=10)  # fmt: skip
+    _legend_outside(a1)
+    pa = ser["P_accelerator"]
+    a2.plot(x, pa[:, 0], lw=0.7, label="one accelerator (rack 0)")
+    a2.set_ylabel("accelerator [W]")
+    a2b = a2.twinx()
+    a2b.plot(x, ser["P_rack"][:, 0] / 1e3, color="C1", lw=0.7, label="rack 0 (right axis)")
+    a2b.set_ylabel("rack [kW]", color="C1")
+    a2.set_xlabel(f"time [{unit}]")
+    h1, l1 = a2.get_legend_handles_labels()
+    h2, l2 = a2b.get_legend_handles_labels()
+    a2.legend(h1[:1] + h2, l1[:1] + l2, loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3)
+    save(fig, "power_stack")
+
+    # 2. temperatures: junctions, coolant, facility water, fan speed
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, constrained_layout=True,
+                                 gridspec_kw=dict(height_ratios=[2, 1]))  # fmt: skip
+    tj = ser["T_junction"]
+    a1.plot(x, tj.max(axis=1), color="C3", lw=0.8, label="hottest junction")
+    if tj.shape[1] > 1 and np.ptp(tj.max(axis=1) - tj.min(axis=1)) > 0.05:
+        a1.plot(x, tj.min(axis=1), color="C3", lw=0.5, ls=":", label="coolest junction")
+    a1.plot(x, ser["T_cold_plate_out"].max(axis=1), color="C1", lw=0.8, label="cold-plate outlet")
+    a1.plot(x, ser["T_cdu_supply"], color="C0", lw=0.8, label="CDU secondary supply")
+    a1.plot(x, ser["T_facility_return"], color="C4", lw=0.8, label="facility return")
+    a1.plot(x, ser["T_facility_supply"], color="C2", lw=0.8, label="facility supply")
+    tl, ts = limits["T_junction_limit"], limits["T_supply_setpoint"]
+    a1.axhline(tl, color="r", ls="--", lw=1, label=f"junction limit {tl:.0f} °C")
+    a1.axhline(ts, color="k", ls=":", lw=1, label=f"supply setpoint {ts:.0f} °C")
+    if "T_junction_max_baseline" in ser:
+        a1.plot(x, ser["T_junction_max_baseline"], color="C3", lw=0.6, alpha=0.5, label="hottest junction, no event")
+        for a in (a1, a2):
+            a.axvspan(float(r.summary["dr_start"]) / scale, float(r.summary["dr_end"]) / scale, color="0.85",
+                      label="demand-response event" if a is a1 else None)  # fmt: skip
+    a1.set_ylabel("[°C]")
+    a1.set_title(f"{name}\nhottest junction {tj.max():.1f} °C at {t[np.argmax(tj.max(axis=1))] / scale:.2f} {unit}",
+                 fontsize=10)  # fmt: skip
+    _legend_outside(a1)
+    a2.plot(x, ser["fan_fraction"], color="k", lw=0.8, label="dry-cooler fan speed")
+    a2.plot(x, ser["clock"].min(axis=1), color="C3", lw=0.8, ls="--", label="lowest clock fraction")
+    a2.set_ylim(0, 1.05)
+    a2.set_ylabel("fraction")
+    a2.set_xlabel(f"time [{unit}]")
+    _legend_outside(a2)
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3)
+    save(fig, "temperatures")
+
+    # 3. grid: site and grid power, their spectra, the band edges
+    from scipy.signal import welch
+
+    dt = float(t[1] - t[0])
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6.5), constrained_layout=True)
+    a1.plot(x, ser["P_facility"] / 1e6, lw=0.6, color="0.5", label="site (facility) power")
+    a1.plot(x, ser["P_grid"] / 1e6, lw=0.9, color="C0", label="drawn from the grid")
+    a1.set_xlabel(f"time [{unit}]")
+    a1.set_ylabel("power [MW]")
+    a1.set_title(f"{name}\ngrid peak {ser['P_grid'].max() / 1e6:.3f} MW, "
+                 f"largest ramp {np.abs(np.diff(ser['P_grid'])).max() / dt / 1e6:.3g} MW/s", fontsize=10)  # fmt: skip
+    _legend_outside(a1)
+    n = min(len(t), max(256, len(t) // 4))
+    for key, color, label in (("P_facility", "0.5", "site"), ("P_grid", "C0", "grid")):
+        f, psd = welch(ser[key] - ser[key].mean(), fs=1.0 / dt, nperseg=n)
+        a2.loglog(f[1:], psd[1:] / 1e12, color=color, lw=0.8, label=label)
+    for edge in (0.001, 0.01, 0.1, 1.0):
+        if edge < 0.5 / dt:
+            a2.axvline(edge, color="k", ls=":", lw=0.8)
+    a2.plot([], [], "k:", lw=0.8, label="band edges (summary)")
+    a2.set_xlabel("frequency [Hz]")
+    a2.set_ylabel("power spectral density [MW²/Hz]")
+    _legend_outside(a2)
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3, which="both")
+    save(fig, "grid_spectrum")
+
+    if np.any(ser["E_storage"] > 0):
+        cap = float(r.summary["storage_capacity"])
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, constrained_layout=True)
+        a1.plot(x, ser["E_storage"] / cap, color="C2", lw=0.9, label="state of charge")
+        for key in ("storage_soc_min_bound", "storage_soc_max_bound"):
+            a1.axhline(float(r.summary[key]), color="r", ls="--", lw=0.8)
+        a1.plot([], [], "r--", lw=0.8, label="state-of-charge bounds")
+        a1.set_ylim(0, 1)
+        a1.set_ylabel("state of charge")
+        a1.set_title(f"{name}\nstorage {cap / 3.6e6:.4g} kWh: peak cut "
+                     f"{float(r.summary['storage_peak_reduction']) / 1e3:.1f} kW, cost "
+                     f"{float(r.summary['storage_energy_cost']) / 3.6e6:.3g} kWh", fontsize=10)  # fmt: skip
+        _legend_outside(a1)
+        a2.plot(x, ser["P_storage"] / 1e3, color="C2", lw=0.6, label="storage power (+ discharging)")
+        lim = float(r.summary["storage_power_limit"]) / 1e3
+        a2.axhline(lim, color="r", ls="--", lw=0.8, label="power limit")
+        a2.axhline(-lim, color="r", ls="--", lw=0.8)
+        a2.set_ylabel("[kW]")
+        a2.set_xlabel(f"time [{unit}]")
+        _legend_outside(a2)
+        for a in (a1, a2):
+            a.grid(True, alpha=0.3)
+        save(fig, "state_of_charge")
+
+
 _DRAW = {
     "package_stack": _stack,
     "resolved_coldplate": _coldplate,
@@ -808,4 +930,5 @@ _DRAW = {
     "compact_coldplate": _compact,
     "rack_network": _rack,
     "facility": _facility,
+    "transient_hall": _transient,
 }

@@ -1,0 +1,284 @@
+"""transient_hall: steady limit, energy closure, RC ripple, vmap, bad traces."""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from aidc_thermo.cli import main
+from aidc_thermo.io.case import load
+from aidc_thermo.models import transient
+
+CASE = """
+[case]
+type = "transient_hall"
+name = "small hall"
+
+[trace]
+step = "{step}"
+duration = "{duration}"
+idle_power = "200 W"
+
+[trace.wave]
+{wave}
+
+[trace.racks]
+count = {racks}
+
+[accelerator]
+per_rack = 4
+dynamic_power = "850 W"
+leakage_power = "{leak}"
+heat_capacity = "{c_j}"
+resistance = "0.026 K/W"
+tokens_per_second = 1000
+junction_limit = "{limit}"
+
+[rack]
+other_power = "2 kW"
+cold_plate_volume = "{v_cp}"
+cold_plate_cells = {n_cp}
+flow_per_accelerator = "{q}"
+pipe_volume = "{v_pipe}"
+pipe_cells = 2
+
+[secondary]
+pressure_drop = "100 kPa"
+pump_efficiency = 0.6
+
+[cdu]
+volume = "{v_cdu}"
+approach = "3 K"
+rated_heat = "{rated}"
+
+[facility_water]
+volume = "{v_fw}"
+flow = "{q_fw}"
+cells = 2
+pressure_drop = "100 kPa"
+pump_efficiency = 0.7
+
+[dry_cooler]
+rated_heat = "{rated}"
+approach = "8 K"
+air_flow = "{air}"
+fan_power = "1 kW"
+
+[ambient]
+dry_bulb = "20 degC"
+
+[control]
+{control}
+
+[solver]
+initial = "{initial}"
+plots = false
+{extra}
+"""
+
+SMALL = dict(
+    step="1 s", duration="1 h", racks=2, leak="120 W", v_cp="0.05 L", n_cp=2, q="2.5 L/min", v_pipe="2 L",
+    v_cdu="5 L", rated="10 kW", limit="85 degC", c_j="400 J/K", v_fw="20 L", q_fw="0.3 L/s", air="1.5 kg/s",
+    initial="steady",
+    wave='kind = "constant"\npower = "900 W"',
+    control='mode = "pi"\nsupply_temperature = "30 degC"\nproportional_gain = 0.2\nintegral_time = "60 s"',
+    extra="",
+)  # fmt: skip
+FIXED = 'mode = "fixed"\nfan_fraction = 0.6\nsupply_temperature = "30 degC"'
+
+
+def _case(tmp_path, name="case", **kw):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(CASE.format(**{**SMALL, **kw}), encoding="utf-8")
+    return transient.parse(load(path))
+
+
+def _solve(case):
+    s, p = transient.build(case)
+    return s, p, jax.jit(transient.solve, static_argnums=0)(s, p)
+
+
+def test_constant_trace_reaches_the_models_own_steady_state(tmp_path):
+    # from a uniform start, fixed fan: after ~40 loop time constants the state is A T = f(T)
+    case = _case(tmp_path, control=FIXED, initial="uniform", duration="3 h", step="2 s")
+    s, p, sol = _solve(case)
+    T_ss, _ = transient.steady_state(s, p)
+    T_end = np.asarray(sol.T[-1])
+    assert np.max(np.abs(T_end - np.asarray(T_ss)) / np.asarray(T_ss)) < 1e-8
+    # the steady state itself: junction above its cold plate by R * P, rejected heat = heat in
+    q_in, q_rej = float(sol.q_in[-1]), float(sol.q_rejected[-1])
+    assert abs(q_in - q_rej) < 1e-8 * q_in
+    P = float(sol.P_acc[-1, 0])
+    tj, tcp = T_end[s.junction(0)], T_end[[s.cold_plate(0, k) for k in range(s.cold_plate_cells)]].mean()
+    assert abs(tj - tcp - 0.026 * P) < 1e-8 * tj
+
+
+def test_pi_steady_state_holds_the_setpoint_and_is_a_fixed_point(tmp_path):
+    case = _case(tmp_path, duration="10 min")
+    s, p, sol = _solve(case)
+    T = np.asarray(sol.T)
+    fs = s.fw_supply(s.facility_cells - 1)
+    assert abs(T[0, fs] - (30 + 273.15)) < 1e-9
+    assert 0.15 < float(sol.fan[0]) < 1.0
+    # started at its steady state with a constant trace, the PI-controlled hall stays there
+    assert np.max(np.abs(T - T[0])) < 1e-8 * T.max()
+    assert np.max(np.abs(np.asarray(sol.fan) - float(sol.fan[0]))) < 1e-9
+
+
+def test_energy_closes_over_a_training_trace(tmp_path):
+    wave = 'kind = "trapezoid"\nhigh = "1000 W"\nlow = "400 W"\nperiod = "6 s"\nduty = 0.6\nramp = "1 s"'
+    case = _case(tmp_path, wave=wave, step="0.25 s", duration="15 min", initial="uniform")
+    s, p, sol = _solve(case)
+    stored, net = (float(x) for x in transient.energy_balance(p, sol))
+    heat_in = float(np.sum(np.asarray(sol.q_in)[1:]) * float(p.dt))
+    assert abs(stored) > 1e-3 * heat_in  # the masses did store heat: the check is not trivial
+    assert abs(stored - net) < 1e-8 * heat_in
+    transient.check(s, p, sol)
+    assert float(np.ptp(np.asarray(sol.fan))) > 0.05  # the controller acted
+
+
+def _ripple_case(tmp_path, period):
+    wave = f'kind = "square"\nhigh = "1000 W"\nlow = "450 W"\nperiod = "{period} s"\nduty = 0.5'
+    return _case(
+        tmp_path, name=f"r{period}", wave=wave, step="0.05 s", duration="160 s", leak="0 W", racks=1,
+        v_cp="0.001 L", n_cp=1, q="100 L/min", v_pipe="2000 L", v_cdu="2000 L", v_fw="4000 L",
+        q_fw="2 L/s", rated="10 kW", air="10 kg/s", control=FIXED,
+    )  # fmt: skip
+
+
+def test_square_wave_ripple_falls_with_frequency_as_the_rc_predicts(tmp_path):
+    rc_pp = []
+    for period in (2.0, 8.0, 32.0):
+        case = _ripple_case(tmp_path, period)
+        s, p, sol = _solve(case)
+        tj = np.asarray(sol.T[:, s.junction(0)])
+        last = int(round(period / float(p.dt)))
+        measured = np.ptp(tj[-last - 1 :])
+        # junction mass C behind R + 1/(m cp) (the one cold-plate cell is the outlet) to a fixed inlet:
+        # peak-to-peak of a first-order response to a 50 % square wave = dP R_eff tanh(period / (4 tau))
+        m_cp = float(p.rho_cp_secondary * p.q_accelerator)
+        r_eff = 0.026 + 1.0 / m_cp
+        tau = 400.0 * r_eff
+        predicted = 550.0 * r_eff * math.tanh(period / (4.0 * tau))
+        assert measured == pytest.approx(predicted, rel=0.01)  # 0.2 % measured (backward Euler, dt = tau / 210)
+        rc_pp.append(measured)
+    assert rc_pp[0] < rc_pp[1] < rc_pp[2]
+
+
+def test_vmap_over_scenarios_equals_separate_runs(tmp_path):
+    wave = 'kind = "square"\nhigh = "1000 W"\nlow = "400 W"\nperiod = "10 s"\nduty = 0.5'
+    a = _case(tmp_path, name="a", wave=wave, duration="10 min")  # the Static of the PI fixed-point test: one compile
+    b = _case(tmp_path, name="b", wave=wave, duration="10 min",
+              control=SMALL["control"].replace("30 degC", "34 degC"))  # fmt: skip
+    s, pa = transient.build(a)
+    _, pb = transient.build(b)
+    batched = jax.tree_util.tree_map(lambda x, y: np.stack([x, y]), pa, pb)
+    sol_v = jax.jit(jax.vmap(transient.solve, (None, 0)), static_argnums=0)(s, batched)
+    for i, p in enumerate((pa, pb)):
+        sol = jax.jit(transient.solve, static_argnums=0)(s, p)
+        np.testing.assert_allclose(np.asarray(sol_v.T[i]), np.asarray(sol.T), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(np.asarray(sol_v.fan[i]), np.asarray(sol.fan), rtol=1e-12, atol=1e-15)
+    assert abs(float(sol_v.T[1, -1, 0] - sol_v.T[0, -1, 0])) > 1.0  # the scenarios differ
+
+
+@pytest.mark.parametrize(
+    "wave, key",
+    [
+        ('kind = "square"\nhigh = "1000 W"\nlow = "400 W"\nperiod = "1 s"\nduty = 0.5', "trace.wave.period"),
+        ('kind = "square"\nhigh = "1000 W"\nlow = "-4 W"\nperiod = "10 s"\nduty = 0.5', "trace.wave.low"),
+        ('kind = "constant"\npower = "900 K"', "trace.wave.power"),
+    ],
+)
+def test_bad_trace_exits_2_naming_the_key(tmp_path, capsys, wave, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(CASE.format(**{**SMALL, "wave": wave}), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 2
+    assert key in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _storage(cap_kwh=0.5, limit=50e3, eff=0.8, lo=0.2, hi=0.8, window=30.0):
+    return transient.Storage(*(np.float64(v) for v in (cap_kwh * 3.6e6, limit, eff, lo, hi, 0.5 * (lo + hi),
+                                                        window, 300.0)))  # fmt: skip
+
+
+def test_storage_never_exceeds_its_capacity_or_power_limit():
+    dt = 0.5
+    t = np.arange(4001) * dt
+    power = 400e3 + 150e3 * (np.mod(t, 20.0) < 12.0) + 300e3 * ((t > 600) & (t < 1500))  # swings and a long step
+    st = _storage()
+    grid, ps, E = (np.asarray(a) for a in jax.jit(transient.storage_dispatch)(power, np.float64(dt), st))
+    cap = float(st.capacity)
+    assert E.min() >= 0.2 * cap * (1 - 1e-12) and E.max() <= 0.8 * cap * (1 + 1e-12)
+    assert np.abs(ps).max() <= 50e3 * (1 + 1e-12)
+    # the limits were reached (the test exercises them), and the grid is the site power less the storage
+    assert np.isclose(E.min(), 0.2 * cap, rtol=1e-9) or np.isclose(E.max(), 0.8 * cap, rtol=1e-9)
+    assert np.isclose(np.abs(ps).max(), 50e3, rtol=1e-9)
+    np.testing.assert_array_equal(grid, power - ps)
+    # energy: what the store gained is what it took less its losses (charging sqrt(eff), discharging 1/sqrt(eff))
+    way = math.sqrt(0.8)
+    gained = -np.sum(np.where(ps > 0, ps / way, ps * way)[1:]) * dt
+    assert abs((E[-1] - E[0]) - gained) < 1e-9 * cap
+    assert np.sum(grid[1:] - power[1:]) * dt > E[-1] - E[0]  # losses are positive
+    # a storage large enough never to reach its limits: the grid ramps far less than the site
+    big = _storage(cap_kwh=50.0, limit=1e6)
+    grid, ps, E = (np.asarray(a) for a in jax.jit(transient.storage_dispatch)(power, np.float64(dt), big))
+    assert np.abs(ps).max() < 1e6 and 0.2 * float(big.capacity) < E.min() and E.max() < 0.8 * float(big.capacity)
+    assert np.abs(np.diff(grid)).max() < 0.05 * np.abs(np.diff(power)).max()
+
+
+def test_without_storage_the_grid_draws_the_site_power(tmp_path):
+    case = _case(tmp_path, duration="10 min")
+    s, p, sol = _solve(case)
+    assert not s.storage
+    ser = transient._series(s, p, sol)
+    np.testing.assert_array_equal(ser["P_grid"], ser["P_facility"])
+    assert not np.any(ser["P_storage"])
+
+
+def test_band_rms_sums_to_the_variance_and_finds_a_sine_in_its_band():
+    dt = 0.1
+    t = np.arange(36000) * dt
+    x = 5.0 + 3.0 * np.sin(2 * np.pi * 0.25 * t) + 0.5 * np.sin(2 * np.pi * 0.02 * t)
+    bands = transient.band_rms(x, dt)
+    total = math.sqrt(sum(r**2 for _, _, r in bands))
+    assert total == pytest.approx(np.std(x), rel=1e-12)
+    rms = {(lo, hi): r for lo, hi, r in bands}
+    assert rms[(0.1, 1.0)] == pytest.approx(3.0 / math.sqrt(2), rel=1e-9)
+    assert rms[(0.01, 0.1)] == pytest.approx(0.5 / math.sqrt(2), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_demand_response_ride_through_matches_the_one_mass_rc_time(tmp_path):
+    # fast internal mixing (large flows, most of the water in the CDU): the hall warms as one mass C_total through the
+    # dry cooler's conductance G at the curtailed fan speed, toward the steady state at that speed:
+    # T_j(t) = T_inf + (T_j0 - T_inf) exp(-t / tau), tau = C_total / G
+    dr = '[demand_response]\nstart = "60 s"\nlength = "110 min"\nfan_limit = 0.05'
+    case = _case(
+        tmp_path, racks=1, leak="0 W", v_cp="0.01 L", n_cp=1, q="200 L/min", v_pipe="1 L", v_cdu="200 L",
+        v_fw="20 L", q_fw="30 L/s", c_j="10 J/K", rated="40 kW", air="5 kg/s", control=FIXED, step="2 s",
+        duration="2 h", limit="58 degC", extra=dr,
+    )  # fmt: skip
+    s, p, sol = _solve(case)
+    assert s.demand_response
+    times = np.arange(s.levels) * float(p.dt)
+    tj = np.asarray(sol.T[:, s.junction(0)])
+    i0 = int(np.nonzero(times >= 60.0)[0][0])
+    T_inf = float(transient.steady_state(s, p._replace(fan_fixed=np.float64(0.05)))[0][s.junction(0)])
+    c_fw = float(p.rho_cp_facility * p.q_facility)
+    G = float(transient.plant.device_conductance(p.device, "dry_cooler", "counterflow", 0.05, c_fw, 293.15, 101325.0))
+    tau = float(np.sum(np.asarray(sol.C))) / G
+    limit = 58.0 + 273.15
+    predicted = tau * math.log((T_inf - tj[i0]) / (T_inf - limit))
+    measured = transient.ride_through(times, tj[:, None], 60.0, limit)
+    assert 600.0 < predicted < 6000.0  # the limit is reached well inside the event
+    # measured 1233 s vs 1219 s (1.1 %): the hall is not exactly one mass (the facility water, 10 % of the
+    # heat capacity, sits behind the CDU's conductance; the event's first seconds redistribute heat)
+    assert measured == pytest.approx(predicted, rel=0.02)
+    # the report: reached, and the dry cooler's fans drew less during the event than without it
+    base = transient.solve(s, p._replace(dr_start=np.float64(-1.0), dr_end=np.float64(-1.0)))
+    rep = transient.demand_response_report(s, p, sol, base, limit)
+    assert rep["dr_limit_reached"].value and rep["dr_ride_through"].value == pytest.approx(measured)
+    assert rep["dr_cooling_energy_shifted"].value > 0

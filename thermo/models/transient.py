@@ -1,0 +1,960 @@
+"""``transient_hall``: an AI hall's junction, coolant and plant temperatures, and
+its power, over a workload trace.
+
+The hall is a set of lumped thermal masses ``C dT/dt = -A(t) T + f(t)``
+(see :mod:`aidc_thermo.kernels.plant.lumped` for the linear pieces); per rack:
+
+* the accelerators' junction-to-coolant mass (``accelerators x heat_capacity``)
+  and resistance (``resistance`` per accelerator, to the mean of the cold-plate
+  coolant cells), heated by the accelerator power of the ``[trace]`` with
+  leakage and throttling at the junction temperature
+  (:mod:`aidc_thermo.kernels.plant.it_power`);
+* the cold-plate coolant as ``cold_plate_cells`` mixing cells;
+* the supply and return piping between the CDU and the rack as ``pipe_cells``
+  mixing cells each (a transport delay of volume / flow, spread by mixing);
+
+and for the hall:
+
+* the CDU: its secondary water volume (one mixed tank receiving every rack's
+  return) and a counterflow plate heat exchanger by effectiveness-NTU
+  (constant flows, so a constant conductance ``eps C_min``), no storage in the
+  plates;
+* the facility-water loop: its volume split into a return leg (CDU to dry
+  cooler) and a supply leg (dry cooler to CDU), ``facility_cells`` mixing cells
+  each;
+* a dry cooler (:func:`aidc_thermo.kernels.plant.device_conductance`, rated
+  from an approach) whose fan speed is set by a PI controller on the facility
+  supply temperature (gains, speed limits, a ramp-rate limit and conditional
+  integration against wind-up), fan power ``fan_power f^3``;
+* pumps at constant flow (power ``dp Q / eta``; ``pump_heat_fraction`` of it
+  heats the water).
+
+Time stepping: backward Euler with the fan speed and the accelerator power
+(leakage, throttling) lagged one step (a linearly implicit scheme, first
+order): each step solves one dense linear system. Heat in, heat rejected and
+the stored heat then close exactly, step by step, with the rectangle rule
+``sum dt (Q_in - Q_rejected)`` over the levels 1..n (:func:`energy_balance`).
+
+The pieces follow :mod:`aidc_thermo.models.protocol`: ``parse`` (host),
+``build`` -> ``(Static, Params)``, ``solve`` (pure JAX, one ``lax.scan``,
+``vmap``-able over a leading axis of ``Params``), ``report`` and ``check``;
+``run`` composes them and writes the results folder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from aidc_thermo import progress
+from aidc_thermo.errors import SolveError
+from aidc_thermo.io.case import CaseFile, Table, read_header
+from aidc_thermo.io.results import Quantity, Series, write_series_results
+from aidc_thermo.io.traces import read_trace
+from aidc_thermo.kernels import plant
+from aidc_thermo.kernels.plant import hx, it_power
+from aidc_thermo.models.protocol import Output
+
+__all__ = [
+    "CASE_TYPE",
+    "PROTOCOL",
+    "Static",
+    "Params",
+    "parse",
+    "build",
+    "solve",
+    "steady_state",
+    "energy_balance",
+    "report",
+    "check",
+    "run",
+]
+
+CASE_TYPE = "transient_hall"
+PROTOCOL = True
+T0 = 273.15
+CONTROL_MODES = ("pi", "fixed")
+INITIAL = ("steady", "uniform")
+_BISECTIONS = 60
+_FIXED_POINT = 40
+_NTU_MAX = 20.0  # rated heat exchangers beyond this are not real equipment
+
+
+# ----------------------------------------------------------------------------- case
+
+
+@dataclass(frozen=True)
+class HallCase:
+    name: str
+    description: str
+    static: Static
+    params: Params
+    times: np.ndarray
+    trace_notes: tuple[str, ...]
+    junction_limit: float
+    tokens_defined: bool
+    plots: bool
+    echo: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(name=self.name, description=self.description, static=self.static.__dict__, **self.echo)
+
+
+@dataclass(frozen=True)
+class Static:
+    """What fixes shapes and the compiled program (hashable)."""
+
+    racks: int
+    levels: int
+    cold_plate_cells: int
+    pipe_cells: int
+    facility_cells: int
+    control: str
+    initial: str
+    arrangement: str
+    storage: bool = False
+    demand_response: bool = False
+
+    @property
+    def per_rack(self) -> int:
+        return 1 + self.cold_plate_cells + 2 * self.pipe_cells
+
+    @property
+    def nodes(self) -> int:
+        return self.racks * self.per_rack + 1 + 2 * self.facility_cells
+
+    # node indices
+    def junction(self, r: int) -> int:
+        return r * self.per_rack
+
+    def cold_plate(self, r: int, k: int) -> int:
+        return r * self.per_rack + 1 + k
+
+    def supply_pipe(self, r: int, k: int) -> int:
+        return r * self.per_rack + 1 + self.cold_plate_cells + k
+
+    def return_pipe(self, r: int, k: int) -> int:
+        return r * self.per_rack + 1 + self.cold_plate_cells + self.pipe_cells + k
+
+    @property
+    def cdu(self) -> int:
+        return self.racks * self.per_rack
+
+    def fw_return(self, k: int) -> int:
+        return self.cdu + 1 + k
+
+    def fw_supply(self, k: int) -> int:
+        return self.cdu + 1 + self.facility_cells + k
+
+
+class Storage(NamedTuple):
+    """Site energy storage (SI; see :func:`storage_dispatch`)."""
+
+    capacity: jax.Array  # J
+    power_limit: jax.Array  # W, charge and discharge
+    efficiency: jax.Array  # round trip; sqrt of it each way
+    soc_min: jax.Array  # fraction of capacity
+    soc_max: jax.Array
+    soc_initial: jax.Array
+    window: jax.Array  # s, trailing moving average the grid power tracks
+    recovery_time: jax.Array  # s, time constant pulling the charge back to soc_initial
+
+
+class Params(NamedTuple):
+    """Every number a user may sweep (SI units, temperatures in K)."""
+
+    dt: jax.Array  # s
+    power: jax.Array  # (racks, levels) W per accelerator, from the trace
+    acc: it_power.Accelerator  # p_idle is the trace's idle power
+    accelerators: jax.Array  # per rack
+    c_junction: jax.Array  # J/K per accelerator
+    r_junction: jax.Array  # K/W per accelerator, junction to cold-plate coolant
+    v_cold_plate: jax.Array  # m^3 per accelerator
+    q_accelerator: jax.Array  # m^3/s coolant per accelerator
+    v_pipe: jax.Array  # m^3 per rack and direction
+    v_cdu: jax.Array  # m^3 secondary volume of the CDU
+    rho_cp_secondary: jax.Array  # J/m^3/K
+    ua_cdu: jax.Array  # W/K
+    v_facility: jax.Array  # m^3 facility-water loop volume (half each leg)
+    q_facility: jax.Array  # m^3/s
+    rho_cp_facility: jax.Array  # J/m^3/K
+    device: plant.RejectionDevice
+    t_ambient: jax.Array  # K
+    dp_secondary: jax.Array  # Pa
+    eta_secondary: jax.Array
+    dp_facility: jax.Array  # Pa
+    eta_facility: jax.Array
+    pump_heat_fraction: jax.Array
+    t_set: jax.Array  # K
+    kp: jax.Array  # 1/K
+    ki: jax.Array  # 1/K/s
+    fan_min: jax.Array
+    fan_max: jax.Array
+    fan_ramp: jax.Array  # 1/s
+    fan_fixed: jax.Array  # fan fraction for control = "fixed"
+    other_power: jax.Array  # W per rack (air-cooled, not in the loop)
+    conversion_loss: jax.Array  # fraction of IT power
+    overhead: jax.Array  # fraction of IT power
+    storage: Storage  # zeros when the case has no [storage]
+    dr_start: jax.Array  # s, demand-response event (no event: start = end = -1)
+    dr_end: jax.Array  # s
+    dr_fan_limit: jax.Array  # fan fraction cap during the event
+    dr_setpoint_raise: jax.Array  # K added to the supply setpoint during the event
+
+
+def _coolant(t: Table, default_rho: float, default_cp: float) -> float:
+    rho = t.quantity("density", "density", default=default_rho, positive=True)
+    cp = t.quantity("specific_heat", "specific_heat", default=default_cp, positive=True)
+    return rho * cp
+
+
+def parse(case_file: CaseFile) -> HallCase:
+    """Read and validate a ``transient_hall`` case (raises :class:`CaseError`)."""
+    root = Table(case_file.data, case_file.path)
+    name, description = read_header(root, CASE_TYPE)
+
+    tr = root.table("trace")
+    idle = tr.quantity("idle_power", "power", nonnegative=True)
+    trace = read_trace(tr, case_file.directory)
+    racks = trace.racks
+    levels = len(trace.times)
+    if levels < 3:
+        raise tr.error("duration", "the trace needs at least two steps")
+
+    a = root.table("accelerator")
+    n_acc = a.integer("per_rack", minimum=1, maximum=10_000)
+    p_dyn = a.quantity("dynamic_power", "power", positive=True)
+    if float(trace.power.max()) > idle + 1.5 * p_dyn:
+        raise tr.error(None, f"the trace peaks at {trace.power.max():g} W, above idle_power + 1.5 x "
+                             f"[accelerator] dynamic_power ({idle + 1.5 * p_dyn:g} W): check the units")  # fmt: skip
+    acc = dict(
+        p_idle=idle,
+        p_dynamic=p_dyn,
+        leak_ref=a.quantity("leakage_power", "power", default=0.0, nonnegative=True),
+        t_leak_ref=a.quantity("leakage_reference_temperature", "temperature", default=358.15),
+        leak_beta=math.log(2.0) / a.quantity("leakage_doubling", "temperature_difference", default=35.0, positive=True),
+        t_throttle=a.quantity("throttle_temperature", "temperature", default=368.15),
+        throttle_span=a.quantity("throttle_span", "temperature_difference", default=15.0, positive=True),
+        clock_min=a.number("min_clock", default=0.5, minimum=0.05, maximum=1.0),
+        dyn_clock_exponent=a.number("dynamic_clock_exponent", default=1.0, minimum=0.0, maximum=4.0),
+        tokens_per_s=a.number("tokens_per_second", default=0.0, minimum=0.0),
+        ramp_smoothing=0.1,
+    )
+    c_j = a.quantity("heat_capacity", "heat_capacity", positive=True)
+    r_j = a.quantity("resistance", "thermal_resistance", positive=True)
+    t_limit = a.quantity("junction_limit", "temperature", default=acc["t_throttle"])
+    a.finish()
+
+    rk = root.table("rack")
+    other = rk.quantity("other_power", "power", default=0.0, nonnegative=True)
+    v_cp = rk.quantity("cold_plate_volume", "volume", positive=True)
+    q_acc = rk.quantity("flow_per_accelerator", "volumetric_flow", positive=True)
+    n_cp = rk.integer("cold_plate_cells", default=2, minimum=1, maximum=20)
+    v_pipe = rk.quantity("pipe_volume", "volume", positive=True)
+    n_pipe = rk.integer("pipe_cells", default=4, minimum=1, maximum=50)
+    rk.finish()
+
+    sec = root.table("secondary")
+    rho_cp_s = _coolant(sec, 1020.0, 3900.0)
+    dp_s = sec.quantity("pressure_drop", "pressure", nonnegative=True)
+    eta_s = sec.number("pump_efficiency", minimum=0.05, maximum=1.0)
+    heat_frac = sec.number("pump_heat_fraction", default=1.0, minimum=0.0, maximum=1.0)
+    sec.finish()
+
+    cdu = root.table("cdu")
+    v_cdu = cdu.quantity("volume", "volume", positive=True)
+    approach = cdu.quantity("approach", "temperature_difference", positive=True)
+    q_cdu = cdu.quantity("rated_heat", "power", positive=True)
+
+    fw = root.table("facility_water")
+    v_fw = fw.quantity("volume", "volume", positive=True)
+    q_fw = fw.quantity("flow", "volumetric_flow", positive=True)
+    n_fw = fw.integer("cells", default=4, minimum=1, maximum=50)
+    rho_cp_f = _coolant(fw, 997.0, 4180.0)
+    dp_f = fw.quantity("pressure_drop", "pressure", nonnegative=True)
+    eta_f = fw.number("pump_efficiency", minimum=0.05, maximum=1.0)
+    fw.finish()
+
+    c_sec = rho_cp_s * q_acc * n_acc * racks
+    c_fw = rho_cp_f * q_fw
+    c_min = min(c_sec, c_fw)
+    eps = q_cdu / (c_min * (approach + q_cdu / c_sec))
+    if not 0.0 < eps < 1.0:
+        raise cdu.error("approach", f"{approach:g} K is not reachable at {q_cdu / 1e3:g} kW with these flows "
+                                    f"(effectiveness {eps:.3f} >= 1): raise the approach or the flows")  # fmt: skip
+    ua_cdu = float(hx.ua_from_approach(approach, q_cdu, c_sec, c_fw))
+    if not (math.isfinite(ua_cdu) and ua_cdu / c_min <= _NTU_MAX):
+        raise cdu.error("approach", f"{approach:g} K needs NTU {ua_cdu / c_min:.3g} (more than {_NTU_MAX:g}): "
+                                    "no plate heat exchanger gets this close; raise the approach")  # fmt: skip
+    cdu.finish()
+
+    hr = root.table("dry_cooler")
+    arrangement = hr.string("arrangement", default="counterflow", choices=hx.ARRANGEMENTS)
+    q_rated = hr.quantity("rated_heat", "power", positive=True)
+    app_rated = hr.quantity("approach", "temperature_difference", positive=True)
+    m_air = hr.quantity("air_flow", "mass_flow", positive=True)
+    fan_power = hr.quantity("fan_power", "power", nonnegative=True)
+    air_share = hr.number("air_resistance_share", default=0.8, minimum=0.0, maximum=1.0)
+    air_exp = hr.number("air_exponent", default=0.8, minimum=0.0, maximum=1.5)
+    water_exp = hr.number("water_exponent", default=0.8, minimum=0.0, maximum=1.5)
+    c_air = m_air * plant.CP_AIR
+    eps_dc = q_rated / (min(c_fw, c_air) * (app_rated + q_rated / c_fw))
+    if not 0.0 < eps_dc < 1.0:
+        raise hr.error("approach", f"{app_rated:g} K is not reachable at {q_rated / 1e3:g} kW with this air and "
+                                   f"water flow (effectiveness {eps_dc:.3f} >= 1)")  # fmt: skip
+    ua_dc = float(hx.ua_from_approach(app_rated, q_rated, c_fw, c_air, arrangement))
+    if not (math.isfinite(ua_dc) and ua_dc / min(c_fw, c_air) <= _NTU_MAX):
+        raise hr.error("approach", f"{app_rated:g} K needs NTU {ua_dc / min(c_fw, c_air):.3g} (more than "
+                                   f"{_NTU_MAX:g}): raise the approach or the air flow")  # fmt: skip
+    hr.finish()
+
+    amb = root.table("ambient")
+    t_amb = amb.quantity("dry_bulb", "temperature")
+    amb.finish()
+
+    ct = root.table("control")
+    mode = ct.string("mode", default="pi", choices=CONTROL_MODES)
+    t_set = ct.quantity("supply_temperature", "temperature")
+    f_min = ct.number("min_fan_fraction", default=0.15, minimum=0.01, maximum=1.0)
+    f_max = ct.number("max_fan_fraction", default=1.0, minimum=0.01, maximum=1.0)
+    if f_max < f_min:
+        raise ct.error("max_fan_fraction", f"{f_max:g} is below min_fan_fraction {f_min:g}")
+    kp = ct.quantity("proportional_gain", "dimensionless", default=0.1, nonnegative=True)  # 1/K
+    ti = ct.quantity("integral_time", "time", default=120.0, positive=True)
+    ramp = ct.quantity("fan_ramp_rate", "dimensionless", default=0.01, positive=True)  # fraction per second
+    fixed = ct.number("fan_fraction", default=f_max, minimum=f_min, maximum=f_max)
+    if mode == "fixed" and not ct.has("fan_fraction"):
+        raise ct.error("fan_fraction", "mode = 'fixed' needs the fan speed fraction")
+    ct.finish()
+    if t_set <= t_amb:
+        raise ct.error("supply_temperature", f"{t_set - T0:g} degC is not above the ambient dry bulb "
+                                             f"{t_amb - T0:g} degC: a dry cooler cannot reach it")  # fmt: skip
+
+    st = root.table("storage", default=None)
+    storage = Storage(*([0.0] * 5 + [0.5, 1.0, 1.0]))
+    if st is not None:
+        cap = st.quantity("capacity", "energy", positive=True)
+        limit = st.quantity("power_limit", "power", positive=True)
+        eff = st.number("round_trip_efficiency", default=0.9, minimum=0.5, maximum=1.0)
+        lo = st.number("soc_min", default=0.1, minimum=0.0, maximum=1.0)
+        hi = st.number("soc_max", default=0.9, minimum=0.0, maximum=1.0)
+        if hi <= lo:
+            raise st.error("soc_max", f"{hi:g} is not above soc_min {lo:g}")
+        init = st.number("soc_initial", default=0.5 * (lo + hi), minimum=lo, maximum=hi)
+        window = st.quantity("window", "time", positive=True)
+        if window < 2 * trace.step:
+            raise st.error("window", f"{window:g} s is shorter than two time steps ({2 * trace.step:g} s)")
+        recovery = st.quantity("recovery_time", "time", default=10 * window, positive=True)
+        storage = Storage(cap, limit, eff, lo, hi, init, window, recovery)
+        st.finish()
+
+    drt = root.table("demand_response", default=None)
+    dr = dict(dr_start=-1.0, dr_end=-1.0, dr_fan_limit=1.0, dr_setpoint_raise=0.0)
+    if drt is not None:
+        start = drt.quantity("start", "time", nonnegative=True)
+        length = drt.quantity("length", "time", positive=True)
+        if start + length > trace.times[-1] + 1e-9:
+            raise drt.error("length", f"the event ends at {start + length:g} s, after the trace ends")
+        if length < trace.step:
+            raise drt.error("length", f"{length:g} s is shorter than one time step ({trace.step:g} s)")
+        if not (drt.has("fan_limit") or drt.has("setpoint_raise")):
+            raise drt.error(None, "give 'fan_limit' (fan speed cap, fraction) and/or 'setpoint_raise' (K)")
+        dr = dict(
+            dr_start=start, dr_end=start + length,
+            dr_fan_limit=drt.number("fan_limit", default=1.0, minimum=0.01, maximum=1.0),
+            dr_setpoint_raise=drt.quantity("setpoint_raise", "temperature_difference", default=0.0, nonnegative=True),
+        )  # fmt: skip
+        drt.finish()
+
+    fac = root.table("facility", default=None)
+    conv = overhead = 0.0
+    if fac is not None:
+        conv = fac.number("conversion_loss_fraction", default=0.0, minimum=0.0, maximum=0.5)
+        overhead = fac.number("overhead_fraction", default=0.0, minimum=0.0, maximum=1.0)
+        fac.finish()
+
+    sv = root.table("solver", default=None)
+    initial = "steady"
+    plots = True
+    if sv is not None:
+        initial = sv.string("initial", default="steady", choices=INITIAL)
+        plots = sv.boolean("plots", default=True)
+        sv.finish()
+    root.finish()
+
+    static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None, drt is not None)
+    dev = plant.RejectionDevice(
+        ua_rated=ua_dc, c_water_rated=c_fw, m_air_rated=m_air, cp_air=plant.CP_AIR, cs_span=10.0,
+        air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
+        fan_power_rated=fan_power, fan_fraction_min=f_min, hx_ua=0.0,
+    )  # fmt: skip
+    params = Params(
+        dt=trace.step, power=trace.power, acc=it_power.Accelerator(**acc), accelerators=float(n_acc),
+        c_junction=c_j, r_junction=r_j, v_cold_plate=v_cp, q_accelerator=q_acc, v_pipe=v_pipe, v_cdu=v_cdu,
+        rho_cp_secondary=rho_cp_s, ua_cdu=ua_cdu, v_facility=v_fw, q_facility=q_fw, rho_cp_facility=rho_cp_f,
+        device=dev, t_ambient=t_amb, dp_secondary=dp_s, eta_secondary=eta_s, dp_facility=dp_f, eta_facility=eta_f,
+        pump_heat_fraction=heat_frac, t_set=t_set, kp=kp, ki=kp / ti, fan_min=f_min, fan_max=f_max,
+        fan_ramp=ramp, fan_fixed=fixed, other_power=other,
+        conversion_loss=conv, overhead=overhead, storage=storage, **dr,
+    )  # fmt: skip
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params)
+    echo = dict(trace=list(trace.description), accelerators_per_rack=n_acc, racks=racks,
+                cdu_ua_W_per_K=ua_cdu, dry_cooler_ua_W_per_K=ua_dc)  # fmt: skip
+    return HallCase(name, description, static, params, trace.times, trace.description, t_limit,
+                    acc["tokens_per_s"] > 0, plots, echo)  # fmt: skip
+
+
+def build(case: HallCase) -> tuple[Static, Params]:
+    return case.static, case.params
+
+
+# ----------------------------------------------------------------------------- model
+
+
+@lru_cache(maxsize=32)
+def _layout(s: Static):
+    """Static structure: for every node the index of its heat-capacity kind, and
+    the entries ``(row, col, coefficient kind, sign)`` of ``A`` (numpy), so that
+    ``A`` is one scatter of a few traced coefficients (a small compiled program)."""
+    cap = np.zeros(s.nodes, np.int64)  # 0 junction, 1 cold plate cell, 2 pipe cell, 3 CDU, 4 facility cell
+    rows, cols, kinds, signs = [], [], [], []
+    # coefficient kinds: 0 m_r, 1 m_r e_s, 2 m_r (1 - e_s), 3 c_sec / racks, 4 c_fw, 5 c_fw e_f,
+    # 6 c_fw (1 - e_f), 7 g_j, 8 c_sec
+
+    def add(i, j, k, sign=1.0):
+        rows.append(i), cols.append(j), kinds.append(k), signs.append(sign)
+
+    def inflow(i, rate, weights):
+        add(i, i, rate)
+        for j, k in weights:
+            add(i, j, k, -1.0)
+
+    fs_last, fr_last = s.fw_supply(s.facility_cells - 1), s.fw_return(s.facility_cells - 1)
+    for r in range(s.racks):
+        cap[s.junction(r)] = 0
+        inflow(s.supply_pipe(r, 0), 0, [(s.cdu, 2), (fs_last, 1)])
+        for k in range(s.pipe_cells):
+            cap[s.supply_pipe(r, k)] = cap[s.return_pipe(r, k)] = 2
+            if k:
+                inflow(s.supply_pipe(r, k), 0, [(s.supply_pipe(r, k - 1), 0)])
+                inflow(s.return_pipe(r, k), 0, [(s.return_pipe(r, k - 1), 0)])
+        inflow(s.cold_plate(r, 0), 0, [(s.supply_pipe(r, s.pipe_cells - 1), 0)])
+        for k in range(s.cold_plate_cells):
+            cap[s.cold_plate(r, k)] = 1
+            if k:
+                inflow(s.cold_plate(r, k), 0, [(s.cold_plate(r, k - 1), 0)])
+        inflow(s.return_pipe(r, 0), 0, [(s.cold_plate(r, s.cold_plate_cells - 1), 0)])
+        j = s.junction(r)
+        for k in range(s.cold_plate_cells):
+            c = s.cold_plate(r, k)
+            add(j, j, 7), add(c, c, 7), add(j, c, 7, -1.0), add(c, j, 7, -1.0)
+    cap[s.cdu] = 3
+    inflow(s.cdu, 8, [(s.return_pipe(r, s.pipe_cells - 1), 3) for r in range(s.racks)])
+    inflow(s.fw_return(0), 4, [(fs_last, 6), (s.cdu, 5)])
+    inflow(s.fw_supply(0), 4, [(fr_last, 4)])  # + the dry cooler: _dry_cooler
+    for k in range(s.facility_cells):
+        cap[s.fw_return(k)] = cap[s.fw_supply(k)] = 4
+        if k:
+            inflow(s.fw_return(k), 4, [(s.fw_return(k - 1), 4)])
+            inflow(s.fw_supply(k), 4, [(s.fw_supply(k - 1), 4)])
+    return cap, np.array(rows), np.array(cols), np.array(kinds), np.array(signs)
+
+
+def _capacities(s: Static, p: Params) -> jax.Array:
+    cap = _layout(s)[0]
+    per_kind = jnp.stack([
+        p.accelerators * p.c_junction,
+        p.accelerators * p.v_cold_plate * p.rho_cp_secondary / s.cold_plate_cells,
+        p.v_pipe * p.rho_cp_secondary / s.pipe_cells,
+        p.v_cdu * p.rho_cp_secondary,
+        0.5 * p.v_facility * p.rho_cp_facility / s.facility_cells,
+    ])  # fmt: skip
+    return per_kind[cap]
+
+
+def _base_matrix(s: Static, p: Params):
+    """``A`` without the dry cooler (W/K), the CDU conductance and the secondary mixing weight."""
+    _, rows, cols, kinds, signs = _layout(s)
+    m_r = p.rho_cp_secondary * p.q_accelerator * p.accelerators
+    c_sec = m_r * s.racks
+    c_fw = p.rho_cp_facility * p.q_facility
+    c_min, c_max = jnp.minimum(c_sec, c_fw), jnp.maximum(c_sec, c_fw)
+    g_cdu = hx.eps_counterflow(p.ua_cdu / c_min, c_min / c_max) * c_min
+    e_s, e_f = g_cdu / c_sec, g_cdu / c_fw
+    g_j = 1.0 / p.r_junction * p.accelerators / s.cold_plate_cells
+    coef = jnp.stack([m_r, m_r * e_s, m_r * (1 - e_s), c_sec / s.racks, c_fw, c_fw * e_f, c_fw * (1 - e_f), g_j, c_sec])
+    A = jnp.zeros((s.nodes, s.nodes), coef.dtype).at[rows, cols].add(signs * coef[kinds])
+    return A, g_cdu, e_s
+
+
+def _dry_cooler(s: Static, p: Params, A, fan):
+    """``A`` with the dry cooler at fan fraction ``fan`` and its conductance G (W/K):
+    the water leaving it is ``T_in - G/C_fw (T_in - T_ambient)``."""
+    c_fw = p.rho_cp_facility * p.q_facility
+    g = plant.device_conductance(p.device, "dry_cooler", s.arrangement, fan, c_fw, p.t_ambient, 101325.0)
+    return A.at[s.fw_supply(0), s.fw_return(s.facility_cells - 1)].add(g), g
+
+
+def _pumps(p: Params):
+    """Electrical power of the secondary and facility pumps, W."""
+    q_sec = p.q_accelerator * p.accelerators * p.power.shape[-2]
+    return plant.pump_power(p.dp_secondary, q_sec, p.eta_secondary), plant.pump_power(
+        p.dp_facility, p.q_facility, p.eta_facility
+    )
+
+
+def _accelerators(s: Static, p: Params, T, p_trace):
+    """Power (W) and clock of one accelerator per rack at the junction temperatures of ``T``."""
+    t_j = T[np.array([s.junction(r) for r in range(s.racks)])]
+    u = (p_trace - p.acc.p_idle) / p.acc.p_dynamic
+    return it_power.accelerator_power(p.acc, u, t_j), it_power.clock_fraction(p.acc, t_j), u
+
+
+def _heat(s: Static, p: Params, P_acc, g, p_pumps):
+    """Heat into each node, W (chips, pump work, the dry cooler's ambient term)."""
+    f = jnp.zeros((s.nodes,), p.dt.dtype)
+    f = f.at[np.array([s.junction(r) for r in range(s.racks)])].add(p.accelerators * P_acc)
+    f = f.at[s.cdu].add(p.pump_heat_fraction * p_pumps[0])
+    f = f.at[s.fw_return(0)].add(p.pump_heat_fraction * p_pumps[1])
+    return f.at[s.fw_supply(0)].add(g * p.t_ambient)
+
+
+def _steady_at(s: Static, p: Params, A0, fan, p_trace, T_guess):
+    A, g = _dry_cooler(s, p, A0, fan)
+    pumps = _pumps(p)
+
+    def body(_, T):
+        P, _, _ = _accelerators(s, p, T, p_trace)
+        return jnp.linalg.solve(A, _heat(s, p, P, g, pumps))
+
+    return lax.fori_loop(0, _FIXED_POINT, body, T_guess)
+
+
+def steady_state(s: Static, p: Params, level: int = 0):
+    """The model's own steady state at the trace power of ``level``: ``A(f) T =
+    f(T)`` (leakage by fixed-point iteration); for ``control = "pi"`` the fan
+    fraction is the one that holds the supply at the setpoint (bisection, clipped
+    to the speed limits), else the fixed one. Returns ``(T, fan)``."""
+    A0, _, _ = _base_matrix(s, p)
+    p_trace = p.power[:, level]
+    guess = jnp.full((s.nodes,), p.t_set)
+    if s.control == "fixed":
+        fan = p.fan_fixed
+        return _steady_at(s, p, A0, fan, p_trace, guess), fan
+
+    fs_last = s.fw_supply(s.facility_cells - 1)
+
+    def bisect(_, lohi):
+        lo, hi = lohi
+        mid = 0.5 * (lo + hi)
+        too_warm = _steady_at(s, p, A0, mid, p_trace, guess)[fs_last] > p.t_set
+        return jnp.where(too_warm, mid, lo), jnp.where(too_warm, hi, mid)
+
+    lo, hi = lax.fori_loop(0, _BISECTIONS, bisect, (p.fan_min, p.fan_max))
+    fan = 0.5 * (lo + hi)
+    return _steady_at(s, p, A0, fan, p_trace, guess), fan
+
+
+class Solution(NamedTuple):
+    T: jax.Array  # (levels, nodes) K
+    fan: jax.Array  # (levels,)
+    P_acc: jax.Array  # (levels, racks) W per accelerator, the power each step used
+    clock: jax.Array  # (levels, racks)
+    utilization: jax.Array  # (levels, racks)
+    g_dry_cooler: jax.Array  # (levels,) W/K
+    q_rejected: jax.Array  # (levels,) W
+    q_in: jax.Array  # (levels,) W: chips + pump heat
+    stored: jax.Array  # (levels,) J relative to 0 K
+    g_cdu: jax.Array  # W/K
+    e_secondary: jax.Array  # CDU: secondary outlet = T_cdu - e (T_cdu - T_fw_supply)
+    C: jax.Array  # (nodes,) J/K
+
+
+def solve(s: Static, p: Params) -> Solution:
+    """Step the hall through the trace (pure; ``jax.vmap(solve, (None, 0))`` over scenarios)."""
+    C = _capacities(s, p)
+    A0, g_cdu, e_s = _base_matrix(s, p)
+    pumps = _pumps(p)
+    fs_last = s.fw_supply(s.facility_cells - 1)
+    fr_last = s.fw_return(s.facility_cells - 1)
+    if s.initial == "steady":
+        T0_, fan0 = steady_state(s, p, 0)
+    else:
+        T0_, fan0 = jnp.full((s.nodes,), p.t_set), (p.fan_fixed if s.control == "fixed" else p.fan_min)
+    dt = p.dt
+
+    def record(T, fan, P, g):
+        return g * (T[fr_last] - p.t_ambient), p.accelerators * jnp.sum(P) + p.pump_heat_fraction * (
+            pumps[0] + pumps[1]
+        )
+
+    def step(carry, xs):
+        p_trace, t_new = xs
+        T, fan, integral = carry
+        event = (t_new > p.dr_start) & (t_new <= p.dr_end)
+        fan_hi = jnp.where(event, jnp.minimum(p.fan_max, p.dr_fan_limit), p.fan_max)
+        if s.control == "pi":
+            e = T[fs_last] - (p.t_set + jnp.where(event, p.dr_setpoint_raise, 0.0))
+            trial = integral + p.ki * e * dt
+            u = p.kp * e + trial
+            wind = ((u > fan_hi) & (e > 0)) | ((u < p.fan_min) & (e < 0))
+            integral = jnp.where(wind, integral, trial)
+            cmd = jnp.clip(p.kp * e + integral, p.fan_min, p.fan_max)
+            new_fan = jnp.minimum(jnp.clip(cmd, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt), fan_hi)
+        else:
+            new_fan = jnp.minimum(p.fan_fixed, fan_hi)
+        P, clock, u_acc = _accelerators(s, p, T, p_trace)
+        A, g = _dry_cooler(s, p, A0, new_fan)
+        rhs = C / dt * T + _heat(s, p, P, g, pumps)
+        T_new = jnp.linalg.solve(jnp.diag(C / dt) + A, rhs)
+        q_rej, q_in = record(T_new, new_fan, P, g)
+        return (T_new, new_fan, integral), (T_new, new_fan, P, clock, u_acc, g, q_rej, q_in)
+
+    P0, clock0, u0 = _accelerators(s, p, T0_, p.power[:, 0])
+    _, g0 = _dry_cooler(s, p, A0, fan0)
+    q_rej0, q_in0 = record(T0_, fan0, P0, g0)
+    t_levels = jnp.arange(1, s.levels, dtype=p.dt.dtype) * dt
+    _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in) = lax.scan(step, (T0_, fan0, fan0), (p.power[:, 1:].T, t_levels))
+
+    def cat(first, rest):
+        return jnp.concatenate([jnp.asarray(first)[None], rest])
+
+    T_all = cat(T0_, Ts)
+    return Solution(
+        T=T_all, fan=cat(fan0, fans), P_acc=cat(P0, Ps), clock=cat(clock0, clocks), utilization=cat(u0, us),
+        g_dry_cooler=cat(g0, gs), q_rejected=cat(q_rej0, q_rej), q_in=cat(q_in0, q_in),
+        stored=T_all @ C, g_cdu=g_cdu, e_secondary=e_s, C=C,
+    )  # fmt: skip
+
+
+def energy_balance(p: Params, sol: Solution):
+    """``(stored change, sum dt (Q_in - Q_rejected) over levels 1..n)``, J: equal
+    to rounding for backward Euler (each step's heat is taken at its end)."""
+    return sol.stored[..., -1] - sol.stored[..., 0], jnp.sum(p.dt[..., None] * (sol.q_in - sol.q_rejected)[..., 1:], -1)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _series(s: Static, p: Params, sol: Solution) -> dict:
+    """Time series (numpy) of every power and temperature."""
+    T = np.asarray(sol.T)
+    jn = [s.junction(r) for r in range(s.racks)]
+    fs_last, fr_last = s.fw_supply(s.facility_cells - 1), s.fw_return(s.facility_cells - 1)
+    p_sec, p_fw = (float(x) for x in _pumps(p))
+    n = float(p.accelerators)
+    P_acc = np.asarray(sol.P_acc)
+    P_rack = n * P_acc + float(p.other_power)  # W per rack
+    P_chips = n * P_acc.sum(axis=1)
+    P_it = P_rack.sum(axis=1)
+    fan = np.asarray(sol.fan)
+    P_fan = float(p.device.fan_power_rated) * fan**3
+    P_cooling = P_fan + p_sec + p_fw
+    P_losses = (float(p.conversion_loss) + float(p.overhead)) * P_it
+    e_s = float(sol.e_secondary)
+    grid, ps, E = grid_view(s, p, P_it + P_cooling + P_losses)
+    u = np.clip(np.asarray(sol.utilization), 0, None)
+    tokens = float(p.acc.tokens_per_s) * n * np.sum(u * np.asarray(sol.clock), 1)
+    return dict(
+        T_junction=T[:, jn], T_cold_plate_out=T[:, [s.cold_plate(r, s.cold_plate_cells - 1) for r in range(s.racks)]],
+        T_rack_inlet=T[:, [s.supply_pipe(r, s.pipe_cells - 1) for r in range(s.racks)]],
+        T_cdu_return=T[:, s.cdu], T_cdu_supply=(1 - e_s) * T[:, s.cdu] + e_s * T[:, fs_last],
+        T_facility_supply=T[:, fs_last], T_facility_return=T[:, fr_last],
+        P_accelerator=P_acc, P_rack=P_rack, P_chips=P_chips, P_IT=P_it, P_fans=P_fan,
+        P_pumps=np.full_like(P_fan, p_sec + p_fw), P_cooling=P_cooling, P_losses=P_losses,
+        P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps, E_storage=E,
+        clock=np.asarray(sol.clock), fan_fraction=fan,
+        Q_in=np.asarray(sol.q_in), Q_rejected=np.asarray(sol.q_rejected), stored_heat=np.asarray(sol.stored),
+        tokens_per_s=tokens,
+    )  # fmt: skip
+
+
+def storage_dispatch(power, dt, st: Storage):
+    """Smooth a site power series ``power`` (W, shape ``(levels,)``) with storage.
+
+    The grid is asked for the trailing moving average of ``power`` over
+    ``window``; the storage covers the difference (plus ``(E - E_initial) /
+    recovery_time``, which brings its charge back), clipped to its power limit
+    and to what keeps the charge within ``[soc_min, soc_max] x capacity``.
+    Charging stores ``sqrt(eff) P dt``, discharging draws ``P dt / sqrt(eff)``.
+    Pure JAX (``lax.scan``). Returns ``(grid power, storage power (+ discharge),
+    stored energy)``, each ``(levels,)``; level 0 has the storage idle at its
+    initial charge.
+    """
+    n = power.shape[-1]
+    csum = jnp.concatenate([jnp.zeros((1,), power.dtype), jnp.cumsum(power)])
+    idx = jnp.arange(n)
+    steps = jnp.maximum(jnp.round(st.window / dt), 1.0).astype(idx.dtype)
+    lo = jnp.maximum(idx - steps + 1, 0)
+    mean = (csum[idx + 1] - csum[lo]) / (idx + 1 - lo).astype(power.dtype)
+    way = jnp.sqrt(st.efficiency)
+    e_min, e_max, e0 = st.soc_min * st.capacity, st.soc_max * st.capacity, st.soc_initial * st.capacity
+
+    def step(E, inputs):
+        p, m = inputs
+        want = jnp.clip(p - m + (E - e0) / st.recovery_time, -st.power_limit, st.power_limit)
+        ps = jnp.minimum(want, jnp.maximum(E - e_min, 0.0) * way / dt)
+        ps = jnp.maximum(ps, -jnp.maximum(e_max - E, 0.0) / (way * dt))
+        E_new = E - jnp.where(ps > 0, ps / way, ps * way) * dt
+        return E_new, (ps, E_new)
+
+    _, (ps, E) = lax.scan(step, e0, (power[1:], mean[1:]))
+    ps = jnp.concatenate([jnp.zeros((1,), power.dtype), ps])
+    E = jnp.concatenate([e0[None], E])
+    return power - ps, ps, E
+
+
+#: Frequency bands of the grid report, Hz (a band above the Nyquist frequency is left out).
+BANDS = ((0.0, 0.001), (0.001, 0.01), (0.01, 0.1), (0.1, 1.0), (1.0, math.inf))
+
+
+def band_rms(x, dt: float, bands=BANDS):
+    """RMS (units of ``x``) of the fluctuation of ``x`` about its mean in each
+    frequency band ``[lo, hi)`` Hz, from the discrete Fourier transform (Parseval:
+    the squares sum to the variance of ``x``). Returns ``[(lo, hi, rms), ...]``
+    for the bands that hold a frequency of the record, below the Nyquist frequency
+    (the last one ends at it)."""
+    x = np.asarray(x, np.float64) - np.mean(x)
+    n = len(x)
+    X = np.fft.rfft(x)
+    f = np.fft.rfftfreq(n, dt)
+    var = 2.0 * np.abs(X) ** 2 / n**2
+    var[0] = 0.0
+    if n % 2 == 0:
+        var[-1] /= 2.0  # the Nyquist term has no mirror image
+    out = []
+    nyq = 0.5 / dt
+    for lo, hi in bands:
+        if lo >= nyq:
+            continue
+        inside = ((f >= lo) & (f < hi) if hi < nyq else (f >= lo)) & (f > 0)
+        if not inside.any():
+            continue  # no frequency of this record falls in the band (the trace is too short)
+        out.append((lo, min(hi, nyq), float(np.sqrt(var[inside].sum()))))
+    return out
+
+
+def grid_view(s: Static, p: Params, site_power):
+    """``(grid power, storage power, stored energy)`` (numpy); without
+    ``[storage]`` the grid draws the site power itself."""
+    if not s.storage:
+        z = np.zeros_like(site_power)
+        return site_power.copy(), z, z
+    g, ps, E = jax.jit(storage_dispatch)(jnp.asarray(site_power), p.dt, p.storage)
+    return np.asarray(g), np.asarray(ps), np.asarray(E)
+
+
+def _grid_report(s: Static, p: Params, ser: dict) -> dict[str, Output]:
+    dt = float(p.dt)
+    fac, grid = ser["P_facility"], ser["P_grid"]
+    mean = float(np.mean(grid[1:]))
+    out = {
+        "P_grid_peak": Output(float(grid.max()), "W", "grid power peak"),
+        "P_grid_peak_to_average": Output(float(grid.max()) / mean, "1", "grid peak / mean over the trace"),
+        "P_grid_ramp_max": Output(float(np.abs(np.diff(grid)).max() / dt / 1e6), "MW/s", "largest grid ramp"),
+    }
+    for lo, hi, rms in band_rms(grid, dt):
+        out[f"P_grid_rms_{lo:g}_{hi:g}_Hz"] = Output(
+            rms, "W", f"RMS of the grid power swing between {lo:g} and {hi:g} Hz"
+        )
+    if s.storage:
+        e_fac = float(np.sum(fac[1:]) * dt)
+        e_grid = float(np.sum(grid[1:]) * dt)
+        ramp_fac = float(np.abs(np.diff(fac)).max() / dt / 1e6)
+        cap = float(p.storage.capacity)
+        dE = float(ser["E_storage"][-1] - ser["E_storage"][0])
+        out.update({
+            "storage_peak_reduction": Output(float(fac.max() - grid.max()), "W", "site peak minus grid peak"),
+            "storage_ramp_reduction": Output(ramp_fac - out["P_grid_ramp_max"].value, "MW/s",
+                                             "largest site ramp minus largest grid ramp"),
+            "storage_energy_cost": Output(e_grid - e_fac, "J", "grid minus site energy (losses + charge change)"),
+            "storage_losses": Output(e_grid - e_fac - dE, "J", "round-trip losses over the trace"),
+            "storage_soc_min": Output(float(ser["E_storage"].min()) / cap, "1", "lowest state of charge"),
+            "storage_soc_max": Output(float(ser["E_storage"].max()) / cap, "1", "highest state of charge"),
+            "storage_capacity": Output(cap, "J", "storage capacity"),
+            "storage_power_limit": Output(float(p.storage.power_limit), "W", "storage power limit"),
+            "storage_soc_min_bound": Output(float(p.storage.soc_min), "1", "lowest state of charge allowed"),
+            "storage_soc_max_bound": Output(float(p.storage.soc_max), "1", "highest state of charge allowed"),
+        })  # fmt: skip
+    return out
+
+
+def ride_through(times, t_junction, start: float, limit: float):
+    """Time (s) from ``start`` until the hottest junction first reaches
+    ``limit`` (K), linearly interpolated between levels; ``None`` if it does not
+    within the trace. ``t_junction``: shape ``(levels, racks)``."""
+    tj = np.max(np.asarray(t_junction), axis=1)
+    after = np.nonzero((times > start) & (tj >= limit))[0]
+    if len(after) == 0:
+        return None
+    i = int(after[0])
+    if tj[i - 1] >= limit:  # already at the limit when the event began
+        return 0.0
+    frac = (limit - tj[i - 1]) / (tj[i] - tj[i - 1])
+    return float(times[i - 1] + frac * (times[i] - times[i - 1]) - start)
+
+
+def demand_response_report(s: Static, p: Params, sol: Solution, base: Solution, limit: float) -> dict[str, Output]:
+    """Ride-through and energy shifted by the ``[demand_response]`` event,
+    against ``base``: the same trace without the event."""
+    ev, bs = _series(s, p, sol), _series(s, p, base)
+    dt = float(p.dt)
+    times = np.arange(s.levels) * dt
+    start, end = float(p.dr_start), float(p.dr_end)
+    inside = (times > start) & (times <= end)
+    later = times > end
+    ride = ride_through(times, np.asarray(sol.T)[:, [s.junction(r) for r in range(s.racks)]], start, limit)
+    i_end = int(np.nonzero(inside)[0][-1])
+    out = {
+        "dr_limit_reached": Output(ride is not None, "", "a junction reached its limit after the event began"),
+        "dr_ride_through": Output(ride if ride is not None else float(times[-1] - start), "s",
+                                  "time from the event start until a junction reaches its limit "
+                                  "(if not reached: until the trace ends)"),
+        "dr_T_junction_max": Output(float(ev["T_junction"][inside].max()) - T0, "degC",
+                                    "hottest junction during the event"),
+        "dr_cooling_energy_shifted": Output(float(np.sum((bs["P_cooling"] - ev["P_cooling"])[inside]) * dt), "J",
+                                            "cooling energy not drawn during the event (vs no event)"),
+        "dr_cooling_energy_rebound": Output(float(np.sum((ev["P_cooling"] - bs["P_cooling"])[later]) * dt), "J",
+                                            "extra cooling energy drawn after the event, within the trace"),
+        "dr_site_energy_shifted": Output(float(np.sum((bs["P_facility"] - ev["P_facility"])[inside]) * dt), "J",
+                                         "site energy not drawn during the event (vs no event; includes leakage)"),
+        "dr_heat_stored": Output(float(ev["stored_heat"][i_end] - bs["stored_heat"][i_end]), "J",
+                                 "extra heat in the masses at the event's end"),
+        "dr_start": Output(start, "s", "event start"),
+        "dr_end": Output(end, "s", "event end"),
+    }  # fmt: skip
+    return out
+
+
+def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
+    """Headline numbers (unbatched)."""
+    ser = _series(s, p, sol)
+    dt = float(p.dt)
+    t = np.arange(s.levels) * dt
+    tj = ser["T_junction"]
+    i_peak = np.unravel_index(np.argmax(tj), tj.shape)
+    rate = np.abs(np.diff(tj, axis=0)).max() / dt
+    e_fac = float(np.sum(ser["P_facility"][1:]) * dt)
+    e_it = float(np.sum(ser["P_IT"][1:]) * dt)
+    tokens = float(np.sum(ser["tokens_per_s"][1:]) * dt)
+    ramp = np.abs(np.diff(ser["P_facility"])).max() / dt
+    stored, net = (float(x) for x in energy_balance(p, sol))
+    out = {
+        "T_junction_max": Output(float(tj.max()) - T0, "degC", "hottest junction over the trace"),
+        "T_junction_max_time": Output(float(t[i_peak[0]]), "s", "when the hottest junction peaks"),
+        "T_junction_max_rack": Output(int(i_peak[1]), "", "rack of the hottest junction (from 0)"),
+        "dTj_dt_max": Output(float(rate), "K/s", "largest junction rate of change"),
+        "T_facility_supply_max": Output(float(ser["T_facility_supply"].max()) - T0, "degC", "warmest facility supply"),
+        "P_facility_peak": Output(float(ser["P_facility"].max()), "W", "site power peak (IT + cooling + losses)"),
+        "P_facility_mean": Output(e_fac / (t[-1]), "W", "site power averaged over the trace"),
+        "P_facility_ramp_max": Output(float(ramp), "W/s", "largest site power ramp"),
+        "E_facility": Output(e_fac, "J", "site energy over the trace"),
+        "E_IT": Output(e_it, "J", "IT energy over the trace"),
+        "heat_stored_change": Output(stored, "J", "change of the heat stored in the masses"),
+        "energy_residual": Output(abs(stored - net) / max(abs(net), float(np.sum(ser["Q_in"][1:]) * dt)), "1",
+                                  "|stored change - (heat in - rejected)| / heat in"),
+        "fan_fraction_max": Output(float(ser["fan_fraction"].max()), "1", "highest dry-cooler fan speed"),
+        "clock_min": Output(float(ser["clock"].min()), "1", "lowest clock fraction (below 1: throttled)"),
+    }  # fmt: skip
+    if tokens > 0:
+        out["tokens"] = Output(tokens, "", "tokens over the trace")
+        out["J_per_token_facility"] = Output(e_fac / tokens, "J", "site energy per token over the trace")
+        out["J_per_token_IT"] = Output(e_it / tokens, "J", "IT energy per token over the trace")
+    out.update(_grid_report(s, p, ser))
+    out["converged"] = Output(bool(np.all(np.isfinite(np.asarray(sol.T)))), "", "every value finite")
+    out["iterations"] = Output(s.levels - 1, "", "time steps")
+    return out
+
+
+def check(s: Static, p: Params, sol: Solution) -> None:
+    """Non-finite values, energy not closing, or heat-added coolant colder than the air: SolveError (exit 3)."""
+    T = np.asarray(sol.T)
+    if not np.all(np.isfinite(T)) or not np.all(np.isfinite(np.asarray(sol.P_acc))):
+        bad = int(np.argmax(~np.all(np.isfinite(T), axis=1)))
+        raise SolveError(f"transient hall: non-finite temperature at step {bad}; shorten [trace] step")
+    stored, net = (float(x) for x in energy_balance(p, sol))
+    q_in = float(np.sum(np.asarray(sol.q_in)[1:]) * float(p.dt))
+    if abs(stored - net) > 1e-8 * max(q_in, 1.0):
+        raise SolveError(f"transient hall: energy does not close ({stored - net:.3e} J of {q_in:.3e} J heat in)")
+    if T.min() < float(p.t_ambient) - 1e-6:
+        raise SolveError(f"transient hall: a temperature ({T.min() - T0:.3f} degC) fell below the ambient "
+                         f"({float(p.t_ambient) - T0:.3f} degC) with heat only added")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    s, p = build(case)
+    progress.phase("solve")
+    sol = jax.jit(solve, static_argnums=0)(s, p)
+    progress.phase("write", ready=sol)
+    check(s, p, sol)
+    out = report(s, p, sol)
+    summary = {"case": Quantity(case.name, "", "case name")}
+    summary.update({k: Quantity(o.value, o.units, o.description) for k, o in out.items()})
+    summary["T_junction_limit"] = Quantity(case.junction_limit - T0, "degC", "junction limit")
+    base = None
+    if s.demand_response:
+        progress.phase("solve")
+        base = jax.jit(solve, static_argnums=0)(s, p._replace(dr_start=p.dr_start * 0 - 1.0, dr_end=p.dr_end * 0 - 1.0))
+        check(s, p, base)
+        dr = demand_response_report(s, p, sol, base, case.junction_limit)
+        summary.update({k: Quantity(o.value, o.units, o.description) for k, o in dr.items()})
+    summary["time_step"] = Quantity(float(p.dt), "s", "trace time step")
+    summary["duration"] = Quantity(float(case.times[-1]), "s", "trace length")
+    ser = _series(s, p, sol)
+    units = dict(T_="degC", P_="W", Q_="W")
+    desc = {
+        "T_junction": "junction temperature per rack", "T_cold_plate_out": "coolant leaving the cold plates per rack",
+        "T_rack_inlet": "coolant entering the rack's cold plates",
+        "T_cdu_return": "CDU secondary volume (mixed return)",
+        "T_cdu_supply": "CDU secondary supply", "T_facility_supply": "facility water entering the CDU",
+        "T_facility_return": "facility water entering the dry cooler", "P_accelerator": "one accelerator per rack",
+        "P_rack": "rack IT power (accelerators + other)", "P_chips": "all accelerators", "P_IT": "IT power",
+        "P_fans": "dry-cooler fans", "P_pumps": "secondary + facility pumps", "P_cooling": "fans + pumps",
+        "P_losses": "conversion losses and overhead", "P_facility": "site power drawn (IT + cooling + losses)",
+        "clock": "clock fraction per rack", "fan_fraction": "dry-cooler fan speed",
+        "Q_in": "heat into the water (chips + pump work)", "Q_rejected": "heat rejected by the dry cooler",
+        "stored_heat": "heat stored in all masses relative to 0 K",
+        "P_grid": "power drawn from the grid (site power less storage discharge)",
+        "P_storage": "storage power, + discharging", "E_storage": "energy in the storage",
+        "tokens_per_s": "hall throughput",
+    }  # fmt: skip
+    groups = {"series": {"time": Series(case.times, "s", "time")}}
+    for k, v in ser.items():
+        u = next((uu for pre, uu in units.items() if k.startswith(pre)), "1")
+        if k in ("stored_heat", "E_storage"):
+            u = "J"
+        if k == "tokens_per_s":
+            u = "1/s"
+        data = v - T0 if u == "degC" else v
+        groups["series"][k] = Series(np.asarray(data, np.float64), u, desc[k])
+    if base is not None:
+        bs = _series(s, p, base)
+        groups["series"]["T_junction_max_baseline"] = Series(bs["T_junction"].max(axis=1) - T0, "degC",
+                                                             "hottest junction without the demand-response event")
+        groups["series"]["P_cooling_baseline"] = Series(bs["P_cooling"], "W", "cooling power without the event")
+    limits = {
+        "T_junction_limit": Series(np.asarray(case.junction_limit - T0), "degC", "junction limit"),
+        "T_supply_setpoint": Series(np.asarray(float(p.t_set) - T0), "degC", "facility supply setpoint"),
+        "T_ambient": Series(np.asarray(float(p.t_ambient) - T0), "degC", "ambient dry bulb"),
+    }
+    solver = {"converged": np.asarray(out["converged"].value), "iterations": np.asarray(s.levels - 1),
+              "energy_residual": np.asarray(out["energy_residual"].value)}  # fmt: skip
+    write_series_results(folder, groups={**groups, "limits": limits}, case_text=case_file.text,
+                         case_parsed=case.as_dict(), solver=solver, summary=summary)  # fmt: skip
+    if case.plots:
+        from aidc_thermo.plots.figures import plot_results
+
+        plot_results(folder)
+    return summary
+
