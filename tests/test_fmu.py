@@ -205,7 +205,7 @@ def test_fmu_over_a_day_matches_thermo_run(tmp_path, source):
     assert np.all(res["solver_residual"][1:] <= 1e-9) and np.all(res["solver_iterations"][1:] >= 1)
     assert np.ptp(ref["T_junction"]) > 0.01  # the day's inputs do move the answer
 
-    # a bad input mid-run fails that step (fmi2Error, FMPy stops there), naming the input
+    # a bad input mid-run fails that step (fmi2Discard: FMPy stops there), naming the input
     bad = signal.copy()
     bad["T_wet_bulb"][5:] = bad["T_dry_bulb"][5:] + 2.0
     res, log, error = simulate(tmp_path, out, 24 * 3600.0, ["T_junction"], input=bad)

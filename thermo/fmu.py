@@ -26,7 +26,7 @@ Inputs, parameters and outputs (names, units, meaning) are listed in
 :data:`INPUTS`, :data:`PARAMETERS` and :data:`OUTPUTS`; docs/fmu.md shows them
 as a table. A bad input (utilization outside (0, 1], a wet bulb above the
 dry bulb, a supply setpoint outside the coolants' range, ...) or a solve that
-does not converge makes ``doStep`` fail (``fmi2Error``) with a log message
+does not converge makes ``doStep`` fail (``fmi2Discard``) with an error log message
 that names the input, its value and what is expected; no output is changed.
 """
 

@@ -125,5 +125,5 @@ class FacilitySlave(Fmi2Slave):
     def do_step(self, current_time: float, step_size: float) -> bool:
         error = self._solve(f"step from t = {current_time:g} s")
         if error is not None:
-            self.log(error, Fmi2Status.error)  # doStep returns fmi2Error; no output was changed
+            self.log(error, Fmi2Status.error)  # pythonfmu returns fmi2Discard; no output was changed
         return error is None
