@@ -165,6 +165,15 @@ def cmd_export_stl(args) -> int:
     return EXIT_OK
 
 
+def cmd_fmu(args) -> int:
+    from aidc_thermo.fmu import export
+
+    facts = export(args.case, args.output)
+    print(f"FMU written to {facts['fmu']} ({facts['size'] / 1e6:.1f} MB): FMI 2.0 co-simulation of {facts['case']!r}; "
+          "it runs in a Python environment with aidc-thermo installed (docs/fmu.md)")  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_plot(args) -> int:
     from aidc_thermo.plots.figures import plot_results
 
@@ -277,6 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--ascii", action="store_true", help="ASCII STL (default: binary)")
     x.add_argument("--round-pins", type=int, metavar="N", help="pins as N-sided prisms (N a multiple of 8)")
     x.set_defaults(func=cmd_export_stl)
+
+    f = sub.add_parser(
+        "fmu",
+        help="export a facility case as an FMI 2.0 co-simulation FMU",
+        description=(
+            "Write an FMI 2.0 co-simulation FMU of the facility case CASE (the case file is embedded): inputs "
+            "utilization, outdoor dry and wet bulb, pressure and supply setpoint; outputs junction and coolant "
+            "temperatures, cooling, pump and facility power, J/token. Each step solves the steady operating "
+            "point. The FMU runs in a Python environment where aidc-thermo and pythonfmu are installed "
+            "(pip install 'aidc-thermo[fmu]'); see docs/fmu.md."
+        ),
+    )
+    f.add_argument("case", help="facility case file (TOML)")
+    f.add_argument("-o", "--output", required=True, help="the .fmu file to write (replaced only if thermo wrote it)")
+    f.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    f.set_defaults(func=cmd_fmu, solves=True)
 
     pl = sub.add_parser(
         "plot",
