@@ -105,6 +105,7 @@ class CompactCase:
     pin_r_darcy: float = 0.0  # Pa s/m^2, fitted to the Zukauskas chart (pins)
     pin_beta: float = 0.0  # kg/m^4, fitted (pins)
     pin_fit_error: float = 0.0  # max relative error of the fit over the flows (pins)
+    max_iterations: int = 300  # BiCGSTAB limit of the energy solve ([solver] max_iterations)
 
     @property
     def channel_run(self) -> float:
@@ -235,6 +236,7 @@ def parse(case: CaseFile) -> CompactCase:
 
     st = root.table("solver", default={})
     precision = st.string("precision", default="float64", choices=("float64", "float32"))
+    max_iterations = st.integer("max_iterations", default=300, minimum=1, maximum=100000)
     st.finish()
     plots = read_plots_flag(root)
     root.finish()
@@ -263,6 +265,7 @@ def parse(case: CaseFile) -> CompactCase:
         precision,
         plots,
         **(pins or {}),
+        max_iterations=max_iterations,
     )
     if pins:
         out = _fit_pin_friction(case.path, out)
@@ -462,6 +465,7 @@ class Static:
     closure_table: tuple[tuple[float, ...], ...]  # (Re, f Re, Nu) columns, () for Shah & London
     coolant: Coolant
     precision: str
+    max_iterations: int  # energy BiCGSTAB limit
     curve_points: int  # flows of the dP(Q), R(Q) curves solved beside the operating point (0 in sweeps)
 
     @property
@@ -525,6 +529,7 @@ def build(case: CompactCase, curves: bool = True) -> tuple[Static, Params]:
         closure_table=(case.closure_re, case.closure_fre, case.closure_nu) if case.closures else (),
         coolant=case.coolant,
         precision=case.precision,
+        max_iterations=case.max_iterations,
         curve_points=len(case.curve_flows) if curves else 0,
     )
     f64 = np.float64
@@ -545,6 +550,11 @@ def build(case: CompactCase, curves: bool = True) -> tuple[Static, Params]:
         pin_beta=f64(case.pin_beta),
     )
     return static, params
+
+
+def build_sweep(case: CompactCase) -> tuple[Static, Params]:
+    """``build`` for a sweep: the operating point only (no curve flows)."""
+    return build(case, curves=False)
 
 
 def stack_params(designs) -> Params:
@@ -682,11 +692,12 @@ def solve(static: Static, params: Params) -> Solution:
     bc = _bc(static)
     t_in = params.inlet_temperature
     props, rho_cp = _coolant_props(static, t_in)
+    energy = porous.EnergyConfig(replace(porous.EnergyConfig().krylov, max_iterations=static.max_iterations))
 
     def one(q):
         layer = _layer_at(static, params, props, q)
         flow = porous.solve_flow(grid, layer, bc, q)
-        th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in)
+        th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in, energy)
         r_max, r_mean = porous.thermal_resistance(stack, grid, th, t_in)
         solid = jnp.maximum(jnp.max(th.T_fin), jnp.max(th.T_stack))
         ext = jnp.stack(
@@ -755,6 +766,12 @@ def report(static: Static, params: Params, solution: Solution) -> dict[str, Outp
         "energy_residual": Output(th.info.residual, "", "relative 2-norm residual"),
         "converged": Output(ok, "", "every flow and energy solve converged"),
         "iterations": Output(its, "", "largest inner iteration count"),
+        "temperature_extremes": Output(
+            s.extremes,
+            "K",
+            "per solved flow (curve flows, then the operating flow): [min, max] of the fluid, fin and stack "
+            "temperatures, then the hottest solid",
+        ),
     }
     if static.curve_points:
         out.update(
@@ -763,6 +780,7 @@ def report(static: Static, params: Params, solution: Solution) -> dict[str, Outp
                 "curve_pressure_drop": Output(s.curve_dp / 1e3, "kPa", "pressure drop at each curve flow"),
                 "curve_R_max": Output(s.curve_r_max, "K/W", "R_max at each curve flow"),
                 "curve_R_mean": Output(s.curve_r_mean, "K/W", "R_mean at each curve flow"),
+                "curve_converged": Output(s.curve_converged, "", "flow and energy solves converged at each curve flow"),
             }
         )
     return out
@@ -814,13 +832,14 @@ def check_bounded(case: CompactCase, arr: Arrays, qs, ths) -> None:
 
 
 def check(static: Static, params: Params, solution: Solution) -> None:
-    """Convergence of the operating-point solves and the maximum principle on
-    its fields (one unbatched design); raises :class:`SolveError`. The curve
-    solves are checked by their converged flags and extremes (:func:`screen`)."""
+    """Convergence of every solve (operating point and curves), the maximum
+    principle on the extremes of every solved flow (:func:`screen`) and on
+    the operating point's fields (located); one unbatched design; raises
+    :class:`SolveError`."""
     s = solution
     _check(s.flow.info.converged, "flow solve", s.flow.info)
     _check(s.thermal.info.converged, "energy solve", s.thermal.info)
-    reason = screen(static, params, s, index=slice(None, -1))
+    reason = screen(static, params, {k: np.asarray(v.value) for k, v in report(static, params, s).items()})
     if reason:
         raise SolveError(reason)
     th1 = SimpleNamespace(**{f: np.asarray(getattr(s.thermal, f))[None] for f in ("T_stack", "T_fin", "T_fluid")})
@@ -828,31 +847,31 @@ def check(static: Static, params: Params, solution: Solution) -> None:
              [float(params.flow)], th1)  # fmt: skip
 
 
-def screen(static: Static, params: Params, solution: Solution, index=slice(None)) -> str:
-    """Why one unbatched design is not a result ("" when it is): a solve that
-    did not converge, or extremes that break the maximum principle (the
-    scalar reductions of :class:`Solution`, so that a sweep screens every
-    design without fetching its fields). ``index`` selects flows of the
-    batch of solves (default: all; the curve flows come first)."""
+def screen(static: Static, params: Params, outputs: dict) -> str:
+    """Why one unbatched design is not a result ("" when it is), from its
+    :func:`report` outputs (numpy values): a solve that did not converge, or
+    temperature extremes of a solved flow that break the maximum principle
+    (:mod:`thermo.bounds`, the same test as on the fields). A sweep screens
+    every design this way without fetching its fields."""
+    out = outputs
     flows = [*np.atleast_1d(np.asarray(params.curve_flows, np.float64)), float(params.flow)]
-    conv = [*np.atleast_1d(np.asarray(solution.curve_converged)), None]
-    ok = bool(np.asarray(solution.flow.info.converged)) and bool(np.asarray(solution.thermal.info.converged))
-    if not ok:
+    if not bool(out["converged"]):
+        where = ""
+        if "curve_converged" in out and not np.all(out["curve_converged"]):
+            bad = [f"{q * 6e4:.4g}" for q, c in zip(flows, out["curve_converged"], strict=False) if not c]
+            where = f" (curve flows {', '.join(bad)} L/min)"
         return (
-            f"not converged at the operating flow (flow Picard {int(solution.flow.info.iterations)} iterations, "
-            f"energy residual {float(solution.thermal.info.residual):.3e} after "
-            f"{int(solution.thermal.info.iterations)} iterations)"
+            f"did not converge{where}: energy residual {float(out['energy_residual']):.3e} after "
+            f"{int(out['energy_iterations'])} BiCGSTAB iterations (limit {static.max_iterations}), "
+            f"flow Picard iterations {int(out['flow_picard_iterations'])}"
         )
-    for q, c in zip(flows[:-1], conv[:-1], strict=True):
-        if not bool(c):
-            return f"not converged at the curve flow {q * 6e4:.4g} L/min"
     if np.any(np.asarray(params.flux) < 0):
         return ""
     t_in = float(params.inlet_temperature)
-    ext = np.asarray(solution.extremes, np.float64)
+    ext = np.asarray(out["temperature_extremes"], np.float64)
     why = "the inlet temperature (heat is only added)"
-    for i in range(len(flows))[index] if isinstance(index, slice) else [index]:
-        kw = dict(locate=lambda _i, q=flows[i]: f"flow {q * 6e4:.4g} L/min (extremes)", precision=static.precision)
+    for i, q in enumerate(flows):
+        kw = dict(locate=lambda _i, q=q: f"flow {q * 6e4:.4g} L/min (field extremes)", precision=static.precision)
         try:
             for j, name in enumerate(("fluid temperature", "fin temperature", "stack temperature")):
                 bounds.check(name, ext[i, j], lower=t_in, lower_why=why, **kw)
