@@ -60,7 +60,7 @@ def cmd_examples(args) -> int:
     cases = [p for p in written if p.suffix == ".toml"]
     print(f"copied {len(cases)} example cases and {len(written) - len(cases)} data files into {args.folder}/")
     for p in cases:
-        print(f"  thermo run {p}")
+        print(f"  thermo {'sweep' if p.name.startswith('sweep_') else 'run'} {p}")
     return EXIT_OK
 
 

@@ -158,11 +158,14 @@ def _quantity(text):
     q = ureg.Quantity(str(text).strip())
     if not hasattr(q, "dimensionality"):
         return float(q), "", None
+    from aidc_thermo.io.units import DIMENSIONS
+
+    for si, _ in DIMENSIONS.values():  # the project's SI unit names (W, not kg*m^2/s^3)
+        if si != "dimensionless" and ureg.Quantity(1.0, si).dimensionality == q.dimensionality:
+            return float(q.to(si).magnitude), si, q.dimensionality
     base = q.to_base_units()
     unit = f"{base.units:~}".replace(" ", "").replace("**", "^")
-    if unit in ("", "dimensionless"):
-        unit = ""
-    return float(base.magnitude), unit, q.dimensionality
+    return float(base.magnitude), ("" if unit in ("", "dimensionless") else unit), q.dimensionality
 
 
 def _si(t: Table, name: str, raw, dim, unit: str) -> tuple[float, str]:
@@ -459,14 +462,26 @@ class _Progress:
 
 
 def _init_distributed(coordinator, num_processes, process_id) -> None:
+    """``jax.distributed.initialize`` from the flags, else from ``JAX_COORDINATOR_ADDRESS`` /
+    ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``, else JAX's cluster detection when Slurm runs more than one task."""
     import jax
 
+    env = os.environ
+    coordinator = coordinator or env.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is None and env.get("JAX_NUM_PROCESSES"):
+        num_processes = int(env["JAX_NUM_PROCESSES"])
+    if process_id is None and env.get("JAX_PROCESS_ID"):
+        process_id = int(env["JAX_PROCESS_ID"])
+
+    if coordinator or num_processes or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        # CPU processes reach each other through gloo (GPUs use their own collectives)
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if coordinator or num_processes:
         if not (coordinator and num_processes and process_id is not None):
             raise CaseError("command line", "--coordinator", "give --coordinator, --num-processes and --process-id")
         jax.distributed.initialize(coordinator, num_processes, process_id)
-    elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or os.environ.get("JAX_COORDINATOR_ADDRESS"):
-        jax.distributed.initialize()  # JAX's own cluster detection (Slurm, Open MPI, JAX_* variables)
+    elif int(env.get("SLURM_NTASKS", "1")) > 1:
+        jax.distributed.initialize()  # JAX's own cluster detection (Slurm)
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -557,6 +572,7 @@ def run_sweep(
 
     mesh = Mesh(np.array(local), ("design",))
     sharding = NamedSharding(mesh, PartitionSpec("design"))
+    pause = float(os.environ.get("THERMO_SWEEP_PAUSE_S", "0") or 0)  # testing resumption: a pause after each chunk
     compiled = {}
     shardings = []
     t_solve = 0.0
@@ -587,6 +603,8 @@ def run_sweep(
         payload["reason"] = np.asarray(reasons, dtype=np.str_)
         _atomic_write(chunk_file(b, c), lambda fh, p=payload: np.savez(fh, **p))
         bar.update(len(ids))
+        if pause:
+            time.sleep(pause)
     bar.close()
     if nproc > 1:
         from jax.experimental import multihost_utils
@@ -604,12 +622,17 @@ def run_sweep(
     return SweepResult(out, len(table), n_compiled, len(statics), shardings, t_solve, rate)
 
 
+_META: dict = {}  # Static -> {output: (units, description)}, recorded while tracing
+
+
 def _batched(model, static):
     import jax
 
     def one(p):
         sol = model.solve(static, p)
-        return {k: o.value for k, o in model.report(static, p, sol).items()}
+        out = model.report(static, p, sol)
+        _META[static] = {k: (o.units, o.description, tuple(np.shape(o.value))) for k, o in out.items()}
+        return {k: o.value for k, o in out.items()}
 
     return jax.jit(jax.vmap(one))
 
@@ -618,19 +641,15 @@ def _batched(model, static):
 
 
 def _output_meta(model, statics, params):
-    """``name -> (units, description, shape)`` of the outputs (report traced on one design; nothing solved)."""
+    """``name -> (units, description, shape of one design)`` of the outputs:
+    recorded when the bucket was traced for compilation, else traced now
+    (``jax.eval_shape``: nothing is solved)."""
     import jax
 
     static = statics[0]
-    rep = {}
-
-    def capture(p):
-        out = model.report(static, p, model.solve(static, p))
-        rep.update({k: (o.units, o.description) for k, o in out.items()})
-        return {k: o.value for k, o in out.items()}
-
-    shapes = jax.eval_shape(capture, params[0])
-    return {k: (*rep[k], shapes[k].shape) for k in shapes}
+    if static not in _META:
+        jax.eval_shape(_batched(model, static), model.stack_params([params[0]]))
+    return _META[static]
 
 
 def _assemble(spec, model, statics, params, table, work, chunk_file, out: Path, compilations: int, plots: bool):

@@ -71,6 +71,18 @@ class Source:
 
 
 @dataclass(frozen=True)
+class OptimizeSpec:
+    """``[optimize]``: bounds (SI) of the three design variables, the pressure-drop limit and the objective."""
+
+    channel_width: tuple[float, float]
+    fin_thickness: tuple[float, float]
+    flow: tuple[float, float]
+    pressure_drop_limit: float  # Pa
+    objective: str  # "R_max" or "R_mean"
+    grid: int  # points per variable of the starting scan
+
+
+@dataclass(frozen=True)
 class CompactCase:
     name: str
     description: str
@@ -106,6 +118,7 @@ class CompactCase:
     pin_beta: float = 0.0  # kg/m^4, fitted (pins)
     pin_fit_error: float = 0.0  # max relative error of the fit over the flows (pins)
     max_iterations: int = 300  # BiCGSTAB limit of the energy solve ([solver] max_iterations)
+    optimize: OptimizeSpec | None = None  # [optimize] (thermo optimize)
 
     @property
     def channel_run(self) -> float:
@@ -239,6 +252,7 @@ def parse(case: CaseFile) -> CompactCase:
     max_iterations = st.integer("max_iterations", default=300, minimum=1, maximum=100000)
     st.finish()
     plots = read_plots_flag(root)
+    optimize_spec = _read_optimize(root, pins is not None, closures is not None, fins, flow)
     root.finish()
     _require_memory(case.path, cells, len(layers), n + 1)
     table = ((), (), ())
@@ -266,6 +280,7 @@ def parse(case: CaseFile) -> CompactCase:
         plots,
         **(pins or {}),
         max_iterations=max_iterations,
+        optimize=optimize_spec,
     )
     if pins:
         out = _fit_pin_friction(case.path, out)
@@ -280,6 +295,37 @@ def parse(case: CaseFile) -> CompactCase:
                 f"table's {lo:.4g}..{hi:.4g} ({closures}); calibrate over a wider range",
             )
     return out
+
+
+def _read_optimize(root: Table, pins: bool, closures: bool, fins, flow: float) -> OptimizeSpec | None:
+    """``[optimize]`` (optional): ``channel_width``, ``fin_thickness`` and ``flow`` as [low, high] (default: the
+    case's value / 2 .. x 2), ``pressure_drop_limit`` (required), ``objective`` and the scan ``grid``."""
+    ot = root.table("optimize", default=None)
+    if ot is None:
+        return None
+    if pins:
+        raise ot.error(None, "thermo optimize varies straight fins (channel width, fin thickness); this plate has pins")
+    if closures:
+        raise ot.error(None, "a closure table is calibrated for one channel width; optimize with Shah & London")
+
+    def bounds_of(key, dim, default):
+        if not ot.has(key):
+            return default
+        lo, hi = ot.quantities(key, dim, length=2, positive=True)
+        if not hi > lo:
+            raise ot.error(key, f"[low, high] with high > low, got {ot.raw(key)}")
+        return (lo, hi)
+
+    spec = OptimizeSpec(
+        bounds_of("channel_width", "length", (fins[0] / 2, fins[0] * 2)),
+        bounds_of("fin_thickness", "length", (fins[1] / 2, fins[1] * 2)),
+        bounds_of("flow", "volumetric_flow", (flow / 2, flow * 2)),
+        ot.quantity("pressure_drop_limit", "pressure", positive=True),
+        ot.string("objective", default="R_max", choices=("R_max", "R_mean")),
+        ot.integer("grid", default=4, minimum=2, maximum=12),
+    )
+    ot.finish()
+    return spec
 
 
 def _require_memory(path, cells, n_layers: int, n_flows: int) -> None:
@@ -688,6 +734,7 @@ def solve(static: Static, params: Params) -> Solution:
 
     _register_solution()
     dtype = static.dtype
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)  # float32 cases compute in float32
     grid, stack = _grid_stack(static, params)
     bc = _bc(static)
     t_in = params.inlet_temperature
@@ -1042,3 +1089,172 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
 
         plot_results(folder)
     return summary
+
+
+# ----------------------------------------------------------------------------- thermo optimize
+
+_VARS = ("channel_width", "fin_thickness", "flow")
+
+
+def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    """Channel width, fin thickness and flow that minimise the thermal
+    resistance (``[optimize] objective``, R_max by default) with the pressure
+    drop at or below ``pressure_drop_limit``, within the ``[optimize]`` bounds.
+
+    Method: a scan of ``grid``^3 designs solved as one batch (``vmap`` over
+    ``Params``, the sweep path) gives the best feasible start; SLSQP (scipy)
+    refines it in log coordinates with the gradients of R and of the pressure
+    drop by reverse-mode differentiation through :func:`solve` (``jax.jacrev``;
+    the flow and energy solves differentiate implicitly: one adjoint solve
+    each, no backpropagation through iterations). The refined point is kept
+    only if it converges, meets the limit and is no worse than the scan's best.
+    The optimum is then written as a full ``thermo run`` of that design, with
+    the optimization in ``summary.json``, ``/optimize`` in results.h5 and
+    ``optimize.png``."""
+    import jax
+    import jax.numpy as jnp
+    from scipy.optimize import minimize
+
+    spec = case.optimize
+    if spec is None:
+        raise CaseError(case_file.path, "optimize", "thermo optimize needs an [optimize] table (pressure_drop_limit, "
+                        "bounds of channel_width, fin_thickness, flow)")  # fmt: skip
+    progress.phase("build")
+    static, p0 = build(case, curves=False)
+    lo = np.log(np.array([spec.channel_width[0], spec.fin_thickness[0], spec.flow[0]]))
+    hi = np.log(np.array([spec.channel_width[1], spec.fin_thickness[1], spec.flow[1]]))
+    limit = spec.pressure_drop_limit
+
+    def metrics(u):  # u in [0, 1]^3 (log-scaled bounds) -> (R, dp in Pa, converged)
+        x = jnp.exp(jnp.asarray(lo) + u * jnp.asarray(hi - lo))
+        p = replace(p0, **{k: x[i] for i, k in enumerate(_VARS)})
+        out = report(static, p, solve(static, p))
+        return jnp.stack([out[spec.objective].value, out["pressure_drop"].value * 1e3]), out["converged"].value
+
+    n = spec.grid
+    axes = np.linspace(0.0, 1.0, n)
+    us = np.stack(np.meshgrid(axes, axes, axes, indexing="ij"), -1).reshape(-1, 3)
+    progress.phase("solve")
+    vals, conv = jax.jit(jax.vmap(metrics))(jnp.asarray(us))
+    vals, conv = np.asarray(vals, np.float64), np.asarray(conv, bool)
+    feasible = conv & (vals[:, 1] <= limit)
+    if not feasible.any():
+        raise SolveError(
+            f"optimize: no design of the {n}^3 scan keeps the pressure drop at or below {limit / 1e3:.4g} kPa "
+            f"(lowest {np.nanmin(np.where(conv, vals[:, 1], np.inf)) / 1e3:.4g} kPa): widen the channels, lower the "
+            "flow bound or relax the limit"
+        )
+    best = int(np.argmin(np.where(feasible, vals[:, 0], np.inf)))
+    u_grid, r_grid = us[best], float(vals[best, 0])
+
+    both = jax.jit(lambda u: (metrics(u)[0], jax.jacrev(lambda v: metrics(v)[0])(u)))
+    cache: dict = {}
+
+    def evaluate(u):
+        key = tuple(np.round(np.asarray(u, np.float64), 14))
+        if key not in cache:
+            v, jac = both(jnp.asarray(u, jnp.float64))
+            cache[key] = (np.asarray(v, np.float64), np.asarray(jac, np.float64))
+        return cache[key]
+
+    scale = max(r_grid, 1e-30)
+    res = minimize(
+        lambda u: evaluate(u)[0][0] / scale,
+        u_grid,
+        jac=lambda u: evaluate(u)[1][0] / scale,
+        bounds=[(0.0, 1.0)] * 3,
+        constraints=[
+            {
+                "type": "ineq",
+                "fun": lambda u: 1.0 - evaluate(u)[0][1] / limit,
+                "jac": lambda u: -evaluate(u)[1][1] / limit,
+            }
+        ],  # fmt: skip
+        method="SLSQP",
+        options={"maxiter": 40, "ftol": 1e-9},
+    )
+    u_opt = np.clip(np.asarray(res.x, np.float64), 0.0, 1.0)
+    v_opt, c_opt = (np.asarray(a) for a in jax.jit(metrics)(jnp.asarray(u_opt)))
+    refined = bool(c_opt) and v_opt[1] <= limit * (1 + 1e-9) and v_opt[0] <= r_grid
+    if not refined:
+        u_opt, v_opt = u_grid, vals[best]
+    grad = np.asarray(evaluate(u_opt)[1], np.float64)  # d(R, dp)/du
+    x_opt = np.exp(lo + u_opt * (hi - lo))
+    dlogx = hi - lo  # du = dlog(x) / (hi - lo): d/dlog(x) = d/du / (hi - lo)
+    sens = grad / dlogx  # per unit relative change of each variable
+
+    best_case = replace(case, channel_width=float(x_opt[0]), fin_thickness=float(x_opt[1]), flow=float(x_opt[2]))
+    summary = run(best_case, case_file, folder)
+    base = report(static, p0, jax.jit(solve, static_argnums=0)(static, p0))
+    units = {"channel_width": ("mm", 1e3), "fin_thickness": ("mm", 1e3), "flow": ("L/min", 6e4)}
+    extra = {
+        "optimize_objective": Quantity(spec.objective, "", "minimised: thermal resistance"),
+        "optimize_pressure_drop_limit": Quantity(limit / 1e3, "kPa", "constraint: pressure drop at or below"),
+        "optimize_method": Quantity(
+            f"{n}^3 batched scan, then SLSQP with reverse-mode gradients through solve (jax.jacrev, implicit)"
+            + ("" if refined else "; the refinement did not improve on the scan, the scan's best is kept")
+        ),
+        **{
+            f"optimum_{k}": Quantity(float(x_opt[i]) * units[k][1], units[k][0], "optimal design")
+            for i, k in enumerate(_VARS)
+        },  # fmt: skip
+        "optimum_R": Quantity(float(v_opt[0]), "K/W", f"{spec.objective} at the optimum"),
+        "optimum_pressure_drop": Quantity(float(v_opt[1]) / 1e3, "kPa", "at the optimum"),
+        "case_R": Quantity(float(np.asarray(base[spec.objective].value)), "K/W", "the case's own design"),
+        "case_pressure_drop": Quantity(float(np.asarray(base["pressure_drop"].value)), "kPa", "the case's own design"),
+        **{
+            f"dR_dlog_{k}": Quantity(float(sens[0, i]), "K/W", "sensitivity at the optimum: per unit relative change")
+            for i, k in enumerate(_VARS)
+        },  # fmt: skip
+        **{
+            f"ddp_dlog_{k}": Quantity(float(sens[1, i]) / 1e3, "kPa", "sensitivity at the optimum")
+            for i, k in enumerate(_VARS)
+        },  # fmt: skip
+    }
+    summary = {**summary, **extra}
+    from aidc_thermo.io.results import write_summary_json
+
+    write_summary_json(folder, summary)
+    xs = np.exp(lo + us * (hi - lo))
+    append_groups(
+        folder,
+        {
+            "optimize": {
+                "scan_channel_width": Series(xs[:, 0], "m", "scan designs"),
+                "scan_fin_thickness": Series(xs[:, 1], "m", "scan designs"),
+                "scan_flow": Series(xs[:, 2], "m^3/s", "scan designs"),
+                "scan_R": Series(vals[:, 0], "K/W", spec.objective),
+                "scan_pressure_drop": Series(vals[:, 1], "Pa", "pressure drop"),
+                "scan_converged": Series(conv.astype(np.int8), "1", "converged"),
+                "optimum": Series(x_opt, "m, m, m^3/s", "channel width, fin thickness, flow"),
+            }
+        },
+    )
+    if case.plots:
+        _plot_optimize(folder, vals, conv, limit, v_opt, (float(np.asarray(base[spec.objective].value)),
+                       float(np.asarray(base["pressure_drop"].value)) * 1e3), spec.objective)  # fmt: skip
+    return summary
+
+
+def _plot_optimize(folder: Path, vals, conv, limit, v_opt, v_case, objective) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ok = conv & (vals[:, 1] <= limit)
+    ax.scatter(vals[ok, 1] / 1e3, vals[ok, 0], s=14, color="C0", label="scan: within the limit")
+    ax.scatter(vals[~ok, 1] / 1e3, vals[~ok, 0], s=14, color="0.7", label="scan: above the limit")
+    ax.axvline(limit / 1e3, color="C3", ls="--", lw=1, label=f"limit {limit / 1e3:g} kPa")
+    ax.plot(v_case[1] / 1e3, v_case[0], "s", color="k", ms=7, label="the case's design")
+    ax.plot(v_opt[1] / 1e3, v_opt[0], "*", color="C1", ms=14, label="optimum")
+    ax.set_xscale("log")
+    ax.set_xlabel("pressure drop [kPa]")
+    ax.set_ylabel(f"{objective} [K/W]")
+    ax.set_title("compact cold plate: channel width x fin thickness x flow", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "optimize.png", dpi=120)
+    plt.close(fig)
