@@ -372,3 +372,37 @@ def test_a_changed_sweep_file_is_refused_for_resumption(reference, tmp_path, cap
     err = capsys.readouterr().err
     assert "refusing to resume" in err and str(sweep) in err
     assert (out / "table.csv").read_bytes() == before
+
+
+def test_batched_stack_solve_equals_the_per_design_loop():
+    """package_stack through the protocol: vmap over conductivities, powers, h and coolant temperature equals the
+    loop of single solves to 1e-10, and the designs really differ."""
+    import dataclasses
+
+    from aidc_thermo.io.case import load
+    from aidc_thermo.models import stack
+
+    static, p0 = stack.build(stack.parse(load(ROOT / "cases" / "slab.toml")))
+    rng = np.random.default_rng(1)
+    designs = [
+        dataclasses.replace(
+            p0,
+            k_table=p0.k_table * rng.uniform(0.5, 2.0, p0.k_table.shape),
+            bottom_flux=p0.bottom_flux * rng.uniform(0.5, 1.5),
+            h_top=p0.h_top * rng.uniform(0.5, 2.0),
+            t_top=p0.t_top + rng.uniform(-10.0, 10.0),
+        )
+        for _ in range(4)
+    ]
+    batched = jax.jit(jax.vmap(stack.solve, in_axes=(None, 0)), static_argnums=0)(static, stack.stack_params(designs))
+    rep = stack.report(static, stack.stack_params(designs), batched)
+    one = jax.jit(stack.solve, static_argnums=0)
+    for i, p in enumerate(designs):
+        ref = stack.report(static, p, one(static, p))
+        for k, o in ref.items():
+            atol = 1e-12 if k in ("heat_balance_error", "solver_residual") else 0.0  # round-off sized diagnostics
+            np.testing.assert_allclose(np.asarray(rep[k].value)[i], np.asarray(o.value), rtol=1e-10, atol=atol,
+                                       err_msg=k)  # fmt: skip
+        assert stack.screen(static, p, {k: np.asarray(v.value) for k, v in ref.items()}) == ""
+    tj = np.asarray(rep["T_junction_max"].value)
+    assert np.ptp(tj) > 1.0

@@ -494,8 +494,10 @@ class SweepResult:
     compilations: int
     buckets: int
     shardings: list  # sharding of each chunk's input arrays (this process)
-    solve_s: float
-    designs_per_hour: float
+    solve_s: float  # time in the compiled batched solves (this process)
+    designs_per_hour: float  # designs solved here per hour of solve_s
+    compile_s: float = 0.0
+    total_s: float = 0.0  # wall time of run_sweep
 
 
 def run_sweep(
@@ -514,6 +516,7 @@ def run_sweep(
     import jax
 
     stream = stream or sys.stderr
+    t_start = time.perf_counter()
     spec = read_sweep(sweep_file)
     table = designs(spec)
     if len(table) == 0:
@@ -575,7 +578,7 @@ def run_sweep(
     pause = float(os.environ.get("THERMO_SWEEP_PAUSE_S", "0") or 0)  # testing resumption: a pause after each chunk
     compiled = {}
     shardings = []
-    t_solve = 0.0
+    t_solve = t_compile = 0.0
     n_solved = 0
     for b, c, ids in todo:
         static = statics[b]
@@ -587,7 +590,9 @@ def run_sweep(
         shardings.append(jax.tree_util.tree_leaves(x)[0].sharding)
         if b not in compiled:  # one compilation per bucket (ahead of time, so that the solve is timed alone)
             progress.phase("compile")
-            compiled[b] = _batched(model, static).lower(x).compile()
+            t0 = time.perf_counter()
+            compiled[b] = _batched(model, static, mesh).lower(x).compile()
+            t_compile += time.perf_counter() - t0
             progress.phase("solve")
         t0 = time.perf_counter()
         res = jax.block_until_ready(compiled[b](x))
@@ -619,14 +624,21 @@ def run_sweep(
 
         multihost_utils.sync_global_devices("thermo-sweep-table-written")
     rate = 3600.0 * n_solved / t_solve if t_solve > 0 else 0.0
-    return SweepResult(out, len(table), n_compiled, len(statics), shardings, t_solve, rate)
+    return SweepResult(out, len(table), n_compiled, len(statics), shardings, t_solve, rate, t_compile,
+                       time.perf_counter() - t_start)  # fmt: skip
 
 
 _META: dict = {}  # Static -> {output: (units, description)}, recorded while tracing
 
 
-def _batched(model, static):
+def _batched(model, static, mesh=None):
+    """``jit(vmap(solve + report))``; with a mesh, the vmapped batch runs per
+    device under ``shard_map`` on its slice of the design axis, so that each
+    device's iterative solves stop when its own designs converge and no
+    collective crosses devices (a batch sharded without it makes every
+    while-loop test all-reduce the convergence flags of all devices)."""
     import jax
+    from jax.sharding import PartitionSpec
 
     def one(p):
         sol = model.solve(static, p)
@@ -634,7 +646,11 @@ def _batched(model, static):
         _META[static] = {k: (o.units, o.description, tuple(np.shape(o.value))) for k, o in out.items()}
         return {k: o.value for k, o in out.items()}
 
-    return jax.jit(jax.vmap(one))
+    batched = jax.vmap(one)
+    if mesh is not None and mesh.size > 1:
+        spec = PartitionSpec("design")
+        batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    return jax.jit(batched)
 
 
 # ----------------------------------------------------------------------------- the table
