@@ -201,11 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
         "optimize",
         cmd_optimize,
         "results/<case name>_optimize",
-        help="find the operating point that minimizes energy per token",
+        help="find the operating point (facility) or design (compact cold plate) that minimizes the objective",
         description=(
             "For a facility case: find the facility-water supply temperature and coolant flow that "
             "minimize facility J/token with the hottest junction at or below the limit ([optimize] "
-            "table), and write the optimum and its sensitivities."
+            "table), and write the optimum and its sensitivities. For a compact_coldplate case: find the "
+            "channel width, fin thickness and flow that minimize the thermal resistance with the pressure drop "
+            "at or below [optimize] pressure_drop_limit (batched scan, then SLSQP with forward-mode gradients "
+            "through the solve), and write the optimal design's results."
         ),
     )
     solving_command(
