@@ -406,3 +406,24 @@ def test_batched_stack_solve_equals_the_per_design_loop():
         assert stack.screen(static, p, {k: np.asarray(v.value) for k, v in ref.items()}) == ""
     tj = np.asarray(rep["T_junction_max"].value)
     assert np.ptp(tj) > 1.0
+
+
+@pytest.mark.slow
+def test_compact_optimize_finds_a_feasible_design_better_than_the_case(tmp_path, capsys):
+    """thermo optimize on the tiny plate: the optimum meets the pressure-drop limit, beats the case's own design
+    and every scan point within the limit, and the results written are the optimum's."""
+    from aidc_thermo.io.results import summary_values
+
+    case = tmp_path / "plate.toml"
+    case.write_text(BASE + '\n[optimize]\npressure_drop_limit = "2 kPa"\ngrid = 2\n')
+    out = tmp_path / "out"
+    assert main(["optimize", str(case), "-o", str(out)]) == 0, capsys.readouterr().err
+    s = summary_values(out)
+    assert s["optimum_pressure_drop"] <= 2.0 * (1 + 1e-9)
+    assert s["optimum_R"] <= s["case_R"]  # the case's design (1.19 kPa) is feasible, so it bounds the optimum
+    import h5py
+
+    with h5py.File(out / "results.h5") as f:
+        r, dp = f["optimize/scan_R"][()], f["optimize/scan_pressure_drop"][()]
+    assert s["optimum_R"] <= np.min(r[dp <= 2000.0]) * (1 + 1e-12)
+    assert s["R_max"] == pytest.approx(s["optimum_R"], rel=1e-9)  # the results written are the optimum's
