@@ -1106,8 +1106,9 @@ def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, 
     resistance (``[optimize] objective``, R_max by default) with the pressure
     drop at or below ``pressure_drop_limit``, within the ``[optimize]`` bounds.
 
-    Method: a scan of ``grid``^3 designs solved as one batch (``vmap`` over
-    ``Params``, the sweep path) gives the best feasible start; SLSQP (scipy)
+    Method: a scan of ``grid``^3 designs and the case's own, solved as one
+    batch (``vmap`` over ``Params``, the sweep path), gives the best feasible
+    start; SLSQP (scipy)
     refines it in log coordinates with the gradients of R and of the pressure
     drop by forward-mode differentiation through :func:`solve` (one
     ``jax.jvp`` per design variable; the flow and energy solves differentiate
@@ -1140,13 +1141,17 @@ def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, 
     n = spec.grid
     axes = np.linspace(0.0, 1.0, n)
     us = np.stack(np.meshgrid(axes, axes, axes, indexing="ij"), -1).reshape(-1, 3)
+    # the case's own design is a candidate too (clipped into the bounds)
+    own = (np.log([case.channel_width, case.fin_thickness, case.flow]) - lo) / (hi - lo)
+    us = np.concatenate([us, np.clip(own, 0.0, 1.0)[None]])
     progress.phase("solve")
     vals, conv = jax.jit(jax.vmap(metrics))(jnp.asarray(us))
     vals, conv = np.asarray(vals, np.float64), np.asarray(conv, bool)
     feasible = conv & (vals[:, 1] <= limit)
     if not feasible.any():
         raise SolveError(
-            f"optimize: no design of the {n}^3 scan keeps the pressure drop at or below {limit / 1e3:.4g} kPa "
+            f"optimize: no design of the {n}^3 scan (nor the case's own) keeps the pressure drop at or below "
+            f"{limit / 1e3:.4g} kPa "
             f"(lowest {np.nanmin(np.where(conv, vals[:, 1], np.inf)) / 1e3:.4g} kPa): widen the channels, lower the "
             "flow bound or relax the limit"
         )
