@@ -137,7 +137,15 @@ def cmd_sweep(args) -> int:
     from aidc_thermo.sweep import run_sweep
 
     out = Path(args.output) if args.output else Path("results") / Path(args.sweep).stem
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").exists())):
+    # (hidden *.tmp files and chunks/ are what another process of the same sweep may be writing right now)
+    mine = {"chunks", "manifest.json"}
+    if out.exists() and (
+        not out.is_dir()
+        or (
+            any(p.name not in mine and not p.name.startswith(".") for p in out.iterdir())
+            and not (out / "manifest.json").exists()
+        )
+    ):
         raise CaseError(out, "", "exists and is not a sweep folder (no manifest.json); give a new or empty folder")
     res = run_sweep(
         args.sweep,

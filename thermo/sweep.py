@@ -555,7 +555,7 @@ def run_sweep(
             "buckets": [len(buckets[s]) for s in statics],
             "chunk_sizes": sizes,
         }
-        chunks_dir.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         _atomic_write(manifest_path, lambda fh: fh.write(json.dumps(manifest, indent=1).encode()))
     chunks_dir.mkdir(parents=True, exist_ok=True)
     work = []  # (bucket, chunk, ids)
