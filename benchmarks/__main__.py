@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     from benchmarks import coldplate, conduction, facility, harness, network, openfoam_peer, operators, porous, report
+    from benchmarks import sweep as sweep_bench
 
     if args.command == "report":
         report.write()
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
             (jnp.float64, jnp.float32),
             repeats=2 if args.quick else 3,
         ),
+        "sweep": lambda: sweep_bench.run(quick=args.quick),
         "openfoam": lambda: openfoam_peer.run(
             (1.0,) if args.quick else (1.0, 1.5, 2.0), repeats=1 if args.quick else 3
         ),

@@ -27,6 +27,7 @@ import numpy as np
 from aidc_thermo.kernels import linsolve
 from aidc_thermo.kernels.network import solve_network
 from benchmarks import coldplate, conduction, facility, harness, network, operators, porous
+from benchmarks import sweep as sweep_bench
 from benchmarks.harness import Record
 from benchmarks.network_cases import synthetic_ladder_network
 
@@ -157,6 +158,10 @@ def main(out: Path, budget_s: float, quick: bool) -> int:
         ("porous", lambda: porous.run(sizes["porous"], (jnp.float64, jnp.float32), repeats=3, batch=64), 0.84),
         ("network", lambda: network.run(repeats=3, quick=quick), 0.9),
         ("facility_year", lambda: facility.run(repeats=3, hours=48 if quick else None), 0.94),
+        # thermo sweep: the bundled 1,000-design sweep, then the same sweep on 256 x 256 plates (the issue's
+        # target: 1e5 compact 256^2 designs/hour on one H100-class GPU); devices used are in the records
+        ("sweep", lambda: sweep_bench.run(quick=quick), 0.95),
+        ("sweep 256", lambda: sweep_bench.run(cells=32 if quick else 256, points=(4, 4) if quick else (8, 8)), 0.97),
     ]
     for part, fn, must_start_by in parts:
         elapsed = time.perf_counter() - t_start

@@ -97,6 +97,30 @@ def _facility_table(data) -> list[str]:
     return out
 
 
+def _sweep_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "sweep"]
+    if not rows:
+        return []
+    out = [
+        "`thermo sweep` (cases/sweep_compact_channel_flow.toml: GPU cold plate at 16 x 16 cells, channel width x flow; "
+        "overhead: the sweep's wall time less compilation, against the bare `jit(vmap(solve + report))` on the same "
+        "chunks):",
+        "",
+        "| sweep | designs | devices | buckets | compilations / bucket | wall (s) | compile (s) | designs/h end to end "
+        "| designs/h in the solve | bare kernel (s) | machinery overhead | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m, c = r["metrics"], r["check"]
+        out.append(
+            f"| {r['case']} | {m['designs']} | {m['devices']} | {m['buckets']} | {m['compilations_per_bucket']:g} "
+            f"| {m['wall_s']:.1f} | {m['compile_s']:.1f} | {m['designs_per_hour_end_to_end']:.0f} "
+            f"| {m['designs_per_hour_solve']:.0f} | {m['bare_kernel_s']:.1f} | {m['machinery_overhead']:.1%} "
+            f"| {c['failed_designs']} |"
+        )
+    return out
+
+
 def _network_table(data) -> list[str]:
     rows = [r for r in data["records"] if r["benchmark"] == "network"]
     if not rows:
@@ -328,6 +352,8 @@ def write() -> None:
             *_scipy_table(data),
             "",
             *_facility_table(data),
+            "",
+            *_sweep_table(data),
             "",
             *_network_table(data),
             "",

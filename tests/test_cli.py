@@ -14,7 +14,7 @@ from aidc_thermo.cli import main
 from aidc_thermo.io.results import summary_values
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
+BUNDLED = sorted(p for p in (ROOT / "cases").glob("*.toml") if not p.name.startswith("sweep_"))  # sweeps: docs/sweep.md
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
 GRIDDED = {"package_stack", "resolved_coldplate", "compact_coldplate"}
 GRIDDED_CASES = [c.stem for c in BUNDLED if tomllib.loads(c.read_text())["case"]["type"] in GRIDDED]

@@ -31,10 +31,16 @@ def test_examples_copy_is_checkable_and_runs(tmp_path, capsys):
     for name in example_files():
         assert (dest / name).read_bytes() == (ROOT / "cases" / name).read_bytes(), name
         if name.endswith(".toml"):
-            assert f"thermo run {dest / name}" in out
-    # every data file a case names resolves next to the copy
+            verb = "sweep" if name.startswith("sweep_") else "run"  # sweep files (docs/sweep.md) name a case
+            assert f"thermo {verb} {dest / name}" in out
+    # every data file a case names resolves next to the copy (a sweep's base case too)
     for case in dest.glob("*.toml"):
-        assert main(["check", str(case)]) == 0, case.name
+        if case.name.startswith("sweep_"):
+            from aidc_thermo.sweep import read_sweep
+
+            assert read_sweep(case).case_path.parent == dest
+        else:
+            assert main(["check", str(case)]) == 0, case.name
     assert main(["run", str(dest / "slab.toml"), "-o", str(tmp_path / "res")]) == 0
     assert (tmp_path / "res" / "summary.json").is_file()
 

@@ -24,7 +24,7 @@ from aidc_thermo.cli import SERIES_CASE_TYPES, XDMF_CASE_TYPES, build_parser, ma
 from aidc_thermo.io.results import Field, Layer, Quantity, network_xdmf, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
+BUNDLED = sorted(p for p in (ROOT / "cases").glob("*.toml") if not p.name.startswith("sweep_"))  # sweeps: docs/sweep.md
 NO_PARAVIEW = shutil.which("pvbatch") is None
 LPM = 1.0 / 60000.0
 

@@ -18,7 +18,7 @@ from aidc_thermo.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SLAB = ROOT / "cases" / "slab.toml"
-BUNDLED = sorted((ROOT / "cases").glob("*.toml"))
+BUNDLED = sorted(p for p in (ROOT / "cases").glob("*.toml") if not p.name.startswith("sweep_"))  # sweeps: docs/sweep.md
 
 
 class FakeTerminal(io.StringIO):

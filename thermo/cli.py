@@ -61,7 +61,7 @@ def cmd_examples(args) -> int:
     cases = [p for p in written if p.suffix == ".toml"]
     print(f"copied {len(cases)} example cases and {len(written) - len(cases)} data files into {args.folder}/")
     for p in cases:
-        print(f"  thermo run {p}")
+        print(f"  thermo {'sweep' if p.name.startswith('sweep_') else 'run'} {p}")
     return EXIT_OK
 
 
@@ -188,6 +188,40 @@ def cmd_validate(args) -> int:
     return validate_command(args)
 
 
+def cmd_sweep(args) -> int:
+    from aidc_thermo.errors import CaseError
+    from aidc_thermo.sweep import run_sweep
+
+    out = Path(args.output) if args.output else Path("results") / Path(args.sweep).stem
+    # (hidden *.tmp files and chunks/ are what another process of the same sweep may be writing right now)
+    mine = {"chunks", "manifest.json"}
+    if out.exists() and (
+        not out.is_dir()
+        or (
+            any(p.name not in mine and not p.name.startswith(".") for p in out.iterdir())
+            and not (out / "manifest.json").exists()
+        )
+    ):
+        raise CaseError(out, "", "exists and is not a sweep folder (no manifest.json); give a new or empty folder")
+    res = run_sweep(
+        args.sweep,
+        out,
+        coordinator=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+        quiet=args.quiet,
+        plots=not args.no_plots,
+    )
+    info = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").exists() else {}
+    print(
+        f"sweep written to {out}/ (table.csv, table.h5): {res.n_designs} designs in {res.buckets} bucket(s), "
+        f"{res.compilations} compilation(s) here, {info.get('failed', 0)} failed, {info.get('feasible', 0)} feasible"
+    )
+    if res.solve_s > 0:
+        print(f"solve {res.solve_s:.1f} s here: {res.designs_per_hour:.4g} designs/hour")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aidc_thermo import __version__
 
@@ -231,11 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
         "optimize",
         cmd_optimize,
         "results/<case name>_optimize",
-        help="find the operating point that minimizes energy per token",
+        help="find the operating point (facility) or design (compact cold plate) that minimizes the objective",
         description=(
             "For a facility case: find the facility-water supply temperature and coolant flow that "
             "minimize facility J/token with the hottest junction at or below the limit ([optimize] "
-            "table), and write the optimum and its sensitivities."
+            "table), and write the optimum and its sensitivities. For a compact_coldplate case: find the "
+            "channel width, fin thickness and flow that minimize the thermal resistance with the pressure drop "
+            "at or below [optimize] pressure_drop_limit (batched scan, then SLSQP with forward-mode gradients "
+            "through the solve), and write the optimal design's results."
         ),
     )
     solving_command(
@@ -250,6 +287,24 @@ def build_parser() -> argparse.ArgumentParser:
             "compact_coldplate case's [fins] closures), results.h5, summary.json and closures.png."
         ),
     )
+
+    sw = sub.add_parser(
+        "sweep",
+        help="solve many designs of a case (batched, sharded, resumable)",
+        description=(
+            "Solve every design of SWEEP (a sweep file naming a base case and the keys to vary, docs/sweep.md) "
+            "in batches over all local devices, and with jax.distributed across processes; write table.csv, "
+            "table.h5, sweep.json and plots into OUTPUT. Rerunning the same command resumes a killed sweep."
+        ),
+    )
+    sw.add_argument("sweep", help="sweep file (TOML)")
+    sw.add_argument("-o", "--output", help="sweep folder (default: results/<sweep name>)")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
+    sw.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    sw.add_argument("--coordinator", help="host:port of process 0 (jax.distributed; default: Slurm/JAX detection)")
+    sw.add_argument("--num-processes", type=int, help="number of processes (jax.distributed)")
+    sw.add_argument("--process-id", type=int, help="this process's index (jax.distributed)")
+    sw.set_defaults(func=cmd_sweep, solves=True, json=False)
 
     c = sub.add_parser(
         "check",

@@ -14,8 +14,8 @@ Each ``doStep(t, h)`` solves the steady operating point of the hall for the
 inputs set before the step (held over the step): the same coupled
 junction-temperature / chip-power / coolant-temperature solve that
 ``thermo run`` does for one hour of the weather file
-(:func:`aidc_thermo.models.facility._year_solver` over one row, with the
-supply setpoint and flow scale applied by ``_with_controls`` as ``run`` and
+(:func:`aidc_thermo.models.facility.solve` over one row, with the
+supply setpoint and flow scale applied by ``with_controls`` as ``run`` and
 ``optimize`` apply them), checked the way ``run`` checks it (convergence,
 finite values, temperature orderings). The outputs after initialization are
 those of the start inputs, so a tool that samples at the start time sees a
@@ -246,47 +246,43 @@ class FacilityPoint:
             raise bad("T_supply_setpoint", T_supply_setpoint, f"expected {lo:.6g}..{hi:.6g} K: {text}")
 
     def _compile(self):
-        import jax
         import jax.numpy as jnp
 
+        from aidc_thermo.io.weather import Weather
         from aidc_thermo.kernels.plant.coupled import Ambient
         from aidc_thermo.models import facility
 
-        fac, config = facility.build(self.case)
-        dt = facility._dtype(self.case)
-        year = facility._year_solver(config)
+        # one row of the case: the protocol's build and solve, compiled once for the step's shape
+        w = self.case.weather
+        row = Weather(("step",), w.t_db[:1], w.t_wb[:1], w.p[:1], "FMU")
+        static, params = facility.build(dataclasses.replace(self.case, weather=row, sweep_supply=()))
+        solve = facility.compiled_solve(static, batched=False)
+        dt = params.hall.t_supply_set.dtype
 
-        @jax.jit
-        def one(fac, t_db, t_wb, p, util, t_set, scale):
-            amb = Ambient(t_db=t_db[None], t_wb=t_wb[None], p=p[None])
-            return year(facility._with_controls(fac, t_set, scale), amb, util[None])
+        def step(t_db, t_wb, p, util, t_set, scale):
+            one = facility.with_controls(params, jnp.asarray(t_set, dt), jnp.asarray(scale, dt))
+            one = one._replace(
+                ambient=Ambient(t_db=jnp.asarray([t_db], dt), t_wb=jnp.asarray([t_wb], dt), p=jnp.asarray([p], dt)),
+                utilization=jnp.asarray([util], dt),
+            )
+            return static, one, solve(one)
 
-        def solve(*args):
-            return one(fac, *(jnp.asarray(a, dt) for a in args))
-
-        return solve
+        return step
 
     def solve(self, utilization, T_dry_bulb, T_wet_bulb, p_ambient, T_supply_setpoint, label: str = "step"):
-        from aidc_thermo.io.weather import Weather
         from aidc_thermo.models import facility
 
         self.check_inputs(utilization, T_dry_bulb, T_wet_bulb, p_ambient, T_supply_setpoint)
         if self._solver is None:
             self._solver = self._compile()
-        ops, infos = self._solver(T_dry_bulb, T_wet_bulb, p_ambient, utilization, T_supply_setpoint, self.flow_scale)
-        # the checks of thermo run, on a one-row copy of the case that names this step
-        params = dict(self.case.params, t_supply_set=float(T_supply_setpoint))
-        one = dataclasses.replace(
-            self.case,
-            weather=Weather((label,), np.array([T_dry_bulb]), np.array([T_wet_bulb]), np.array([p_ambient]), "FMU"),
-            sweep_supply=(),
-            params=params,
+        static, params, solution = self._solver(
+            T_dry_bulb, T_wet_bulb, p_ambient, utilization, T_supply_setpoint, self.flow_scale
         )
-        facility._check(one, ops, infos, "FMU step")
-        import jax
-
-        facility.check_bounded(one, jax.tree_util.tree_map(lambda x: x[None], ops),
-                               jax.tree_util.tree_map(lambda x: x[None], infos))  # fmt: skip
+        # the checks of thermo run, on the one-row design, with this step named in messages
+        static = dataclasses.replace(static, times=(label,))
+        facility._check(static, params, solution, "FMU step")
+        facility.check_bounded(static, params, solution)
+        ops, infos = solution
         a = {k: float(np.asarray(v, np.float64)[0]) for k, v in dataclasses.asdict(ops).items()}
         a["_residual"] = float(np.asarray(infos.residual, np.float64)[0])
         out = {var.name: float(f(a)) for var, f in OUTPUTS}

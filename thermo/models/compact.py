@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,11 +43,13 @@ from aidc_thermo.io.results import Field, Layer, Quantity, Series, append_groups
 from aidc_thermo.materials import material_library
 from aidc_thermo.models import pin_friction
 from aidc_thermo.models.calibrate import ClosureTableError, read_closure_table
+from aidc_thermo.models.protocol import Output
 
 if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported where used (thermo check needs none)
     from aidc_thermo.kernels import porous
 
-__all__ = ["CompactCase", "parse", "run", "fin_layer", "discretize", "CASE_TYPE"]
+__all__ = ["CompactCase", "Static", "Params", "Solution", "parse", "build", "solve", "report", "check", "screen", "run",
+           "fin_layer", "discretize", "stack_params", "CASE_TYPE"]  # fmt: skip
 
 CASE_TYPE = "compact_coldplate"
 
@@ -65,6 +68,18 @@ class Source:
     rect: tuple[float, float, float, float]  # x0, y0, x1, y1 (m)
     power: float  # W
     map: tuple | None = None  # relative power-map grid, rows along y (thermo.io.power_maps)
+
+
+@dataclass(frozen=True)
+class OptimizeSpec:
+    """``[optimize]``: bounds (SI) of the three design variables, the pressure-drop limit and the objective."""
+
+    channel_width: tuple[float, float]
+    fin_thickness: tuple[float, float]
+    flow: tuple[float, float]
+    pressure_drop_limit: float  # Pa
+    objective: str  # "R_max" or "R_mean"
+    grid: int  # points per variable of the starting scan
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,8 @@ class CompactCase:
     fin_footprint: str = ""  # STL outline of the fin field ("" : the whole plate between the plena)
     footprint_scale: float = 1e-3  # m per unit of the outline file
     footprint_offset: tuple[float, float] = (0.0, 0.0)  # m, added to the outline's x, y
+    max_iterations: int = 300  # BiCGSTAB limit of the energy solve ([solver] max_iterations)
+    optimize: OptimizeSpec | None = None  # [optimize] (thermo optimize)
 
     @property
     def channel_run(self) -> float:
@@ -236,8 +253,10 @@ def parse(case: CaseFile) -> CompactCase:
 
     st = root.table("solver", default={})
     precision = st.string("precision", default="float64", choices=("float64", "float32"))
+    max_iterations = st.integer("max_iterations", default=300, minimum=1, maximum=100000)
     st.finish()
     plots = read_plots_flag(root)
+    optimize_spec = _read_optimize(root, pins is not None, closures is not None, fins, flow)
     root.finish()
     _require_memory(case.path, cells, len(layers), n + 1)
     table = ((), (), ())
@@ -264,6 +283,8 @@ def parse(case: CaseFile) -> CompactCase:
         precision,
         plots,
         **(pins or {}),
+        max_iterations=max_iterations,
+        optimize=optimize_spec,
     )
     if footprint:
         out = replace(out, **footprint)
@@ -286,6 +307,37 @@ def parse(case: CaseFile) -> CompactCase:
                 f"table's {lo:.4g}..{hi:.4g} ({closures}); calibrate over a wider range",
             )
     return out
+
+
+def _read_optimize(root: Table, pins: bool, closures: bool, fins, flow: float) -> OptimizeSpec | None:
+    """``[optimize]`` (optional): ``channel_width``, ``fin_thickness`` and ``flow`` as [low, high] (default: the
+    case's value / 2 .. x 2), ``pressure_drop_limit`` (required), ``objective`` and the scan ``grid``."""
+    ot = root.table("optimize", default=None)
+    if ot is None:
+        return None
+    if pins:
+        raise ot.error(None, "thermo optimize varies straight fins (channel width, fin thickness); this plate has pins")
+    if closures:
+        raise ot.error(None, "a closure table is calibrated for one channel width; optimize with Shah & London")
+
+    def bounds_of(key, dim, default):
+        if not ot.has(key):
+            return default
+        lo, hi = ot.quantities(key, dim, length=2, positive=True)
+        if not hi > lo:
+            raise ot.error(key, f"[low, high] with high > low, got {ot.raw(key)}")
+        return (lo, hi)
+
+    spec = OptimizeSpec(
+        bounds_of("channel_width", "length", (fins[0] / 2, fins[0] * 2)),
+        bounds_of("fin_thickness", "length", (fins[1] / 2, fins[1] * 2)),
+        bounds_of("flow", "volumetric_flow", (flow / 2, flow * 2)),
+        ot.quantity("pressure_drop_limit", "pressure", positive=True),
+        ot.string("objective", default="R_max", choices=("R_max", "R_mean")),
+        ot.integer("grid", default=4, minimum=2, maximum=12),
+    )
+    ot.finish()
+    return spec
 
 
 def _require_memory(path, cells, n_layers: int, n_flows: int) -> None:
@@ -458,112 +510,362 @@ def discretize(case: CompactCase) -> Arrays:
     return Arrays((xf, yf, zf), plenum, slot, power / area, k)
 
 
-def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
-    """Fin-layer closures at the volume flow ``flow`` (traced): Shah & London,
-    or the closure table interpolated (linearly, in Re) at the channel
-    Reynolds number of that flow; pins: Zukauskas heat transfer at the mean
-    superficial speed of that flow (:meth:`CompactCase.superficial_speed`)
-    and the fitted Darcy-Forchheimer friction; plena where ``arr.plenum``."""
+# ----------------------------------------------------------------------------- protocol: build, solve, report, check
+#
+# thermo run = parse -> build -> solve -> report (+ check) (thermo/models/protocol.py).
+# Static fixes shapes and the compiled program; Params holds every number a
+# sweep may change, in SI; coolant properties are evaluated inside solve from
+# the inlet temperature in Params (polynomial fits, traceable).
+
+PROTOCOL = True
+
+_PARAM_FIELDS = (
+    "flow", "curve_flows", "inlet_temperature", "channel_width", "fin_thickness", "fin_height", "fin_k",
+    "layer_k", "flux", "pin_diameter", "pitch_transverse", "pitch_longitudinal", "pin_r_darcy", "pin_beta",
+)  # fmt: skip
+
+
+def _register(cls):
+    import jax
+
+    return jax.tree_util.register_dataclass(cls, data_fields=list(_PARAM_FIELDS), meta_fields=[])
+
+
+@dataclass(frozen=True)
+class Static:
+    """What fixes array shapes and the compiled program (hashable)."""
+
+    faces: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]  # x, y, z faces of the stack, m
+    plenum: tuple[tuple[bool, ...], ...]  # (nx, ny): open plenum cells
+    slot: tuple[tuple[float, ...], ...]  # (nx, ny): inlet weights from above (centre_fed)
+    layout: str
+    fin_type: str
+    nusselt: str
+    arrangement: str
+    closure_kind: str
+    closure_table: tuple[tuple[float, ...], ...]  # (Re, f Re, Nu) columns, () for Shah & London
+    coolant: Coolant
+    precision: str
+    max_iterations: int  # energy BiCGSTAB limit
+    curve_points: int  # flows of the dP(Q), R(Q) curves solved beside the operating point (0 in sweeps)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.faces[0]) - 1, len(self.faces[1]) - 1)
+
+    @property
+    def dtype(self):
+        import jax.numpy as jnp
+
+        return jnp.float64 if self.precision == "float64" else jnp.float32
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every sweepable number of a compact cold plate, SI (arrays; a leading
+    batch axis when stacked). Pin fields are 0 for straight fins and the
+    straight-fin fields 0 for pins."""
+
+    flow: object  # m^3/s, operating flow
+    curve_flows: object  # (curve_points,) m^3/s
+    inlet_temperature: object  # K
+    channel_width: object  # m
+    fin_thickness: object  # m
+    fin_height: object  # m
+    fin_k: object  # W/m/K
+    layer_k: object  # (nb,) W/m/K, from the junction side up
+    flux: object  # (nx, ny) W/m^2 into the bottom face (the power map)
+    pin_diameter: object  # m
+    pitch_transverse: object  # m
+    pitch_longitudinal: object  # m
+    pin_r_darcy: object  # Pa s/m^2
+    pin_beta: object  # kg/m^4
+
+
+_params_registered = False
+
+
+def _params_class():
+    global _params_registered
+    if not _params_registered:
+        _register(Params)
+        _params_registered = True
+    return Params
+
+
+def build(case: CompactCase, curves: bool = True) -> tuple[Static, Params]:
+    """``(Static, Params)`` of a parsed case; ``curves=False`` leaves out the
+    dP(Q), R(Q) curve flows (a sweep solves the operating point only)."""
+    arr = discretize(case)
+    xf, yf, zf = arr.faces
+    static = Static(
+        faces=tuple(tuple(float(v) for v in f) for f in (xf, yf, zf)),
+        plenum=tuple(tuple(bool(v) for v in row) for row in arr.plenum),
+        slot=tuple(tuple(float(v) for v in row) for row in arr.slot),
+        layout=case.layout,
+        fin_type=case.fin_type,
+        nusselt=case.nusselt,
+        arrangement=case.arrangement,
+        closure_kind=case.closure_kind if case.closures else "",
+        closure_table=(case.closure_re, case.closure_fre, case.closure_nu) if case.closures else (),
+        coolant=case.coolant,
+        precision=case.precision,
+        max_iterations=case.max_iterations,
+        curve_points=len(case.curve_flows) if curves else 0,
+    )
+    f64 = np.float64
+    params = _params_class()(
+        flow=f64(case.flow),
+        curve_flows=np.asarray(case.curve_flows if curves else (), f64),
+        inlet_temperature=f64(case.inlet_temperature),
+        channel_width=f64(case.channel_width),
+        fin_thickness=f64(case.fin_thickness),
+        fin_height=f64(case.fin_height),
+        fin_k=f64(case.fin_k),
+        layer_k=np.asarray([layer.k for layer in case.layers], f64),
+        flux=np.asarray(arr.flux, f64),
+        pin_diameter=f64(case.pin_diameter),
+        pitch_transverse=f64(case.pitch_transverse),
+        pitch_longitudinal=f64(case.pitch_longitudinal),
+        pin_r_darcy=f64(case.pin_r_darcy),
+        pin_beta=f64(case.pin_beta),
+    )
+    return static, params
+
+
+def build_sweep(case: CompactCase) -> tuple[Static, Params]:
+    """``build`` for a sweep: the operating point only (no curve flows)."""
+    return build(case, curves=False)
+
+
+def stack_params(designs) -> Params:
+    """Stack the ``Params`` of designs with equal ``Static`` along a new leading axis."""
+    return _params_class()(**{f: np.stack([np.asarray(getattr(p, f)) for p in designs]) for f in _PARAM_FIELDS})
+
+
+def _field_speed(static: Static, params: Params, flow):
+    """Mean superficial speed in the fin field (:meth:`CompactCase.superficial_speed`), traced."""
+    through = flow / 2 if static.layout == "centre_fed" else flow
+    return through / (static.faces[1][-1] * params.fin_height)
+
+
+def _channel_re(static: Static, params: Params, flow, rho, mu):
+    """Channel Reynolds number (:meth:`CompactCase.channel_reynolds`), traced."""
+    w, t, H = params.channel_width, params.fin_thickness, params.fin_height
+    through = flow / 2 if static.layout == "centre_fed" else flow
+    u_c = through / (static.faces[1][-1] * H * w / (w + t))
+    return rho * u_c * (2 * w * H / (w + H)) / mu
+
+
+def _pin_re(static: Static, params: Params, flow, rho, mu):
+    """Zukauskas ``Re_max`` (:meth:`CompactCase.pin_reynolds`), traced."""
+    import jax.numpy as jnp
+
+    d, st, sl = params.pin_diameter, params.pitch_transverse, params.pitch_longitudinal
+    if static.arrangement == "staggered":
+        sd = jnp.sqrt(sl**2 + (st / 2) ** 2)
+        ratio = jnp.where(sd < (st + d) / 2, st / (2 * (sd - d)), st / (st - d))
+    else:
+        ratio = st / (st - d)
+    return rho * _field_speed(static, params, flow) * ratio * d / mu
+
+
+def _layer_at(static: Static, params: Params, props, flow):
+    """Fin-layer closures at the volume flow ``flow`` (traced); see :func:`fin_layer`."""
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import porous
 
-    nx, ny = arr.plenum.shape
-    cool, t_in = case.coolant, case.inlet_temperature
-    mu, kf = float(cool.viscosity(t_in)), float(cool.conductivity(t_in))
-    if case.fin_type == "pins":
+    dtype, shape = static.dtype, static.shape
+    rho, mu, kf, pr = props
+    open_ = jnp.asarray(~np.asarray(static.plenum, bool))
+    plenum = porous.plenum(shape, params.fin_height, kf, mu, dtype)
+    if static.fin_type == "pins":
         fins = porous.pin_fins(
-            (nx, ny),
-            case.pin_diameter,
-            case.pitch_transverse,
-            case.pitch_longitudinal,
-            case.fin_height,
-            case.fin_k,
-            kf,
-            float(cool.density(t_in)),
-            mu,
-            float(cool.prandtl(t_in)),
-            case.superficial_speed(jnp.asarray(flow, dtype)),
-            case.pin_r_darcy,
-            case.pin_beta,
-            staggered=case.arrangement == "staggered",
-            dtype=dtype,
-        )
-        return porous.select(jnp.asarray(~arr.plenum), fins, porous.plenum((nx, ny), case.fin_height, kf, mu, dtype))
+            shape, params.pin_diameter, params.pitch_transverse, params.pitch_longitudinal, params.fin_height,
+            params.fin_k, kf, rho, mu, pr, _field_speed(static, params, jnp.asarray(flow, dtype)),
+            params.pin_r_darcy, params.pin_beta, staggered=static.arrangement == "staggered", dtype=dtype,
+        )  # fmt: skip
+        return porous.select(open_, fins, plenum)
     fre = nusselt = None
-    if case.closures:
-        re = case.channel_reynolds(jnp.asarray(flow, dtype))
-        table = [jnp.asarray(c, dtype) for c in (case.closure_re, case.closure_fre, case.closure_nu)]
+    if static.closure_table:
+        re = _channel_re(static, params, jnp.asarray(flow, dtype), rho, mu)
+        table = [jnp.asarray(c, dtype) for c in static.closure_table]
         fre = jnp.interp(re, table[0], table[1])
         nusselt = jnp.interp(re, table[0], table[2])
     fins = porous.straight_fins(
-        (nx, ny),
-        case.channel_width,
-        case.fin_thickness,
-        case.fin_height,
-        case.fin_k,
-        kf,
-        mu,
-        nu=case.nusselt,
-        dtype=dtype,
-        fre=fre,
-        nusselt=nusselt,
-    )
-    return porous.select(jnp.asarray(~arr.plenum), fins, porous.plenum((nx, ny), case.fin_height, kf, mu, dtype))
+        shape, params.channel_width, params.fin_thickness, params.fin_height, params.fin_k, kf, mu,
+        nu=static.nusselt, dtype=dtype, fre=fre, nusselt=nusselt,
+    )  # fmt: skip
+    return porous.select(open_, fins, plenum)
 
 
-def _inputs(case: CompactCase, arr: Arrays, dtype):
+def _coolant_props(static: Static, t_in):
+    """(rho, mu, k, Pr) and rho cp at the inlet temperature (traced; the polynomial fits of :mod:`thermo.coolant`)."""
+    c = static.coolant
+    rho, cp, mu, kf = c.density(t_in), c.cp(t_in), c.viscosity(t_in), c.conductivity(t_in)
+    return (rho, mu, kf, cp * mu / kf), rho * cp
+
+
+def _bc(static: Static):
+    from aidc_thermo.kernels import porous
+
+    dtype, shape = static.dtype, static.shape
+    if static.layout == "centre_fed":
+        return porous.FlowBC.make(shape, dtype, inlet_cells=np.asarray(static.slot), outlet_x_lo=1.0, outlet_x_hi=1.0)
+    dy = np.diff(static.faces[1])
+    return porous.FlowBC.make(shape, dtype, inlet_x_lo=dy / dy.sum(), outlet_x_hi=1.0)
+
+
+def _grid_stack(static: Static, params: Params):
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import porous
     from aidc_thermo.kernels.fv.grid import grid_from_faces
 
-    xf, yf, zf = arr.faces
-    nx, ny = arr.plenum.shape
-    grid = grid_from_faces(xf, yf, zf, dtype)
-    cool, t_in = case.coolant, case.inlet_temperature
-    if case.layout == "centre_fed":
-        bc = porous.FlowBC.make((nx, ny), dtype, inlet_cells=arr.slot, outlet_x_lo=1.0, outlet_x_hi=1.0)
-    else:
-        dy = np.diff(yf)
-        bc = porous.FlowBC.make((nx, ny), dtype, inlet_x_lo=dy / dy.sum(), outlet_x_hi=1.0)
-    stack = porous.Stack(jnp.asarray(arr.k, dtype), jnp.asarray(arr.flux, dtype))
-    rho_cp = float(cool.density(t_in) * cool.cp(t_in))
-    return grid, bc, stack, rho_cp
+    dtype = static.dtype
+    grid = grid_from_faces(*static.faces, dtype)
+    k = jnp.broadcast_to(jnp.asarray(params.layer_k, dtype), (*static.shape, len(static.faces[2]) - 1))
+    return grid, porous.Stack(k, jnp.asarray(params.flux, dtype))
 
 
-def _solve(grid, layer, bc, stack, q, rho_cp, t_in):
+@dataclass(frozen=True)
+class Solution:
+    """The operating point (fields and diagnostics), the curves (one entry per
+    curve flow) and the scalar reductions that ``report`` and the sweep's
+    screening read (every array gains a leading axis when params are batched)."""
+
+    flow: object  # porous.Flow at the operating flow
+    thermal: object  # porous.Thermal at the operating flow
+    t_junction: object  # (nx, ny) K, bottom face
+    r_max: object
+    r_mean: object
+    rho_cp: object
+    channel_re: object  # channel (straight) or pin Re_max (pins) at the operating flow
+    curve_dp: object  # (curve_points,) Pa
+    curve_r_max: object
+    curve_r_mean: object
+    curve_converged: object  # (curve_points,) bool
+    curve_iterations: object  # (curve_points,) int
+    extremes: object  # (curve_points + 1, 4, 2): min, max of T_fluid, T_fin, T_stack; max solid (4th, min unused)
+
+
+def _register_solution():
+    import jax
+
+    if not getattr(Solution, "_registered", False):
+        names = list(Solution.__dataclass_fields__)
+        jax.tree_util.register_dataclass(Solution, data_fields=names, meta_fields=[])
+        Solution._registered = True
+
+
+def solve(static: Static, params: Params) -> Solution:
+    """The flow and energy solves at the operating flow and at every curve
+    flow (one vmapped solve): pure, jit-able, vmap-able over ``params``."""
+    import jax
+    import jax.numpy as jnp
+
     from aidc_thermo.kernels import porous
 
-    flow = porous.solve_flow(grid, layer, bc, q)
-    th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in)
-    r_max, r_mean = porous.thermal_resistance(stack, grid, th, t_in)
-    return flow, th, r_max, r_mean
+    _register_solution()
+    dtype = static.dtype
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)  # float32 cases compute in float32
+    grid, stack = _grid_stack(static, params)
+    bc = _bc(static)
+    t_in = params.inlet_temperature
+    props, rho_cp = _coolant_props(static, t_in)
+    energy = porous.EnergyConfig(replace(porous.EnergyConfig().krylov, max_iterations=static.max_iterations))
+
+    def one(q):
+        layer = _layer_at(static, params, props, q)
+        flow = porous.solve_flow(grid, layer, bc, q)
+        th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in, energy)
+        r_max, r_mean = porous.thermal_resistance(stack, grid, th, t_in)
+        solid = jnp.maximum(jnp.max(th.T_fin), jnp.max(th.T_stack))
+        ext = jnp.stack(
+            [jnp.stack([jnp.min(a), jnp.max(a)]) for a in (th.T_fluid, th.T_fin, th.T_stack)]
+            + [jnp.stack([solid, solid])]
+        )
+        return flow, th, r_max, r_mean, ext
+
+    qs = jnp.concatenate([jnp.asarray(params.curve_flows, dtype).reshape(-1), jnp.asarray(params.flow, dtype)[None]])
+    flows, ths, rmaxs, rmeans, ext = jax.vmap(one)(qs)
+    flow, th = jax.tree_util.tree_map(lambda a: a[-1], (flows, ths))
+    rho, mu = props[0], props[1]
+    re = (_pin_re if static.fin_type == "pins" else _channel_re)(static, params, params.flow, rho, mu)
+    return Solution(
+        flow=flow,
+        thermal=th,
+        t_junction=porous.junction_temperature(grid, stack, th),
+        r_max=rmaxs[-1],
+        r_mean=rmeans[-1],
+        rho_cp=rho_cp,
+        channel_re=re,
+        curve_dp=flows.dp[:-1],
+        curve_r_max=rmaxs[:-1],
+        curve_r_mean=rmeans[:-1],
+        curve_converged=flows.info.converged[:-1] & ths.info.converged[:-1],
+        curve_iterations=jnp.maximum(flows.info.iterations[:-1], ths.info.iterations[:-1]),
+        extremes=ext,
+    )
 
 
-def _closure_summary(case: CompactCase) -> dict[str, Quantity]:
-    if case.fin_type == "pins":
-        field = case.size[0] - 2 * case.plenum_length - case.slot_width
-        rows = field / case.pitch_longitudinal / (2 if case.layout == "centre_fed" else 1)
-        return {
-            "pin_Re_max": Quantity(float(case.pin_reynolds(case.flow)), "", "rho V_max D / mu, mean approach velocity"),
-            "pin_rows": Quantity(rows, "", "pin rows along each flow path (Zukauskas charts: >= ~10)"),
-            "closures": Quantity(
-                f"pins ({case.arrangement}): Zukauskas (1972) Nu; friction Zukauskas chart (ht.dP_Zukauskas) fitted "
-                "as Darcy-Forchheimer"
-            ),
-            "pin_r_darcy": Quantity(case.pin_r_darcy, "Pa s/m^2", "fitted Darcy resistivity mu/K"),
-            "pin_beta": Quantity(case.pin_beta, "kg/m^4", "fitted Forchheimer coefficient"),
-            "pin_friction_fit_error": Quantity(
-                case.pin_fit_error, "", "max relative error of r u + beta u^2 vs the chart over the flows"
-            ),
-        }
-    return {
-        "channel_Re": Quantity(float(case.channel_reynolds(case.flow)), "", "rho u_c D_h / mu, mean channel velocity"),
-        "closures": Quantity(
-            f"{case.closure_kind} values of {case.closures}" if case.closures else f"Shah & London (Nu_{case.nusselt})"
+def report(static: Static, params: Params, solution: Solution) -> dict[str, Output]:
+    """Summary numbers (arrays, batched when ``params`` is): the operating
+    point, then the curves when ``static.curve_points`` > 0."""
+    import jax.numpy as jnp
+
+    s = solution
+    th, fl = s.thermal, s.flow
+    heat_in = th.heat_in
+    lpm = 60000.0
+    ok = fl.info.converged & th.info.converged
+    its = jnp.maximum(fl.info.iterations, th.info.iterations)
+    if static.curve_points:
+        ok = ok & jnp.all(s.curve_converged, axis=-1)
+        its = jnp.maximum(its, jnp.max(s.curve_iterations, axis=-1))
+    t_j = jnp.max(s.t_junction, axis=(-2, -1))
+    out = {
+        "total_power": Output(heat_in, "W", "heat into the bottom face"),
+        "flow": Output(params.flow * lpm, "L/min", "operating coolant flow"),
+        ("pin_Re_max" if static.fin_type == "pins" else "channel_Re"): Output(
+            s.channel_re,
+            "",
+            "rho V_max D / mu, mean approach velocity"
+            if static.fin_type == "pins"
+            else "rho u_c D_h / mu, mean channel velocity",
+        ),
+        "pressure_drop": Output(fl.dp / 1e3, "kPa", "flow-weighted inlet minus outlet pressure"),
+        "T_junction_max": Output(t_j - 273.15, "degC", "hottest point of the bottom face"),
+        "R_max": Output(s.r_max, "K/W", "(T_bottom,max - T_inlet) / P"),
+        "R_mean": Output(s.r_mean, "K/W", "(heat-weighted mean T_bottom - T_inlet) / P"),
+        "T_outlet_mean": Output(
+            params.inlet_temperature + heat_in / (s.rho_cp * params.flow) - 273.15, "degC", "inlet + P / (rho cp Q)"
+        ),
+        "heat_balance_error": Output(jnp.abs(heat_in - th.heat_out) / heat_in, "", "|in - out| / in"),
+        "flow_picard_iterations": Output(fl.info.iterations, "", "Picard iterations of the flow solve"),
+        "energy_iterations": Output(th.info.iterations, "", "BiCGSTAB iterations of the energy solve"),
+        "energy_residual": Output(th.info.residual, "", "relative 2-norm residual"),
+        "converged": Output(ok, "", "every flow and energy solve converged"),
+        "iterations": Output(its, "", "largest inner iteration count"),
+        "temperature_extremes": Output(
+            s.extremes,
+            "K",
+            "per solved flow (curve flows, then the operating flow): [min, max] of the fluid, fin and stack "
+            "temperatures, then the hottest solid",
         ),
     }
+    if static.curve_points:
+        out.update(
+            {
+                "curve_flow": Output(params.curve_flows * lpm, "L/min", "flows of the curves"),
+                "curve_pressure_drop": Output(s.curve_dp / 1e3, "kPa", "pressure drop at each curve flow"),
+                "curve_R_max": Output(s.curve_r_max, "K/W", "R_max at each curve flow"),
+                "curve_R_mean": Output(s.curve_r_mean, "K/W", "R_mean at each curve flow"),
+                "curve_converged": Output(s.curve_converged, "", "flow and energy solves converged at each curve flow"),
+            }
+        )
+    return out
 
 
 def _check(ok, what, info):
@@ -574,25 +876,18 @@ def _check(ok, what, info):
         )
 
 
-def check_bounded(case: CompactCase, arr: Arrays, qs, ths) -> None:
-    """The maximum principle (:mod:`thermo.bounds`) on every solve of the
-    batch (the flow range, then the operating point): with heat only added
-    on the bottom and the inlet the only cold boundary, no stack, fin or
-    fluid temperature is below the inlet temperature, and the fluid, heated
-    only through the fins and the base, is nowhere hotter than the hottest
-    solid. Raises :class:`SolveError` otherwise."""
-    if np.any(arr.flux < 0):
+def _bounded(t_in: float, precision: str, flux, faces, qs, ths) -> None:
+    if np.any(np.asarray(flux) < 0):
         return  # a heat sink on the bottom: the bounds do not hold
-    t_in = case.inlet_temperature
     flows = [f"flow {float(q) * 6e4:.4g} L/min" for q in np.asarray(qs)]
-    cells = bounds.grid_locator(arr.faces[:2])
+    cells = bounds.grid_locator(faces[:2])
 
     def locate(index):
         layer = f", stack layer {int(index[3])}" if len(index) > 3 else ""
         return f"{flows[int(index[0])]}, {cells(tuple(index[1:3]))}{layer}"
 
     why = "the inlet temperature (heat is only added)"
-    kw = dict(locate=locate, precision=case.precision)
+    kw = dict(locate=locate, precision=precision)
     t_stack, t_fin, t_fluid = (np.asarray(a, np.float64) for a in (ths.T_stack, ths.T_fin, ths.T_fluid))
     bounds.check("fluid temperature", t_fluid, lower=t_in, lower_why=why, **kw)
     bounds.check("fin temperature", t_fin, lower=t_in, lower_why=why, **kw)
@@ -608,56 +903,158 @@ def check_bounded(case: CompactCase, arr: Arrays, qs, ths) -> None:
         )
 
 
-def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
-    """Solve at the operating flow and over the flow range; write results."""
-    import jax
+def check_bounded(case: CompactCase, arr: Arrays, qs, ths) -> None:
+    """The maximum principle (:mod:`thermo.bounds`) on every solve of the
+    batch (the flow range, then the operating point): with heat only added
+    on the bottom and the inlet the only cold boundary, no stack, fin or
+    fluid temperature is below the inlet temperature, and the fluid, heated
+    only through the fins and the base, is nowhere hotter than the hottest
+    solid. Raises :class:`SolveError` otherwise."""
+    _bounded(case.inlet_temperature, case.precision, arr.flux, arr.faces, qs, ths)
+
+
+def check(static: Static, params: Params, solution: Solution) -> None:
+    """Convergence of every solve (operating point and curves), the maximum
+    principle on the extremes of every solved flow (:func:`screen`) and on
+    the operating point's fields (located); one unbatched design; raises
+    :class:`SolveError`."""
+    s = solution
+    _check(s.flow.info.converged, "flow solve", s.flow.info)
+    _check(s.thermal.info.converged, "energy solve", s.thermal.info)
+    reason = screen(static, params, {k: np.asarray(v.value) for k, v in report(static, params, s).items()})
+    if reason:
+        raise SolveError(reason)
+    # the fields of the operating point, located (the guard tests/test_bounds.py spies on)
+    th1 = replace(s.thermal, **{f: np.asarray(getattr(s.thermal, f))[None] for f in ("T_stack", "T_fin", "T_fluid")})
+    check_bounded(
+        SimpleNamespace(inlet_temperature=float(params.inlet_temperature), precision=static.precision),
+        SimpleNamespace(flux=np.asarray(params.flux), faces=tuple(np.asarray(f) for f in static.faces)),
+        np.asarray([float(params.flow)]),
+        th1,
+    )
+
+
+def screen(static: Static, params: Params, outputs: dict) -> str:
+    """Why one unbatched design is not a result ("" when it is), from its
+    :func:`report` outputs (numpy values): a solve that did not converge, or
+    temperature extremes of a solved flow that break the maximum principle
+    (:mod:`thermo.bounds`, the same test as on the fields). A sweep screens
+    every design this way without fetching its fields."""
+    out = outputs
+    flows = [*np.atleast_1d(np.asarray(params.curve_flows, np.float64)), float(params.flow)]
+    if not bool(out["converged"]):
+        where = ""
+        if "curve_converged" in out and not np.all(out["curve_converged"]):
+            bad = [f"{q * 6e4:.4g}" for q, c in zip(flows, out["curve_converged"], strict=False) if not c]
+            where = f" (curve flows {', '.join(bad)} L/min)"
+        return (
+            f"did not converge{where}: energy residual {float(out['energy_residual']):.3e} after "
+            f"{int(out['energy_iterations'])} BiCGSTAB iterations (limit {static.max_iterations}), "
+            f"flow Picard iterations {int(out['flow_picard_iterations'])}"
+        )
+    if np.any(np.asarray(params.flux) < 0):
+        return ""
+    t_in = float(params.inlet_temperature)
+    ext = np.asarray(out["temperature_extremes"], np.float64)
+    why = "the inlet temperature (heat is only added)"
+    for i, q in enumerate(flows):
+        kw = dict(locate=lambda _i, q=q: f"flow {q * 6e4:.4g} L/min (field extremes)", precision=static.precision)
+        try:
+            for j, name in enumerate(("fluid temperature", "fin temperature", "stack temperature")):
+                bounds.check(name, ext[i, j], lower=t_in, lower_why=why, **kw)
+            bounds.check(
+                "fluid temperature",
+                ext[i, 0],
+                upper=max(float(ext[i, 3, 0]), t_in),
+                upper_why="the hottest solid (the fluid is heated only through the fins and the base)",
+                **kw,
+            )
+        except SolveError as exc:
+            return str(exc)
+    return ""
+
+
+def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
+    """Fin-layer closures at the volume flow ``flow`` (traced): Shah & London,
+    or the closure table interpolated (linearly, in Re) at the channel
+    Reynolds number of that flow; pins: Zukauskas heat transfer at the mean
+    superficial speed of that flow (:meth:`CompactCase.superficial_speed`)
+    and the fitted Darcy-Forchheimer friction; plena where ``arr.plenum``.
+    (The build/solve path: properties at the case's inlet temperature.)"""
     import jax.numpy as jnp
 
-    from aidc_thermo.kernels import porous
+    static, params = build(replace(case, precision="float64" if dtype == jnp.float64 else "float32"), curves=False)
+    props, _ = _coolant_props(static, case.inlet_temperature)
+    return _layer_at(static, params, props, flow)
+
+
+def _closure_summary(case: CompactCase, out: dict) -> dict[str, Quantity]:
+    if case.fin_type == "pins":
+        field = case.size[0] - 2 * case.plenum_length - case.slot_width
+        rows = field / case.pitch_longitudinal / (2 if case.layout == "centre_fed" else 1)
+        return {
+            "pin_Re_max": Quantity(float(out["pin_Re_max"]), "", "rho V_max D / mu, mean approach velocity"),
+            "pin_rows": Quantity(rows, "", "pin rows along each flow path (Zukauskas charts: >= ~10)"),
+            "closures": Quantity(
+                f"pins ({case.arrangement}): Zukauskas (1972) Nu; friction Zukauskas chart (ht.dP_Zukauskas) fitted "
+                "as Darcy-Forchheimer"
+            ),
+            "pin_r_darcy": Quantity(case.pin_r_darcy, "Pa s/m^2", "fitted Darcy resistivity mu/K"),
+            "pin_beta": Quantity(case.pin_beta, "kg/m^4", "fitted Forchheimer coefficient"),
+            "pin_friction_fit_error": Quantity(
+                case.pin_fit_error, "", "max relative error of r u + beta u^2 vs the chart over the flows"
+            ),
+        }
+    return {
+        "channel_Re": Quantity(float(out["channel_Re"]), "", "rho u_c D_h / mu, mean channel velocity"),
+        "closures": Quantity(
+            f"{case.closure_kind} values of {case.closures}" if case.closures else f"Shah & London (Nu_{case.nusselt})"
+        ),
+    }
+
+
+def _value(out: Output):
+    v = np.asarray(out.value)
+    return v.item() if v.ndim == 0 else v
+
+
+def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    """Solve at the operating flow and over the flow range; write results:
+    build -> solve (one jit) -> check -> report -> write."""
+    import jax
+    import jax.numpy as jnp
 
     progress.phase("build")
     dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
         raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
-    arr = discretize(case)
-    grid, bc, stack, rho_cp = _inputs(case, arr, dtype)
-    t_in = case.inlet_temperature
-
-    def one(q):
-        return _solve(grid, fin_layer(case, arr, dtype, q), bc, stack, q, rho_cp, t_in)
-
-    # one vmapped solve (one compilation): the flow range, then the operating point
-    qs = jnp.asarray((*case.curve_flows, case.flow), dtype)
+    static, params = build(case)
     progress.phase("solve")
-    flows, ths, rmaxs, rmeans = jax.jit(jax.vmap(one))(qs)
-    progress.phase("write", ready=(flows, ths, rmaxs, rmeans))
-    _check(flows.info.converged, "flow solve", flows.info)
-    _check(ths.info.converged, "energy solve", ths.info)
-    check_bounded(case, arr, qs, ths)
-    flow, th = jax.tree_util.tree_map(lambda a: a[-1], (flows, ths))
-    r_max, r_mean = rmaxs[-1], rmeans[-1]
-    qs, dps, rmaxs, rmeans = qs[:-1], flows.dp[:-1], rmaxs[:-1], rmeans[:-1]
-
-    heat_in, heat_out = float(th.heat_in), float(th.heat_out)
-    balance = abs(heat_in - heat_out) / heat_in
-    t_bottom = np.asarray(porous.junction_temperature(grid, stack, th), np.float64)
+    sol = jax.jit(solve, static_argnums=0)(static, params)
+    progress.phase("write", ready=sol)
+    check(static, params, sol)
+    out = {k: _value(v) for k, v in report(static, params, sol).items()}
+    # the maximum principle on every curve solve's fields was checked by `check` on the operating point and by the
+    # extremes of every curve flow (screen)
+    flow, th = sol.flow, sol.thermal
+    t_bottom = np.asarray(sol.t_junction, np.float64)
     lpm = 60000.0
+    rep = report(static, params, sol)
     summary = {
         "case": Quantity(case.name),
         "layout": Quantity(case.layout),
         "total_power": Quantity(case.total_power, "W", "heat into the bottom face"),
         "flow": Quantity(case.flow * lpm, "L/min"),
-        **_closure_summary(case),
-        "pressure_drop": Quantity(float(flow.dp) / 1e3, "kPa", "flow-weighted inlet minus outlet pressure"),
-        "T_junction_max": Quantity(float(t_bottom.max()) - 273.15, "degC", "hottest point of the bottom face"),
-        "R_max": Quantity(float(r_max), "K/W", "(T_bottom,max - T_inlet) / P"),
-        "R_mean": Quantity(float(r_mean), "K/W", "(heat-weighted mean T_bottom - T_inlet) / P"),
-        "T_outlet_mean": Quantity(t_in + heat_in / (rho_cp * case.flow) - 273.15, "degC", "inlet + P / (rho cp Q)"),
-        "heat_balance_error": Quantity(balance, "", "|in - out| / in"),
-        "flow_picard_iterations": Quantity(int(flow.info.iterations)),
-        "energy_iterations": Quantity(int(th.info.iterations)),
-        "energy_residual": Quantity(float(th.info.residual), "", "relative 2-norm residual"),
+        **_closure_summary(case, out),
+        **{
+            k: Quantity(float(out[k]), rep[k].units, rep[k].description)
+            for k in ("pressure_drop", "T_junction_max", "R_max", "R_mean", "T_outlet_mean", "heat_balance_error")
+        },
+        "flow_picard_iterations": Quantity(int(out["flow_picard_iterations"])),
+        "energy_iterations": Quantity(int(out["energy_iterations"])),
+        "energy_residual": Quantity(float(out["energy_residual"]), "", "relative 2-norm residual"),
     }
+    arr = discretize(case)
     xf, yf, zf = arr.faces
     nb = len(case.layers)
     zf_all = np.concatenate([zf, [zf[-1] + case.fin_height]])
@@ -711,10 +1108,10 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         summary=summary,
     )
     curves = {
-        "flow_Lpm": (np.asarray(qs, np.float64) * lpm, "L/min"),
-        "pressure_drop_kPa": (np.asarray(dps, np.float64) / 1e3, "kPa"),
-        "R_max_KpW": (np.asarray(rmaxs, np.float64), "K/W"),
-        "R_mean_KpW": (np.asarray(rmeans, np.float64), "K/W"),
+        "flow_Lpm": (np.asarray(out["curve_flow"], np.float64), "L/min"),
+        "pressure_drop_kPa": (np.asarray(out["curve_pressure_drop"], np.float64), "kPa"),
+        "R_max_KpW": (np.asarray(out["curve_R_max"], np.float64), "K/W"),
+        "R_mean_KpW": (np.asarray(out["curve_R_mean"], np.float64), "K/W"),
     }
     with results_h5(folder / "results.h5", "a") as h5:
         g = h5.create_group("curves")
@@ -732,3 +1129,184 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
 
         plot_results(folder)
     return summary
+
+
+# ----------------------------------------------------------------------------- thermo optimize
+
+_VARS = ("channel_width", "fin_thickness", "flow")
+
+
+def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
+    """Channel width, fin thickness and flow that minimise the thermal
+    resistance (``[optimize] objective``, R_max by default) with the pressure
+    drop at or below ``pressure_drop_limit``, within the ``[optimize]`` bounds.
+
+    Method: a scan of ``grid``^3 designs and the case's own, solved as one
+    batch (``vmap`` over ``Params``, the sweep path), gives the best feasible
+    start; SLSQP (scipy)
+    refines it in log coordinates with the gradients of R and of the pressure
+    drop by forward-mode differentiation through :func:`solve` (one
+    ``jax.jvp`` per design variable; the flow and energy solves differentiate
+    implicitly: one tangent solve each, no differentiation through
+    iterations). The refined point is kept
+    only if it converges, meets the limit and is no worse than the scan's best.
+    The optimum is then written as a full ``thermo run`` of that design, with
+    the optimization in ``summary.json``, ``/optimize`` in results.h5 and
+    ``optimize.png``."""
+    import jax
+    import jax.numpy as jnp
+    from scipy.optimize import minimize
+
+    spec = case.optimize
+    if spec is None:
+        raise CaseError(case_file.path, "optimize", "thermo optimize needs an [optimize] table (pressure_drop_limit, "
+                        "bounds of channel_width, fin_thickness, flow)")  # fmt: skip
+    progress.phase("build")
+    static, p0 = build(case, curves=False)
+    lo = np.log(np.array([spec.channel_width[0], spec.fin_thickness[0], spec.flow[0]]))
+    hi = np.log(np.array([spec.channel_width[1], spec.fin_thickness[1], spec.flow[1]]))
+    limit = spec.pressure_drop_limit
+
+    def metrics(u):  # u in [0, 1]^3 (log-scaled bounds) -> (R, dp in Pa, converged)
+        x = jnp.exp(jnp.asarray(lo) + u * jnp.asarray(hi - lo))
+        p = replace(p0, **{k: x[i] for i, k in enumerate(_VARS)})
+        out = report(static, p, solve(static, p))
+        return jnp.stack([out[spec.objective].value, out["pressure_drop"].value * 1e3]), out["converged"].value
+
+    n = spec.grid
+    axes = np.linspace(0.0, 1.0, n)
+    us = np.stack(np.meshgrid(axes, axes, axes, indexing="ij"), -1).reshape(-1, 3)
+    # the case's own design is a candidate too (clipped into the bounds)
+    own = (np.log([case.channel_width, case.fin_thickness, case.flow]) - lo) / (hi - lo)
+    us = np.concatenate([us, np.clip(own, 0.0, 1.0)[None]])
+    progress.phase("solve")
+    vals, conv = jax.jit(jax.vmap(metrics))(jnp.asarray(us))
+    vals, conv = np.asarray(vals, np.float64), np.asarray(conv, bool)
+    feasible = conv & (vals[:, 1] <= limit)
+    if not feasible.any():
+        raise SolveError(
+            f"optimize: no design of the {n}^3 scan (nor the case's own) keeps the pressure drop at or below "
+            f"{limit / 1e3:.4g} kPa "
+            f"(lowest {np.nanmin(np.where(conv, vals[:, 1], np.inf)) / 1e3:.4g} kPa): widen the channels, lower the "
+            "flow bound or relax the limit"
+        )
+    best = int(np.argmin(np.where(feasible, vals[:, 0], np.inf)))
+    u_grid, r_grid = us[best], float(vals[best, 0])
+
+    def both_(u):  # values and the 2 x 3 Jacobian, forward mode: one JVP per design variable (lax.map, no vmap)
+        def g(v):
+            return metrics(v)[0]
+
+        return g(u), jax.lax.map(lambda t: jax.jvp(g, (u,), (t,))[1], jnp.eye(3, dtype=u.dtype)).T
+
+    both = jax.jit(both_)
+    cache: dict = {}
+
+    def evaluate(u):
+        key = tuple(np.round(np.asarray(u, np.float64), 14))
+        if key not in cache:
+            v, jac = both(jnp.asarray(u, jnp.float64))
+            cache[key] = (np.asarray(v, np.float64), np.asarray(jac, np.float64))
+        return cache[key]
+
+    scale = max(r_grid, 1e-30)
+    res = minimize(
+        lambda u: evaluate(u)[0][0] / scale,
+        u_grid,
+        jac=lambda u: evaluate(u)[1][0] / scale,
+        bounds=[(0.0, 1.0)] * 3,
+        constraints=[
+            {
+                "type": "ineq",
+                "fun": lambda u: 1.0 - evaluate(u)[0][1] / limit,
+                "jac": lambda u: -evaluate(u)[1][1] / limit,
+            }
+        ],  # fmt: skip
+        method="SLSQP",
+        options={"maxiter": 40, "ftol": 1e-9},
+    )
+    u_opt = np.clip(np.asarray(res.x, np.float64), 0.0, 1.0)
+    v_opt, c_opt = (np.asarray(a) for a in jax.jit(metrics)(jnp.asarray(u_opt)))
+    refined = bool(c_opt) and v_opt[1] <= limit * (1 + 1e-9) and v_opt[0] <= r_grid
+    if not refined:
+        u_opt, v_opt = u_grid, vals[best]
+    grad = np.asarray(evaluate(u_opt)[1], np.float64)  # d(R, dp)/du
+    x_opt = np.exp(lo + u_opt * (hi - lo))
+    dlogx = hi - lo  # du = dlog(x) / (hi - lo): d/dlog(x) = d/du / (hi - lo)
+    sens = grad / dlogx  # per unit relative change of each variable
+
+    best_case = replace(case, channel_width=float(x_opt[0]), fin_thickness=float(x_opt[1]), flow=float(x_opt[2]))
+    summary = run(best_case, case_file, folder)
+    base = report(static, p0, jax.jit(solve, static_argnums=0)(static, p0))
+    units = {"channel_width": ("mm", 1e3), "fin_thickness": ("mm", 1e3), "flow": ("L/min", 6e4)}
+    extra = {
+        "optimize_objective": Quantity(spec.objective, "", "minimised: thermal resistance"),
+        "optimize_pressure_drop_limit": Quantity(limit / 1e3, "kPa", "constraint: pressure drop at or below"),
+        "optimize_method": Quantity(
+            f"{n}^3 batched scan, then SLSQP with forward-mode gradients through solve (jax.jvp, implicit)"
+            + ("" if refined else "; the refinement did not improve on the scan, the scan's best is kept")
+        ),
+        **{
+            f"optimum_{k}": Quantity(float(x_opt[i]) * units[k][1], units[k][0], "optimal design")
+            for i, k in enumerate(_VARS)
+        },  # fmt: skip
+        "optimum_R": Quantity(float(v_opt[0]), "K/W", f"{spec.objective} at the optimum"),
+        "optimum_pressure_drop": Quantity(float(v_opt[1]) / 1e3, "kPa", "at the optimum"),
+        "case_R": Quantity(float(np.asarray(base[spec.objective].value)), "K/W", "the case's own design"),
+        "case_pressure_drop": Quantity(float(np.asarray(base["pressure_drop"].value)), "kPa", "the case's own design"),
+        **{
+            f"dR_dlog_{k}": Quantity(float(sens[0, i]), "K/W", "sensitivity at the optimum: per unit relative change")
+            for i, k in enumerate(_VARS)
+        },  # fmt: skip
+        **{
+            f"ddp_dlog_{k}": Quantity(float(sens[1, i]) / 1e3, "kPa", "sensitivity at the optimum")
+            for i, k in enumerate(_VARS)
+        },  # fmt: skip
+    }
+    summary = {**summary, **extra}
+    from aidc_thermo.io.results import write_summary_json
+
+    write_summary_json(folder, summary)
+    xs = np.exp(lo + us * (hi - lo))
+    append_groups(
+        folder,
+        {
+            "optimize": {
+                "scan_channel_width": Series(xs[:, 0], "m", "scan designs"),
+                "scan_fin_thickness": Series(xs[:, 1], "m", "scan designs"),
+                "scan_flow": Series(xs[:, 2], "m^3/s", "scan designs"),
+                "scan_R": Series(vals[:, 0], "K/W", spec.objective),
+                "scan_pressure_drop": Series(vals[:, 1], "Pa", "pressure drop"),
+                "scan_converged": Series(conv.astype(np.int8), "1", "converged"),
+                "optimum": Series(x_opt, "m, m, m^3/s", "channel width, fin thickness, flow"),
+            }
+        },
+    )
+    if case.plots:
+        _plot_optimize(folder, vals, conv, limit, v_opt, (float(np.asarray(base[spec.objective].value)),
+                       float(np.asarray(base["pressure_drop"].value)) * 1e3), spec.objective)  # fmt: skip
+    return summary
+
+
+def _plot_optimize(folder: Path, vals, conv, limit, v_opt, v_case, objective) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ok = conv & (vals[:, 1] <= limit)
+    ax.scatter(vals[ok, 1] / 1e3, vals[ok, 0], s=14, color="C0", label="scan: within the limit")
+    ax.scatter(vals[~ok, 1] / 1e3, vals[~ok, 0], s=14, color="0.7", label="scan: above the limit")
+    ax.axvline(limit / 1e3, color="C3", ls="--", lw=1, label=f"limit {limit / 1e3:g} kPa")
+    ax.plot(v_case[1] / 1e3, v_case[0], "s", color="k", ms=7, label="the case's design")
+    ax.plot(v_opt[1] / 1e3, v_opt[0], "*", color="C1", ms=14, label="optimum")
+    ax.set_xscale("log")
+    ax.set_xlabel("pressure drop [kPa]")
+    ax.set_ylabel(f"{objective} [K/W]")
+    ax.set_title("compact cold plate: channel width x fin thickness x flow", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "optimize.png", dpi=120)
+    plt.close(fig)

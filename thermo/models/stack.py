@@ -27,8 +27,10 @@ from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_pl
 from aidc_thermo.io.power_maps import read_map, source_power
 from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
+from aidc_thermo.models.protocol import Output
 
-__all__ = ["StackCase", "parse", "solve", "run"]
+__all__ = ["StackCase", "Static", "Params", "Solution", "parse", "build", "solve", "report", "check", "screen",
+           "stack_params", "run", "CASE_TYPE"]  # fmt: skip
 
 CASE_TYPE = "package_stack"
 
@@ -382,58 +384,218 @@ def discretize(case: StackCase) -> Discretization:
 # a case (thermo check) starts no JAX.
 
 
-def _boundary_conditions(grid, case: StackCase, flux, dtype):
-    from aidc_thermo.kernels import conduction
+# ----------------------------------------------------------------------------- protocol: build, solve, report, check
 
-    faces = {name: conduction.face_bc(grid, name, dtype=dtype) for name, _, _ in conduction.FACES}
-    bottom_kind = conduction.CONVECTIVE if case.bottom.kind == "convective" else conduction.FLUX
-    faces["z_lo"] = conduction.face_bc(
-        grid,
-        "z_lo",
-        bottom_kind,
-        h=case.bottom.h,
-        value=case.bottom.temperature,
-        flux=flux,
-        dtype=dtype,
-    )
-    top_kind = conduction.CONVECTIVE if case.cold_side.kind == "convective" else conduction.TEMPERATURE
-    faces["z_hi"] = conduction.face_bc(
-        grid, "z_hi", top_kind, h=case.cold_side.h, value=case.cold_side.temperature, dtype=dtype
-    )
-    return conduction.BoundaryConditions(**faces)
+PROTOCOL = True
+
+_PARAM_FIELDS = ("k_table", "bottom_flux", "h_top", "t_top", "h_bottom", "t_bottom")
 
 
-def _solve_arrays(grid, k_table, material_map, bcs, config):
-    import jax.numpy as jnp
+@dataclass(frozen=True)
+class Static:
+    """What fixes array shapes and the compiled program (hashable)."""
 
-    from aidc_thermo.kernels import conduction
+    faces: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+    shape: tuple[int, int, int]
+    material_map: tuple[int, ...]  # flattened (nx, ny, nz) material indices
+    junction_mask: tuple[bool, ...]  # flattened (nx, ny): bottom cells under a heated block
+    top_kind: str  # "convective" or "temperature"
+    bottom_kind: str  # "convective" or "insulated"
+    precision: str
+    tolerance: float
+    max_iterations: int
 
-    k = k_table[material_map]
-    T, info = conduction.solve(grid, k, jnp.zeros_like(k), bcs, config)
-    heat_in, heat_out = conduction.heat_balance(grid, k, jnp.zeros_like(k), bcs, T)
-    return T, info, heat_in, heat_out
+    @property
+    def dtype(self):
+        import jax.numpy as jnp
+
+        return jnp.float64 if self.precision == "float64" else jnp.float32
 
 
-def solve(case: StackCase, disc: Discretization | None = None):
-    """Discretize and solve; returns (disc, T in K, SolveInfo, heat_in, heat_out)."""
+@dataclass(frozen=True)
+class Params:
+    """Every sweepable number of a package stack, SI: conductivity per
+    material (in ``Discretization.material_names`` order), the bottom heat
+    flux map (the powers), the cold side's h and temperature, the board's."""
+
+    k_table: object  # (n_materials,) W/m/K
+    bottom_flux: object  # (nx, ny) W/m^2
+    h_top: object
+    t_top: object  # K
+    h_bottom: object
+    t_bottom: object  # K
+
+
+def _register(cls, names):
     import jax
+
+    if not getattr(cls, "_registered", False):
+        jax.tree_util.register_dataclass(cls, data_fields=list(names), meta_fields=[])
+        cls._registered = True
+    return cls
+
+
+def build(case: StackCase, disc: Discretization | None = None) -> tuple[Static, Params]:
+    disc = disc or discretize(case)
+    static = Static(
+        faces=tuple(tuple(float(v) for v in f) for f in disc.faces),
+        shape=tuple(int(n) for n in disc.material_map.shape),
+        material_map=tuple(int(v) for v in disc.material_map.ravel()),
+        junction_mask=tuple(bool(v) for v in disc.junction_mask.ravel()),
+        top_kind="convective" if case.cold_side.kind == "convective" else "temperature",
+        bottom_kind="convective" if case.bottom.kind == "convective" else "insulated",
+        precision=case.solver.precision,
+        tolerance=float(case.solver.tolerance),
+        max_iterations=int(case.solver.max_iterations),
+    )
+    f64 = np.float64
+    params = _register(Params, _PARAM_FIELDS)(
+        k_table=np.asarray(disc.k_table, f64),
+        bottom_flux=np.asarray(disc.bottom_flux, f64),
+        h_top=f64(case.cold_side.h),
+        t_top=f64(case.cold_side.temperature),
+        h_bottom=f64(case.bottom.h),
+        t_bottom=f64(case.bottom.temperature),
+    )
+    return static, params
+
+
+def stack_params(designs) -> Params:
+    """Stack the ``Params`` of designs with equal ``Static`` along a new leading axis."""
+    return _register(Params, _PARAM_FIELDS)(
+        **{f: np.stack([np.asarray(getattr(p, f)) for p in designs]) for f in _PARAM_FIELDS}
+    )
+
+
+@dataclass(frozen=True)
+class Solution:
+    T: object  # (nx, ny, nz) K
+    info: object  # SolveInfo of the multigrid-preconditioned solve
+    heat_in: object
+    heat_out: object
+    t_junction: object  # (nx, ny) K, bottom face
+
+
+def solve(static: Static, params: Params) -> Solution:
+    """The conduction solve: pure, jit-able, vmap-able over ``params``."""
     import jax.numpy as jnp
 
-    from aidc_thermo.kernels import linsolve
+    from aidc_thermo.kernels import conduction, linsolve
     from aidc_thermo.kernels.fv.grid import grid_from_faces
 
-    progress.phase("build")
-    disc = disc or discretize(case)
-    dtype = jnp.float64 if case.solver.precision == "float64" else jnp.float32
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
-    grid = grid_from_faces(*disc.faces, dtype=dtype)
-    bcs = _boundary_conditions(grid, case, jnp.asarray(disc.bottom_flux, dtype), dtype)
-    config = linsolve.MultigridConfig(tol=case.solver.tolerance, max_iterations=case.solver.max_iterations)
-    fn = jax.jit(_solve_arrays, static_argnums=(4,))
-    progress.phase("solve")
-    T, info, heat_in, heat_out = fn(grid, jnp.asarray(disc.k_table, dtype), jnp.asarray(disc.material_map), bcs, config)
-    return disc, T, info, heat_in, heat_out
+    _register(Solution, Solution.__dataclass_fields__)
+    dtype = static.dtype
+    grid = grid_from_faces(*static.faces, dtype=dtype)
+    mat = jnp.asarray(np.asarray(static.material_map, np.int32).reshape(static.shape))
+    flux = jnp.asarray(params.bottom_flux, dtype)
+    faces = {name: conduction.face_bc(grid, name, dtype=dtype) for name, _, _ in conduction.FACES}
+    bottom = conduction.CONVECTIVE if static.bottom_kind == "convective" else conduction.FLUX
+    faces["z_lo"] = conduction.face_bc(grid, "z_lo", bottom, h=params.h_bottom, value=params.t_bottom, flux=flux,
+                                       dtype=dtype)  # fmt: skip
+    top = conduction.CONVECTIVE if static.top_kind == "convective" else conduction.TEMPERATURE
+    faces["z_hi"] = conduction.face_bc(grid, "z_hi", top, h=params.h_top, value=params.t_top, dtype=dtype)
+    bcs = conduction.BoundaryConditions(**faces)
+    config = linsolve.MultigridConfig(tol=static.tolerance, max_iterations=static.max_iterations)
+    k = jnp.asarray(params.k_table, dtype)[mat]
+    T, info = conduction.solve(grid, k, jnp.zeros_like(k), bcs, config)
+    heat_in, heat_out = conduction.heat_balance(grid, k, jnp.zeros_like(k), bcs, T)
+    # bottom face: the bottom cell plus the prescribed flux across its lower half (series with the board if convective)
+    k0 = k[:, :, 0]
+    r_half = 0.5 * grid.dz[0] / k0
+    t_face = T[:, :, 0] + flux * r_half
+    if static.bottom_kind == "convective":
+        r_ext = 1.0 / jnp.asarray(params.h_bottom, dtype)
+        t_face = (T[:, :, 0] * r_ext + params.t_bottom * r_half + flux * r_half * r_ext) / (r_half + r_ext)
+    return Solution(T, info, heat_in, heat_out, t_face)
+
+
+def report(static: Static, params: Params, solution: Solution) -> dict[str, Output]:
+    """Summary numbers (arrays, batched when ``params`` is)."""
+    import jax.numpy as jnp
+
+    s = solution
+    nx, ny, _ = static.shape
+    mask = jnp.asarray(np.asarray(static.junction_mask, bool).reshape(nx, ny))
+    tj = s.t_junction
+    tj_max = jnp.max(jnp.where(mask, tj, -jnp.inf), axis=(-2, -1))
+    tj_mean = jnp.sum(jnp.where(mask, tj, 0.0), axis=(-2, -1)) / float(np.sum(static.junction_mask))
+    flat = jnp.argmax(jnp.where(mask, tj, -jnp.inf).reshape(*tj.shape[:-2], nx * ny), axis=-1)
+    xc = [0.5 * (np.asarray(f[1:]) + np.asarray(f[:-1])) for f in static.faces[:2]]
+    area = np.diff(static.faces[0])[:, None] * np.diff(static.faces[1])[None, :]
+    power = jnp.sum(params.bottom_flux * area, axis=(-2, -1))
+    t_cool = params.t_top
+    heat_in, heat_out = s.heat_in, s.heat_out
+    t_max = jnp.max(s.T, axis=(-3, -2, -1))
+    t_min = jnp.min(s.T, axis=(-3, -2, -1))
+    ok = s.info.converged & jnp.isfinite(t_max) & jnp.isfinite(t_min)
+    return {
+        "total_power": Output(power, "W", "heat into the bottom face"),
+        "T_junction_max": Output(tj_max - 273.15, "degC", "hottest point of the heated blocks' bottom face"),
+        "T_junction_mean": Output(tj_mean - 273.15, "degC", "area mean over the heated blocks' bottom face"),
+        "hotspot_x": Output(jnp.asarray(xc[0])[flat // ny], "m", "x of the hottest junction cell"),
+        "hotspot_y": Output(jnp.asarray(xc[1])[flat % ny], "m", "y of the hottest junction cell"),
+        "R_junction_to_coolant": Output((tj_max - t_cool) / power, "K/W", "(T_j,max - T_coolant) / P"),
+        "R_junction_to_coolant_mean": Output((tj_mean - t_cool) / power, "K/W", "(T_j,mean - T_coolant) / P"),
+        "T_max": Output(t_max - 273.15, "degC", "hottest cell centre"),
+        "T_min": Output(t_min - 273.15, "degC", "coldest cell centre"),
+        "heat_in": Output(heat_in, "W", "heat into the domain"),
+        "heat_out": Output(heat_out, "W", "heat out of the domain"),
+        "heat_balance_error": Output(jnp.abs(heat_in - heat_out) / heat_in, "", "|in - out| / in"),
+        "solver_iterations": Output(s.info.iterations, "", "multigrid-preconditioned iterations"),
+        "solver_residual": Output(s.info.residual, "", "relative 2-norm residual"),
+        "converged": Output(ok, "", "the conduction solve converged to finite values"),
+        "iterations": Output(s.info.iterations, "", "largest inner iteration count"),
+    }
+
+
+def _sinks(static: Static, params) -> list[float]:
+    return [float(params.t_top)] + ([float(params.t_bottom)] if static.bottom_kind == "convective" else [])
+
+
+def screen(static: Static, params: Params, outputs: dict) -> str:
+    """Why one design of a sweep is not a result ("" when it is), from its report outputs."""
+    if not bool(outputs["converged"]):
+        return (
+            f"conduction solve did not converge: relative residual {float(outputs['solver_residual']):.3e} after "
+            f"{int(outputs['solver_iterations'])} iterations (tolerance {static.tolerance:g}, limit "
+            f"{static.max_iterations})"
+        )
+    if np.any(np.asarray(params.bottom_flux) < 0):
+        return ""
+    t = np.asarray([float(outputs["T_min"]), float(outputs["T_max"])]) + 273.15
+    try:
+        bounds.check("temperature", t, lower=min(_sinks(static, params)),
+                     lower_why="the coldest exterior temperature (heat is only added)",
+                     locate=lambda _i: "the coldest or hottest cell", precision=static.precision)  # fmt: skip
+    except SolveError as exc:
+        return str(exc)
+    return ""
+
+
+def check(static: Static, params: Params, solution: Solution, case=None, disc=None) -> None:
+    """Convergence and finite values, then the maximum principle on the field
+    (:func:`check_bounded`); one unbatched design; raises :class:`SolveError`."""
+    from types import SimpleNamespace
+
+    info = solution.info
+    T = np.asarray(solution.T, np.float64)
+    if not bool(info.converged) or not np.all(np.isfinite(T)):
+        raise SolveError(
+            f"conduction solve did not converge: relative residual {float(info.residual):.3e} "
+            f"after {int(info.iterations)} iterations (tolerance {static.tolerance:g}); "
+            "try more [solver] max_iterations, a looser tolerance or float64"
+        )
+    if case is None:
+        case = SimpleNamespace(
+            cold_side=SimpleNamespace(temperature=float(params.t_top)),
+            bottom=SimpleNamespace(kind=static.bottom_kind, temperature=float(params.t_bottom)),
+            solver=SimpleNamespace(precision=static.precision),
+        )
+    if disc is None:
+        disc = SimpleNamespace(
+            bottom_flux=np.asarray(params.bottom_flux), faces=tuple(np.asarray(f) for f in static.faces)
+        )
+    check_bounded(case, disc, T)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -474,45 +636,50 @@ def check_bounded(case: StackCase, disc: Discretization, T: np.ndarray) -> None:
 
 
 def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
-    """Solve and write the results into ``folder`` (a fresh, empty folder)."""
-    disc, T, info, heat_in, heat_out = solve(case)
-    progress.phase("write", ready=(T, info, heat_in, heat_out))
-    T = np.asarray(T, np.float64)
-    history = np.asarray(info.history, np.float64)
-    iterations = int(info.iterations)
-    if not bool(info.converged) or not np.all(np.isfinite(T)):
-        raise SolveError(
-            f"conduction solve did not converge: relative residual {float(info.residual):.3e} "
-            f"after {iterations} iterations (tolerance {case.solver.tolerance:g}); "
-            "try more [solver] max_iterations, a looser tolerance or float64"
-        )
-    check_bounded(case, disc, T)
-    heat_in, heat_out = float(heat_in), float(heat_out)
-    balance = abs(heat_in - heat_out) / heat_in
+    """Solve and write the results into ``folder`` (a fresh, empty folder):
+    build -> jit(solve) -> check -> report -> write."""
+    import jax
+    import jax.numpy as jnp
+
+    progress.phase("build")
+    dtype = jnp.float64 if case.solver.precision == "float64" else jnp.float32
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
+    disc = discretize(case)
+    static, params = build(case, disc)
+    progress.phase("solve")
+    sol = jax.jit(solve, static_argnums=0)(static, params)
+    progress.phase("write", ready=sol)
+    T = np.asarray(sol.T, np.float64)
+    check(static, params, sol, case=case, disc=disc)
+    rep = report(static, params, sol)
+    out = {k: np.asarray(v.value).item() for k, v in rep.items()}
+    history = np.asarray(sol.info.history, np.float64)
+    iterations = int(out["solver_iterations"])
     tj = junction_temperature(case, disc, T)
-    tj_die = tj[disc.junction_mask]
-    tj_max, tj_mean = float(tj_die.max()), float(tj_die.mean())
-    i, j = np.unravel_index(np.argmax(np.where(disc.junction_mask, tj, -np.inf)), tj.shape)
-    xc = [0.5 * (f[1:] + f[:-1]) for f in disc.faces]
-    t_cool = case.cold_side.temperature
     power = case.total_power
+
+    def q(key, unit=None):
+        r = rep[key]
+        return Quantity(float(out[key]), r.units if unit is None else unit, r.description)
+
     summary = {
         "case": Quantity(case.name),
         "total_power": Quantity(power, "W", "heat into the bottom face"),
-        "T_junction_max": Quantity(tj_max - 273.15, "degC", "hottest point of the heated blocks' bottom face"),
-        "T_junction_mean": Quantity(tj_mean - 273.15, "degC", "area mean over the heated blocks' bottom face"),
-        "hotspot_x": Quantity(float(xc[0][i]), "m"),
-        "hotspot_y": Quantity(float(xc[1][j]), "m"),
-        "T_coolant": Quantity(t_cool - 273.15, "degC", "cold-side fluid or wall temperature"),
-        "R_junction_to_coolant": Quantity((tj_max - t_cool) / power, "K/W", "(T_j,max - T_coolant) / P"),
-        "R_junction_to_coolant_mean": Quantity((tj_mean - t_cool) / power, "K/W", "(T_j,mean - T_coolant) / P"),
-        "T_max": Quantity(float(T.max()) - 273.15, "degC", "hottest cell centre"),
-        "heat_in": Quantity(heat_in, "W"),
-        "heat_out": Quantity(heat_out, "W"),
-        "heat_balance_error": Quantity(balance, "", "|in - out| / in"),
+        "T_junction_max": q("T_junction_max"),
+        "T_junction_mean": q("T_junction_mean"),
+        "hotspot_x": Quantity(float(out["hotspot_x"]), "m"),
+        "hotspot_y": Quantity(float(out["hotspot_y"]), "m"),
+        "T_coolant": Quantity(case.cold_side.temperature - 273.15, "degC", "cold-side fluid or wall temperature"),
+        "R_junction_to_coolant": q("R_junction_to_coolant"),
+        "R_junction_to_coolant_mean": q("R_junction_to_coolant_mean"),
+        "T_max": q("T_max"),
+        "heat_in": Quantity(float(out["heat_in"]), "W"),
+        "heat_out": Quantity(float(out["heat_out"]), "W"),
+        "heat_balance_error": q("heat_balance_error"),
         "solver_converged": Quantity(True),
         "solver_iterations": Quantity(iterations),
-        "solver_residual": Quantity(float(info.residual), "", "relative 2-norm residual"),
+        "solver_residual": q("solver_residual"),
         "cells": Quantity(int(T.size)),
     }
     k_field = disc.k_table[disc.material_map]
@@ -529,7 +696,7 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
         case_parsed=case.as_dict(),
         solver={
             "iterations": iterations,
-            "residual": float(info.residual),
+            "residual": float(out["solver_residual"]),
             "converged": True,
             "residual_history": history[: iterations + 1],
             "tolerance": case.solver.tolerance,
