@@ -427,3 +427,16 @@ def test_compact_optimize_finds_a_feasible_design_better_than_the_case(tmp_path,
         r, dp = f["optimize/scan_R"][()], f["optimize/scan_pressure_drop"][()]
     assert s["optimum_R"] <= np.min(r[dp <= 2000.0]) * (1 + 1e-12)
     assert s["R_max"] == pytest.approx(s["optimum_R"], rel=1e-9)  # the results written are the optimum's
+
+
+def test_a_case_type_that_does_not_sweep_yet_is_refused_by_name(tmp_path, capsys):
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "cases" / "rack_nvl72.toml", tmp_path / "rack.toml")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[sweep]\ncase = "rack.toml"\n\n[[parameter]]\nkey = "supply.flow"\nvalues = ["150 L/min"]\n')
+    assert main(["sweep", str(sweep), "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.case" in err and "'rack_network' does not sweep yet" in err
+    assert not (tmp_path / "out" / "table.csv").exists()
