@@ -102,6 +102,7 @@ def thermo_run(case_file: Path, out: Path, cache: Path) -> dict:
     """``thermo run case_file`` in a fresh process with the compile cache in
     ``cache``: wall time of the process, and its summary.json timing."""
     env = dict(os.environ, AIDC_THERMO_COMPILE_CACHE=str(cache))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # JAX's own setting would win over ours (thermo.compile_cache)
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "aidc_thermo", "run", str(case_file), "-o", str(out), "-q"],
