@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         ),
         "sweep": lambda: sweep_bench.run(quick=args.quick),
         "openfoam": lambda: openfoam_peer.run(
-            (1.0,) if args.quick else (1.0, 1.5, 2.0), repeats=1 if args.quick else 3
+            (1.0,) if args.quick else (1.0, 1.5, 2.0, 3.0), repeats=1 if args.quick else 3
         ),
     }
     unknown = set(args.only or ()) - set(suites)

@@ -270,26 +270,49 @@ def _openfoam_table(data) -> list[str]:
     rows = [r for r in data["records"] if r["benchmark"] == "openfoam_peer"]
     if not rows:
         return []
+    ranks = sorted({r["metrics"].get("foam_ranks", 1) for r in rows})
+    how = "serial" if ranks == [1] else f"on {'/'.join(map(str, ranks))} MPI ranks (decomposePar + mpirun -parallel)"
     out = [
         "OpenFOAM v1912 chtMultiRegionSimpleFoam side by side, straight-fin unit cell on the same mesh "
-        "(bundled grid scaled in every direction; OpenFOAM to initial residuals 1e-6, serial; "
+        f"(bundled grid scaled in every direction; OpenFOAM to initial residuals 1e-6, {how}; "
         "differences are OpenFOAM minus ours, in % of ours; T_out in % of the coolant temperature rise; "
         "dP(10 %) is the drop from 10 % of the length, without the inlet's leading-edge singularity):",
         "",
-        "| mesh | cells | ours solve (s) | ours compile (s) | OpenFOAM mesh (s) | OpenFOAM solve (s) "
+        "| mesh | cells | ours solve (s) | ours compile (s) | OpenFOAM ranks | OpenFOAM mesh (s) | OpenFOAM solve (s) "
         "| OpenFOAM iterations | OpenFOAM / ours | dP ours (Pa) | dP diff | dP(10 %) diff | R_max diff "
         "| R_mean diff | T_out diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r["metrics"]
         out.append(
             f"| {r['case']} ({m['shape']}) | {m['cells']} | {m['ours_solve_s']:.2f} | {m['ours_compile_s']:.1f} "
-            f"| {m['foam_mesh_s']:.2f} | {m['foam_solve_s']:.2f} | {m['foam_iterations']} "
+            f"| {m.get('foam_ranks', 1)} | {m['foam_mesh_s']:.2f} | {m['foam_solve_s']:.2f} | {m['foam_iterations']} "
             f"| {m['foam_over_ours']:.2f}x | {m['dp_ours_Pa']:.1f} | {m['dp_diff_pct']:+.2f} % "
             f"| {m['dp10_diff_pct']:+.2f} % | {m['R_max_diff_pct']:+.2f} % | {m['R_mean_diff_pct']:+.2f} % "
             f"| {m['T_out_diff_pct_of_rise']:+.3f} % |"
         )
+    whole = [r for r in rows if "ours_first_run_s" in r["metrics"]]
+    if whole:
+        out += [
+            "",
+            "Whole processes, wall time: `thermo run` of the same case in a fresh process (import, compile, "
+            "solve, results.h5 + XDMF + plots), first with an empty compile cache, then again with the cache "
+            "the first run left; OpenFOAM's mesh + decompose + solve + reconstruct:",
+            "",
+            "| mesh | cells | thermo run, empty cache (s) | of which compile / solve (s) "
+            "| thermo run, warm cache (s) | of which compile / solve (s) | OpenFOAM whole (s) "
+            "| OpenFOAM / thermo run (empty cache) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in whole:
+            m = r["metrics"]
+            out.append(
+                f"| {r['case']} | {m['cells']} | {m['ours_first_run_s']:.1f} "
+                f"| {m['ours_first_run_compile_s']:.1f} / {m['ours_first_run_solve_s']:.1f} "
+                f"| {m['ours_warm_run_s']:.1f} | {m['ours_warm_run_compile_s']:.1f} / {m['ours_warm_run_solve_s']:.1f} "
+                f"| {m['foam_total_s']:.1f} | {m['foam_total_over_ours_first_run']:.2f}x |"
+            )
     return out
 
 

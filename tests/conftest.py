@@ -7,3 +7,11 @@ import jax
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The command line keeps compiled programs in the user's cache folder
+# (thermo/compile_cache.py). Tests that run it (in this process or in a child
+# process, which inherits this) leave the user's cache alone; a test of the
+# cache sets its own folder.
+import os  # noqa: E402
+
+os.environ.setdefault("AIDC_THERMO_COMPILE_CACHE", "off")

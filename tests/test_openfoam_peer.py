@@ -87,11 +87,33 @@ def test_field_reader_parses_ascii_lists(tmp_path):
     assert np.array_equal(f["outlet"], [[1, 0, 0], [2, 0, 0]])
 
 
+def test_mpirun_asks_only_for_what_the_machine_needs(monkeypatch):
+    monkeypatch.setattr(of, "default_ranks", lambda: 2)
+    for root in (False, True):
+        monkeypatch.setattr(of.os, "geteuid", lambda root=root: 0 if root else 1000)
+        cmd = of.mpirun_command(2)
+        assert cmd[:3] == ["mpirun", "-np", "2"]
+        assert ("--allow-run-as-root" in cmd) == root
+        assert "--oversubscribe" not in cmd  # one rank per core
+        assert "--oversubscribe" in of.mpirun_command(3)  # more ranks than cores
+
+
+def test_scaled_case_file_is_the_scaled_case(tmp_path):
+    case = _unit_cell(1.5)
+    path = openfoam_peer.scaled_case_file(case, tmp_path)
+    again = coldplate.parse(case_io.load(path))
+    assert again.flow_tolerance == case.flow_tolerance == openfoam_peer.TOLERANCE
+    assert coldplate.build_geometry(again).shape == coldplate.build_geometry(case).shape == (48, 18, 24)
+    for key in ("cells_channel", "cells_fin", "cells_fin_height", "cells_base", "cells_length"):
+        assert again.geometry[key] == case.geometry[key], key
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which(of.SOLVER) is None, reason="OpenFOAM (chtMultiRegionSimpleFoam) not on PATH: apt-get install openfoam"
 )
 def test_openfoam_agrees_with_ours(tmp_path):
+    # OpenFOAM on every core (decomposePar, mpirun, reconstructPar) when it has more than one
     case = _unit_cell(0.5)
     fc = of.write_case(case, tmp_path / "foam")
     foam = of.run_case(fc, timeout=600)

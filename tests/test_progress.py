@@ -26,11 +26,11 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def _run_on_a_pty(args: list[str], timeout: float = 240.0) -> tuple[int, str]:
+def _run_on_a_pty(args: list[str], timeout: float = 240.0, **env_extra) -> tuple[int, str]:
     """Run ``python -m aidc_thermo ARGS`` with stdin, stdout and stderr on a
     pseudo-terminal; returns (exit code, everything it wrote)."""
     leader, follower = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="120")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="120", **env_extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "aidc_thermo", *args],
         cwd=ROOT,
@@ -64,8 +64,12 @@ def _run_on_a_pty(args: list[str], timeout: float = 240.0) -> tuple[int, str]:
 
 
 def test_run_on_a_terminal_shows_a_live_progress_line_and_the_timing(tmp_path):
-    code, text = _run_on_a_pty(["run", str(SLAB), "-o", str(tmp_path / "out")])
+    # the compile cache on by default, in $XDG_CACHE_HOME/aidc-thermo/jax
+    env = {"AIDC_THERMO_COMPILE_CACHE": "", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    code, text = _run_on_a_pty(["run", str(SLAB), "-o", str(tmp_path / "out")], **env)
     assert code == 0, text
+    cached = list((tmp_path / "xdg" / "aidc-thermo" / "jax").iterdir())
+    assert cached, "the command wrote nothing into the default compile cache folder"
     assert "\r" in text.replace("\r\n", "\n"), "no live line (carriage-return redraw) on a terminal"
     for phase in ("parse", "build", "solve", "write"):
         assert phase in text, phase
@@ -74,6 +78,10 @@ def test_run_on_a_terminal_shows_a_live_progress_line_and_the_timing(tmp_path):
     timing = json.loads((tmp_path / "out" / "summary.json").read_text())["timing"]
     assert timing["compile_s"]["value"] > 0  # a fresh process compiles the slab's conduction solve
     assert timing["total_s"]["value"] > timing["compile_s"]["value"]
+    # an empty cache: every program compiled, each written to the cache
+    assert timing["programs_compiled"]["value"] > 0 and timing["programs_from_cache"]["value"] == 0
+    assert len(cached) >= timing["programs_compiled"]["value"]
+    assert f"({timing['programs_compiled']['value']} programs, 0 from the compile cache)" in text
 
 
 def test_quiet_prints_no_progress_even_on_a_terminal(tmp_path, monkeypatch, capsys):
@@ -101,7 +109,9 @@ def test_plain_lines_off_a_terminal_and_timing_in_summary(tmp_path, capsys):
         entry = timing[key]
         assert set(entry) == {"value", "unit", "description"} and entry["unit"] == "s", key
         assert entry["value"] >= 0 and entry["description"], key
-    parts = sum(v["value"] for k, v in timing.items() if k != "total_s")
+    for key in ("programs_compiled", "programs_from_cache"):  # counts, not seconds
+        assert timing[key]["unit"] == "" and isinstance(timing[key]["value"], int), key
+    parts = sum(v["value"] for k, v in timing.items() if k != "total_s" and v["unit"] == "s")
     # compile plus each phase's own time make up the whole command (rounding, gaps between phases)
     assert parts == pytest.approx(timing["total_s"]["value"], abs=0.05)
     # the headline numbers are not mixed with timings
@@ -198,3 +208,59 @@ def test_registry_imports_each_model_by_its_case_type():
     assert len(CASE_TYPES) == 7
     for kind in CASE_TYPES:
         assert CASE_TYPES[kind].CASE_TYPE == kind
+
+
+_CACHED_JIT = """
+import json, sys
+from aidc_thermo import compile_cache, progress
+folder, note = compile_cache.configure(enabled=sys.argv[1] == "on")
+import jax, jax.numpy as jnp
+rep = progress.Reporter(None, "quiet")
+with rep.listening():
+    jax.block_until_ready(jax.jit(lambda x: jnp.cumsum(jnp.sin(x) * 2.0))(jnp.arange(7.0)))
+print(json.dumps({**rep.counts(), "folder": str(folder), "note": note}))
+"""
+
+
+def _cached_jit(state: str, **env) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **env)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CACHED_JIT, state], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_compile_cache_is_read_back_and_can_be_turned_off(tmp_path):
+    from aidc_thermo import compile_cache
+
+    cache = tmp_path / "cache"
+    first = _cached_jit("on", AIDC_THERMO_COMPILE_CACHE=str(cache))
+    assert first["folder"] == str(cache) and first["programs_compiled"] >= 1 and first["programs_from_cache"] == 0
+    entries = sorted(p.name for p in cache.iterdir())
+    assert entries
+    # a second process loads the same program instead of compiling it
+    second = _cached_jit("on", AIDC_THERMO_COMPILE_CACHE=str(cache))
+    assert second["programs_compiled"] == 0 and second["programs_from_cache"] == first["programs_compiled"]
+    # off by the flag (enabled=False) or by the variable: nothing read, nothing written
+    for state, value in (("off", str(cache)), ("on", "off"), ("on", "0")):
+        got = _cached_jit(state, AIDC_THERMO_COMPILE_CACHE=value)
+        assert got["folder"] == "None" and got["programs_from_cache"] == 0 and got["programs_compiled"] >= 1
+    assert sorted(p.name for p in cache.iterdir()) == entries
+    # where it goes without the variable; an unusable folder is a note, not a failure
+    assert compile_cache.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/aidc-thermo/jax")
+    assert compile_cache.cache_dir({}) == Path("~/.cache/aidc-thermo/jax").expanduser()
+    assert compile_cache.cache_dir({"AIDC_THERMO_COMPILE_CACHE": "Off"}) is None
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    got = _cached_jit("on", AIDC_THERMO_COMPILE_CACHE=str(blocker / "sub"))
+    assert got["folder"] == "None" and "compile cache off: cannot create" in got["note"]
+
+
+def test_no_compile_cache_flag_on_every_solving_command():
+    from aidc_thermo.cli import build_parser
+
+    parser = build_parser()
+    for command in ("run", "optimize", "calibrate"):
+        assert parser.parse_args([command, "x.toml", "--no-compile-cache"]).no_compile_cache
+        assert not parser.parse_args([command, "x.toml"]).no_compile_cache

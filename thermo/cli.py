@@ -25,12 +25,19 @@ XDMF_CASE_TYPES = ("package_stack", "resolved_coldplate", "compact_coldplate", "
 SERIES_CASE_TYPES = ("facility", "closure_calibration", "transient_hall")
 
 
-def _configure_jax() -> None:
-    """Precision is set here, at the entry point, never at library import:
-    float64 is available; each case chooses its own precision."""
+def _configure_jax(args) -> None:
+    """Precision and the persistent compilation cache are set here, at the
+    entry point, never at library import: float64 is available (each case
+    chooses its own precision); compiled programs are kept in the user's cache
+    folder unless turned off (:mod:`thermo.compile_cache`)."""
     import jax
 
+    from aidc_thermo import compile_cache
+
     jax.config.update("jax_enable_x64", True)
+    _, note = compile_cache.configure(enabled=not getattr(args, "no_compile_cache", False))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _load(path: str):
@@ -246,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "and compile / solve times at the end; summary.json records them under 'timing' either way)"
             ),
         )
+        cmd.add_argument(
+            "--no-compile-cache",
+            action="store_true",
+            help=(
+                "do not read or write the persistent compilation cache (default: on, in "
+                "$AIDC_THERMO_COMPILE_CACHE or $XDG_CACHE_HOME/aidc-thermo/jax; AIDC_THERMO_COMPILE_CACHE=off "
+                "also turns it off)"
+            ),
+        )
         cmd.set_defaults(func=func, solves=True)
 
     solving_command(
@@ -397,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not getattr(args, "solves", False):
             return args.func(args)  # thermo check: no JAX (test_progress checks it stays unimported)
-        _configure_jax()
+        _configure_jax(args)
         from aidc_thermo import progress
 
         with progress.session(progress.default_mode(sys.stderr, args.quiet)):

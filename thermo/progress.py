@@ -21,10 +21,12 @@ JAX compilation (tracing, lowering to XLA and XLA's compile) is timed from
 JAX's own monitoring events (``jax.monitoring``), so every jit in every model
 is counted without touching its call: compile time is the union of those
 intervals, and each phase's own time excludes it. :meth:`Reporter.timing`
-gives ``compile_s``, ``solve_s``, ``total_s`` and the other phases;
-the command prints them at the end and writes them into ``summary.json``
-under a separate top-level ``timing`` entry (:func:`add_timing`), apart from
-the headline numbers because they change from run to run.
+gives ``compile_s``, ``solve_s``, ``total_s`` and the other phases, and
+:meth:`Reporter.counts` the XLA programs compiled and those loaded from the
+persistent compilation cache (:mod:`thermo.compile_cache`); the command
+prints them at the end and writes them into ``summary.json`` under a separate
+top-level ``timing`` entry (:func:`add_timing`), apart from the headline
+numbers because they change from run to run.
 
 Display: on a terminal, one live line redrawn a few times a second (phase,
 time in it, what JAX is compiling, the last outer step, its residual and an
@@ -69,6 +71,12 @@ _COMPILE_EVENTS = {
     "/jax/core/compile/jaxpr_to_mlir_module_duration": "lowering",
     "/jax/core/compile/backend_compile_duration": "compiling",
 }
+# JAX's persistent-cache events (jax._src.compiler): a program XLA would
+# compile asks the cache; a hit is loaded instead of compiled
+_CACHE_EVENTS = {
+    "/jax/compilation_cache/compile_requests_use_cache": "requests",
+    "/jax/compilation_cache/cache_hits": "hits",
+}
 _SPINNER = "|/-\\"
 
 _active: Reporter | None = None
@@ -80,6 +88,10 @@ TIMING_DESCRIPTIONS = {
     "build_s": "building grids, networks and inputs, without compilation",
     "write_s": "summaries, results files and plots, without compilation",
     "total_s": "the whole command, from reading the case to the last file written",
+}
+COUNT_DESCRIPTIONS = {
+    "programs_compiled": "XLA programs this command compiled (not found in the persistent compilation cache)",
+    "programs_from_cache": "XLA programs loaded from the persistent compilation cache instead of compiled",
 }
 
 
@@ -145,6 +157,8 @@ class Reporter:
         self.end: float | None = None
         self.phases: list[tuple[str, float, float | None]] = []  # (name, start, end)
         self.compile_spans: list[tuple[float, float]] = []
+        self.backend_compiles = 0  # XLA compile requests (a cache hit included)
+        self.cache_counts = {"requests": 0, "hits": 0}
         self._compiling: list[tuple[str, str, float]] = []  # (what, function, start) being compiled now
         # outer loops by label, in order of appearance: the last step's i, n,
         # residual, tolerance, and when each step finished / its residual
@@ -164,10 +178,17 @@ class Reporter:
             with self._lock:
                 self._compiling.append((_COMPILE_EVENTS[event], str(kwargs.get("fun_name", "")), time.time()))
 
+    def _on_event(self, event: str, **kwargs) -> None:
+        if event in _CACHE_EVENTS:
+            with self._lock:
+                self.cache_counts[_CACHE_EVENTS[event]] += 1
+
     def _on_span(self, event: str, start: float, end: float, **kwargs) -> None:
         if event in _COMPILE_EVENTS:
             with self._lock:
                 self.compile_spans.append((start, end))
+                if _COMPILE_EVENTS[event] == "compiling":
+                    self.backend_compiles += 1
                 if self._compiling:
                     self._compiling.pop()
 
@@ -185,7 +206,11 @@ class Reporter:
             span = ("register_event_time_span_listener", "unregister_event_time_span_listener", self._on_span)
         else:  # older JAX: durations only
             span = ("register_event_duration_secs_listener", "unregister_event_duration_listener", self._on_duration)
-        pairs = [("register_scalar_listener", "unregister_scalar_listener", self._on_scalar), span]
+        pairs = [
+            ("register_scalar_listener", "unregister_scalar_listener", self._on_scalar),
+            ("register_event_listener", "unregister_event_listener", self._on_event),
+            span,
+        ]
         pairs = [p for p in pairs if hasattr(monitoring, p[0])]  # older JAX may lack one: less detail, no error
         for register, _, cb in pairs:
             getattr(monitoring, register)(cb)
@@ -284,6 +309,14 @@ class Reporter:
             out[f"{name}_s"] = out.get(f"{name}_s", 0.0) + max(own, 0.0)
         out["total_s"] = end - self.start
         return out
+
+    def counts(self) -> dict[str, int]:
+        """``programs_compiled`` and ``programs_from_cache``: XLA programs this
+        command compiled, and those it loaded from the persistent compilation
+        cache (JAX times a cache hit as a compile: it is in ``compile_s``)."""
+        with self._lock:
+            hits = self.cache_counts["hits"]
+            return {"programs_compiled": max(self.backend_compiles - hits, 0), "programs_from_cache": hits}
 
     # ------------------------------------------------------------ display
 
@@ -414,18 +447,25 @@ def finish_into(folder: Path) -> dict[str, float] | None:
     if _active is None:
         return None
     _active.close()
-    timing = _active.timing()
+    timing = {**_active.timing(), **_active.counts()}
     add_timing(folder, timing)
     return timing
 
 
 def timing_line(timing: dict[str, float]) -> str:
-    """``time: compile .., solve .., total ..`` for the end of a command."""
+    """``time: compile .. (n programs, m from the cache), solve .., total ..``
+    for the end of a command."""
     others = ", ".join(
-        f"{k[:-2]} {_fmt_s(v)}" for k, v in timing.items() if k not in ("compile_s", "solve_s", "total_s")
+        f"{k[:-2]} {_fmt_s(v)}"
+        for k, v in timing.items()
+        if k.endswith("_s") and k not in ("compile_s", "solve_s", "total_s")
     )
+    programs = ""
+    if "programs_compiled" in timing:
+        n_new, n_hit = int(timing["programs_compiled"]), int(timing.get("programs_from_cache", 0))
+        programs = f" ({n_new + n_hit} programs, {n_hit} from the compile cache)"
     return (
-        f"time: compile {_fmt_s(timing['compile_s'])}, solve {_fmt_s(timing['solve_s'])}"
+        f"time: compile {_fmt_s(timing['compile_s'])}{programs}, solve {_fmt_s(timing['solve_s'])}"
         + (f" ({others})" if others else "")
         + f", total {_fmt_s(timing['total_s'])}"
     )
@@ -440,12 +480,15 @@ def add_timing(folder: Path, timing: dict[str, float]) -> None:
     if not path.is_file():
         return
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["timing"] = {
-        key: {
-            "value": round(value, 3),
-            "unit": "s",
-            "description": TIMING_DESCRIPTIONS.get(key, f"the {key[:-2]} phase, without compilation"),
-        }
-        for key, value in timing.items()
-    }
+    entry = {}
+    for key, value in timing.items():
+        if key in COUNT_DESCRIPTIONS:
+            entry[key] = {"value": int(value), "unit": "", "description": COUNT_DESCRIPTIONS[key]}
+        else:
+            entry[key] = {
+                "value": round(value, 3),
+                "unit": "s",
+                "description": TIMING_DESCRIPTIONS.get(key, f"the {key[:-2]} phase, without compilation"),
+            }
+    data["timing"] = entry
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

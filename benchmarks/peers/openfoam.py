@@ -41,6 +41,14 @@ of each region are mapped to our ``(i, j, k)`` through ``splitMeshRegions``'
 ``cellRegionAddressing`` and ``blockMesh``'s cell order (block by block, x
 fastest within a block).
 
+Parallel, as OpenFOAM's users run it: with ``ranks`` > 1 (default: every core
+of the machine, :func:`default_ranks`) :func:`run_case` decomposes both regions
+(``decomposePar -allRegions``, ``simple`` slabs along the flow), runs the solver under Debian's Open MPI
+(``mpirun -np <ranks> chtMultiRegionSimpleFoam -parallel``; ``--allow-run-as-root``
+when run as root, ``--oversubscribe`` only when more ranks than cores are asked
+for) and reconstructs the last time (``reconstructPar -allRegions -latestTime``)
+for the comparison. Every step is timed apart (:class:`FoamResult`).
+
 The OpenFOAM binaries need ``WM_PROJECT_DIR`` (they look for ``etc/controlDict``
 there); :func:`foam_env` sets it to the Debian location unless it is set.
 """
@@ -66,7 +74,9 @@ __all__ = [
     "FoamResult",
     "OpenFOAMError",
     "available",
+    "default_ranks",
     "foam_env",
+    "mpirun_command",
     "quantities",
     "read_field",
     "run_case",
@@ -90,9 +100,21 @@ class OpenFOAMError(RuntimeError):
     """An OpenFOAM step failed or its output could not be read."""
 
 
-def available() -> bool:
-    """True when the OpenFOAM executables this module runs are on PATH."""
-    return all(shutil.which(x) for x in ("blockMesh", "splitMeshRegions", SOLVER))
+def available(ranks: int = 1) -> bool:
+    """True when the OpenFOAM executables this module runs are on PATH (and,
+    for ``ranks`` > 1, ``decomposePar``, ``reconstructPar`` and ``mpirun``)."""
+    tools = ["blockMesh", "splitMeshRegions", SOLVER]
+    if ranks > 1:
+        tools += ["decomposePar", "reconstructPar", "mpirun"]
+    return all(shutil.which(x) for x in tools)
+
+
+def default_ranks() -> int:
+    """MPI ranks for a run on every core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def foam_env() -> dict[str, str]:
@@ -121,7 +143,7 @@ class FoamCase:
 @dataclass(frozen=True)
 class FoamResult:
     mesh_s: float  # wall time of blockMesh + splitMeshRegions
-    solve_s: float  # wall time of the solver
+    solve_s: float  # wall time of the solver (under mpirun when ranks > 1)
     iterations: int  # SIMPLE iterations run
     converged: bool  # every initial residual below the tolerance before max_iterations
     T: np.ndarray  # K, (nx, ny, nz) on our grid (both regions)
@@ -130,6 +152,14 @@ class FoamResult:
     outlet_T: np.ndarray  # K on each outlet face (same order)
     heated_T: np.ndarray  # K on each face of the heated patch
     quantities: dict  # dp, R_max, R_mean, T_outlet_bulk, power
+    ranks: int = 1  # MPI ranks of the solve
+    decompose_s: float = 0.0  # wall time of decomposePar (0 serial)
+    reconstruct_s: float = 0.0  # wall time of reconstructPar (0 serial)
+
+    @property
+    def total_s(self) -> float:
+        """The whole OpenFOAM process chain: mesh, decompose, solve, reconstruct."""
+        return self.mesh_s + self.decompose_s + self.solve_s + self.reconstruct_s
 
 
 # ----------------------------------------------------------------------------- mesh
@@ -575,19 +605,76 @@ def mesh(fc: FoamCase, timeout: float | None = None) -> float:
     return elapsed
 
 
-def run_case(fc: FoamCase, timeout: float | None = None) -> FoamResult:
-    """Mesh, solve and read back; wall times of the mesh steps and of the solve."""
+def _decompose_dict(ranks: int) -> str:
+    # slabs along x (the flow, the long axis of a unit cell): Debian's package
+    # ships scotch and metis as dummies, and for a long channel slabs across the
+    # flow cut the fewest faces anyway
+    return (
+        f"numberOfSubdomains {ranks};\nmethod simple;\nsimpleCoeffs\n{{\n    n ({ranks} 1 1);\n    delta 0.001;\n}}\n"
+    )
+
+
+def mpirun_command(ranks: int) -> list[str]:
+    """``mpirun -np <ranks>`` with only the options this machine needs: Open MPI
+    refuses root without ``--allow-run-as-root`` and more ranks than cores
+    without ``--oversubscribe``."""
+    cmd = ["mpirun", "-np", str(ranks)]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-run-as-root")
+    if ranks > default_ranks():
+        cmd.append("--oversubscribe")
+    return cmd
+
+
+def run_case(fc: FoamCase, timeout: float | None = None, ranks: int | None = None) -> FoamResult:
+    """Mesh, (decompose,) solve, (reconstruct,) read back; wall time of each step.
+
+    ``ranks``: MPI ranks of the solver; None: every core (:func:`default_ranks`);
+    1: serial, no decomposition."""
+    ranks = default_ranks() if ranks is None else int(ranks)
+    if ranks < 1:
+        raise ValueError(f"ranks must be >= 1, got {ranks}")
     mesh_s = mesh(fc, timeout)
-    t0 = time.perf_counter()
-    log = _run([SOLVER], fc.folder, SOLVER, timeout)
-    solve_s = time.perf_counter() - t0
+    decompose_s = reconstruct_s = 0.0
+    if ranks > 1:
+        for path in [fc.folder / "system" / "decomposeParDict"] + [
+            fc.folder / "system" / region / "decomposeParDict" for region in ("fluid", "solid")
+        ]:
+            _write(path, "dictionary", _decompose_dict(ranks), "system")
+        t0 = time.perf_counter()
+        _run(["decomposePar", "-allRegions", "-force"], fc.folder, "decomposePar", timeout)
+        decompose_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        log = _run([*mpirun_command(ranks), SOLVER, "-parallel"], fc.folder, SOLVER, timeout)
+        solve_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _run(["reconstructPar", "-allRegions", "-latestTime"], fc.folder, "reconstructPar", timeout)
+        reconstruct_s = time.perf_counter() - t0
+    else:
+        t0 = time.perf_counter()
+        log = _run([SOLVER], fc.folder, SOLVER, timeout)
+        solve_s = time.perf_counter() - t0
     times = [int(m) for m in re.findall(r"^Time = (\d+)\s*$", log, re.M)]
     iterations = max(times) if times else 0
     # the solid region's run-time control prints this when every residual is below the tolerance
     converged = "Stopping calculation" in log
     T, p, outlet_phi, outlet_T, heated_T = _read_back(fc)
     q = quantities(fc.case, fc.geometry, T, p, outlet_phi, outlet_T)
-    return FoamResult(mesh_s, solve_s, iterations, converged, T, p, outlet_phi, outlet_T, heated_T, q)
+    return FoamResult(
+        mesh_s,
+        solve_s,
+        iterations,
+        converged,
+        T,
+        p,
+        outlet_phi,
+        outlet_T,
+        heated_T,
+        q,
+        ranks,
+        decompose_s,
+        reconstruct_s,
+    )
 
 
 def _latest_time(folder: Path) -> Path:
