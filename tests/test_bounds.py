@@ -224,6 +224,12 @@ def _corrupt_facility(static, params, solution):
     return static, params, type(solution)(dataclasses.replace(ops, t_fw_return=bad), infos)
 
 
+def _corrupt_hall(static, params, solution):
+    T = np.array(solution.T, np.float64)
+    T[len(T) // 2, 0] = float(params.t_ambient) - 3.0
+    return static, params, solution._replace(T=T)
+
+
 #: case type -> (module whose check_bounded the run calls, corruption, message)
 GUARDS = {
     "package_stack": ("stack", _corrupt_stack, "temperature is .* below its lower bound"),
@@ -232,6 +238,7 @@ GUARDS = {
     "compact_coldplate": ("compact", _corrupt_compact, r"fluid temperature is .* flow .* L/min"),
     "rack_network": ("rack", _corrupt_rack, r"coolant temperature is .* node \d+ \(outlet\)"),
     "facility": ("facility", _corrupt_facility, "t_fw_return .* below t_fw_supply .* row 0"),
+    "transient_hall": ("transient", _corrupt_hall, "fell below the ambient .* with heat only added"),
 }
 #: bundled cases that take from 20 s to minutes on the 2 shared cores here; the
 #: guards of their case types are also tested without a solve below

@@ -339,6 +339,7 @@ def test_coolant_properties_follow_the_supply_setpoint(hot_hours):
     assert float(j_opt(jnp.float64(t_new))) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_gradient_wrt_supply_temperature_matches_central_differences(hot_hours):
     """d(J/token)/dT_supply and d(mean T_j)/dT_supply by forward-mode AD
     through solve (implicit derivative of every hour's coupled solve, coolant

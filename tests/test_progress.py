@@ -175,11 +175,15 @@ def test_steps_and_phases_outside_a_session_print_nothing(capsys):
 
 def test_check_starts_no_jax_and_no_coolprop():
     """``thermo check`` on every bundled case, in one fresh interpreter: JAX,
-    CoolProp, scipy.optimize and matplotlib are never imported."""
+    CoolProp, scipy.optimize and matplotlib are never imported. The exception,
+    stated in the README: ``transient_hall`` cases, whose parse rates the plant
+    (exchanger and dry-cooler conductances) with the JAX kernels."""
+    light = [c for c in BUNDLED if not c.name.startswith("hall_")]
+    assert len(light) < len(BUNDLED)  # the exception is still needed, or this filter can go
     code = (
         "import sys\n"
         "from thermo.cli import main\n"
-        f"cases = {[str(c) for c in BUNDLED]!r}\n"
+        f"cases = {[str(c) for c in light]!r}\n"
         "assert all(main(['check', c]) == 0 for c in cases)\n"
         "heavy = [m for m in ('jax', 'jaxlib', 'CoolProp', 'scipy.optimize', 'matplotlib') if m in sys.modules]\n"
         "heavy += [m for m in sys.modules if m == 'kernels' or m.endswith('.kernels')]  # also after a rename\n"

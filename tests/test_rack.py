@@ -251,6 +251,7 @@ def test_params_carry_every_swept_number_and_match_the_builder(small_designs):
             np.testing.assert_allclose(getattr(bnd, name), getattr(rn.boundary, name), rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_batched_solve_equals_the_loop_over_designs(small_designs):
     """vmap over the stacked Params of five designs (flow, supply temperature,
     manifold and hose diameters, section gap, plate power and curves, QD, ...)

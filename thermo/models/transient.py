@@ -75,6 +75,7 @@ __all__ = [
     "energy_balance",
     "report",
     "check",
+    "check_bounded",
     "run",
 ]
 
@@ -875,6 +876,11 @@ def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
 
 
 def check(s: Static, p: Params, sol: Solution) -> None:
+    """The protocol's check: :func:`check_bounded`."""
+    check_bounded(s, p, sol)
+
+
+def check_bounded(s: Static, p: Params, sol: Solution) -> None:
     """Non-finite values, energy not closing, or heat-added coolant colder than the air: SolveError (exit 3)."""
     T = np.asarray(sol.T)
     if not np.all(np.isfinite(T)) or not np.all(np.isfinite(np.asarray(sol.P_acc))):
@@ -897,7 +903,7 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     progress.phase("solve")
     sol = jax.jit(solve, static_argnums=0)(s, p)
     progress.phase("write", ready=sol)
-    check(s, p, sol)
+    check_bounded(s, p, sol)
     out = report(s, p, sol)
     summary = {"case": Quantity(case.name, "", "case name")}
     summary.update({k: Quantity(o.value, o.units, o.description) for k, o in out.items()})
@@ -906,7 +912,7 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     if s.demand_response:
         progress.phase("solve")
         base = jax.jit(solve, static_argnums=0)(s, p._replace(dr_start=p.dr_start * 0 - 1.0, dr_end=p.dr_end * 0 - 1.0))
-        check(s, p, base)
+        check_bounded(s, p, base)
         dr = demand_response_report(s, p, sol, base, case.junction_limit)
         summary.update({k: Quantity(o.value, o.units, o.description) for k, o in dr.items()})
     summary["time_step"] = Quantity(float(p.dt), "s", "trace time step")
