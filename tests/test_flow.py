@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from aidc_thermo.kernels import flow
-from aidc_thermo.kernels.fv.flow import FlowParams, FlowSpec, divergence, flow_boundary, solve_flow
+from aidc_thermo.kernels.fv.flow import FlowSpec, divergence, flow_boundary, solve_flow
 from aidc_thermo.kernels.fv.grid import grid_from_faces, uniform_grid
-from aidc_thermo.validation.flow import cavity, duct_order
+from aidc_thermo.validation.flow import cavity, duct_order, params
 
 F64 = jnp.float64
 # The small cases below run in milliseconds and compile in seconds: compile them
@@ -22,15 +22,6 @@ F64 = jnp.float64
 QUICK = {"xla_backend_optimization_level": 0}
 SOLVE = jax.jit(solve_flow, static_argnames=("spec",), compiler_options=QUICK)
 SOLVE_OPT = jax.jit(solve_flow, static_argnames=("spec",))
-
-
-def params(rho, mu, dt, force=(0.0, 0.0, 0.0), dtype=F64):
-    return FlowParams(
-        rho=jnp.asarray(rho, dtype),
-        mu=jnp.asarray(mu, dtype),
-        dt=jnp.asarray(dt, dtype),
-        body_force=jnp.asarray(force, dtype),
-    )
 
 
 def faces_1d(n, length, stretch, seed):
