@@ -136,7 +136,8 @@ def facility_design_point(export_fraction: float | None = None) -> dict:
     path = Path(str(resources.files("aidc_thermo.cases").joinpath(FACILITY_CASE)))
     text = re.sub(r"\[ambient\]\n[^\[]*", f"[ambient]\n{FACILITY_DESIGN_POINT}\n\n", path.read_text())
     case = facility.parse(CaseFile(path, text, tomllib.loads(text)))
-    fac, config = facility.build(case)
+    static, params = facility.build(case)
+    fac, config = facility.with_properties(static, params.hall), static.config
     if export_fraction is not None:
         import dataclasses
 
