@@ -242,7 +242,14 @@ GUARDS = {
 }
 #: bundled cases that take from 20 s to minutes on the 2 shared cores here; the
 #: guards of their case types are also tested without a solve below
-SLOW = {"coldplate_pinfin", "coldplate_unit_cell", "calibration_unit_cell", "compact_gpu_coldplate", "rack_nvl72"}
+SLOW = {
+    "coldplate_pinfin",
+    "coldplate_unit_cell",
+    "calibration_unit_cell",
+    "compact_gpu_coldplate",
+    "rack_nvl72",
+    "hall_training_transient_storage",
+}
 
 
 def _bundled():

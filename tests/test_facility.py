@@ -294,6 +294,7 @@ def test_batched_solve_equals_the_loop_over_designs(hot_hours):
     assert len(set(j)) == 4  # the designs really differ
 
 
+@pytest.mark.slow
 def test_coolant_properties_follow_the_supply_setpoint(hot_hours):
     """The supply-temperature sweep of thermo run and the objective of thermo
     optimize evaluate the coolant properties at the setpoint they solve, not

@@ -155,6 +155,7 @@ def _designs(n=5):
     return out
 
 
+@pytest.mark.slow
 def test_batched_compact_solve_equals_the_per_design_loop():
     designs = _designs()
     static = designs[0][0]

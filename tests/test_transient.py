@@ -93,6 +93,7 @@ def _block():
     return g, bcs, k, rho_c, q
 
 
+@pytest.mark.slow
 def test_long_times_reach_the_steady_solution():
     g, bcs, k, rho_c, q = _block()
     steady, _ = cd.solve(g, k, q, bcs)
@@ -149,6 +150,7 @@ def test_vmap_over_scenarios_equals_separate_runs():
         np.testing.assert_allclose(batched[i], peak(traces[i]), rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_gradient_of_peak_temperature_matches_finite_differences():
     """d(peak temperature over the trace)/d(conductivity scale), reverse mode
     through lax.scan and each step's implicit solve."""
