@@ -214,8 +214,9 @@ def _corrupt_compact(case, arr, qs, ths):
     return case, arr, qs, dataclasses.replace(ths, T_fluid=_colder(ths.T_fluid, (-1, 0, 0), 100.0))
 
 
-def _corrupt_rack(case, rn, temps):
-    return case, rn, dataclasses.replace(temps, node=_colder(temps.node, rn.outlet, 50.0))
+def _corrupt_rack(static, params, solution):
+    temps = dataclasses.replace(solution.temperatures, node=_colder(solution.temperatures.node, static.outlet, 50.0))
+    return static, params, solution._replace(temperatures=temps)
 
 
 def _corrupt_facility(static, params, solution):
@@ -326,23 +327,30 @@ def test_rack_guard_without_a_solve():
     """The rack guard on hand-made temperatures of the bundled rack's
     network: supply everywhere passes; a node below the supply and a plate
     whose outlet is colder than its inlet are refused."""
+    from types import SimpleNamespace
+
     from aidc_thermo.kernels.network import NetworkTemperatures
     from aidc_thermo.models import rack
 
     case = rack.parse(load(CASES / "rack_nvl72.toml"))
-    rn = rack.build_network(case, np.float64)
-    n, e = rn.network.n_nodes, rn.network.n_edges
+    static, params = rack.build(case)
+    n, e = static.network.n_nodes, static.network.n_edges
     t = case.supply.temperature
     zeros = np.zeros(n)
     good = NetworkTemperatures(np.full(n, t), np.full(e, t), np.full(e, t + 1e-12), np.zeros(e), zeros, zeros)
-    rack.check_bounded(case, rn, good)
+
+    def guard(temps):  # the guard reads only the temperatures of the solution
+        rack.check_bounded(static, params, SimpleNamespace(temperatures=temps))
+
+    guard(good)
     node = good.node.copy()
-    node[rn.outlet] = t - 2.0
+    node[static.outlet] = t - 2.0
     with pytest.raises(SolveError, match=r"coolant temperature is .* node \d+ \(outlet\)"):
-        rack.check_bounded(case, rn, dataclasses.replace(good, node=node))
+        guard(dataclasses.replace(good, node=node))
+    pe = np.asarray(static.plate_edges)
     out = good.edge_outlet.copy()
-    out[rn.plate_edges[5]] = t + 3.0
+    out[pe[5]] = t + 3.0
     inlet = good.edge_inlet.copy()
-    inlet[rn.plate_edges[5]] = t + 4.0
+    inlet[pe[5]] = t + 4.0
     with pytest.raises(SolveError, match=r"plate outlet temperature .* is 1 K below plate inlet .* plate 5 \(tray"):
-        rack.check_bounded(case, rn, dataclasses.replace(good, edge_outlet=out, edge_inlet=inlet))
+        guard(dataclasses.replace(good, edge_outlet=out, edge_inlet=inlet))

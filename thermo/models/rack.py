@@ -968,21 +968,23 @@ def check(static: Static, params: Params, solution: Solution) -> None:
     t_node = np.asarray(s.temperatures.node, np.float64)
     t_out = np.asarray(s.temperatures.edge_outlet, np.float64)
     _check_liquid(static, params, net, t_node, t_out)
+    check_bounded(static, params, solution)
+
+
+def check_bounded(static: Static, params: Params, solution: Solution) -> None:
+    """The maximum principle (:mod:`thermo.bounds`) on one (unbatched) design:
+    the coolant enters only at the supply (the return is the one
+    fixed-pressure node and all of the supply flow leaves there) and the
+    plates only add heat, so no node or edge temperature is below the supply
+    temperature, and no plate's outlet is colder than its inlet. Raises
+    :class:`SolveError` otherwise."""
     pe = np.asarray(static.plate_edges)
     power = np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]
-    _check_bounded(net, pe, power, float(params.supply_temperature), static.precision, s.temperatures)
+    t_sup = float(params.supply_temperature)
+    _check_bounded(static.network, pe, power, t_sup, static.precision, solution.temperatures)
 
 
 # ----------------------------------------------------------------------------- run
-
-
-def check_bounded(case: RackCase, rn: RackNetwork, temps) -> None:
-    """The maximum principle (:mod:`thermo.bounds`): the coolant enters only
-    at the supply (the return is the one fixed-pressure node and all of the
-    supply flow leaves there) and the plates only add heat, so no node or
-    edge temperature is below the supply temperature, and no plate's outlet
-    is colder than its inlet. Raises :class:`SolveError` otherwise."""
-    _check_bounded(rn.network, rn.plate_edges, rn.plate_power, case.supply.temperature, case.precision, temps)
 
 
 def _check_bounded(net, plate_edges, plate_power, t_sup: float, prec: str, temps) -> None:
