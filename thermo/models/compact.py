@@ -43,6 +43,7 @@ from aidc_thermo.io.results import Field, Layer, Quantity, Series, append_groups
 from aidc_thermo.materials import material_library
 from aidc_thermo.models import pin_friction
 from aidc_thermo.models.calibrate import ClosureTableError, read_closure_table
+from aidc_thermo.models.geometry import faces_on_points
 from aidc_thermo.models.protocol import Output
 
 if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported where used (thermo check needs none)
@@ -435,17 +436,7 @@ def _faces(length, n, breaks):
     """Faces with every break point on a face; cells shared in proportion."""
     pts = np.array(sorted({0.0, length, *[b for b in breaks if 0 < b < length]}))
     pts = pts[np.concatenate([[True], np.diff(pts) > 1e-9 * length])]
-    widths = np.diff(pts)
-    m = len(widths)
-    n = max(n, m)
-    share = (n - m) * widths / widths.sum()
-    counts = 1 + np.floor(share).astype(int)
-    order = np.argsort(-(share - np.floor(share)), kind="stable")
-    counts[order[: n - counts.sum()]] += 1
-    faces = [pts[0]]
-    for a, w, c in zip(pts[:-1], widths, counts, strict=True):
-        faces.extend(a + w * np.arange(1, c + 1) / c)
-    faces = np.array(faces)
+    faces = faces_on_points(pts, max(n, len(pts) - 1))
     faces[-1] = length
     return faces
 

@@ -380,6 +380,17 @@ def stl_grid(planes: np.ndarray, length: float, cells: int) -> np.ndarray:
     if cells < m:
         where = ", ".join(f"{1e3 * p:.6g}" for p in pts[1:-1][:8]) + (" ..." if m > 9 else "")
         raise ValueError(f"needs at least {m} cells: the mesh has walls across this axis at {where} mm")
+    faces = faces_on_points(pts, cells)
+    faces[-1] = length
+    return faces
+
+
+def faces_on_points(pts: np.ndarray, cells: int) -> np.ndarray:
+    """Faces with a face on every one of the sorted points ``pts``: ``cells``
+    (at least ``len(pts) - 1``) shared among the intervals in proportion to
+    their length, largest remainder first, at least one each."""
+    widths = np.diff(pts)
+    m = len(widths)
     share = (cells - m) * widths / widths.sum()
     counts = 1 + np.floor(share).astype(int)
     order = np.argsort(-(share - np.floor(share)), kind="stable")
@@ -387,9 +398,7 @@ def stl_grid(planes: np.ndarray, length: float, cells: int) -> np.ndarray:
     faces = [pts[0]]
     for a, w, c in zip(pts[:-1], widths, counts, strict=True):
         faces.extend(a + w * np.arange(1, c + 1) / c)
-    faces = np.asarray(faces)
-    faces[-1] = length
-    return faces
+    return np.asarray(faces)
 
 
 def from_stl(
