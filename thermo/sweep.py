@@ -643,7 +643,8 @@ def _batched(model, static, mesh=None):
     device under ``shard_map`` on its slice of the design axis, so that each
     device's iterative solves stop when its own designs converge and no
     collective crosses devices (a batch sharded without it makes every
-    while-loop test all-reduce the convergence flags of all devices)."""
+    while-loop test all-reduce the convergence flags of all devices); on
+    several CPU devices each solves its slice one design at a time."""
     import jax
     from jax.sharding import PartitionSpec
 
@@ -655,6 +656,15 @@ def _batched(model, static, mesh=None):
 
     batched = jax.vmap(one)
     if mesh is not None and mesh.size > 1:
+        if mesh.devices.flat[0].platform == "cpu":
+            # Several CPU devices in one process run their programs at once on one shared thread pool, and
+            # jaxlib's batched LAPACK calls (the multigrids' coarse LU / Cholesky and triangular solves) wait
+            # there on work they queued behind each other: the process wedged in about one run in five.
+            # Each CPU device solves its slice one design at a time (LAPACK sees batches of one), which also
+            # lets every design stop at its own convergence.
+            def batched(p):
+                return jax.lax.map(one, p)
+
         spec = PartitionSpec("design")
         batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
     return jax.jit(batched)
