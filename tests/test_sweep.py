@@ -434,10 +434,12 @@ def test_a_case_type_that_does_not_sweep_yet_is_refused_by_name(tmp_path, capsys
     import shutil
 
     repo = Path(__file__).resolve().parents[1]
-    shutil.copy(repo / "cases" / "rack_nvl72.toml", tmp_path / "rack.toml")
+    shutil.copy(repo / "cases" / "hall_training_transient.toml", tmp_path / "hall.toml")
     sweep = tmp_path / "s.toml"
-    sweep.write_text('[sweep]\ncase = "rack.toml"\n\n[[parameter]]\nkey = "supply.flow"\nvalues = ["150 L/min"]\n')
+    sweep.write_text('[sweep]\ncase = "hall.toml"\n\n[[parameter]]\nkey = "accelerator.leakage_power"\n'
+                     'values = ["150 W"]\n')  # fmt: skip
     assert main(["sweep", str(sweep), "-o", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert "sweep.case" in err and "'rack_network' does not sweep yet" in err
+    assert "sweep.case" in err and "'transient_hall' does not sweep yet" in err
+    assert "rack_network, facility" in err
     assert not (tmp_path / "out" / "table.csv").exists()

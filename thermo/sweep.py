@@ -68,6 +68,8 @@ from aidc_thermo.io.case import CaseError, CaseFile, Table
 __all__ = ["SweepSpec", "Parameter", "Constraint", "read_sweep", "designs", "run_sweep", "SweepChanged"]
 
 FORMAT_VERSION = 1
+#: The case types whose models give what a sweep needs (PROTOCOL, screen, stack_params)
+SWEEPABLE = ("compact_coldplate", "package_stack", "rack_network", "facility")
 
 
 class SweepChanged(CaseError):
@@ -84,6 +86,9 @@ class Parameter:
     log: bool = False
     unit: str = ""  # SI unit of the values ("" when the case gives plain numbers)
     integer: bool = False
+    # the base case gives a plain (SI) number but the sweep's values carry a unit: each design's case gets the
+    # value with its SI unit written out, so that the model's own parser checks the key's dimension
+    with_unit: bool = False
 
     @property
     def sampled(self) -> bool:
@@ -118,6 +123,8 @@ class SweepSpec:
 # ----------------------------------------------------------------------------- reading the sweep file
 
 _INDEX = re.compile(r"\[(\d+)\]")
+#: a quantity in a case file starts with its number ("35 degC", "1.5e-3 m^3/s"); "U" is a name, not a unit
+_NUMBER = re.compile(r"\s*[-+]?(\d|\.\d)")
 
 
 def _key_path(text: str) -> tuple:
@@ -182,6 +189,20 @@ def _si(t: Table, name: str, raw, dim, unit: str) -> tuple[float, str]:
     return value, u or unit
 
 
+def _unit_of(t: Table, name: str, unit: str, dim, units: list[str], raw) -> tuple[str, bool]:
+    """The SI unit of a parameter's values and whether designs write it out:
+    the base case's unit when it gives one; else (a plain SI number in the
+    case) the unit the sweep's values carry, which must agree among them."""
+    if dim is not None:
+        return unit, False
+    given = {u for u in units if u}
+    if not given:
+        return unit, False
+    if len(given) > 1 or len(given) != len(set(units)):
+        raise t.error(name, f"{raw!r} mixes units ({sorted(set(units))}); give every value in one dimension")
+    return given.pop(), True
+
+
 def read_sweep(path: str | Path) -> SweepSpec:
     """Read and check a sweep file (CaseError naming the sweep file and key on any problem)."""
     path = Path(path)
@@ -230,7 +251,11 @@ def read_sweep(path: str | Path) -> SweepSpec:
         current, found = _lookup(base, kpath)
         if not found:
             raise pt.error("key", f"{key!r} is not a key of the base case {case_path} (sweep only keys the case sets)")
-        if isinstance(current, bool) or not isinstance(current, (int, float, str)):
+        if (
+            isinstance(current, bool)
+            or not isinstance(current, (int, float, str))
+            or (isinstance(current, str) and not _NUMBER.match(current))
+        ):
             raise pt.error("key", f"{key!r} is not a number in the base case (it is {current!r}); only numbers sweep")
         try:
             _, unit, dim = _quantity(current)
@@ -244,16 +269,19 @@ def read_sweep(path: str | Path) -> SweepSpec:
             raw = pt.raw("values")
             if not isinstance(raw, list) or not raw:
                 raise pt.error("values", f"a non-empty list of values, got {raw!r}")
-            vals = tuple(_si(pt, "values", v, dim, unit)[0] for v in raw)
+            read = [_si(pt, "values", v, dim, unit) for v in raw]
+            vals = tuple(v for v, _ in read)
             if integer and not all(float(v).is_integer() for v in vals):
                 raise pt.error("values", f"{key} is an integer in the case; got {raw!r}")
-            params.append(Parameter(key, kpath, vals, unit=unit, integer=integer))
+            unit, with_unit = _unit_of(pt, "values", unit, dim, [u for _, u in read], raw)
+            params.append(Parameter(key, kpath, vals, unit=unit, integer=integer, with_unit=with_unit))
             pt.finish()
             continue
         raw = pt.raw("range")
         if not isinstance(raw, list) or len(raw) != 2:
             raise pt.error("range", f"[low, high], got {raw!r}")
-        lo, hi = (_si(pt, "range", v, dim, unit)[0] for v in raw)
+        (lo, u_lo), (hi, u_hi) = (_si(pt, "range", v, dim, unit) for v in raw)
+        unit, with_unit = _unit_of(pt, "range", unit, dim, [u_lo, u_hi], raw)
         if not hi > lo:
             raise pt.error("range", f"an empty range {raw!r}: high must exceed low")
         spacing = pt.string("spacing", default="linear", choices=("linear", "log"))
@@ -267,7 +295,7 @@ def read_sweep(path: str | Path) -> SweepSpec:
                 raise pt.error("sample", "sample = true needs a [sampling] table (method, samples, seed)")
             if integer:
                 raise pt.error("sample", f"{key} is an integer; sweep it with values or points")
-            params.append(Parameter(key, kpath, (), lo, hi, spacing == "log", unit))
+            params.append(Parameter(key, kpath, (), lo, hi, spacing == "log", unit, with_unit=with_unit))
         else:
             n = pt.integer("points")
             if n < 1:
@@ -275,7 +303,8 @@ def read_sweep(path: str | Path) -> SweepSpec:
             grid = np.geomspace(lo, hi, n) if spacing == "log" else np.linspace(lo, hi, n)
             if integer:
                 grid = np.unique(np.round(grid))
-            params.append(Parameter(key, kpath, tuple(float(v) for v in grid), unit=unit, integer=integer))
+            params.append(Parameter(key, kpath, tuple(float(v) for v in grid), unit=unit, integer=integer,
+                                    with_unit=with_unit))  # fmt: skip
         pt.finish()
     if sampling is not None and not any(p.sampled for p in params):
         raise CaseError(path, "sampling", "no parameter has sample = true")
@@ -351,7 +380,8 @@ def _design_case(spec: SweepSpec, values) -> CaseFile:
 
     data = copy.deepcopy(spec.base_data)
     for p, v in zip(spec.parameters, values, strict=True):
-        _assign(data, p.path, int(round(v)) if p.integer else float(v))
+        value = int(round(v)) if p.integer else float(v)
+        _assign(data, p.path, f"{value!r} {p.unit}" if p.with_unit else value)
     return CaseFile(spec.case_path, spec.case_text, data)
 
 
@@ -361,13 +391,12 @@ def _parse_all(spec: SweepSpec, table: np.ndarray):
 
     model = model_for(CaseFile(spec.case_path, spec.case_text, spec.base_data))
     if not (getattr(model, "PROTOCOL", False) and callable(getattr(model, "screen", None))):
-        # a sweep screens every design from its reported numbers (model.screen); the case types without one
-        # (rack_network, facility, transient_hall follow the protocol but screen only whole solutions) do not sweep yet
+        # a sweep screens every design from its reported numbers (model.screen); a case type without one
+        # (transient_hall follows the protocol but screens only whole solutions) does not sweep yet
         raise CaseError(
             spec.path,
             "sweep.case",
-            f"case type {model.CASE_TYPE!r} "
-            "does not sweep yet (thermo sweep takes compact_coldplate and package_stack)",
+            f"case type {model.CASE_TYPE!r} does not sweep yet (thermo sweep takes {', '.join(SWEEPABLE)})",
         )
     build = getattr(model, "build_sweep", model.build)
     buckets: dict = {}
@@ -410,10 +439,13 @@ def _chunk_size(model, static, n_devices: int, requested: int) -> int:
     else:
         from aidc_thermo import resources
 
-        per = resources.BYTES_PER_UNIT.get(model.CASE_TYPE, 1000)
-        units = int(np.prod([len(f) - 1 for f in static.faces[:2]])) * (len(static.faces[2]) - 1 + 6)
+        if callable(getattr(model, "design_bytes", None)):  # a network or a plant: the model's own estimate
+            per_design = model.design_bytes(static)
+        else:  # a grid: bytes per cell column and layer
+            per = resources.BYTES_PER_UNIT.get(model.CASE_TYPE, 1000)
+            per_design = per * int(np.prod([len(f) - 1 for f in static.faces[:2]])) * (len(static.faces[2]) - 1 + 6)
         avail = _device_memory()
-        size = int(max(1, min(4096, 0.5 * avail // max(per * units, 1))))
+        size = int(max(1, min(4096, 0.5 * avail // max(per_design, 1))))
     return max(n_devices, (size + n_devices - 1) // n_devices * n_devices)
 
 

@@ -62,9 +62,12 @@ __all__ = [
     "check",
     "optimize",
     "parse",
+    "design_bytes",
     "report",
     "run",
+    "screen",
     "solve",
+    "stack_params",
 ]
 
 CASE_TYPE = "facility"
@@ -846,7 +849,17 @@ _OUTPUTS = {
     "converged": ("", "every hour's coupled solve converged"),
     "iterations": ("", "largest Newton iteration count of any hour"),
     "residual_max": ("K", "largest |T_j - T_j,model| of any hour"),
+    "order_extremes": ("K", "per ordering of _ORDERS over the converged hours: min and max of hot - cold, the "
+                       "largest |temperature|, the min and max of both temperatures, the hour of the min (4 x 6)"),
+    "convergence": ("", "hours not converged, the first such hour, its runaway flag, residual (K) and iterations"),
 }
+#: Temperature orderings that heat added to the loops keeps: (hotter, colder, why) fields of the operating point
+_ORDERS = (
+    ("t_fw_return", "t_fw_supply", "the CDU adds the IT heat to the facility water"),
+    ("t_tcs_supply", "t_fw_supply", "the CDU cools the secondary loop with the facility water"),
+    ("t_tcs_return", "t_tcs_supply", "the cold plates add heat to the secondary loop"),
+    ("t_j", "t_tcs_supply", "the junction heats the coolant"),
+)
 #: energy per token by component (J/token): report() key -> breakdown label
 _BREAKDOWN = {
     "accelerators": "accelerators",
@@ -905,11 +918,44 @@ def _report_one(hall, ops, info) -> dict:
         "converged": info.converged.all(),
         "iterations": info.iterations.max(),
         "residual_max": info.residual.max(),
+        # for the sweep's screen: check's tests from extremes instead of every hour
+        "order_extremes": _order_extremes(ops, info.converged),
+        "convergence": _convergence(ops, info),
     }
     for label, key in _BREAKDOWN.items():
         x = parts[key] if key in parts else getattr(ops, key)
         out[f"breakdown:{label}"] = jnp.sum(x) / tok
     return out
+
+
+def _order_extremes(ops, converged):
+    """(len(_ORDERS), 6): for each ordering over the converged hours, min and max of
+    ``hot - cold``, max |temperature|, min and max of both temperatures, the hour of the min."""
+    import jax.numpy as jnp
+
+    rows = []
+    for hot, cold, _ in _ORDERS:
+        h, c = getattr(ops, hot), getattr(ops, cold)
+        d = h - c
+        both = jnp.stack([h, c])
+        dt = d.dtype
+        rows.append(jnp.stack([
+            jnp.min(jnp.where(converged, d, jnp.inf)), jnp.max(jnp.where(converged, d, -jnp.inf)),
+            jnp.max(jnp.where(converged, jnp.abs(both), -jnp.inf)), jnp.min(jnp.where(converged, both, jnp.inf)),
+            jnp.max(jnp.where(converged, both, -jnp.inf)), jnp.argmin(jnp.where(converged, d, jnp.inf)).astype(dt),
+        ]))  # fmt: skip
+    return jnp.stack(rows)
+
+
+def _convergence(ops, info):
+    """[hours not converged, the first such hour (0 if none), its runaway flag, residual (K), iterations]."""
+    import jax.numpy as jnp
+
+    bad = ~info.converged
+    i = jnp.argmax(bad)
+    dt = info.residual.dtype
+    return jnp.stack([jnp.sum(bad).astype(dt), i.astype(dt), ops.runaway[i].astype(dt), info.residual[i],
+                      info.iterations[i].astype(dt)])  # fmt: skip
 
 
 @functools.cache
@@ -931,6 +977,62 @@ def report(static: Static, params: Params, solution: Solution) -> dict:
     for label in _BREAKDOWN:
         out[f"breakdown:{label}"] = Output(values[f"breakdown:{label}"], "J", f"facility J/token from {label}")
     return out
+
+
+def stack_params(designs) -> Params:
+    """Stack the ``Params`` of designs with equal ``Static`` along a new
+    leading axis (the batch of a sweep)."""
+    import jax
+
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *designs)
+
+
+def design_bytes(static: Static) -> int:
+    """Estimated peak bytes of one design (every hour; the sweep sizes its
+    chunks with it), as :func:`_require_memory` estimates a run."""
+    return static.hours * 4 * 8 * (60 + static.config.max_iter + 1)
+
+
+def screen(static: Static, params: Params, outputs: dict) -> str:
+    """Why one design of a sweep is not a result ("" when it is), from its
+    :func:`report` outputs (numpy values): what :func:`check` refuses in
+    ``thermo run``: an hour whose coupled solve did not converge (thermal
+    runaway or the iteration limit), values that are not finite, or a
+    temperature ordering broken beyond :mod:`thermo.bounds`' tolerance (the
+    same test, on the extremes over the hours)."""
+    out = outputs
+    n_bad, i, runaway, res, its = (float(v) for v in np.asarray(out["convergence"], np.float64))
+    if n_bad > 0 or not bool(out["converged"]):
+        i = int(i)
+        cause = (
+            "thermal runaway (leakage grows faster than the cooling chain removes it)"
+            if runaway
+            else f"not converged at the iteration limit ([solver] max_iterations = {static.config.max_iter})"
+        )
+        return (
+            f"the coupled junction-temperature solve did not converge in {int(n_bad)} of {static.hours} hours; "
+            f"first at row {i} ({static.times[i]}): {cause}; residual {res:.3e} K after {int(its)} iterations"
+        )
+    bad = [k for k in ("T_junction_max", "P_facility_mean", "tokens_per_s_mean", "J_per_token_facility")
+           if not np.isfinite(float(out[k]))]  # fmt: skip
+    if bad:
+        return f"facility solve gave values that are not finite ({', '.join(bad)})"
+    prec = static.precision
+    ext = np.asarray(out["order_extremes"], np.float64)
+    for (hot, cold, why), (d_min, d_max, scale, t_lo, t_hi, hour) in zip(_ORDERS, ext, strict=True):
+        try:
+            bounds.check(f"{hot} and {cold} (K)", [t_lo, t_hi], locate=lambda _i: "their extremes over the hours",
+                         precision=prec)  # fmt: skip
+        except SolveError as exc:
+            return str(exc)
+        tol = bounds.tolerance(d_max, scale, prec)
+        if d_min < -tol:
+            h = int(hour)
+            return (
+                f"{hot} is {-d_min:.4g} K below {cold} at row {h} ({static.times[h]}) (tolerance {tol:.2g} K); "
+                f"{why}: the solution is not a result"
+            )
+    return ""
 
 
 def check(static: Static, params: Params, solution: Solution) -> None:
@@ -996,12 +1098,7 @@ def check_bounded(static: Static, params: Params, solution: Solution) -> None:
         def at(name, s=s, hours=hours):
             return np.asarray(getattr(ops, name), np.float64).reshape(setpoints.size, -1)[s][hours]
 
-        for hot, cold, why in (
-            ("t_fw_return", "t_fw_supply", "the CDU adds the IT heat to the facility water"),
-            ("t_tcs_supply", "t_fw_supply", "the CDU cools the secondary loop with the facility water"),
-            ("t_tcs_return", "t_tcs_supply", "the cold plates add heat to the secondary loop"),
-            ("t_j", "t_tcs_supply", "the junction heats the coolant"),
-        ):
+        for hot, cold, why in _ORDERS:
             bounds.check_order(hot, at(hot), cold, at(cold), why=why, locate=locate, precision=prec)
 
 

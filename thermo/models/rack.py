@@ -67,11 +67,14 @@ __all__ = [
     "build",
     "build_network",
     "check",
+    "design_bytes",
     "parse",
     "report",
     "run",
+    "screen",
     "solve",
     "solve_case",
+    "stack_params",
 ]
 
 CASE_TYPE = "rack_network"
@@ -870,6 +873,9 @@ _OUTPUTS = {
     "converged": ("", "the flow (Newton) and temperature solves converged"),
     "iterations": ("", "Newton iterations from a cold start"),
     "residual": ("", "relative residual (flows and pressures)"),
+    "temperature_extremes": ("K", "(min, max) of the node, edge inlet and edge outlet temperatures (3 x 2)"),
+    "plate_rise_extremes": ("K", "min and max over plates of outlet - inlet temperature, the largest |plate "
+                            "temperature| and the plate (index in plate order) of the min"),
 }
 
 
@@ -905,6 +911,8 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
                         jnp.abs(heat_out))  # fmt: skip
     ratio = _group_ratio(qp, static.plate_type_index, len(static.plate_type_names))
     tray_ratio = _group_ratio(q_tray, static.tray_type_index, max(static.tray_type_index) + 1)
+    t_pin, t_pout = s.temperatures.edge_inlet[pe], s.temperatures.edge_outlet[pe]
+    rise = t_pout - t_pin
     return {
         "T_return": t_ret - 273.15,
         "rack_pressure_drop": dp_rack / 1e3,
@@ -926,6 +934,15 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
         "iterations": s.info.iterations,
         "residual": s.info.residual,
         "hottest_plate": jnp.argmax(s.junction),
+        # for the sweep's screen (the maximum principle as check applies it, from extremes instead of fields)
+        "temperature_extremes": jnp.stack(
+            [jnp.stack([t.min(), t.max()]) for t in (s.temperatures.node, s.temperatures.edge_inlet,
+                                                      s.temperatures.edge_outlet)]
+        ),  # fmt: skip
+        "plate_rise_extremes": jnp.stack(
+            [rise.min(), rise.max(), jnp.maximum(jnp.abs(t_pin).max(), jnp.abs(t_pout).max()),
+             jnp.argmin(rise).astype(rise.dtype)]
+        ),  # fmt: skip
     }
 
 
@@ -946,6 +963,71 @@ def report(static: Static, params: Params, solution: Solution) -> dict:
     out = {k: Output(v[k], *_OUTPUTS[k]) for k in _OUTPUTS}
     out["hottest_plate"] = Output(v["hottest_plate"], "", "index (in plate order) of the hottest chip")
     return out
+
+
+def stack_params(designs) -> Params:
+    """Stack the ``Params`` of designs with equal ``Static`` along a new
+    leading axis (the batch of a sweep)."""
+    import jax
+
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *designs)
+
+
+def design_bytes(static: Static) -> int:
+    """Estimated peak bytes of one design's solve (the sweep sizes its chunks
+    with it): the dense Newton block of the manifold ladder and the edge
+    arrays, as :func:`_require_memory` estimates a run."""
+    n = len(static.tray_type_index)
+    return 4 * 8 * (2 * n) ** 2 + 4_000 * static.network.n_edges
+
+
+def screen(static: Static, params: Params, outputs: dict) -> str:
+    """Why one design of a sweep is not a result ("" when it is), from its
+    :func:`report` outputs (numpy values, no fields): what :func:`check`
+    refuses in ``thermo run``: a flow or temperature solve that did not
+    converge or is not finite, a temperature that breaks the maximum
+    principle (:mod:`thermo.bounds`, tested on the extremes of the same
+    arrays with the same tolerance), a plate outlet colder than its inlet, or
+    coolant beyond its liquid range."""
+    out = outputs
+    if not bool(out["converged"]):
+        return (
+            f"rack flow network (Newton) or temperature solve did not converge: relative residual "
+            f"{float(out['residual']):.3e} after {int(out['iterations'])} Newton iterations "
+            f"(limit {static.max_iterations})"
+        )
+    bad = [k for k in ("rack_pressure_drop", "T_junction_max", "T_return") if not np.isfinite(float(out[k]))]
+    if bad:
+        return f"rack solve gave values that are not finite ({', '.join(bad)})"
+    prec = static.precision
+    ext = np.asarray(out["temperature_extremes"], np.float64)
+    power = np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]
+    t_sup = float(params.supply_temperature)
+    why = "the supply temperature (the plates only add heat)"
+    try:
+        for j, what in enumerate(("coolant temperature", "edge inlet temperature", "edge outlet temperature")):
+            kw = dict(lower=t_sup, lower_why=why) if not np.any(power < 0) else {}
+            bounds.check(what, ext[j], locate=lambda _i, w=what: f"the {w} extremes", precision=prec, **kw)
+    except SolveError as exc:
+        return str(exc)
+    d_min, d_max, scale, k = (float(v) for v in np.asarray(out["plate_rise_extremes"], np.float64))
+    tol = bounds.tolerance(d_max, scale, prec)
+    if not np.any(power < 0) and d_min < -tol:
+        labels = static.network.edge_labels
+        e = static.plate_edges[int(k)]
+        name = labels[e] if labels else f"edge {e}"
+        return (
+            f"plate outlet temperature is {-d_min:.4g} K below its inlet at plate {int(k)} ({name}) (tolerance "
+            f"{tol:.2g} K); a cold plate only adds heat: the solution is not a result"
+        )
+    t_hot = float(ext[:, 1].max())
+    co = static.coolant
+    if t_hot > co.t_max + 1e-6:
+        return (
+            f"physically impossible result: the coolant would reach {t_hot - 273.15:.4g} degC, outside "
+            f"{range_text(co)}: it would boil; raise [supply] flow or lower the plate powers"
+        )
+    return ""
 
 
 def check(static: Static, params: Params, solution: Solution) -> None:
