@@ -131,70 +131,87 @@ _PINS = {
 
 
 def read_geometry(t: Table, base: Path):
-    """The ``[geometry]`` table: ``(kind, builder keyword arguments in SI)``."""
-    kind = t.string("kind", choices=("straight_fins", "pin_fins", "mask", "stl"))
-    kw: dict = {}
-    if kind == "straight_fins":
-        for key, dim in _STRAIGHT.items():
-            kw[key] = t.quantity(key, dim, positive=True)
-        if t.has("channels") == t.has("unit_cell"):
-            raise t.error(None, "give exactly one of 'channels' (a whole plate) or 'unit_cell = true' (or \"half\")")
-        if t.has("channels"):
-            kw["channels"] = t.integer("channels", minimum=1)
-        else:
-            unit = t.raw("unit_cell")
-            if unit is not True and unit != "half":
-                raise t.error(
-                    "unit_cell",
-                    f'expected true (one channel between two half fins) or "half" (half a fin and half a channel, '
-                    f"symmetry planes at both mid-planes), got {unit!r}; or give 'channels' instead",
-                )
-            kw["unit_cell"] = unit
-        cells = t.table("cells", default={})
-        for key, default in (
-            ("channel", 8),
-            ("fin", 4),
-            ("fin_height", 16),
-            ("base", 4),
-            ("length", 32),
-            ("plenum", 4),
-            ("cover", 2),
-        ):
-            kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
-        cells.finish()
-        if kw.get("unit_cell") == "half" and kw["cells_channel"] < 2:
-            raise t.error("cells.channel", "a half cell needs at least 2 cells across the whole channel")
-        grading = t.table("grading", default={})
-        ratios = {}
-        for key in ("channel", "fin", "fin_height", "length", "base"):
-            if grading.has(key):
-                ratios[key] = grading.number(key, minimum=1e-3, maximum=1e3)
-        grading.finish()
-        if ratios:
-            kw["grading"] = ratios
-    elif kind == "pin_fins":
-        for key, dim in _PINS.items():
-            kw[key] = t.quantity(key, dim, positive=True)
-        kw["rows"] = t.integer("rows", minimum=1)
-        kw["columns"] = t.integer("columns", minimum=1)
-        kw["shape"] = t.string("shape", default="round", choices=("round", "square"))
-        kw["arrangement"] = t.string("arrangement", default="inline", choices=("inline", "staggered"))
-        if not kw["diameter"] < min(kw["pitch_x"], kw["pitch_y"]):
-            raise t.error("diameter", "pin diameter must be smaller than both pitches")
-        cells = t.table("cells", default={})
-        for key, default in (("per_pitch", 8), ("fin_height", 12), ("base", 4), ("cover", 2)):
-            kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
-        cells.finish()
-    elif kind == "stl":
-        kw = read_stl_geometry(t, base)
-    else:
-        kw["path"] = str(t.path_value("file", base))
-        kw["spacing"] = t.quantities("spacing", "length", length=3, positive=True)
-    if kind not in ("mask", "stl"):
-        kw["plenum_length"] = t.quantity("plenum_length", "length", default=0.0, nonnegative=True)
-        kw["cover_thickness"] = t.quantity("cover_thickness", "length", default=0.0, nonnegative=True)
+    """The ``[geometry]`` table: ``(kind, builder keyword arguments in SI)``;
+    the kind from :data:`GEOMETRY_KINDS` (an unknown one is refused listing
+    the registered names), its keys read by the kind's reader."""
+    kind = GEOMETRY_KINDS.read_kind(t)
+    kw = kind.read(t, base)
     t.finish()
-    return kind, kw
+    return kind.name, kw
+
+
+def _read_plenum_cover(t: Table, kw: dict) -> dict:
+    """The inlet/outlet plena and the cover of a parametric plate."""
+    kw["plenum_length"] = t.quantity("plenum_length", "length", default=0.0, nonnegative=True)
+    kw["cover_thickness"] = t.quantity("cover_thickness", "length", default=0.0, nonnegative=True)
+    return kw
+
+
+def _read_straight(t: Table, base: Path) -> dict:
+    """``kind = "straight_fins"``: :func:`geometry.straight_fins`' keyword arguments."""
+    kw: dict = {}
+    for key, dim in _STRAIGHT.items():
+        kw[key] = t.quantity(key, dim, positive=True)
+    if t.has("channels") == t.has("unit_cell"):
+        raise t.error(None, "give exactly one of 'channels' (a whole plate) or 'unit_cell = true' (or \"half\")")
+    if t.has("channels"):
+        kw["channels"] = t.integer("channels", minimum=1)
+    else:
+        unit = t.raw("unit_cell")
+        if unit is not True and unit != "half":
+            raise t.error(
+                "unit_cell",
+                f'expected true (one channel between two half fins) or "half" (half a fin and half a channel, '
+                f"symmetry planes at both mid-planes), got {unit!r}; or give 'channels' instead",
+            )
+        kw["unit_cell"] = unit
+    cells = t.table("cells", default={})
+    for key, default in (
+        ("channel", 8),
+        ("fin", 4),
+        ("fin_height", 16),
+        ("base", 4),
+        ("length", 32),
+        ("plenum", 4),
+        ("cover", 2),
+    ):
+        kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
+    cells.finish()
+    if kw.get("unit_cell") == "half" and kw["cells_channel"] < 2:
+        raise t.error("cells.channel", "a half cell needs at least 2 cells across the whole channel")
+    grading = t.table("grading", default={})
+    ratios = {}
+    for key in ("channel", "fin", "fin_height", "length", "base"):
+        if grading.has(key):
+            ratios[key] = grading.number(key, minimum=1e-3, maximum=1e3)
+    grading.finish()
+    if ratios:
+        kw["grading"] = ratios
+    return _read_plenum_cover(t, kw)
+
+
+def _read_pin_fins(t: Table, base: Path) -> dict:
+    """``kind = "pin_fins"``: :func:`geometry.pin_fins`' keyword arguments."""
+    kw: dict = {}
+    for key, dim in _PINS.items():
+        kw[key] = t.quantity(key, dim, positive=True)
+    kw["rows"] = t.integer("rows", minimum=1)
+    kw["columns"] = t.integer("columns", minimum=1)
+    kw["shape"] = t.string("shape", default="round", choices=("round", "square"))
+    kw["arrangement"] = t.string("arrangement", default="inline", choices=("inline", "staggered"))
+    if not kw["diameter"] < min(kw["pitch_x"], kw["pitch_y"]):
+        raise t.error("diameter", "pin diameter must be smaller than both pitches")
+    cells = t.table("cells", default={})
+    for key, default in (("per_pitch", 8), ("fin_height", 12), ("base", 4), ("cover", 2)):
+        kw[f"cells_{key}"] = cells.integer(key, default=default, minimum=1)
+    cells.finish()
+    return _read_plenum_cover(t, kw)
+
+
+def _read_mask(t: Table, base: Path) -> dict:
+    """``kind = "mask"``: a voxel mask file and its cell spacing."""
+    return {"path": str(t.path_value("file", base)), "spacing": t.quantities("spacing", "length", length=3,
+                                                                           positive=True)}  # fmt: skip
 
 
 def read_stl_geometry(t: Table, base: Path) -> dict:
@@ -269,13 +286,7 @@ def build_geometry(case: ColdPlateCase) -> geo.VoxelGeometry:
 
 
 def _voxels(kind: str, kw: dict) -> geo.VoxelGeometry:
-    if kind == "straight_fins":
-        return geo.straight_fins(**kw)
-    if kind == "pin_fins":
-        return geo.pin_fins(**kw)
-    if kind == "stl":
-        return geo.from_stl(kw["path"], **{k: v for k, v in kw.items() if k not in ("path", "sides")})
-    return geo.from_mask_file(kw["path"], kw["spacing"])
+    return GEOMETRY_KINDS[kind].voxels(kw)
 
 
 def _axis(*parts: tuple[str, int]) -> tuple[int, str]:
@@ -288,37 +299,49 @@ def grid_shape(kind: str, kw: dict) -> list[tuple[int, str]]:
     """Cells along x, y, z of the geometry ``_voxels`` would build (exact
     Python ints, nothing allocated), each with the key that sets most of it.
     Raises ValueError for an unreadable mask file."""
-    if kind in ("straight_fins", "pin_fins"):
-        cover = kw["cells_cover"] if kw["cover_thickness"] > 0 else 0
-        z = _axis(("geometry.cells.base", kw["cells_base"]), ("geometry.cells.fin_height", kw["cells_fin_height"]),
-                  ("geometry.cells.cover", cover))  # fmt: skip
-    if kind == "straight_fins":
-        cf, cc = kw["cells_fin"], kw["cells_channel"]
-        if kw.get("unit_cell") == "half":
-            y = _axis(("geometry.cells.channel", max(cc // 2, 1)), ("geometry.cells.fin", max(cf // 2, 1)))
-        elif kw.get("unit_cell"):
-            y = _axis(("geometry.cells.channel", cc), ("geometry.cells.fin", 2 * max(cf // 2, 1)))
-        else:
-            n = kw["channels"]
-            y = _axis(("geometry.cells.channel", n * cc), ("geometry.cells.fin", (n + 1) * cf))
-            if n > max(cc, cf):
-                y = (y[0], "geometry.channels")
-        plenum = 2 * kw["cells_plenum"] if kw["plenum_length"] > 0 else 0
-        x = _axis(("geometry.cells.length", kw["cells_length"]), ("geometry.cells.plenum", plenum))
-        return [x, y, z]
-    if kind == "pin_fins":
-        pp = kw["cells_per_pitch"]
-        ratio = kw["plenum_length"] / kw["pitch_x"]
-        n_plenum = 0
-        if kw["plenum_length"] > 0:
-            n_plenum = max(int(round(pp * ratio)), 1) if pp * ratio < 2**62 else 2**62
-        x = _axis(("geometry.rows" if kw["rows"] > pp else "geometry.cells.per_pitch", kw["rows"] * pp),
-                  ("geometry.plenum_length", 2 * n_plenum))  # fmt: skip
-        y = (kw["columns"] * pp, "geometry.columns" if kw["columns"] > pp else "geometry.cells.per_pitch")
-        return [x, y, z]
-    if kind == "stl":
-        cells = [n if isinstance(n, int) else len(n) - 1 for n in kw["grid"]]
-        return [(n, f"geometry.grid.{a}") for a, n in zip("xyz", cells, strict=True)]
+    return GEOMETRY_KINDS[kind].grid_shape(kw)
+
+
+def _z_parametric(kw: dict) -> tuple[int, str]:
+    cover = kw["cells_cover"] if kw["cover_thickness"] > 0 else 0
+    return _axis(("geometry.cells.base", kw["cells_base"]), ("geometry.cells.fin_height", kw["cells_fin_height"]),
+                 ("geometry.cells.cover", cover))  # fmt: skip
+
+
+def _straight_shape(kw: dict) -> list[tuple[int, str]]:
+    cf, cc = kw["cells_fin"], kw["cells_channel"]
+    if kw.get("unit_cell") == "half":
+        y = _axis(("geometry.cells.channel", max(cc // 2, 1)), ("geometry.cells.fin", max(cf // 2, 1)))
+    elif kw.get("unit_cell"):
+        y = _axis(("geometry.cells.channel", cc), ("geometry.cells.fin", 2 * max(cf // 2, 1)))
+    else:
+        n = kw["channels"]
+        y = _axis(("geometry.cells.channel", n * cc), ("geometry.cells.fin", (n + 1) * cf))
+        if n > max(cc, cf):
+            y = (y[0], "geometry.channels")
+    plenum = 2 * kw["cells_plenum"] if kw["plenum_length"] > 0 else 0
+    x = _axis(("geometry.cells.length", kw["cells_length"]), ("geometry.cells.plenum", plenum))
+    return [x, y, _z_parametric(kw)]
+
+
+def _pin_fins_shape(kw: dict) -> list[tuple[int, str]]:
+    pp = kw["cells_per_pitch"]
+    ratio = kw["plenum_length"] / kw["pitch_x"]
+    n_plenum = 0
+    if kw["plenum_length"] > 0:
+        n_plenum = max(int(round(pp * ratio)), 1) if pp * ratio < 2**62 else 2**62
+    x = _axis(("geometry.rows" if kw["rows"] > pp else "geometry.cells.per_pitch", kw["rows"] * pp),
+              ("geometry.plenum_length", 2 * n_plenum))  # fmt: skip
+    y = (kw["columns"] * pp, "geometry.columns" if kw["columns"] > pp else "geometry.cells.per_pitch")
+    return [x, y, _z_parametric(kw)]
+
+
+def _stl_shape(kw: dict) -> list[tuple[int, str]]:
+    cells = [n if isinstance(n, int) else len(n) - 1 for n in kw["grid"]]
+    return [(n, f"geometry.grid.{a}") for a, n in zip("xyz", cells, strict=True)]
+
+
+def _mask_grid_shape(kw: dict) -> list[tuple[int, str]]:
     shape = geo.mask_shape(kw["path"])
     if len(shape) != 3:
         raise ValueError(f"{Path(kw['path']).name}: expected a 3D array, got shape {shape}")
@@ -484,14 +507,38 @@ def _heated_mask(g: geo.VoxelGeometry, heated: str) -> np.ndarray:
 
 def _passage(case: ColdPlateCase, voxels: geo.VoxelGeometry) -> float:
     """Width of the narrowest flow passage (m), for the pseudo-time step."""
-    if case.geometry_kind == "stl":
-        return geo.narrowest_passage(voxels)
-    g = case.geometry
-    if case.geometry_kind == "straight_fins":
-        return min(g["channel_width"], g["fin_height"])
-    if case.geometry_kind == "pin_fins":
-        return min(g["pitch_x"] - g["diameter"], g["pitch_y"] - g["diameter"], g["fin_height"])
-    return 4.0 * min(g["spacing"])
+    return GEOMETRY_KINDS[case.geometry_kind].passage(case.geometry, voxels)
+
+
+#: ``[geometry] kind`` of a resolved cold plate: name -> reader of its keys
+#: ``(table, case folder) -> builder kwargs`` and the pieces ``voxels(kw)``,
+#: ``grid_shape(kw)`` (cells per axis before building) and ``passage(kw,
+#: voxels)`` (narrowest flow passage, m). Adding a kind is one registration.
+GEOMETRY_KINDS = geo.KindRegistry("kind", "geometry kind", ("voxels", "grid_shape", "passage"))
+GEOMETRY_KINDS.register(
+    "straight_fins", _read_straight,
+    voxels=lambda kw: geo.straight_fins(**kw),
+    grid_shape=_straight_shape,
+    passage=lambda g, _v: min(g["channel_width"], g["fin_height"]),
+)  # fmt: skip
+GEOMETRY_KINDS.register(
+    "pin_fins", _read_pin_fins,
+    voxels=lambda kw: geo.pin_fins(**kw),
+    grid_shape=_pin_fins_shape,
+    passage=lambda g, _v: min(g["pitch_x"] - g["diameter"], g["pitch_y"] - g["diameter"], g["fin_height"]),
+)  # fmt: skip
+GEOMETRY_KINDS.register(
+    "mask", _read_mask,
+    voxels=lambda kw: geo.from_mask_file(kw["path"], kw["spacing"]),
+    grid_shape=_mask_grid_shape,
+    passage=lambda g, _v: 4.0 * min(g["spacing"]),
+)  # fmt: skip
+GEOMETRY_KINDS.register(
+    "stl", read_stl_geometry,
+    voxels=lambda kw: geo.from_stl(kw["path"], **{k: v for k, v in kw.items() if k not in ("path", "sides")}),
+    grid_shape=_stl_shape,
+    passage=lambda _g, voxels: geo.narrowest_passage(voxels),
+)  # fmt: skip
 
 
 def _thinnest_axis(g: geo.VoxelGeometry) -> int:

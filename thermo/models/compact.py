@@ -41,6 +41,7 @@ from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_pl
 from aidc_thermo.io.power_maps import overlap, read_map, source_power
 from aidc_thermo.io.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
 from aidc_thermo.materials import material_library
+from aidc_thermo.models import geometry as geo
 from aidc_thermo.models import pin_friction
 from aidc_thermo.models.calibrate import ClosureTableError, read_closure_table
 from aidc_thermo.models.geometry import faces_on_points
@@ -201,25 +202,8 @@ def parse(case: CaseFile) -> CompactCase:
         raise CaseError(case.path, "plate.plenum_length", "two plena and the inlet slot leave no room for fins")
 
     ft = root.table("fins")
-    pins = None
-    closures, closure_kind = None, "apparent"
-    if ft.string("type", choices=("straight", "pins")) == "pins":
-        pins = _read_pins(ft, library)
-        fins = (0.0, 0.0, pins.pop("height"), pins.pop("k"), "")
-    else:
-        fins = (
-            ft.quantity("channel_width", "length", positive=True),
-            ft.quantity("fin_thickness", "length", positive=True),
-            ft.quantity("height", "length", positive=True),
-            library[ft.string("material", choices=tuple(sorted(library)))].k,
-            ft.string("nusselt", default="H1", choices=("H1", "T")),
-        )
-        closures = ft.path_value("closures", case.directory, default=None)
-        closure_kind = ft.string("closure_kind", default="apparent", choices=("apparent", "local"))
-        if closures is not None and ft.has("nusselt"):
-            raise ft.error("nusselt", "give either nusselt (Shah & London) or closures (a calibrated table), not both")
-        if closures is None and ft.has("closure_kind"):
-            raise ft.error("closure_kind", "only with closures = <closure table>")
+    fin_kind = FIN_TYPES.read_kind(ft)
+    fins, closures, closure_kind, fin_fields = fin_kind.read(ft, library, case.directory)
     ft.finish()
 
     layers = []
@@ -257,7 +241,7 @@ def parse(case: CaseFile) -> CompactCase:
     max_iterations = st.integer("max_iterations", default=300, minimum=1, maximum=100000)
     st.finish()
     plots = read_plots_flag(root)
-    optimize_spec = _read_optimize(root, pins is not None, closures is not None, fins, flow)
+    optimize_spec = _read_optimize(root, fin_kind.optimize_refusal, closures is not None, fins, flow)
     root.finish()
     _require_memory(case.path, cells, len(layers), n + 1)
     table = ((), (), ())
@@ -283,7 +267,7 @@ def parse(case: CaseFile) -> CompactCase:
         tuple(float(v) for v in np.linspace(lo, hi, n)),
         precision,
         plots,
-        **(pins or {}),
+        **fin_fields,
         max_iterations=max_iterations,
         optimize=optimize_spec,
     )
@@ -295,8 +279,7 @@ def parse(case: CaseFile) -> CompactCase:
             raise CaseError(case.path, "plate.fin_footprint", str(exc)) from None
         if not fins_left:
             raise CaseError(case.path, "plate.fin_footprint", "the outline covers no fin-field column of the grid")
-    if pins:
-        out = _fit_pin_friction(case.path, out)
+    out = fin_kind.complete(case.path, out)
     if closures is not None:
         res = [out.channel_reynolds(q) for q in (*out.curve_flows, out.flow)]
         lo, hi = out.closure_re[0], out.closure_re[-1]
@@ -310,14 +293,14 @@ def parse(case: CaseFile) -> CompactCase:
     return out
 
 
-def _read_optimize(root: Table, pins: bool, closures: bool, fins, flow: float) -> OptimizeSpec | None:
+def _read_optimize(root: Table, refusal: str, closures: bool, fins, flow: float) -> OptimizeSpec | None:
     """``[optimize]`` (optional): ``channel_width``, ``fin_thickness`` and ``flow`` as [low, high] (default: the
     case's value / 2 .. x 2), ``pressure_drop_limit`` (required), ``objective`` and the scan ``grid``."""
     ot = root.table("optimize", default=None)
     if ot is None:
         return None
-    if pins:
-        raise ot.error(None, "thermo optimize varies straight fins (channel width, fin thickness); this plate has pins")
+    if refusal:  # the fin type has no channel width and fin thickness to vary
+        raise ot.error(None, refusal)
     if closures:
         raise ot.error(None, "a closure table is calibrated for one channel width; optimize with Shah & London")
 
@@ -356,6 +339,30 @@ def _require_memory(path, cells, n_layers: int, n_flows: int) -> None:
              f"x {per} B"),
         ],
     )  # fmt: skip
+
+
+def _read_straight_fins(ft: Table, library, directory: Path):
+    """``[fins] type = "straight"`` keys: ``(fins, closures, closure_kind, CompactCase fields)``."""
+    fins = (
+        ft.quantity("channel_width", "length", positive=True),
+        ft.quantity("fin_thickness", "length", positive=True),
+        ft.quantity("height", "length", positive=True),
+        library[ft.string("material", choices=tuple(sorted(library)))].k,
+        ft.string("nusselt", default="H1", choices=("H1", "T")),
+    )
+    closures = ft.path_value("closures", directory, default=None)
+    closure_kind = ft.string("closure_kind", default="apparent", choices=("apparent", "local"))
+    if closures is not None and ft.has("nusselt"):
+        raise ft.error("nusselt", "give either nusselt (Shah & London) or closures (a calibrated table), not both")
+    if closures is None and ft.has("closure_kind"):
+        raise ft.error("closure_kind", "only with closures = <closure table>")
+    return fins, closures, closure_kind, {"fin_type": "straight"}
+
+
+def _read_pin_field(ft: Table, library, directory: Path):
+    """``[fins] type = "pins"``: ``(fins, closures, closure_kind, CompactCase fields)`` (no closure tables)."""
+    pins = _read_pins(ft, library)
+    return (0.0, 0.0, pins.pop("height"), pins.pop("k"), ""), None, "apparent", pins
 
 
 def _read_pins(ft: Table, library) -> dict:
@@ -671,24 +678,42 @@ def _layer_at(static: Static, params: Params, props, flow):
     rho, mu, kf, pr = props
     open_ = jnp.asarray(~np.asarray(static.plenum, bool))
     plenum = porous.plenum(shape, params.fin_height, kf, mu, dtype)
-    if static.fin_type == "pins":
-        fins = porous.pin_fins(
-            shape, params.pin_diameter, params.pitch_transverse, params.pitch_longitudinal, params.fin_height,
-            params.fin_k, kf, rho, mu, pr, _field_speed(static, params, jnp.asarray(flow, dtype)),
-            params.pin_r_darcy, params.pin_beta, staggered=static.arrangement == "staggered", dtype=dtype,
-        )  # fmt: skip
-        return porous.select(open_, fins, plenum)
+    return porous.select(open_, FIN_TYPES[static.fin_type].layer(static, params, props, flow), plenum)
+
+
+def _pin_layer(static: Static, params: Params, props, flow):
+    """Pin-fin closures: Zukauskas heat transfer, fitted Darcy-Forchheimer friction (traced)."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels import porous
+
+    dtype, shape = static.dtype, static.shape
+    rho, mu, kf, pr = props
+    return porous.pin_fins(
+        shape, params.pin_diameter, params.pitch_transverse, params.pitch_longitudinal, params.fin_height,
+        params.fin_k, kf, rho, mu, pr, _field_speed(static, params, jnp.asarray(flow, dtype)),
+        params.pin_r_darcy, params.pin_beta, staggered=static.arrangement == "staggered", dtype=dtype,
+    )  # fmt: skip
+
+
+def _straight_layer(static: Static, params: Params, props, flow):
+    """Straight-fin closures: Shah & London or the calibrated table at the channel Re (traced)."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels import porous
+
+    dtype, shape = static.dtype, static.shape
+    rho, mu, kf, pr = props
     fre = nusselt = None
     if static.closure_table:
         re = _channel_re(static, params, jnp.asarray(flow, dtype), rho, mu)
         table = [jnp.asarray(c, dtype) for c in static.closure_table]
         fre = jnp.interp(re, table[0], table[1])
         nusselt = jnp.interp(re, table[0], table[2])
-    fins = porous.straight_fins(
+    return porous.straight_fins(
         shape, params.channel_width, params.fin_thickness, params.fin_height, params.fin_k, kf, mu,
         nu=static.nusselt, dtype=dtype, fre=fre, nusselt=nusselt,
     )  # fmt: skip
-    return porous.select(open_, fins, plenum)
 
 
 def _coolant_props(static: Static, t_in):
@@ -783,7 +808,7 @@ def solve(static: Static, params: Params) -> Solution:
     flows, ths, rmaxs, rmeans, ext = jax.vmap(one)(qs)
     flow, th = jax.tree_util.tree_map(lambda a: a[-1], (flows, ths))
     rho, mu = props[0], props[1]
-    re = (_pin_re if static.fin_type == "pins" else _channel_re)(static, params, params.flow, rho, mu)
+    re = FIN_TYPES[static.fin_type].reynolds(static, params, params.flow, rho, mu)
     return Solution(
         flow=flow,
         thermal=th,
@@ -819,13 +844,7 @@ def report(static: Static, params: Params, solution: Solution) -> dict[str, Outp
     out = {
         "total_power": Output(heat_in, "W", "heat into the bottom face"),
         "flow": Output(params.flow * lpm, "L/min", "operating coolant flow"),
-        ("pin_Re_max" if static.fin_type == "pins" else "channel_Re"): Output(
-            s.channel_re,
-            "",
-            "rho V_max D / mu, mean approach velocity"
-            if static.fin_type == "pins"
-            else "rho u_c D_h / mu, mean channel velocity",
-        ),
+        FIN_TYPES[static.fin_type].re_output[0]: Output(s.channel_re, "", FIN_TYPES[static.fin_type].re_output[1]),
         "pressure_drop": Output(fl.dp / 1e3, "kPa", "flow-weighted inlet minus outlet pressure"),
         "T_junction_max": Output(t_j - 273.15, "degC", "hottest point of the bottom face"),
         "R_max": Output(s.r_max, "K/W", "(T_bottom,max - T_inlet) / P"),
@@ -980,28 +999,59 @@ def fin_layer(case: CompactCase, arr: Arrays, dtype, flow) -> porous.FinLayer:
 
 
 def _closure_summary(case: CompactCase, out: dict) -> dict[str, Quantity]:
-    if case.fin_type == "pins":
-        field = case.size[0] - 2 * case.plenum_length - case.slot_width
-        rows = field / case.pitch_longitudinal / (2 if case.layout == "centre_fed" else 1)
-        return {
-            "pin_Re_max": Quantity(float(out["pin_Re_max"]), "", "rho V_max D / mu, mean approach velocity"),
-            "pin_rows": Quantity(rows, "", "pin rows along each flow path (Zukauskas charts: >= ~10)"),
-            "closures": Quantity(
-                f"pins ({case.arrangement}): Zukauskas (1972) Nu; friction Zukauskas chart (ht.dP_Zukauskas) fitted "
-                "as Darcy-Forchheimer"
-            ),
-            "pin_r_darcy": Quantity(case.pin_r_darcy, "Pa s/m^2", "fitted Darcy resistivity mu/K"),
-            "pin_beta": Quantity(case.pin_beta, "kg/m^4", "fitted Forchheimer coefficient"),
-            "pin_friction_fit_error": Quantity(
-                case.pin_fit_error, "", "max relative error of r u + beta u^2 vs the chart over the flows"
-            ),
-        }
+    return FIN_TYPES[case.fin_type].summary(case, out)
+
+
+def _pin_summary(case: CompactCase, out: dict) -> dict[str, Quantity]:
+    field = case.size[0] - 2 * case.plenum_length - case.slot_width
+    rows = field / case.pitch_longitudinal / (2 if case.layout == "centre_fed" else 1)
+    return {
+        "pin_Re_max": Quantity(float(out["pin_Re_max"]), "", "rho V_max D / mu, mean approach velocity"),
+        "pin_rows": Quantity(rows, "", "pin rows along each flow path (Zukauskas charts: >= ~10)"),
+        "closures": Quantity(
+            f"pins ({case.arrangement}): Zukauskas (1972) Nu; friction Zukauskas chart (ht.dP_Zukauskas) fitted "
+            "as Darcy-Forchheimer"
+        ),
+        "pin_r_darcy": Quantity(case.pin_r_darcy, "Pa s/m^2", "fitted Darcy resistivity mu/K"),
+        "pin_beta": Quantity(case.pin_beta, "kg/m^4", "fitted Forchheimer coefficient"),
+        "pin_friction_fit_error": Quantity(
+            case.pin_fit_error, "", "max relative error of r u + beta u^2 vs the chart over the flows"
+        ),
+    }
+
+
+def _straight_summary(case: CompactCase, out: dict) -> dict[str, Quantity]:
     return {
         "channel_Re": Quantity(float(out["channel_Re"]), "", "rho u_c D_h / mu, mean channel velocity"),
         "closures": Quantity(
             f"{case.closure_kind} values of {case.closures}" if case.closures else f"Shah & London (Nu_{case.nusselt})"
         ),
     }
+
+
+
+#: ``[fins] type`` of a compact cold plate: name -> reader of its keys
+#: ``(table, materials, case folder) -> (fins, closures, closure_kind,
+#: CompactCase fields)`` and the pieces ``layer(static, params, props, flow)``
+#: (the fin field's porous closures, traced), ``reynolds(static, params, flow,
+#: rho, mu)`` (traced), ``re_output`` (its report name and description),
+#: ``summary(case, outputs)``, ``complete(case_path, case)`` (fits after
+#: parsing) and ``optimize_refusal`` ("" when ``thermo optimize`` takes it).
+#: Adding a fin type is one registration.
+FIN_TYPES = geo.KindRegistry(
+    "type", "fin type", ("layer", "reynolds", "re_output", "summary", "complete", "optimize_refusal")
+)
+FIN_TYPES.register(
+    "straight", _read_straight_fins,
+    layer=_straight_layer, reynolds=_channel_re, re_output=("channel_Re", "rho u_c D_h / mu, mean channel velocity"),
+    summary=_straight_summary, complete=lambda _path, case: case, optimize_refusal="",
+)  # fmt: skip
+FIN_TYPES.register(
+    "pins", _read_pin_field,
+    layer=_pin_layer, reynolds=_pin_re, re_output=("pin_Re_max", "rho V_max D / mu, mean approach velocity"),
+    summary=_pin_summary, complete=_fit_pin_friction,
+    optimize_refusal="thermo optimize varies straight fins (channel width, fin thickness); this plate has pins",
+)  # fmt: skip
 
 
 def _value(out: Output):

@@ -7,12 +7,22 @@ field to the cover. Every builder returns a :class:`VoxelGeometry`: face
 coordinates per axis (m), a material map (``FLUID`` = 0, ``BASE`` = 1,
 ``FIN`` = 2, ``COVER`` = 3) and the extents of the parts, so that models can
 assign conductivities, inlets and heat fluxes by region.
+
+Geometry kinds are registered, not dispatched by if-chains: each cold-plate
+model keeps a :class:`KindRegistry` (``[geometry] kind`` of the resolved plate,
+``[fins] type`` of the compact plate) whose entries carry the kind's case-key
+reader and the model's pieces for it (voxel builder, grid size, narrowest
+passage; fin-layer closures, Reynolds number, summary). Adding a kind is one
+:meth:`KindRegistry.register` call; an unknown name in a case is refused
+(exit 2) with the registered names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -31,9 +41,68 @@ __all__ = [
     "to_stl",
     "pin_plate_stl",
     "narrowest_passage",
+    "Kind",
+    "KindRegistry",
 ]
 
 FLUID, BASE, FIN, COVER = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One registered geometry kind: its name in case files, the reader of its
+    case keys (validated, SI; the model's own signature) and the model's
+    pieces for it by name (:meth:`KindRegistry.register` checks that each
+    model's entries have the same pieces)."""
+
+    name: str
+    read: Callable
+    parts: Mapping[str, object]
+
+    def __getattr__(self, name: str):
+        parts = self.__dict__.get("parts", {})
+        if name in parts:
+            return parts[name]
+        raise AttributeError(f"geometry kind {self.__dict__.get('name')!r} has no piece {name!r}")
+
+
+class KindRegistry:
+    """Name -> :class:`Kind` for one key of one model's case files (e.g. the
+    resolved plate's ``[geometry] kind``). Every entry provides the same
+    ``pieces``, so that the model calls them without asking which kind it has."""
+
+    def __init__(self, key: str, what: str, pieces: tuple[str, ...]):
+        self.key, self.what, self.pieces = key, what, tuple(pieces)
+        self._kinds: dict[str, Kind] = {}
+
+    def register(self, name: str, read: Callable, **parts) -> Kind:
+        """Add a kind (``name`` as written in case files); raises ValueError for
+        a name registered twice or pieces missing or unknown."""
+        if name in self._kinds:
+            raise ValueError(f"{self.what} {name!r} is registered twice")
+        missing, extra = set(self.pieces) - set(parts), set(parts) - set(self.pieces)
+        if missing or extra:
+            raise ValueError(f"{self.what} {name!r}: pieces missing {sorted(missing)}, unknown {sorted(extra)}")
+        kind = Kind(name, read, MappingProxyType(dict(parts)))
+        self._kinds[name] = kind
+        return kind
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._kinds)
+
+    def __getitem__(self, name: str) -> Kind:
+        return self._kinds[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._kinds
+
+    def read_kind(self, t, default=None) -> Kind:
+        """The kind a case table names under ``self.key`` (a
+        :class:`~aidc_thermo.io.case.Table`); an unknown name raises the
+        table's CaseError (exit 2) listing the registered names."""
+        if default is None:
+            return self._kinds[t.string(self.key, choices=self.names())]
+        return self._kinds[t.string(self.key, default=default, choices=self.names())]
 
 
 @dataclass(frozen=True)
