@@ -5,6 +5,7 @@ its liquid range, thermal runaway) is kept in the table, marked failed with
 the reason; the screen applies the run's bounds to the reported extremes;
 swept keys that are not numbers or carry the wrong unit exit 2 naming the key."""
 
+import json
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from aidc_thermo.cli import main
 from aidc_thermo.errors import SolveError
-from aidc_thermo.sweep import read_table
+from aidc_thermo.sweep import MAX_PLOTTED, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -50,7 +51,6 @@ max = "60 degC"
 FACILITY_SWEEP = """
 [sweep]
 case = "base.toml"
-outputs = ["J_per_token_facility", "T_junction_max"]
 [[parameter]]
 key = "facility_water.supply_temperature"
 values = ["25 degC", "40 degC"]
@@ -143,6 +143,12 @@ def test_facility_sweep_equals_the_per_design_loop_and_marks_runaway_failed(tmp_
     assert list(status[runaway]) == ["failed"] * 4 and all("thermal runaway" in r for r in reason[runaway])
     assert list(status[~runaway]) == ["ok"] * 4
     assert not t["converged"][0][runaway].any() and t["converged"][0][~runaway].all()
+    # no outputs listed: the table keeps every scalar output, the plots the first MAX_PLOTTED (28 pairs, not 630)
+    info = json.loads((out / "sweep.json").read_text())
+    assert len(info["outputs"]) > 30 and "breakdown:secondary pumps" in t
+    assert info["plotted_outputs"] == info["outputs"][:MAX_PLOTTED]
+    assert len(list(out.glob("pareto_*.png"))) == MAX_PLOTTED * (MAX_PLOTTED - 1) // 2
+    assert (out / "outputs_vs_parameters.png").is_file()
     for i, (static, p, s, rep) in enumerate(_loop_equals_chunks(facility, sweep_file, out)):
         if runaway[i]:
             with pytest.raises(SolveError, match="runaway"):
@@ -251,3 +257,10 @@ def test_a_plain_number_key_swept_with_units_is_written_with_them(tmp_path):
     assert p.unit == "m^3/s" and p.with_unit
     case = rack.parse(sweep._design_case(spec, sweep.designs(spec)[0]))
     assert case.supply.flow == pytest.approx(30 / 60000, rel=1e-15)
+
+
+def test_output_names_become_safe_file_names():
+    from aidc_thermo.plots.sweep import _file_part
+
+    assert _file_part("breakdown:other IT + conversion") == "breakdown_other_IT_conversion"
+    assert _file_part("T_junction_max") == "T_junction_max"

@@ -70,6 +70,8 @@ __all__ = ["SweepSpec", "Parameter", "Constraint", "read_sweep", "designs", "run
 FORMAT_VERSION = 1
 #: The case types whose models give what a sweep needs (PROTOCOL, screen, stack_params)
 SWEEPABLE = ("compact_coldplate", "package_stack", "rack_network", "facility")
+#: the most kept outputs the sweep's plots cover (their 28 pairs; the table keeps every output)
+MAX_PLOTTED = 8
 
 
 class SweepChanged(CaseError):
@@ -798,6 +800,7 @@ def _assemble(spec, model, statics, params, table, work, chunk_file, out: Path, 
         "feasible": int(feasible.sum()),
         "constraints": cnotes,
         "outputs": keep,
+        "plotted_outputs": keep[:MAX_PLOTTED],
     }
     _atomic_write(out / "sweep.json", lambda fh: fh.write(json.dumps(info, indent=1).encode()))
     if plots:

@@ -4,12 +4,18 @@
   (failed designs as crosses, designs that break a constraint in grey), the
   Pareto front of the feasible designs (both outputs minimised) as a line;
 * ``outputs_vs_parameters.png``: each kept output against each swept parameter.
+
+Both cover the outputs ``sweep.json`` lists as ``plotted_outputs``: the
+first :data:`aidc_thermo.sweep.MAX_PLOTTED` kept outputs (a facility reports
+about 36 scalars: every pair would be 630 plots); the table keeps them all,
+and the sweep file's ``outputs`` chooses which come first.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -37,6 +43,11 @@ def pareto_front(a, b) -> np.ndarray:
     return np.asarray(front, int)
 
 
+def _file_part(name: str) -> str:
+    """An output name as part of a file name ("breakdown:secondary pumps" -> "breakdown_secondary_pumps")."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 def _label(name, unit):
     return f"{name} [{unit}]" if unit else name
 
@@ -47,9 +58,9 @@ def plot_sweep(folder) -> list[Path]:
     folder = Path(folder)
     t = read_table(folder)
     info = json.loads((folder / "sweep.json").read_text())
-    outputs = info["outputs"]
-    params = [k for k in t if k not in ("design", "bucket", *outputs, "converged", "iterations", "feasible",
+    params = [k for k in t if k not in ("design", "bucket", *info["outputs"], "converged", "iterations", "feasible",
                                         "status", "reason")]  # fmt: skip
+    outputs = info.get("plotted_outputs", info["outputs"])
     status = t["status"][0]
     ok = status == "ok"
     infeasible = status == "infeasible"
@@ -74,7 +85,7 @@ def plot_sweep(folder) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = folder / f"pareto_{x}__{y}.png"
+        path = folder / f"pareto_{_file_part(x)}__{_file_part(y)}.png"
         fig.savefig(path, dpi=DPI)
         plt.close(fig)
         written.append(path)
