@@ -390,3 +390,41 @@ def test_bad_chiller_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
     assert main(["run", str(path), "-o", str(out)]) == 2
     assert key in capsys.readouterr().err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- gradients through the hall
+
+
+def _grad_check(tmp_path, initial, names):
+    """``jax.grad`` of the peak junction temperature (exact max over the trace and the racks) with respect to
+    ``names`` of Params, against central differences (one compiled value-and-gradient program)."""
+    wave = 'kind = "constant"\npower = "1000 W"\n\n[trace.job]\nstart = "10 s"\nstop = "4 min"\nramp = "5 s"'
+    s, p = transient.build(_case(tmp_path, wave=wave, duration="3 min", step="1 s", initial=initial))
+    jn = np.array([s.junction(r) for r in range(s.racks)])
+
+    def peak(x):
+        sol = transient.solve(s, p._replace(**dict(zip(names, x, strict=True))))
+        return jax.numpy.max(sol.T[:, jn])
+
+    vg = jax.jit(jax.value_and_grad(peak))
+    x0 = tuple(getattr(p, n) for n in names)
+    t_max, grads = vg(x0)
+    for i, name in enumerate(names):
+        h = 1e-5 * abs(float(x0[i]))
+        up, down = list(x0), list(x0)
+        up[i], down[i] = x0[i] + h, x0[i] - h
+        fd = (float(vg(tuple(up))[0]) - float(vg(tuple(down))[0])) / (2 * h)
+        assert abs(fd) * abs(float(x0[i])) > 1e-3 * float(t_max), name  # the parameter matters
+        assert float(grads[i]) == pytest.approx(fd, rel=1e-4), name  # measured 1e-10 .. 2e-8
+
+
+def test_grad_of_peak_junction_through_the_hall_matches_central_differences(tmp_path):
+    # a job starts on a hall at the setpoint; the PI controller acts while the junctions warm: derivatives with
+    # respect to a plate parameter (junction-to-coolant resistance) and a control one (proportional gain)
+    _grad_check(tmp_path, "uniform", ("r_junction", "kp"))
+
+
+@pytest.mark.slow
+def test_grad_of_peak_junction_from_the_steady_start_matches_central_differences(tmp_path):
+    # from the PI steady state at idle: through the implicit derivative of the bisected fan speed too
+    _grad_check(tmp_path, "steady", ("r_junction", "q_accelerator", "kp", "t_set"))

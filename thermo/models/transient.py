@@ -601,7 +601,17 @@ def steady_state(s: Static, p: Params, level: int = 0):
         return jnp.where(too_warm, mid, lo), jnp.where(too_warm, hi, mid)
 
     lo, hi = lax.fori_loop(0, _BISECTIONS, bisect, (p.fan_min, p.fan_max))
-    fan = 0.5 * (lo + hi)
+    fan_b = lax.stop_gradient(0.5 * (lo + hi))
+    # one Newton step from the bisected root: the value is unchanged (the residual is at rounding), and its
+    # derivative is the implicit one, dfan/dx = -(dF/dx) / (dF/dfan), so jax.grad sees how the fan speed that
+    # holds the setpoint moves with every parameter (bisection alone has a zero derivative); at a speed limit
+    # the fan speed does not move
+    def supply_error(f):
+        return _steady_at(s, p, A0, f, p_trace, guess)[fs_last] - p.t_set
+
+    F, dF = jax.jvp(supply_error, (fan_b,), (jnp.ones_like(fan_b),))
+    interior = (fan_b > p.fan_min + 1e-9) & (fan_b < p.fan_max - 1e-9) & (dF < 0)
+    fan = jnp.where(interior, fan_b - F / jnp.where(interior, dF, -1.0), fan_b)
     return _steady_at(s, p, A0, fan, p_trace, guess), fan
 
 
