@@ -29,6 +29,7 @@ def main(argv=None) -> int:
 
     from benchmarks import coldplate, conduction, facility, harness, network, openfoam_peer, operators, porous, report
     from benchmarks import sweep as sweep_bench
+    from benchmarks import transient as transient_bench
 
     if args.command == "report":
         report.write()
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
             repeats=2 if args.quick else 3,
         ),
         "sweep": lambda: sweep_bench.run(quick=args.quick),
+        "transient": lambda: transient_bench.run(quick=args.quick),
         "openfoam": lambda: openfoam_peer.run(
             (1.0,) if args.quick else (1.0, 1.5, 2.0, 3.0), repeats=1 if args.quick else 3
         ),

@@ -121,6 +121,29 @@ def _sweep_table(data) -> list[str]:
     return out
 
 
+def _transient_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "transient"]
+    if not rows:
+        return []
+    out = [
+        "Transient solves (`benchmarks/transient.py`; compile apart from the solve; steps/s counts every scenario's "
+        "steps):",
+        "",
+        "| case | nodes / cells | scenarios | steps | dt (s) | compile (s) | solve (s) | steps/s | simulated / wall "
+        "| check |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m, c = r["metrics"], r["check"]
+        size = m.get("nodes", m.get("cells"))
+        check = ", ".join(f"{k} {v:.3g}" for k, v in c.items())
+        out.append(
+            f"| {r['case']} | {size} | {m.get('scenarios', 1)} | {m['steps']} | {m['dt_s']:g} | {m['compile_s']:.1f} "
+            f"| {m['solve_s']:.2f} | {m['steps_per_s']:.4g} | {m['simulated_per_wall']:.4g} | {check} |"
+        )
+    return out
+
+
 def _network_table(data) -> list[str]:
     rows = [r for r in data["records"] if r["benchmark"] == "network"]
     if not rows:
@@ -377,6 +400,8 @@ def write() -> None:
             *_facility_table(data),
             "",
             *_sweep_table(data),
+            "",
+            *_transient_table(data),
             "",
             *_network_table(data),
             "",

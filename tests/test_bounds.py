@@ -250,6 +250,7 @@ SLOW = {
     "compact_gpu_coldplate",
     "rack_nvl72",
     "hall_training_transient_storage",
+    "hall_hot_afternoon_chiller",
 }
 
 

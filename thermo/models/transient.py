@@ -27,7 +27,10 @@ and for the hall:
   supply temperature (gains, speed limits, a ramp-rate limit and conditional
   integration against wind-up), fan power ``fan_power f^3``;
 * pumps at constant flow (power ``dp Q / eta``; ``pump_heat_fraction`` of it
-  heats the water).
+  heats the water);
+* optionally (``[chiller]``) a trim chiller after the dry cooler, switched with
+  hysteresis and minimum on/off times (state and timer in the scan's carry),
+  its COP from :func:`aidc_thermo.kernels.plant.chiller_cop` (docs/transient.md).
 
 Time stepping: backward Euler with the fan speed and the accelerator power
 (leakage, throttling) lagged one step (a linearly implicit scheme, first
@@ -123,6 +126,7 @@ class Static:
     arrangement: str
     storage: bool = False
     demand_response: bool = False
+    chiller: str = "none"  # "none", "carnot" or "doe2" (the COP model of the trim chiller)
 
     @property
     def per_rack(self) -> int:
@@ -209,6 +213,12 @@ class Params(NamedTuple):
     dr_end: jax.Array  # s
     dr_fan_limit: jax.Array  # fan fraction cap during the event
     dr_setpoint_raise: jax.Array  # K added to the supply setpoint during the event
+    chiller: plant.Chiller  # COP model parameters (defaults when the case has no [chiller])
+    chiller_capacity: jax.Array  # W, largest evaporator load
+    chiller_on_band: jax.Array  # K: on when the supply is this far above the setpoint (fans at full speed)
+    chiller_off_band: jax.Array  # K: off when the dry cooler's outlet is this far below the setpoint
+    chiller_min_on: jax.Array  # s
+    chiller_min_off: jax.Array  # s
 
 
 def _coolant(t: Table, default_rho: float, default_cp: float) -> float:
@@ -375,6 +385,35 @@ def parse(case_file: CaseFile) -> HallCase:
         )  # fmt: skip
         drt.finish()
 
+    ch_t = root.table("chiller", default=None)
+    cop_ref, coeffs, chw_b, cond_b = plant.doe2_centrifugal_eir()
+    chiller = dict(
+        carnot_fraction=0.55, dt_evap=2.0, dt_cond=15.0, cop_ref=cop_ref, eir_coeffs=np.array(coeffs),
+        t_chw_bounds=np.array(chw_b), t_cond_bounds=np.array(cond_b), lift_min=1.0, cond_approach=0.0,
+        cond_power_per_w=0.02,
+    )  # fmt: skip
+    ch = dict(chiller_capacity=0.0, chiller_on_band=1.0, chiller_off_band=2.0, chiller_min_on=600.0,
+              chiller_min_off=300.0)  # fmt: skip
+    chiller_model = "none"
+    if ch_t is not None:
+        chiller_model = ch_t.string("model", default="carnot", choices=("carnot", "doe2"))
+        ch = dict(
+            chiller_capacity=ch_t.quantity("capacity", "power", positive=True),
+            chiller_on_band=ch_t.quantity("on_band", "temperature_difference", default=1.0, nonnegative=True),
+            chiller_off_band=ch_t.quantity("off_band", "temperature_difference", default=2.0, nonnegative=True),
+            chiller_min_on=ch_t.quantity("min_on_time", "time", default=600.0, nonnegative=True),
+            chiller_min_off=ch_t.quantity("min_off_time", "time", default=300.0, nonnegative=True),
+        )
+        chiller.update(
+            carnot_fraction=ch_t.number("carnot_fraction", default=0.55, minimum=0.05, maximum=1.0),
+            dt_evap=ch_t.quantity("evaporator_approach", "temperature_difference", default=2.0, nonnegative=True),
+            dt_cond=ch_t.quantity("condenser_approach", "temperature_difference", default=15.0, nonnegative=True),
+            cop_ref=ch_t.number("reference_cop", default=cop_ref, minimum=0.5, maximum=30.0),
+            lift_min=ch_t.quantity("minimum_lift", "temperature_difference", default=1.0, positive=True),
+            cond_power_per_w=ch_t.number("condenser_power_per_heat", default=0.02, minimum=0.0, maximum=0.5),
+        )
+        ch_t.finish()
+
     fac = root.table("facility", default=None)
     conv = overhead = 0.0
     if fac is not None:
@@ -391,7 +430,8 @@ def parse(case_file: CaseFile) -> HallCase:
         sv.finish()
     root.finish()
 
-    static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None, drt is not None)
+    static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None, drt is not None,
+                    chiller_model)  # fmt: skip
     dev = plant.RejectionDevice(
         ua_rated=ua_dc, c_water_rated=c_fw, m_air_rated=m_air, cp_air=plant.CP_AIR, cs_span=10.0,
         air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
@@ -405,6 +445,7 @@ def parse(case_file: CaseFile) -> HallCase:
         pump_heat_fraction=heat_frac, t_set=t_set, kp=kp, ki=kp / ti, fan_min=f_min, fan_max=f_max,
         fan_ramp=ramp, fan_fixed=fixed, other_power=other,
         conversion_loss=conv, overhead=overhead, storage=storage, **dr,
+        chiller=plant.Chiller(**chiller), **ch,
     )  # fmt: skip
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params)
     echo = dict(trace=list(trace.description), accelerators_per_rack=n_acc, racks=racks,
@@ -560,7 +601,17 @@ def steady_state(s: Static, p: Params, level: int = 0):
         return jnp.where(too_warm, mid, lo), jnp.where(too_warm, hi, mid)
 
     lo, hi = lax.fori_loop(0, _BISECTIONS, bisect, (p.fan_min, p.fan_max))
-    fan = 0.5 * (lo + hi)
+    fan_b = lax.stop_gradient(0.5 * (lo + hi))
+    # one Newton step from the bisected root: the value is unchanged (the residual is at rounding), and its
+    # derivative is the implicit one, dfan/dx = -(dF/dx) / (dF/dfan), so jax.grad sees how the fan speed that
+    # holds the setpoint moves with every parameter (bisection alone has a zero derivative); at a speed limit
+    # the fan speed does not move
+    def supply_error(f):
+        return _steady_at(s, p, A0, f, p_trace, guess)[fs_last] - p.t_set
+
+    F, dF = jax.jvp(supply_error, (fan_b,), (jnp.ones_like(fan_b),))
+    interior = (fan_b > p.fan_min + 1e-9) & (fan_b < p.fan_max - 1e-9) & (dF < 0)
+    fan = jnp.where(interior, fan_b - F / jnp.where(interior, dF, -1.0), fan_b)
     return _steady_at(s, p, A0, fan, p_trace, guess), fan
 
 
@@ -577,6 +628,9 @@ class Solution(NamedTuple):
     g_cdu: jax.Array  # W/K
     e_secondary: jax.Array  # CDU: secondary outlet = T_cdu - e (T_cdu - T_fw_supply)
     C: jax.Array  # (nodes,) J/K
+    chiller_on: jax.Array  # (levels,) 1 while the trim chiller runs (the state each step used), else 0
+    q_evap: jax.Array  # (levels,) W taken from the facility water by the chiller (in q_rejected)
+    p_chiller: jax.Array  # (levels,) W electric: compressor + condenser fans
 
 
 def solve(s: Static, p: Params) -> Solution:
@@ -597,11 +651,39 @@ def solve(s: Static, p: Params) -> Solution:
             pumps[0] + pumps[1]
         )
 
+    chill = s.chiller != "none"
+    c_fw = p.rho_cp_facility * p.q_facility
+
+    def chiller(T, on, since, fan, fan_hi, event):
+        """The trim chiller's state for this step (from the levels before it: lagged like the fan)."""
+        _, g_prev = _dry_cooler(s, p, A0, fan)
+        econ_out = T[fr_last] - g_prev / c_fw * (T[fr_last] - p.t_ambient)
+        full = (fan >= fan_hi - 1e-9) if s.control == "pi" else True
+        want_on = (T[fs_last] - p.t_set > p.chiller_on_band) & full
+        want_off = econ_out < p.t_set - p.chiller_off_band
+        want = jnp.where(on > 0.5, ~want_off, want_on) & ~event
+        held = since >= jnp.where(on > 0.5, p.chiller_min_on, p.chiller_min_off) - 1e-6 * dt
+        switch = (want != (on > 0.5)) & held
+        return jnp.where(switch, 1.0 - on, on), jnp.where(switch, dt, since + dt)
+
+    def evaporator(T, on, g):
+        """Evaporator load (W, from the lagged dry-cooler outlet toward the setpoint, capped) and electric power."""
+        econ_out = T[fr_last] - g / c_fw * (T[fr_last] - p.t_ambient)
+        q = on * jnp.clip(c_fw * (econ_out - p.t_set), 0.0, p.chiller_capacity)
+        cop = plant.chiller_cop(p.chiller, s.chiller, econ_out - q / c_fw, p.t_ambient + p.chiller.cond_approach)
+        w = q / cop
+        return q, w + p.chiller.cond_power_per_w * (q + w)
+
     def step(carry, xs):
         p_trace, t_new = xs
-        T, fan, integral = carry
+        if chill:
+            T, fan, integral, on, since = carry
+        else:
+            T, fan, integral = carry
         event = (t_new > p.dr_start) & (t_new <= p.dr_end)
         fan_hi = jnp.where(event, jnp.minimum(p.fan_max, p.dr_fan_limit), p.fan_max)
+        if chill:
+            on, since = chiller(T, on, since, fan, fan_hi, event)
         if s.control == "pi":
             e = T[fs_last] - (p.t_set + jnp.where(event, p.dr_setpoint_raise, 0.0))
             trial = integral + p.ki * e * dt
@@ -610,20 +692,39 @@ def solve(s: Static, p: Params) -> Solution:
             integral = jnp.where(wind, integral, trial)
             cmd = jnp.clip(p.kp * e + integral, p.fan_min, p.fan_max)
             new_fan = jnp.minimum(jnp.clip(cmd, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt), fan_hi)
+            if chill:  # series economizer: fans at full speed while the chiller trims; bumpless back to PI
+                full = jnp.minimum(jnp.clip(fan_hi, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt), fan_hi)
+                new_fan = jnp.where(on > 0.5, full, new_fan)
+                integral = jnp.where(on > 0.5, new_fan, integral)
         else:
             new_fan = jnp.minimum(p.fan_fixed, fan_hi)
         P, clock, u_acc = _accelerators(s, p, T, p_trace)
         A, g = _dry_cooler(s, p, A0, new_fan)
-        rhs = C / dt * T + _heat(s, p, P, g, pumps)
+        f = _heat(s, p, P, g, pumps)
+        if chill:
+            q_ev, p_ch = evaporator(T, on, g)
+            f = f.at[s.fw_supply(0)].add(-q_ev)
+        rhs = C / dt * T + f
         T_new = jnp.linalg.solve(jnp.diag(C / dt) + A, rhs)
         q_rej, q_in = record(T_new, new_fan, P, g)
+        if chill:
+            out = (T_new, new_fan, P, clock, u_acc, g, q_rej + q_ev, q_in, on, q_ev, p_ch)
+            return (T_new, new_fan, integral, on, since), out
         return (T_new, new_fan, integral), (T_new, new_fan, P, clock, u_acc, g, q_rej, q_in)
 
     P0, clock0, u0 = _accelerators(s, p, T0_, p.power[:, 0])
     _, g0 = _dry_cooler(s, p, A0, fan0)
     q_rej0, q_in0 = record(T0_, fan0, P0, g0)
     t_levels = jnp.arange(1, s.levels, dtype=p.dt.dtype) * dt
-    _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in) = lax.scan(step, (T0_, fan0, fan0), (p.power[:, 1:].T, t_levels))
+    zero = jnp.zeros((), p.dt.dtype)
+    if chill:  # off at the start, free to switch on at the first step
+        carry0 = (T0_, fan0, fan0, zero, p.chiller_min_off + zero)
+        _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in, ons, q_evs, p_chs) = lax.scan(
+            step, carry0, (p.power[:, 1:].T, t_levels)
+        )
+    else:
+        _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in) = lax.scan(step, (T0_, fan0, fan0), (p.power[:, 1:].T, t_levels))
+        ons = q_evs = p_chs = jnp.zeros((s.levels - 1,), p.dt.dtype)
 
     def cat(first, rest):
         return jnp.concatenate([jnp.asarray(first)[None], rest])
@@ -633,6 +734,7 @@ def solve(s: Static, p: Params) -> Solution:
         T=T_all, fan=cat(fan0, fans), P_acc=cat(P0, Ps), clock=cat(clock0, clocks), utilization=cat(u0, us),
         g_dry_cooler=cat(g0, gs), q_rejected=cat(q_rej0, q_rej), q_in=cat(q_in0, q_in),
         stored=T_all @ C, g_cdu=g_cdu, e_secondary=e_s, C=C,
+        chiller_on=cat(zero, ons), q_evap=cat(zero, q_evs), p_chiller=cat(zero, p_chs),
     )  # fmt: skip
 
 
@@ -658,7 +760,8 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
     P_it = P_rack.sum(axis=1)
     fan = np.asarray(sol.fan)
     P_fan = float(p.device.fan_power_rated) * fan**3
-    P_cooling = P_fan + p_sec + p_fw
+    P_chiller = np.asarray(sol.p_chiller)
+    P_cooling = P_fan + p_sec + p_fw + P_chiller
     P_losses = (float(p.conversion_loss) + float(p.overhead)) * P_it
     e_s = float(sol.e_secondary)
     grid, ps, E = grid_view(s, p, P_it + P_cooling + P_losses)
@@ -670,7 +773,8 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
         T_cdu_return=T[:, s.cdu], T_cdu_supply=(1 - e_s) * T[:, s.cdu] + e_s * T[:, fs_last],
         T_facility_supply=T[:, fs_last], T_facility_return=T[:, fr_last],
         P_accelerator=P_acc, P_rack=P_rack, P_chips=P_chips, P_IT=P_it, P_fans=P_fan,
-        P_pumps=np.full_like(P_fan, p_sec + p_fw), P_cooling=P_cooling, P_losses=P_losses,
+        P_pumps=np.full_like(P_fan, p_sec + p_fw), P_chiller=P_chiller, chiller_on=np.asarray(sol.chiller_on),
+        Q_evaporator=np.asarray(sol.q_evap), P_cooling=P_cooling, P_losses=P_losses,
         P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps, E_storage=E,
         clock=np.asarray(sol.clock), fan_fraction=fan,
         Q_in=np.asarray(sol.q_in), Q_rejected=np.asarray(sol.q_rejected), stored_heat=np.asarray(sol.stored),
@@ -869,6 +973,16 @@ def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
         out["tokens"] = Output(tokens, "", "tokens over the trace")
         out["J_per_token_facility"] = Output(e_fac / tokens, "J", "site energy per token over the trace")
         out["J_per_token_IT"] = Output(e_it / tokens, "J", "IT energy per token over the trace")
+    if s.chiller != "none":
+        on = ser["chiller_on"]
+        out.update({
+            "chiller_on_time": Output(float(np.sum(on[1:]) * dt), "s", "time the trim chiller ran"),
+            "chiller_starts": Output(int(np.sum(np.diff(on) > 0.5)), "", "times the chiller switched on"),
+            "E_chiller": Output(float(np.sum(ser["P_chiller"][1:]) * dt), "J",
+                                "chiller electric energy (compressor + condenser fans)"),
+            "P_chiller_max": Output(float(ser["P_chiller"].max()), "W", "largest chiller electric power"),
+            "Q_evaporator_max": Output(float(ser["Q_evaporator"].max()), "W", "largest chiller evaporator load"),
+        })  # fmt: skip
     out.update(_grid_report(s, p, ser))
     out["converged"] = Output(bool(np.all(np.isfinite(np.asarray(sol.T)))), "", "every value finite")
     out["iterations"] = Output(s.levels - 1, "", "time steps")
@@ -926,10 +1040,12 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "T_cdu_supply": "CDU secondary supply", "T_facility_supply": "facility water entering the CDU",
         "T_facility_return": "facility water entering the dry cooler", "P_accelerator": "one accelerator per rack",
         "P_rack": "rack IT power (accelerators + other)", "P_chips": "all accelerators", "P_IT": "IT power",
-        "P_fans": "dry-cooler fans", "P_pumps": "secondary + facility pumps", "P_cooling": "fans + pumps",
+        "P_fans": "dry-cooler fans", "P_pumps": "secondary + facility pumps", "P_cooling": "fans + pumps + chiller",
+        "P_chiller": "trim chiller electric power (compressor + condenser fans)",
+        "chiller_on": "1 while the trim chiller runs", "Q_evaporator": "heat the chiller takes from the facility water",
         "P_losses": "conversion losses and overhead", "P_facility": "site power drawn (IT + cooling + losses)",
         "clock": "clock fraction per rack", "fan_fraction": "dry-cooler fan speed",
-        "Q_in": "heat into the water (chips + pump work)", "Q_rejected": "heat rejected by the dry cooler",
+        "Q_in": "heat into the water (chips + pump work)", "Q_rejected": "heat rejected (dry cooler + chiller)",
         "stored_heat": "heat stored in all masses relative to 0 K",
         "P_grid": "power drawn from the grid (site power less storage discharge)",
         "P_storage": "storage power, + discharging", "E_storage": "energy in the storage",
@@ -942,6 +1058,8 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
             u = "J"
         if k == "tokens_per_s":
             u = "1/s"
+        if k in ("P_chiller", "chiller_on", "Q_evaporator") and s.chiller == "none":
+            continue
         data = v - T0 if u == "degC" else v
         groups["series"][k] = Series(np.asarray(data, np.float64), u, desc[k])
     if base is not None:

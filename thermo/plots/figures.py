@@ -818,6 +818,8 @@ def _transient(r: Results, save) -> None:
                                  gridspec_kw=dict(height_ratios=[2, 1]))  # fmt: skip
     parts = [("accelerators", ser["P_chips"]), ("rest of the racks", ser["P_IT"] - ser["P_chips"]),
              ("cooling (fans + pumps)", ser["P_cooling"]), ("conversion + overhead", ser["P_losses"])]  # fmt: skip
+    if "P_chiller" in ser:
+        parts[2:3] = [("cooling (fans + pumps)", ser["P_cooling"] - ser["P_chiller"]), ("chiller", ser["P_chiller"])]
     a1.stackplot(x, *[v / 1e6 for _, v in parts], labels=[k for k, _ in parts], alpha=0.85)
     a1.plot(x, ser["P_facility"] / 1e6, "k", lw=0.6, label="site (facility) power")
     a1.set_ylabel("power [MW]")
@@ -863,6 +865,8 @@ def _transient(r: Results, save) -> None:
     _legend_outside(a1)
     a2.plot(x, ser["fan_fraction"], color="k", lw=0.8, label="dry-cooler fan speed")
     a2.plot(x, ser["clock"].min(axis=1), color="C3", lw=0.8, ls="--", label="lowest clock fraction")
+    if "chiller_on" in ser:
+        a2.fill_between(x, 0, ser["chiller_on"], step="pre", color="C0", alpha=0.25, lw=0, label="chiller on")
     a2.set_ylim(0, 1.05)
     a2.set_ylabel("fraction")
     a2.set_xlabel(f"time [{unit}]")

@@ -1,0 +1,198 @@
+"""Transient solves: steps per second and simulated time / wall time.
+
+* ``hall``: the bundled hall (cases/hall_training_transient.toml: 8 NVL72-class
+  racks, 129 lumped nodes, PI fan control) through a one-hour trace at 0.1 s
+  steps (the case's 12-minute trace stretched: the job stops at 8 min, the rest
+  idles), one ``jit(solve)``;
+* ``hall_day``: the same hall through a day at 1 s steps (86,400 steps), the aim
+  "a day of 1 s steps for a hall in under a minute";
+* ``field``: a package-stack-like layered block (56 x 56 mm: 0.78 mm silicon
+  die layer heated from below under the die, 0.1 mm indium TIM, 3 mm copper lid,
+  3 mm copper cold-plate base cooled on top at h = 20 kW/m^2/K) at 64^3 cells,
+  ``kernels/fv/transient.integrate`` with BDF2 and a square-wave power trace:
+  10 steps of 0.05 s, time per step;
+* ``hall_vmap``: 1,000 scenarios of the bundled hall (supply setpoints and PI
+  gains) in one ``jit(vmap(solve))`` over a 20 s trace at 0.25 s (80 steps).
+
+Compilation (``jit(...).lower(...).compile()``) is timed apart from the solve.
+Every answer is checked before its time is reported (energy closure, every
+step's linear solve converged).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aidc_thermo.io.case import load
+from aidc_thermo.kernels.fv import conduction as cd
+from aidc_thermo.kernels.fv import transient as ftr
+from aidc_thermo.kernels.fv.grid import Grid
+from aidc_thermo.kernels.solvers import linsolve
+from aidc_thermo.models import transient
+from benchmarks.harness import Record, timeit
+
+CASES = Path(__file__).resolve().parents[1] / "cases"
+
+
+def _hall(tmp: Path, duration: str, step: str):
+    text = (CASES / "hall_training_transient.toml").read_text()
+    text = text.replace('step = "0.25 s"', f'step = "{step}"')
+    text = text.replace('duration = "12 min"', f'duration = "{duration}"')
+    path = tmp / "hall.toml"
+    path.write_text(text)
+    return transient.build(transient.parse(load(path)))
+
+
+def _compiled(fn, *args, static_argnums=()):
+    t0 = time.perf_counter()
+    exe = jax.jit(fn, static_argnums=static_argnums).lower(*args).compile()
+    return exe, time.perf_counter() - t0
+
+
+def _hall_record(name, s, p, repeats):
+    exe, t_compile = _compiled(lambda p: transient.solve(s, p), p)
+    t, spread, sol = timeit(exe, p, repeats=repeats)
+    transient.check(s, p, sol)  # finite, energy closes to 1e-8, nothing below the ambient
+    stored, net = (float(x) for x in transient.energy_balance(p, sol))
+    steps = s.levels - 1
+    return Record(
+        "transient",
+        name,
+        "float64",
+        metrics={
+            "nodes": s.nodes,
+            "steps": steps,
+            "dt_s": float(p.dt),
+            "simulated_s": steps * float(p.dt),
+            "compile_s": t_compile,
+            "solve_s": t,
+            "solve_spread_s": spread,
+            "steps_per_s": steps / t,
+            "simulated_per_wall": steps * float(p.dt) / t,
+        },
+        check={
+            "energy_residual_J": abs(stored - net),
+            "T_junction_max_degC": float(np.asarray(sol.T).max()) - 273.15,
+        },
+    )
+
+
+def _layered_block(n: int, dtype):
+    """Die / TIM / lid / base on a uniform lateral grid and graded layers (n cells each way)."""
+    size = 0.056
+    layers = ((0.78e-3, 148.0, 1.66e6), (0.1e-3, 86.0, 1.66e6), (3e-3, 390.0, 3.45e6), (3e-3, 390.0, 3.45e6))
+    counts = np.maximum(1, np.round(np.array([0.2, 0.1, 0.35, 0.35]) * n).astype(int))
+    counts[-1] = n - counts[:-1].sum()
+    zf = [0.0]
+    k_z, c_z = [], []
+    for (t, k, rc), m in zip(layers, counts, strict=True):
+        zf.extend(zf[-1] + t * np.arange(1, m + 1) / m)
+        k_z += [k] * m
+        c_z += [rc] * m
+    xf = np.linspace(0.0, size, n + 1)
+    dx = jnp.asarray(np.diff(xf), dtype)
+    grid = Grid(dx, dx, jnp.asarray(np.diff(np.array(zf)), dtype), jnp.zeros(3, dtype))
+    shape = (n, n, n)
+    k = jnp.broadcast_to(jnp.asarray(k_z, dtype), shape)
+    rho_c = jnp.broadcast_to(jnp.asarray(c_z, dtype), shape)
+    xc = 0.5 * (xf[1:] + xf[:-1])
+    die = (np.abs(xc - size / 2) < 0.013)[:, None] & (np.abs(xc - size / 2) < 0.0165)[None, :]
+    q = np.zeros(shape)
+    q[:, :, 0] = np.where(die, 700.0 / (die.sum() * (size / n) ** 2 * (zf[1] - zf[0])), 0.0)
+    faces = {name: cd.face_bc(grid, name, dtype=dtype) for name, _, _ in cd.FACES}
+    faces["z_hi"] = cd.face_bc(grid, "z_hi", cd.CONVECTIVE, h=2e4, value=30.0, dtype=dtype)
+    return grid, k, rho_c, jnp.asarray(q, dtype), cd.BoundaryConditions(**faces)
+
+
+def _field_record(n: int, steps: int, repeats: int):
+    dtype = jnp.float64
+    grid, k, rho_c, q, bcs = _layered_block(n, dtype)
+    dt = 0.05
+    t = np.arange(steps + 1) * dt
+    scale = jnp.asarray(np.where(np.mod(t, 1.0) < 0.5, 1.0, 0.45), dtype)  # a 1 s compute/communication wave
+    T0 = jnp.full((n, n, n), 30.0, dtype)
+    cfg = ftr.TimeConfig("bdf2", linsolve.MultigridConfig(tol=1e-8, max_iterations=100))
+
+    def run(T0, scale):
+        return ftr.integrate(grid, k, rho_c, q, bcs, T0, dt, scale, cfg)
+
+    exe, t_compile = _compiled(run, T0, scale)
+    t_solve, spread, (T_end, peak, info) = timeit(exe, T0, scale, repeats=repeats)
+    assert bool(info.converged), "a step's linear solve did not converge"
+    assert float(peak[-1]) > 30.0 and bool(jnp.all(jnp.isfinite(T_end)))
+    return Record(
+        "transient",
+        f"field {n}^3",
+        "float64",
+        metrics={
+            "cells": n**3,
+            "steps": steps,
+            "dt_s": dt,
+            "simulated_s": steps * dt,
+            "compile_s": t_compile,
+            "solve_s": t_solve,
+            "solve_spread_s": spread,
+            "step_s": t_solve / steps,
+            "steps_per_s": steps / t_solve,
+            "simulated_per_wall": steps * dt / t_solve,
+            "cg_iterations_max": int(info.iterations),
+        },
+        check={"T_max_end_degC": float(peak[-1])},
+    )
+
+
+def _vmap_record(s, p, scenarios: int, repeats: int):
+    rng = np.random.default_rng(0)
+    batch = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (scenarios, *np.shape(x))).copy(), p)
+    batch = batch._replace(
+        t_set=p.t_set + rng.uniform(-2.0, 2.0, scenarios),
+        kp=p.kp * rng.uniform(0.5, 2.0, scenarios),
+        ki=p.ki * rng.uniform(0.5, 2.0, scenarios),
+    )
+    exe, t_compile = _compiled(jax.vmap(lambda p: transient.solve(s, p)), batch)
+    t, spread, sol = timeit(exe, batch, repeats=repeats)
+    stored, net = (np.asarray(x) for x in transient.energy_balance(batch, sol))
+    q_in = np.sum(np.asarray(sol.q_in)[:, 1:], axis=1) * float(p.dt)
+    assert np.all(np.abs(stored - net) < 1e-8 * q_in), "energy does not close in a scenario"
+    steps = s.levels - 1
+    return Record(
+        "transient",
+        f"hall x{scenarios} vmap",
+        "float64",
+        metrics={
+            "nodes": s.nodes,
+            "scenarios": scenarios,
+            "steps": steps,
+            "dt_s": float(p.dt),
+            "simulated_s": steps * float(p.dt),
+            "compile_s": t_compile,
+            "solve_s": t,
+            "solve_spread_s": spread,
+            "steps_per_s": scenarios * steps / t,
+            "simulated_per_wall": scenarios * steps * float(p.dt) / t,
+            "scenario_s": t / scenarios,
+        },
+        check={"energy_residual_max_rel": float(np.max(np.abs(stored - net) / q_in))},
+    )
+
+
+def run(quick: bool = False) -> list[Record]:
+    import tempfile
+
+    records = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        s, p = _hall(tmp, "5 min" if quick else "1 h", "0.1 s")
+        records.append(_hall_record("hall 1 h @ 0.1 s" if not quick else "hall 5 min @ 0.1 s", s, p, 1 if quick else 3))
+        if not quick:
+            s, p = _hall(tmp, "24 h", "1 s")
+            records.append(_hall_record("hall 24 h @ 1 s", s, p, 1))
+        records.append(_field_record(16 if quick else 64, 5 if quick else 10, 1))
+        s, p = _hall(tmp, "20 s", "0.25 s")
+        records.append(_vmap_record(s, p, 8 if quick else 1000, 1))
+    return records
