@@ -805,6 +805,35 @@ def _optimize(r: Results, save) -> None:
 # ----------------------------------------------------------------------------- transient_hall
 
 
+_BINS = 600  # time bins of a transient power plot once the trace has more than 2 samples per bin
+
+
+def _binned(x, bins: int):
+    """``(x_bins, mean, band)`` for plotting a long time series: with at most
+    ``2 * bins`` samples, ``x`` itself, the identity and ``band = None``;
+    otherwise the centres of ``bins`` equal groups of samples, a function
+    giving the running mean over about four groups at each centre (linear, so
+    a stack of means still adds up to the mean of the total) and one giving
+    each group's ``(min, max)``."""
+    n = len(x)
+    if n <= 2 * bins:
+        return x, (lambda v: v), None
+    edges = np.linspace(0, n, bins + 1).astype(int)
+    centres = (edges[:-1] + edges[1:] - 1) // 2
+    half = 2 * (n // bins)  # a mean over about four bins: a workload period near one bin's width
+    # would otherwise alias into a wavy mean
+
+    def mean(v):
+        c = np.concatenate([np.zeros((1,) + v.shape[1:]), np.cumsum(v, axis=0)])
+        lo, hi = np.maximum(centres - half, 0), np.minimum(centres + half + 1, n)
+        return (c[hi] - c[lo]) / (hi - lo).reshape((-1,) + (1,) * (v.ndim - 1))
+
+    def band(v):
+        return np.minimum.reduceat(v, edges[:-1], axis=0), np.maximum.reduceat(v, edges[:-1], axis=0)
+
+    return mean(x), mean, band
+
+
 def _transient(r: Results, save) -> None:
     name = r.summary["case"]
     ser = {k: v[0] for k, v in r.group("transient.series").items()}
@@ -820,22 +849,37 @@ def _transient(r: Results, save) -> None:
              ("cooling (fans + pumps)", ser["P_cooling"]), ("conversion + overhead", ser["P_losses"])]  # fmt: skip
     if "P_chiller" in ser:
         parts[2:3] = [("cooling (fans + pumps)", ser["P_cooling"] - ser["P_chiller"]), ("chiller", ser["P_chiller"])]
-    a1.stackplot(x, *[v / 1e6 for _, v in parts], labels=[k for k, _ in parts], alpha=0.85)
-    a1.plot(x, ser["P_facility"] / 1e6, "k", lw=0.6, label="site (facility) power")
+    # A trace with many workload cycles per pixel draws as a solid block: then the stack shows the mean of
+    # each of _BINS time bins and the swings are drawn as each bin's min-max band.
+    xb, mean, band = _binned(x, _BINS)
+    a1.stackplot(xb, *[mean(v) / 1e6 for _, v in parts], labels=[k for k, _ in parts], alpha=0.85)
+    if band is not None:
+        lo, hi = band(ser["P_facility"])
+        a1.plot(xb, mean(ser["P_facility"]) / 1e6, "k", lw=0.8, label="site (facility) power, mean")
+        a1.plot(xb, hi / 1e6, color="k", lw=0.5, ls=":", label="site power, max and min per bin")
+        a1.plot(xb, lo / 1e6, color="k", lw=0.5, ls=":")
+    else:
+        a1.plot(x, ser["P_facility"] / 1e6, "k", lw=0.6, label="site (facility) power")
     a1.set_ylabel("power [MW]")
+    binned = f"; {len(xb)} bins of {(x[-1] - x[0]) / len(xb):.3g} {unit}" if band is not None else ""
     a1.set_title(f"{name}\nsite power peak {ser['P_facility'].max() / 1e6:.3f} MW, "
-                 f"mean {ser['P_facility'].mean() / 1e6:.3f} MW", fontsize=10)  # fmt: skip
+                 f"mean {ser['P_facility'].mean() / 1e6:.3f} MW{binned}", fontsize=10)  # fmt: skip
     _legend_outside(a1)
     pa = ser["P_accelerator"]
-    a2.plot(x, pa[:, 0], lw=0.7, label="one accelerator (rack 0)")
-    a2.set_ylabel("accelerator [W]")
     a2b = a2.twinx()
-    a2b.plot(x, ser["P_rack"][:, 0] / 1e3, color="C1", lw=0.7, label="rack 0 (right axis)")
+    if band is not None:
+        a2.fill_between(xb, *band(pa[:, 0]), color="C0", alpha=0.3, lw=0, label="one accelerator (rack 0), min-max")
+        a2.plot(xb, mean(pa[:, 0]), color="C0", lw=0.7, label="one accelerator (rack 0), mean")
+        a2b.plot(xb, mean(ser["P_rack"][:, 0]) / 1e3, color="C1", lw=0.7, ls="--", label="rack 0 (right axis), mean")
+    else:
+        a2.plot(x, pa[:, 0], lw=0.7, label="one accelerator (rack 0)")
+        a2b.plot(x, ser["P_rack"][:, 0] / 1e3, color="C1", lw=0.7, label="rack 0 (right axis)")
+    a2.set_ylabel("accelerator [W]")
     a2b.set_ylabel("rack [kW]", color="C1")
     a2.set_xlabel(f"time [{unit}]")
     h1, l1 = a2.get_legend_handles_labels()
     h2, l2 = a2b.get_legend_handles_labels()
-    a2.legend(h1[:1] + h2, l1[:1] + l2, loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+    a2.legend(h1 + h2, l1 + l2, loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
     for a in (a1, a2):
         a.grid(True, alpha=0.3)
     save(fig, "power_stack")
