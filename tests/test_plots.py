@@ -155,3 +155,20 @@ def test_plot_rejects_what_is_not_a_results_folder(tmp_path, capsys, runs):
     err = capsys.readouterr().err
     assert "layout" in err and "rerun" in err
     assert not list(old.glob("*.png"))
+
+
+def test_binned_power_keeps_the_stack_adding_up_and_bounds_every_sample():
+    from aidc_thermo.plots.figures import _binned
+
+    t = np.arange(5000) * 0.5
+    parts = [300 + 200 * (np.sin(2 * np.pi * t / 2.0) > 0), 50 + 0 * t, 20 + 5 * np.cos(t / 100)]
+    total = sum(parts)
+    x, mean, band = _binned(t, 600)
+    assert len(x) == 600 and band is not None
+    np.testing.assert_allclose(sum(mean(p) for p in parts), mean(total), rtol=1e-12)
+    lo, hi = band(total)
+    assert lo.min() >= total.min() and hi.max() <= total.max() and hi.max() == total.max()
+    # the square wave's running mean stays near its average: its wiggle is under a quarter of the 200 W swing
+    assert np.ptp(mean(parts[0])[10:-10]) < 50
+    x2, mean2, band2 = _binned(t[:1000], 600)  # short traces are drawn as they are
+    assert band2 is None and len(x2) == 1000
