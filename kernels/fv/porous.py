@@ -804,9 +804,7 @@ def _krylov_solve(op, g_floor, b, config: advdiff.KrylovConfig, nb):
     def precond(r):
         return advdiff.v_cycle(hier, config, r)
 
-    return krylov.bicgstab(
-        matvec, b, precond, rtol=config.tolerance(b.dtype), max_iterations=config.max_iterations
-    )
+    return krylov.bicgstab(matvec, b, precond, rtol=config.tolerance(b.dtype), max_iterations=config.max_iterations)
 
 
 def _net_outflow(op: advdiff.AdvectionDiffusion):
