@@ -11,8 +11,10 @@ import it by its full path):
                 (advection-diffusion operators), energy (conjugate heat
                 transfer, upwind/TVD), flow (laminar incompressible flow on a
                 MAC grid), porous (volume-averaged fin region)
-    solvers/    linsolve (7-point operators, multigrid-preconditioned CG),
-                krylov (BiCGSTAB and CG loops), roots (bracketed scalar roots)
+    solvers/    krylov (the Krylov loops: BiCGSTAB, CG, flexible CG), multigrid
+                (hierarchy, line smoother, V-cycle), linsolve (symmetric 7-point
+                operators, multigrid-preconditioned CG), roots (bracketed
+                scalar roots)
     network/    pipe and component networks: flows, pressures, temperatures
                 (laws, linalg, thermal are its parts)
     plant/      heat rejection plant; hx (heat exchangers), psychro
@@ -30,7 +32,7 @@ from .diagnostics import SolveInfo
 from .fv import advdiff, conduction, energy, flow, grid, porous, transient
 from .fv.grid import Grid, grid_from_faces, uniform_grid
 from .plant import coupled, hx, it_power, lumped, psychro
-from .solvers import krylov, linsolve, roots
+from .solvers import krylov, linsolve, multigrid, roots
 
 __all__ = [
     "Grid",
@@ -50,6 +52,7 @@ __all__ = [
     "it_power",
     "linsolve",
     "lumped",
+    "multigrid",
     "network",
     "plant",
     "psychro",

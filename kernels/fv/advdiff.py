@@ -12,7 +12,9 @@ Face flows on boundary faces carry fluid in or out of the domain; inflow
 values enter the right-hand side (the caller adds ``F_in x_in``). The matrix
 is an M-matrix for any flow, non-symmetric when ``F != 0``.
 
-Solver: BiCGSTAB, right-preconditioned by one multigrid V-cycle whose
+Solver: BiCGSTAB (:func:`kernels.solvers.krylov.bicgstab`, or the ``solver``
+passed in), right-preconditioned by one multigrid V-cycle
+(:mod:`kernels.solvers.multigrid`) whose
 smoother is red-black line Gauss-Seidel with exact (non-symmetric) tridiagonal
 solves along the line axis — put the line axis along the main flow direction,
 where upwind advection makes a line solve exact for pure advection. Coarse
@@ -35,31 +37,22 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..diagnostics import SolveInfo
-from ..solvers.linsolve import (
-    Conductances,
-    _coarsen_factors,
-    _from_internal,
-    _low_high,
-    _pair_sum,
-    _prolong,
-    _restrict,
-    _series_parallel_coarsen,
-    _shifted,
-    _thomas_solve,
-    _to_internal,
-    default_tolerance,
-)
+from ..solvers import krylov, multigrid
+from ..solvers.linsolve import Conductances, default_tolerance
+from ..solvers.multigrid import Hierarchy, low_high, neighbour_sum
 
 __all__ = [
     "AdvectionDiffusion",
     "KrylovConfig",
     "apply",
-    "bicgstab",
-    "solve",
+    "krylov_solve",
     "multigrid_setup",
+    "negated",
     "net_outflow",
+    "solve",
+    "stencil",
     "transposed",
+    "v_cycle",
 ]
 
 
@@ -91,32 +84,25 @@ class AdvectionDiffusion:
         return (self.fx, self.fy, self.fz)
 
 
-def _coefficients(op: AdvectionDiffusion):
-    """Diagonal and, per axis, the (low, high) neighbour coefficients per cell."""
+def stencil(op: AdvectionDiffusion):
+    """``(diag, neighbours)`` of ``op`` in :mod:`kernels.solvers.multigrid`'s form:
+    the diagonal and, per axis, the (low, high) neighbour coefficients per cell."""
     d = op.diffusion.c
     neighbours = []
     for axis, (g, f) in enumerate(zip(op.diffusion.links(), op.flows(), strict=True)):
-        g_lo, g_hi = _low_high(g, axis)
-        f_lo, f_hi = _low_high(f, axis)
+        g_lo, g_hi = low_high(g, axis)
+        f_lo, f_hi = low_high(f, axis)
         # outflow through the high face (f_hi > 0) and through the low face (f_lo < 0)
         d = d + g_lo + g_hi + jnp.maximum(f_hi, 0.0) + jnp.maximum(-f_lo, 0.0)
         # inflow from the low neighbour (f_lo > 0) and from the high neighbour (f_hi < 0)
         neighbours.append((g_lo + jnp.maximum(f_lo, 0.0), g_hi + jnp.maximum(-f_hi, 0.0)))
-    return d, neighbours
-
-
-def _neighbour_sum(neighbours, x, axes):
-    out = jnp.zeros_like(x)
-    for axis in axes:
-        w_lo, w_hi = neighbours[axis]
-        out = out + w_lo * _shifted(x, axis, -1) + w_hi * _shifted(x, axis, +1)
-    return out
+    return d, tuple(neighbours)
 
 
 def apply(op: AdvectionDiffusion, x: jax.Array) -> jax.Array:
     """``A x`` (boundary inflow values are not included: they belong in ``b``)."""
-    d, nb = _coefficients(op)
-    return d * x - _neighbour_sum(nb, x, (0, 1, 2))
+    d, nb = stencil(op)
+    return d * x - neighbour_sum(nb, x)
 
 
 def negated(op: AdvectionDiffusion) -> AdvectionDiffusion:
@@ -152,6 +138,7 @@ class KrylovConfig:
         sweeps: red-black line Gauss-Seidel sweeps before and after the coarse
             correction.
         coarse_size: coarsening stops at this many cells (dense LU below).
+        max_levels: upper bound on the number of multigrid levels.
         tol: relative residual ``||b - A x|| / ||b||``; None: 1e-10 (float64),
             1e-5 (float32).
         max_iterations: BiCGSTAB iteration limit.
@@ -167,24 +154,18 @@ class KrylovConfig:
     def tolerance(self, dtype) -> float:
         return default_tolerance(self.tol, dtype)
 
-
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class _Level:
-    op: AdvectionDiffusion
-    diag: jax.Array
-    neighbours: tuple
-    lower: jax.Array
-    cprime: jax.Array
-    inv_denom: jax.Array
-    color: jax.Array
-
-
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class Hierarchy:
-    levels: tuple
-    coarse_lu: tuple
+    def cycle(self) -> multigrid.CycleConfig:
+        """The V-cycle's settings (:class:`kernels.solvers.multigrid.CycleConfig`):
+        non-symmetric, dense LU on the coarsest level whatever its size."""
+        return multigrid.CycleConfig(
+            pre_sweeps=self.sweeps,
+            post_sweeps=self.sweeps,
+            max_levels=self.max_levels,
+            coarse_size=self.coarse_size,
+            line_coarsen_columns=256,
+            dense_limit=None,
+            symmetric=False,
+        )
 
 
 def _permute(op: AdvectionDiffusion, line_axis: int) -> AdvectionDiffusion:
@@ -199,172 +180,92 @@ def _permute(op: AdvectionDiffusion, line_axis: int) -> AdvectionDiffusion:
 
 
 def _coarsen(op: AdvectionDiffusion, factors) -> AdvectionDiffusion:
-    g = _series_parallel_coarsen(op.diffusion, factors)
+    """Diffusion links as a resistor network, face flows summed over the merged
+    faces (exactly conservative coarse advection)."""
+    links, c = multigrid.series_parallel(op.diffusion.links(), op.diffusion.c, factors)
     flows = []
     for axis, f in enumerate(op.flows()):
         if factors[axis] == 2:
             f = lax.slice_in_dim(f, 0, f.shape[axis], stride=2, axis=axis)  # faces on coarse faces
         for t in range(3):
             if t != axis and factors[t] == 2:
-                f = _pair_sum(f, t)
+                f = multigrid.pair_sum(f, t)
         flows.append(f)
-    return AdvectionDiffusion(g, *flows)
-
-
-def _make_level(op: AdvectionDiffusion) -> _Level:
-    d, nb = _coefficients(op)
-    w_lo, w_hi = nb[0]
-    lower = -w_lo  # row i couples to i - 1 (row 0: boundary, zero neighbour)
-    upper = -w_hi
-    lower = lower.at[0].set(0.0)
-    upper = upper.at[-1].set(0.0)
-
-    def step(cp_prev, inp):
-        d_i, l_i, u_i = inp
-        inv = 1.0 / (d_i - l_i * cp_prev)
-        return u_i * inv, (u_i * inv, inv)
-
-    _, (cprime, inv_denom) = lax.scan(step, jnp.zeros_like(d[0]), (d, lower, upper))
-    n1, n2 = op.shape[1], op.shape[2]
-    color = jnp.broadcast_to(((jnp.arange(n1)[:, None] + jnp.arange(n2)[None, :]) % 2)[None], op.shape)
-    return _Level(op, d, tuple(nb), lower, cprime, inv_denom, color)
+    return AdvectionDiffusion(Conductances(*links, c=c), *flows)
 
 
 def multigrid_setup(op: AdvectionDiffusion, config: KrylovConfig) -> Hierarchy:
-    current = _permute(op, config.line_axis)
-    levels = []
-    for _ in range(config.max_levels):
-        levels.append(_make_level(current))
-        f = _coarsen_factors(current.shape, line_coarsen_columns=256)
-        if f == (1, 1, 1) or current.diffusion.c.size <= config.coarse_size:
-            break
-        current = _coarsen(current, f)
-    coarse = levels[-1].op
-    n = coarse.diffusion.c.size
-    eye = jnp.eye(n, dtype=coarse.diffusion.c.dtype).reshape((n,) + coarse.shape)
-    dense = jax.vmap(lambda e: apply(coarse, e).reshape(-1))(eye).T
-    return Hierarchy(tuple(levels), jax.scipy.linalg.lu_factor(dense))
+    """The preconditioner's hierarchy (:class:`kernels.solvers.multigrid.Hierarchy`,
+    internal axis order: ``config.line_axis`` first)."""
+    return multigrid.setup(_permute(op, config.line_axis), stencil, _coarsen, config.cycle())
 
 
-def _smooth(level: _Level, x, b, colors):
-    for col in colors:
-        rhs = b + _neighbour_sum(level.neighbours, x, (1, 2))
-        x = jnp.where(level.color == col, _thomas_solve(level, rhs), x)
-    return x
-
-
-def _v_cycle(hier: Hierarchy, config: KrylovConfig, r, depth=0):
-    levels = hier.levels
-    level = levels[depth]
-    if depth == len(levels) - 1:
-        return jax.scipy.linalg.lu_solve(hier.coarse_lu, r.reshape(-1)).reshape(r.shape)
-    x = jnp.zeros_like(r)
-    for _ in range(config.sweeps):
-        x = _smooth(level, x, r, (0, 1))
-    res = r - (level.diag * x - _neighbour_sum(level.neighbours, x, (0, 1, 2)))
-    coarse_shape = levels[depth + 1].op.shape
-    f = tuple(n // m for n, m in zip(level.op.shape, coarse_shape, strict=True))
-    x = x + _prolong(_v_cycle(hier, config, _restrict(res, f), depth + 1), f)
-    for _ in range(config.sweeps):
-        x = _smooth(level, x, r, (1, 0))
-    return x
+def v_cycle(hier: Hierarchy, config: KrylovConfig, r: jax.Array) -> jax.Array:
+    """One V-cycle of ``hier`` (from :func:`multigrid_setup` with the same
+    ``config``) applied to residual ``r`` (user axis order): the preconditioner."""
+    la = config.line_axis
+    return multigrid.from_internal(multigrid.v_cycle(hier, config.cycle(), multigrid.to_internal(r, la)), la)
 
 
 # --------------------------------------------------------------------------- Krylov
 
 
-def bicgstab(matvec, b, precond, tol, max_iterations, x0=None):
-    """Right-preconditioned BiCGSTAB in a ``lax.while_loop``.
+def krylov_solve(
+    op: AdvectionDiffusion,
+    b: jax.Array,
+    config: KrylovConfig | None = None,
+    *,
+    x0=None,
+    hier: Hierarchy | None = None,
+    rtol=None,
+    solver=krylov.bicgstab,
+):
+    """The preconditioned Krylov solve of ``A x = b`` without implicit
+    derivatives (``op`` is taken under ``stop_gradient``): for iterations that
+    solve with one operator many times, such as the TVD deferred correction.
 
-    Returns ``(x, SolveInfo)``; the residual is ``||b - A x||_2 / ||b||_2``,
-    recomputed as the recursively updated one. A breakdown or a non-finite
-    value stops the loop with ``converged=False`` unless the tolerance was met.
+    Args:
+        op, b: operator and right-hand side.
+        config: static settings (default :class:`KrylovConfig`).
+        x0: initial guess (default zero).
+        hier: a hierarchy from :func:`multigrid_setup` of the same operator and
+            ``config``, reused when given.
+        rtol: relative tolerance (may be traced), default ``config.tolerance``.
+        solver: a Krylov solver of :mod:`kernels.solvers.krylov`'s signature for
+            a non-symmetric operator (default BiCGSTAB).
+
+    Stops at ``||b - A x||_2 <= rtol ||b||_2`` (the Krylov module's rule);
+    returns ``(x, SolveInfo)``.
     """
-    dtype = b.dtype
-    x = jnp.zeros_like(b) if x0 is None else x0
-    r = b if x0 is None else b - matvec(x)
-    bnorm = jnp.sqrt(jnp.vdot(b, b))
-    scale = jnp.where(bnorm > 0, bnorm, jnp.ones_like(bnorm))
-    res0 = jnp.sqrt(jnp.vdot(r, r)) / scale
-    history = jnp.full((max_iterations + 1,), jnp.nan, dtype).at[0].set(res0)
-    r_hat = r
-    one = jnp.ones((), dtype)
-    state = (
-        x,
-        r,
-        jnp.zeros_like(b),
-        jnp.zeros_like(b),
-        one,
-        one,
-        one,
-        jnp.asarray(0, jnp.int32),
-        res0,
-        history,
-        jnp.asarray(False),
-    )
-
-    def cond(s):
-        k, res, broke = s[7], s[8], s[10]
-        return (k < max_iterations) & (res > tol) & jnp.isfinite(res) & ~broke
-
-    def body(s):
-        x, r, p, v, rho, alpha, omega, k, _, hist, _ = s
-        rho_new = jnp.vdot(r_hat, r)
-        beta = (rho_new / rho) * (alpha / omega)
-        p = r + beta * (p - omega * v)
-        p_hat = precond(p)
-        v = matvec(p_hat)
-        alpha = rho_new / jnp.vdot(r_hat, v)
-        s_vec = r - alpha * v
-        s_hat = precond(s_vec)
-        t = matvec(s_hat)
-        tt = jnp.vdot(t, t)
-        omega = jnp.where(tt > 0, jnp.vdot(t, s_vec) / jnp.where(tt > 0, tt, one), jnp.zeros_like(tt))
-        x = x + alpha * p_hat + omega * s_hat
-        r = s_vec - omega * t
-        res = jnp.sqrt(jnp.vdot(r, r)) / scale
-        broke = (omega == 0) | (rho_new == 0) | ~jnp.isfinite(alpha)
-        hist = hist.at[k + 1].set(res)
-        return x, r, p, v, rho_new, alpha, omega, k + 1, res, hist, broke
-
-    x, r, *_, k, res, hist, _ = lax.while_loop(cond, body, state)
-    converged = (res <= tol) & jnp.isfinite(res)
-    return x, SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
-
-
-def _raw_solve(op: AdvectionDiffusion, b, config: KrylovConfig, x0=None, hier=None, tol=None):
-    """BiCGSTAB on ``op``; ``hier`` (from :func:`multigrid_setup` of the same
-    operator) is reused when given, and ``tol`` (may be traced) overrides the
-    config's tolerance."""
-    tol = config.tolerance(b.dtype) if tol is None else tol
+    config = config or KrylovConfig()
+    rtol = config.tolerance(b.dtype) if rtol is None else rtol
     op_c = lax.stop_gradient(op)
     hier = multigrid_setup(op_c, config) if hier is None else hier
     fine = hier.levels[0]
-
-    def matvec(v):
-        return fine.diag * v - _neighbour_sum(fine.neighbours, v, (0, 1, 2))
-
-    x0i = None if x0 is None else _to_internal(x0, config.line_axis)
-    x, info = bicgstab(
-        matvec,
-        _to_internal(b, config.line_axis),
-        lambda r: _v_cycle(hier, config, r),
-        tol,
-        config.max_iterations,
-        x0i,
+    cycle = config.cycle()
+    la = config.line_axis
+    # the loop runs in internal axis order: one transpose in, one out
+    x, info = solver(
+        lambda v: multigrid.apply(fine, v),
+        multigrid.to_internal(b, la),
+        lambda r: multigrid.v_cycle(hier, cycle, r),
+        x0=None if x0 is None else multigrid.to_internal(x0, la),
+        rtol=rtol,
+        max_iterations=config.max_iterations,
     )
-    return _from_internal(x, config.line_axis), info
+    return multigrid.from_internal(x, la), info
 
 
-def solve(op: AdvectionDiffusion, b: jax.Array, config: KrylovConfig | None = None):
+def solve(op: AdvectionDiffusion, b: jax.Array, config: KrylovConfig | None = None, solver=krylov.bicgstab):
     """Solve ``A x = b``; returns ``(x, SolveInfo)``. Differentiable in ``op``
-    and ``b`` (implicit, through the exact transpose :func:`transposed`)."""
+    and ``b`` (implicit, through the exact transpose :func:`transposed`).
+    ``solver`` as in :func:`krylov_solve`."""
     config = config or KrylovConfig()
 
     def forward(_, rhs):
-        return _raw_solve(op, rhs, config)
+        return krylov_solve(op, rhs, config, solver=solver)
 
     def transpose(_, rhs):
-        return _raw_solve(transposed(op), rhs, config)
+        return krylov_solve(transposed(op), rhs, config, solver=solver)
 
     return lax.custom_linear_solve(lambda x: apply(op, x), b, solve=forward, transpose_solve=transpose, has_aux=True)

@@ -251,7 +251,7 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     # one multigrid hierarchy for every deferred-correction solve (the operator
     # does not change between them)
     hier = advdiff.multigrid_setup(op_c, krylov)
-    T0, info0 = advdiff._raw_solve(op_c, b, krylov, hier=hier)
+    T0, info0 = advdiff.krylov_solve(op_c, b, krylov, hier=hier)
     # Iterate on the rise above a reference temperature t_ref: a constant field has
     # no TVD correction, so A (theta + t_ref) = b + corr(theta) becomes
     # A theta = (b - t_ref A 1) + corr(theta). The residual's roundoff then scales
@@ -286,7 +286,7 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
         rhs_k = b_s + tvd_correction(T, op_c.flows())
         outer_target = jnp.maximum(krylov.tolerance(b.dtype), 0.1 * res_prev) * scale
         inner_tol = outer_target / jnp.maximum(jnp.linalg.norm(rhs_k), tiny)
-        T_new, info = advdiff._raw_solve(op_c, rhs_k, krylov, x0=T, hier=hier, tol=inner_tol)
+        T_new, info = advdiff.krylov_solve(op_c, rhs_k, krylov, x0=T, hier=hier, rtol=inner_tol)
         res = residual(T_new)
         better = res < best
         return (

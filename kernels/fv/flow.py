@@ -741,14 +741,12 @@ def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
         return linsolve.solve(linsolve.Conductances(*links, c=c), rhs, config)
     diag = _pressure_diag(g, c)
     inv = _safe_div(jnp.ones_like(diag), diag)
-    return krylov.pcg(
+    return krylov.cg(
         lambda x: _pressure_apply(g, c, x, periodic),
         rhs,
-        jnp.zeros_like(rhs),
         lambda r: inv * r,
-        spec.pressure_rtol,
-        0.0,
-        spec.pressure_max_iterations,
+        rtol=spec.pressure_rtol,
+        max_iterations=spec.pressure_max_iterations,
     )
 
 
@@ -904,9 +902,12 @@ def solve_flow(
         def precond(r):
             return tuple(ra / c.aP for c, ra in zip(coefs, r, strict=True))
 
-        xs, minfo = krylov.bicgstab(
-            matvec, bvec, tuple(x0), precond, spec.momentum_rtol, 0.0, spec.momentum_max_iterations
+        # stop relative to the initial residual: solve for the correction from zero
+        r0 = tuple(bb - ax for bb, ax in zip(bvec, matvec(tuple(x0)), strict=True))
+        dxs, minfo = krylov.bicgstab(
+            matvec, r0, precond, rtol=spec.momentum_rtol, max_iterations=spec.momentum_max_iterations
         )
+        xs = tuple(xa + dxa for xa, dxa in zip(x0, dxs, strict=True))
         ustar = tuple(
             to_global(a, jnp.where(g.fixed, g.value, xa)) for a, (g, xa) in enumerate(zip(geoms, xs, strict=True))
         )

@@ -63,7 +63,7 @@ defined with the bulk fluid temperature of the whole channel section.
 
 The coupled linear system is solved as one operator on a stacked grid of
 shape ``(nx, ny, nb + 2)`` (layers: stack, fin, fluid) by BiCGSTAB
-(:func:`kernels.fv.advdiff.bicgstab`) preconditioned by the advection-diffusion
+(:func:`kernels.solvers.krylov.bicgstab`) preconditioned by the advection-diffusion
 multigrid of :mod:`kernels.fv.advdiff`; the one link that is not between
 neighbours (base top -> fluid, skipping the fin cell) is applied in the
 matrix-vector product and enters the preconditioner through its diagonal.
@@ -95,7 +95,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..diagnostics import SolveInfo
-from ..solvers import linsolve
+from ..solvers import krylov, linsolve
 from ..solvers.linsolve import Conductances
 from . import advdiff
 from .grid import Grid
@@ -797,15 +797,14 @@ def _krylov_solve(op, g_floor, b, config: advdiff.KrylovConfig, nb):
     g_floor = lax.stop_gradient(g_floor)
     pre = _with_c(op, _skip_diag(g_floor, op.shape, nb))
     hier = advdiff.multigrid_setup(pre, config)
-    la = config.line_axis
 
     def matvec(v):
         return advdiff.apply(op, v) + _skip_apply(g_floor, v, nb)
 
     def precond(r):
-        return advdiff._from_internal(advdiff._v_cycle(hier, config, advdiff._to_internal(r, la)), la)
+        return advdiff.v_cycle(hier, config, r)
 
-    return advdiff.bicgstab(matvec, b, precond, config.tolerance(b.dtype), config.max_iterations)
+    return krylov.bicgstab(matvec, b, precond, rtol=config.tolerance(b.dtype), max_iterations=config.max_iterations)
 
 
 def _net_outflow(op: advdiff.AdvectionDiffusion):

@@ -1,2 +1,3 @@
-"""The solver shelf: 7-point operators with multigrid (linsolve), Krylov loops
-(krylov) and bracketed scalar roots (roots)."""
+"""The solver shelf: Krylov loops (krylov), geometric multigrid (multigrid),
+symmetric 7-point operators solved with both (linsolve) and bracketed scalar
+roots (roots)."""

@@ -1,0 +1,351 @@
+"""Geometric multigrid for 7-point operators: hierarchy setup, line smoother,
+V-cycle. The one multigrid of the kernels: the symmetric conductance operators
+(:mod:`kernels.solvers.linsolve`) and the advection-diffusion operators
+(:mod:`kernels.fv.advdiff`) build their hierarchies here, each passing in how
+its operator gives stencil coefficients and how it coarsens.
+
+A 7-point operator at one level is given by its *stencil*::
+
+    (A x)_P = d_P x_P - sum_axes (w_lo_P x_{P-1} + w_hi_P x_{P+1})     (x = 0 outside)
+
+``diag`` is ``d``, ``neighbours[axis] = (w_lo, w_hi)``, each of the cell shape.
+
+Axis order: every array of a hierarchy is in *internal* order, the line axis
+first (:func:`to_internal` / :func:`from_internal` move a cell field in and
+out; callers that iterate many times transpose once, not per cycle).
+
+Structure (static: shapes, level count, coarse-solve kind; traced: values):
+
+* Smoother: red-black line Gauss-Seidel with exact tridiagonal (Thomas) solves
+  along axis 0, the columns coloured as a checkerboard of axes 1 and 2; the
+  line factors are computed once per level.
+* Coarsening (:func:`coarsen_factors`): the transverse axes are halved while
+  even; the line axis once a level has at most ``line_coarsen_columns``
+  columns (or its transverse axes cannot be halved). Restriction sums pairs of
+  cells, prolongation is piecewise constant (its transpose).
+* Coarsest level: dense Cholesky (symmetric operators) or LU, when it has at
+  most ``dense_limit`` cells (``None``: always); otherwise ``coarse_sweeps``
+  symmetric smoothing sweeps.
+* V-cycle: ``pre_sweeps`` half-sweep pairs in colour order (0, 1) before the
+  coarse correction, ``post_sweeps`` in order (1, 0) after: symmetric for a
+  symmetric operator, so a valid CG preconditioner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = [
+    "CycleConfig",
+    "Hierarchy",
+    "Level",
+    "apply",
+    "coarsen_factors",
+    "from_internal",
+    "low_high",
+    "neighbour_sum",
+    "pair_sum",
+    "prolong",
+    "restrict",
+    "series_parallel",
+    "setup",
+    "shifted",
+    "smooth",
+    "to_internal",
+    "v_cycle",
+]
+
+
+@dataclass(frozen=True)
+class CycleConfig:
+    """Static settings of a hierarchy and its V-cycle.
+
+    Attributes:
+        pre_sweeps, post_sweeps: red-black line Gauss-Seidel sweeps per level
+            before and after the coarse correction.
+        max_levels: upper bound on the number of levels.
+        coarse_size: coarsening stops once a level has at most this many cells.
+        line_coarsen_columns: the line axis is coarsened too once a level has at
+            most this many columns.
+        dense_limit: the coarsest level is solved densely (Cholesky when
+            ``symmetric``, else LU) when it has at most this many cells;
+            ``None``: always.
+        coarse_sweeps: symmetric smoothing sweeps on a coarsest level too large
+            for the dense solve.
+        symmetric: the operator is symmetric (Cholesky at the coarsest level).
+    """
+
+    pre_sweeps: int = 1
+    post_sweeps: int = 1
+    max_levels: int = 12
+    coarse_size: int = 512
+    line_coarsen_columns: int = 256
+    dense_limit: int | None = 1024
+    coarse_sweeps: int = 40
+    symmetric: bool = True
+
+
+# --------------------------------------------------------------------------- grid transfer
+
+
+def shifted(x: jax.Array, axis: int, direction: int) -> jax.Array:
+    """``x`` of the neighbour on the low (``direction=-1``) or high (``+1``) side, 0 outside."""
+    n = x.shape[axis]
+    zshape = list(x.shape)
+    zshape[axis] = 1
+    zero = jnp.zeros(zshape, x.dtype)
+    if direction < 0:
+        return jnp.concatenate([zero, lax.slice_in_dim(x, 0, n - 1, axis=axis)], axis=axis)
+    return jnp.concatenate([lax.slice_in_dim(x, 1, n, axis=axis), zero], axis=axis)
+
+
+def low_high(g: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """Face field -> its values on the low and the high face of every cell."""
+    n = g.shape[axis]
+    return lax.slice_in_dim(g, 0, n - 1, axis=axis), lax.slice_in_dim(g, 1, n, axis=axis)
+
+
+def pair_sum(x: jax.Array, axis: int) -> jax.Array:
+    """Sum of neighbouring pairs (0+1, 2+3, ...) along ``axis`` (even length)."""
+    n = x.shape[axis]
+    return lax.slice_in_dim(x, 0, n, stride=2, axis=axis) + lax.slice_in_dim(x, 1, n, stride=2, axis=axis)
+
+
+def restrict(r: jax.Array, factors) -> jax.Array:
+    """Fine residual -> coarse (sum over the merged cells)."""
+    for t in range(3):
+        if factors[t] == 2:
+            r = pair_sum(r, t)
+    return r
+
+
+def prolong(e: jax.Array, factors) -> jax.Array:
+    """Coarse correction -> fine, piecewise constant (the transpose of :func:`restrict`)."""
+    for t in range(3):
+        if factors[t] == 2:
+            e = jnp.repeat(e, 2, axis=t)
+    return e
+
+
+def coarsen_factors(shape, line_coarsen_columns: int) -> tuple[int, int, int]:
+    """Halve the transverse axes whose length is even; halve the line axis (0)
+    too once a level has few columns (long line solves over few columns cost
+    scan steps, not arithmetic)."""
+    n0, n1, n2 = shape
+    f1 = 2 if n1 % 2 == 0 else 1
+    f2 = 2 if n2 % 2 == 0 else 1
+    f0 = 2 if (n0 % 2 == 0 and (n1 * n2 <= line_coarsen_columns or f1 == f2 == 1)) else 1
+    return (f0, f1, f2)
+
+
+def _safe_resistance(g):
+    return jnp.where(g > 0, 1.0 / jnp.where(g > 0, g, 1.0), jnp.inf)
+
+
+def _safe_conductance(r):
+    return jnp.where(jnp.isfinite(r), 1.0 / jnp.where(jnp.isfinite(r), r, 1.0), 0.0)
+
+
+def series_parallel(links, c, factors):
+    """Coarsen face links ``(gx, gy, gz)`` and a cell term ``c`` by ``factors``
+    (1 or 2 per axis) as a resistor network: series along each link, parallel
+    across it; ``c`` is summed over the merged cells. Returns ``(links, c)``."""
+    new_links = []
+    for axis, g in enumerate(links):
+        if factors[axis] == 2:
+            # series along the link direction: coarse face 2I sits on fine face 2I;
+            # the path from coarse centre I to I+1 crosses half of fine link 2I+1,
+            # all of fine link 2I+2 and half of fine link 2I+3.
+            n = g.shape[axis]  # n = nfine + 1, nfine even
+            r = _safe_resistance(g)
+            mid = lax.slice_in_dim(r, 2, n - 2, stride=2, axis=axis) if n > 3 else None
+            odd = lax.slice_in_dim(r, 1, n, stride=2, axis=axis)  # fine faces 1, 3, ...
+            lo_half = lax.slice_in_dim(odd, 0, odd.shape[axis] - 1, axis=axis)
+            hi_half = lax.slice_in_dim(odd, 1, odd.shape[axis], axis=axis)
+            parts = [lax.slice_in_dim(r, 0, 1, axis=axis) + 0.5 * lax.slice_in_dim(odd, 0, 1, axis=axis)]
+            if mid is not None:
+                parts.append(0.5 * lo_half + mid + 0.5 * hi_half)
+            m = odd.shape[axis]
+            parts.append(lax.slice_in_dim(r, n - 1, n, axis=axis) + 0.5 * lax.slice_in_dim(odd, m - 1, m, axis=axis))
+            g = _safe_conductance(jnp.concatenate(parts, axis=axis))
+        for t in range(3):
+            if t != axis and factors[t] == 2:
+                g = pair_sum(g, t)
+        new_links.append(g)
+    return tuple(new_links), restrict(c, factors)
+
+
+def _order(line_axis: int):
+    return [line_axis] + [a for a in range(3) if a != line_axis]
+
+
+def to_internal(x: jax.Array, line_axis: int) -> jax.Array:
+    """Cell or face field in user axis order -> internal order (``line_axis`` first)."""
+    return jnp.transpose(x, _order(line_axis))
+
+
+def from_internal(x: jax.Array, line_axis: int) -> jax.Array:
+    """Inverse of :func:`to_internal`."""
+    order = _order(line_axis)
+    return jnp.transpose(x, [order.index(a) for a in range(3)])
+
+
+# --------------------------------------------------------------------------- levels
+
+
+def neighbour_sum(neighbours, x: jax.Array, axes=(0, 1, 2)) -> jax.Array:
+    """``sum over axes of w_lo x_{P-1} + w_hi x_{P+1}`` (0 outside)."""
+    out = jnp.zeros_like(x)
+    for axis in axes:
+        w_lo, w_hi = neighbours[axis]
+        out = out + w_lo * shifted(x, axis, -1) + w_hi * shifted(x, axis, +1)
+    return out
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Level:
+    """One level in internal axis order: the operator the caller coarsened
+    (``op``, any pytree), its stencil (``diag``, ``neighbours``) and its line
+    systems along axis 0 factored once (Thomas: ``lower``, ``cprime``,
+    ``inv_denom``); ``color`` is the 0/1 checkerboard of the columns."""
+
+    op: object
+    diag: jax.Array
+    neighbours: tuple
+    lower: jax.Array
+    cprime: jax.Array
+    inv_denom: jax.Array
+    color: jax.Array
+
+
+def apply(level: Level, x: jax.Array) -> jax.Array:
+    """``A x`` of a level's stencil (internal order)."""
+    return level.diag * x - neighbour_sum(level.neighbours, x)
+
+
+def _make_level(op, diag, neighbours) -> Level:
+    w_lo, w_hi = neighbours[0]
+    lower = (-w_lo).at[0].set(0.0)  # row i couples to i - 1 (row 0: boundary)
+    upper = (-w_hi).at[-1].set(0.0)
+
+    def step(cp_prev, inp):
+        d_i, l_i, u_i = inp
+        inv = 1.0 / (d_i - l_i * cp_prev)
+        cp = u_i * inv
+        return cp, (cp, inv)
+
+    _, (cprime, inv_denom) = lax.scan(step, jnp.zeros_like(diag[0]), (diag, lower, upper))
+    shape = diag.shape
+    color = (jnp.arange(shape[1])[:, None] + jnp.arange(shape[2])[None, :]) % 2
+    return Level(op, diag, tuple(neighbours), lower, cprime, inv_denom, jnp.broadcast_to(color[None], shape))
+
+
+def _line_solve(level: Level, rhs: jax.Array) -> jax.Array:
+    """Solve the factored line systems along axis 0 for every column of ``rhs``."""
+
+    def fwd(prev, inp):
+        r_i, l_i, inv_i = inp
+        dp = (r_i - l_i * prev) * inv_i
+        return dp, dp
+
+    _, dprime = lax.scan(fwd, jnp.zeros_like(rhs[0]), (rhs, level.lower, level.inv_denom))
+
+    def bwd(nxt, inp):
+        dp_i, cp_i = inp
+        x = dp_i - cp_i * nxt
+        return x, x
+
+    _, x = lax.scan(bwd, jnp.zeros_like(rhs[0]), (dprime, level.cprime), reverse=True)
+    return x
+
+
+def smooth(level: Level, x: jax.Array, b: jax.Array, colors=(0, 1)) -> jax.Array:
+    """Red-black line Gauss-Seidel half-sweeps on ``A x = b`` in the given colour order."""
+    for col in colors:
+        rhs = b + neighbour_sum(level.neighbours, x, (1, 2))
+        x = jnp.where(level.color == col, _line_solve(level, rhs), x)
+    return x
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Hierarchy:
+    """Levels, finest first (internal axis order), and the coarsest level's
+    dense factorisation: a Cholesky factor, an ``(lu, piv)`` pair, or ``None``
+    (smoothing sweeps)."""
+
+    levels: tuple
+    coarse: object
+
+
+def setup(
+    op,
+    stencil: Callable,
+    coarsen: Callable,
+    config: CycleConfig | None = None,
+) -> Hierarchy:
+    """Build the hierarchy of ``op`` (a pytree in internal axis order).
+
+    Args:
+        op: the finest operator, in internal axis order.
+        stencil: ``op -> (diag, neighbours)`` (see the module docstring).
+        coarsen: ``(op, factors) -> coarse op`` with ``factors`` from
+            :func:`coarsen_factors`.
+        config: static settings.
+    """
+    config = config or CycleConfig()
+    current = op
+    levels = []
+    for _ in range(config.max_levels):
+        diag, nb = stencil(current)
+        levels.append(_make_level(current, diag, nb))
+        f = coarsen_factors(diag.shape, config.line_coarsen_columns)
+        if f == (1, 1, 1) or diag.size <= config.coarse_size:
+            break
+        current = coarsen(current, f)
+    last = levels[-1]
+    n = last.diag.size
+    coarse = None
+    if config.dense_limit is None or n <= config.dense_limit:
+        eye = jnp.eye(n, dtype=last.diag.dtype).reshape((n,) + last.diag.shape)
+        dense = jax.vmap(lambda e: apply(last, e).reshape(-1))(eye).T
+        coarse = jnp.linalg.cholesky(dense) if config.symmetric else jax.scipy.linalg.lu_factor(dense)
+    return Hierarchy(tuple(levels), coarse)
+
+
+def _coarse_solve(hier: Hierarchy, config: CycleConfig, r):
+    level = hier.levels[-1]
+    if hier.coarse is None:
+        x = jnp.zeros_like(r)
+        for _ in range(config.coarse_sweeps):
+            x = smooth(level, x, r, (0, 1))
+            x = smooth(level, x, r, (1, 0))
+        return x
+    if config.symmetric:
+        return jax.scipy.linalg.cho_solve((hier.coarse, True), r.reshape(-1)).reshape(r.shape)
+    return jax.scipy.linalg.lu_solve(hier.coarse, r.reshape(-1)).reshape(r.shape)
+
+
+def v_cycle(hier: Hierarchy, config: CycleConfig, r: jax.Array, depth: int = 0) -> jax.Array:
+    """One V-cycle from a zero guess on ``A e = r`` (internal axis order, the
+    ``config`` the hierarchy was built with): the preconditioner."""
+    levels = hier.levels
+    if depth == len(levels) - 1:
+        return _coarse_solve(hier, config, r)
+    level = levels[depth]
+    x = jnp.zeros_like(r)
+    for _ in range(config.pre_sweeps):
+        x = smooth(level, x, r, (0, 1))
+    res = r - apply(level, x)
+    coarse_shape = levels[depth + 1].diag.shape
+    f = tuple(n // m for n, m in zip(level.diag.shape, coarse_shape, strict=True))
+    x = x + prolong(v_cycle(hier, config, restrict(res, f), depth + 1), f)
+    for _ in range(config.post_sweeps):
+        x = smooth(level, x, r, (1, 0))
+    return x

@@ -1,0 +1,185 @@
+"""The solver shelf: kernels/solvers/krylov.py (one signature, one stopping
+rule, (x, SolveInfo)) and kernels/solvers/multigrid.py (the V-cycle both
+7-point solvers use), checked against dense solves, in float32 and float64,
+under jit and vmap, with a solver passed in."""
+
+import ast
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aidc_thermo.kernels import advdiff, krylov, linsolve, multigrid
+from aidc_thermo.kernels.solvers.linsolve import Conductances
+
+KERNELS = Path(__file__).resolve().parents[1] / "kernels"
+
+
+def _spd(n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    m = rng.standard_normal((n, n))
+    return jnp.asarray(m @ m.T + n * np.eye(n), dtype)
+
+
+def _nonsym(n, dtype, seed=1):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.standard_normal((n, n)) + 2.0 * np.sqrt(n) * np.eye(n), dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("name", ["cg", "fcg", "bicgstab"])
+def test_each_solver_meets_the_one_rule_against_a_dense_solve(name, dtype):
+    n = 40
+    a = _spd(n, dtype) if name != "bicgstab" else _nonsym(n, dtype)
+    b = jnp.asarray(np.random.default_rng(2).standard_normal(n), dtype)
+    rtol = 1e-4 if dtype == jnp.float32 else 1e-10
+    inv_diag = 1.0 / jnp.diag(a)
+    solver = krylov.SOLVERS[name]
+    x, info = jax.jit(lambda a, b: solver(lambda v: a @ v, b, lambda r: inv_diag * r, rtol=rtol, max_iterations=200))(
+        a, b
+    )
+    assert x.dtype == dtype and info.residual.dtype == dtype
+    assert bool(info.converged)
+    true_res = float(jnp.linalg.norm(b - a @ x) / jnp.linalg.norm(b))
+    # the rule is on the recursively updated residual; the true one agrees to roundoff
+    assert float(info.residual) <= rtol
+    assert true_res <= 10 * rtol
+    np.testing.assert_allclose(float(info.history[int(info.iterations)]), float(info.residual), rtol=0)
+    assert np.all(np.isnan(np.asarray(info.history[int(info.iterations) + 1 :])))
+    x_ref = np.linalg.solve(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    np.testing.assert_allclose(np.asarray(x, np.float64), x_ref, rtol=0, atol=1e3 * rtol * np.abs(x_ref).max())
+
+
+def test_atol_x0_and_pytrees():
+    a = _spd(20, jnp.float64)
+    b = jnp.linspace(1.0, 2.0, 20)
+    # atol above ||b||: the zero start already meets the rule, no iteration
+    x, info = krylov.cg(lambda v: a @ v, b, rtol=1e-12, atol=1e3, max_iterations=50)
+    assert int(info.iterations) == 0 and bool(info.converged) and float(jnp.abs(x).max()) == 0.0
+    # starting from the answer: converged at once, relative to ||b||
+    x_ref = jnp.linalg.solve(a, b)
+    _, info = krylov.bicgstab(lambda v: a @ v, b, x0=x_ref, rtol=1e-8, max_iterations=50)
+    assert int(info.iterations) == 0 and float(info.history[0]) < 1e-8
+    # a tuple of arrays is one unknown: the two blocks are solved together
+    b2 = (b, 2.0 * b)
+    xs, info = krylov.bicgstab(lambda v: (a @ v[0], a @ v[1]), b2, rtol=1e-12, max_iterations=100)
+    assert bool(info.converged)
+    np.testing.assert_allclose(np.asarray(xs[1]), 2.0 * np.asarray(x_ref), rtol=1e-9)
+
+
+def test_an_unreachable_tolerance_is_reported_not_hidden():
+    a = _nonsym(30, jnp.float64)
+    b = jnp.ones(30)
+    _, info = krylov.bicgstab(lambda v: a @ v, b, rtol=1e-14, max_iterations=3)
+    assert not bool(info.converged) and int(info.iterations) == 3
+    assert float(info.residual) > 1e-14
+
+
+def test_vmap_over_right_hand_sides():
+    a = _spd(16, jnp.float64)
+    bs = jnp.stack([jnp.linspace(1.0, 2.0, 16), jnp.linspace(-1.0, 3.0, 16)])
+    xs, info = jax.vmap(lambda b: krylov.cg(lambda v: a @ v, b, rtol=1e-12, max_iterations=64))(bs)
+    assert info.iterations.shape == (2,) and bool(jnp.all(info.converged))
+    np.testing.assert_allclose(np.asarray(xs), np.linalg.solve(np.asarray(a), np.asarray(bs).T).T, rtol=1e-9)
+
+
+def _conductances(shape, dtype, seed=3):
+    rng = np.random.default_rng(seed)
+    nx, ny, nz = shape
+    gx = rng.uniform(0.5, 2.0, (nx + 1, ny, nz))
+    gy = rng.uniform(0.5, 2.0, (nx, ny + 1, nz))
+    gz = rng.uniform(0.5, 20.0, (nx, ny, nz + 1))
+    return Conductances(*(jnp.asarray(g, dtype) for g in (gx, gy, gz)), c=jnp.zeros(shape, dtype))
+
+
+def _dense_solution(apply, op, b):
+    shape = b.shape
+    eye = jnp.eye(b.size, dtype=b.dtype)
+    dense = np.asarray(jax.vmap(lambda e: apply(op, e.reshape(shape)).reshape(-1))(eye), np.float64).T
+    return np.linalg.solve(dense, np.asarray(b, np.float64).reshape(-1)).reshape(shape)
+
+
+def test_linsolve_and_advdiff_take_a_solver_and_agree_with_dense():
+    dtype = jnp.float64
+    shape = (8, 6, 4)
+    op = _conductances(shape, dtype)
+    b = jnp.asarray(np.random.default_rng(4).standard_normal(shape), dtype)
+    tol = 1e-10
+    # the same links with a flow along x: advection-diffusion
+    fx = jnp.full((shape[0] + 1, shape[1], shape[2]), 0.7, dtype)
+    ad = advdiff.AdvectionDiffusion(op, fx, jnp.zeros((8, 7, 4), dtype), jnp.zeros((8, 6, 5), dtype))
+    mg = linsolve.MultigridConfig(tol=tol)
+    cfg = advdiff.KrylovConfig(tol=tol)
+
+    @jax.jit
+    def run(op, ad, b):
+        # symmetric: BiCGSTAB passed in for the default flexible CG; non-symmetric:
+        # a reused hierarchy, from zero and then from the answer
+        x_b, i_b = linsolve.solve(op, b, mg, solver=krylov.bicgstab)
+        hier = advdiff.multigrid_setup(ad, cfg)
+        x_a, i_a = advdiff.krylov_solve(ad, b, cfg, hier=hier)
+        x_r, i_r = advdiff.krylov_solve(ad, b, cfg, hier=hier, x0=x_a)
+        return (x_b, x_a, x_r), (i_b, i_a, i_r)
+
+    (x_b, x_a, x_r), infos = run(op, ad, b)
+    assert all(bool(i.converged) for i in infos)
+    assert int(infos[2].iterations) <= 1
+    sym_ref = _dense_solution(linsolve.apply, op, b)
+    ad_ref = _dense_solution(advdiff.apply, ad, b)
+    for x, ref in ((x_b, sym_ref), (x_a, ad_ref), (x_r, ad_ref)):
+        np.testing.assert_allclose(np.asarray(x), ref, atol=50 * tol * np.abs(ref).max())
+
+
+def test_the_v_cycle_is_a_contraction_and_symmetric_for_a_symmetric_operator():
+    shape = (8, 8, 4)
+    op = _conductances(shape, jnp.float64)
+    rng = np.random.default_rng(5)
+    u, v = (jnp.asarray(rng.standard_normal(shape)) for _ in range(2))
+    cfg = linsolve.MultigridConfig(line_axis=2, coarse_size=16, dense_limit=16, mixed_precision=False)
+
+    @jax.jit
+    def run(op, u, v):
+        hier = linsolve.multigrid_setup(op, cfg)
+        rs = jnp.stack([u, v, linsolve.apply(op, u)])
+        mu, mv, mau = jax.vmap(lambda r: linsolve.v_cycle(hier, cfg, r))(rs)
+        return len(hier.levels), jnp.vdot(mu, v), jnp.vdot(u, mv), u - mau
+
+    levels, muv, umv, e1 = run(op, u, v)
+    assert int(levels) >= 3  # through coarsening, not only the dense solve
+    np.testing.assert_allclose(float(muv), float(umv), rtol=1e-10)  # a symmetric preconditioner
+    assert float(jnp.linalg.norm(e1)) < 0.5 * float(jnp.linalg.norm(u))  # I - M A contracts
+    np.testing.assert_array_equal(multigrid.from_internal(multigrid.to_internal(u, 1), 1), u)
+
+
+def test_no_private_names_are_imported_across_kernel_modules():
+    """`from .x import _y` nowhere in kernels/fv and kernels/solvers, and no
+    `module._name` use of another module's private names there."""
+    bad = []
+    for path in list((KERNELS / "fv").glob("*.py")) + list((KERNELS / "solvers").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                bad += [
+                    f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_") and a.name != "__future__"
+                ]
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if (
+                    node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and node.value.id
+                    in {
+                        "advdiff",
+                        "linsolve",
+                        "krylov",
+                        "multigrid",
+                        "porous",
+                        "energy",
+                        "flow",
+                        "conduction",
+                        "roots",
+                    }
+                ):
+                    bad.append(f"{path.name}: {node.value.id}.{node.attr}")
+    assert not bad, bad
