@@ -1136,6 +1136,7 @@ def plate_curves(case: CompactCase, case_file: CaseFile, out: dict) -> ColdPlate
         ("heat", f"{case.total_power:.6g} W"),
         ("R_definition", "(junction-side temperature - inlet temperature) / heat; R_max hottest point, R_mean mean"),
         ("dP_definition", "fin field and plena; inlet and outlet ports and manifolds excluded"),
+        ("regenerate", f"python -m aidc_thermo run {case_file.path.name} -o OUT; the curves are OUT/curves.csv"),
     ]
     return ColdPlateCurves(
         flow=tuple(float(v) / 60000.0 for v in np.asarray(out["curve_flow"], np.float64)),
