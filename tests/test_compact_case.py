@@ -13,8 +13,9 @@ from aidc_thermo.coolant import make_coolant
 from aidc_thermo.io.curves import read_curves
 from aidc_thermo.io.results import summary_values
 from aidc_thermo.kernels import porous
+from tests._first_gpu_plate import first_gpu_plate
 
-CASE = (Path(__file__).resolve().parents[1] / "cases" / "compact_gpu_coldplate.toml").read_text()
+CASE = first_gpu_plate()  # the plate these validations were written for (tests/_first_gpu_plate.py)
 
 
 def _edit(old, new, text=CASE):

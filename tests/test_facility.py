@@ -20,8 +20,9 @@ from aidc_thermo.models import facility
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
-TEMPERATE = (CASES / "nvl72_dry_cooler_temperate.toml").read_text()
-HOT = (CASES / "nvl72_chiller_tower_hot_humid.toml").read_text()
+# the cold-plate curve file by absolute path, so that the case texts run from any folder
+TEMPERATE = (CASES / "nvl72_dry_cooler_temperate.toml").read_text().replace('"data/gpu', f'"{CASES}/data/gpu')
+HOT = (CASES / "nvl72_chiller_tower_hot_humid.toml").read_text().replace('"data/gpu', f'"{CASES}/data/gpu')
 T0 = 273.15
 
 
