@@ -2,7 +2,7 @@
 (pressure drop against the analytic plenum + channel value, power map and
 energy balance, curves), and malformed variants that exit 2 naming the key."""
 
-import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +10,12 @@ import pytest
 
 from aidc_thermo.cli import main
 from aidc_thermo.coolant import make_coolant
+from aidc_thermo.io.curves import read_curves
 from aidc_thermo.io.results import summary_values
 from aidc_thermo.kernels import porous
+from tests._first_gpu_plate import first_gpu_plate
 
-CASE = (Path(__file__).resolve().parents[1] / "cases" / "compact_gpu_coldplate.toml").read_text()
+CASE = first_gpu_plate()  # the plate these validations were written for (tests/_first_gpu_plate.py)
 
 
 def _edit(old, new, text=CASE):
@@ -46,11 +48,11 @@ def test_end_fed_plate_runs_with_exact_pressure_drop_and_energy_balance(tmp_path
     fre = float(porous.shah_london_fre(np.asarray(alpha)))
     expected = 12 * mu / H**2 * u * 8e-3 + 2 * fre * mu * (u / phi) / dh**2 * 72e-3
     assert summary["pressure_drop"] * 1e3 == pytest.approx(expected, rel=1e-8)
-    rows = list(csv.DictReader((out / "curves.csv").open()))
-    flows = np.array([float(r["flow_Lpm"]) for r in rows])
-    dp = np.array([float(r["pressure_drop_kPa"]) for r in rows])
-    r_max = np.array([float(r["R_max_KpW"]) for r in rows])
-    assert len(rows) == 6 and flows[0] == pytest.approx(1.0) and flows[-1] == pytest.approx(3.0)
+    curves = read_curves(out / "curves.csv")  # the shared cold-plate curve file, read back in SI
+    flows, dp, r_max = np.array(curves.flow) * 60000, np.array(curves.dp) / 1e3, np.array(curves.r_max)
+    assert curves.coolant == "water" and curves.inlet_temperature == pytest.approx(308.15)
+    assert curves.meta("case_sha256") == hashlib.sha256(case.read_bytes()).hexdigest()
+    assert len(flows) == 6 and flows[0] == pytest.approx(1.0) and flows[-1] == pytest.approx(3.0)
     np.testing.assert_allclose(dp / flows, dp[0] / flows[0], rtol=1e-7)  # Darcy: dP proportional to Q
     assert np.all(np.diff(r_max) < 0)
     assert summary["R_max"] > summary["R_mean"] > 0
@@ -199,12 +201,10 @@ def test_end_fed_pin_plate_has_the_1d_pressure_drop_and_energy_balance(tmp_path,
         return 12 * mu / H**2 * u * 8e-3 + (r * u + beta * u**2) * 72e-3
 
     assert summary["pressure_drop"] * 1e3 == pytest.approx(one_d(1.5 / 60000), rel=1e-6)
-    rows = list(csv.DictReader((out / "curves.csv").open()))
-    flows = np.array([float(r["flow_Lpm"]) for r in rows])
-    dp = np.array([float(r["pressure_drop_kPa"]) for r in rows]) * 1e3
+    curves = read_curves(out / "curves.csv")
+    flows, dp = np.array(curves.flow) * 60000, np.array(curves.dp)
     np.testing.assert_allclose(dp, [one_d(q / 60000) for q in flows], rtol=1e-6)
-    r_max = np.array([float(r["R_max_KpW"]) for r in rows])
-    r_mean = np.array([float(r["R_mean_KpW"]) for r in rows])
+    r_max, r_mean = np.array(curves.r_max), np.array(curves.r_mean)
     assert np.all(np.diff(r_max) < 0) and np.all(np.diff(r_mean) < 0)
     assert summary["pin_rows"] == pytest.approx(80.0)
 

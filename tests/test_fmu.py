@@ -3,6 +3,7 @@ with FMPy (the reference FMI client) and checked against ``thermo run``."""
 
 import math
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -34,7 +35,7 @@ def export(tmp_path, case=TEMPERATE, name="model.fmu"):
 
 def day_case(tmp_path, source: Path) -> Path:
     """The bundled case over the first 24 hours of its weather file, without plots."""
-    text = source.read_text()
+    text = source.read_text().replace('curves = "data/', f'curves = "{source.parent}/data/')
     m = re.search(r'weather = "([^"]+)"', text)
     lines = (source.parent / m[1]).read_text().splitlines()
     head = [ln for ln in lines if ln.startswith("#")]
@@ -73,7 +74,10 @@ def test_export_embeds_the_case_and_declares_si_units(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fmu"]  # no temporary left beside it
     assert validate_fmu(str(out)) == []  # FMPy's schema and structure checks, initial unknowns included
     with zipfile.ZipFile(out) as z:
-        assert z.read("resources/case.toml").decode() == TEMPERATE.read_text()
+        # the case as written, its cold-plate curve file embedded beside it
+        expected = TEMPERATE.read_text().replace('"data/gpu_coldplate_curves.csv"', '"cold_plate_curves.csv"')
+        assert z.read("resources/case.toml").decode() == expected
+        assert z.read("resources/cold_plate_curves.csv") == (CASES / "data" / "gpu_coldplate_curves.csv").read_bytes()
         assert "binaries/linux64/AidcThermoFacility.so" in z.namelist()
     md = read_model_description(str(out))
     assert md.fmiVersion == "2.0" and md.coSimulation is not None
@@ -117,8 +121,7 @@ def test_export_refuses_bad_cases_naming_them(tmp_path, capsys):
     assert "slab.toml" in err and "case.type" in err and "'package_stack' cannot be exported" in err
     broken = tmp_path / "broken.toml"
     broken.write_text(TEMPERATE.read_text().replace('supply_temperature = "32 degC"', 'supply_temperature = "32 m"'))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "weather_temperate.csv").write_text((CASES / "data" / "weather_temperate.csv").read_text())
+    shutil.copytree(CASES / "data", tmp_path / "data")
     assert main(["fmu", str(broken), "-o", str(out), "-q"]) == 2
     err = capsys.readouterr().err
     assert "broken.toml" in err and "facility_water.supply_temperature" in err

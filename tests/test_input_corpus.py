@@ -26,6 +26,7 @@ import pytest
 
 from aidc_thermo.cli import main
 from aidc_thermo.models import geometry as geo
+from tests._first_gpu_plate import first_gpu_plate
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
@@ -38,7 +39,7 @@ SLAB = _text("slab.toml")
 ACC = _text("accelerator_700w.toml")
 CP = _text("coldplate_unit_cell.toml")
 PIN = _text("coldplate_pinfin.toml")
-CC = _text("compact_gpu_coldplate.toml")
+CC = first_gpu_plate(_text("compact_gpu_coldplate.toml"))  # the plate these guards were written for
 CAL = _text("calibration_unit_cell.toml")
 RACK = _text("rack_nvl72.toml")
 FD = _text("nvl72_dry_cooler_temperate.toml")
@@ -141,7 +142,7 @@ CORPUS: dict[str, tuple[str, list, str, str]] = {
     # --- unit strings (every form that used to crash the parser) and decimal commas
     "unit: unbalanced close": (edit(SLAB, ('thickness = "5 mm"', 'thickness = "5 mm)"')), [], "layers[0].thickness",
                                ""),
-    "unit: unbalanced open": (edit(RACK, ('flow = "135 L/min"', 'flow = "(1.5 L/min"')), [], "supply.flow", ""),
+    "unit: unbalanced open": (edit(RACK, ('flow = "180 L/min"', 'flow = "(1.5 L/min"')), [], "supply.flow", ""),
     "unit: divide by zero": (edit(SLAB, ('thickness = "5 mm"', 'thickness = "5 mm/0"')), [], "layers[0].thickness", ""),
     "unit: trailing star": (edit(SLAB, ('thickness = "5 mm"', 'thickness = "5 mm*"')), [], "layers[0].thickness", ""),
     "unit: trailing slash": (edit(CP, ('velocity = "0.5 m/s"', 'velocity = "0.5 m/s/"')), [], "inlet.velocity", ""),
@@ -487,7 +488,7 @@ def test_rack_that_would_boil_is_a_failed_solve(tmp_path, capsys):
     """1 mL/min for 90 kW: the coolant would leave far above boiling; exit 3
     naming the quantity, no results."""
     case = _write_case(
-        tmp_path, edit(RACK, ('flow = "135 L/min"', 'flow = "1 mL/min"'), ("plots = true", "plots = false")), []
+        tmp_path, edit(RACK, ('flow = "180 L/min"', 'flow = "1 mL/min"'), ("plots = true", "plots = false")), []
     )
     out = tmp_path / "out"
     code = main(["run", str(case), "-o", str(out)])

@@ -55,6 +55,7 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("plots")
     (base / "data").mkdir()
     (base / "data" / "days.csv").write_text(_weather_days(30 * 24, 72))
+    (base / "data" / "gpu_coldplate_curves.csv").write_bytes((CASES / "data" / "gpu_coldplate_curves.csv").read_bytes())
     out = {}
     for key, (name, edit) in SMALL.items():
         case = base / name

@@ -6,6 +6,7 @@ that flow distribution responds to the manifold as physics says."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -155,20 +156,21 @@ MALFORMED = {
     "resistance table mismatch": (
         _edit(
             (
-                'resistance = ["0.0172 K/W", "0.0160 K/W", "0.0154 K/W", "0.0151 K/W"]',
-                'resistance = ["0.0172 K/W", "0.0160 K/W", "0.0154 K/W"]',
+                'resistance = ["0.060 K/W", "0.045 K/W", "0.038 K/W"]',
+                'resistance = ["0.060 K/W", "0.045 K/W"]',
             )
         ),
-        "plate_types[0].resistance",
+        "plate_types[1].resistance",
     ),
     "unknown tray type": (_edit(('tray = "switch"', 'tray = "swich"')), "sections[1].tray"),
-    "flow in kg": (_edit(('flow = "135 L/min"', 'flow = "135 kg"')), "supply.flow"),
+    "flow in kg": (_edit(('flow = "180 L/min"', 'flow = "135 kg"')), "supply.flow"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_rack_case_exits_2_naming_the_key(name, tmp_path, capsys):
     text, key = MALFORMED[name]
+    shutil.copytree(ROOT / "cases" / "data", tmp_path / "data")  # the GPU plates' curve file
     case = tmp_path / "bad.toml"
     case.write_text(text)
     code = main(["check", str(case)])
@@ -202,7 +204,8 @@ def test_drawing_puts_nodes_at_their_elevation_and_no_two_edges_on_one_line(layo
 
 #: a small rack (2 + 2 + 2 trays, the switch section 30 mm above the first) so
 #: that the protocol tests compile in seconds
-SMALL = _edit(
+SMALL = _edit(  # 10 of the 45 branches, with the supply scaled to them (GPU plates inside their curves' range)
+    ('flow = "180 L/min"', 'flow = "40 L/min"'),
     ("count = 8", "count = 2"),
     ("count = 9", 'count = 2\ngap_below = "30 mm"'),
     ("count = 10", "count = 2"),
@@ -210,11 +213,11 @@ SMALL = _edit(
 #: designs that differ only in numbers (Params), not in the network's shape
 DESIGNS = [
     (),
-    (('flow = "135 L/min"', 'flow = "20 L/min"'), ('temperature = "35 degC"', 'temperature = "30 degC"')),
+    (('flow = "40 L/min"', 'flow = "20 L/min"'), ('temperature = "35 degC"', 'temperature = "30 degC"')),
     (('diameter = "38 mm"', 'diameter = "20 mm"'), ('gap_below = "30 mm"', 'gap_below = "200 mm"')),
     (('diameter = "9.5 mm"', 'diameter = "7 mm"'), ('power = "1000 W"', 'power = "1300 W"'), ("cv = 2.0", "cv = 1.2")),
     (('pitch = "44.45 mm"', 'pitch = "88.9 mm"'), ("k_minor = 2.0", "k_minor = 4.0"), ("feed_k = 1.5", "feed_k = 0.3"),
-     ('dp_rated = "50 kPa"', 'dp_rated = "80 kPa"'), ('"0.0172 K/W", "0.0160 K/W"', '"0.0190 K/W", "0.0165 K/W"')),
+     ('dp_rated = "25 kPa"', 'dp_rated = "40 kPa"'), ('"0.060 K/W", "0.045 K/W"', '"0.070 K/W", "0.050 K/W"')),
 ]  # fmt: skip
 
 
@@ -246,6 +249,11 @@ def test_params_carry_every_swept_number_and_match_the_builder(small_designs):
         for name, mask in (("length", pipe), ("diameter", pipe), ("roughness", pipe), ("k_minor", pipe),
                            ("area_ratio", tee), ("kv", qd), ("pow_coef", plate), ("pow_exp", plate)):  # fmt: skip
             ours, builders = np.asarray(getattr(ep, name))[mask], np.asarray(getattr(rn.params, name))[mask]
+            np.testing.assert_allclose(ours, builders, rtol=1e-13, err_msg=name)
+        curve = kinds == EdgeKind.LOGLOG_TABLE  # the GPU plates read the bundled curve file
+        assert curve.sum() == 4 * 2 * 2
+        for name in ("table_flow", "table_dp"):
+            ours, builders = np.asarray(getattr(ep, name))[curve], np.asarray(getattr(rn.params, name))[curve]
             np.testing.assert_allclose(ours, builders, rtol=1e-13, err_msg=name)
         for name in ("pressure", "supply", "elevation"):
             np.testing.assert_allclose(getattr(bnd, name), getattr(rn.boundary, name), rtol=1e-13, atol=1e-15)

@@ -21,7 +21,8 @@ from aidc_thermo.io.case import CaseError
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
-TEMPERATE = (CASES / "nvl72_dry_cooler_temperate.toml").read_text()
+# the cold-plate curve file by absolute path, so that the case text runs from any folder
+TEMPERATE = (CASES / "nvl72_dry_cooler_temperate.toml").read_text().replace('"data/gpu', f'"{CASES}/data/gpu')
 T0 = 273.15
 
 # The 25 fields after the pressure (radiation, wind, sky, precipitation), as in real files.

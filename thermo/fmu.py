@@ -36,6 +36,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -394,6 +395,26 @@ def _atomic(target: Path):
     return pending
 
 
+#: The cold-plate curve file of a case, inside the FMU's resources folder.
+CURVES_RESOURCE = "cold_plate_curves.csv"
+
+
+def _embed_curves(case_file: CaseFile, res: Path) -> tuple[str, list[Path]]:
+    """The case text to embed and the extra resource files: a ``[cold_plate]
+    curves`` file is copied beside the case (as :data:`CURVES_RESOURCE`) and
+    the embedded case names it there, so the FMU reads the same curves."""
+    ref = case_file.data.get("cold_plate", {}).get("curves")
+    if not isinstance(ref, str):
+        return case_file.text, []
+    source = (case_file.directory / ref).resolve()
+    (res / CURVES_RESOURCE).write_bytes(source.read_bytes())
+    pattern = re.compile(r'^(\s*curves\s*=\s*)(["\'])' + re.escape(ref) + r"\2", re.MULTILINE)
+    text, n = pattern.subn(lambda m: f'{m.group(1)}"{CURVES_RESOURCE}"', case_file.text)
+    if n != 1:
+        raise CaseError(case_file.path, "cold_plate.curves", "give the curve file as one quoted path on its line")
+    return text, [res / CURVES_RESOURCE]
+
+
 def export(case_path: str | Path, target: str | Path) -> dict:
     """Write the FMU of the facility case ``case_path`` to ``target`` (a
     ``.fmu`` path) atomically: into a temporary file beside it, renamed into
@@ -448,13 +469,14 @@ def export(case_path: str | Path, target: str | Path) -> dict:
         )
         res = pending.tmpdir / "res"
         res.mkdir()
-        (res / CASE_RESOURCE).write_text(case_file.text, encoding="utf-8")
+        case_text, extra = _embed_curves(case_file, res)
+        (res / CASE_RESOURCE).write_text(case_text, encoding="utf-8")
         (res / META_RESOURCE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         built = pending.tmpdir / f"{secrets.token_hex(4)}.fmu"
         FmuBuilder.build_FMU(
             src / f"{SLAVE_MODULE}.py",
             dest=built,
-            project_files=[res / CASE_RESOURCE, res / META_RESOURCE],
+            project_files=[res / CASE_RESOURCE, res / META_RESOURCE, *extra],
         )
         with zipfile.ZipFile(built) as z:  # complete before it is moved into place
             bad = z.testzip()

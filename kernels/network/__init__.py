@@ -22,7 +22,11 @@ Edge laws (pressure loss ``dp(Q)`` in Pa from ``from`` to ``to``, odd in Q):
     dp = 1 bar * (rho/1000) * (Q/Kv)^2. ``POWER_LAW``: fitted component
     curves dp = a Q + b Q|Q|^(n-1) (cold plates: n ~ 1.85). ``TABLE``:
     tabulated dp(Q) through (0, 0), monotone cubic (Fritsch-Carlson PCHIP)
-    interpolation, linear beyond the last point. ``PUMP``: dp = -(s^2 dp0 -
+    interpolation, linear beyond the last point. ``LOGLOG_TABLE``: tabulated
+    dp(Q) at positive flows, a power law between neighbouring points
+    (:func:`loglog_interp`; exact for dp ~ Q^n), continued along the last
+    segment above the table and along the first (exponent at least 1) below
+    it, down to 0 at Q = 0. ``PUMP``: dp = -(s^2 dp0 -
     s r1 Q - r2 Q|Q|), a curve at speed ratio s following the affinity laws.
     ``VALVE``: Kv law with Kv = Kvs * phi(opening), phi = R^(opening - 1)
     (equal percentage, rangeability R > 1) or phi = opening (R = 1).
@@ -74,6 +78,7 @@ from .laws import (
     friction_factor,
     friction_factor_colebrook,
     kv_from_cv,
+    loglog_interp,
     pchip_eval,
     tee_loss_coefficient,
 )
@@ -97,6 +102,7 @@ __all__ = [
     "friction_factor_colebrook",
     "kv_from_cv",
     "network_temperatures",
+    "loglog_interp",
     "pchip_eval",
     "solve_network",
     "tee_loss_coefficient",
@@ -121,6 +127,7 @@ class EdgeKind(enum.IntEnum):
     TEE_DIVIDING_RUN = _laws.TEE_DIVIDING_RUN
     TEE_COMBINING_BRANCH = _laws.TEE_COMBINING_BRANCH
     TEE_COMBINING_RUN = _laws.TEE_COMBINING_RUN
+    LOGLOG_TABLE = _laws.LOGLOG_TABLE
 
 
 _TEE_SET = frozenset(_laws.TEE_KINDS)
@@ -206,7 +213,8 @@ class EdgeParams:
         lin_coef: a (Pa s/m^3), pow_coef: b (Pa (s/m^3)^n), pow_exp: n (>= 1)
             of dp = a Q + b Q|Q|^(n-1). POWER_LAW.
         table_flow, table_dp: tabulated curve, strictly increasing flows from
-            0 (m^3/s) and non-decreasing losses from 0 (Pa). TABLE.
+            0 (m^3/s) and non-decreasing losses from 0 (Pa). TABLE. Or
+            strictly increasing positive flows and losses. LOGLOG_TABLE.
         pump_dp0: shut-off pressure rise at speed ratio 1 (Pa); pump_r1
             (Pa s/m^3), pump_r2 (Pa s^2/m^6): curve dp = dp0 - r1 Q - r2 Q|Q|
             at s = 1; pump_speed: speed ratio s. PUMP.
@@ -418,6 +426,13 @@ class NetworkBuilder:
     def table(self, a, b, flows, dps, label=None):
         """Tabulated dp(Q) (flows from 0, strictly increasing; dps from 0)."""
         e = self._edge(a, b, EdgeKind.TABLE, label)
+        self._tables[e] = (np.asarray(flows, float), np.asarray(dps, float))
+        return e
+
+    def loglog_table(self, a, b, flows, dps, label=None):
+        """Tabulated dp(Q), a power law between points (flows and dps positive,
+        strictly increasing); see ``EdgeKind.LOGLOG_TABLE``."""
+        e = self._edge(a, b, EdgeKind.LOGLOG_TABLE, label)
         self._tables[e] = (np.asarray(flows, float), np.asarray(dps, float))
         return e
 
@@ -694,6 +709,16 @@ def validate_params(network: Network, params: EdgeParams, boundary: Boundary | N
             fail(te[~okq][0], "table flows must start at 0 and increase strictly")
         if not okd.all():
             fail(te[~okd][0], "table losses must start at 0, never decrease and end above 0")
+    if np.any(kind == _laws.LOGLOG_TABLE):
+        te = np.flatnonzero(kind == _laws.LOGLOG_TABLE)
+        q = tq.reshape(-1, ne, tq.shape[-1])[:, te]
+        d = tdp.reshape(-1, ne, tdp.shape[-1])[:, te]
+        okq = np.all(np.diff(q, axis=-1) > 0, axis=(0, 2)) & np.all(q[..., 0] > 0, axis=0)
+        okd = np.all(np.diff(d, axis=-1) > 0, axis=(0, 2)) & np.all(d[..., 0] > 0, axis=0)
+        if not okq.all():
+            fail(te[~okq][0], "log-log table flows must be positive and increase strictly")
+        if not okd.all():
+            fail(te[~okd][0], "log-log table losses must be positive and increase strictly with flow")
     shut = vals["pump_speed"] ** 2 * vals["pump_dp0"]
     check(
         [_laws.PUMP],

@@ -31,7 +31,8 @@ TEE_DIVIDING_BRANCH = 7
 TEE_DIVIDING_RUN = 8
 TEE_COMBINING_BRANCH = 9
 TEE_COMBINING_RUN = 10
-N_KINDS = 11
+LOGLOG_TABLE = 11
+N_KINDS = 12
 
 TEE_KINDS = (TEE_DIVIDING_BRANCH, TEE_DIVIDING_RUN, TEE_COMBINING_BRANCH, TEE_COMBINING_RUN)
 PIPE_LIKE_KINDS = (PIPE, PIPE_CHURCHILL) + TEE_KINDS
@@ -272,6 +273,43 @@ def _signed_power(q, n):
     return jnp.sign(q) * jnp.where(pos, jnp.exp(n * lq), 0.0)
 
 
+def _loglog_segment(x, xk, yk):
+    """(x0, y0, n) of the segment of a log-log table that serves ``x``: the
+    segment starting at the largest knot <= x (the first below the table, the
+    last above it), its start and its exponent n = dlog y / dlog x."""
+    m = xk.shape[-1]
+    if m < 2:
+        raise ValueError(f"a log-log table needs at least 2 knots, got {m}")
+    shape = jnp.broadcast_shapes(jnp.shape(x), xk.shape[:-1], yk.shape[:-1])
+    x = jnp.broadcast_to(x, shape)
+    xk = jnp.broadcast_to(xk, (*shape, m))
+    yk = jnp.broadcast_to(yk, (*shape, m))
+    k = jnp.sum((jnp.abs(x)[..., None] >= xk[..., 1:-1]).astype(jnp.int32), axis=-1)[..., None]
+    x0, x1 = jnp.take_along_axis(xk, k, -1)[..., 0], jnp.take_along_axis(xk, k + 1, -1)[..., 0]
+    y0, y1 = jnp.take_along_axis(yk, k, -1)[..., 0], jnp.take_along_axis(yk, k + 1, -1)[..., 0]
+    return x, x0, y0, jnp.log(y1 / y0) / jnp.log(x1 / x0)
+
+
+def loglog_interp(x, xk, yk):
+    """Piecewise power law through the knots (linear interpolation of log y
+    over log x), odd in ``x``: y = sign(x) y_k (|x| / x_k)^n_k on the segment
+    [x_k, x_k+1] that holds |x|, continued along the first segment below the
+    table and along the last above it. Exact at the knots and for any power
+    law; monotone when the values are.
+
+    Args:
+        x: points, any shape broadcastable with ``xk.shape[:-1]``.
+        xk: knots, strictly increasing and positive, shape (..., m), m >= 2.
+        yk: positive values at the knots, shape (..., m).
+
+    Differentiable in x, xk and yk (at x = 0 the value is 0 with a zero
+    derivative). Callers check that x lies inside the table: the extension
+    beyond it is a continuation, not data.
+    """
+    x, x0, y0, n = _loglog_segment(x, jnp.asarray(xk), jnp.asarray(yk))
+    return y0 * _signed_power(x / x0, n)
+
+
 def _pipe_loss(flow, rho, mu, length, diameter, roughness, k_minor, turbulent):
     """Darcy-Weisbach with full-range friction plus minor losses:
     dp = f*Re * 2 mu L Q / (pi D^4) + K * 8 rho Q|Q| / (pi^2 D^4)."""
@@ -364,6 +402,15 @@ def edge_losses(kinds, p, rho, mu, flow, flow_ref):
         q = take(flow, idx)
         tq, tdp = take(p.table_flow, idx), take(p.table_dp, idx)
         out = put(out, idx, jnp.sign(q) * pchip_eval(jnp.abs(q), tq, tdp))
+    idx, any_ = group([LOGLOG_TABLE])
+    if any_:
+        q = take(flow, idx)
+        tq, tdp = take(p.table_flow, idx), take(p.table_dp, idx)
+        q, q0, dp0, n = _loglog_segment(q, tq, tdp)
+        # below the table the first segment continues with an exponent of at least 1, so that the loss has a
+        # finite slope at zero flow (Newton's iterates pass there; an operating flow there is out of range)
+        n = jnp.where(jnp.abs(q) < tq[:, 0], jnp.maximum(n, 1.0), n)
+        out = put(out, idx, dp0 * _signed_power(q / q0, n))
     idx, any_ = group([PUMP])
     if any_:
         q, s = take(flow, idx), take(p.pump_speed, idx)

@@ -59,11 +59,13 @@ from jax import lax
 
 from .. import plant
 from ..diagnostics import SolveInfo
+from ..network.laws import loglog_interp
 from . import hx, it_power
 
 __all__ = [
     "Ambient",
     "ColdPlate",
+    "CurveColdPlate",
     "CoupledConfig",
     "Facility",
     "OperatingPoint",
@@ -98,6 +100,29 @@ class ColdPlate:
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
+class CurveColdPlate:
+    """A cold plate given by tables over flow (a cold-plate curve file):
+    ``table_flow`` (m^3/s, strictly increasing, positive), ``table_r`` (K/W,
+    junction to coolant inlet) and ``table_dp`` (Pa), shapes (m,), m >= 2;
+    between the flows a power law through the neighbours
+    (:func:`kernels.network.loglog_interp`). The same methods as
+    :class:`ColdPlate`; flows outside ``table_flow[0]..table_flow[-1]`` follow
+    the end segments, and the caller refuses them.
+    """
+
+    table_flow: jax.Array
+    table_r: jax.Array
+    table_dp: jax.Array
+
+    def resistance(self, q):
+        return loglog_interp(q, self.table_flow, self.table_r)
+
+    def pressure_drop(self, q):
+        return loglog_interp(q, self.table_flow, self.table_dp)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
 class Facility:
     """Everything a user sweeps about the hall and its plant (traced scalars).
 
@@ -108,7 +133,8 @@ class Facility:
     ``other_liquid_fraction`` (share of the other loads' and conversion losses'
     heat captured by liquid; the rest goes to room air).
 
-    Secondary loop (TCS): ``cold_plate``, ``flow_per_accelerator`` (m^3/s),
+    Secondary loop (TCS): ``cold_plate`` (:class:`ColdPlate` or
+    :class:`CurveColdPlate`), ``flow_per_accelerator`` (m^3/s),
     ``upstream_heat`` (W picked up by the coolant before it reaches the
     accelerator, e.g. a CPU cold plate in series), ``rho_tcs``, ``cp_tcs``,
     ``dp_tcs_other`` (Pa of the rest of the loop: CDU, manifolds, hoses, at

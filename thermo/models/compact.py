@@ -26,7 +26,7 @@ curves.
 
 from __future__ import annotations
 
-import csv
+import hashlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,6 +38,7 @@ from aidc_thermo import bounds, progress, resources
 from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.io.curves import ColdPlateCurves, coolant_label, git_commit, write_curves
 from aidc_thermo.io.power_maps import overlap, read_map, source_power
 from aidc_thermo.io.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
 from aidc_thermo.materials import material_library
@@ -1158,11 +1159,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         g = h5.create_group("curves")
         for key, (data, unit) in curves.items():
             g.create_dataset(key, data=data).attrs["units"] = unit
-    with (folder / "curves.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(list(curves))
-        for row in zip(*(c[0] for c in curves.values()), strict=True):
-            w.writerow([f"{v:.8g}" for v in row])
+    write_curves(folder / "curves.csv", plate_curves(case, case_file, out))
     heat = {"heat_flux": Series(np.asarray(arr.flux, np.float64), "W/m^2", "power map: heat flux into the bottom")}
     append_groups(folder, {"power_map": heat})
     if case.plots:
@@ -1170,6 +1167,45 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
 
         plot_results(folder)
     return summary
+
+
+def plate_curves(case: CompactCase, case_file: CaseFile, out: dict) -> ColdPlateCurves:
+    """The solved curves as the shared cold-plate curve type
+    (:mod:`aidc_thermo.io.curves`), with the case's coolant, inlet temperature
+    and provenance (case file and its SHA-256, git commit, mesh)."""
+    cells = f"{case.cells[0]} x {case.cells[1]} columns, {len(case.layers)} solid layers + the fin layer"
+    commit = git_commit(case_file.path)
+    provenance = [
+        ("model", f"{CASE_TYPE} (aidc-thermo {_version()})"),
+        ("case_file", case_file.path.name),
+        ("case_sha256", hashlib.sha256(case_file.text.encode("utf-8")).hexdigest()),
+        ("git_commit", commit or "unknown (not in a git work tree)"),
+        ("case_name", case.name),
+        ("cells", cells),
+        ("fins", f"{case.fin_type}, {case.layout}, closures {case.closures or 'Shah & London'}"),
+        ("heat", f"{case.total_power:.6g} W"),
+        ("R_definition", "(junction-side temperature - inlet temperature) / heat; R_max hottest point, R_mean mean"),
+        ("dP_definition", "fin field and plena; inlet and outlet ports and manifolds excluded"),
+        ("regenerate", f"python -m aidc_thermo run {case_file.path.name} -o OUT; the curves are OUT/curves.csv"),
+    ]
+    return ColdPlateCurves(
+        flow=tuple(float(v) / 60000.0 for v in np.asarray(out["curve_flow"], np.float64)),
+        r_max=tuple(float(v) for v in np.asarray(out["curve_R_max"], np.float64)),
+        r_mean=tuple(float(v) for v in np.asarray(out["curve_R_mean"], np.float64)),
+        dp=tuple(float(v) * 1e3 for v in np.asarray(out["curve_pressure_drop"], np.float64)),
+        coolant=coolant_label(case.coolant),
+        inlet_temperature=case.inlet_temperature,
+        provenance=tuple(provenance),
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("aidc-thermo")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 # ----------------------------------------------------------------------------- thermo optimize

@@ -49,6 +49,7 @@ import numpy as np
 from aidc_thermo import bounds, progress
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header
+from aidc_thermo.io.curves import coolant_label, read_curves
 from aidc_thermo.io.results import Quantity, Series, write_series_results
 from aidc_thermo.io.weather import Weather, read_weather
 
@@ -223,6 +224,14 @@ def _require_memory(path, hours: int, points: int, max_iter: int) -> None:
     )  # fmt: skip
 
 
+_PARAMETRIC_PLATE_KEYS = (
+    "reference_flow",
+    "resistance_base",
+    "resistance_flow",
+    "resistance_exponent",
+    "pressure_drop",
+    "pressure_drop_exponent",
+)
 
 
 def parse(case_file: CaseFile) -> FacilityCase:
@@ -284,15 +293,28 @@ def parse(case_file: CaseFile) -> FacilityCase:
 
     # ----------------------------------------------------------------- cold plate
     cp_t = root.table("cold_plate")
-    q_ref = cp_t.quantity("reference_flow", "volumetric_flow", positive=True)
-    cold_plate = dict(
-        r_base=cp_t.quantity("resistance_base", "thermal_resistance", nonnegative=True),
-        r_flow=cp_t.quantity("resistance_flow", "thermal_resistance", nonnegative=True),
-        r_exponent=cp_t.number("resistance_exponent", default=0.8, minimum=0.0, maximum=3.0),
-        dp_ref=cp_t.quantity("pressure_drop", "pressure", nonnegative=True),
-        dp_exponent=cp_t.number("pressure_drop_exponent", default=1.85, minimum=1.0, maximum=2.0),
-        q_ref=q_ref,
-    )
+    curves = None
+    if cp_t.has("curves"):
+        given = [k for k in _PARAMETRIC_PLATE_KEYS if cp_t.has(k)]
+        if given:
+            raise cp_t.error(given[0], "give either curves = <curve file> or the parametric R(q) and dp keys, not both")
+        raw = cp_t.raw("curves")
+        if not isinstance(raw, str) or not raw.strip():
+            raise cp_t.error(
+                "curves", f"expected the path of a cold-plate curve file (relative to the case), got {raw!r}"
+            )
+        curves = read_curves((case_file.directory / raw).resolve(), case_file=case_file.path, key=cp_t.key("curves"))
+        cold_plate = dict(table_flow=curves.flow, table_r=curves.r_max, table_dp=curves.dp)
+    else:
+        q_ref = cp_t.quantity("reference_flow", "volumetric_flow", positive=True)
+        cold_plate = dict(
+            r_base=cp_t.quantity("resistance_base", "thermal_resistance", nonnegative=True),
+            r_flow=cp_t.quantity("resistance_flow", "thermal_resistance", nonnegative=True),
+            r_exponent=cp_t.number("resistance_exponent", default=0.8, minimum=0.0, maximum=3.0),
+            dp_ref=cp_t.quantity("pressure_drop", "pressure", nonnegative=True),
+            dp_exponent=cp_t.number("pressure_drop_exponent", default=1.85, minimum=1.0, maximum=2.0),
+            q_ref=q_ref,
+        )
     upstream = cp_t.quantity("upstream_heat", "power", default=0.0, nonnegative=True)
     cp_t.finish()
 
@@ -319,6 +341,20 @@ def parse(case_file: CaseFile) -> FacilityCase:
     rho_tcs, cp_tcs, sec_coolant_fit = _coolant_props(sec_coolant, supply_ref + _TCS_REF_RISE - _FW_REF_RISE)
     rho_fw, cp_fw, fw_coolant_fit = _coolant_props(fw_coolant, supply_ref)
     sec_name, fw_name = sec_coolant_fit.name, fw_coolant_fit.name
+    if curves is not None:
+        if curves.coolant != coolant_label(sec_coolant_fit):
+            raise cp_t.error(
+                "curves",
+                f"the curves in {cp_t.raw('curves')} were made with {curves.coolant!r}, the secondary loop's coolant "
+                f"is {coolant_label(sec_coolant_fit)!r}: a plate's R(q) and dp(q) depend on the coolant; regenerate "
+                "the curves with the loop's coolant",
+            )
+        if not curves.covers(q_cp):
+            raise sec.error(
+                "flow_per_accelerator",
+                f"{q_cp * 6e4:.4g} L/min is outside the flow range of the cold-plate curves "
+                f"({curves.range_text()}, {cp_t.raw('curves')}); the curves are not extrapolated",
+            )
     sec.finish()
     fw.finish()
     notes.append(f"secondary coolant: {sec_name}, rho {rho_tcs:.1f} kg/m3, cp {cp_tcs:.0f} J/kg/K")
@@ -380,7 +416,9 @@ def parse(case_file: CaseFile) -> FacilityCase:
         if not eps_hx < 1.0:
             raise hr.error("isolation_approach", f"not reachable (effectiveness {eps_hx:.3f} >= 1)")
         _check_ntu(
-            case_file.path, "heat_rejection.isolation_approach", hx_app,
+            case_file.path,
+            "heat_rejection.isolation_approach",
+            hx_app,
             _counterflow_ntu(eps_hx, min(c_fw, c_w_rated) / max(c_fw, c_w_rated)),
         )
     else:
@@ -498,6 +536,13 @@ def parse(case_file: CaseFile) -> FacilityCase:
         if opt_t.has("supply_temperature"):
             for i, t in enumerate((s_lo, s_hi)):
                 _check_supply(opt_t, f"supply_temperature[{i}]", t, supply_range)
+        if curves is not None and not (curves.covers(q_cp * f_lo) and curves.covers(q_cp * f_hi)):
+            raise opt_t.error(
+                "flow_scale",
+                f"flow scales {f_lo:g}..{f_hi:g} give {q_cp * f_lo * 6e4:.4g}..{q_cp * f_hi * 6e4:.4g} L/min per "
+                f"accelerator, outside the flow range of the cold-plate curves ({curves.range_text()}); "
+                "narrow the bounds or extend the curves",
+            )
         opt_t.finish()
     sol = root.table("solver", default=None)
     precision, tol, max_iter = "float64", None, 60
@@ -698,7 +743,9 @@ def build(case: FacilityCase) -> tuple[Static, Params]:
     fields = {k: arr(v) for k, v in p.items() if not isinstance(v, dict)}
     hall = coupled.Facility(
         accelerator=it_power.Accelerator(**{k: arr(v) for k, v in p["accelerator"].items()}),
-        cold_plate=coupled.ColdPlate(**{k: arr(v) for k, v in p["cold_plate"].items()}),
+        cold_plate=(coupled.CurveColdPlate if "table_flow" in p["cold_plate"] else coupled.ColdPlate)(
+            **{k: arr(v) for k, v in p["cold_plate"].items()}
+        ),
         device=plant.RejectionDevice(**{k: arr(v) for k, v in p["device"].items()}),
         chiller=plant.Chiller(**{k: arr(v) for k, v in p["chiller"].items()}),
         **fields,
@@ -1043,7 +1090,26 @@ def check(static: Static, params: Params, solution: Solution) -> None:
     check_bounded(static, params, solution)
 
 
+def _check_curve_range(params: Params, what: str) -> None:
+    """A flow per accelerator outside the cold-plate curves' table (a flow
+    scale applied after parsing, as the FMU does) is a failed solve."""
+    plate = params.hall.cold_plate
+    if not hasattr(plate, "table_flow"):
+        return
+    q = np.atleast_1d(np.asarray(params.hall.flow_per_accelerator, np.float64))
+    tq = np.asarray(plate.table_flow, np.float64)
+    lo, hi = tq[..., 0], tq[..., -1]
+    bad = (q < lo * (1 - 1e-9)) | (q > hi * (1 + 1e-9))
+    if np.any(bad):
+        raise SolveError(
+            f"{what}: flow per accelerator {q[np.argmax(bad)] * 6e4:.4g} L/min is outside the flow range of the "
+            f"cold-plate curves ({float(np.min(lo)) * 6e4:.4g}..{float(np.max(hi)) * 6e4:.4g} L/min); the curves are "
+            "not extrapolated"
+        )
+
+
 def _check(static: Static, params: Params, solution: Solution, what: str) -> None:
+    _check_curve_range(params, what)
     ops, infos = solution
     conv = np.asarray(infos.converged)
     finite = np.all([np.all(np.isfinite(np.asarray(x))) for x in (ops.t_j, ops.p_facility, ops.tokens_per_s)])

@@ -19,7 +19,11 @@ supply manifold and drained into a vertical return manifold:
 * **Cold plates**: a pressure drop dp = dp_rated (Q / Q_rated)^n and a
   thermal resistance R(Q) from the chip to the plate's inlet coolant,
   tabulated and interpolated linearly in log Q - log R (extended along the end
-  segments). The junction temperature of a chip is T_in + R(Q) P with T_in the
+  segments); or both from a cold-plate curve file (``curves = "file.csv"``,
+  :mod:`aidc_thermo.io.curves`, as ``compact_coldplate`` writes it): R = R_max(Q)
+  and dp(Q) a power law between the file's rows (the network's
+  ``LOGLOG_TABLE`` law), a converged plate flow outside the file's flow range
+  being a failed solve. The junction temperature of a chip is T_in + R(Q) P with T_in the
   plate's own inlet temperature, so a plate downstream in a series branch sees
   the upstream plate's outlet.
 
@@ -56,6 +60,7 @@ from aidc_thermo import bounds, progress, resources
 from aidc_thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
+from aidc_thermo.io.curves import ColdPlateCurves, coolant_label, read_curves
 from aidc_thermo.io.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
 
 __all__ = [
@@ -100,6 +105,7 @@ class PlateType:
     resistance_flow: tuple[float, ...]  # m^3/s
     resistance: tuple[float, ...]  # K/W, chip to plate inlet coolant
     junction_limit: float | None = None  # K, the chip's design limit (plots its margin)
+    curves: ColdPlateCurves | None = None  # from a curve file: dp(Q) and R_max(Q) (the fields above are unused)
 
 
 @dataclass(frozen=True)
@@ -182,9 +188,21 @@ class RackCase:
         return d
 
 
-def _read_plate(t: Table) -> PlateType:
+_INLINE_KEYS = ("dp_rated", "flow_rated", "dp_exponent", "resistance_flow", "resistance")
+
+
+def _read_plate(t: Table, coolant: Coolant, directory: Path) -> PlateType:
     name = t.string("name")
     power = t.quantity("power", "power", nonnegative=True)
+    if t.has("curves"):
+        given = [k for k in _INLINE_KEYS if t.has(k)]
+        if given:
+            raise t.error(given[0], "give either curves = <curve file> or the inline dp and R(Q) keys, not both")
+        curves = _read_plate_curves(t, coolant, directory)
+        limit = t.quantity("junction_limit", "temperature", default=None)
+        t.finish()
+        q = curves.flow
+        return PlateType(name, power, curves.dp[0], q[0], 2.0, q, curves.r_max, limit, curves)
     dp_rated = t.quantity("dp_rated", "pressure", positive=True)
     flow_rated = t.quantity("flow_rated", "volumetric_flow", positive=True)
     n = t.number("dp_exponent", default=1.85, minimum=1.0, maximum=2.5)
@@ -197,6 +215,21 @@ def _read_plate(t: Table) -> PlateType:
     limit = t.quantity("junction_limit", "temperature", default=None)
     t.finish()
     return PlateType(name, power, dp_rated, flow_rated, n, rq, rr, limit)
+
+
+def _read_plate_curves(t: Table, coolant: Coolant, directory: Path) -> ColdPlateCurves:
+    raw = t.raw("curves")
+    if not isinstance(raw, str) or not raw.strip():
+        raise t.error("curves", f"expected the path of a cold-plate curve file (relative to this file), got {raw!r}")
+    curves = read_curves((directory / raw).resolve(), case_file=t.file, key=t.key("curves"))
+    if curves.coolant != coolant_label(coolant):
+        raise t.error(
+            "curves",
+            f"the curves in {raw} were made with {curves.coolant!r}, this rack's coolant is "
+            f"{coolant_label(coolant)!r}: "
+            "a plate's R(Q) and dp(Q) depend on the coolant; regenerate the curves with the rack's coolant",
+        )
+    return curves
 
 
 def parse(case: CaseFile) -> RackCase:
@@ -246,7 +279,7 @@ def parse(case: CaseFile) -> RackCase:
 
     plates = []
     for t in root.tables("plate_types", min_count=1):
-        p = _read_plate(t)
+        p = _read_plate(t, coolant, case.directory)
         if any(o.name == p.name for o in plates):
             raise t.error("name", f"plate type {p.name!r} is defined twice")
         plates.append(p)
@@ -471,6 +504,7 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
     roles.append((R_FEED, -1, -1))
 
     # trays
+    n_table = _table_points(case)
     plates, ptray, pbranch, ppos, ptype, ppower = [], [], [], [], [], []
     for i, tname in enumerate(trays):
         b.flow_coefficient(f"t{i}_a", f"t{i}_b", kv=case.qd_kv, label=f"tray {i} supply QD")
@@ -484,10 +518,12 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
                     b.node(nxt)
                     elevation[nxt] = float(z[i])
                 pt = case.plate(pname)
-                coef = pt.dp_rated / pt.flow_rated**pt.dp_exponent
-                e = b.power_law(
-                    prev, nxt, pow_coef=coef, exponent=pt.dp_exponent, label=f"tray {i} branch {j} plate {k} ({pname})"
-                )
+                label = f"tray {i} branch {j} plate {k} ({pname})"
+                if pt.curves is not None:
+                    e = b.loglog_table(prev, nxt, *_dp_table(pt.curves, n_table), label=label)
+                else:
+                    coef = pt.dp_rated / pt.flow_rated**pt.dp_exponent
+                    e = b.power_law(prev, nxt, pow_coef=coef, exponent=pt.dp_exponent, label=label)
                 plates.append(e)
                 roles.append((R_PLATE, -1, [p.name for p in case.plate_types].index(pname)))
                 ptray.append(i)
@@ -537,6 +573,26 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
         node_tray=tuple(node_tray),
         tray_gap_section=gap_section,
     )
+
+
+def _table_points(case: RackCase) -> int:
+    """Rows of the padded dp tables of the plates with curve files (2 without)."""
+    return max([len(p.curves.flow) for p in case.plate_types if p.curves is not None] or [2])
+
+
+def _dp_table(curves: ColdPlateCurves | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A plate's dp(Q) table padded to ``n`` rows: extra rows continue the
+    last segment's power law (doubling the flow), which the log-log law
+    follows beyond the table anyway, so the padded table is the same curve.
+    Without curves: a placeholder that no edge uses."""
+    if curves is None:
+        return np.geomspace(1.0, 2.0, n), np.geomspace(1.0, 2.0, n)
+    q, dp = list(curves.flow), list(curves.dp)
+    slope = np.log(dp[-1] / dp[-2]) / np.log(q[-1] / q[-2])
+    while len(q) < n:
+        q.append(2.0 * q[-1])
+        dp.append(dp[-1] * 2.0**slope)
+    return np.asarray(q), np.asarray(dp)
 
 
 def loglog_interp(x, xk, yk):
@@ -595,6 +651,8 @@ class Static:
     coolant: object  # aidc_thermo.coolant.Coolant
     precision: str
     max_iterations: int = 60
+    #: per plate type, the (lowest, highest) flow of its curve file, m^3/s; () when no type has one
+    curve_range: tuple[tuple[float, float] | None, ...] = ()
 
 
 class Params(NamedTuple):
@@ -602,7 +660,10 @@ class Params(NamedTuple):
     leading axis for a batch of designs). Per plate type (in the case's
     order): ``plate_power`` (W), ``dp_rated`` (Pa), ``flow_rated`` (m^3/s),
     ``dp_exponent``, and its R(Q) curve ``resistance_flow``/``resistance``
-    (a tuple of arrays, one per type). ``gap_below``: one per section (m)."""
+    (a tuple of arrays, one per type); ``dp_table_flow``/``dp_table``
+    (n_types, n_points): the dp(Q) table of each type with a curve file
+    (padded, :func:`_dp_table`; a placeholder for the others). ``gap_below``:
+    one per section (m)."""
 
     supply_temperature: Any  # K
     supply_flow: Any  # m^3/s
@@ -625,6 +686,8 @@ class Params(NamedTuple):
     resistance_flow: Any  # tuple of (n_points,) per plate type
     resistance: Any
     gap_below: Any
+    dp_table_flow: Any  # (n_types, n_points) m^3/s
+    dp_table: Any  # (n_types, n_points) Pa
 
 
 class Solution(NamedTuple):
@@ -680,8 +743,15 @@ def build(case: RackCase) -> tuple[Static, Params]:
         tees=case.manifold.tees,
         coolant=case.coolant,
         precision=case.precision,
+        curve_range=(
+            tuple(p.curves.flow_range if p.curves is not None else None for p in case.plate_types)
+            if any(p.curves is not None for p in case.plate_types)
+            else ()
+        ),
     )
     man, hose, sup = case.manifold, case.hose, case.supply
+    n_table = _table_points(case)
+    tables = [_dp_table(p.curves, n_table) for p in case.plate_types]
 
     def f(x):
         return jnp.asarray(x, dt)
@@ -708,6 +778,8 @@ def build(case: RackCase) -> tuple[Static, Params]:
         resistance_flow=tuple(f(p.resistance_flow) for p in case.plate_types),
         resistance=tuple(f(p.resistance) for p in case.plate_types),
         gap_below=f([sec.gap_below for sec in case.sections]),
+        dp_table_flow=f(np.stack([t[0] for t in tables])),
+        dp_table=f(np.stack([t[1] for t in tables])),
     )
     return static, params
 
@@ -775,8 +847,8 @@ def edge_params(static: Static, params: Params):
         lin_coef=jnp.zeros((ne,), dt),
         pow_coef=pick(0.0, R_PLATE=coef[ptyp]),
         pow_exp=pick(2.0, R_PLATE=params.dp_exponent[ptyp]),
-        table_flow=jnp.tile(jnp.linspace(0.0, 1.0, 2, dtype=dt), (ne, 1)),
-        table_dp=jnp.tile(jnp.linspace(0.0, 1.0, 2, dtype=dt), (ne, 1)),
+        table_flow=jnp.asarray(params.dp_table_flow, dt)[ptyp],  # used by the plates with curve files only
+        table_dp=jnp.asarray(params.dp_table, dt)[ptyp],
         pump_dp0=jnp.zeros((ne,), dt),
         pump_r1=jnp.zeros((ne,), dt),
         pump_r2=jnp.zeros((ne,), dt),
@@ -1051,6 +1123,31 @@ def check(static: Static, params: Params, solution: Solution) -> None:
     t_out = np.asarray(s.temperatures.edge_outlet, np.float64)
     _check_liquid(static, params, net, t_node, t_out)
     check_bounded(static, params, solution)
+    check_curve_range(static, solution)
+
+
+def check_curve_range(static: Static, solution: Solution) -> None:
+    """Raise :class:`SolveError` when a converged plate flow lies outside the
+    flow range of its type's curve file (the curves are not extrapolated)."""
+    if not static.curve_range:
+        return
+    q = np.asarray(solution.network.flow, np.float64)[np.asarray(static.plate_edges)]
+    types = np.asarray(static.plate_type_index)
+    labels = static.network.edge_labels
+    for k, rng in enumerate(static.curve_range):
+        if rng is None:
+            continue
+        sel = np.flatnonzero(types == k)
+        lo, hi = rng
+        bad = sel[(q[sel] < lo * (1 - 1e-9)) | (q[sel] > hi * (1 + 1e-9))]
+        if bad.size:
+            worst = bad[np.argmax(np.maximum(lo / np.maximum(q[bad], 1e-300), q[bad] / hi))]
+            raise SolveError(
+                f"{bad.size} of {sel.size} plates of type {static.plate_type_names[k]!r} run outside the flow range "
+                f"of their curve file ({lo * 6e4:.4g}..{hi * 6e4:.4g} L/min), e.g. "
+                f"{labels[static.plate_edges[worst]] if labels else f'plate {worst}'} at {q[worst] * 6e4:.4g} L/min; "
+                "the curves are not extrapolated: extend their flow range or change the rack's supply flow"
+            )
 
 
 def check_bounded(static: Static, params: Params, solution: Solution) -> None:
