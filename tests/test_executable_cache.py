@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,13 @@ def test_a_fresh_process_loads_a_program_with_lapack_calls(tmp_path):
     second = _child("on", tmp_path / "cc")
     assert second["executables_from_cache"] == 1 and second["executables_stored"] == 0
     assert first["x"] == second["x"] == off["x"]
+    # the executable lost while JAX's own cache still holds the program: it is
+    # compiled afresh (JAX's copy is not re-serialized) and the new entry loads
+    shutil.rmtree(tmp_path / "cc" / compile_cache.EXECUTABLES)
+    third = _child("on", tmp_path / "cc")
+    assert third["executables_stored"] == 1 and third["programs_from_cache"] == 0
+    fourth = _child("on", tmp_path / "cc")
+    assert fourth["executables_from_cache"] == 1 and fourth["x"] == first["x"]
 
 
 @pytest.mark.slow

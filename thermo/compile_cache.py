@@ -28,6 +28,7 @@ import os
 import pickle
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["ENV", "OFF_VALUES", "CachedJit", "cache_dir", "cached_jit", "configure", "executable_dir", "source_hash"]
@@ -235,7 +236,6 @@ class CachedJit:
 
     def _load_or_build(self, key: str, args, use_disk: bool = True):
         """``(executable, loaded from disk)``."""
-        import jax
 
         from aidc_thermo import progress
 
@@ -258,12 +258,8 @@ class CachedJit:
         # that XLA itself loaded from there may not serialize whole (measured
         # with jax 0.10.2 on the CPU: the stored copy failed to run, "Function
         # broadcast_multiply_fusion.16 not found")
-        persistent = jax.config.jax_enable_compilation_cache
-        jax.config.update("jax_enable_compilation_cache", False)
-        try:
+        with _without_persistent_cache():
             compiled = self.jitted.lower(*args).compile()
-        finally:
-            jax.config.update("jax_enable_compilation_cache", persistent)
         t0 = time.time()
         if not _storable(compiled):
             _log.info("compile cache: %s holds custom calls that a loaded program cannot use; not stored", self.name)
@@ -275,6 +271,26 @@ class CachedJit:
         else:
             progress.executable_cache_event("stored", t0, time.time())
         return compiled, False
+
+
+@contextmanager
+def _without_persistent_cache():
+    """JAX's persistent cache off for the block, on again after it. JAX decides
+    once per process whether it uses the cache (at the first compile), so the
+    decision is reset on both sides (``reset_cache``): without that, a block
+    that is the process's first compile would leave the cache off for every
+    later program, and a block after it would still read the cache."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as jcc
+
+    was = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    jcc.reset_cache()
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", was)
+        jcc.reset_cache()
 
 
 _ready: bool | None = None
