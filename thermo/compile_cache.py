@@ -13,6 +13,13 @@ Where: ``$AIDC_THERMO_COMPILE_CACHE`` if set to a folder; otherwise
 ``--no-compile-cache``. If ``JAX_COMPILATION_CACHE_DIR`` is set (JAX's own
 setting), it is respected and this module changes nothing.
 
+Two levels: JAX's persistent cache holds every XLA program, and
+:func:`cached_jit` keeps the big entry points (the resolved cold plate's
+solvers, set-up and heat balance; the compact model's solve) whole, as
+serialized executables in ``<folder>/executables``, so that a warm run skips
+their tracing and lowering too (JAX's cache skips only XLA's compile). See
+:class:`CachedJit` for the key, which makes a stale entry a miss.
+
 Only the command line turns the cache on (:func:`configure`, called from
 :func:`thermo.cli.main`); importing ``aidc_thermo`` or its kernels as a library
 changes no JAX setting. The folder may be deleted at any time (it is a cache);
