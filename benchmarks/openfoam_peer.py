@@ -204,6 +204,7 @@ def run(
                         "ours_warm_run_compile_s": warm["compile_s"],
                         "ours_warm_run_solve_s": warm["solve_s"],
                         "ours_warm_programs_from_cache": warm.get("programs_from_cache", 0),
+                        "ours_warm_executables_from_cache": warm.get("executables_from_cache", 0),
                         "foam_ranks": foam.ranks,
                         "foam_mesh_s": foam.mesh_s,
                         "foam_decompose_s": foam.decompose_s,

@@ -13,6 +13,13 @@ Where: ``$AIDC_THERMO_COMPILE_CACHE`` if set to a folder; otherwise
 ``--no-compile-cache``. If ``JAX_COMPILATION_CACHE_DIR`` is set (JAX's own
 setting), it is respected and this module changes nothing.
 
+Two levels: JAX's persistent cache holds every XLA program, and
+:func:`cached_jit` keeps the big entry points (the resolved cold plate's
+solvers, set-up and heat balance; the compact model's solve) whole, as
+serialized executables in ``<folder>/executables``, so that a warm run skips
+their tracing and lowering too (JAX's cache skips only XLA's compile). See
+:class:`CachedJit` for the key, which makes a stale entry a miss.
+
 Only the command line turns the cache on (:func:`configure`, called from
 :func:`thermo.cli.main`); importing ``aidc_thermo`` or its kernels as a library
 changes no JAX setting. The folder may be deleted at any time (it is a cache);
@@ -22,10 +29,16 @@ again.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import pickle
+import re
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["ENV", "OFF_VALUES", "cache_dir", "configure"]
+__all__ = ["ENV", "OFF_VALUES", "CachedJit", "cache_dir", "cached_jit", "configure", "executable_dir", "source_hash"]
 
 #: environment variable: a folder for the cache, or one of OFF_VALUES
 ENV = "AIDC_THERMO_COMPILE_CACHE"
@@ -56,10 +69,12 @@ def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | No
     import jax
 
     own = environ.get("JAX_COMPILATION_CACHE_DIR", "").strip()
+    _set_executable_dir(None)
     if not enabled:
         jax.config.update("jax_enable_compilation_cache", False)
         return None, None
     if own:
+        _set_executable_dir(Path(own))
         return Path(own), None  # JAX reads its own variable; nothing to change
     folder = cache_dir(environ)
     if folder is None:
@@ -74,4 +89,291 @@ def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | No
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    _set_executable_dir(folder)
     return folder, None
+
+
+# ----------------------------------------------------------------------------- executable cache
+#
+# JAX's persistent cache skips only XLA's compile: every run still traces the
+# solver (seconds for the resolved cold plate's flow and energy programs) and
+# lowers it to MLIR (seconds more) before it can ask the cache. The executable
+# cache below keeps the compiled program itself, so a warm run neither traces
+# nor lowers the big entry points: it reads a file and loads the program.
+
+#: subfolder of the cache folder holding the serialized executables
+EXECUTABLES = "executables"
+_FORMAT = 1  # bump when the entry layout changes: older entries are then never read
+_MAGIC = b"aidc-thermo-executable\n"
+
+_exec_dir: Path | None = None  # set by configure(); None: plain jax.jit
+_source_hash: str | None = None
+_log = logging.getLogger(__name__)
+
+
+def executable_dir() -> Path | None:
+    """The folder of the executable cache in use, or None (off, or outside the command line)."""
+    return _exec_dir
+
+
+def _set_executable_dir(folder: Path | None) -> None:
+    global _exec_dir
+    _exec_dir = None if folder is None else Path(folder) / EXECUTABLES
+
+
+def source_hash() -> str:
+    """SHA-256 over the source of every module of the package (``aidc_thermo``
+    and its kernels), computed once per process: any edit to any module makes
+    every stored executable a miss."""
+    global _source_hash
+    if _source_hash is None:
+        import aidc_thermo
+        import aidc_thermo.kernels
+
+        roots = sorted(
+            {Path(aidc_thermo.__file__).resolve().parent, Path(aidc_thermo.kernels.__file__).resolve().parent}
+        )
+        h = hashlib.sha256()
+        for root in roots:
+            for path in sorted(root.rglob("*.py")):
+                h.update(str(path.relative_to(root.parent)).encode() + b"\0")
+                h.update(path.read_bytes() + b"\0")
+        _source_hash = h.hexdigest()
+    return _source_hash
+
+
+def _environment_key() -> str:
+    """What else decides the compiled program: JAX and jaxlib versions, the
+    backend and its devices, the x64 flag and XLA's flags."""
+    import jax
+    import jaxlib
+
+    devs = jax.devices()
+    parts = (
+        jax.__version__,
+        jaxlib.__version__,
+        jax.default_backend(),
+        devs[0].device_kind,
+        str(len(devs)),
+        str(bool(jax.config.jax_enable_x64)),
+        os.environ.get("XLA_FLAGS", ""),
+        source_hash(),
+    )
+    return "\x1f".join(parts)
+
+
+def _aval(x) -> str:
+    import jax
+
+    t = jax.typeof(x)
+    return f"{t.dtype}{list(t.shape)}{'w' if getattr(t, 'weak_type', False) else ''}"
+
+
+class CachedJit:
+    """``jax.jit(fn, static_argnums=...)`` whose compiled programs are kept on
+    disk while the command line's cache is on (:func:`configure`).
+
+    A call is keyed by the SHA-256 of: the package source (:func:`source_hash`),
+    JAX/jaxlib versions, backend, device kind and count, the x64 flag, XLA_FLAGS,
+    the function's module and name, the static arguments (``repr``), the pytree
+    structure of the others and every leaf's dtype, shape and weak type. A hit
+    loads the stored executable (no tracing, lowering or compiling); a miss
+    lowers and compiles as ``jax.jit`` would and stores the result. An entry
+    that cannot be read, fails its checksum or does not load is logged and
+    rebuilt. With the cache off (library use, ``--no-compile-cache``,
+    ``AIDC_THERMO_COMPILE_CACHE=off``) this is plain ``jax.jit``."""
+
+    def __init__(self, fn, static_argnums=()):
+        import jax
+
+        self.fn = fn
+        self.static_argnums = tuple(static_argnums)
+        self.jitted = jax.jit(fn, static_argnums=self.static_argnums)
+        self.name = f"{fn.__module__}.{fn.__qualname__}"
+        self._loaded: dict[str, object] = {}  # key -> loaded executable, this process
+
+    def __call__(self, *args):
+        if _exec_dir is None or not _custom_calls_ready():
+            return self.jitted(*args)
+        import jax
+
+        static = tuple(args[i] for i in self.static_argnums if i < len(args))
+        dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+        static_text = repr(static)
+        if " at 0x" in static_text or "..." in static_text:
+            # an object without a value repr, or a summarised array: no key can
+            # tell two such arguments apart, so this call is not cached
+            return self.jitted(*args)
+        leaves, tree = jax.tree_util.tree_flatten(dynamic)
+        key = self.key(static_text, tree, leaves)
+        exe = self._loaded.get(key)
+        if exe is not None:
+            return exe(*dynamic)
+        exe, from_disk = self._load_or_build(key, args)
+        if not from_disk:
+            self._loaded[key] = exe
+            return exe(*dynamic)
+        try:  # a loaded program's first run is waited for: one that cannot run is rebuilt
+            out = jax.block_until_ready(exe(*dynamic))
+        except Exception as exc:
+            _log.warning(
+                "compile cache: the executable %s loaded but failed to run (%s: %s); compiling it again",
+                self._path(key), type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
+            )  # fmt: skip
+            self._path(key).unlink(missing_ok=True)
+            exe, _ = self._load_or_build(key, args, use_disk=False)
+            out = exe(*dynamic)
+        self._loaded[key] = exe
+        return out
+
+    def lower(self, *args):
+        """``jax.jit(fn).lower``: ahead-of-time lowering, never cached."""
+        return self.jitted.lower(*args)
+
+    def key(self, static_text: str, tree, leaves) -> str:
+        """The entry's key: SHA-256 over the environment, the function, the
+        static arguments' repr, the others' tree and leaf types."""
+        h = hashlib.sha256()
+        for part in (_environment_key(), self.name, static_text, str(tree), ",".join(_aval(x) for x in leaves)):
+            h.update(part.encode() + b"\x1e")
+        return h.hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return _exec_dir / f"{self.fn.__qualname__}-{key[:40]}.bin"
+
+    def _load_or_build(self, key: str, args, use_disk: bool = True):
+        """``(executable, loaded from disk)``."""
+
+        from aidc_thermo import progress
+
+        path = self._path(key)
+        if use_disk and path.exists():
+            t0 = time.time()
+            try:
+                exe = _read_entry(path, key)
+            except Exception as exc:  # any failure to read or load: rebuild, never crash
+                _log.warning(
+                    "compile cache: ignoring unreadable executable %s (%s: %s); compiling it again",
+                    path,
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                progress.executable_cache_event("loaded", t0, time.time())
+                return exe, True
+        # compiled afresh, not taken from JAX's persistent cache: an executable
+        # that XLA itself loaded from there may not serialize whole (measured
+        # with jax 0.10.2 on the CPU: the stored copy failed to run, "Function
+        # broadcast_multiply_fusion.16 not found")
+        with _without_persistent_cache():
+            compiled = self.jitted.lower(*args).compile()
+        t0 = time.time()
+        if not _storable(compiled):
+            _log.info("compile cache: %s holds custom calls that a loaded program cannot use; not stored", self.name)
+            return compiled, False
+        try:
+            _write_entry(path, key, compiled)
+        except Exception as exc:  # a full disk or a read-only folder: run uncached
+            _log.warning("compile cache: could not store %s (%s: %s)", path, type(exc).__name__, exc)
+        else:
+            progress.executable_cache_event("stored", t0, time.time())
+        return compiled, False
+
+
+@contextmanager
+def _without_persistent_cache():
+    """JAX's persistent cache off for the block, on again after it. JAX decides
+    once per process whether it uses the cache (at the first compile), so the
+    decision is reset on both sides (``reset_cache``): without that, a block
+    that is the process's first compile would leave the cache off for every
+    later program, and a block after it would still read the cache."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as jcc
+
+    was = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    jcc.reset_cache()
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", was)
+        jcc.reset_cache()
+
+
+_ready: bool | None = None
+
+
+def _custom_calls_ready() -> bool:
+    """Whether loaded programs can run here (:func:`_prepare_custom_calls`
+    succeeded; tried once per process)."""
+    global _ready
+    if _ready is None:
+        try:
+            _prepare_custom_calls()
+            _ready = True
+        except Exception as exc:  # a JAX without the initializer: plain jax.jit
+            _log.warning("compile cache: executable cache off (%s: %s)", type(exc).__name__, exc)
+            _ready = False
+    return _ready
+
+
+def cached_jit(fn, static_argnums=()) -> CachedJit:
+    """:class:`CachedJit` of ``fn``."""
+    return CachedJit(fn, static_argnums)
+
+
+def _prepare_custom_calls() -> None:
+    """Make the custom calls a loaded executable may hold callable. JAX fills
+    the LAPACK table of its CPU custom calls (``lapack_*``, e.g. the LU factor
+    of the multigrid's coarse level) when it first lowers a linear-algebra
+    operation; a program loaded without lowering would call an empty table
+    and crash the process. Raises if this JAX has no such initializer (the
+    cache then stays off: see :meth:`CachedJit.__call__`)."""
+    import jax
+
+    if jax.default_backend() == "cpu":
+        from jax._src.lib import lapack
+
+        lapack._lapack.initialize()
+
+
+def _custom_call_targets(compiled) -> set[str]:
+    return set(re.findall(r'custom_call_target="([^"]+)"', compiled.as_text() or ""))
+
+
+def _storable(compiled) -> bool:
+    """Only programs whose custom calls :func:`_prepare_custom_calls` readies
+    (LAPACK's on the CPU) are stored: a loaded program with any other custom
+    call could meet an uninitialised handler."""
+    import jax
+
+    targets = _custom_call_targets(compiled)
+    if jax.default_backend() == "cpu":
+        return all(t.startswith("lapack_") for t in targets)
+    return not targets
+
+
+def _write_entry(path: Path, key: str, compiled) -> None:
+    from jax.experimental import serialize_executable
+
+    payload, in_tree, out_tree = serialize_executable.serialize(compiled)
+    body = pickle.dumps({"format": _FORMAT, "key": key, "payload": payload, "in_tree": in_tree, "out_tree": out_tree})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    os.replace(tmp, path)  # atomic: a reader sees the old entry or the whole new one
+
+
+def _read_entry(path: Path, key: str):
+    from jax.experimental import serialize_executable
+
+    data = path.read_bytes()
+    if not data.startswith(_MAGIC):
+        raise ValueError("not an executable-cache entry")
+    digest, sep, body = data[len(_MAGIC) :].partition(b"\n")
+    if not sep or hashlib.sha256(body).hexdigest().encode() != digest:
+        raise ValueError("checksum mismatch (truncated or corrupted file)")
+    entry = pickle.loads(body)  # the user's own cache folder; the checksum guards against damage
+    if entry.get("format") != _FORMAT or entry.get("key") != key:
+        raise ValueError("entry written for another key or format")
+    return serialize_executable.deserialize_and_load(entry["payload"], entry["in_tree"], entry["out_tree"])

@@ -92,6 +92,9 @@ TIMING_DESCRIPTIONS = {
 COUNT_DESCRIPTIONS = {
     "programs_compiled": "XLA programs this command compiled (not found in the persistent compilation cache)",
     "programs_from_cache": "XLA programs loaded from the persistent compilation cache instead of compiled",
+    "executables_from_cache": "whole solver programs loaded from the executable cache (no tracing, lowering or "
+    "compiling)",
+    "executables_stored": "solver programs compiled this run and written to the executable cache",
 }
 
 
@@ -159,6 +162,7 @@ class Reporter:
         self.compile_spans: list[tuple[float, float]] = []
         self.backend_compiles = 0  # XLA compile requests (a cache hit included)
         self.cache_counts = {"requests": 0, "hits": 0}
+        self.executable_counts = {"loaded": 0, "stored": 0}  # thermo.compile_cache's executable cache
         self._compiling: list[tuple[str, str, float]] = []  # (what, function, start) being compiled now
         # outer loops by label, in order of appearance: the last step's i, n,
         # residual, tolerance, and when each step finished / its residual
@@ -191,6 +195,14 @@ class Reporter:
                     self.backend_compiles += 1
                 if self._compiling:
                     self._compiling.pop()
+
+    def executable_cache_event(self, kind: str, start: float, end: float) -> None:
+        """An executable loaded from (``"loaded"``) or written to (``"stored"``)
+        :mod:`thermo.compile_cache`'s executable cache: counted, and its time
+        counted as compile time."""
+        with self._lock:
+            self.compile_spans.append((start, end))
+            self.executable_counts[kind] += 1
 
     def _on_duration(self, event: str, duration: float, **kwargs) -> None:
         # JAX versions without time-span events: the span ends now
@@ -316,7 +328,12 @@ class Reporter:
         cache (JAX times a cache hit as a compile: it is in ``compile_s``)."""
         with self._lock:
             hits = self.cache_counts["hits"]
-            return {"programs_compiled": max(self.backend_compiles - hits, 0), "programs_from_cache": hits}
+            return {
+                "programs_compiled": max(self.backend_compiles - hits, 0),
+                "programs_from_cache": hits,
+                "executables_from_cache": self.executable_counts["loaded"],
+                "executables_stored": self.executable_counts["stored"],
+            }
 
     # ------------------------------------------------------------ display
 
@@ -441,6 +458,13 @@ def say(text: str) -> None:
         _active._print(text)
 
 
+def executable_cache_event(kind: str, start: float, end: float) -> None:
+    """Record a load from or a store into the executable cache in the session
+    (nothing outside one)."""
+    if _active is not None:
+        _active.executable_cache_event(kind, start, end)
+
+
 def finish_into(folder: Path) -> dict[str, float] | None:
     """End the session's last phase and add its timing to ``folder``'s
     ``summary.json`` (:func:`add_timing`); the timing, or None outside a session."""
@@ -463,7 +487,9 @@ def timing_line(timing: dict[str, float]) -> str:
     programs = ""
     if "programs_compiled" in timing:
         n_new, n_hit = int(timing["programs_compiled"]), int(timing.get("programs_from_cache", 0))
-        programs = f" ({n_new + n_hit} programs, {n_hit} from the compile cache)"
+        n_exe = int(timing.get("executables_from_cache", 0))
+        exe = f", {n_exe} solver executables loaded" if n_exe else ""
+        programs = f" ({n_new + n_hit} programs, {n_hit} from the compile cache{exe})"
     return (
         f"time: compile {_fmt_s(timing['compile_s'])}{programs}, solve {_fmt_s(timing['solve_s'])}"
         + (f" ({others})" if others else "")

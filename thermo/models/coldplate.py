@@ -625,11 +625,43 @@ def compiled_solvers():
     configuration, kept across calls. JAX and the kernels are imported here
     and in the functions that solve, not at module import, so that reading a
     case (``thermo check``) starts no JAX."""
-    import jax
-
+    from aidc_thermo.compile_cache import cached_jit
     from aidc_thermo.kernels import energy, flow
 
-    return jax.jit(flow.solve_flow, static_argnums=(4,)), jax.jit(energy.solve, static_argnums=(5,))
+    # with the command line's cache on, whole compiled programs are kept on disk
+    # (a warm run neither traces nor lowers them)
+    return cached_jit(flow.solve_flow, static_argnums=(4,)), cached_jit(energy.solve, static_argnums=(5,))
+
+
+@cache
+def compiled_helpers():
+    """The set-up and post-processing around the solvers as one compiled
+    program each (instead of dozens of small eager ones, each traced, lowered
+    and loaded on every run): the boundary conditions of :func:`setup`, the
+    face flows and the heat balance."""
+    from aidc_thermo.compile_cache import cached_jit
+    from aidc_thermo.kernels import energy
+
+    return (
+        cached_jit(_boundaries, static_argnums=(5,)),
+        cached_jit(energy.face_flows),
+        cached_jit(energy.heat_balance, static_argnums=(6,)),
+    )
+
+
+def _boundaries(grid, fluid_in, flux_map, t_in, vel_in, dtype):
+    """The flow boundary and the thermal face conditions of :func:`setup`
+    (one compiled program rather than ~30 eager ones)."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels import conduction as cd
+    from aidc_thermo.kernels import flow
+
+    bnd = flow.flow_boundary(grid, velocity={"x-": vel_in})
+    faces = {n: cd.face_bc(grid, n, dtype=dtype) for n, _, _ in cd.FACES}
+    faces["x_lo"] = cd.face_bc(grid, "x_lo", jnp.where(fluid_in, cd.TEMPERATURE, cd.FLUX), value=t_in, dtype=dtype)
+    faces["z_lo"] = cd.face_bc(grid, "z_lo", cd.FLUX, flux=flux_map.astype(dtype), dtype=dtype)
+    return bnd, cd.BoundaryConditions(**faces)
 
 
 def solve_flow(*args):
@@ -647,7 +679,6 @@ def setup(case: ColdPlateCase) -> Problem:
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import advdiff, energy, flow
-    from aidc_thermo.kernels import conduction as cd
     from aidc_thermo.kernels.fv.grid import grid_from_faces
 
     g = build_geometry(case)
@@ -680,8 +711,6 @@ def setup(case: ColdPlateCase) -> Problem:
         dt=jnp.asarray(dt, dtype),
         body_force=jnp.zeros((3,), dtype),
     )
-    bnd = flow.flow_boundary(grid, velocity={"x-": vel_in})
-
     k = jnp.asarray(np.where(g.solid, case.solid_k, k_f), dtype)
     energy_tol = case.energy_tolerance
     if energy_tol is None and dtype == jnp.float32:
@@ -692,11 +721,7 @@ def setup(case: ColdPlateCase) -> Problem:
         line_axis = LINE_AXES[case.energy_line_axis]
     heated = _heated_mask(g, case.heated)
     flux_map = np.where(heated, case.heat_flux, 0.0)
-    faces = {n: cd.face_bc(grid, n, dtype=dtype) for n, _, _ in cd.FACES}
-    faces["x_lo"] = cd.face_bc(
-        grid, "x_lo", jnp.where(jnp.asarray(fluid_in), cd.TEMPERATURE, cd.FLUX), value=t_in, dtype=dtype
-    )
-    faces["z_lo"] = cd.face_bc(grid, "z_lo", cd.FLUX, flux=jnp.asarray(flux_map, dtype), dtype=dtype)
+    bnd, thermal_bcs = compiled_helpers()[0](grid, fluid_in, flux_map, t_in, vel_in, dtype)
     return Problem(
         geometry=g,
         grid=grid,
@@ -706,7 +731,7 @@ def setup(case: ColdPlateCase) -> Problem:
         flow_spec=spec,
         k=k,
         q=jnp.zeros(g.shape, dtype),
-        thermal_bcs=cd.BoundaryConditions(**faces),
+        thermal_bcs=thermal_bcs,
         rho_cp=rho * cp,
         # float32: the full equation's residual has a roundoff floor that grows
         # with the cell count (1.2e-5 at 195k cells on the unit cell), so ask 1e-4
@@ -725,11 +750,11 @@ def setup(case: ColdPlateCase) -> Problem:
 
 def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: np.ndarray) -> Solution:
     """Solve the energy equation on the face flows of ``state``."""
-    from aidc_thermo.kernels import energy
 
-    flows = energy.face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
+    _, face_flows, heat_balance = compiled_helpers()
+    flows = face_flows(pb.grid, state.u, state.v, state.w, pb.rho_cp)
     T, einfo, inner = solve_energy(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, pb.energy_config)
-    heat = energy.heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T, pb.energy_config.outlets)
+    heat = heat_balance(pb.grid, pb.k, pb.q, pb.thermal_bcs, flows, T, pb.energy_config.outlets)
     return Solution(
         pb.geometry, state, finfo, T, einfo, inner, heat, pb.flux_map, mu,
         energy_line_axis=pb.energy_config.krylov.line_axis,

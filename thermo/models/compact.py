@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -1030,7 +1031,6 @@ def _straight_summary(case: CompactCase, out: dict) -> dict[str, Quantity]:
     }
 
 
-
 #: ``[fins] type`` of a compact cold plate: name -> reader of its keys
 #: ``(table, materials, case folder) -> (fins, closures, closure_kind,
 #: CompactCase fields)`` and the pieces ``layer(static, params, props, flow)``
@@ -1060,6 +1060,16 @@ def _value(out: Output):
     return v.item() if v.ndim == 0 else v
 
 
+@cache
+def _compiled_solve():
+    """:func:`solve` jitted (``static`` static); with the command line's cache
+    on, the compiled program is kept on disk (:mod:`thermo.compile_cache`)."""
+    from aidc_thermo.compile_cache import cached_jit
+
+    _register_solution()  # a loaded program's output tree names Solution: registered before any load
+    return cached_jit(solve, static_argnums=(0,))
+
+
 def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve at the operating flow and over the flow range; write results:
     build -> solve (one jit) -> check -> report -> write."""
@@ -1072,7 +1082,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
         raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
     static, params = build(case)
     progress.phase("solve")
-    sol = jax.jit(solve, static_argnums=0)(static, params)
+    sol = _compiled_solve()(static, params)
     progress.phase("write", ready=sol)
     check(static, params, sol)
     out = {k: _value(v) for k, v in report(static, params, sol).items()}
@@ -1314,7 +1324,7 @@ def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, 
 
     best_case = replace(case, channel_width=float(x_opt[0]), fin_thickness=float(x_opt[1]), flow=float(x_opt[2]))
     summary = run(best_case, case_file, folder)
-    base = report(static, p0, jax.jit(solve, static_argnums=0)(static, p0))
+    base = report(static, p0, _compiled_solve()(static, p0))
     units = {"channel_width": ("mm", 1e3), "fin_thickness": ("mm", 1e3), "flow": ("L/min", 6e4)}
     extra = {
         "optimize_objective": Quantity(spec.objective, "", "minimised: thermal resistance"),
