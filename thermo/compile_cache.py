@@ -36,6 +36,7 @@ import pickle
 import re
 import time
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 __all__ = ["ENV", "OFF_VALUES", "CachedJit", "cache_dir", "cached_jit", "configure", "executable_dir", "source_hash"]
@@ -154,12 +155,34 @@ def _environment_key() -> str:
         jaxlib.__version__,
         jax.default_backend(),
         devs[0].device_kind,
+        _host_cpu(),
         str(len(devs)),
         str(bool(jax.config.jax_enable_x64)),
         os.environ.get("XLA_FLAGS", ""),
         source_hash(),
     )
     return "\x1f".join(parts)
+
+
+@cache
+def _host_cpu() -> str:
+    """The host CPU's model and instruction-set flags: XLA compiles CPU code
+    for the host it runs on, so a cache folder shared between machines (a home
+    directory on a cluster) must not hand one machine's program to another
+    (an instruction it lacks would kill the process)."""
+    import platform
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    wanted = ("model name", "flags", "Features", "CPU part")
+    seen = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip() in wanted and name.strip() not in seen:
+            seen[name.strip()] = value.strip()
+    return hashlib.sha256(repr((platform.machine(), platform.processor(), sorted(seen.items()))).encode()).hexdigest()
 
 
 def _aval(x) -> str:
@@ -174,7 +197,8 @@ class CachedJit:
     disk while the command line's cache is on (:func:`configure`).
 
     A call is keyed by the SHA-256 of: the package source (:func:`source_hash`),
-    JAX/jaxlib versions, backend, device kind and count, the x64 flag, XLA_FLAGS,
+    JAX/jaxlib versions, backend, device kind and count, the host CPU's model and
+    instruction-set flags, the x64 flag, XLA_FLAGS,
     the function's module and name, the static arguments (``repr``), the pytree
     structure of the others and every leaf's dtype, shape and weak type. A hit
     loads the stored executable (no tracing, lowering or compiling); a miss
