@@ -948,6 +948,7 @@ _OUTPUTS = {
     "temperature_extremes": ("K", "(min, max) of the node, edge inlet and edge outlet temperatures (3 x 2)"),
     "plate_rise_extremes": ("K", "min and max over plates of outlet - inlet temperature, the largest |plate "
                             "temperature| and the plate (index in plate order) of the min"),
+    "plate_type_flow_extremes": ("m^3/s", "(min, max) plate flow of each plate type (types x 2)"),
 }
 
 
@@ -985,6 +986,7 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
     tray_ratio = _group_ratio(q_tray, static.tray_type_index, max(static.tray_type_index) + 1)
     t_pin, t_pout = s.temperatures.edge_inlet[pe], s.temperatures.edge_outlet[pe]
     rise = t_pout - t_pin
+    types = np.asarray(static.plate_type_index)
     return {
         "T_return": t_ret - 273.15,
         "rack_pressure_drop": dp_rack / 1e3,
@@ -1014,6 +1016,11 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
         "plate_rise_extremes": jnp.stack(
             [rise.min(), rise.max(), jnp.maximum(jnp.abs(t_pin).max(), jnp.abs(t_pout).max()),
              jnp.argmin(rise).astype(rise.dtype)]
+        ),  # fmt: skip
+        # for the sweep's screen: a plate type's flows against the range of its curve file
+        "plate_type_flow_extremes": jnp.stack(
+            [jnp.stack([jnp.where(types == k, qp, jnp.inf).min(), jnp.where(types == k, qp, -jnp.inf).max()])
+             if np.any(types == k) else jnp.zeros((2,), qp.dtype) for k in range(len(static.plate_type_names))]
         ),  # fmt: skip
     }
 
@@ -1059,8 +1066,9 @@ def screen(static: Static, params: Params, outputs: dict) -> str:
     refuses in ``thermo run``: a flow or temperature solve that did not
     converge or is not finite, a temperature that breaks the maximum
     principle (:mod:`thermo.bounds`, tested on the extremes of the same
-    arrays with the same tolerance), a plate outlet colder than its inlet, or
-    coolant beyond its liquid range."""
+    arrays with the same tolerance), a plate outlet colder than its inlet,
+    coolant beyond its liquid range, or a plate flow outside the range of its
+    type's curve file."""
     out = outputs
     if not bool(out["converged"]):
         return (
@@ -1099,6 +1107,17 @@ def screen(static: Static, params: Params, outputs: dict) -> str:
             f"physically impossible result: the coolant would reach {t_hot - 273.15:.4g} degC, outside "
             f"{range_text(co)}: it would boil; raise [supply] flow or lower the plate powers"
         )
+    for k, rng in enumerate(static.curve_range):  # as check_curve_range: the curves are not extrapolated
+        if rng is None:
+            continue
+        lo, hi = rng
+        q_lo, q_hi = np.asarray(out["plate_type_flow_extremes"], np.float64).reshape(-1, 2)[k]
+        if q_lo < lo * (1 - 1e-9) or q_hi > hi * (1 + 1e-9):
+            return (
+                f"plates of type {static.plate_type_names[k]!r} run at {q_lo * 6e4:.4g}..{q_hi * 6e4:.4g} L/min, "
+                f"outside the flow range of their curve file ({lo * 6e4:.4g}..{hi * 6e4:.4g} L/min); the curves "
+                "are not extrapolated"
+            )
     return ""
 
 
