@@ -51,6 +51,7 @@ from aidc_thermo.io.units import UnitError, to_si
 __all__ = [
     "ColdPlateCurves",
     "coolant_label",
+    "require_coolant",
     "read_curves",
     "write_curves",
     "format_curves",
@@ -131,6 +132,19 @@ def coolant_label(coolant) -> str:
     if coolant.fluid == "water":
         return "water"
     return f"{coolant.fluid} {100.0 * coolant.mass_fraction:.1f} % by mass"
+
+
+def require_coolant(curves: ColdPlateCurves, coolant, table, loop: str) -> None:
+    """Refuse (exit 2, naming ``table``'s ``curves`` key) curves made with
+    another coolant than ``coolant`` (``loop`` says whose: "this rack's", "the
+    secondary loop's"): a plate's R(q) and dp(q) depend on the coolant."""
+    if curves.coolant != coolant_label(coolant):
+        raise table.error(
+            "curves",
+            f"the curves in {table.raw('curves')} were made with {curves.coolant!r}, {loop} coolant is "
+            f"{coolant_label(coolant)!r}: a plate's R(q) and dp(q) depend on the coolant; regenerate the curves "
+            "with that coolant",
+        )
 
 
 def file_sha256(path: str | Path) -> str:

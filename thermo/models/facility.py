@@ -49,7 +49,7 @@ import numpy as np
 from aidc_thermo import bounds, progress
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header
-from aidc_thermo.io.curves import coolant_label, read_curves
+from aidc_thermo.io.curves import read_curves, require_coolant
 from aidc_thermo.io.results import Quantity, Series, write_series_results
 from aidc_thermo.io.weather import Weather, read_weather
 
@@ -342,13 +342,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
     rho_fw, cp_fw, fw_coolant_fit = _coolant_props(fw_coolant, supply_ref)
     sec_name, fw_name = sec_coolant_fit.name, fw_coolant_fit.name
     if curves is not None:
-        if curves.coolant != coolant_label(sec_coolant_fit):
-            raise cp_t.error(
-                "curves",
-                f"the curves in {cp_t.raw('curves')} were made with {curves.coolant!r}, the secondary loop's coolant "
-                f"is {coolant_label(sec_coolant_fit)!r}: a plate's R(q) and dp(q) depend on the coolant; regenerate "
-                "the curves with the loop's coolant",
-            )
+        require_coolant(curves, sec_coolant_fit, cp_t, "the secondary loop's")
         if not curves.covers(q_cp):
             raise sec.error(
                 "flow_per_accelerator",

@@ -60,7 +60,7 @@ from aidc_thermo import bounds, progress, resources
 from aidc_thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
-from aidc_thermo.io.curves import ColdPlateCurves, coolant_label, read_curves
+from aidc_thermo.io.curves import ColdPlateCurves, read_curves, require_coolant
 from aidc_thermo.io.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
 
 __all__ = [
@@ -222,13 +222,7 @@ def _read_plate_curves(t: Table, coolant: Coolant, directory: Path) -> ColdPlate
     if not isinstance(raw, str) or not raw.strip():
         raise t.error("curves", f"expected the path of a cold-plate curve file (relative to this file), got {raw!r}")
     curves = read_curves((directory / raw).resolve(), case_file=t.file, key=t.key("curves"))
-    if curves.coolant != coolant_label(coolant):
-        raise t.error(
-            "curves",
-            f"the curves in {raw} were made with {curves.coolant!r}, this rack's coolant is "
-            f"{coolant_label(coolant)!r}: "
-            "a plate's R(Q) and dp(Q) depend on the coolant; regenerate the curves with the rack's coolant",
-        )
+    require_coolant(curves, coolant, t, "this rack's")
     return curves
 
 
