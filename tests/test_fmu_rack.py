@@ -180,3 +180,31 @@ def test_rack_fmu_steps_match_the_model_solved_directly(tmp_path):
     res, log, error = simulate(tmp_path, out, n * 3600.0, ["T_junction_max"], input=low)
     assert res["time"].max() == 1 * 3600.0 and np.all(np.isfinite(res["T_junction_max"]))
     assert "step from t = 3600 s: " in log and "outside the flow range of their curve file" in log
+
+
+def test_rack_export_embeds_every_curve_file_once(tmp_path):
+    """Plate types naming two curve files (one of them twice): each file is
+    embedded once and every `curves =` line of the embedded case names its copy."""
+    (tmp_path / "data").mkdir()
+    curves = (CASES / "data" / "gpu_coldplate_curves.csv").read_bytes()
+    (tmp_path / "data" / "gpu.csv").write_bytes(curves)
+    (tmp_path / "other.csv").write_bytes(curves.replace(b"# aidc-thermo cold-plate curves", b"# a second file"))
+    text = RACK.read_text().replace("data/gpu_coldplate_curves.csv", "data/gpu.csv")
+    cpu = text[text.index('name = "cpu"') : text.index("[[plate_types]]", text.index('name = "cpu"'))]
+    text = text.replace(cpu, 'name = "cpu"\npower = "300 W"\ncurves = \'other.csv\'\n\n')
+    sw = text.index('name = "switch"\npower')
+    text = text[:sw] + 'name = "switch"\ncurves = "data/gpu.csv"\n' + text[sw + len('name = "switch"\n') :]
+    text = text[: text.index('dp_rated = "25 kPa"', sw)] + text[text.index('junction_limit = "85 degC"', sw) :]
+    (tmp_path / "rack.toml").write_text(text)
+    out = export(tmp_path, tmp_path / "rack.toml")
+    with zipfile.ZipFile(out) as z:
+        embedded = z.read("resources/case.toml").decode()
+        assert z.read("resources/cold_plate_curves.csv") == curves
+        assert z.read("resources/cold_plate_curves_2.csv").startswith(b"# a second file")
+        assert not [n for n in z.namelist() if "cold_plate_curves_3" in n]
+    assert embedded.count('curves = "cold_plate_curves.csv"') == 2
+    assert embedded.count('curves = "cold_plate_curves_2.csv"') == 1
+    assert "gpu.csv" not in embedded and "other.csv" not in embedded
+    case_file = load(tmp_path / "rack.toml")
+    point = fmu.RackPoint(rack.parse(case_file), case_file)
+    assert [p.curves is not None for p in point.case.plate_types] == [True, True, True]
