@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the solid of a resolved cold-plate case as an STL file",
         description=(
             "Write the solid (base, fins or pins, cover) of a resolved_coldplate CASE as an STL file: the surface of "
-            "its solid cells, which a kind = \"stl\" case reads back on the same grid to exactly the same cells; "
+            'its solid cells, which a kind = "stl" case reads back on the same grid to exactly the same cells; '
             "with --round-pins N, round inline pins as N-sided prisms instead."
         ),
     )
@@ -360,16 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser(
         "fmu",
-        help="export a facility case as an FMI 2.0 co-simulation FMU",
+        help="export a facility or rack case as an FMI 2.0 co-simulation FMU",
         description=(
-            "Write an FMI 2.0 co-simulation FMU of the facility case CASE (the case file is embedded): inputs "
-            "utilization, outdoor dry and wet bulb, pressure and supply setpoint; outputs junction and coolant "
-            "temperatures, cooling, pump and facility power, J/token. Each step solves the steady operating "
-            "point. The FMU runs in a Python environment where aidc-thermo and pythonfmu are installed "
+            "Write an FMI 2.0 co-simulation FMU of the facility or rack_network case CASE (the case file and its "
+            "curve files are embedded). Facility: inputs utilization, outdoor dry and wet bulb, pressure and "
+            "supply setpoint; outputs junction and coolant temperatures, cooling, pump and facility power, "
+            "J/token. Rack: inputs supply temperature, supply flow and plate power scale; outputs hottest "
+            "junction, return temperature, pressure drop, pump power, plate flow extremes. Each step solves the "
+            "steady state. The FMU runs in a Python environment where aidc-thermo and pythonfmu are installed "
             "(pip install 'aidc-thermo[fmu]'); see docs/fmu.md."
         ),
     )
-    f.add_argument("case", help="facility case file (TOML)")
+    f.add_argument("case", help="facility or rack_network case file (TOML)")
     f.add_argument("-o", "--output", required=True, help="the .fmu file to write (replaced only if thermo wrote it)")
     f.add_argument("-q", "--quiet", action="store_true", help="no progress on standard error")
     f.set_defaults(func=cmd_fmu, solves=True)

@@ -1,4 +1,4 @@
-"""``thermo fmu``: the facility model as an FMI 2.0 co-simulation unit (FMU).
+"""``thermo fmu``: the facility or rack model as an FMI 2.0 co-simulation unit (FMU).
 
 An FMU is a zip file that another simulator (a Modelica tool such as
 OpenModelica or Dymola, an FMI-based digital twin of the data centre, FMPy)
@@ -8,9 +8,16 @@ decided (``resources/aidc_thermo_fmu.json``: start values, the version), a
 short Python module that names the slave class, and pythonfmu's loader
 library. **It runs in the importing tool's process with the Python
 environment in which aidc-thermo (and pythonfmu) is installed**: the physics
-is not copied into the FMU, it is this package's facility model.
+is not copied into the FMU, it is this package's facility (or rack) model.
 
-Each ``doStep(t, h)`` solves the steady operating point of the hall for the
+One class per exportable case type (:data:`EXPORTERS`: :class:`FacilityPoint`,
+:class:`RackPoint`) decides everything type-specific: the inputs, parameters,
+case constants and outputs with their units, the start values, the input
+checks, and the per-step solve through the model's own build / solve / check /
+report; the export, the embedding of the case and its curve files and the
+pythonfmu slave (:mod:`aidc_thermo.fmu_slave`) are shared.
+
+Facility: each ``doStep(t, h)`` solves the steady operating point of the hall for the
 inputs set before the step (held over the step): the same coupled
 junction-temperature / chip-power / coolant-temperature solve that
 ``thermo run`` does for one hour of the weather file
@@ -22,9 +29,16 @@ those of the start inputs, so a tool that samples at the start time sees a
 solved point too. The model has no state: a step's outputs depend only on
 its inputs, whatever the step size.
 
-Inputs, parameters and outputs (names, units, meaning) are listed in
-:data:`INPUTS`, :data:`PARAMETERS` and :data:`OUTPUTS`; docs/fmu.md shows them
-as a table. A bad input (utilization outside (0, 1], a wet bulb above the
+Rack (:class:`RackPoint`): each step solves the rack network (flows,
+pressures, temperatures, junction temperatures) for the supply temperature,
+supply flow and plate power scale set before the step, checked as ``thermo
+run`` checks it (convergence, the maximum principle, boiling, plate flows
+inside their curve files' range).
+
+The facility's inputs, parameters and outputs (names, units, meaning) are listed in
+:data:`INPUTS`, :data:`PARAMETERS` and :data:`OUTPUTS`, the rack's in
+:data:`RACK_INPUTS`, :data:`RACK_CASE_CONSTANTS` and :data:`RACK_OUTPUTS`;
+docs/fmu.md shows them as tables. A bad input (utilization outside (0, 1], a wet bulb above the
 dry bulb, a supply setpoint outside the coolants' range, ...) or a solve that
 does not converge makes ``doStep`` fail (``fmi2Discard``) with an error log message
 that names the input, its value and what is expected; no output is changed.
@@ -54,22 +68,22 @@ __all__ = [
     "INPUTS",
     "OUTPUTS",
     "PARAMETERS",
+    "EXPORTERS",
     "FacilityPoint",
     "InputError",
+    "RackPoint",
     "check_flow_scale",
     "export",
     "load_embedded",
 ]
 
 T0 = 273.15
-#: Name of the model (and of the FMU's binaries): an FMI model identifier.
+#: Name of the facility model (and of its FMU's binaries): an FMI model identifier.
 MODEL_NAME = "AidcThermoFacility"
 #: Files inside the FMU's resources folder.
 CASE_RESOURCE = "case.toml"
 META_RESOURCE = "aidc_thermo_fmu.json"
 SLAVE_MODULE = "aidc_thermo_fmu_slave"
-#: Case types that can be exported.
-EXPORTABLE = ("facility",)
 
 #: FMI 2.0 unit definitions (SI base-unit exponents) of the units used below.
 UNITS = {
@@ -79,6 +93,7 @@ UNITS = {
     "J": {"kg": 1, "m": 2, "s": -2},
     "kg/s": {"kg": 1, "s": -1},
     "1/s": {"s": -1},
+    "m^3/s": {"m": 3, "s": -1},
 }
 
 
@@ -92,6 +107,7 @@ class Variable:
     name: str
     unit: str  # "1" for dimensionless
     description: str
+    kind: str = "Real"  # FMI type of an output: "Real", "Integer" or "Boolean"
 
 
 #: Inputs (continuous, set before each step). Temperatures in K, as FMI and Modelica expect.
@@ -152,7 +168,9 @@ OUTPUTS = (
     (Variable("solver_residual", "K", "|T_j - T_j,model| of the coupled solve"), lambda a: a["_residual"]),
 )
 #: Integer output: Newton iterations of the last step's coupled solve.
-ITERATIONS_OUTPUT = Variable("solver_iterations", "1", "Newton iterations of the coupled solve in the last step")
+ITERATIONS_OUTPUT = Variable(
+    "solver_iterations", "1", "Newton iterations of the coupled solve in the last step", "Integer"
+)
 
 
 # --------------------------------------------------------------------------- the model behind the FMU
@@ -184,6 +202,52 @@ class FacilityPoint:
     converge or breaks a temperature ordering (the checks of ``thermo run``).
     The solver is compiled once, on the first call.
     """
+
+    CASE_TYPE = "facility"
+    MODEL_NAME = MODEL_NAME
+    WHAT = "facility model"
+    DESCRIPTION = (
+        "aidc-thermo facility model: coupled accelerator junction temperature, chip power, coolant loops, heat "
+        "rejection and energy per token. Each doStep solves the steady operating point for the inputs set before "
+        "the step. Runs in the Python environment of the importing tool, which must have aidc-thermo installed "
+        "(pip install 'aidc-thermo[fmu]'). Case: "
+    )
+    INPUTS = INPUTS
+    PARAMETERS = PARAMETERS
+    CASE_CONSTANTS = CASE_CONSTANTS
+    #: every output in model-description order, with its FMI type
+    OUTPUT_VARIABLES = (*(v for v, _ in OUTPUTS), ITERATIONS_OUTPUT)
+
+    @staticmethod
+    def curve_refs(data: dict) -> list[tuple[str, str]]:
+        """(key, path as written) of the curve files the case reads."""
+        ref = data.get("cold_plate", {}).get("curves") if isinstance(data.get("cold_plate"), dict) else None
+        return [("cold_plate.curves", ref)] if isinstance(ref, str) else []
+
+    @staticmethod
+    def preflight(case) -> None:
+        """The CaseErrors (exit 2) that only building finds, before anything is written."""
+        from aidc_thermo.models import facility
+
+        facility.rated_params(case)
+
+    @classmethod
+    def from_resources(cls, path: Path, text: str, meta: dict) -> FacilityPoint:
+        """The point of an FMU's embedded case (its ambient replaced by the start design point)."""
+        import tomllib
+
+        from aidc_thermo.models import facility
+
+        s = meta["start"]
+        data = _ambient_design_point(tomllib.loads(text), s["T_dry_bulb"], s["T_wet_bulb"], s["p_ambient"])
+        case_file = CaseFile(path, text, data)
+        return cls(facility.parse(case_file), case_file)
+
+    def parameters(self) -> dict[str, float]:
+        return {"flow_scale": self.flow_scale}
+
+    def set_parameters(self, values: dict) -> None:
+        self.flow_scale = check_flow_scale(float(values["flow_scale"]))
 
     def __init__(self, case, case_file: CaseFile, flow_scale: float = 1.0):
         from aidc_thermo.models import facility
@@ -294,36 +358,245 @@ class FacilityPoint:
         return out
 
 
-def load_embedded(resources: str | Path, flow_scale: float = 1.0) -> FacilityPoint:
-    """The :class:`FacilityPoint` of an FMU's resources folder (the case file as
-    exported, its ambient replaced by the start design point)."""
-    from aidc_thermo.models import facility
+# --------------------------------------------------------------------------- the rack model behind the FMU
 
+#: Rack inputs (continuous, set before each step).
+RACK_INPUTS = (
+    Variable("T_supply", "K", "coolant supply temperature into the rack (replaces the case's [supply] temperature)"),
+    Variable("V_flow_supply", "m^3/s", "coolant supply flow into the rack, > 0 (replaces the case's [supply] flow)"),
+    Variable(
+        "power_scale",
+        "1",
+        "every plate's power relative to the case's [[plate_types]] power, >= 0 (the "
+        "rack's heat load: Q_liquid = power_scale x Q_liquid_case)",
+    ),
+)
+
+#: Rack case constants (calculated parameters).
+RACK_CASE_CONSTANTS = (
+    Variable("n_trays", "1", "trays fed by the manifolds"),
+    Variable("n_plates", "1", "cold plates"),
+    Variable("Q_liquid_case", "W", "heat into the coolant at power_scale = 1 (sum of the case's plate powers)"),
+    Variable("V_flow_case", "m^3/s", "the case's [supply] flow"),
+    Variable("T_supply_case", "K", "the case's [supply] temperature"),
+)
+
+#: Rack outputs: (variable, report() key, factor, offset): the SI value is
+#: report value x factor + offset (report() gives degC, kPa and L/min).
+RACK_OUTPUTS = (
+    (Variable("T_junction_max", "K", "hottest chip junction, T_plate_inlet + R(Q) P"), "T_junction_max", 1.0, T0),
+    (Variable("T_return", "K", "mixed coolant temperature leaving the rack"), "T_return", 1.0, T0),
+    (Variable("T_plate_outlet_max", "K", "hottest cold-plate outlet"), "T_plate_outlet_max", 1.0, T0),
+    (Variable("rack_pressure_drop", "Pa", "static pressure, rack inlet minus outlet"), "rack_pressure_drop", 1e3, 0.0),
+    (
+        Variable("pump_pressure_rise", "Pa", "pressure rise the CDU pump must add for the rack (elevation removed)"),
+        "pump_pressure_rise",
+        1e3,
+        0.0,
+    ),
+    (Variable("hydraulic_power", "W", "supply flow x pump pressure rise"), "hydraulic_power", 1.0, 0.0),
+    (
+        Variable("pump_electrical_power", "W", "hydraulic power / the case's wire-to-water pump efficiency"),
+        "pump_electrical_power",
+        1.0,
+        0.0,
+    ),
+    (Variable("plate_flow_min", "m^3/s", "lowest cold-plate flow"), "plate_flow_min", 1.0 / 60000.0, 0.0),
+    (Variable("plate_flow_max", "m^3/s", "highest cold-plate flow"), "plate_flow_max", 1.0 / 60000.0, 0.0),
+    (Variable("flow_ratio_min", "1", "lowest plate flow / mean flow of its plate type"), "flow_ratio_min", 1.0, 0.0),
+    (Variable("flow_ratio_max", "1", "highest plate flow / mean flow of its plate type"), "flow_ratio_max", 1.0, 0.0),
+    (
+        Variable("tray_flow_ratio_min", "1", "lowest tray flow / mean flow of its tray type"),
+        "tray_flow_ratio_min",
+        1.0,
+        0.0,
+    ),
+    (
+        Variable("heat_balance_error", "1", "|rho cp Q (T_return - T_supply) - heat| / heat"),
+        "heat_balance_error",
+        1.0,
+        0.0,
+    ),
+    (Variable("solver_residual", "1", "relative residual of the flow network (Newton) solve"), "residual", 1.0, 0.0),
+)
+#: Rack outputs of other FMI types: (variable, report() key).
+RACK_DISCRETE_OUTPUTS = (
+    (
+        Variable(
+            "hottest_plate", "1", "index (in plate order, as thermo run's results.h5) of the hottest chip", "Integer"
+        ),
+        "hottest_plate",
+    ),
+    (
+        Variable(
+            "converged", "1", "the flow and temperature solves converged (a step that does not is discarded)", "Boolean"
+        ),
+        "converged",
+    ),
+    (
+        Variable("solver_iterations", "1", "Newton iterations of the flow network solve in the last step", "Integer"),
+        "iterations",
+    ),
+)
+
+
+class RackPoint:
+    """A ``rack_network`` case solved at one operating point per call.
+
+    ``solve(T_supply, V_flow_supply, power_scale)`` (SI) returns a dict of the
+    :data:`RACK_OUTPUTS` and :data:`RACK_DISCRETE_OUTPUTS`: the model's own
+    :func:`~aidc_thermo.models.rack.build` once, then per call its ``Params``
+    with the three inputs replaced, :func:`~aidc_thermo.models.rack.solve`
+    (compiled once), :func:`~aidc_thermo.models.rack.check` (raises
+    :class:`~aidc_thermo.errors.SolveError`: no convergence, maximum principle,
+    boiling, a plate flow outside its curve file's range) and
+    :func:`~aidc_thermo.models.rack.report`, converted to SI. Raises
+    :class:`InputError` for an input outside the accepted range.
+    """
+
+    CASE_TYPE = "rack_network"
+    MODEL_NAME = "AidcThermoRack"
+    WHAT = "rack network model"
+    DESCRIPTION = (
+        "aidc-thermo rack network model: manifold, hose, quick-disconnect and cold-plate flow distribution, "
+        "coolant temperatures and chip junction temperatures of one liquid-cooled rack. Each doStep solves the "
+        "steady state for the inputs set before the step. Runs in the Python environment of the importing tool, "
+        "which must have aidc-thermo installed (pip install 'aidc-thermo[fmu]'). Case: "
+    )
+    INPUTS = RACK_INPUTS
+    PARAMETERS = ()
+    CASE_CONSTANTS = RACK_CASE_CONSTANTS
+    OUTPUT_VARIABLES = (*(v for v, *_ in RACK_OUTPUTS), *(v for v, _ in RACK_DISCRETE_OUTPUTS))
+
+    def __init__(self, case, case_file: CaseFile):
+        self.case = case
+        self.case_file = case_file
+        self._solver = None
+
+    @staticmethod
+    def curve_refs(data: dict) -> list[tuple[str, str]]:
+        types = data.get("plate_types")
+        if not isinstance(types, list):
+            return []
+        return [(f"plate_types[{i}].curves", t["curves"]) for i, t in enumerate(types)
+                if isinstance(t, dict) and isinstance(t.get("curves"), str)]  # fmt: skip
+
+    @staticmethod
+    def preflight(case) -> None:
+        """Nothing beyond parsing: the network is built (and checked) on the first solve."""
+
+    @classmethod
+    def from_resources(cls, path: Path, text: str, meta: dict) -> RackPoint:
+        import tomllib
+
+        from aidc_thermo.models import rack
+
+        case_file = CaseFile(path, text, tomllib.loads(text))
+        return cls(rack.parse(case_file), case_file)
+
+    def parameters(self) -> dict[str, float]:
+        return {}
+
+    def set_parameters(self, values: dict) -> None:
+        pass
+
+    @property
+    def start(self) -> dict[str, float]:
+        """Start values of the inputs: the case's supply and power scale 1."""
+        s = self.case.supply
+        return {"T_supply": float(s.temperature), "V_flow_supply": float(s.flow), "power_scale": 1.0}
+
+    def constants(self) -> dict[str, float]:
+        c = self.case
+        n_plates = sum(len(br) for t in c.trays for br in c.tray(t).branches)
+        return {"n_trays": float(len(c.trays)), "n_plates": float(n_plates), "Q_liquid_case": float(c.liquid_power),
+                "V_flow_case": float(c.supply.flow), "T_supply_case": float(c.supply.temperature)}  # fmt: skip
+
+    def check_inputs(self, T_supply, V_flow_supply, power_scale) -> None:
+        from aidc_thermo.coolant import range_text
+
+        def bad(name, value, expected):
+            return InputError(f"input {name} = {value!r}: {expected}")
+
+        for name, v in dict(T_supply=T_supply, V_flow_supply=V_flow_supply, power_scale=power_scale).items():
+            if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise bad(name, v, "expected a finite number")
+        co = self.case.coolant
+        if not co.t_min - 1e-9 <= T_supply <= co.t_max + 1e-9:
+            hint = "; temperatures are in kelvin" if T_supply < co.t_min else ""
+            raise bad("T_supply", T_supply, f"expected {co.t_min:.6g}..{co.t_max:.6g} K ({range_text(co)}){hint}")
+        if not V_flow_supply > 0.0:
+            raise bad("V_flow_supply", V_flow_supply, "expected a flow > 0 m^3/s (1 L/min = 1.6667e-05 m^3/s)")
+        if not power_scale >= 0.0:
+            raise bad("power_scale", power_scale, "expected power_scale >= 0 (the plates only add heat)")
+
+    def _compile(self):
+        from aidc_thermo.models import rack
+
+        static, params = rack.build(self.case)
+        return static, params, rack.compiled_solve(static, batched=False)
+
+    def params_at(self, T_supply, V_flow_supply, power_scale):
+        """The rack's ``(Static, Params)`` with the three inputs applied (builds and compiles on the first call)."""
+        import jax.numpy as jnp
+
+        if self._solver is None:
+            self._solver = self._compile()
+        static, base, _ = self._solver
+        dt = base.supply_flow.dtype
+        powers = np.asarray([p.power for p in self.case.plate_types], np.float64) * float(power_scale)
+        params = base._replace(supply_temperature=jnp.asarray(T_supply, dt), supply_flow=jnp.asarray(V_flow_supply, dt),
+                               plate_power=jnp.asarray(powers, dt))  # fmt: skip
+        return static, params
+
+    def solve(self, T_supply, V_flow_supply, power_scale, label: str = "step"):
+        from aidc_thermo.models import rack
+
+        self.check_inputs(T_supply, V_flow_supply, power_scale)
+        static, params = self.params_at(T_supply, V_flow_supply, power_scale)
+        solution = self._solver[2](params)
+        try:
+            rack.check(static, params, solution)  # the checks of thermo run
+        except SolveError as exc:
+            raise SolveError(f"{label}: {exc}") from None
+        rep = {k: np.asarray(o.value) for k, o in rack.report(static, params, solution).items()}
+        out = {var.name: float(rep[key]) * factor + offset for var, key, factor, offset in RACK_OUTPUTS}
+        bad = [k for k, v in out.items() if not math.isfinite(v)]
+        if bad:
+            raise SolveError(f"{label}: non-finite outputs {bad}")
+        for var, key in RACK_DISCRETE_OUTPUTS:
+            out[var.name] = bool(rep[key]) if var.kind == "Boolean" else int(rep[key])
+        return out
+
+
+#: The exportable case types and the class that decides their FMU.
+EXPORTERS = {"facility": FacilityPoint, "rack_network": RackPoint}
+EXPORTABLE = tuple(EXPORTERS)
+
+
+def load_embedded(resources: str | Path):
+    """The point (:class:`FacilityPoint` or :class:`RackPoint`, by the case
+    type the export recorded) of an FMU's resources folder."""
     resources = Path(resources)
     meta = json.loads((resources / META_RESOURCE).read_text(encoding="utf-8"))
     path = resources / CASE_RESOURCE
     text = path.read_text(encoding="utf-8")
-    import tomllib
-
-    s = meta["start"]
-    data = _ambient_design_point(tomllib.loads(text), s["T_dry_bulb"], s["T_wet_bulb"], s["p_ambient"])
-    case_file = CaseFile(path, text, data)
-    return FacilityPoint(facility.parse(case_file), case_file, flow_scale)
+    return EXPORTERS[meta.get("case_type", "facility")].from_resources(path, text, meta)
 
 
 # --------------------------------------------------------------------------- export
 
 _SLAVE_SCRIPT = '''\
-"""FMU slave of aidc-thermo (generated by `thermo fmu`): the model is the facility
-model of the aidc-thermo package installed in the importing tool's Python
+"""FMU slave of aidc-thermo (generated by `thermo fmu`): the model is the {what}
+of the aidc-thermo package installed in the importing tool's Python
 environment (pip install "aidc-thermo[fmu]")."""
 import ctypes as _ctypes
 
 try:
-    from aidc_thermo.fmu_slave import FacilitySlave
+    from aidc_thermo.fmu_slave import ThermoSlave
 except ImportError as exc:  # say what is missing, in the importing tool's log
     raise ImportError(
-        "this FMU runs the facility model of the aidc-thermo Python package, which is not importable in "
+        "this FMU runs the {what} of the aidc-thermo Python package, which is not importable in "
         f"this Python environment ({{exc}}): pip install 'aidc-thermo[fmu]' into the Python that the "
         "simulation tool loads"
     ) from exc
@@ -334,8 +607,8 @@ except ImportError as exc:  # say what is missing, in the importing tool's log
 _ctypes.pythonapi.Py_IncRef(_ctypes.py_object(globals()))
 
 
-class {name}(FacilitySlave):
-    """The facility case {case!r} (exported by aidc-thermo {version})."""
+class {name}(ThermoSlave):
+    """The {case_type} case {case!r} (exported by aidc-thermo {version})."""
 '''
 
 
@@ -395,28 +668,35 @@ def _atomic(target: Path):
     return pending
 
 
-#: The cold-plate curve file of a case, inside the FMU's resources folder.
+#: The cold-plate curve file of a case, inside the FMU's resources folder
+#: (further distinct files: cold_plate_curves_2.csv, ...).
 CURVES_RESOURCE = "cold_plate_curves.csv"
 
 
-def _embed_curves(case_file: CaseFile, res: Path) -> tuple[str, list[Path]]:
-    """The case text to embed and the extra resource files: a ``[cold_plate]
-    curves`` file is copied beside the case (as :data:`CURVES_RESOURCE`) and
-    the embedded case names it there, so the FMU reads the same curves."""
-    ref = case_file.data.get("cold_plate", {}).get("curves")
-    if not isinstance(ref, str):
-        return case_file.text, []
-    source = (case_file.directory / ref).resolve()
-    (res / CURVES_RESOURCE).write_bytes(source.read_bytes())
-    pattern = re.compile(r'^(\s*curves\s*=\s*)(["\'])' + re.escape(ref) + r"\2", re.MULTILINE)
-    text, n = pattern.subn(lambda m: f'{m.group(1)}"{CURVES_RESOURCE}"', case_file.text)
-    if n != 1:
-        raise CaseError(case_file.path, "cold_plate.curves", "give the curve file as one quoted path on its line")
-    return text, [res / CURVES_RESOURCE]
+def _embed_curves(case_file: CaseFile, res: Path, refs: list[tuple[str, str]]) -> tuple[str, list[Path]]:
+    """The case text to embed and the extra resource files: every curve file
+    the case names (``refs``: (key, path as written)) is copied beside the
+    case (:data:`CURVES_RESOURCE`, then ``cold_plate_curves_2.csv``, ... for
+    further distinct files) and the embedded case names it there, so the FMU
+    reads the same curves."""
+    text, extra, named = case_file.text, [], {}
+    for key, ref in refs:
+        if ref in named:
+            continue
+        name = CURVES_RESOURCE if not named else f"cold_plate_curves_{len(named) + 1}.csv"
+        named[ref] = name
+        source = (case_file.directory / ref).resolve()
+        (res / name).write_bytes(source.read_bytes())
+        extra.append(res / name)
+        pattern = re.compile(r'^(\s*curves\s*=\s*)(["\'])' + re.escape(ref) + r"\2", re.MULTILINE)
+        text, n = pattern.subn(lambda m, name=name: f'{m.group(1)}"{name}"', text)
+        if n != sum(1 for _, r in refs if r == ref):
+            raise CaseError(case_file.path, key, "give the curve file as one quoted path on its line")
+    return text, extra
 
 
 def export(case_path: str | Path, target: str | Path) -> dict:
-    """Write the FMU of the facility case ``case_path`` to ``target`` (a
+    """Write the FMU of the facility or rack case ``case_path`` to ``target`` (a
     ``.fmu`` path) atomically: into a temporary file beside it, renamed into
     place when complete; on any failure nothing is left. Raises
     :class:`CaseError` for a bad case or a case type that cannot be exported,
@@ -425,7 +705,6 @@ def export(case_path: str | Path, target: str | Path) -> dict:
     from aidc_thermo import __version__
     from aidc_thermo.io import output
     from aidc_thermo.io.case import load
-    from aidc_thermo.models import facility
     from aidc_thermo.registry import model_for
 
     target = Path(target)
@@ -441,9 +720,10 @@ def export(case_path: str | Path, target: str | Path) -> dict:
             f"thermo fmu exports {' and '.join(repr(t) for t in EXPORTABLE)} cases; {model.CASE_TYPE!r} cannot "
             "be exported as an FMU",
         )
+    kind = EXPORTERS[model.CASE_TYPE]
     case = model.parse(case_file)
-    facility.rated_params(case)  # the ratings' CaseErrors (exit 2) before anything is written
-    point = FacilityPoint(case, case_file)
+    kind.preflight(case)  # e.g. the facility ratings' CaseErrors (exit 2) before anything is written
+    point = kind(case, case_file)
     try:
         from pythonfmu import FmuBuilder
     except ImportError:
@@ -465,11 +745,14 @@ def export(case_path: str | Path, target: str | Path) -> dict:
         src = pending.tmpdir / "src"
         src.mkdir()
         (src / f"{SLAVE_MODULE}.py").write_text(
-            _SLAVE_SCRIPT.format(name=MODEL_NAME, case=case.name, version=__version__), encoding="utf-8"
+            _SLAVE_SCRIPT.format(
+                name=kind.MODEL_NAME, what=kind.WHAT, case_type=kind.CASE_TYPE, case=case.name, version=__version__
+            ),
+            encoding="utf-8",
         )
         res = pending.tmpdir / "res"
         res.mkdir()
-        case_text, extra = _embed_curves(case_file, res)
+        case_text, extra = _embed_curves(case_file, res, kind.curve_refs(case_file.data))
         (res / CASE_RESOURCE).write_text(case_text, encoding="utf-8")
         (res / META_RESOURCE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         built = pending.tmpdir / f"{secrets.token_hex(4)}.fmu"
@@ -501,4 +784,10 @@ def export(case_path: str | Path, target: str | Path) -> dict:
             pending.abort()
             if pending in output._ACTIVE:
                 output._ACTIVE.remove(pending)
-    return {"case": case.name, "fmu": str(target), "size": target.stat().st_size, "start": point.start}
+    return {
+        "case": case.name,
+        "case_type": model.CASE_TYPE,
+        "fmu": str(target),
+        "size": target.stat().st_size,
+        "start": point.start,
+    }

@@ -1,35 +1,35 @@
-"""The pythonfmu slave behind ``thermo fmu`` (see :mod:`aidc_thermo.fmu`).
+"""The pythonfmu slave behind ``thermo fmu`` (see :mod:`aidc_thermo.fmu`), one for every exportable case type.
 
 Imported by the FMU's generated module in the importing tool's Python process;
 needs pythonfmu (``pip install 'aidc-thermo[fmu]'``). The variables are those
-of :data:`aidc_thermo.fmu.INPUTS`, :data:`~aidc_thermo.fmu.PARAMETERS`,
-:data:`~aidc_thermo.fmu.CASE_CONSTANTS` and :data:`~aidc_thermo.fmu.OUTPUTS`,
-with their SI units declared in the model description.
+of the case type's point class (``INPUTS``, ``PARAMETERS``, ``CASE_CONSTANTS``,
+``OUTPUT_VARIABLES`` of :class:`aidc_thermo.fmu.FacilityPoint` or
+:class:`aidc_thermo.fmu.RackPoint`), with their SI units declared in the model
+description.
 """
 
 from __future__ import annotations
 
 from xml.etree.ElementTree import Element, SubElement
 
-from pythonfmu import Fmi2Causality, Fmi2Slave, Fmi2Variability, Integer, Real
+from pythonfmu import Boolean, Fmi2Causality, Fmi2Slave, Fmi2Variability, Integer, Real
 from pythonfmu.default_experiment import DefaultExperiment
 from pythonfmu.enums import Fmi2Initial, Fmi2Status
 
 from aidc_thermo import fmu
 from aidc_thermo.errors import CaseError, SolveError
 
-__all__ = ["FacilitySlave"]
+__all__ = ["FacilitySlave", "ThermoSlave"]
 
-DESCRIPTION = (
-    "aidc-thermo facility model: coupled accelerator junction temperature, chip power, coolant loops, heat "
-    "rejection and energy per token. Each doStep solves the steady operating point for the inputs set before "
-    "the step. Runs in the Python environment of the importing tool, which must have aidc-thermo installed "
-    "(pip install 'aidc-thermo[fmu]'). Case: "
-)
+_KINDS = {"Real": Real, "Integer": Integer, "Boolean": Boolean}
+_ZERO = {"Real": 0.0, "Integer": 0, "Boolean": False}
 
 
-class FacilitySlave(Fmi2Slave):
-    """A facility case as an FMI 2.0 co-simulation slave."""
+class ThermoSlave(Fmi2Slave):
+    """A facility or rack case as an FMI 2.0 co-simulation slave: the variables
+    and the per-step solve are those of the case type's point class
+    (:data:`aidc_thermo.fmu.EXPORTERS`), chosen by the case type the export
+    recorded in the FMU's resources."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -37,38 +37,37 @@ class FacilitySlave(Fmi2Slave):
 
         # the FMU is an entry point: precision is set here, as the thermo command does
         jax.config.update("jax_enable_x64", True)
-        self._point = fmu.load_embedded(self.resources)
-        case = self._point.case
+        self._point = point = fmu.load_embedded(self.resources)
         from aidc_thermo import __version__
 
         self.author = "aidc-thermo"
         self.version = __version__
-        self.description = DESCRIPTION + repr(case.name)
+        self.description = point.DESCRIPTION + repr(point.case.name)
         self.default_experiment = DefaultExperiment(start_time=0.0, stop_time=86400.0, step_size=3600.0)
         self._units: dict[str, str] = {}
 
-        for var in fmu.INPUTS:
-            setattr(self, var.name, self._point.start[var.name])
+        for var in point.INPUTS:
+            setattr(self, var.name, point.start[var.name])
             self._register(Real(var.name, causality=Fmi2Causality.input, variability=Fmi2Variability.continuous,
                                 description=var.description), var.unit)  # fmt: skip
-        self.flow_scale = 1.0
-        for var in fmu.PARAMETERS:
+        for name, value in point.parameters().items():
+            setattr(self, name, value)
+        for var in point.PARAMETERS:
             self._register(Real(var.name, causality=Fmi2Causality.parameter, variability=Fmi2Variability.fixed,
                                 description=var.description), var.unit)  # fmt: skip
-        for name, value in self._point.constants().items():
+        for name, value in point.constants().items():
             setattr(self, name, value)
-        for var in fmu.CASE_CONSTANTS:
+        for var in point.CASE_CONSTANTS:
             self._register(Real(var.name, causality=Fmi2Causality.calculatedParameter,
                                 variability=Fmi2Variability.fixed, initial=Fmi2Initial.calculated,
                                 description=var.description), var.unit)  # fmt: skip
-        for var, _ in fmu.OUTPUTS:
-            setattr(self, var.name, 0.0)
-            self._register(Real(var.name, causality=Fmi2Causality.output, variability=Fmi2Variability.continuous,
-                                initial=Fmi2Initial.calculated, description=var.description), var.unit)  # fmt: skip
-        it = fmu.ITERATIONS_OUTPUT
-        setattr(self, it.name, 0)
-        self.register_variable(Integer(it.name, causality=Fmi2Causality.output, variability=Fmi2Variability.discrete,
-                                       initial=Fmi2Initial.calculated, description=it.description))  # fmt: skip
+        for var in point.OUTPUT_VARIABLES:
+            setattr(self, var.name, _ZERO[var.kind])
+            real = var.kind == "Real"
+            variability = Fmi2Variability.continuous if real else Fmi2Variability.discrete
+            self._register(_KINDS[var.kind](var.name, causality=Fmi2Causality.output, variability=variability,
+                                            initial=Fmi2Initial.calculated, description=var.description),
+                           var.unit if real else "1")  # fmt: skip
 
     def _register(self, var, unit: str) -> None:
         self.register_variable(var)
@@ -104,12 +103,12 @@ class FacilitySlave(Fmi2Slave):
         return root
 
     def _inputs(self) -> dict[str, float]:
-        return {var.name: float(getattr(self, var.name)) for var in fmu.INPUTS}
+        return {var.name: float(getattr(self, var.name)) for var in self._point.INPUTS}
 
     def _solve(self, label: str) -> str | None:
         """Solve for the current inputs and set the outputs; the error message, or None."""
         try:
-            self._point.flow_scale = fmu.check_flow_scale(float(self.flow_scale))
+            self._point.set_parameters({var.name: getattr(self, var.name) for var in self._point.PARAMETERS})
             out = self._point.solve(**self._inputs(), label=label)
         except (fmu.InputError, SolveError, CaseError) as exc:
             return f"{label}: {exc}"
@@ -127,3 +126,7 @@ class FacilitySlave(Fmi2Slave):
         if error is not None:
             self.log(error, Fmi2Status.error)  # pythonfmu returns fmi2Discard; no output was changed
         return error is None
+
+
+#: The name FMUs written before the rack export import.
+FacilitySlave = ThermoSlave
