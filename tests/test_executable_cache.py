@@ -133,6 +133,7 @@ def _child(state, cache):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # two fresh processes, ~20 s
 def test_a_fresh_process_loads_a_program_with_lapack_calls(tmp_path):
     """A program holding LAPACK custom calls (the multigrid's coarse LU) loaded
     in a process that has lowered nothing: it runs (no crash) and gives the
