@@ -234,6 +234,24 @@ _PARAMETRIC_PLATE_KEYS = (
 )
 
 
+
+def read_chiller_cop(t, *, condenser_approach: float, reference_cop: float | None) -> dict:
+    """The COP keys of a ``[chiller]`` table (Carnot fraction, evaporator and
+    condenser approaches, DOE-2 reference COP, minimum lift, condenser fan and
+    pump power per watt rejected), as the ``plant.chiller_cop`` parameters;
+    shared by the steady facility and the transient hall, which differ only in
+    the condenser-approach and reference-COP defaults."""
+    return dict(
+        carnot_fraction=t.number("carnot_fraction", default=0.55, minimum=0.05, maximum=1.0),
+        dt_evap=t.quantity("evaporator_approach", "temperature_difference", default=2.0, nonnegative=True),
+        dt_cond=t.quantity("condenser_approach", "temperature_difference", default=condenser_approach,
+                           nonnegative=True),  # fmt: skip
+        cop_ref=t.number("reference_cop", default=reference_cop, minimum=0.5, maximum=30.0),
+        lift_min=t.quantity("minimum_lift", "temperature_difference", default=1.0, positive=True),
+        cond_power_per_w=t.number("condenser_power_per_heat", default=0.02, minimum=0.0, maximum=0.5),
+    )
+
+
 def parse(case_file: CaseFile) -> FacilityCase:
     """Read and validate a ``facility`` case (raises :class:`CaseError`).
 
@@ -444,15 +462,10 @@ def parse(case_file: CaseFile) -> FacilityCase:
     else:
         chiller = ch_t.string("model", choices=("carnot", "doe2"))
         chiller_params.update(
-            carnot_fraction=ch_t.number("carnot_fraction", default=0.55, minimum=0.05, maximum=1.0),
-            dt_evap=ch_t.quantity("evaporator_approach", "temperature_difference", default=2.0, nonnegative=True),
-            dt_cond=ch_t.quantity("condenser_approach", "temperature_difference", default=2.0, nonnegative=True),
-            cop_ref=ch_t.number("reference_cop", default=None, minimum=0.5, maximum=30.0),
-            lift_min=ch_t.quantity("minimum_lift", "temperature_difference", default=1.0, positive=True),
+            read_chiller_cop(ch_t, condenser_approach=2.0, reference_cop=None),
             cond_approach=ch_t.quantity(
                 "condenser_water_approach", "temperature_difference", default=5.0, nonnegative=True
             ),
-            cond_power_per_w=ch_t.number("condenser_power_per_heat", default=0.02, minimum=0.0, maximum=0.5),
         )
         ch_t.finish()
 

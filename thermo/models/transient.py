@@ -64,6 +64,7 @@ from aidc_thermo.io.results import Quantity, Series, write_series_results
 from aidc_thermo.io.traces import read_trace
 from aidc_thermo.kernels import plant
 from aidc_thermo.kernels.plant import hx, it_power
+from aidc_thermo.models.facility import read_chiller_cop
 from aidc_thermo.models.protocol import Output
 
 __all__ = [
@@ -404,14 +405,7 @@ def parse(case_file: CaseFile) -> HallCase:
             chiller_min_on=ch_t.quantity("min_on_time", "time", default=600.0, nonnegative=True),
             chiller_min_off=ch_t.quantity("min_off_time", "time", default=300.0, nonnegative=True),
         )
-        chiller.update(
-            carnot_fraction=ch_t.number("carnot_fraction", default=0.55, minimum=0.05, maximum=1.0),
-            dt_evap=ch_t.quantity("evaporator_approach", "temperature_difference", default=2.0, nonnegative=True),
-            dt_cond=ch_t.quantity("condenser_approach", "temperature_difference", default=15.0, nonnegative=True),
-            cop_ref=ch_t.number("reference_cop", default=cop_ref, minimum=0.5, maximum=30.0),
-            lift_min=ch_t.quantity("minimum_lift", "temperature_difference", default=1.0, positive=True),
-            cond_power_per_w=ch_t.number("condenser_power_per_heat", default=0.02, minimum=0.0, maximum=0.5),
-        )
+        chiller.update(read_chiller_cop(ch_t, condenser_approach=15.0, reference_cop=cop_ref))
         ch_t.finish()
 
     fac = root.table("facility", default=None)
