@@ -41,9 +41,11 @@ def _configure_jax(args) -> None:
 
 
 def _load(path: str):
+    from aidc_thermo import curve_cache
     from aidc_thermo.io.case import load
     from aidc_thermo.registry import model_for
 
+    curve_cache.begin_run()  # cold plates named by their case are resolved (and recorded) while parsing
     case_file = load(path)
     model = model_for(case_file)
     return case_file, model, model.parse(case_file)
@@ -79,7 +81,7 @@ def cmd_check(args) -> int:
 
 
 def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: str) -> int:
-    from aidc_thermo import progress
+    from aidc_thermo import curve_cache, progress
     from aidc_thermo.io.output import ResultsFolder
 
     out = Path(args.output) if args.output else Path("results") / f"{case_file.path.stem}{suffix}"
@@ -91,6 +93,7 @@ def _solve_into_folder(args, model, case_file, case, method, suffix: str, verb: 
     with folder.writing() as tmp:
         progress.phase("build")  # the models mark their own build, solve and write
         summary = method(case, case_file, tmp)
+        curve_cache.record_into(tmp)  # the plate cases this case named, their keys, cache hits
         timing = progress.finish_into(tmp)
     if timing is not None:
         progress.say(progress.timing_line(timing))

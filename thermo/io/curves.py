@@ -134,16 +134,20 @@ def coolant_label(coolant) -> str:
     return f"{coolant.fluid} {100.0 * coolant.mass_fraction:.1f} % by mass"
 
 
-def require_coolant(curves: ColdPlateCurves, coolant, table, loop: str) -> None:
-    """Refuse (exit 2, naming ``table``'s ``curves`` key) curves made with
-    another coolant than ``coolant`` (``loop`` says whose: "this rack's", "the
-    secondary loop's"): a plate's R(q) and dp(q) depend on the coolant."""
+def require_coolant(curves: ColdPlateCurves, coolant, table, loop: str, key: str = "curves") -> None:
+    """Refuse (exit 2, naming ``table``'s ``key``: ``curves``, or ``case`` for
+    a cold plate given by its case) curves made with another coolant than
+    ``coolant`` (``loop`` says whose: "this rack's", "the secondary loop's"): a
+    plate's R(q) and dp(q) depend on the coolant. ``curves`` is anything with
+    a ``coolant`` label (:class:`ColdPlateCurves`, or a
+    :class:`aidc_thermo.curve_cache.PlateReference` before its solve)."""
     if curves.coolant != coolant_label(coolant):
+        made = "the curves in" if key == "curves" else "the cold-plate case"
+        again = "regenerate the curves" if key == "curves" else "give the plate case's [coolant] that coolant"
         raise table.error(
-            "curves",
-            f"the curves in {table.raw('curves')} were made with {curves.coolant!r}, {loop} coolant is "
-            f"{coolant_label(coolant)!r}: a plate's R(q) and dp(q) depend on the coolant; regenerate the curves "
-            "with that coolant",
+            key,
+            f"{made} {table.raw(key)} {'were' if key == 'curves' else 'is'} made with {curves.coolant!r}, {loop} "
+            f"coolant is {coolant_label(coolant)!r}: a plate's R(q) and dp(q) depend on the coolant; {again}",
         )
 
 
@@ -171,13 +175,23 @@ def git_commit(path: str | Path) -> str | None:
     return head + ("+dirty" if dirty else "") if head else None
 
 
-def format_curves(curves: ColdPlateCurves) -> str:
+#: column -> unit of the exact (SI, shortest round-trip repr) form, :func:`format_curves` ``exact=True``
+EXACT_UNITS = {"flow": "m^3/s", "R_max": "K/W", "R_mean": "K/W", "dP": "Pa"}
+
+
+def format_curves(curves: ColdPlateCurves, exact: bool = False) -> str:
     """The file text of ``curves`` (metadata, header, rows; SI converted to
-    L/min, K/W, kPa; 12 significant digits)."""
+    L/min, K/W, kPa; 12 significant digits). ``exact=True``: SI units
+    (m^3/s, K/W, Pa; inlet temperature in K) and every number as Python's
+    shortest round-trip ``repr``, so that :func:`read_curves` gives back the
+    same floats bit for bit (the curve cache's form)."""
     out = io.StringIO()
     out.write(f"# {TITLE}\n")
     out.write(f"# coolant: {curves.coolant}\n")
-    out.write(f"# inlet_temperature: {curves.inlet_temperature - 273.15:.12g} degC\n")
+    if exact:
+        out.write(f"# inlet_temperature: {float(curves.inlet_temperature)!r} K\n")
+    else:
+        out.write(f"# inlet_temperature: {curves.inlet_temperature - 273.15:.12g} degC\n")
     for key, value in curves.provenance:
         if key in REQUIRED_KEYS:
             continue
@@ -188,6 +202,11 @@ def format_curves(curves: ColdPlateCurves) -> str:
         cols.append(("R_mean", curves.r_mean))
     cols.append(("dP", curves.dp))
     w = csv.writer(out, lineterminator="\n")
+    if exact:
+        w.writerow([f"{name} [{EXACT_UNITS[name]}]" for name, _ in cols])
+        for i in range(len(curves.flow)):
+            w.writerow([repr(float(vals[i])) for _, vals in cols])
+        return out.getvalue()
     w.writerow([f"{name} [{COLUMNS[name][1]}]" for name, _ in cols])
     for i in range(len(curves.flow)):
         w.writerow([f"{vals[i] * COLUMNS[name][2]:.12g}" for name, vals in cols])

@@ -484,5 +484,6 @@ def read_summary(folder: str | Path) -> dict:
 
 def summary_values(folder: str | Path) -> dict:
     """The headline numbers of a results folder: name -> value (the ``timing``
-    entry, which changes from run to run, left out)."""
-    return {k: v["value"] for k, v in read_summary(folder).items() if k != "timing"}
+    entry, which changes from run to run, and the ``cold_plate_references``
+    record, which says whether a plate's curves came from the cache, left out)."""
+    return {k: v["value"] for k, v in read_summary(folder).items() if k not in ("timing", "cold_plate_references")}

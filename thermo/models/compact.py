@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported wh
     from aidc_thermo.kernels import porous
 
 __all__ = ["CompactCase", "Static", "Params", "Solution", "parse", "build", "solve", "report", "check", "screen", "run",
-           "fin_layer", "discretize", "stack_params", "CASE_TYPE"]  # fmt: skip
+           "fin_layer", "discretize", "stack_params", "solve_curves", "plate_curves", "CASE_TYPE"]  # fmt: skip
 
 CASE_TYPE = "compact_coldplate"
 
@@ -1177,6 +1177,25 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
 
         plot_results(folder)
     return summary
+
+
+def solve_curves(case: CompactCase, case_file: CaseFile) -> ColdPlateCurves:
+    """The plate's curves alone, as ``thermo run`` of the case writes them
+    (``curves.csv``): one solve of every curve flow and the operating flow
+    (vmapped), checked as :func:`run` checks it (convergence and the maximum
+    principle; :class:`SolveError` otherwise), no results folder. What a rack
+    or facility case that names this plate by its case
+    (:mod:`aidc_thermo.curve_cache`) hands to its network. The caller enables
+    JAX's x64 for a float64 case."""
+    import jax
+
+    if case.precision == "float64" and not jax.config.jax_enable_x64:
+        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
+    static, params = build(case)
+    sol = _compiled_solve()(static, params)
+    check(static, params, sol)
+    out = {k: _value(v) for k, v in report(static, params, sol).items()}
+    return plate_curves(case, case_file, out)
 
 
 def plate_curves(case: CompactCase, case_file: CaseFile, out: dict) -> ColdPlateCurves:

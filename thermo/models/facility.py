@@ -312,7 +312,20 @@ def parse(case_file: CaseFile) -> FacilityCase:
     # ----------------------------------------------------------------- cold plate
     cp_t = root.table("cold_plate")
     curves = None
-    if cp_t.has("curves"):
+    curve_key = "case" if cp_t.has("case") else "curves"  # a curve file, or a compact_coldplate case solved below
+    if cp_t.has("curves") and cp_t.has("case"):
+        raise cp_t.error("case", "give either curves = <curve file> or case = <cold-plate case file>, not both")
+    if cp_t.has("case"):
+        given = [k for k in _PARAMETRIC_PLATE_KEYS if cp_t.has(k)]
+        if given:
+            raise cp_t.error(
+                given[0], "give either case = <cold-plate case file> or the parametric R(q) and dp keys, not both"
+            )
+        from aidc_thermo import curve_cache
+
+        curves = curve_cache.reference(cp_t, "case", case_file.directory)  # checked now, solved after parsing
+        cold_plate = None
+    elif cp_t.has("curves"):
         given = [k for k in _PARAMETRIC_PLATE_KEYS if cp_t.has(k)]
         if given:
             raise cp_t.error(given[0], "give either curves = <curve file> or the parametric R(q) and dp keys, not both")
@@ -360,12 +373,12 @@ def parse(case_file: CaseFile) -> FacilityCase:
     rho_fw, cp_fw, fw_coolant_fit = _coolant_props(fw_coolant, supply_ref)
     sec_name, fw_name = sec_coolant_fit.name, fw_coolant_fit.name
     if curves is not None:
-        require_coolant(curves, sec_coolant_fit, cp_t, "the secondary loop's")
+        require_coolant(curves, sec_coolant_fit, cp_t, "the secondary loop's", key=curve_key)
         if not curves.covers(q_cp):
             raise sec.error(
                 "flow_per_accelerator",
                 f"{q_cp * 6e4:.4g} L/min is outside the flow range of the cold-plate curves "
-                f"({curves.range_text()}, {cp_t.raw('curves')}); the curves are not extrapolated",
+                f"({curves.range_text()}, {cp_t.raw(curve_key)}); the curves are not extrapolated",
             )
     sec.finish()
     fw.finish()
@@ -573,6 +586,9 @@ def parse(case_file: CaseFile) -> FacilityCase:
         out.finish()
     root.finish()
     _require_memory(case_file.path, len(weather), 1 + len(sweep), max_iter)
+    if cold_plate is None:  # [cold_plate] case = ...: every check passed, the plate's curves are solved (or cached)
+        curves = curves.curves()
+        cold_plate = dict(table_flow=curves.flow, table_r=curves.r_max, table_dp=curves.dp)
 
     params = dict(
         accelerator=acc,

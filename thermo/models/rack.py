@@ -194,10 +194,16 @@ _INLINE_KEYS = ("dp_rated", "flow_rated", "dp_exponent", "resistance_flow", "res
 def _read_plate(t: Table, coolant: Coolant, directory: Path) -> PlateType:
     name = t.string("name")
     power = t.quantity("power", "power", nonnegative=True)
-    if t.has("curves"):
+    if t.has("curves") or t.has("case"):
+        if t.has("curves") and t.has("case"):
+            raise t.error("case", "give either curves = <curve file> or case = <cold-plate case file>, not both")
         given = [k for k in _INLINE_KEYS if t.has(k)]
         if given:
-            raise t.error(given[0], "give either curves = <curve file> or the inline dp and R(Q) keys, not both")
+            raise t.error(
+                given[0],
+                "give either curves = <curve file> (or case = <cold-plate case file>) or the inline dp and R(Q) "
+                "keys, not both",
+            )
         curves = _read_plate_curves(t, coolant, directory)
         limit = t.quantity("junction_limit", "temperature", default=None)
         t.finish()
@@ -218,6 +224,10 @@ def _read_plate(t: Table, coolant: Coolant, directory: Path) -> PlateType:
 
 
 def _read_plate_curves(t: Table, coolant: Coolant, directory: Path) -> ColdPlateCurves:
+    if t.has("case"):  # a compact_coldplate case: its curves solved (or taken from the curve cache) now
+        from aidc_thermo import curve_cache
+
+        return curve_cache.resolve(t, "case", directory, coolant, "this rack's")
     raw = t.raw("curves")
     if not isinstance(raw, str) or not raw.strip():
         raise t.error("curves", f"expected the path of a cold-plate curve file (relative to this file), got {raw!r}")
