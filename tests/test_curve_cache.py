@@ -358,3 +358,13 @@ def test_rack_flow_outside_the_solved_range_is_a_failed_solve(tmp_path, cache, c
     err = capsys.readouterr().err
     assert "plates of type 'gpu' run outside the flow range of their curve file (3.5..5 L/min)" in err
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_fmu_refuses_a_plate_named_by_its_case(tmp_path, cache, capsys):
+    """An FMU embeds curve files; a plate case is refused (exit 2) before anything is solved or written."""
+    (tmp_path / "plate.toml").write_text(_plate_text())
+    (tmp_path / "rack.toml").write_text(_rack_text('case = "plate.toml"'))
+    assert main(["fmu", str(tmp_path / "rack.toml"), "-o", str(tmp_path / "r.fmu"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"rack.toml: plate_types\[0\]\.case: thermo fmu embeds cold-plate curve files", err), err
+    assert not (tmp_path / "r.fmu").exists() and not cache.exists()

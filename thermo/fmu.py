@@ -673,6 +673,18 @@ def _atomic(target: Path):
 CURVES_RESOURCE = "cold_plate_curves.csv"
 
 
+def _plate_case_refs(data: dict) -> list[str]:
+    """The keys by which a facility or rack case names a cold plate by its
+    case (``[cold_plate] case``, ``[[plate_types]] case``: :mod:`aidc_thermo.curve_cache`)."""
+    keys = []
+    if isinstance(data.get("cold_plate"), dict) and "case" in data["cold_plate"]:
+        keys.append("cold_plate.case")
+    types = data.get("plate_types")
+    if isinstance(types, list):
+        keys += [f"plate_types[{i}].case" for i, t in enumerate(types) if isinstance(t, dict) and "case" in t]
+    return keys
+
+
 def _embed_curves(case_file: CaseFile, res: Path, refs: list[tuple[str, str]]) -> tuple[str, list[Path]]:
     """The case text to embed and the extra resource files: every curve file
     the case names (``refs``: (key, path as written)) is copied beside the
@@ -721,6 +733,13 @@ def export(case_path: str | Path, target: str | Path) -> dict:
             "be exported as an FMU",
         )
     kind = EXPORTERS[model.CASE_TYPE]
+    for key in _plate_case_refs(case_file.data):
+        raise CaseError(
+            case_file.path,
+            key,
+            "thermo fmu embeds cold-plate curve files, not cold-plate cases: run the plate case (thermo run "
+            "plate.toml -o OUT) and name OUT/curves.csv here as curves = ...",
+        )
     case = model.parse(case_file)
     kind.preflight(case)  # e.g. the facility ratings' CaseErrors (exit 2) before anything is written
     point = kind(case, case_file)
