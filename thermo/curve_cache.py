@@ -65,6 +65,7 @@ _FORMAT = "1"  # bump when the entry layout changes: older entries are then neve
 _CHECKSUM = "# checksum: sha256 "
 
 _records: list[dict] = []  # the resolutions of the current command (begin_run clears it)
+_this_run: dict[str, ColdPlateCurves] = {}  # cache key -> curves resolved since begin_run (one solve per run)
 
 
 def cache_dir(environ=None) -> Path | None:
@@ -80,13 +81,16 @@ def cache_dir(environ=None) -> Path | None:
 
 
 def begin_run() -> None:
-    """Forget the resolutions recorded so far (the command line calls this before parsing a case)."""
+    """Forget the resolutions recorded so far (the command line calls this before parsing a case). Within a
+    run, a plate named twice (two plate types, the same case) is solved or read once."""
     _records.clear()
+    _this_run.clear()
 
 
 def records() -> list[dict]:
     """The resolutions since :func:`begin_run`: one dict per reference (referring file and key, plate case,
-    its key, ``cache``: ``hit``, ``miss`` or ``off``, seconds)."""
+    its key, ``cache``: ``hit``, ``miss``, ``off``, or ``run`` for a plate already resolved in this run;
+    seconds)."""
     return [dict(r) for r in _records]
 
 
@@ -297,6 +301,16 @@ def _record(ref: PlateReference, cache: str, seconds: float, entry: Path | None)
 
 
 def _curves(ref: PlateReference) -> ColdPlateCurves:
+    done = _this_run.get(ref.cache_key)
+    if done is not None:
+        _record(ref, "run", 0.0, None)
+        return _finish(ref, done)
+    curves = _resolve(ref)
+    _this_run[ref.cache_key] = curves
+    return curves
+
+
+def _resolve(ref: PlateReference) -> ColdPlateCurves:
     folder = cache_dir()
     entry = None if folder is None else folder / f"{ref.cache_key}.csv"
     name = ref.raw
