@@ -12,8 +12,9 @@ run`` of the plate does) and hands the referring model the same
 The curves are cached by content: the key is the SHA-256 over the plate
 case file's bytes, every file it references (any string value of the case
 that names an existing file next to it: power maps, closure tables, STL
-outlines), the package source (:func:`aidc_thermo.compile_cache.source_hash`),
-the jax and jaxlib versions and the plate's precision. An entry is a curve
+outlines), the package source (:func:`aidc_thermo.compile_cache.source_hash`)
+and data files (coolant property fits), the jax and jaxlib versions and the
+plate's precision. An entry is a curve
 CSV in exact form (SI units, every number as its shortest round-trip repr:
 it reads back bit for bit) with the key and a SHA-256 of its text; a file that
 fails either check, or does not read as curves, is solved again, never
@@ -230,6 +231,11 @@ def _content_key(path: Path, inputs: list[Path], precision: str) -> str:
 
     for text in (f"aidc-thermo curve cache {_FORMAT}", source_hash(), ver("jax"), ver("jaxlib"), precision):
         part(text.encode())
+    data = Path(__file__).resolve().parent / "data"  # the package's own data (coolant property fits): not *.py
+    for p in sorted(data.rglob("*")) if data.is_dir() else ():
+        if p.is_file():
+            part(str(p.relative_to(data)).encode())
+            part(p.read_bytes())
     part(path.read_bytes())
     for p in inputs:
         try:
