@@ -187,6 +187,19 @@ def test_cache_off_solves_every_time(tmp_path, monkeypatch):
     assert solver.calls == 2 and [r["cache"] for r in curve_cache.records()] == ["off"]
 
 
+def test_no_curve_cache_flag_turns_it_off(monkeypatch):
+    from aidc_thermo.cli import _configure_jax, build_parser
+
+    monkeypatch.setenv(curve_cache.ENV, "/some/folder")
+    try:
+        _configure_jax(build_parser().parse_args(["run", "x.toml", "--no-curve-cache", "--no-compile-cache"]))
+        assert curve_cache.cache_dir() is None
+        _configure_jax(build_parser().parse_args(["run", "x.toml", "--no-compile-cache"]))
+        assert curve_cache.cache_dir() == Path("/some/folder")
+    finally:
+        curve_cache.configure(True)
+
+
 def test_cache_folder_defaults_beside_the_compile_cache():
     env = {"XDG_CACHE_HOME": "/x/cache"}
     assert curve_cache.cache_dir(env) == Path("/x/cache/aidc-thermo/curves")

@@ -35,6 +35,9 @@ def _configure_jax(args) -> None:
     from aidc_thermo import compile_cache
 
     jax.config.update("jax_enable_x64", True)
+    from aidc_thermo import curve_cache
+
+    curve_cache.configure(enabled=not getattr(args, "no_curve_cache", False))
     _, note = compile_cache.configure(enabled=not getattr(args, "no_compile_cache", False))
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -263,6 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "do not read or write the persistent compilation cache (default: on, in "
                 "$AIDC_THERMO_COMPILE_CACHE or $XDG_CACHE_HOME/aidc-thermo/jax; AIDC_THERMO_COMPILE_CACHE=off "
                 "also turns it off)"
+            ),
+        )
+        cmd.add_argument(
+            "--no-curve-cache",
+            action="store_true",
+            help=(
+                "solve the cold plates this case names by their case (case = ...) without reading or writing "
+                "the curve cache (default: on, in $AIDC_THERMO_CURVE_CACHE or $XDG_CACHE_HOME/aidc-thermo/curves)"
             ),
         )
         cmd.set_defaults(func=func, solves=True)

@@ -22,8 +22,8 @@ trusted. Writes are atomic (a temporary file, then a rename).
 
 Where: ``$AIDC_THERMO_CURVE_CACHE`` if set to a folder; otherwise
 ``$XDG_CACHE_HOME/aidc-thermo/curves`` (``~/.cache/aidc-thermo/curves``).
-Off: ``AIDC_THERMO_CURVE_CACHE=off`` (or ``0``, ``no``, ``false``, ``none``):
-every run solves the plate.
+Off: ``AIDC_THERMO_CURVE_CACHE=off`` (or ``0``, ``no``, ``false``, ``none``)
+or the command-line flag ``--no-curve-cache``: every run solves the plate.
 
 Each resolution is logged on the command's progress channel ("cold-plate
 curves for plate.toml: solved in 12.3 s, cached as ..." or "... reused from
@@ -51,6 +51,7 @@ __all__ = [
     "ALLOWED_TYPES",
     "PlateReference",
     "cache_dir",
+    "configure",
     "reference",
     "resolve",
     "begin_run",
@@ -69,8 +70,22 @@ _records: list[dict] = []  # the resolutions of the current command (begin_run c
 _this_run: dict[str, ColdPlateCurves] = {}  # cache key -> curves resolved since begin_run (one solve per run)
 
 
+_enabled = True  # the command line's --no-curve-cache sets it off (configure)
+
+
+def configure(enabled: bool = True) -> None:
+    """Turn the curve cache off (or on again) for this process: the command
+    line's ``--no-curve-cache``. The environment variable still decides the folder."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
 def cache_dir(environ=None) -> Path | None:
-    """The curve cache folder, or None when the cache is off."""
+    """The curve cache folder, or None when the cache is off (``environ``:
+    the variables to read, default ``os.environ``; with the default, also off
+    after ``configure(False)``)."""
+    if environ is None and not _enabled:
+        return None
     environ = os.environ if environ is None else environ
     value = environ.get(ENV, "").strip()
     if value.lower() in OFF_VALUES:
