@@ -149,6 +149,20 @@ class Supply:
 
 
 @dataclass(frozen=True)
+class Row:
+    """A row of identical racks on one CDU's horizontal headers (``[row]``)."""
+
+    racks: int
+    return_: str  # "direct": the return header flows back to the CDU; "reverse": it runs on, then back
+    diameter: float  # header inside diameter, m
+    roughness: float
+    rack_pitch: float  # header length between neighbouring racks' take-offs, m
+    feed_length: float  # CDU to the first take-off (and from the return header's end back to the CDU), m
+    feed_k: float
+    tees: bool
+
+
+@dataclass(frozen=True)
 class RackCase:
     name: str
     description: str
@@ -162,6 +176,11 @@ class RackCase:
     sections: tuple[Section, ...]
     precision: str
     plots: bool
+    row: Row | None = None  # a row of ``row.racks`` copies of this rack on a CDU's headers
+
+    @property
+    def n_racks(self) -> int:
+        return 1 if self.row is None else self.row.racks
 
     @property
     def trays(self) -> tuple[str, ...]:
@@ -176,10 +195,18 @@ class RackCase:
 
     @property
     def liquid_power(self) -> float:
-        return sum(self.plate(p).power for t in self.trays for br in self.tray(t).branches for p in br)
+        """Heat into the coolant of the whole network (all racks of a row)."""
+        return self.n_racks * sum(self.plate(p).power for t in self.trays for br in self.tray(t).branches for p in br)
+
+    @property
+    def total_flow(self) -> float:
+        """Flow the CDU delivers, m^3/s: [supply] flow is per rack."""
+        return self.n_racks * self.supply.flow
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        if self.row is None:
+            del d["row"]  # a single rack echoes as before rows existed
         d["coolant"] = {
             "name": self.coolant.name,
             "fluid": self.coolant.fluid,
@@ -308,12 +335,14 @@ def parse(case: CaseFile) -> RackCase:
         )
         t.finish()
 
+    row = _read_row(root, manifold)
+
     sv = root.table("solver", default={})
     precision = sv.string("precision", default="float64", choices=("float64", "float32"))
     sv.finish()
     plots = read_plots_flag(root)
     root.finish()
-    _require_memory(case.path, sections, trays)
+    _require_memory(case.path, sections, trays, 1 if row is None else row.racks)
     return RackCase(
         name,
         description,
@@ -327,7 +356,38 @@ def parse(case: CaseFile) -> RackCase:
         tuple(sections),
         precision,
         plots,
+        row,
     )
+
+
+#: The most racks a [row] may hold (a CDU row is tens of racks at most)
+MAX_RACKS = 200
+
+
+def _read_row(root: Table, manifold: Manifold) -> Row | None:
+    """The optional ``[row]``: this rack repeated ``racks`` times along a CDU's
+    supply and return headers."""
+    if not root.has("row"):
+        return None
+    r = root.table("row")
+    row = Row(
+        racks=r.integer("racks", minimum=1, maximum=MAX_RACKS),
+        return_=r.string("return", choices=("direct", "reverse")),
+        diameter=r.quantity("diameter", "length", positive=True),
+        roughness=r.quantity("roughness", "length", default=1.5e-6, nonnegative=True),
+        rack_pitch=r.quantity("rack_pitch", "length", positive=True),
+        feed_length=r.quantity("feed_length", "length", default=2.0, nonnegative=True),
+        feed_k=r.number("feed_k", default=1.0, minimum=0.0),
+        tees=r.boolean("tees", default=True),
+    )
+    if row.tees and row.diameter <= manifold.diameter:
+        raise r.error(
+            "diameter",
+            f"the header ({row.diameter * 1e3:.4g} mm) must be wider than the rack manifold it feeds "
+            f"([manifold] diameter {manifold.diameter * 1e3:.4g} mm) for its take-off tees",
+        )
+    r.finish()
+    return row
 
 
 #: The most trays one rack network may hold: a 1U tray pitch puts 1000 trays
@@ -335,11 +395,13 @@ def parse(case: CaseFile) -> RackCase:
 MAX_TRAYS = 1000
 
 
-def _require_memory(path, sections, trays) -> None:
-    """Refuse (CaseError) a rack too large to build, before any array exists.
-    The Newton step factorises the manifold ladder (about two condensed nodes
-    per tray) as one dense block: matrix, LU factors and a copy, 8 B each."""
-    n = resources.require_count(path, "sections[].count", sum(s.count for s in sections), "trays", MAX_TRAYS)
+def _require_memory(path, sections, trays, racks: int = 1) -> None:
+    """Refuse (CaseError) a rack (or row of racks) too large to build, before
+    any array exists. The Newton step factorises the manifold ladder (about
+    two condensed nodes per tray) as one dense block: matrix, LU factors and a
+    copy, 8 B each."""
+    per_rack = resources.require_count(path, "sections[].count", sum(s.count for s in sections), "trays", MAX_TRAYS)
+    n = per_rack * racks
     plates = max(sum(len(b) for b in t.branches) for t in trays)
     dense = 4 * 8 * (2 * n) ** 2
     edges = 4_000 * n * (1 + plates)
@@ -359,6 +421,13 @@ def _require_memory(path, sections, trays) -> None:
 #: a plain manifold segment; the run and branch legs of a tap's tee; an end
 #: tap's hose on the supply or return side; a quick disconnect; a cold plate.
 R_FEED, R_SEGMENT, R_TEE_RUN, R_TEE_BRANCH, R_HOSE_SUPPLY, R_HOSE_RETURN, R_QD, R_PLATE = range(8)
+#: A row's edges: the CDU feed (and the direct-return drain) pipe; the reverse
+#: return line (feed length plus the header's length); a header segment; the
+#: run and branch legs of a rack's take-off tee (the branch is the rack's feed
+#: pipe); the last rack's feed and drain, where all the remaining flow turns.
+R_ROW_FEED, R_ROW_RETURN_LINE, R_ROW_SEGMENT, R_ROW_TEE_RUN, R_ROW_TEE_BRANCH, R_ROW_END_SUPPLY, R_ROW_END_RETURN = (
+    range(8, 15)
+)
 
 
 @dataclass(frozen=True)
@@ -386,10 +455,16 @@ class RackNetwork:
     edge_plate_type: tuple[int, ...] = ()
     node_tray: tuple[int, ...] = ()  # tray whose tap level a node sits at; -1 the inlet, -2 the outlet
     tray_gap_section: tuple[int, ...] = ()  # section whose gap_below lies under each tray's tap, or -1
+    qd_supply_edges: np.ndarray = None  # supply QD edge of every tray (rack by rack in a row)
+    plate_rack: np.ndarray = None  # rack of every plate (0 without [row])
+    rack_feed_edges: np.ndarray = None  # the edge feeding each rack's supply manifold
+    header_supply_nodes: np.ndarray = None  # a row's supply header node at each rack's take-off (empty without)
+    header_return_nodes: np.ndarray = None
 
 
 def build_network(case: RackCase, dtype) -> RackNetwork:
-    """Nodes and edges of the rack (see the module docstring)."""
+    """Nodes and edges of the rack, or of the row of racks (see the module
+    docstring)."""
     from aidc_thermo.kernels.network import EdgeKind, NetworkBuilder, tee_loss_coefficient
 
     man, hose = case.manifold, case.hose
@@ -408,128 +483,31 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
             z.append(level)
             k += 1
     z = np.asarray(z)
-    elevation = {"inlet": 0.0, "outlet": 0.0 if man.layout == "U" else float(z[-1])}
-    for i in range(n):
-        for nm in (f"S{i}", f"R{i}", f"t{i}_a", f"t{i}_b", f"t{i}_c", f"t{i}_d"):
-            b.node(nm)
-            elevation[nm] = float(z[i])
-    beta2 = (hose.diameter / man.diameter) ** 2
-    # the end taps have no run leg: all the flow turns into (or out of) the
-    # hose; Crane's branch coefficient at x = 1, moved from the manifold's to
-    # the hose's velocity head (times beta^4), is added to that hose
-    k_end_supply = float(tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, beta2)) * beta2**2
-    k_end_return = float(tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, beta2)) * beta2**2
-    seg = [man.pitch + g for g in gaps]  # seg[i]: manifold length between tap i-1 and tap i
-    pipe = dict(roughness=man.roughness)
-
-    # supply manifold (flow upwards), a dividing tee at every tap but the last
+    row = case.row
+    elevation = {"inlet": 0.0, "outlet": 0.0 if (man.layout == "U" or row is not None) else float(z[-1])}
     roles: list[tuple[int, int, int]] = []  # (role, segment, plate type) per edge, in edge order
-    b.pipe("inlet", "S0", man.feed_length, man.diameter, k_minor=man.feed_k, label="feed", **pipe)
-    roles.append((R_FEED, -1, -1))
-    for i in range(n):
-        if man.tees and i < n - 1:
-            b.tee(
-                f"S{i}",
-                f"S{i + 1}",
-                f"t{i}_a",
-                True,
-                beta2,
-                seg[i + 1],
-                man.diameter,
-                hose.length,
-                hose.diameter,
-                roughness=man.roughness,
-                branch_k=hose.k_minor,
-                label=f"supply tap {i}",
-            )
-            roles += [(R_TEE_RUN, i + 1, -1), (R_TEE_BRANCH, -1, -1)]
-        else:
-            if i < n - 1:
-                b.pipe(f"S{i}", f"S{i + 1}", seg[i + 1], man.diameter, label=f"supply seg {i}", **pipe)
-                roles.append((R_SEGMENT, i + 1, -1))
-            roles.append((R_HOSE_SUPPLY, -1, -1))
-            b.pipe(
-                f"S{i}",
-                f"t{i}_a",
-                hose.length,
-                hose.diameter,
-                roughness=hose.roughness,
-                k_minor=hose.k_minor + (k_end_supply if man.tees else 0.0),
-                label=f"tray {i} supply hose",
-            )
-    # return manifold: U flows down to the bottom outlet, Z up to the top outlet
-    for i in range(n):
-        upstream = i + 1 if man.layout == "U" else i - 1
-        has_run = 0 <= upstream < n
-        if man.tees and has_run:
-            length = seg[i + 1] if man.layout == "U" else seg[i]
-            b.tee(
-                f"R{i}",
-                f"R{upstream}",
-                f"t{i}_d",
-                False,
-                beta2,
-                length,
-                man.diameter,
-                hose.length,
-                hose.diameter,
-                roughness=man.roughness,
-                branch_k=hose.k_minor,
-                label=f"return tap {i}",
-            )
-            roles += [(R_TEE_RUN, i + 1 if man.layout == "U" else i, -1), (R_TEE_BRANCH, -1, -1)]
-        else:
-            if has_run:
-                length = seg[i + 1] if man.layout == "U" else seg[i]
-                b.pipe(f"R{upstream}", f"R{i}", length, man.diameter, label=f"return seg {i}", **pipe)
-                roles.append((R_SEGMENT, i + 1 if man.layout == "U" else i, -1))
-            roles.append((R_HOSE_RETURN, -1, -1))
-            b.pipe(
-                f"t{i}_d",
-                f"R{i}",
-                hose.length,
-                hose.diameter,
-                roughness=hose.roughness,
-                k_minor=hose.k_minor + (k_end_return if man.tees else 0.0),
-                label=f"tray {i} return hose",
-            )
-    last = "R0" if man.layout == "U" else f"R{n - 1}"
-    b.pipe(last, "outlet", man.feed_length, man.diameter, k_minor=man.feed_k, label="drain", **pipe)
-    roles.append((R_FEED, -1, -1))
+    parts = _Parts()
 
-    # trays
-    n_table = _table_points(case)
-    plates, ptray, pbranch, ppos, ptype, ppower = [], [], [], [], [], []
-    for i, tname in enumerate(trays):
-        b.flow_coefficient(f"t{i}_a", f"t{i}_b", kv=case.qd_kv, label=f"tray {i} supply QD")
-        b.flow_coefficient(f"t{i}_c", f"t{i}_d", kv=case.qd_kv, label=f"tray {i} return QD")
-        roles += [(R_QD, -1, -1), (R_QD, -1, -1)]
-        for j, branch in enumerate(case.tray(tname).branches):
-            prev = f"t{i}_b"
-            for k, pname in enumerate(branch):
-                nxt = f"t{i}_c" if k == len(branch) - 1 else f"t{i}_br{j}_{k}"
-                if nxt != f"t{i}_c":
-                    b.node(nxt)
-                    elevation[nxt] = float(z[i])
-                pt = case.plate(pname)
-                label = f"tray {i} branch {j} plate {k} ({pname})"
-                if pt.curves is not None:
-                    e = b.loglog_table(prev, nxt, *_dp_table(pt.curves, n_table), label=label)
-                else:
-                    coef = pt.dp_rated / pt.flow_rated**pt.dp_exponent
-                    e = b.power_law(prev, nxt, pow_coef=coef, exponent=pt.dp_exponent, label=label)
-                plates.append(e)
-                roles.append((R_PLATE, -1, [p.name for p in case.plate_types].index(pname)))
-                ptray.append(i)
-                pbranch.append(j)
-                ppos.append(k)
-                ptype.append(pname)
-                ppower.append(pt.power)
-                prev = nxt
+    if row is None:
+
+        def feed_in(s0):
+            b.pipe("inlet", s0, man.feed_length, man.diameter, k_minor=man.feed_k, label="feed", roughness=man.roughness)
+            roles.append((R_FEED, -1, -1))
+
+        def drain_out(r_last):
+            b.pipe(r_last, "outlet", man.feed_length, man.diameter, k_minor=man.feed_k, label="drain",
+                   roughness=man.roughness)  # fmt: skip
+            roles.append((R_FEED, -1, -1))
+
+        _add_rack(b, case, z, gaps, elevation, roles, parts, "", "", feed_in, drain_out, EdgeKind,
+                  tee_loss_coefficient)  # fmt: skip
+    else:
+        _add_row(b, case, z, gaps, elevation, roles, parts, EdgeKind, tee_loss_coefficient)
+
     net, params = b.build(dtype)
     bnd = b.boundary(
         pressure={"outlet": case.supply.return_pressure},
-        supply={"inlet": case.supply.flow},
+        supply={"inlet": case.total_flow if row is not None else case.supply.flow},
         elevation=elevation,
         dtype=dtype,
     )
@@ -537,9 +515,11 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
     node_tray = []
     for label in net.node_labels:
         if label in ("inlet", "outlet"):
-            node_tray.append(-1 if label == "inlet" else -2)
+            node_tray.append(-2 if label == "outlet" and row is None else -1)
+        elif row is not None and "." not in label:
+            node_tray.append(-1)  # a header node of the row, on the floor
         else:
-            node_tray.append(int(label[1:].split("_")[0]))
+            node_tray.append(int(label.split(".")[-1][1:].split("_")[0]))
     section_of_tray, first = [], []
     for si, sec in enumerate(case.sections):
         for j in range(sec.count):
@@ -551,22 +531,252 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
         params=params,
         boundary=bnd,
         tray_level=z,
-        supply_nodes=np.array([b.index(f"S{i}") for i in range(n)]),
-        return_nodes=np.array([b.index(f"R{i}") for i in range(n)]),
+        supply_nodes=np.array([b.index(x) for x in parts.supply_nodes]),
+        return_nodes=np.array([b.index(x) for x in parts.return_nodes]),
         inlet=b.index("inlet"),
         outlet=b.index("outlet"),
-        plate_edges=np.asarray(plates),
-        plate_tray=np.asarray(ptray),
-        plate_branch=np.asarray(pbranch),
-        plate_position=np.asarray(ppos),
-        plate_type=tuple(ptype),
-        plate_power=np.asarray(ppower, float),
+        plate_edges=np.asarray(parts.plates),
+        plate_tray=np.asarray(parts.ptray),
+        plate_branch=np.asarray(parts.pbranch),
+        plate_position=np.asarray(parts.ppos),
+        plate_type=tuple(parts.ptype),
+        plate_power=np.asarray(parts.ppower, float),
         edge_role=tuple(r[0] for r in roles),
         edge_segment=tuple(r[1] for r in roles),
         edge_plate_type=tuple(r[2] for r in roles),
         node_tray=tuple(node_tray),
         tray_gap_section=gap_section,
+        qd_supply_edges=np.asarray(parts.qd_supply),
+        plate_rack=np.asarray(parts.prack),
+        rack_feed_edges=np.asarray(parts.rack_feed),
+        header_supply_nodes=np.array([b.index(x) for x in parts.header_supply]),
+        header_return_nodes=np.array([b.index(x) for x in parts.header_return]),
     )
+
+
+class _Parts:
+    """Where build_network put things (node labels and edge indices)."""
+
+    def __init__(self):
+        self.supply_nodes, self.return_nodes, self.qd_supply, self.rack_feed = [], [], [], []
+        self.plates, self.ptray, self.pbranch, self.ppos, self.ptype, self.ppower, self.prack = [], [], [], [], [], [], []
+        self.header_supply, self.header_return = [], []
+
+
+def _add_rack(b, case, z, gaps, elevation, roles, parts, p, lp, feed_in, drain_out, EdgeKind, tee_loss_coefficient):
+    """One rack's manifolds and trays: node labels prefixed with ``p``, edge
+    labels with ``lp``; ``feed_in(S0)`` and ``drain_out(R_last)`` add the
+    edges that feed the supply manifold's first tap and drain the return
+    manifold's last one."""
+    man, hose = case.manifold, case.hose
+    trays = case.trays
+    n = len(trays)
+    rack = len(parts.rack_feed)
+    for i in range(n):
+        for nm in (f"S{i}", f"R{i}", f"t{i}_a", f"t{i}_b", f"t{i}_c", f"t{i}_d"):
+            b.node(p + nm)
+            elevation[p + nm] = float(z[i])
+    parts.supply_nodes += [f"{p}S{i}" for i in range(n)]
+    parts.return_nodes += [f"{p}R{i}" for i in range(n)]
+    beta2 = (hose.diameter / man.diameter) ** 2
+    # the end taps have no run leg: all the flow turns into (or out of) the
+    # hose; Crane's branch coefficient at x = 1, moved from the manifold's to
+    # the hose's velocity head (times beta^4), is added to that hose
+    k_end_supply = float(tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, beta2)) * beta2**2
+    k_end_return = float(tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, beta2)) * beta2**2
+    seg = [man.pitch + g for g in gaps]  # seg[i]: manifold length between tap i-1 and tap i
+    pipe = dict(roughness=man.roughness)
+
+    # supply manifold (flow upwards), a dividing tee at every tap but the last
+    parts.rack_feed.append(b.n_edges)
+    feed_in(f"{p}S0")
+    for i in range(n):
+        if man.tees and i < n - 1:
+            b.tee(
+                f"{p}S{i}",
+                f"{p}S{i + 1}",
+                f"{p}t{i}_a",
+                True,
+                beta2,
+                seg[i + 1],
+                man.diameter,
+                hose.length,
+                hose.diameter,
+                roughness=man.roughness,
+                branch_k=hose.k_minor,
+                label=f"{lp}supply tap {i}",
+            )
+            roles += [(R_TEE_RUN, i + 1, -1), (R_TEE_BRANCH, -1, -1)]
+        else:
+            if i < n - 1:
+                b.pipe(f"{p}S{i}", f"{p}S{i + 1}", seg[i + 1], man.diameter, label=f"{lp}supply seg {i}", **pipe)
+                roles.append((R_SEGMENT, i + 1, -1))
+            roles.append((R_HOSE_SUPPLY, -1, -1))
+            b.pipe(
+                f"{p}S{i}",
+                f"{p}t{i}_a",
+                hose.length,
+                hose.diameter,
+                roughness=hose.roughness,
+                k_minor=hose.k_minor + (k_end_supply if man.tees else 0.0),
+                label=f"{lp}tray {i} supply hose",
+            )
+    # return manifold: U flows down to the bottom outlet, Z up to the top outlet
+    for i in range(n):
+        upstream = i + 1 if man.layout == "U" else i - 1
+        has_run = 0 <= upstream < n
+        if man.tees and has_run:
+            length = seg[i + 1] if man.layout == "U" else seg[i]
+            b.tee(
+                f"{p}R{i}",
+                f"{p}R{upstream}",
+                f"{p}t{i}_d",
+                False,
+                beta2,
+                length,
+                man.diameter,
+                hose.length,
+                hose.diameter,
+                roughness=man.roughness,
+                branch_k=hose.k_minor,
+                label=f"{lp}return tap {i}",
+            )
+            roles += [(R_TEE_RUN, i + 1 if man.layout == "U" else i, -1), (R_TEE_BRANCH, -1, -1)]
+        else:
+            if has_run:
+                length = seg[i + 1] if man.layout == "U" else seg[i]
+                b.pipe(f"{p}R{upstream}", f"{p}R{i}", length, man.diameter, label=f"{lp}return seg {i}", **pipe)
+                roles.append((R_SEGMENT, i + 1 if man.layout == "U" else i, -1))
+            roles.append((R_HOSE_RETURN, -1, -1))
+            b.pipe(
+                f"{p}t{i}_d",
+                f"{p}R{i}",
+                hose.length,
+                hose.diameter,
+                roughness=hose.roughness,
+                k_minor=hose.k_minor + (k_end_return if man.tees else 0.0),
+                label=f"{lp}tray {i} return hose",
+            )
+    drain_out(f"{p}R0" if man.layout == "U" else f"{p}R{n - 1}")
+
+    # trays
+    n_table = _table_points(case)
+    type_names = [pt.name for pt in case.plate_types]
+    for i, tname in enumerate(trays):
+        parts.qd_supply.append(b.flow_coefficient(f"{p}t{i}_a", f"{p}t{i}_b", kv=case.qd_kv,
+                                                  label=f"{lp}tray {i} supply QD"))  # fmt: skip
+        b.flow_coefficient(f"{p}t{i}_c", f"{p}t{i}_d", kv=case.qd_kv, label=f"{lp}tray {i} return QD")
+        roles += [(R_QD, -1, -1), (R_QD, -1, -1)]
+        for j, branch in enumerate(case.tray(tname).branches):
+            prev = f"{p}t{i}_b"
+            for k, pname in enumerate(branch):
+                nxt = f"{p}t{i}_c" if k == len(branch) - 1 else f"{p}t{i}_br{j}_{k}"
+                if nxt != f"{p}t{i}_c":
+                    b.node(nxt)
+                    elevation[nxt] = float(z[i])
+                pt = case.plate(pname)
+                label = f"{lp}tray {i} branch {j} plate {k} ({pname})"
+                if pt.curves is not None:
+                    e = b.loglog_table(prev, nxt, *_dp_table(pt.curves, n_table), label=label)
+                else:
+                    coef = pt.dp_rated / pt.flow_rated**pt.dp_exponent
+                    e = b.power_law(prev, nxt, pow_coef=coef, exponent=pt.dp_exponent, label=label)
+                parts.plates.append(e)
+                roles.append((R_PLATE, -1, type_names.index(pname)))
+                parts.ptray.append(i)
+                parts.pbranch.append(j)
+                parts.ppos.append(k)
+                parts.ptype.append(pname)
+                parts.ppower.append(pt.power)
+                parts.prack.append(rack)
+                prev = nxt
+
+
+def _add_row(b, case, z, gaps, elevation, roles, parts, EdgeKind, tee_loss_coefficient):
+    """A row of ``[row] racks`` copies of the rack on the CDU's horizontal
+    supply and return headers (on the floor, elevation 0): the CDU's supply
+    ("inlet") feeds the supply header through the feed pipe; at every rack a
+    sharp tee takes the rack's flow off (its branch leg is the rack's own
+    feed pipe, [manifold] feed_length and feed_k) and the last rack takes all
+    the remaining flow (Crane's branch coefficient at a split of 1). Each
+    rack drains into the return header the same way. Direct return: the
+    return header flows back towards the CDU and leaves from rack 0's end
+    through a pipe of the feed's length. Reverse return: it flows on towards
+    the last rack and comes back to the CDU along the row (feed length plus
+    the header's length), so rack 0, first supplied, is the last returned."""
+    man, row = case.manifold, case.row
+    n_r = row.racks
+    beta2 = (man.diameter / row.diameter) ** 2
+    k_end_s = float(tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, beta2)) * beta2**2
+    k_end_r = float(tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, beta2)) * beta2**2
+    if not row.tees:
+        k_end_s = k_end_r = 0.0
+    hdr = dict(roughness=row.roughness)
+    reverse = row.return_ == "reverse" and n_r > 1  # (one rack: the same network either way)
+    feed = row.feed_length > 0 or row.feed_k > 0  # zero length and no loss: the CDU sits at the first take-off
+
+    def hs(k):  # supply header node at rack k
+        return "inlet" if (k == 0 and not feed) else f"H{k}"
+
+    def hr(k):  # return header node at rack k
+        return "outlet" if (k == 0 and not feed and not reverse) else f"G{k}"
+
+    for k in range(n_r):
+        for nm in (hs(k), hr(k)):
+            if nm not in ("inlet", "outlet"):
+                b.node(nm)
+                elevation[nm] = 0.0
+    parts.header_supply += [hs(k) for k in range(n_r)]
+    parts.header_return += [hr(k) for k in range(n_r)]
+    if feed:
+        b.pipe("inlet", "H0", row.feed_length, row.diameter, k_minor=row.feed_k, label="row feed", **hdr)
+        roles.append((R_ROW_FEED, -1, -1))
+    last_r = f"G{n_r - 1}" if reverse else "G0"
+
+    for k in range(n_r):
+        p, lp = f"k{k}.", f"rack {k} "
+        upstream_r = k - 1 if reverse else k + 1  # where the return header's run comes from
+
+        def feed_in(s0, k=k, lp=lp):
+            if row.tees and k < n_r - 1:
+                _, e = b.tee(hs(k), hs(k + 1), s0, True, beta2, row.rack_pitch, row.diameter, man.feed_length,
+                             man.diameter, roughness=row.roughness, branch_k=man.feed_k,
+                             label=f"{lp}take-off")  # fmt: skip
+                b.set(e, roughness=man.roughness)
+                roles.extend([(R_ROW_TEE_RUN, -1, -1), (R_ROW_TEE_BRANCH, -1, -1)])
+                parts.rack_feed[-1] = e
+            else:
+                if k < n_r - 1:
+                    b.pipe(hs(k), hs(k + 1), row.rack_pitch, row.diameter, label=f"supply header seg {k}", **hdr)
+                    roles.append((R_ROW_SEGMENT, -1, -1))
+                parts.rack_feed[-1] = b.pipe(hs(k), s0, man.feed_length, man.diameter, k_minor=man.feed_k + k_end_s,
+                                             label=f"{lp}feed", roughness=man.roughness)  # fmt: skip
+                roles.append((R_ROW_END_SUPPLY if row.tees else R_FEED, -1, -1))
+
+        def drain_out(r_last, k=k, lp=lp, up=upstream_r):
+            if row.tees and 0 <= up < n_r:
+                _, e = b.tee(hr(k), hr(up), r_last, False, beta2, row.rack_pitch, row.diameter, man.feed_length,
+                             man.diameter, roughness=row.roughness, branch_k=man.feed_k,
+                             label=f"{lp}return take-in")  # fmt: skip
+                b.set(e, roughness=man.roughness)
+                roles.extend([(R_ROW_TEE_RUN, -1, -1), (R_ROW_TEE_BRANCH, -1, -1)])
+            else:
+                if 0 <= up < n_r:
+                    b.pipe(hr(up), hr(k), row.rack_pitch, row.diameter, label=f"return header seg {k}", **hdr)
+                    roles.append((R_ROW_SEGMENT, -1, -1))
+                b.pipe(r_last, hr(k), man.feed_length, man.diameter, k_minor=man.feed_k + k_end_r, label=f"{lp}drain",
+                       roughness=man.roughness)  # fmt: skip
+                roles.append((R_ROW_END_RETURN if row.tees else R_FEED, -1, -1))
+
+        _add_rack(b, case, z, gaps, elevation, roles, parts, p, lp, feed_in, drain_out, EdgeKind,
+                  tee_loss_coefficient)  # fmt: skip
+    if reverse:
+        b.pipe(last_r, "outlet", row.feed_length + (n_r - 1) * row.rack_pitch, row.diameter, k_minor=row.feed_k,
+               label="row return line", **hdr)  # fmt: skip
+        roles.append((R_ROW_RETURN_LINE, -1, -1))
+    elif feed:
+        b.pipe(last_r, "outlet", row.feed_length, row.diameter, k_minor=row.feed_k, label="row drain", **hdr)
+        roles.append((R_ROW_FEED, -1, -1))
 
 
 def _table_points(case: RackCase) -> int:
@@ -647,6 +857,12 @@ class Static:
     max_iterations: int = 60
     #: per plate type, the (lowest, highest) flow of its curve file, m^3/s; () when no type has one
     curve_range: tuple[tuple[float, float] | None, ...] = ()
+    #: a [row]: the number of racks ("" return: no row), the return ("direct"/"reverse"), the take-off tees,
+    #: the edge feeding each rack; the plates, trays and supply QDs above are rack by rack, each rack's alike
+    n_racks: int = 1
+    row_return: str = ""
+    row_tees: bool = False
+    rack_feed_edges: tuple[int, ...] = ()
 
 
 class Params(NamedTuple):
@@ -682,6 +898,12 @@ class Params(NamedTuple):
     gap_below: Any
     dp_table_flow: Any  # (n_types, n_points) m^3/s
     dp_table: Any  # (n_types, n_points) Pa
+    # a [row] only (None without): its headers (supply_flow stays the flow per rack)
+    row_diameter: Any = None
+    row_roughness: Any = None
+    rack_pitch: Any = None
+    row_feed_length: Any = None
+    row_feed_k: Any = None
 
 
 class Solution(NamedTuple):
@@ -728,8 +950,8 @@ def build(case: RackCase) -> tuple[Static, Params]:
         tray_gap_section=rn.tray_gap_section,
         plate_edges=tuple(int(e) for e in rn.plate_edges),
         plate_type_index=tuple(names.index(t) for t in rn.plate_type),
-        qd_supply_edges=tuple(net.edge_labels.index(f"tray {i} supply QD") for i in range(len(rn.tray_level))),
-        tray_type_index=tuple([t.name for t in case.tray_types].index(t) for t in case.trays),
+        qd_supply_edges=tuple(int(e) for e in rn.qd_supply_edges),
+        tray_type_index=tuple([t.name for t in case.tray_types].index(t) for t in case.trays) * case.n_racks,
         plate_type_names=names,
         inlet=rn.inlet,
         outlet=rn.outlet,
@@ -742,6 +964,10 @@ def build(case: RackCase) -> tuple[Static, Params]:
             if any(p.curves is not None for p in case.plate_types)
             else ()
         ),
+        n_racks=case.n_racks,
+        row_return="" if case.row is None else case.row.return_,
+        row_tees=case.row is not None and case.row.tees,
+        rack_feed_edges=tuple(int(e) for e in rn.rack_feed_edges),
     )
     man, hose, sup = case.manifold, case.hose, case.supply
     n_table = _table_points(case)
@@ -775,7 +1001,17 @@ def build(case: RackCase) -> tuple[Static, Params]:
         dp_table_flow=f(np.stack([t[0] for t in tables])),
         dp_table=f(np.stack([t[1] for t in tables])),
     )
+    if case.row is not None:
+        row = case.row
+        params = params._replace(row_diameter=f(row.diameter), row_roughness=f(row.roughness),
+                                 rack_pitch=f(row.rack_pitch), row_feed_length=f(row.feed_length),
+                                 row_feed_k=f(row.feed_k))  # fmt: skip
     return static, params
+
+
+def total_flow(static: Static, params: Params):
+    """Flow the CDU delivers (m^3/s): [supply] flow per rack times the racks."""
+    return params.supply_flow if static.n_racks == 1 else params.supply_flow * static.n_racks
 
 
 def tray_levels(static: Static, params: Params):
@@ -809,7 +1045,10 @@ def edge_params(static: Static, params: Params):
         k_end_s = k_end_r = jnp.zeros_like(beta2)
 
     codes = dict(R_FEED=R_FEED, R_SEGMENT=R_SEGMENT, R_TEE_RUN=R_TEE_RUN, R_TEE_BRANCH=R_TEE_BRANCH,
-                 R_HOSE_SUPPLY=R_HOSE_SUPPLY, R_HOSE_RETURN=R_HOSE_RETURN, R_QD=R_QD, R_PLATE=R_PLATE)  # fmt: skip
+                 R_HOSE_SUPPLY=R_HOSE_SUPPLY, R_HOSE_RETURN=R_HOSE_RETURN, R_QD=R_QD, R_PLATE=R_PLATE,
+                 R_ROW_FEED=R_ROW_FEED, R_ROW_RETURN_LINE=R_ROW_RETURN_LINE, R_ROW_SEGMENT=R_ROW_SEGMENT,
+                 R_ROW_TEE_RUN=R_ROW_TEE_RUN, R_ROW_TEE_BRANCH=R_ROW_TEE_BRANCH, R_ROW_END_SUPPLY=R_ROW_END_SUPPLY,
+                 R_ROW_END_RETURN=R_ROW_END_RETURN)  # fmt: skip
 
     def pick(default, **by_role):  # per edge: the value of its role, else default
         out = jnp.full((ne,), default, dt)
@@ -829,6 +1068,25 @@ def edge_params(static: Static, params: Params):
                      R_HOSE_SUPPLY=params.hose_roughness, R_HOSE_RETURN=params.hose_roughness)  # fmt: skip
     k_minor = pick(0.0, R_FEED=params.feed_k, R_TEE_BRANCH=params.hose_k,
                    R_HOSE_SUPPLY=params.hose_k + k_end_s, R_HOSE_RETURN=params.hose_k + k_end_r)  # fmt: skip
+    if static.row_return:  # the row's headers and the racks' feeds off them
+        rb2 = (params.manifold_diameter / params.row_diameter) ** 2
+        ke_s = tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, rb2) * rb2**2
+        ke_r = tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, rb2) * rb2**2
+        if not static.row_tees:
+            ke_s = ke_r = jnp.zeros_like(rb2)
+        line = params.row_feed_length + (static.n_racks - 1) * params.rack_pitch
+        rack_feed = dict(R_ROW_TEE_BRANCH=params.feed_length, R_ROW_END_SUPPLY=params.feed_length,
+                         R_ROW_END_RETURN=params.feed_length)  # fmt: skip
+        hdr = dict(R_ROW_FEED=params.row_diameter, R_ROW_RETURN_LINE=params.row_diameter,
+                   R_ROW_SEGMENT=params.row_diameter, R_ROW_TEE_RUN=params.row_diameter)  # fmt: skip
+        length = pick(length, R_ROW_FEED=params.row_feed_length, R_ROW_RETURN_LINE=line,
+                      R_ROW_SEGMENT=params.rack_pitch, R_ROW_TEE_RUN=params.rack_pitch, **rack_feed)  # fmt: skip
+        diameter = pick(diameter, **hdr, **{k: params.manifold_diameter for k in rack_feed})
+        roughness = pick(roughness, **{k: params.row_roughness for k in hdr},
+                         **{k: params.manifold_roughness for k in rack_feed})  # fmt: skip
+        k_minor = pick(k_minor, R_ROW_FEED=params.row_feed_k, R_ROW_RETURN_LINE=params.row_feed_k,
+                       R_ROW_TEE_BRANCH=params.feed_k, R_ROW_END_SUPPLY=params.feed_k + ke_s,
+                       R_ROW_END_RETURN=params.feed_k + ke_r)  # fmt: skip
     coef = params.dp_rated / params.flow_rated**params.dp_exponent
     ep = EdgeParams(
         length=length,
@@ -847,7 +1105,9 @@ def edge_params(static: Static, params: Params):
         pump_r1=jnp.zeros((ne,), dt),
         pump_r2=jnp.zeros((ne,), dt),
         pump_speed=jnp.ones((ne,), dt),
-        area_ratio=pick(1.0, R_TEE_RUN=beta2, R_TEE_BRANCH=beta2),
+        area_ratio=pick(1.0, R_TEE_RUN=beta2, R_TEE_BRANCH=beta2)
+        if not static.row_return
+        else pick(1.0, R_TEE_RUN=beta2, R_TEE_BRANCH=beta2, R_ROW_TEE_RUN=rb2, R_ROW_TEE_BRANCH=rb2),
     )
     nn = static.network.n_nodes
     nt = np.asarray(static.node_tray)
@@ -855,7 +1115,7 @@ def edge_params(static: Static, params: Params):
     elevation = jnp.where(nt == -2, z_out, jnp.where(nt == -1, 0.0, z[np.maximum(nt, 0)]))
     onehot_in = jnp.asarray(np.arange(nn) == static.inlet, dt)
     onehot_out = jnp.asarray(np.arange(nn) == static.outlet, dt)
-    bnd = Boundary(pressure=onehot_out * params.return_pressure, supply=onehot_in * params.supply_flow,
+    bnd = Boundary(pressure=onehot_out * params.return_pressure, supply=onehot_in * total_flow(static, params),
                    elevation=elevation)  # fmt: skip
     return ep, bnd
 
@@ -877,7 +1137,7 @@ def solve(static: Static, params: Params) -> Solution:
     pe = np.asarray(static.plate_edges)
     pt = np.asarray(static.plate_type_index)
     power = params.plate_power[pt]
-    rise = jnp.sum(power) / (co.density(t_sup) * co.cp(t_sup) * params.supply_flow)
+    rise = jnp.sum(power) / (co.density(t_sup) * co.cp(t_sup) * total_flow(static, params))
     t_mean = jnp.minimum(t_sup + 0.5 * rise, co.t_max)
     fluid = Fluid(density=co.density(t_mean), viscosity=co.viscosity(t_mean), specific_heat=co.cp(t_mean))
     fluid = Fluid(*(jnp.asarray(x, dt) for x in (fluid.density, fluid.viscosity, fluid.specific_heat)))
