@@ -467,12 +467,10 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
     docstring)."""
     from aidc_thermo.kernels.network import EdgeKind, NetworkBuilder, tee_loss_coefficient
 
-    man, hose = case.manifold, case.hose
+    man = case.manifold
     b = NetworkBuilder()
     b.node("inlet")
     b.node("outlet", fixed=True)
-    trays = case.trays
-    n = len(trays)
     gaps, z = [], []
     level, k = 0.0, 0
     for s in case.sections:
@@ -491,7 +489,8 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
     if row is None:
 
         def feed_in(s0):
-            b.pipe("inlet", s0, man.feed_length, man.diameter, k_minor=man.feed_k, label="feed", roughness=man.roughness)
+            b.pipe("inlet", s0, man.feed_length, man.diameter, k_minor=man.feed_k, label="feed",
+                   roughness=man.roughness)  # fmt: skip
             roles.append((R_FEED, -1, -1))
 
         def drain_out(r_last):
@@ -559,7 +558,8 @@ class _Parts:
 
     def __init__(self):
         self.supply_nodes, self.return_nodes, self.qd_supply, self.rack_feed = [], [], [], []
-        self.plates, self.ptray, self.pbranch, self.ppos, self.ptype, self.ppower, self.prack = [], [], [], [], [], [], []
+        self.plates, self.ptray, self.pbranch, self.ppos = [], [], [], []
+        self.ptype, self.ppower, self.prack = [], [], []
         self.header_supply, self.header_return = [], []
 
 
@@ -1230,10 +1230,10 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
     z = bnd.elevation
     dp_rack = p[static.inlet] - p[static.outlet]
     dp_pump = dp_rack - rho * GRAVITY * (z[static.outlet] - z[static.inlet])
-    hydraulic = params.supply_flow * dp_pump
+    hydraulic = total_flow(static, params) * dp_pump
     t_ret = s.temperatures.node[static.outlet]
     heat_in = jnp.sum(params.plate_power[np.asarray(static.plate_type_index)])
-    heat_out = rho * cp * params.supply_flow * (t_ret - params.supply_temperature)
+    heat_out = rho * cp * total_flow(static, params) * (t_ret - params.supply_temperature)
     balance = jnp.where(heat_in > 0, jnp.abs(heat_out - heat_in) / jnp.where(heat_in > 0, heat_in, 1.0),
                         jnp.abs(heat_out))  # fmt: skip
     ratio = _group_ratio(qp, static.plate_type_index, len(static.plate_type_names))
@@ -1241,7 +1241,8 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
     t_pin, t_pout = s.temperatures.edge_inlet[pe], s.temperatures.edge_outlet[pe]
     rise = t_pout - t_pin
     types = np.asarray(static.plate_type_index)
-    return {
+    row = _report_row(static, params, s, q) if static.row_return else {}
+    return row | {
         "T_return": t_ret - 273.15,
         "rack_pressure_drop": dp_rack / 1e3,
         "pump_pressure_rise": dp_pump / 1e3,
@@ -1279,6 +1280,57 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
     }
 
 
+#: name -> (units, description) of the numbers report() adds for a [row]
+_ROW_OUTPUTS = {
+    "rack_flow_min": ("L/min", "lowest flow into a rack"),
+    "rack_flow_max": ("L/min", "highest flow into a rack"),
+    "rack_flow_spread": ("%", "(highest - lowest rack flow) / mean rack flow"),
+    "rack_lowest_flow": ("", "rack (0 = first on the supply header) with the lowest flow"),
+    "rack_highest_flow": ("", "rack with the highest flow"),
+    "worst_rack": ("", "rack of the hottest chip"),
+    "worst_rack_excess": ("K", "hottest chip of the worst rack minus the hottest chip of the best (coolest) rack"),
+    "worst_plate_excess_mean": ("K", "hottest chip minus the mean of the chips at its position in every rack"),
+    "worst_plate_excess_mean_pct": ("%", "the same, in % of that mean's rise above the supply temperature"),
+    "worst_plate_excess_best": ("K", "hottest chip minus the coolest chip at its position in any rack"),
+    "worst_plate_excess_best_pct": ("%", "the same, in % of that coolest chip's rise above the supply"),
+    "worst_plate_flow_deficit": ("%", "how far the hottest chip's plate flow is below the mean at its position"),
+    "position_T_junction_spread": ("K", "largest spread (max - min over racks) of the chips at one position"),
+}
+
+
+def _report_row(static: Static, params: Params, s: Solution, q) -> dict:
+    """The row's numbers: flow per rack, and the hottest chip against the
+    chips at the same position in the other racks (racks are identical, so
+    plate j of every rack is the same plate in the same place)."""
+    import jax.numpy as jnp
+
+    n_r = static.n_racks
+    tj = s.junction.reshape(n_r, -1)
+    qp = q[np.asarray(static.plate_edges)].reshape(n_r, -1)
+    q_r = q[np.asarray(static.rack_feed_edges)]
+    hot = jnp.argmax(s.junction)
+    rack_w, pos = hot // tj.shape[1], hot % tj.shape[1]
+    col, qcol = tj[:, pos], qp[:, pos]
+    t_sup = params.supply_temperature
+    rack_max = tj.max(axis=1)
+    worst, mean, best = tj[rack_w, pos], col.mean(), col.min()
+    return {
+        "rack_flow_min": q_r.min() / LPM,
+        "rack_flow_max": q_r.max() / LPM,
+        "rack_flow_spread": 100 * (q_r.max() - q_r.min()) / q_r.mean(),
+        "rack_lowest_flow": jnp.argmin(q_r),
+        "rack_highest_flow": jnp.argmax(q_r),
+        "worst_rack": rack_w,
+        "worst_rack_excess": rack_max.max() - rack_max.min(),
+        "worst_plate_excess_mean": worst - mean,
+        "worst_plate_excess_mean_pct": 100 * (worst - mean) / (mean - t_sup),
+        "worst_plate_excess_best": worst - best,
+        "worst_plate_excess_best_pct": 100 * (worst - best) / (best - t_sup),
+        "worst_plate_flow_deficit": 100 * (1 - qcol[rack_w] / qcol.mean()),
+        "position_T_junction_spread": (tj.max(axis=0) - tj.min(axis=0)).max(),
+    }
+
+
 @functools.cache
 def _compiled_report(static: Static, batched: bool):
     import jax
@@ -1294,6 +1346,8 @@ def report(static: Static, params: Params, solution: Solution) -> dict:
 
     v = _compiled_report(static, np.ndim(params.supply_flow) > 0)(params, solution)
     out = {k: Output(v[k], *_OUTPUTS[k]) for k in _OUTPUTS}
+    if static.row_return:
+        out |= {k: Output(v[k], *_ROW_OUTPUTS[k]) for k in _ROW_OUTPUTS}
     out["hottest_plate"] = Output(v["hottest_plate"], "", "index (in plate order) of the hottest chip")
     return out
 
@@ -1495,7 +1549,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "layout": Quantity(case.manifold.layout, "", "U: direct return, Z: reverse return"),
         "coolant": Quantity(case.coolant.name),
         "liquid_heat": Quantity(heat_in, "W", "heat into the coolant (sum of plate powers)"),
-        "total_flow": Quantity(case.supply.flow / LPM, "L/min", "supply flow from the CDU"),
+        "total_flow": Quantity(case.total_flow / LPM, "L/min", "supply flow from the CDU"),
         "T_supply": Quantity(case.supply.temperature - 273.15, "degC"),
         **{k: num(k) for k in ("T_return", "rack_pressure_drop", "pump_pressure_rise", "pump_head",
                                "hydraulic_power", "pump_electrical_power", "plate_flow_min", "plate_flow_max",
@@ -1507,6 +1561,9 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "solver_iterations": Quantity(iterations, "", "Newton iterations from a cold start"),
         "solver_residual": Quantity(float(info.residual), "", "relative residual (flows and pressures)"),
     }  # fmt: skip
+    row_extra = None
+    if case.row is not None:
+        summary, row_extra = _row_summary(case, rn, out, summary, tj, np.asarray(sol.flow, np.float64))
     _write_h5(
         folder / "results.h5",
         case,
@@ -1517,7 +1574,8 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         info,
         history,
         summary,
-        dict(r=r, tj=tj, dp=dp_plate, ratio=ratio, q_tray=q_tray, fluid=(rho, float(solution.fluid.viscosity), cp)),
+        dict(r=r, tj=tj, dp=dp_plate, ratio=ratio, q_tray=q_tray, fluid=(rho, float(solution.fluid.viscosity), cp),
+             row=row_extra),
     )
     write_summary_json(folder, summary)
     if case.plots:
@@ -1525,6 +1583,63 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
 
         plot_results(folder)
     return summary
+
+
+def _row_summary(case: RackCase, rn: RackNetwork, out: dict, summary: dict, tj: np.ndarray, q: np.ndarray):
+    """The summary of a row (the rack's, with the row's numbers: flow per
+    rack, the worst rack and plate, by how much, and its junction margin) and
+    the per-rack arrays for results.h5."""
+    row = case.row
+    labels = rn.network.edge_labels
+    hot = int(out["hottest_plate"])
+    limits = np.array([np.nan if case.plate(t).junction_limit is None else case.plate(t).junction_limit
+                       for t in rn.plate_type])  # fmt: skip
+    margin = limits - tj
+    q_rack = q[rn.rack_feed_edges]
+    n_r = row.racks
+    rack_tj_max = tj.reshape(n_r, -1).max(axis=1)
+
+    def num(k):
+        return Quantity(float(out[k]), *_ROW_OUTPUTS[k])
+
+    head = {k: v for k, v in summary.items() if k in ("case",)}
+    rest = {k: v for k, v in summary.items() if k not in ("case",)}
+    per_rack = len(rn.tray_level)
+    rest["trays"] = Quantity(per_rack * n_r, "", f"trays fed by the manifolds ({per_rack} per rack)")
+    rest["layout"] = Quantity(case.manifold.layout, "", "each rack's manifolds; U: direct return, Z: reverse return")
+    rest["total_flow"] = Quantity(case.total_flow / LPM, "L/min",
+                                  f"supply flow from the CDU ({n_r} racks x [supply] flow {case.supply.flow / LPM:.4g} "
+                                  "L/min)")  # fmt: skip
+    rest["rack_pressure_drop"] = Quantity(float(out["rack_pressure_drop"]), "kPa",
+                                          "static pressure, CDU supply minus CDU return (the whole row)")  # fmt: skip
+    rest["pump_pressure_rise"] = Quantity(float(out["pump_pressure_rise"]), "kPa",
+                                          "pressure rise the CDU pump must add for the row")  # fmt: skip
+    rest["hydraulic_power"] = Quantity(float(out["hydraulic_power"]), "W", "total flow x pressure rise for the row")
+    worst_label = labels[rn.plate_edges[hot]]
+    rowq = {
+        "racks": Quantity(n_r, "", "identical racks on the CDU's row headers ([row] racks)"),
+        "row_return": Quantity(row.return_, "", "direct: the return header flows back to the CDU; reverse: first "
+                               "supplied, last returned"),  # fmt: skip
+        "rack_flow_mean": Quantity(float(q_rack.mean() / LPM), "L/min", "mean flow into a rack"),
+        **{k: num(k) for k in ("rack_flow_min", "rack_flow_max", "rack_flow_spread")},
+        "rack_lowest_flow": Quantity(int(out["rack_lowest_flow"]), "", _ROW_OUTPUTS["rack_lowest_flow"][1]),
+        "rack_highest_flow": Quantity(int(out["rack_highest_flow"]), "", _ROW_OUTPUTS["rack_highest_flow"][1]),
+        "worst_rack": Quantity(int(out["worst_rack"]), "", _ROW_OUTPUTS["worst_rack"][1]),
+        "worst_rack_excess": num("worst_rack_excess"),
+        "worst_plate": Quantity(worst_label, "", "the hottest chip (rack, tray, branch, position in series, type)"),
+        "worst_plate_T_junction": Quantity(float(tj[hot] - 273.15), "degC", "its junction temperature"),
+        **{k: num(k) for k in ("worst_plate_excess_mean", "worst_plate_excess_mean_pct", "worst_plate_excess_best",
+                               "worst_plate_excess_best_pct", "worst_plate_flow_deficit",
+                               "position_T_junction_spread")},
+    }  # fmt: skip
+    if np.isfinite(limits[hot]):
+        rowq["worst_plate_margin"] = Quantity(float(margin[hot]), "K", "its junction limit minus its T_j")
+    if np.isfinite(margin).any():
+        k = int(np.nanargmin(margin))
+        rowq["T_junction_margin_min"] = Quantity(float(margin[k]), "K", "smallest junction limit - T_j of any chip")
+        rowq["tightest_plate"] = Quantity(labels[rn.plate_edges[k]], "", "the chip with that smallest margin")
+    extra = dict(q_rack=q_rack, rack_tj_max=rack_tj_max)
+    return head | rowq | rest, extra
 
 
 #: drawing of a tray in the synthesised layout (m): supply hose end and QD end
@@ -1547,6 +1662,41 @@ def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
     x_c = x_b + _PLATE_X * (longest + 1)
     x_r = x_c + _QD_X + _HOSE_X
     xy = {"inlet": (0.0, -case.manifold.feed_length), "outlet": (x_r, -case.manifold.feed_length)}
+    if case.row is not None:
+        return _row_points(case, rn, x_r, z, _rack_xy(case, xy, x_b, x_c, x_r))
+    _rack_xy(case, xy, x_b, x_c, x_r)
+    return np.array([[*xy[label], z[n]] for n, label in enumerate(labels)], np.float64)
+
+
+def _row_points(case: RackCase, rn: RackNetwork, x_r: float, z: np.ndarray, rack_xy: dict) -> np.ndarray:
+    """A row's drawing: the racks side by side along x (at least the rack
+    pitch apart), the supply header under their inlets, the return header
+    behind it, the CDU's inlet and outlet before rack 0."""
+    row, f = case.row, case.manifold.feed_length
+    width = max(row.rack_pitch, x_r + 0.1)
+    y_r = -f - 0.1  # the return header, behind the supply header
+    xy = {}
+    for k in range(row.racks):
+        xy[f"H{k}"], xy[f"G{k}"] = (k * width, -f), (k * width + x_r, y_r)
+    x_cdu = -max(row.feed_length, 0.1)
+    xy["inlet"] = (x_cdu, -f) if "H0" in rn.network.node_labels else (0.0, -f)
+    if row.return_ == "reverse" and row.racks > 1:
+        xy["outlet"] = (x_cdu, y_r - 0.15)
+    else:
+        xy["outlet"] = (x_cdu, y_r) if "G0" in rn.network.node_labels else (x_r, y_r)
+    pts = []
+    for n, label in enumerate(rn.network.node_labels):
+        if "." in label:
+            pre, local = label.split(".", 1)
+            x, y = rack_xy[local]
+            pts.append([x + int(pre[1:]) * width, y, z[n]])
+        else:
+            pts.append([*xy[label], z[n]])
+    return np.array(pts, np.float64)
+
+
+def _rack_xy(case: RackCase, xy: dict, x_b: float, x_c: float, x_r: float) -> dict:
+    """One rack's schematic (x, y) per node label (without a row's prefix)."""
     for i, tname in enumerate(case.trays):
         xy[f"S{i}"], xy[f"R{i}"] = (0.0, 0.0), (x_r, 0.0)
         xy[f"t{i}_a"], xy[f"t{i}_b"] = (_HOSE_X, 0.0), (x_b, 0.0)
@@ -1556,7 +1706,7 @@ def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
             y = (j - 0.5 * (len(branches) - 1)) * _LANE_Y
             for k in range(len(branch) - 1):  # the node after plate k (the last plate ends on t_c)
                 xy[f"t{i}_br{j}_{k}"] = (x_b + _PLATE_X * (k + 1), y)
-    return np.array([[*xy[label], z[n]] for n, label in enumerate(labels)], np.float64)
+    return xy
 
 
 def _check_liquid(static: Static, params: Params, net, t_node: np.ndarray, t_edge_out: np.ndarray) -> None:
@@ -1572,7 +1722,7 @@ def _check_liquid(static: Static, params: Params, net, t_node: np.ndarray, t_edg
         hot_edge = int(np.argmax(t_edge_out))
     t_hot = float(t_edge_out[hot_edge])
     t_sup = float(params.supply_temperature)
-    flow = float(params.supply_flow)
+    flow = float(total_flow(static, params))
     power = float(np.sum(np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]))
     rise = power / (float(co.density(t_sup)) * float(co.cp(t_sup)) * flow)
     raise SolveError(
@@ -1640,6 +1790,11 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
             ("edge", rn.plate_edges),
         ):
             pl.create_dataset(name, data=np.asarray(data))
+        row = extra.get("row")
+        if row is not None:
+            pl.create_dataset("rack", data=np.asarray(rn.plate_rack)).attrs["description"] = (
+                "rack of every plate (0 = first on the supply header); tray is the tray within its rack"
+            )
 
         def pput(name, data, units, description):
             ds = pl.create_dataset(name, data=np.asarray(data, np.float64))
@@ -1668,7 +1823,21 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
         tr = h5.create_group("trays")
         tr.create_dataset("level", data=rn.tray_level).attrs["units"] = "m"
         tr.create_dataset("flow", data=extra["q_tray"]).attrs["units"] = "m^3/s"
-        tr.create_dataset("type", data=np.asarray(case.trays, dtype=object), dtype=strings)
+        tr.create_dataset("type", data=np.asarray(case.trays * case.n_racks, dtype=object), dtype=strings)
+        if row is not None:
+            n_t = len(case.trays)
+            tr.create_dataset("rack", data=np.repeat(np.arange(case.n_racks), n_t)).attrs["description"] = (
+                "rack of every tray; trays are rack by rack, bottom to top within a rack"
+            )
+            rk = h5.create_group("racks")
+            rk.attrs["description"] = "the racks of the row, in order along the supply header (0 = nearest the CDU)"
+            rk.create_dataset("flow", data=row["q_rack"]).attrs["units"] = "m^3/s"
+            ds = rk.create_dataset("T_junction_max", data=row["rack_tj_max"] - 273.15)
+            ds.attrs["units"] = "degC"
+            ds.attrs["description"] = "hottest chip of each rack"
+            rk.create_dataset("feed_edge", data=rn.rack_feed_edges).attrs["description"] = "edge feeding each rack"
+            rk.create_dataset("supply_header_node", data=rn.header_supply_nodes)
+            rk.create_dataset("return_header_node", data=rn.header_return_nodes)
         n_nodes, n_edges, n_plates = net.n_nodes, len(net.edge_from), len(e)
         grids = {
             "network": (
@@ -1716,6 +1885,7 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
                         "branch",
                         "position",
                     )
+                    + (("rack",) if row is not None else ())
                 ],
             ),
         }
