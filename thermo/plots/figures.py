@@ -633,7 +633,7 @@ def _row(r: Results, save) -> None:
     h2, l2 = a2.get_legend_handles_labels()
     ax.legend(hs + h2, ls + l2, fontsize=8, loc="lower left")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.set_title(f"{name}: flow per rack ({r.summary.get('row_return', '')} return; spread "
+    ax.set_title(f"{name}\nflow per rack ({r.summary.get('row_return', '')} return; spread "
                  f"{r.summary.get('rack_flow_spread', float('nan')):.3g} %)")  # fmt: skip
     save(fig, "rack_flow")
 
@@ -648,7 +648,7 @@ def _row(r: Results, save) -> None:
     ax.set_ylabel("static pressure [kPa]")
     ax.grid(True, alpha=0.3)
     _legend_outside(ax)
-    ax.set_title(f"{name}: pressure along the row headers")
+    ax.set_title(f"{name}\npressure along the row headers")
     save(fig, "row_header_pressure")
 
 
