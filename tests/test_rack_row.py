@@ -222,17 +222,22 @@ def test_mass_and_energy_close_over_the_row(solved):
             s, p = _pick(sol, i), _pick(batch, i)
             q = _rack_flows(static, s)
             assert abs(q.sum() / (N * case.supply.flow) - 1) < 1e-9
-            out = {k: float(np.asarray(o.value)) for k, o in rack.report(static, p, s).items()}
-            assert out["heat_balance_error"] < 1e-9
+            out = {k: np.asarray(o.value) for k, o in rack.report(static, p, s).items()}
+            assert float(out["heat_balance_error"]) < 1e-9
             rack.check(static, p, s)  # maximum principle, liquid range
-            # each rack's own balance: its return mixes to supply + its heat / (rho cp q)
+            assert abs(float(out["rack_flow_max"]) - q.max() * 6e4) < 1e-9
+            assert int(out["rack_lowest_flow"]) == int(np.argmin(q))
+            # the CDU's return carries every plate's heat: rho cp Q_total (T_return - T_supply)
             rho, cp = float(s.fluid.density), float(s.fluid.specific_heat)
-            t_out = np.asarray(s.network.flow)  # (flows only: the mixed outlet below)
-            del t_out
-            assert abs(out["rack_flow_max"] - q.max() * 6e4) < 1e-9
             t_ret = float(s.temperatures.node[static.outlet])
             heat = rho * cp * q.sum() * (t_ret - float(p.supply_temperature))
             assert abs(heat / (N * PLATES * 800) - 1) < 1e-9
+            # and each rack's: its plates' outlets (last in series) carry its heat out of its trays
+            t_out = np.asarray(s.temperatures.edge_outlet)[np.asarray(static.plate_edges)].reshape(N, -1)
+            q_p = np.asarray(s.network.flow)[np.asarray(static.plate_edges)].reshape(N, -1)
+            last = np.tile(np.arange(PLATES) % 2 == 1, (N, 1))  # two plates in series: the second is last
+            rack_heat = rho * cp * np.sum(np.where(last, q_p * (t_out - float(p.supply_temperature)), 0.0), axis=1)
+            np.testing.assert_allclose(rack_heat, PLATES * 800, rtol=1e-9)
 
 
 @pytest.mark.slow

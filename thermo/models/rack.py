@@ -28,7 +28,17 @@ supply manifold and drained into a vertical return manifold:
   the upstream plate's outlet.
 
 The CDU delivers a total flow at a supply temperature; the static pressure at
-the rack outlet sets the pressure level. Coolant properties are evaluated at
+the rack outlet sets the pressure level.
+
+**A row of racks** (optional ``[row]``): ``racks`` copies of the rack on the
+CDU's horizontal supply and return headers (see :func:`_add_row`): a feed
+pipe from the CDU, a sharp take-off tee at every rack (its branch leg the
+rack's own feed pipe), header segments of ``rack_pitch``, and a direct return
+(back to the CDU from rack 0's end) or a reverse one (on to the last rack,
+then back along the row). ``[supply] flow`` stays per rack (the CDU delivers
+``racks`` times it) and the return pressure is the CDU's. The report adds the
+flow of each rack and which rack and plate is worst, by how much against the
+same plate in the other racks, and its junction margin. Coolant properties are evaluated at
 the rack's mean bulk temperature (supply plus half the rise from the heat
 balance). The network is solved with :mod:`kernels.network` (Newton on the
 nodal pressures, then advected temperatures with mixing).
@@ -873,7 +883,9 @@ class Params(NamedTuple):
     (a tuple of arrays, one per type); ``dp_table_flow``/``dp_table``
     (n_types, n_points): the dp(Q) table of each type with a curve file
     (padded, :func:`_dp_table`; a placeholder for the others). ``gap_below``:
-    one per section (m)."""
+    one per section (m). With a ``[row]``: the headers' ``row_diameter``,
+    ``row_roughness``, ``rack_pitch``, ``row_feed_length`` and ``row_feed_k``
+    (None without); ``supply_flow`` is then per rack."""
 
     supply_temperature: Any  # K
     supply_flow: Any  # m^3/s
