@@ -8,12 +8,14 @@ and energy close over the row, and that bad [row] input is refused."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from aidc_thermo.cli import main
+from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseFile
 from aidc_thermo.kernels.network import EdgeKind
 from aidc_thermo.models import rack
@@ -238,6 +240,12 @@ def test_mass_and_energy_close_over_the_row(solved):
             last = np.tile(np.arange(PLATES) % 2 == 1, (N, 1))  # two plates in series: the second is last
             rack_heat = rho * cp * np.sum(np.where(last, q_p * (t_out - float(p.supply_temperature)), 0.0), axis=1)
             np.testing.assert_allclose(rack_heat, PLATES * 800, rtol=1e-9)
+    # a return 0.05 K too warm passes the maximum principle but not the energy check
+    s = _pick(sol, 0)
+    hot = s._replace(temperatures=replace(s.temperatures, node=s.temperatures.node.at[static.outlet].add(0.05)))
+    rack.check_bounded(static, _pick(batch, 0), hot)
+    with pytest.raises(SolveError, match="energy does not close over the row"):
+        rack.check(static, _pick(batch, 0), hot)
 
 
 @pytest.mark.slow

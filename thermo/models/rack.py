@@ -1387,6 +1387,7 @@ def screen(static: Static, params: Params, outputs: dict) -> str:
     converge or is not finite, a temperature that breaks the maximum
     principle (:mod:`thermo.bounds`, tested on the extremes of the same
     arrays with the same tolerance), a plate outlet colder than its inlet,
+    energy that does not close (as :func:`check_energy`),
     coolant beyond its liquid range, or a plate flow outside the range of its
     type's curve file."""
     out = outputs
@@ -1419,6 +1420,13 @@ def screen(static: Static, params: Params, outputs: dict) -> str:
         return (
             f"plate outlet temperature is {-d_min:.4g} K below its inlet at plate {int(k)} ({name}) (tolerance "
             f"{tol:.2g} K); a cold plate only adds heat: the solution is not a result"
+        )
+    rise = float(out["T_return"]) + 273.15 - t_sup  # energy closure, as check_energy (relative to the rise)
+    if rise > 0 and float(out["heat_balance_error"]) > bounds.tolerance(rise, float(out["T_return"]) + 273.15,
+                                                                         prec) / rise:  # fmt: skip
+        return (
+            f"energy does not close over the {'row' if static.row_return else 'rack'}: relative heat balance error "
+            f"{float(out['heat_balance_error']):.3g}; the solution is not a result"
         )
     t_hot = float(ext[:, 1].max())
     co = static.coolant
@@ -1462,7 +1470,29 @@ def check(static: Static, params: Params, solution: Solution) -> None:
     t_out = np.asarray(s.temperatures.edge_outlet, np.float64)
     _check_liquid(static, params, net, t_node, t_out)
     check_bounded(static, params, solution)
+    check_energy(static, params, solution)
     check_curve_range(static, solution)
+
+
+def check_energy(static: Static, params: Params, solution: Solution) -> None:
+    """Energy closure of the whole network (a rack, or a row of racks): the
+    mixed return carries the plates' heat, rho cp Q (T_return - T_supply) =
+    sum of plate powers, the temperature rise within the tolerance of the
+    maximum principle (:func:`thermo.bounds.tolerance`). Raises
+    :class:`SolveError` otherwise."""
+    power = float(np.sum(np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]))
+    rho, cp = float(solution.fluid.density), float(solution.fluid.specific_heat)
+    flow = float(total_flow(static, params))
+    t_sup = float(params.supply_temperature)
+    t_ret = float(np.asarray(solution.temperatures.node, np.float64)[static.outlet])
+    expected = power / (rho * cp * flow)
+    tol = bounds.tolerance(abs(expected), max(abs(t_ret), abs(t_sup)), static.precision)
+    if abs((t_ret - t_sup) - expected) > tol:
+        raise SolveError(
+            f"energy does not close over the {'row' if static.row_return else 'rack'}: the mixed return is "
+            f"{t_ret - t_sup:.6g} K above the supply, the plates' {power:.6g} W in {flow / LPM:.6g} L/min need "
+            f"{expected:.6g} K (tolerance {tol:.2g} K); the solution is not a result"
+        )
 
 
 def check_curve_range(static: Static, solution: Solution) -> None:
