@@ -260,3 +260,13 @@ def test_one_rack_row_without_feed_equals_the_rack_alone(solved):
     for a, b in ((sol.network.flow, alone.network.flow), (sol.network.pressure, alone.network.pressure),
                  (sol.temperatures.node, alone.temperatures.node), (sol.junction, alone.junction)):  # fmt: skip
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=0)
+
+
+def test_fmu_export_of_a_row_is_refused_naming_the_key(tmp_path, capsys):
+    """The rack FMU's inputs are one rack's supply flow and temperature: a row is refused (exit 2), nothing written."""
+    case = tmp_path / "row.toml"
+    case.write_text(_row())
+    assert main(["fmu", str(case), "-o", str(tmp_path / "row.fmu")]) == 2
+    err = capsys.readouterr().err
+    assert str(case) in err and "row:" in err and "[row]" in err
+    assert not (tmp_path / "row.fmu").exists()
