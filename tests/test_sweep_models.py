@@ -192,6 +192,7 @@ def _rack_outputs(t_sup, **change):
         "temperature_extremes": np.asarray([[t_sup, t_sup + 6.0], [t_sup, t_sup + 6.0], [t_sup, t_sup + 8.0]]),
         "plate_rise_extremes": np.asarray([0.5, 3.0, t_sup + 8.0, 2.0]),
         "plate_type_flow_extremes": np.full((8, 2), 5e-5),  # 3 L/min: inside the GPU plate curves' 1-6 L/min
+        "heat_balance_error": np.float64(1e-15),
     }  # fmt: skip
     out.update(change)
     return out
@@ -200,7 +201,7 @@ def _rack_outputs(t_sup, **change):
 def test_rack_screen_refuses_what_check_refuses(rack_design):
     """The screen's reasons from report outputs: not converged, not finite, colder than the supply beyond the
     bounds tolerance (a round-off excursion passes), a plate colder at its outlet, coolant past its range, a plate
-    flow outside its curve file's range."""
+    flow outside its curve file's range, energy that does not close."""
     from aidc_thermo.models import rack
 
     static, params = rack_design
@@ -225,6 +226,8 @@ def test_rack_screen_refuses_what_check_refuses(rack_design):
     slow[k, 0] = 0.5 / 60000  # one GPU plate at 0.5 L/min
     r = rack.screen(static, params, _rack_outputs(t, plate_type_flow_extremes=slow))
     assert "outside the flow range of their curve file (1..6 L/min)" in r and static.plate_type_names[k] in r
+    r = rack.screen(static, params, _rack_outputs(t, heat_balance_error=np.float64(0.05)))
+    assert "energy does not close over the rack" in r
 
 
 BAD = {

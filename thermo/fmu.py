@@ -741,6 +741,9 @@ def export(case_path: str | Path, target: str | Path) -> dict:
             "plate.toml -o OUT) and name OUT/curves.csv here as curves = ...",
         )
     case = model.parse(case_file)
+    if getattr(case, "row", None) is not None:  # the FMU's inputs are one rack's supply flow and temperature
+        raise CaseError(case_file.path, "row", "a rack_network case with [row] (a row of racks) cannot be exported "
+                        "as an FMU yet: its inputs are one rack's; export the rack case without [row]")  # fmt: skip
     kind.preflight(case)  # e.g. the facility ratings' CaseErrors (exit 2) before anything is written
     point = kind(case, case_file)
     try:

@@ -28,7 +28,17 @@ supply manifold and drained into a vertical return manifold:
   the upstream plate's outlet.
 
 The CDU delivers a total flow at a supply temperature; the static pressure at
-the rack outlet sets the pressure level. Coolant properties are evaluated at
+the rack outlet sets the pressure level.
+
+**A row of racks** (optional ``[row]``): ``racks`` copies of the rack on the
+CDU's horizontal supply and return headers (see :func:`_add_row`): a feed
+pipe from the CDU, a sharp take-off tee at every rack (its branch leg the
+rack's own feed pipe), header segments of ``rack_pitch``, and a direct return
+(back to the CDU from rack 0's end) or a reverse one (on to the last rack,
+then back along the row). ``[supply] flow`` stays per rack (the CDU delivers
+``racks`` times it) and the return pressure is the CDU's. The report adds the
+flow of each rack and which rack and plate is worst, by how much against the
+same plate in the other racks, and its junction margin. Coolant properties are evaluated at
 the rack's mean bulk temperature (supply plus half the rise from the heat
 balance). The network is solved with :mod:`kernels.network` (Newton on the
 nodal pressures, then advected temperatures with mixing).
@@ -149,6 +159,20 @@ class Supply:
 
 
 @dataclass(frozen=True)
+class Row:
+    """A row of identical racks on one CDU's horizontal headers (``[row]``)."""
+
+    racks: int
+    return_: str  # "direct": the return header flows back to the CDU; "reverse": it runs on, then back
+    diameter: float  # header inside diameter, m
+    roughness: float
+    rack_pitch: float  # header length between neighbouring racks' take-offs, m
+    feed_length: float  # CDU to the first take-off (and from the return header's end back to the CDU), m
+    feed_k: float
+    tees: bool
+
+
+@dataclass(frozen=True)
 class RackCase:
     name: str
     description: str
@@ -162,6 +186,11 @@ class RackCase:
     sections: tuple[Section, ...]
     precision: str
     plots: bool
+    row: Row | None = None  # a row of ``row.racks`` copies of this rack on a CDU's headers
+
+    @property
+    def n_racks(self) -> int:
+        return 1 if self.row is None else self.row.racks
 
     @property
     def trays(self) -> tuple[str, ...]:
@@ -176,10 +205,18 @@ class RackCase:
 
     @property
     def liquid_power(self) -> float:
-        return sum(self.plate(p).power for t in self.trays for br in self.tray(t).branches for p in br)
+        """Heat into the coolant of the whole network (all racks of a row)."""
+        return self.n_racks * sum(self.plate(p).power for t in self.trays for br in self.tray(t).branches for p in br)
+
+    @property
+    def total_flow(self) -> float:
+        """Flow the CDU delivers, m^3/s: [supply] flow is per rack."""
+        return self.n_racks * self.supply.flow
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        if self.row is None:
+            del d["row"]  # a single rack echoes as before rows existed
         d["coolant"] = {
             "name": self.coolant.name,
             "fluid": self.coolant.fluid,
@@ -318,12 +355,14 @@ def parse(case: CaseFile) -> RackCase:
         )
         t.finish()
 
+    row = _read_row(root, manifold)
+
     sv = root.table("solver", default={})
     precision = sv.string("precision", default="float64", choices=("float64", "float32"))
     sv.finish()
     plots = read_plots_flag(root)
     root.finish()
-    _require_memory(case.path, sections, trays)
+    _require_memory(case.path, sections, trays, 1 if row is None else row.racks)
     return RackCase(
         name,
         description,
@@ -337,7 +376,38 @@ def parse(case: CaseFile) -> RackCase:
         tuple(sections),
         precision,
         plots,
+        row,
     )
+
+
+#: The most racks a [row] may hold (a CDU row is tens of racks at most)
+MAX_RACKS = 200
+
+
+def _read_row(root: Table, manifold: Manifold) -> Row | None:
+    """The optional ``[row]``: this rack repeated ``racks`` times along a CDU's
+    supply and return headers."""
+    if not root.has("row"):
+        return None
+    r = root.table("row")
+    row = Row(
+        racks=r.integer("racks", minimum=1, maximum=MAX_RACKS),
+        return_=r.string("return", choices=("direct", "reverse")),
+        diameter=r.quantity("diameter", "length", positive=True),
+        roughness=r.quantity("roughness", "length", default=1.5e-6, nonnegative=True),
+        rack_pitch=r.quantity("rack_pitch", "length", positive=True),
+        feed_length=r.quantity("feed_length", "length", default=2.0, nonnegative=True),
+        feed_k=r.number("feed_k", default=1.0, minimum=0.0),
+        tees=r.boolean("tees", default=True),
+    )
+    if row.tees and row.diameter <= manifold.diameter:
+        raise r.error(
+            "diameter",
+            f"the header ({row.diameter * 1e3:.4g} mm) must be wider than the rack manifold it feeds "
+            f"([manifold] diameter {manifold.diameter * 1e3:.4g} mm) for its take-off tees",
+        )
+    r.finish()
+    return row
 
 
 #: The most trays one rack network may hold: a 1U tray pitch puts 1000 trays
@@ -345,11 +415,13 @@ def parse(case: CaseFile) -> RackCase:
 MAX_TRAYS = 1000
 
 
-def _require_memory(path, sections, trays) -> None:
-    """Refuse (CaseError) a rack too large to build, before any array exists.
-    The Newton step factorises the manifold ladder (about two condensed nodes
-    per tray) as one dense block: matrix, LU factors and a copy, 8 B each."""
-    n = resources.require_count(path, "sections[].count", sum(s.count for s in sections), "trays", MAX_TRAYS)
+def _require_memory(path, sections, trays, racks: int = 1) -> None:
+    """Refuse (CaseError) a rack (or row of racks) too large to build, before
+    any array exists. The Newton step factorises the manifold ladder (about
+    two condensed nodes per tray) as one dense block: matrix, LU factors and a
+    copy, 8 B each."""
+    per_rack = resources.require_count(path, "sections[].count", sum(s.count for s in sections), "trays", MAX_TRAYS)
+    n = per_rack * racks
     plates = max(sum(len(b) for b in t.branches) for t in trays)
     dense = 4 * 8 * (2 * n) ** 2
     edges = 4_000 * n * (1 + plates)
@@ -369,6 +441,13 @@ def _require_memory(path, sections, trays) -> None:
 #: a plain manifold segment; the run and branch legs of a tap's tee; an end
 #: tap's hose on the supply or return side; a quick disconnect; a cold plate.
 R_FEED, R_SEGMENT, R_TEE_RUN, R_TEE_BRANCH, R_HOSE_SUPPLY, R_HOSE_RETURN, R_QD, R_PLATE = range(8)
+#: A row's edges: the CDU feed (and the direct-return drain) pipe; the reverse
+#: return line (feed length plus the header's length); a header segment; the
+#: run and branch legs of a rack's take-off tee (the branch is the rack's feed
+#: pipe); the last rack's feed and drain, where all the remaining flow turns.
+R_ROW_FEED, R_ROW_RETURN_LINE, R_ROW_SEGMENT, R_ROW_TEE_RUN, R_ROW_TEE_BRANCH, R_ROW_END_SUPPLY, R_ROW_END_RETURN = (
+    range(8, 15)
+)
 
 
 @dataclass(frozen=True)
@@ -396,18 +475,22 @@ class RackNetwork:
     edge_plate_type: tuple[int, ...] = ()
     node_tray: tuple[int, ...] = ()  # tray whose tap level a node sits at; -1 the inlet, -2 the outlet
     tray_gap_section: tuple[int, ...] = ()  # section whose gap_below lies under each tray's tap, or -1
+    qd_supply_edges: np.ndarray = None  # supply QD edge of every tray (rack by rack in a row)
+    plate_rack: np.ndarray = None  # rack of every plate (0 without [row])
+    rack_feed_edges: np.ndarray = None  # the edge feeding each rack's supply manifold
+    header_supply_nodes: np.ndarray = None  # a row's supply header node at each rack's take-off (empty without)
+    header_return_nodes: np.ndarray = None
 
 
 def build_network(case: RackCase, dtype) -> RackNetwork:
-    """Nodes and edges of the rack (see the module docstring)."""
+    """Nodes and edges of the rack, or of the row of racks (see the module
+    docstring)."""
     from aidc_thermo.kernels.network import EdgeKind, NetworkBuilder, tee_loss_coefficient
 
-    man, hose = case.manifold, case.hose
+    man = case.manifold
     b = NetworkBuilder()
     b.node("inlet")
     b.node("outlet", fixed=True)
-    trays = case.trays
-    n = len(trays)
     gaps, z = [], []
     level, k = 0.0, 0
     for s in case.sections:
@@ -418,128 +501,32 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
             z.append(level)
             k += 1
     z = np.asarray(z)
-    elevation = {"inlet": 0.0, "outlet": 0.0 if man.layout == "U" else float(z[-1])}
-    for i in range(n):
-        for nm in (f"S{i}", f"R{i}", f"t{i}_a", f"t{i}_b", f"t{i}_c", f"t{i}_d"):
-            b.node(nm)
-            elevation[nm] = float(z[i])
-    beta2 = (hose.diameter / man.diameter) ** 2
-    # the end taps have no run leg: all the flow turns into (or out of) the
-    # hose; Crane's branch coefficient at x = 1, moved from the manifold's to
-    # the hose's velocity head (times beta^4), is added to that hose
-    k_end_supply = float(tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, beta2)) * beta2**2
-    k_end_return = float(tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, beta2)) * beta2**2
-    seg = [man.pitch + g for g in gaps]  # seg[i]: manifold length between tap i-1 and tap i
-    pipe = dict(roughness=man.roughness)
-
-    # supply manifold (flow upwards), a dividing tee at every tap but the last
+    row = case.row
+    elevation = {"inlet": 0.0, "outlet": 0.0 if (man.layout == "U" or row is not None) else float(z[-1])}
     roles: list[tuple[int, int, int]] = []  # (role, segment, plate type) per edge, in edge order
-    b.pipe("inlet", "S0", man.feed_length, man.diameter, k_minor=man.feed_k, label="feed", **pipe)
-    roles.append((R_FEED, -1, -1))
-    for i in range(n):
-        if man.tees and i < n - 1:
-            b.tee(
-                f"S{i}",
-                f"S{i + 1}",
-                f"t{i}_a",
-                True,
-                beta2,
-                seg[i + 1],
-                man.diameter,
-                hose.length,
-                hose.diameter,
-                roughness=man.roughness,
-                branch_k=hose.k_minor,
-                label=f"supply tap {i}",
-            )
-            roles += [(R_TEE_RUN, i + 1, -1), (R_TEE_BRANCH, -1, -1)]
-        else:
-            if i < n - 1:
-                b.pipe(f"S{i}", f"S{i + 1}", seg[i + 1], man.diameter, label=f"supply seg {i}", **pipe)
-                roles.append((R_SEGMENT, i + 1, -1))
-            roles.append((R_HOSE_SUPPLY, -1, -1))
-            b.pipe(
-                f"S{i}",
-                f"t{i}_a",
-                hose.length,
-                hose.diameter,
-                roughness=hose.roughness,
-                k_minor=hose.k_minor + (k_end_supply if man.tees else 0.0),
-                label=f"tray {i} supply hose",
-            )
-    # return manifold: U flows down to the bottom outlet, Z up to the top outlet
-    for i in range(n):
-        upstream = i + 1 if man.layout == "U" else i - 1
-        has_run = 0 <= upstream < n
-        if man.tees and has_run:
-            length = seg[i + 1] if man.layout == "U" else seg[i]
-            b.tee(
-                f"R{i}",
-                f"R{upstream}",
-                f"t{i}_d",
-                False,
-                beta2,
-                length,
-                man.diameter,
-                hose.length,
-                hose.diameter,
-                roughness=man.roughness,
-                branch_k=hose.k_minor,
-                label=f"return tap {i}",
-            )
-            roles += [(R_TEE_RUN, i + 1 if man.layout == "U" else i, -1), (R_TEE_BRANCH, -1, -1)]
-        else:
-            if has_run:
-                length = seg[i + 1] if man.layout == "U" else seg[i]
-                b.pipe(f"R{upstream}", f"R{i}", length, man.diameter, label=f"return seg {i}", **pipe)
-                roles.append((R_SEGMENT, i + 1 if man.layout == "U" else i, -1))
-            roles.append((R_HOSE_RETURN, -1, -1))
-            b.pipe(
-                f"t{i}_d",
-                f"R{i}",
-                hose.length,
-                hose.diameter,
-                roughness=hose.roughness,
-                k_minor=hose.k_minor + (k_end_return if man.tees else 0.0),
-                label=f"tray {i} return hose",
-            )
-    last = "R0" if man.layout == "U" else f"R{n - 1}"
-    b.pipe(last, "outlet", man.feed_length, man.diameter, k_minor=man.feed_k, label="drain", **pipe)
-    roles.append((R_FEED, -1, -1))
+    parts = _Parts()
 
-    # trays
-    n_table = _table_points(case)
-    plates, ptray, pbranch, ppos, ptype, ppower = [], [], [], [], [], []
-    for i, tname in enumerate(trays):
-        b.flow_coefficient(f"t{i}_a", f"t{i}_b", kv=case.qd_kv, label=f"tray {i} supply QD")
-        b.flow_coefficient(f"t{i}_c", f"t{i}_d", kv=case.qd_kv, label=f"tray {i} return QD")
-        roles += [(R_QD, -1, -1), (R_QD, -1, -1)]
-        for j, branch in enumerate(case.tray(tname).branches):
-            prev = f"t{i}_b"
-            for k, pname in enumerate(branch):
-                nxt = f"t{i}_c" if k == len(branch) - 1 else f"t{i}_br{j}_{k}"
-                if nxt != f"t{i}_c":
-                    b.node(nxt)
-                    elevation[nxt] = float(z[i])
-                pt = case.plate(pname)
-                label = f"tray {i} branch {j} plate {k} ({pname})"
-                if pt.curves is not None:
-                    e = b.loglog_table(prev, nxt, *_dp_table(pt.curves, n_table), label=label)
-                else:
-                    coef = pt.dp_rated / pt.flow_rated**pt.dp_exponent
-                    e = b.power_law(prev, nxt, pow_coef=coef, exponent=pt.dp_exponent, label=label)
-                plates.append(e)
-                roles.append((R_PLATE, -1, [p.name for p in case.plate_types].index(pname)))
-                ptray.append(i)
-                pbranch.append(j)
-                ppos.append(k)
-                ptype.append(pname)
-                ppower.append(pt.power)
-                prev = nxt
+    if row is None:
+
+        def feed_in(s0):
+            b.pipe("inlet", s0, man.feed_length, man.diameter, k_minor=man.feed_k, label="feed",
+                   roughness=man.roughness)  # fmt: skip
+            roles.append((R_FEED, -1, -1))
+
+        def drain_out(r_last):
+            b.pipe(r_last, "outlet", man.feed_length, man.diameter, k_minor=man.feed_k, label="drain",
+                   roughness=man.roughness)  # fmt: skip
+            roles.append((R_FEED, -1, -1))
+
+        _add_rack(b, case, z, gaps, elevation, roles, parts, "", "", feed_in, drain_out, EdgeKind,
+                  tee_loss_coefficient)  # fmt: skip
+    else:
+        _add_row(b, case, z, gaps, elevation, roles, parts, EdgeKind, tee_loss_coefficient)
+
     net, params = b.build(dtype)
     bnd = b.boundary(
         pressure={"outlet": case.supply.return_pressure},
-        supply={"inlet": case.supply.flow},
+        supply={"inlet": case.total_flow if row is not None else case.supply.flow},
         elevation=elevation,
         dtype=dtype,
     )
@@ -547,9 +534,11 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
     node_tray = []
     for label in net.node_labels:
         if label in ("inlet", "outlet"):
-            node_tray.append(-1 if label == "inlet" else -2)
+            node_tray.append(-2 if label == "outlet" and row is None else -1)
+        elif row is not None and "." not in label:
+            node_tray.append(-1)  # a header node of the row, on the floor
         else:
-            node_tray.append(int(label[1:].split("_")[0]))
+            node_tray.append(int(label.split(".")[-1][1:].split("_")[0]))
     section_of_tray, first = [], []
     for si, sec in enumerate(case.sections):
         for j in range(sec.count):
@@ -561,22 +550,253 @@ def build_network(case: RackCase, dtype) -> RackNetwork:
         params=params,
         boundary=bnd,
         tray_level=z,
-        supply_nodes=np.array([b.index(f"S{i}") for i in range(n)]),
-        return_nodes=np.array([b.index(f"R{i}") for i in range(n)]),
+        supply_nodes=np.array([b.index(x) for x in parts.supply_nodes]),
+        return_nodes=np.array([b.index(x) for x in parts.return_nodes]),
         inlet=b.index("inlet"),
         outlet=b.index("outlet"),
-        plate_edges=np.asarray(plates),
-        plate_tray=np.asarray(ptray),
-        plate_branch=np.asarray(pbranch),
-        plate_position=np.asarray(ppos),
-        plate_type=tuple(ptype),
-        plate_power=np.asarray(ppower, float),
+        plate_edges=np.asarray(parts.plates),
+        plate_tray=np.asarray(parts.ptray),
+        plate_branch=np.asarray(parts.pbranch),
+        plate_position=np.asarray(parts.ppos),
+        plate_type=tuple(parts.ptype),
+        plate_power=np.asarray(parts.ppower, float),
         edge_role=tuple(r[0] for r in roles),
         edge_segment=tuple(r[1] for r in roles),
         edge_plate_type=tuple(r[2] for r in roles),
         node_tray=tuple(node_tray),
         tray_gap_section=gap_section,
+        qd_supply_edges=np.asarray(parts.qd_supply),
+        plate_rack=np.asarray(parts.prack),
+        rack_feed_edges=np.asarray(parts.rack_feed),
+        header_supply_nodes=np.array([b.index(x) for x in parts.header_supply]),
+        header_return_nodes=np.array([b.index(x) for x in parts.header_return]),
     )
+
+
+class _Parts:
+    """Where build_network put things (node labels and edge indices)."""
+
+    def __init__(self):
+        self.supply_nodes, self.return_nodes, self.qd_supply, self.rack_feed = [], [], [], []
+        self.plates, self.ptray, self.pbranch, self.ppos = [], [], [], []
+        self.ptype, self.ppower, self.prack = [], [], []
+        self.header_supply, self.header_return = [], []
+
+
+def _add_rack(b, case, z, gaps, elevation, roles, parts, p, lp, feed_in, drain_out, EdgeKind, tee_loss_coefficient):
+    """One rack's manifolds and trays: node labels prefixed with ``p``, edge
+    labels with ``lp``; ``feed_in(S0)`` and ``drain_out(R_last)`` add the
+    edges that feed the supply manifold's first tap and drain the return
+    manifold's last one."""
+    man, hose = case.manifold, case.hose
+    trays = case.trays
+    n = len(trays)
+    rack = len(parts.rack_feed)
+    for i in range(n):
+        for nm in (f"S{i}", f"R{i}", f"t{i}_a", f"t{i}_b", f"t{i}_c", f"t{i}_d"):
+            b.node(p + nm)
+            elevation[p + nm] = float(z[i])
+    parts.supply_nodes += [f"{p}S{i}" for i in range(n)]
+    parts.return_nodes += [f"{p}R{i}" for i in range(n)]
+    beta2 = (hose.diameter / man.diameter) ** 2
+    # the end taps have no run leg: all the flow turns into (or out of) the
+    # hose; Crane's branch coefficient at x = 1, moved from the manifold's to
+    # the hose's velocity head (times beta^4), is added to that hose
+    k_end_supply = float(tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, beta2)) * beta2**2
+    k_end_return = float(tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, beta2)) * beta2**2
+    seg = [man.pitch + g for g in gaps]  # seg[i]: manifold length between tap i-1 and tap i
+    pipe = dict(roughness=man.roughness)
+
+    # supply manifold (flow upwards), a dividing tee at every tap but the last
+    parts.rack_feed.append(b.n_edges)
+    feed_in(f"{p}S0")
+    for i in range(n):
+        if man.tees and i < n - 1:
+            b.tee(
+                f"{p}S{i}",
+                f"{p}S{i + 1}",
+                f"{p}t{i}_a",
+                True,
+                beta2,
+                seg[i + 1],
+                man.diameter,
+                hose.length,
+                hose.diameter,
+                roughness=man.roughness,
+                branch_k=hose.k_minor,
+                label=f"{lp}supply tap {i}",
+            )
+            roles += [(R_TEE_RUN, i + 1, -1), (R_TEE_BRANCH, -1, -1)]
+        else:
+            if i < n - 1:
+                b.pipe(f"{p}S{i}", f"{p}S{i + 1}", seg[i + 1], man.diameter, label=f"{lp}supply seg {i}", **pipe)
+                roles.append((R_SEGMENT, i + 1, -1))
+            roles.append((R_HOSE_SUPPLY, -1, -1))
+            b.pipe(
+                f"{p}S{i}",
+                f"{p}t{i}_a",
+                hose.length,
+                hose.diameter,
+                roughness=hose.roughness,
+                k_minor=hose.k_minor + (k_end_supply if man.tees else 0.0),
+                label=f"{lp}tray {i} supply hose",
+            )
+    # return manifold: U flows down to the bottom outlet, Z up to the top outlet
+    for i in range(n):
+        upstream = i + 1 if man.layout == "U" else i - 1
+        has_run = 0 <= upstream < n
+        if man.tees and has_run:
+            length = seg[i + 1] if man.layout == "U" else seg[i]
+            b.tee(
+                f"{p}R{i}",
+                f"{p}R{upstream}",
+                f"{p}t{i}_d",
+                False,
+                beta2,
+                length,
+                man.diameter,
+                hose.length,
+                hose.diameter,
+                roughness=man.roughness,
+                branch_k=hose.k_minor,
+                label=f"{lp}return tap {i}",
+            )
+            roles += [(R_TEE_RUN, i + 1 if man.layout == "U" else i, -1), (R_TEE_BRANCH, -1, -1)]
+        else:
+            if has_run:
+                length = seg[i + 1] if man.layout == "U" else seg[i]
+                b.pipe(f"{p}R{upstream}", f"{p}R{i}", length, man.diameter, label=f"{lp}return seg {i}", **pipe)
+                roles.append((R_SEGMENT, i + 1 if man.layout == "U" else i, -1))
+            roles.append((R_HOSE_RETURN, -1, -1))
+            b.pipe(
+                f"{p}t{i}_d",
+                f"{p}R{i}",
+                hose.length,
+                hose.diameter,
+                roughness=hose.roughness,
+                k_minor=hose.k_minor + (k_end_return if man.tees else 0.0),
+                label=f"{lp}tray {i} return hose",
+            )
+    drain_out(f"{p}R0" if man.layout == "U" else f"{p}R{n - 1}")
+
+    # trays
+    n_table = _table_points(case)
+    type_names = [pt.name for pt in case.plate_types]
+    for i, tname in enumerate(trays):
+        parts.qd_supply.append(b.flow_coefficient(f"{p}t{i}_a", f"{p}t{i}_b", kv=case.qd_kv,
+                                                  label=f"{lp}tray {i} supply QD"))  # fmt: skip
+        b.flow_coefficient(f"{p}t{i}_c", f"{p}t{i}_d", kv=case.qd_kv, label=f"{lp}tray {i} return QD")
+        roles += [(R_QD, -1, -1), (R_QD, -1, -1)]
+        for j, branch in enumerate(case.tray(tname).branches):
+            prev = f"{p}t{i}_b"
+            for k, pname in enumerate(branch):
+                nxt = f"{p}t{i}_c" if k == len(branch) - 1 else f"{p}t{i}_br{j}_{k}"
+                if nxt != f"{p}t{i}_c":
+                    b.node(nxt)
+                    elevation[nxt] = float(z[i])
+                pt = case.plate(pname)
+                label = f"{lp}tray {i} branch {j} plate {k} ({pname})"
+                if pt.curves is not None:
+                    e = b.loglog_table(prev, nxt, *_dp_table(pt.curves, n_table), label=label)
+                else:
+                    coef = pt.dp_rated / pt.flow_rated**pt.dp_exponent
+                    e = b.power_law(prev, nxt, pow_coef=coef, exponent=pt.dp_exponent, label=label)
+                parts.plates.append(e)
+                roles.append((R_PLATE, -1, type_names.index(pname)))
+                parts.ptray.append(i)
+                parts.pbranch.append(j)
+                parts.ppos.append(k)
+                parts.ptype.append(pname)
+                parts.ppower.append(pt.power)
+                parts.prack.append(rack)
+                prev = nxt
+
+
+def _add_row(b, case, z, gaps, elevation, roles, parts, EdgeKind, tee_loss_coefficient):
+    """A row of ``[row] racks`` copies of the rack on the CDU's horizontal
+    supply and return headers (on the floor, elevation 0): the CDU's supply
+    ("inlet") feeds the supply header through the feed pipe; at every rack a
+    sharp tee takes the rack's flow off (its branch leg is the rack's own
+    feed pipe, [manifold] feed_length and feed_k) and the last rack takes all
+    the remaining flow (Crane's branch coefficient at a split of 1). Each
+    rack drains into the return header the same way. Direct return: the
+    return header flows back towards the CDU and leaves from rack 0's end
+    through a pipe of the feed's length. Reverse return: it flows on towards
+    the last rack and comes back to the CDU along the row (feed length plus
+    the header's length), so rack 0, first supplied, is the last returned."""
+    man, row = case.manifold, case.row
+    n_r = row.racks
+    beta2 = (man.diameter / row.diameter) ** 2
+    k_end_s = float(tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, beta2)) * beta2**2
+    k_end_r = float(tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, beta2)) * beta2**2
+    if not row.tees:
+        k_end_s = k_end_r = 0.0
+    hdr = dict(roughness=row.roughness)
+    reverse = row.return_ == "reverse" and n_r > 1  # (one rack: the same network either way)
+    feed = row.feed_length > 0 or row.feed_k > 0  # zero length and no loss: the CDU sits at the first take-off
+
+    def hs(k):  # supply header node at rack k
+        return "inlet" if (k == 0 and not feed) else f"H{k}"
+
+    def hr(k):  # return header node at rack k
+        return "outlet" if (k == 0 and not feed and not reverse) else f"G{k}"
+
+    for k in range(n_r):
+        for nm in (hs(k), hr(k)):
+            if nm not in ("inlet", "outlet"):
+                b.node(nm)
+                elevation[nm] = 0.0
+    parts.header_supply += [hs(k) for k in range(n_r)]
+    parts.header_return += [hr(k) for k in range(n_r)]
+    if feed:
+        b.pipe("inlet", "H0", row.feed_length, row.diameter, k_minor=row.feed_k, label="row feed", **hdr)
+        roles.append((R_ROW_FEED, -1, -1))
+    last_r = f"G{n_r - 1}" if reverse else "G0"
+
+    for k in range(n_r):
+        p, lp = f"k{k}.", f"rack {k} "
+        upstream_r = k - 1 if reverse else k + 1  # where the return header's run comes from
+
+        def feed_in(s0, k=k, lp=lp):
+            if row.tees and k < n_r - 1:
+                _, e = b.tee(hs(k), hs(k + 1), s0, True, beta2, row.rack_pitch, row.diameter, man.feed_length,
+                             man.diameter, roughness=row.roughness, branch_k=man.feed_k,
+                             label=f"{lp}take-off")  # fmt: skip
+                b.set(e, roughness=man.roughness)
+                roles.extend([(R_ROW_TEE_RUN, -1, -1), (R_ROW_TEE_BRANCH, -1, -1)])
+                parts.rack_feed[-1] = e
+            else:
+                if k < n_r - 1:
+                    b.pipe(hs(k), hs(k + 1), row.rack_pitch, row.diameter, label=f"supply header seg {k}", **hdr)
+                    roles.append((R_ROW_SEGMENT, -1, -1))
+                parts.rack_feed[-1] = b.pipe(hs(k), s0, man.feed_length, man.diameter, k_minor=man.feed_k + k_end_s,
+                                             label=f"{lp}feed", roughness=man.roughness)  # fmt: skip
+                roles.append((R_ROW_END_SUPPLY if row.tees else R_FEED, -1, -1))
+
+        def drain_out(r_last, k=k, lp=lp, up=upstream_r):
+            if row.tees and 0 <= up < n_r:
+                _, e = b.tee(hr(k), hr(up), r_last, False, beta2, row.rack_pitch, row.diameter, man.feed_length,
+                             man.diameter, roughness=row.roughness, branch_k=man.feed_k,
+                             label=f"{lp}return take-in")  # fmt: skip
+                b.set(e, roughness=man.roughness)
+                roles.extend([(R_ROW_TEE_RUN, -1, -1), (R_ROW_TEE_BRANCH, -1, -1)])
+            else:
+                if 0 <= up < n_r:
+                    b.pipe(hr(up), hr(k), row.rack_pitch, row.diameter, label=f"return header seg {k}", **hdr)
+                    roles.append((R_ROW_SEGMENT, -1, -1))
+                b.pipe(r_last, hr(k), man.feed_length, man.diameter, k_minor=man.feed_k + k_end_r, label=f"{lp}drain",
+                       roughness=man.roughness)  # fmt: skip
+                roles.append((R_ROW_END_RETURN if row.tees else R_FEED, -1, -1))
+
+        _add_rack(b, case, z, gaps, elevation, roles, parts, p, lp, feed_in, drain_out, EdgeKind,
+                  tee_loss_coefficient)  # fmt: skip
+    if reverse:
+        b.pipe(last_r, "outlet", row.feed_length + (n_r - 1) * row.rack_pitch, row.diameter, k_minor=row.feed_k,
+               label="row return line", **hdr)  # fmt: skip
+        roles.append((R_ROW_RETURN_LINE, -1, -1))
+    elif feed:
+        b.pipe(last_r, "outlet", row.feed_length, row.diameter, k_minor=row.feed_k, label="row drain", **hdr)
+        roles.append((R_ROW_FEED, -1, -1))
 
 
 def _table_points(case: RackCase) -> int:
@@ -657,6 +877,12 @@ class Static:
     max_iterations: int = 60
     #: per plate type, the (lowest, highest) flow of its curve file, m^3/s; () when no type has one
     curve_range: tuple[tuple[float, float] | None, ...] = ()
+    #: a [row]: the number of racks ("" return: no row), the return ("direct"/"reverse"), the take-off tees,
+    #: the edge feeding each rack; the plates, trays and supply QDs above are rack by rack, each rack's alike
+    n_racks: int = 1
+    row_return: str = ""
+    row_tees: bool = False
+    rack_feed_edges: tuple[int, ...] = ()
 
 
 class Params(NamedTuple):
@@ -667,7 +893,9 @@ class Params(NamedTuple):
     (a tuple of arrays, one per type); ``dp_table_flow``/``dp_table``
     (n_types, n_points): the dp(Q) table of each type with a curve file
     (padded, :func:`_dp_table`; a placeholder for the others). ``gap_below``:
-    one per section (m)."""
+    one per section (m). With a ``[row]``: the headers' ``row_diameter``,
+    ``row_roughness``, ``rack_pitch``, ``row_feed_length`` and ``row_feed_k``
+    (None without); ``supply_flow`` is then per rack."""
 
     supply_temperature: Any  # K
     supply_flow: Any  # m^3/s
@@ -692,6 +920,12 @@ class Params(NamedTuple):
     gap_below: Any
     dp_table_flow: Any  # (n_types, n_points) m^3/s
     dp_table: Any  # (n_types, n_points) Pa
+    # a [row] only (None without): its headers (supply_flow stays the flow per rack)
+    row_diameter: Any = None
+    row_roughness: Any = None
+    rack_pitch: Any = None
+    row_feed_length: Any = None
+    row_feed_k: Any = None
 
 
 class Solution(NamedTuple):
@@ -738,8 +972,8 @@ def build(case: RackCase) -> tuple[Static, Params]:
         tray_gap_section=rn.tray_gap_section,
         plate_edges=tuple(int(e) for e in rn.plate_edges),
         plate_type_index=tuple(names.index(t) for t in rn.plate_type),
-        qd_supply_edges=tuple(net.edge_labels.index(f"tray {i} supply QD") for i in range(len(rn.tray_level))),
-        tray_type_index=tuple([t.name for t in case.tray_types].index(t) for t in case.trays),
+        qd_supply_edges=tuple(int(e) for e in rn.qd_supply_edges),
+        tray_type_index=tuple([t.name for t in case.tray_types].index(t) for t in case.trays) * case.n_racks,
         plate_type_names=names,
         inlet=rn.inlet,
         outlet=rn.outlet,
@@ -752,6 +986,10 @@ def build(case: RackCase) -> tuple[Static, Params]:
             if any(p.curves is not None for p in case.plate_types)
             else ()
         ),
+        n_racks=case.n_racks,
+        row_return="" if case.row is None else case.row.return_,
+        row_tees=case.row is not None and case.row.tees,
+        rack_feed_edges=tuple(int(e) for e in rn.rack_feed_edges),
     )
     man, hose, sup = case.manifold, case.hose, case.supply
     n_table = _table_points(case)
@@ -785,7 +1023,17 @@ def build(case: RackCase) -> tuple[Static, Params]:
         dp_table_flow=f(np.stack([t[0] for t in tables])),
         dp_table=f(np.stack([t[1] for t in tables])),
     )
+    if case.row is not None:
+        row = case.row
+        params = params._replace(row_diameter=f(row.diameter), row_roughness=f(row.roughness),
+                                 rack_pitch=f(row.rack_pitch), row_feed_length=f(row.feed_length),
+                                 row_feed_k=f(row.feed_k))  # fmt: skip
     return static, params
+
+
+def total_flow(static: Static, params: Params):
+    """Flow the CDU delivers (m^3/s): [supply] flow per rack times the racks."""
+    return params.supply_flow if static.n_racks == 1 else params.supply_flow * static.n_racks
 
 
 def tray_levels(static: Static, params: Params):
@@ -819,7 +1067,10 @@ def edge_params(static: Static, params: Params):
         k_end_s = k_end_r = jnp.zeros_like(beta2)
 
     codes = dict(R_FEED=R_FEED, R_SEGMENT=R_SEGMENT, R_TEE_RUN=R_TEE_RUN, R_TEE_BRANCH=R_TEE_BRANCH,
-                 R_HOSE_SUPPLY=R_HOSE_SUPPLY, R_HOSE_RETURN=R_HOSE_RETURN, R_QD=R_QD, R_PLATE=R_PLATE)  # fmt: skip
+                 R_HOSE_SUPPLY=R_HOSE_SUPPLY, R_HOSE_RETURN=R_HOSE_RETURN, R_QD=R_QD, R_PLATE=R_PLATE,
+                 R_ROW_FEED=R_ROW_FEED, R_ROW_RETURN_LINE=R_ROW_RETURN_LINE, R_ROW_SEGMENT=R_ROW_SEGMENT,
+                 R_ROW_TEE_RUN=R_ROW_TEE_RUN, R_ROW_TEE_BRANCH=R_ROW_TEE_BRANCH, R_ROW_END_SUPPLY=R_ROW_END_SUPPLY,
+                 R_ROW_END_RETURN=R_ROW_END_RETURN)  # fmt: skip
 
     def pick(default, **by_role):  # per edge: the value of its role, else default
         out = jnp.full((ne,), default, dt)
@@ -839,6 +1090,25 @@ def edge_params(static: Static, params: Params):
                      R_HOSE_SUPPLY=params.hose_roughness, R_HOSE_RETURN=params.hose_roughness)  # fmt: skip
     k_minor = pick(0.0, R_FEED=params.feed_k, R_TEE_BRANCH=params.hose_k,
                    R_HOSE_SUPPLY=params.hose_k + k_end_s, R_HOSE_RETURN=params.hose_k + k_end_r)  # fmt: skip
+    if static.row_return:  # the row's headers and the racks' feeds off them
+        rb2 = (params.manifold_diameter / params.row_diameter) ** 2
+        ke_s = tee_loss_coefficient(EdgeKind.TEE_DIVIDING_BRANCH, 1.0, rb2) * rb2**2
+        ke_r = tee_loss_coefficient(EdgeKind.TEE_COMBINING_BRANCH, 1.0, rb2) * rb2**2
+        if not static.row_tees:
+            ke_s = ke_r = jnp.zeros_like(rb2)
+        line = params.row_feed_length + (static.n_racks - 1) * params.rack_pitch
+        rack_feed = dict(R_ROW_TEE_BRANCH=params.feed_length, R_ROW_END_SUPPLY=params.feed_length,
+                         R_ROW_END_RETURN=params.feed_length)  # fmt: skip
+        hdr = dict(R_ROW_FEED=params.row_diameter, R_ROW_RETURN_LINE=params.row_diameter,
+                   R_ROW_SEGMENT=params.row_diameter, R_ROW_TEE_RUN=params.row_diameter)  # fmt: skip
+        length = pick(length, R_ROW_FEED=params.row_feed_length, R_ROW_RETURN_LINE=line,
+                      R_ROW_SEGMENT=params.rack_pitch, R_ROW_TEE_RUN=params.rack_pitch, **rack_feed)  # fmt: skip
+        diameter = pick(diameter, **hdr, **{k: params.manifold_diameter for k in rack_feed})
+        roughness = pick(roughness, **{k: params.row_roughness for k in hdr},
+                         **{k: params.manifold_roughness for k in rack_feed})  # fmt: skip
+        k_minor = pick(k_minor, R_ROW_FEED=params.row_feed_k, R_ROW_RETURN_LINE=params.row_feed_k,
+                       R_ROW_TEE_BRANCH=params.feed_k, R_ROW_END_SUPPLY=params.feed_k + ke_s,
+                       R_ROW_END_RETURN=params.feed_k + ke_r)  # fmt: skip
     coef = params.dp_rated / params.flow_rated**params.dp_exponent
     ep = EdgeParams(
         length=length,
@@ -857,7 +1127,9 @@ def edge_params(static: Static, params: Params):
         pump_r1=jnp.zeros((ne,), dt),
         pump_r2=jnp.zeros((ne,), dt),
         pump_speed=jnp.ones((ne,), dt),
-        area_ratio=pick(1.0, R_TEE_RUN=beta2, R_TEE_BRANCH=beta2),
+        area_ratio=pick(1.0, R_TEE_RUN=beta2, R_TEE_BRANCH=beta2)
+        if not static.row_return
+        else pick(1.0, R_TEE_RUN=beta2, R_TEE_BRANCH=beta2, R_ROW_TEE_RUN=rb2, R_ROW_TEE_BRANCH=rb2),
     )
     nn = static.network.n_nodes
     nt = np.asarray(static.node_tray)
@@ -865,7 +1137,7 @@ def edge_params(static: Static, params: Params):
     elevation = jnp.where(nt == -2, z_out, jnp.where(nt == -1, 0.0, z[np.maximum(nt, 0)]))
     onehot_in = jnp.asarray(np.arange(nn) == static.inlet, dt)
     onehot_out = jnp.asarray(np.arange(nn) == static.outlet, dt)
-    bnd = Boundary(pressure=onehot_out * params.return_pressure, supply=onehot_in * params.supply_flow,
+    bnd = Boundary(pressure=onehot_out * params.return_pressure, supply=onehot_in * total_flow(static, params),
                    elevation=elevation)  # fmt: skip
     return ep, bnd
 
@@ -887,7 +1159,7 @@ def solve(static: Static, params: Params) -> Solution:
     pe = np.asarray(static.plate_edges)
     pt = np.asarray(static.plate_type_index)
     power = params.plate_power[pt]
-    rise = jnp.sum(power) / (co.density(t_sup) * co.cp(t_sup) * params.supply_flow)
+    rise = jnp.sum(power) / (co.density(t_sup) * co.cp(t_sup) * total_flow(static, params))
     t_mean = jnp.minimum(t_sup + 0.5 * rise, co.t_max)
     fluid = Fluid(density=co.density(t_mean), viscosity=co.viscosity(t_mean), specific_heat=co.cp(t_mean))
     fluid = Fluid(*(jnp.asarray(x, dt) for x in (fluid.density, fluid.viscosity, fluid.specific_heat)))
@@ -980,10 +1252,10 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
     z = bnd.elevation
     dp_rack = p[static.inlet] - p[static.outlet]
     dp_pump = dp_rack - rho * GRAVITY * (z[static.outlet] - z[static.inlet])
-    hydraulic = params.supply_flow * dp_pump
+    hydraulic = total_flow(static, params) * dp_pump
     t_ret = s.temperatures.node[static.outlet]
     heat_in = jnp.sum(params.plate_power[np.asarray(static.plate_type_index)])
-    heat_out = rho * cp * params.supply_flow * (t_ret - params.supply_temperature)
+    heat_out = rho * cp * total_flow(static, params) * (t_ret - params.supply_temperature)
     balance = jnp.where(heat_in > 0, jnp.abs(heat_out - heat_in) / jnp.where(heat_in > 0, heat_in, 1.0),
                         jnp.abs(heat_out))  # fmt: skip
     ratio = _group_ratio(qp, static.plate_type_index, len(static.plate_type_names))
@@ -991,7 +1263,8 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
     t_pin, t_pout = s.temperatures.edge_inlet[pe], s.temperatures.edge_outlet[pe]
     rise = t_pout - t_pin
     types = np.asarray(static.plate_type_index)
-    return {
+    row = _report_row(static, params, s, q) if static.row_return else {}
+    return row | {
         "T_return": t_ret - 273.15,
         "rack_pressure_drop": dp_rack / 1e3,
         "pump_pressure_rise": dp_pump / 1e3,
@@ -1029,6 +1302,57 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
     }
 
 
+#: name -> (units, description) of the numbers report() adds for a [row]
+_ROW_OUTPUTS = {
+    "rack_flow_min": ("L/min", "lowest flow into a rack"),
+    "rack_flow_max": ("L/min", "highest flow into a rack"),
+    "rack_flow_spread": ("%", "(highest - lowest rack flow) / mean rack flow"),
+    "rack_lowest_flow": ("", "rack (0 = first on the supply header) with the lowest flow"),
+    "rack_highest_flow": ("", "rack with the highest flow"),
+    "worst_rack": ("", "rack of the hottest chip"),
+    "worst_rack_excess": ("K", "hottest chip of the worst rack minus the hottest chip of the best (coolest) rack"),
+    "worst_plate_excess_mean": ("K", "hottest chip minus the mean of the chips at its position in every rack"),
+    "worst_plate_excess_mean_pct": ("%", "the same, in % of that mean's rise above the supply temperature"),
+    "worst_plate_excess_best": ("K", "hottest chip minus the coolest chip at its position in any rack"),
+    "worst_plate_excess_best_pct": ("%", "the same, in % of that coolest chip's rise above the supply"),
+    "worst_plate_flow_deficit": ("%", "how far the hottest chip's plate flow is below the mean at its position"),
+    "position_T_junction_spread": ("K", "largest spread (max - min over racks) of the chips at one position"),
+}
+
+
+def _report_row(static: Static, params: Params, s: Solution, q) -> dict:
+    """The row's numbers: flow per rack, and the hottest chip against the
+    chips at the same position in the other racks (racks are identical, so
+    plate j of every rack is the same plate in the same place)."""
+    import jax.numpy as jnp
+
+    n_r = static.n_racks
+    tj = s.junction.reshape(n_r, -1)
+    qp = q[np.asarray(static.plate_edges)].reshape(n_r, -1)
+    q_r = q[np.asarray(static.rack_feed_edges)]
+    hot = jnp.argmax(s.junction)
+    rack_w, pos = hot // tj.shape[1], hot % tj.shape[1]
+    col, qcol = tj[:, pos], qp[:, pos]
+    t_sup = params.supply_temperature
+    rack_max = tj.max(axis=1)
+    worst, mean, best = tj[rack_w, pos], col.mean(), col.min()
+    return {
+        "rack_flow_min": q_r.min() / LPM,
+        "rack_flow_max": q_r.max() / LPM,
+        "rack_flow_spread": 100 * (q_r.max() - q_r.min()) / q_r.mean(),
+        "rack_lowest_flow": jnp.argmin(q_r),
+        "rack_highest_flow": jnp.argmax(q_r),
+        "worst_rack": rack_w,
+        "worst_rack_excess": rack_max.max() - rack_max.min(),
+        "worst_plate_excess_mean": worst - mean,
+        "worst_plate_excess_mean_pct": 100 * (worst - mean) / (mean - t_sup),
+        "worst_plate_excess_best": worst - best,
+        "worst_plate_excess_best_pct": 100 * (worst - best) / (best - t_sup),
+        "worst_plate_flow_deficit": 100 * (1 - qcol[rack_w] / qcol.mean()),
+        "position_T_junction_spread": (tj.max(axis=0) - tj.min(axis=0)).max(),
+    }
+
+
 @functools.cache
 def _compiled_report(static: Static, batched: bool):
     import jax
@@ -1044,6 +1368,8 @@ def report(static: Static, params: Params, solution: Solution) -> dict:
 
     v = _compiled_report(static, np.ndim(params.supply_flow) > 0)(params, solution)
     out = {k: Output(v[k], *_OUTPUTS[k]) for k in _OUTPUTS}
+    if static.row_return:
+        out |= {k: Output(v[k], *_ROW_OUTPUTS[k]) for k in _ROW_OUTPUTS}
     out["hottest_plate"] = Output(v["hottest_plate"], "", "index (in plate order) of the hottest chip")
     return out
 
@@ -1071,6 +1397,7 @@ def screen(static: Static, params: Params, outputs: dict) -> str:
     converge or is not finite, a temperature that breaks the maximum
     principle (:mod:`thermo.bounds`, tested on the extremes of the same
     arrays with the same tolerance), a plate outlet colder than its inlet,
+    energy that does not close (as :func:`check_energy`),
     coolant beyond its liquid range, or a plate flow outside the range of its
     type's curve file."""
     out = outputs
@@ -1103,6 +1430,13 @@ def screen(static: Static, params: Params, outputs: dict) -> str:
         return (
             f"plate outlet temperature is {-d_min:.4g} K below its inlet at plate {int(k)} ({name}) (tolerance "
             f"{tol:.2g} K); a cold plate only adds heat: the solution is not a result"
+        )
+    rise = float(out["T_return"]) + 273.15 - t_sup  # energy closure, as check_energy (relative to the rise)
+    if rise > 0 and float(out["heat_balance_error"]) > bounds.tolerance(rise, float(out["T_return"]) + 273.15,
+                                                                         prec) / rise:  # fmt: skip
+        return (
+            f"energy does not close over the {'row' if static.row_return else 'rack'}: relative heat balance error "
+            f"{float(out['heat_balance_error']):.3g}; the solution is not a result"
         )
     t_hot = float(ext[:, 1].max())
     co = static.coolant
@@ -1146,7 +1480,29 @@ def check(static: Static, params: Params, solution: Solution) -> None:
     t_out = np.asarray(s.temperatures.edge_outlet, np.float64)
     _check_liquid(static, params, net, t_node, t_out)
     check_bounded(static, params, solution)
+    check_energy(static, params, solution)
     check_curve_range(static, solution)
+
+
+def check_energy(static: Static, params: Params, solution: Solution) -> None:
+    """Energy closure of the whole network (a rack, or a row of racks): the
+    mixed return carries the plates' heat, rho cp Q (T_return - T_supply) =
+    sum of plate powers, the temperature rise within the tolerance of the
+    maximum principle (:func:`thermo.bounds.tolerance`). Raises
+    :class:`SolveError` otherwise."""
+    power = float(np.sum(np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]))
+    rho, cp = float(solution.fluid.density), float(solution.fluid.specific_heat)
+    flow = float(total_flow(static, params))
+    t_sup = float(params.supply_temperature)
+    t_ret = float(np.asarray(solution.temperatures.node, np.float64)[static.outlet])
+    expected = power / (rho * cp * flow)
+    tol = bounds.tolerance(abs(expected), max(abs(t_ret), abs(t_sup)), static.precision)
+    if abs((t_ret - t_sup) - expected) > tol:
+        raise SolveError(
+            f"energy does not close over the {'row' if static.row_return else 'rack'}: the mixed return is "
+            f"{t_ret - t_sup:.6g} K above the supply, the plates' {power:.6g} W in {flow / LPM:.6g} L/min need "
+            f"{expected:.6g} K (tolerance {tol:.2g} K); the solution is not a result"
+        )
 
 
 def check_curve_range(static: Static, solution: Solution) -> None:
@@ -1245,7 +1601,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "layout": Quantity(case.manifold.layout, "", "U: direct return, Z: reverse return"),
         "coolant": Quantity(case.coolant.name),
         "liquid_heat": Quantity(heat_in, "W", "heat into the coolant (sum of plate powers)"),
-        "total_flow": Quantity(case.supply.flow / LPM, "L/min", "supply flow from the CDU"),
+        "total_flow": Quantity(case.total_flow / LPM, "L/min", "supply flow from the CDU"),
         "T_supply": Quantity(case.supply.temperature - 273.15, "degC"),
         **{k: num(k) for k in ("T_return", "rack_pressure_drop", "pump_pressure_rise", "pump_head",
                                "hydraulic_power", "pump_electrical_power", "plate_flow_min", "plate_flow_max",
@@ -1257,6 +1613,9 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "solver_iterations": Quantity(iterations, "", "Newton iterations from a cold start"),
         "solver_residual": Quantity(float(info.residual), "", "relative residual (flows and pressures)"),
     }  # fmt: skip
+    row_extra = None
+    if case.row is not None:
+        summary, row_extra = _row_summary(case, rn, out, summary, tj, np.asarray(sol.flow, np.float64))
     _write_h5(
         folder / "results.h5",
         case,
@@ -1267,7 +1626,8 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         info,
         history,
         summary,
-        dict(r=r, tj=tj, dp=dp_plate, ratio=ratio, q_tray=q_tray, fluid=(rho, float(solution.fluid.viscosity), cp)),
+        dict(r=r, tj=tj, dp=dp_plate, ratio=ratio, q_tray=q_tray, fluid=(rho, float(solution.fluid.viscosity), cp),
+             row=row_extra),
     )
     write_summary_json(folder, summary)
     if case.plots:
@@ -1275,6 +1635,63 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
 
         plot_results(folder)
     return summary
+
+
+def _row_summary(case: RackCase, rn: RackNetwork, out: dict, summary: dict, tj: np.ndarray, q: np.ndarray):
+    """The summary of a row (the rack's, with the row's numbers: flow per
+    rack, the worst rack and plate, by how much, and its junction margin) and
+    the per-rack arrays for results.h5."""
+    row = case.row
+    labels = rn.network.edge_labels
+    hot = int(out["hottest_plate"])
+    limits = np.array([np.nan if case.plate(t).junction_limit is None else case.plate(t).junction_limit
+                       for t in rn.plate_type])  # fmt: skip
+    margin = limits - tj
+    q_rack = q[rn.rack_feed_edges]
+    n_r = row.racks
+    rack_tj_max = tj.reshape(n_r, -1).max(axis=1)
+
+    def num(k):
+        return Quantity(float(out[k]), *_ROW_OUTPUTS[k])
+
+    head = {k: v for k, v in summary.items() if k in ("case",)}
+    rest = {k: v for k, v in summary.items() if k not in ("case",)}
+    per_rack = len(rn.tray_level)
+    rest["trays"] = Quantity(per_rack * n_r, "", f"trays fed by the manifolds ({per_rack} per rack)")
+    rest["layout"] = Quantity(case.manifold.layout, "", "each rack's manifolds; U: direct return, Z: reverse return")
+    rest["total_flow"] = Quantity(case.total_flow / LPM, "L/min",
+                                  f"supply flow from the CDU ({n_r} racks x [supply] flow {case.supply.flow / LPM:.4g} "
+                                  "L/min)")  # fmt: skip
+    rest["rack_pressure_drop"] = Quantity(float(out["rack_pressure_drop"]), "kPa",
+                                          "static pressure, CDU supply minus CDU return (the whole row)")  # fmt: skip
+    rest["pump_pressure_rise"] = Quantity(float(out["pump_pressure_rise"]), "kPa",
+                                          "pressure rise the CDU pump must add for the row")  # fmt: skip
+    rest["hydraulic_power"] = Quantity(float(out["hydraulic_power"]), "W", "total flow x pressure rise for the row")
+    worst_label = labels[rn.plate_edges[hot]]
+    rowq = {
+        "racks": Quantity(n_r, "", "identical racks on the CDU's row headers ([row] racks)"),
+        "row_return": Quantity(row.return_, "", "direct: the return header flows back to the CDU; reverse: first "
+                               "supplied, last returned"),  # fmt: skip
+        "rack_flow_mean": Quantity(float(q_rack.mean() / LPM), "L/min", "mean flow into a rack"),
+        **{k: num(k) for k in ("rack_flow_min", "rack_flow_max", "rack_flow_spread")},
+        "rack_lowest_flow": Quantity(int(out["rack_lowest_flow"]), "", _ROW_OUTPUTS["rack_lowest_flow"][1]),
+        "rack_highest_flow": Quantity(int(out["rack_highest_flow"]), "", _ROW_OUTPUTS["rack_highest_flow"][1]),
+        "worst_rack": Quantity(int(out["worst_rack"]), "", _ROW_OUTPUTS["worst_rack"][1]),
+        "worst_rack_excess": num("worst_rack_excess"),
+        "worst_plate": Quantity(worst_label, "", "the hottest chip (rack, tray, branch, position in series, type)"),
+        "worst_plate_T_junction": Quantity(float(tj[hot] - 273.15), "degC", "its junction temperature"),
+        **{k: num(k) for k in ("worst_plate_excess_mean", "worst_plate_excess_mean_pct", "worst_plate_excess_best",
+                               "worst_plate_excess_best_pct", "worst_plate_flow_deficit",
+                               "position_T_junction_spread")},
+    }  # fmt: skip
+    if np.isfinite(limits[hot]):
+        rowq["worst_plate_margin"] = Quantity(float(margin[hot]), "K", "its junction limit minus its T_j")
+    if np.isfinite(margin).any():
+        k = int(np.nanargmin(margin))
+        rowq["T_junction_margin_min"] = Quantity(float(margin[k]), "K", "smallest junction limit - T_j of any chip")
+        rowq["tightest_plate"] = Quantity(labels[rn.plate_edges[k]], "", "the chip with that smallest margin")
+    extra = dict(q_rack=q_rack, rack_tj_max=rack_tj_max)
+    return head | rowq | rest, extra
 
 
 #: drawing of a tray in the synthesised layout (m): supply hose end and QD end
@@ -1297,6 +1714,41 @@ def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
     x_c = x_b + _PLATE_X * (longest + 1)
     x_r = x_c + _QD_X + _HOSE_X
     xy = {"inlet": (0.0, -case.manifold.feed_length), "outlet": (x_r, -case.manifold.feed_length)}
+    if case.row is not None:
+        return _row_points(case, rn, x_r, z, _rack_xy(case, xy, x_b, x_c, x_r))
+    _rack_xy(case, xy, x_b, x_c, x_r)
+    return np.array([[*xy[label], z[n]] for n, label in enumerate(labels)], np.float64)
+
+
+def _row_points(case: RackCase, rn: RackNetwork, x_r: float, z: np.ndarray, rack_xy: dict) -> np.ndarray:
+    """A row's drawing: the racks side by side along x (at least the rack
+    pitch apart), the supply header under their inlets, the return header
+    behind it, the CDU's inlet and outlet before rack 0."""
+    row, f = case.row, case.manifold.feed_length
+    width = max(row.rack_pitch, x_r + 0.1)
+    y_r = -f - 0.1  # the return header, behind the supply header
+    xy = {}
+    for k in range(row.racks):
+        xy[f"H{k}"], xy[f"G{k}"] = (k * width, -f), (k * width + x_r, y_r)
+    x_cdu = -max(row.feed_length, 0.1)
+    xy["inlet"] = (x_cdu, -f) if "H0" in rn.network.node_labels else (0.0, -f)
+    if row.return_ == "reverse" and row.racks > 1:
+        xy["outlet"] = (x_cdu, y_r - 0.15)
+    else:
+        xy["outlet"] = (x_cdu, y_r) if "G0" in rn.network.node_labels else (x_r, y_r)
+    pts = []
+    for n, label in enumerate(rn.network.node_labels):
+        if "." in label:
+            pre, local = label.split(".", 1)
+            x, y = rack_xy[local]
+            pts.append([x + int(pre[1:]) * width, y, z[n]])
+        else:
+            pts.append([*xy[label], z[n]])
+    return np.array(pts, np.float64)
+
+
+def _rack_xy(case: RackCase, xy: dict, x_b: float, x_c: float, x_r: float) -> dict:
+    """One rack's schematic (x, y) per node label (without a row's prefix)."""
     for i, tname in enumerate(case.trays):
         xy[f"S{i}"], xy[f"R{i}"] = (0.0, 0.0), (x_r, 0.0)
         xy[f"t{i}_a"], xy[f"t{i}_b"] = (_HOSE_X, 0.0), (x_b, 0.0)
@@ -1306,7 +1758,7 @@ def layout_points(case: RackCase, rn: RackNetwork) -> np.ndarray:
             y = (j - 0.5 * (len(branches) - 1)) * _LANE_Y
             for k in range(len(branch) - 1):  # the node after plate k (the last plate ends on t_c)
                 xy[f"t{i}_br{j}_{k}"] = (x_b + _PLATE_X * (k + 1), y)
-    return np.array([[*xy[label], z[n]] for n, label in enumerate(labels)], np.float64)
+    return xy
 
 
 def _check_liquid(static: Static, params: Params, net, t_node: np.ndarray, t_edge_out: np.ndarray) -> None:
@@ -1322,7 +1774,7 @@ def _check_liquid(static: Static, params: Params, net, t_node: np.ndarray, t_edg
         hot_edge = int(np.argmax(t_edge_out))
     t_hot = float(t_edge_out[hot_edge])
     t_sup = float(params.supply_temperature)
-    flow = float(params.supply_flow)
+    flow = float(total_flow(static, params))
     power = float(np.sum(np.asarray(params.plate_power, np.float64)[np.asarray(static.plate_type_index)]))
     rise = power / (float(co.density(t_sup)) * float(co.cp(t_sup)) * flow)
     raise SolveError(
@@ -1390,6 +1842,11 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
             ("edge", rn.plate_edges),
         ):
             pl.create_dataset(name, data=np.asarray(data))
+        row = extra.get("row")
+        if row is not None:
+            pl.create_dataset("rack", data=np.asarray(rn.plate_rack)).attrs["description"] = (
+                "rack of every plate (0 = first on the supply header); tray is the tray within its rack"
+            )
 
         def pput(name, data, units, description):
             ds = pl.create_dataset(name, data=np.asarray(data, np.float64))
@@ -1418,7 +1875,21 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
         tr = h5.create_group("trays")
         tr.create_dataset("level", data=rn.tray_level).attrs["units"] = "m"
         tr.create_dataset("flow", data=extra["q_tray"]).attrs["units"] = "m^3/s"
-        tr.create_dataset("type", data=np.asarray(case.trays, dtype=object), dtype=strings)
+        tr.create_dataset("type", data=np.asarray(case.trays * case.n_racks, dtype=object), dtype=strings)
+        if row is not None:
+            n_t = len(case.trays)
+            tr.create_dataset("rack", data=np.repeat(np.arange(case.n_racks), n_t)).attrs["description"] = (
+                "rack of every tray; trays are rack by rack, bottom to top within a rack"
+            )
+            rk = h5.create_group("racks")
+            rk.attrs["description"] = "the racks of the row, in order along the supply header (0 = nearest the CDU)"
+            rk.create_dataset("flow", data=row["q_rack"]).attrs["units"] = "m^3/s"
+            ds = rk.create_dataset("T_junction_max", data=row["rack_tj_max"] - 273.15)
+            ds.attrs["units"] = "degC"
+            ds.attrs["description"] = "hottest chip of each rack"
+            rk.create_dataset("feed_edge", data=rn.rack_feed_edges).attrs["description"] = "edge feeding each rack"
+            rk.create_dataset("supply_header_node", data=rn.header_supply_nodes)
+            rk.create_dataset("return_header_node", data=rn.header_return_nodes)
         n_nodes, n_edges, n_plates = net.n_nodes, len(net.edge_from), len(e)
         grids = {
             "network": (
@@ -1466,6 +1937,7 @@ def _write_h5(path, case, case_file, rn, sol, temps, info, history, summary, ext
                         "branch",
                         "position",
                     )
+                    + (("rack",) if row is not None else ())
                 ],
             ),
         }

@@ -101,6 +101,13 @@ DATASETS = {
     "rack.tray_flow": "trays/flow",
     "rack.tray_type": "trays/type",
     "rack.residual_history": "solver/residual_history",
+    # rack_network with a [row] (absent for a single rack)
+    "rack.plate_rack": "plates/rack",  # rack of every plate; plates/tray is then the tray within its rack
+    "rack.tray_rack": "trays/rack",
+    "rack.rack_flow": "racks/flow",  # m^3/s into each rack, in order along the supply header
+    "rack.rack_T_j_max": "racks/T_junction_max",  # degC, hottest chip of each rack
+    "rack.header_supply_nodes": "racks/supply_header_node",  # supply header node at each rack's take-off
+    "rack.header_return_nodes": "racks/return_header_node",
     # facility
     "facility.hourly": "hourly",  # group: /hourly/<series>
     "facility.sweep": "sweep",

@@ -38,7 +38,8 @@ PLOTS = {
                            "residual_history"),
     "closure_calibration": ("closures", "cross_section", "along_flow"),
     "compact_coldplate": ("junction_temperature", "fluid_temperature_velocity", "curves", "residual_history"),
-    "rack_network": ("flow_per_tray", "plate_map", "manifold_pressure", "plate_temperatures", "residual_history"),
+    "rack_network": ("flow_per_tray", "plate_map", "manifold_pressure (a single rack)", "plate_temperatures",
+                     "residual_history", "rack_flow (with [row])", "row_header_pressure (with [row])"),
     "facility": ("energy_per_token", "supply_temperature_sweep", "annual_profile", "monthly",
                  "design_point (design-point cases, instead of annual_profile and monthly)",
                  "optimize (thermo optimize)"),
@@ -477,6 +478,9 @@ def _compact(r: Results, save) -> None:
 def _rack(r: Results, save) -> None:
     name = r.summary["case"]
     lpm = 6e4
+    row = r.has("rack.plate_rack")
+    if row:
+        _row(r, save)
     tray_q = r.get("rack.tray_flow") * lpm
     tray_type = r.get("rack.tray_type")
     ntr = len(tray_q)
@@ -491,12 +495,17 @@ def _rack(r: Results, save) -> None:
     ax.axhspan(-3, 3, color="0.9", zorder=0, label="±3 %")
     span = max(3.5, 1.15 * float(np.abs(100 * (ratio - 1)).max()))
     ax.set_ylim(-span, span)
-    ax.set_xlabel("tray (0 = bottom)")
+    if row:
+        _rack_separators(ax, r.get("rack.tray_rack"))
+    ax.set_xlabel("tray (rack by rack, 0 = bottom of rack 0)" if row else "tray (0 = bottom)")
     ax.set_ylabel("tray flow − mean of its type [%]")
-    ax.set_title(f"{name}: flow per tray ({r.summary['layout']} layout)")
+    ax.set_title(f"{name}: flow per tray ({r.summary['layout']} layout)", pad=14 if row else None)
     ax.grid(True, alpha=0.3)
     _legend_outside(ax)
     save(fig, "flow_per_tray")
+    if row:
+        _row_plate_plots(r, save)
+        return
 
     tray = r.get("rack.plate_tray")
     branch, pos = r.get("rack.plate_branch"), r.get("rack.plate_position")
@@ -581,6 +590,124 @@ def _rack(r: Results, save) -> None:
     _legend_outside(ax)
     save(fig, "plate_temperatures")
     _residuals(save, {"Newton": r.get("rack.residual_history")}, "rack network: Newton (global gradient)")
+
+
+def _rack_separators(ax, rack_of) -> None:
+    """Thin lines between the racks of a row along an x axis of items (trays
+    or plates, rack by rack), each rack's index written at the top."""
+    rack_of = np.asarray(rack_of)
+    for x in np.flatnonzero(np.diff(rack_of)) + 0.5:
+        ax.axvline(x, color="0.6", lw=0.6)
+    for k in np.unique(rack_of):
+        idx = np.flatnonzero(rack_of == k)
+        ax.text(idx.mean(), 1.0, f"rack {k}", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                fontsize=7, color="0.3")  # fmt: skip
+
+
+def _row(r: Results, save) -> None:
+    """A row of racks: flow and hottest chip per rack; header pressures."""
+    name = r.summary["case"]
+    q = r.get("rack.rack_flow") * 6e4
+    tmax = r.celsius("rack.rack_T_j_max")
+    n = len(q)
+    racks = np.arange(n)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * n + 3), 4.2), constrained_layout=True)
+    mean = q.mean()
+    colors = ["tab:blue"] * n
+    colors[int(np.argmin(q))] = "tab:red"
+    ax.bar(racks, q, color=colors, width=0.7, label="flow into the rack (red: lowest)")
+    ax.axhline(mean, color="k", ls="--", lw=0.8, label=f"mean {mean:.4g} L/min")
+    span = max(float(np.abs(q - mean).max()), 1e-3 * mean)
+    ax.set_ylim(mean - 4 * span, mean + 2.5 * span)  # the bars' differences visible, not hidden by a zero base
+    for k in range(n):
+        ax.text(k, q[k], f"{100 * (q[k] / mean - 1):+.2f} %", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(racks)
+    ax.set_xlabel("rack (0 = first on the supply header)")
+    ax.set_ylabel("flow [L/min] (axis does not start at 0)")
+    a2 = ax.twinx()
+    a2.plot(racks, tmax, "o-", color="tab:orange", ms=4, label="hottest chip of the rack (right axis)")
+    a2.set_ylabel("hottest chip T_j [°C]", color="tab:orange")
+    t_span = max(float(tmax.max() - tmax.min()), 0.01)
+    a2.set_ylim(tmax.min() - 1.5 * t_span, tmax.max() + 0.5 * t_span)
+    hs, ls = ax.get_legend_handles_labels()
+    h2, l2 = a2.get_legend_handles_labels()
+    ax.legend(hs + h2, ls + l2, fontsize=8, loc="lower left")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title(f"{name}\nflow per rack ({r.summary.get('row_return', '')} return; spread "
+                 f"{r.summary.get('rack_flow_spread', float('nan')):.3g} %)")  # fmt: skip
+    save(fig, "rack_flow")
+
+    p = r.get("rack.pressure")
+    hs_, hr_ = r.get("rack.header_supply_nodes"), r.get("rack.header_return_nodes")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * n + 3), 4.2), constrained_layout=True)
+    ax.plot(racks, p[hs_] / 1e3, "o-", color="tab:red", label="supply header at the take-off")
+    ax.plot(racks, p[hr_] / 1e3, "o-", color="tab:blue", label="return header at the take-in")
+    ax.plot(racks, (p[hs_] - p[hr_]) / 1e3, "s--", color="k", ms=4, label="difference: what drives the rack")
+    ax.set_xticks(racks)
+    ax.set_xlabel("rack (0 = first on the supply header)")
+    ax.set_ylabel("static pressure [kPa]")
+    ax.grid(True, alpha=0.3)
+    _legend_outside(ax)
+    ax.set_title(f"{name}\npressure along the row headers")
+    save(fig, "row_header_pressure")
+
+
+def _row_plate_plots(r: Results, save) -> None:
+    """plate_map and plate_temperatures over every plate of a row: racks
+    are rows of the map, the plates of one rack (tray by tray) its columns."""
+    name = r.summary["case"]
+    rack_of = r.get("rack.plate_rack")
+    tray = r.get("rack.plate_tray")
+    pr = r.get("rack.plate_flow_ratio")
+    tj = r.celsius("rack.plate_T_j")
+    limit = r.celsius("rack.plate_T_j_limit")
+    n = int(rack_of.max()) + 1
+    per = len(tj) // n
+    grid_r = pr.reshape(n, per)
+    tjg = tj.reshape(n, per)
+    grid_d = tjg - tjg.mean(axis=0)  # each chip against the same chip (same place in the rack) in every rack
+    fig, axes = plt.subplots(2, 1, figsize=(max(8.0, min(16.0, 0.08 * per + 4)), 2 * (0.35 * n + 1.6) + 0.6),
+                             constrained_layout=True)  # fmt: skip
+    xe, ye = np.arange(per + 1) - 0.5, np.arange(n + 1) - 0.5
+    dev = max(0.03, float(np.nanmax(np.abs(grid_r - 1))))
+    m = axes[0].pcolormesh(xe, ye, grid_r, cmap="RdBu", vmin=1 - dev, vmax=1 + dev)
+    fig.colorbar(m, ax=axes[0], label="plate flow / row mean of its type")
+    axes[0].set_title("flow ratio over the row (scale at least ±3 %)")
+    span = max(0.01, float(np.abs(grid_d).max()))
+    m = axes[1].pcolormesh(xe, ye, grid_d, cmap="coolwarm", vmin=-span, vmax=span)
+    fig.colorbar(m, ax=axes[1], label="T_j − mean of the same chip in every rack [K]")
+    margin = r.summary.get("T_junction_margin_min")
+    tail = f"; smallest margin to the junction limit {margin:.2f} K" if margin is not None else ""
+    axes[1].set_title(f"T_j against the same chip in the other racks (scale at least ±0.01 K){tail}", fontsize=10)
+    t0 = tray[:per]
+    for ax in axes:
+        for x in np.flatnonzero(np.diff(t0)) + 0.5:
+            ax.axvline(x, color="0.5", lw=0.3)
+        ax.set_yticks(np.arange(n))
+        ax.set_ylabel("rack")
+        ax.set_xlabel("plate within the rack (tray by tray from the bottom; thin lines: trays)")
+    fig.suptitle(f"{name}: per plate, every rack")
+    save(fig, "plate_map")
+
+    t_in, t_out = r.celsius("rack.plate_T_in"), r.celsius("rack.plate_T_out")
+    fig, ax = plt.subplots(figsize=(11, 4.2), constrained_layout=True)
+    idx = np.arange(len(tj))
+    ms = 3 if len(tj) < 300 else 1.5
+    ax.plot(idx, t_in, "v", ms=ms, label="plate inlet")
+    ax.plot(idx, t_out, "^", ms=ms, label="plate outlet")
+    ax.plot(idx, tj, "o", ms=ms, label="junction (T_in + R P)")
+    hot = int(np.argmax(tj))
+    ax.plot(idx[hot], tj[hot], "o", mfc="none", mec="r", ms=9, label=f"hottest: {r.summary.get('worst_plate', '')}")
+    for lim in sorted(set(limit[np.isfinite(limit)].tolist())):
+        ax.axhline(lim, color="r", ls="--", lw=1, label=f"junction limit {lim:.0f} °C")
+    ax.axhline(r.summary["T_supply"], color="k", ls=":", lw=0.8, label=f"supply {r.summary['T_supply']:.1f} °C")
+    _rack_separators(ax, rack_of)
+    ax.set_xlabel("plate (rack by rack; tray by tray within a rack; series order within a branch)")
+    ax.set_ylabel("T [°C]")
+    ax.set_title(f"{name}: temperature per plate", pad=14)
+    _legend_outside(ax)
+    save(fig, "plate_temperatures")
+    _residuals(save, {"Newton": r.get("rack.residual_history")}, "row network: Newton (global gradient)")
 
 
 # ----------------------------------------------------------------------------- facility
