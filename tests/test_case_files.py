@@ -53,6 +53,20 @@ def test_bad_quantities_are_refused(value, dimension, fragment):
         to_si(value, dimension)
 
 
+
+def test_text_quantities_are_read_once_and_errors_every_time():
+    """Quantity text is parsed by pint once and kept (a sweep reads the same strings for every design); the same
+    text with another expected dimension is checked afresh, and a refused text is refused again on every read."""
+    assert to_si("2.5 L/min", "volumetric_flow") == to_si("2.5 L/min", "volumetric_flow") == pytest.approx(2.5 / 6e4)
+    assert to_si("10 degC", "temperature") == pytest.approx(283.15)
+    assert to_si("10 degC", "temperature_difference") == pytest.approx(10.0)
+    for _ in range(2):
+        with pytest.raises(UnitError, match="not a length"):
+            to_si("2.5 L/min", "length")
+        with pytest.raises(UnitError, match="could not read"):
+            to_si("five mm", "length")
+
+
 # ----------------------------------------------------------------------------- malformed cases
 
 

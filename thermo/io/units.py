@@ -158,6 +158,43 @@ _PARSE_ERRORS = (
 )
 
 
+@lru_cache(maxsize=8192)
+def _text_to_si(value: str, dimension: str) -> float:
+    """The SI magnitude of a quantity written as text (pint's parser is the costly
+    part of reading a case; a sweep reads the same strings once per design, so
+    the answers are kept: the function is pure, and errors are not cached)."""
+    unit, example = DIMENSIONS[dimension]
+    ureg = registry()
+    text = value.strip()
+    why = _grammar_error(text)
+    if why is not None:
+        raise UnitError(
+            f"could not read {value!r} as a quantity: {why}; expected a "
+            f"{dimension.replace('_', ' ')} such as {example}"
+        )
+    if dimension == "temperature_difference":
+        text = text.replace("degC", "delta_degC").replace("degF", "delta_degF")
+    try:
+        q = ureg.Quantity(text)
+        if not isinstance(q, pint.Quantity):  # a bare number inside a string
+            q = ureg.Quantity(float(q), "dimensionless")
+    except _PARSE_ERRORS as exc:
+        raise UnitError(
+            f"could not read {value!r} as a quantity ({exc}); expected a "
+            f"{dimension.replace('_', ' ')} such as {example}"
+        ) from None
+    if q.dimensionality != _dimensionality(dimension):
+        raise UnitError(
+            f"{value!r} is not a {dimension.replace('_', ' ')}: its unit has dimension "
+            f"{q.dimensionality}, expected {unit} (e.g. {example})"
+        )
+    try:
+        magnitude = float(q.to(unit).magnitude)
+    except _PARSE_ERRORS as exc:
+        raise UnitError(f"could not convert {value!r} to {unit} ({exc})") from None
+    return magnitude
+
+
 def to_si(value, dimension: str) -> float:
     """SI magnitude of ``value``, which must have ``dimension``.
 
@@ -188,34 +225,7 @@ def to_si(value, dimension: str) -> float:
                 f'write "{value} degC" if you meant degrees Celsius'
             )
     else:
-        ureg = registry()
-        text = value.strip()
-        why = _grammar_error(text)
-        if why is not None:
-            raise UnitError(
-                f"could not read {value!r} as a quantity: {why}; expected a "
-                f"{dimension.replace('_', ' ')} such as {example}"
-            )
-        if dimension == "temperature_difference":
-            text = text.replace("degC", "delta_degC").replace("degF", "delta_degF")
-        try:
-            q = ureg.Quantity(text)
-            if not isinstance(q, pint.Quantity):  # a bare number inside a string
-                q = ureg.Quantity(float(q), "dimensionless")
-        except _PARSE_ERRORS as exc:
-            raise UnitError(
-                f"could not read {value!r} as a quantity ({exc}); expected a "
-                f"{dimension.replace('_', ' ')} such as {example}"
-            ) from None
-        if q.dimensionality != _dimensionality(dimension):
-            raise UnitError(
-                f"{value!r} is not a {dimension.replace('_', ' ')}: its unit has dimension "
-                f"{q.dimensionality}, expected {unit} (e.g. {example})"
-            )
-        try:
-            magnitude = float(q.to(unit).magnitude)
-        except _PARSE_ERRORS as exc:
-            raise UnitError(f"could not convert {value!r} to {unit} ({exc})") from None
+        magnitude = _text_to_si(value, dimension)
     if not math.isfinite(magnitude):
         raise UnitError(f"{value!r} is not a finite number")
     return magnitude
