@@ -17,6 +17,8 @@ T_SUPPLY = 300.0
 
 # one compiled program per network, config and shapes (the network and config are static)
 integrate = jax.jit(tr.integrate, static_argnums=(0, 1))
+steady_state = jax.jit(tr.steady_state, static_argnums=(0, 1))
+steady_network = jax.jit(network_temperatures, static_argnums=(0,))
 
 
 def _slope(ns, errs):
@@ -148,7 +150,7 @@ def test_long_time_limit_equals_the_steady_network_solver(loop):
     res = integrate(net, cfg, inp, 1.0, initial=T0)
     fluid = Fluid(jnp.asarray(RHO), jnp.asarray(1e-3), jnp.asarray(CP))
     heat_e = jnp.asarray(inp.heat[0])
-    st, _ = network_temperatures(
+    st, _ = steady_network(
         net, q, heat_e, fluid, inp.inlet_temperature, inp.outlet_set_temperature, inp.outlet_set_mask
     )
     rel = np.abs(np.asarray(res.node[-1]) - np.asarray(st.node)) / np.asarray(st.node)
@@ -157,7 +159,7 @@ def test_long_time_limit_equals_the_steady_network_solver(loop):
     assert np.max(rel_out) < 1e-8
     np.testing.assert_allclose(res.edge_heat[-1], st.edge_heat, rtol=1e-8, atol=1e-6)
     # the direct steady state is the same answer, and integrate starts from it by default
-    ss = tr.steady_state(net, cfg, inp)
+    ss = steady_state(net, cfg, inp)
     n0 = net.n_edges * cfg.n_cells
     np.testing.assert_allclose(ss[n0 : n0 + net.n_nodes], st.node, rtol=1e-12)
     # walls settle at T_coolant mean + P / G
@@ -239,6 +241,7 @@ def test_time_convergence_at_design_order(scheme, order):
     assert abs(_slope(dts, errs) - order) < 0.15 * order
 
 
+@pytest.mark.slow  # two or three compiles: seconds on the 2-core machine
 def test_vmap_over_scenarios_equals_separate_runs():
     net, q, vol = _rack()
     dt, n_lev = 2.0, 61
@@ -255,6 +258,7 @@ def test_vmap_over_scenarios_equals_separate_runs():
         np.testing.assert_allclose(batched[i], one(scen[i], flows[i]), rtol=1e-12)
 
 
+@pytest.mark.slow  # two or three compiles: seconds on the 2-core machine
 def test_grad_of_peak_plate_temperature_matches_finite_differences():
     net, q, vol = _rack()
     dt, n_lev = 2.0, 61
@@ -266,8 +270,9 @@ def test_grad_of_peak_plate_temperature_matches_finite_differences():
         inp = _inputs(net, s * q, vol, heat, wall_conductance=jnp.full((4,), 1.0) * g)
         return jnp.max(integrate(net, cfg, inp, dt).wall)
 
+    peak = jax.jit(peak)
     x = jnp.array([50.0, 1.0])
-    grad = np.asarray(jax.grad(peak)(x))
+    grad = np.asarray(jax.jit(jax.grad(peak))(x))
     for i, h in enumerate((1e-3, 1e-5)):
         e = jnp.zeros(2).at[i].set(h)
         fd = (float(peak(x + e)) - float(peak(x - e))) / (2 * h)
