@@ -14,8 +14,8 @@
 * ``rack``: the bundled NVL72 rack (cases/rack_nvl72.toml: 288 edges, 245
   nodes, 126 cold plates) through an hour at 1 s steps, coolant transport with
   delay and mixing on its own network (``models/rack_transport.py``: 4 cells
-  per edge, a lumped wall per plate; 1,523 states, one LU per trace and one
-  dense triangular solve pair per step), driven by the hall case's trace (the
+  per edge, a lumped wall per plate; 1,523 states, the step matrix inverted
+  once per trace, one dense matrix-vector product per step), driven by the hall case's trace (the
   training wave, checkpoint and stop, stretched to the hour);
 * ``hall_vmap``: 1,000 scenarios of the bundled hall (supply setpoints and PI
   gains) in one ``jit(vmap(solve))`` over a 20 s trace at 0.25 s (80 steps).

@@ -60,7 +60,7 @@ def _crossing(t, y, level):
 
 def test_pipe_step_arrives_after_volume_over_flow_as_the_erlang_response():
     tau = 10.0
-    for n in (8, 32):
+    for n in (16,):  # more cells: the slow test below
         dt = tau / n / 20
         t, y = _pipe_step(n, dt, tau)
         # half height within one cell's residence time of V/Q
@@ -309,3 +309,16 @@ def test_bad_config_is_refused():
         tr.TransportConfig(scheme="rk4")
     with pytest.raises(ValueError, match="n_cells"):
         tr.TransportConfig(n_cells=0)
+
+
+def test_inputs_of_the_wrong_shape_are_refused_naming_the_input():
+    net, q, vol = _rack()
+    heat = np.broadcast_to(HEAT, (3, 6))
+    with pytest.raises(ValueError, match="edge_volume"):
+        tr.integrate(net, _cfg(), _inputs(net, q, vol[:4], heat), 1.0)
+    with pytest.raises(ValueError, match="wall_capacity"):
+        tr.integrate(net, _cfg(), _inputs(net, q, vol, heat, wall_capacity=jnp.ones(3)), 1.0)
+    with pytest.raises(ValueError, match="wall_edges"):
+        tr.integrate(net, tr.TransportConfig(wall_edges=(1, 9)), _inputs(net, q, vol, heat, walls=False), 1.0)
+    with pytest.raises(ValueError, match="flow"):
+        tr.integrate(net, _cfg(), _inputs(net, jnp.ones((2, 6)), vol, heat), 1.0)

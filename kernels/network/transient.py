@@ -177,6 +177,37 @@ def _empty_walls(inp, dt):
     return jnp.asarray(inp.wall_capacity, dt), jnp.asarray(inp.wall_conductance, dt)
 
 
+def _check_shapes(network, config: TransportConfig, inp: TransportInputs) -> None:
+    """Shapes are static: a mismatch raises while tracing, naming the input."""
+    n_e, n_n, n_w = network.n_edges, network.n_nodes, len(config.wall_edges)
+    if any(not 0 <= e < n_e for e in config.wall_edges) or len(set(config.wall_edges)) != n_w:
+        raise ValueError(f"wall_edges {config.wall_edges} must be distinct edge indices in [0, {n_e})")
+    want = {"heat": (None, n_e), "edge_volume": (n_e,), "node_volume": (n_n,)}
+    if n_w:
+        want.update(wall_capacity=(n_w,), wall_conductance=(n_w,))
+    if inp.outlet_set_mask is not None:
+        want["outlet_set_mask"] = (n_e,)
+    for name, shape in want.items():
+        x = getattr(inp, name)
+        got = tuple(jnp.shape(x)) if x is not None else None
+        if (
+            got is None
+            or len(got) != len(shape)
+            or any(w is not None and g != w for g, w in zip(got, shape, strict=False))
+        ):
+            raise ValueError(f"TransportInputs.{name}: shape {got}, expected {shape} (None: any length)")
+    for name, width in (("flow", n_e), ("inlet_temperature", n_n), ("outlet_set_temperature", n_e)):
+        x = getattr(inp, name)
+        if x is None:
+            continue
+        if jnp.ndim(x) not in (1, 2) or jnp.shape(x)[-1] != width:
+            raise ValueError(f"TransportInputs.{name}: shape {jnp.shape(x)}, expected ({width},) or (levels, {width})")
+        if jnp.ndim(x) == 2 and jnp.shape(x)[0] != jnp.shape(inp.heat)[0]:
+            raise ValueError(f"TransportInputs.{name}: {jnp.shape(x)[0]} levels, heat has {jnp.shape(inp.heat)[0]}")
+    if config.scheme == "bdf2" and jnp.shape(inp.heat)[0] < 2:
+        raise ValueError("bdf2 needs at least two time levels (heat.shape[0] >= 2)")
+
+
 class _Model:
     """Capacities, the matrix ``A`` for given flows, and ``f`` for given inputs."""
 
@@ -185,6 +216,7 @@ class _Model:
         self.n_e, self.n_n, self.n_c = network.n_edges, network.n_nodes, int(config.n_cells)
         self.walls = jnp.asarray(config.wall_edges, jnp.int32) if config.wall_edges else jnp.zeros((0,), jnp.int32)
         self.n_w = len(config.wall_edges)
+        _check_shapes(network, config, inp)
         self.src, self.dst = jnp.asarray(lay.src, jnp.int32), jnp.asarray(lay.dst, jnp.int32)
         self.dt = dt
         self.rho = jnp.asarray(inp.density, dt)
