@@ -80,3 +80,21 @@ def test_bad_settings_are_refused(solved):
     with pytest.raises(ValueError, match="plate"):
         rtm.prepare(s, p, low)
     assert dataclasses.is_dataclass(rtm.prepare(*solved))
+
+
+def test_grad_of_peak_junction_wrt_plate_capacity_matches_finite_differences(prepared):
+    rt = prepared
+    dt, n = 1.0, 41
+    acc = np.where((np.arange(n) // 6) % 2 == 1, 1.0, 0.45)  # a 12 s square wave, from the steady low level
+    pp = jnp.asarray(rtm.plate_power_from_trace(rt, acc, 1.0))
+
+    def peak(capacity):
+        inputs = dataclasses.replace(rt.inputs, wall_capacity=jnp.full_like(rt.inputs.wall_capacity, capacity))
+        return jnp.max(rtm.run(dataclasses.replace(rt, inputs=inputs), pp, dt).wall)
+
+    peak = jax.jit(peak)
+    c0, h = 400.0, 0.01
+    g = float(jax.grad(peak)(c0))
+    fd = (float(peak(c0 + h)) - float(peak(c0 - h))) / (2 * h)
+    assert g < 0  # more thermal mass, a lower peak under the swings
+    assert abs(g - fd) < 1e-5 * abs(fd)
