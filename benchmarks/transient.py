@@ -213,7 +213,11 @@ def _rack_record(duration: float, repeats: int):
     steps = t.size - 1
     return Record(
         "transient",
-        f"rack NVL72 network {duration / 3600:g} h @ 1 s" if duration >= 3600 else f"rack NVL72 network {duration / 60:g} min @ 1 s",
+        (
+            f"rack NVL72 network {duration / 3600:g} h @ 1 s"
+            if duration >= 3600
+            else f"rack NVL72 network {duration / 60:g} min @ 1 s"
+        ),
         "float64",
         metrics={
             "states": ktr_state_size(rt),
