@@ -11,6 +11,12 @@
   3 mm copper cold-plate base cooled on top at h = 20 kW/m^2/K) at 64^3 cells,
   ``kernels/fv/transient.integrate`` with BDF2 and a square-wave power trace:
   10 steps of 0.05 s, time per step;
+* ``rack``: the bundled NVL72 rack (cases/rack_nvl72.toml: 288 edges, 245
+  nodes, 126 cold plates) through an hour at 1 s steps, coolant transport with
+  delay and mixing on its own network (``models/rack_transport.py``: 4 cells
+  per edge, a lumped wall per plate; 1,523 states, the step matrix inverted
+  once per trace, one dense matrix-vector product per step), driven by the hall case's trace (the
+  training wave, checkpoint and stop, stretched to the hour);
 * ``hall_vmap``: 1,000 scenarios of the bundled hall (supply setpoints and PI
   gains) in one ``jit(vmap(solve))`` over a 20 s trace at 0.25 s (80 steps).
 
@@ -28,12 +34,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aidc_thermo.io.case import load
+from aidc_thermo.io.case import Table, load
+from aidc_thermo.io.traces import read_trace
 from aidc_thermo.kernels.fv import conduction as cd
 from aidc_thermo.kernels.fv import transient as ftr
 from aidc_thermo.kernels.fv.grid import Grid
 from aidc_thermo.kernels.solvers import linsolve
-from aidc_thermo.models import transient
+from aidc_thermo.models import rack, rack_transport, transient
 from benchmarks.harness import Record, timeit
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
@@ -181,6 +188,63 @@ def _vmap_record(s, p, scenarios: int, repeats: int):
     )
 
 
+def _rack_record(duration: float, repeats: int):
+    s, p = rack.build(rack.parse(load(CASES / "rack_nvl72.toml")))
+    sol = rack.compiled_solve(s)(p)
+    rt = rack_transport.prepare(s, p, sol)
+    hall = load(CASES / "hall_training_transient.toml")
+    trace = read_trace(Table(hall.data, hall.path).table("trace"), hall.directory)
+    dt = 1.0
+    t = np.arange(int(round(duration / dt)) + 1) * dt
+    acc = np.interp(t * (trace.times[-1] / duration), trace.times, trace.power[0])  # stretched to the duration
+    pp = jnp.asarray(rack_transport.plate_power_from_trace(rt, acc, 1000.0))  # the wave's high power is 1000 W
+
+    def run(pp):
+        res = rack_transport.run(rt, pp, dt)
+        return res.wall, res.stored_heat, res.heat_rate
+
+    exe, t_compile = _compiled(run, pp)
+    t_solve, spread, (wall, stored, rate) = timeit(exe, pp, repeats=repeats)
+    stored, rate = np.asarray(stored), np.asarray(rate)
+    heat_in = float(np.sum(np.asarray(pp)[1:])) * dt
+    residual = abs((stored[-1] - stored[0]) - dt * np.sum(rate[1:])) / heat_in
+    assert residual < 1e-8, f"energy does not close: {residual:.3g}"
+    assert bool(jnp.all(jnp.isfinite(wall)))
+    steps = t.size - 1
+    return Record(
+        "transient",
+        (
+            f"rack NVL72 network {duration / 3600:g} h @ 1 s"
+            if duration >= 3600
+            else f"rack NVL72 network {duration / 60:g} min @ 1 s"
+        ),
+        "float64",
+        metrics={
+            "states": ktr_state_size(rt),
+            "plates": len(rt.plate_edges),
+            "steps": steps,
+            "dt_s": dt,
+            "simulated_s": steps * dt,
+            "compile_s": t_compile,
+            "solve_s": t_solve,
+            "solve_spread_s": spread,
+            "steps_per_s": steps / t_solve,
+            "simulated_per_wall": steps * dt / t_solve,
+        },
+        check={
+            "energy_residual_rel": residual,
+            "T_junction_max_degC": float(jnp.max(wall)) - 273.15,
+            "T_junction_steady_rated_max_degC": float(np.max(rt.steady_junction)) - 273.15,
+        },
+    )
+
+
+def ktr_state_size(rt) -> int:
+    from aidc_thermo.kernels.network import transient as ktr
+
+    return ktr.state_size(rt.network, rt.config)
+
+
 def run(quick: bool = False) -> list[Record]:
     import tempfile
 
@@ -193,6 +257,7 @@ def run(quick: bool = False) -> list[Record]:
             s, p = _hall(tmp, "24 h", "1 s")
             records.append(_hall_record("hall 24 h @ 1 s", s, p, 1))
         records.append(_field_record(16 if quick else 64, 5 if quick else 10, 1))
+        records.append(_rack_record(300.0 if quick else 3600.0, 1 if quick else 3))
         s, p = _hall(tmp, "20 s", "0.25 s")
         records.append(_vmap_record(s, p, 8 if quick else 1000, 1))
     return records
