@@ -45,6 +45,7 @@ from aidc_thermo import bounds, progress, resources
 from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
+from aidc_thermo.io.curves import ColdPlateCurves, write_curves
 from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
 from aidc_thermo.models import geometry as geo
@@ -107,6 +108,9 @@ class ColdPlateCase:
     energy_max_outer: int = 500
     energy_max_inner: int = 300
     energy_line_axis: str = "auto"
+    # flows of the R_max(Q), R_mean(Q), dP(Q) curves (m^3/s through the modelled domain; () for none):
+    # [inlet] flow_range and curve_points, as compact_coldplate's [operating] keys
+    curve_flows: tuple[float, ...] = ()
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -393,6 +397,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     flow_rate = inlet.quantity("flow", "volumetric_flow", positive=True) if inlet.has("flow") else None
     velocity = inlet.quantity("velocity", "velocity", positive=True) if inlet.has("velocity") else None
     t_in = read_inlet_temperature(inlet, coolant)
+    curve_flows = read_curve_flows(inlet)
     inlet.finish()
 
     heat = root.table("heat")
@@ -452,8 +457,25 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
         viscosity=viscosity,
         coupling_tolerance=coupling_tol,
         max_coupling=max_coupling,
+        curve_flows=curve_flows,
         **energy,
     )
+
+
+def read_curve_flows(inlet: Table) -> tuple[float, ...]:
+    """``[inlet] flow_range = [low, high]`` (volumetric flows through the
+    modelled domain) and ``curve_points`` (default 8, 2..64): the flows of the
+    curves written to ``curves.csv``, evenly spaced; () without ``flow_range``
+    (no curves). ``curve_points`` alone is refused."""
+    if not inlet.has("flow_range"):
+        if inlet.has("curve_points"):
+            raise inlet.error("curve_points", "only used with 'flow_range' (the flows of the curves)")
+        return ()
+    lo, hi = inlet.quantities("flow_range", "volumetric_flow", length=2, positive=True)
+    if not hi > lo:
+        raise inlet.error("flow_range", f"[low, high] with high > low, got {inlet.raw('flow_range')}")
+    n = inlet.integer("curve_points", default=8, minimum=2, maximum=64)
+    return tuple(float(v) for v in np.linspace(lo, hi, n))
 
 
 LINE_AXES = {"x": 0, "y": 1, "z": 2}
@@ -1045,10 +1067,115 @@ def cell_velocity(u: np.ndarray, v: np.ndarray, w: np.ndarray, solid: np.ndarray
     return np.where(solid[..., None], 0.0, np.stack([uc, vc, wc], axis=-1))
 
 
+def solve_curves(case: ColdPlateCase, sol: Solution) -> dict[str, np.ndarray]:
+    """R_max, R_mean and the pressure drop at every curve flow (SI arrays
+    ``flow``, ``R_max``, ``R_mean``, ``dP``, ``flow_iterations``,
+    ``energy_iterations``, ``coupling_iterations``).
+
+    A loop over the flows, each :func:`solve` with the case's grid and
+    settings, so one compiled flow and energy program serves every flow (the
+    energy solver's line axis is pinned to the one ``sol``, the operating
+    point, used; with ``"auto"`` it could otherwise change with the flow and
+    compile again). Not vmapped: each flow's solve holds the whole grid's
+    fields and multigrid hierarchy (:mod:`thermo.resources`), its iterative
+    solves would all run as long as the slowest flow, and with
+    ``viscosity = "temperature"`` each flow is a host-side Picard loop. A
+    curve flow equal to the operating flow (1e-12 relative) reuses ``sol``.
+    Raises :class:`SolveError` naming the flow when a solve does not converge."""
+    axis = "xyz"[sol.energy_line_axis]
+    out = {k: [] for k in ("flow", "R_max", "R_mean", "dP", "flow_iterations", "energy_iterations",
+                           "coupling_iterations")}  # fmt: skip
+    for i, q in enumerate(case.curve_flows):
+        progress.step("curve flows", i + 1, len(case.curve_flows))
+        if abs(q - case.flow_rate) <= 1e-12 * case.flow_rate:
+            c, s = case, sol
+        else:
+            c = dataclasses.replace(case, flow_rate=q, energy_line_axis=axis)
+            s = solve(c)
+        try:
+            check_converged(c, s)
+        except SolveError as exc:
+            raise SolveError(f"curve flow {q * 6e4:.6g} L/min ([inlet] flow_range): {exc}") from None
+        r_max, r_mean, _ = thermal_resistances(c, s)
+        out["flow"].append(q)
+        out["R_max"].append(r_max)
+        out["R_mean"].append(r_mean)
+        out["dP"].append(pressure_drop(s))
+        out["flow_iterations"].append(int(s.flow_info.iterations))
+        out["energy_iterations"].append(int(s.energy_info.iterations))
+        out["coupling_iterations"].append(int(s.coupling["iterations"]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def domain_text(case: ColdPlateCase) -> str:
+    """What the modelled domain is, for the curves' metadata: the flow, R and
+    dP of a curve are those of this domain."""
+    kw = case.geometry
+    if case.geometry_kind == "straight_fins":
+        if kw.get("unit_cell") == "half":
+            return ("half a unit cell (half a fin and half a channel, symmetry planes at both mid-planes): a plate "
+                    "of N channels takes 2N times this flow at this dP, and its R is this R / (2N)")
+        if kw.get("unit_cell"):
+            return ("one unit cell (a channel between two half fins, symmetry planes on y): a plate of N channels "
+                    "takes N times this flow at this dP, and its R is this R / N (side walls neglected)")
+        return f"the whole plate: {kw['channels']} channels between side walls"
+    if case.geometry_kind == "pin_fins":
+        return f"the whole plate: {kw['rows']} x {kw['columns']} {kw['shape']} pins ({kw['arrangement']}), side walls"
+    sides = "symmetry planes" if kw.get("sides") == "symmetry" else "walls"
+    return f"the whole voxel domain of the {case.geometry_kind} geometry, y sides {sides}"
+
+
+def plate_curves(case: ColdPlateCase, case_file: CaseFile, curves: dict, shape: tuple) -> ColdPlateCurves:
+    """The solved curves as the shared cold-plate curve type
+    (:mod:`aidc_thermo.io.curves`), with the coolant, inlet temperature and
+    provenance (case file and its SHA-256, git commit, mesh, geometry kind,
+    domain, R and dP definitions)."""
+    import hashlib
+
+    from aidc_thermo.io.curves import coolant_label, git_commit
+    from aidc_thermo.models.compact import _version
+
+    nx, ny, nz = shape
+    power = case.heat_flux * _heated_area(build_geometry(case), case.heated)
+    provenance = [
+        ("model", f"{CASE_TYPE} (aidc-thermo {_version()})"),
+        ("case_file", case_file.path.name),
+        ("case_sha256", hashlib.sha256(case_file.text.encode("utf-8")).hexdigest()),
+        ("git_commit", git_commit(case_file.path) or "unknown (not in a git work tree)"),
+        ("case_name", case.name),
+        ("cells", f"{nx} x {ny} x {nz} = {nx * ny * nz} cells"),
+        ("geometry", case.geometry_kind),
+        ("domain", domain_text(case)),
+        ("heat", f"{power:.6g} W ({case.heat_flux:.6g} W/m^2 on the {case.heated.replace('_', ' ')} of the bottom)"),
+        ("viscosity", "mu(T) per fluid cell (Picard-coupled)" if case.viscosity == "temperature" else
+         "inlet value (constant properties)"),
+        ("R_definition", "(base-bottom temperature - inlet temperature) / heat over the heated bottom; R_max hottest "
+         "point, R_mean area mean"),
+        ("dP_definition", "area-mean inlet-face (x-) pressure minus the outlet face (x+), the domain as meshed "
+         "(fin field and any plena and cover); ports and manifolds excluded"),
+        ("regenerate", f"python -m aidc_thermo run {case_file.path.name} -o OUT; the curves are OUT/curves.csv"),
+    ]
+    return ColdPlateCurves(
+        flow=tuple(float(v) for v in curves["flow"]),
+        r_max=tuple(float(v) for v in curves["R_max"]),
+        r_mean=tuple(float(v) for v in curves["R_mean"]),
+        dp=tuple(float(v) for v in curves["dP"]),
+        coolant=coolant_label(case.coolant),
+        inlet_temperature=case.inlet_temperature,
+        provenance=tuple(provenance),
+    )
+
+
 def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     sol = solve(case)
     progress.phase("write", ready=(sol.state, sol.flow_info, sol.T, sol.energy_info, sol.heat))
     summary, t_bottom = summarize(case, sol)
+    curves = None
+    if case.curve_flows:  # every solve before anything is written
+        progress.phase("solve")
+        curves = solve_curves(case, sol)
+        progress.phase("write")
+        summary["curve_points"] = Quantity(len(case.curve_flows), "", "flows of curves.csv ([inlet] flow_range)")
     g, st, fi, ei = sol.geometry, sol.state, sol.flow_info, sol.energy_info
     T = np.asarray(sol.T, np.float64)
     u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
@@ -1094,6 +1221,15 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         summary=summary,
     )
     append_groups(folder, plot_series(case, sol))
+    if curves is not None:
+        lpm = 60000.0
+        append_groups(folder, {"curves": {
+            "flow_Lpm": Series(curves["flow"] * lpm, "L/min", "volumetric flow through the modelled domain"),
+            "pressure_drop_kPa": Series(curves["dP"] / 1e3, "kPa", "pressure drop at each curve flow"),
+            "R_max_KpW": Series(curves["R_max"], "K/W", "R_max at each curve flow"),
+            "R_mean_KpW": Series(curves["R_mean"], "K/W", "R_mean at each curve flow"),
+        }})  # fmt: skip
+        write_curves(folder / "curves.csv", plate_curves(case, case_file, curves, g.shape))
     if case.plots:
         from aidc_thermo.plots.figures import plot_results
 
