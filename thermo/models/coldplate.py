@@ -1113,11 +1113,15 @@ def domain_text(case: ColdPlateCase) -> str:
     kw = case.geometry
     if case.geometry_kind == "straight_fins":
         if kw.get("unit_cell") == "half":
-            return ("half a unit cell (half a fin and half a channel, symmetry planes at both mid-planes): a plate "
-                    "of N channels takes 2N times this flow at this dP, and its R is this R / (2N)")
+            return (
+                "half a unit cell (half a fin and half a channel, symmetry planes at both mid-planes): a plate "
+                "of N channels takes 2N times this flow at this dP, and its R is this R / (2N)"
+            )
         if kw.get("unit_cell"):
-            return ("one unit cell (a channel between two half fins, symmetry planes on y): a plate of N channels "
-                    "takes N times this flow at this dP, and its R is this R / N (side walls neglected)")
+            return (
+                "one unit cell (a channel between two half fins, symmetry planes on y): a plate of N channels "
+                "takes N times this flow at this dP, and its R is this R / N (side walls neglected)"
+            )
         return f"the whole plate: {kw['channels']} channels between side walls"
     if case.geometry_kind == "pin_fins":
         return f"the whole plate: {kw['rows']} x {kw['columns']} {kw['shape']} pins ({kw['arrangement']}), side walls"
@@ -1147,12 +1151,22 @@ def plate_curves(case: ColdPlateCase, case_file: CaseFile, curves: dict, shape: 
         ("geometry", case.geometry_kind),
         ("domain", domain_text(case)),
         ("heat", f"{power:.6g} W ({case.heat_flux:.6g} W/m^2 on the {case.heated.replace('_', ' ')} of the bottom)"),
-        ("viscosity", "mu(T) per fluid cell (Picard-coupled)" if case.viscosity == "temperature" else
-         "inlet value (constant properties)"),
-        ("R_definition", "(base-bottom temperature - inlet temperature) / heat over the heated bottom; R_max hottest "
-         "point, R_mean area mean"),
-        ("dP_definition", "area-mean inlet-face (x-) pressure minus the outlet face (x+), the domain as meshed "
-         "(fin field and any plena and cover); ports and manifolds excluded"),
+        (
+            "viscosity",
+            "mu(T) per fluid cell (Picard-coupled)"
+            if case.viscosity == "temperature"
+            else "inlet value (constant properties)",
+        ),
+        (
+            "R_definition",
+            "(base-bottom temperature - inlet temperature) / heat over the heated bottom; R_max hottest "
+            "point, R_mean area mean",
+        ),
+        (
+            "dP_definition",
+            "area-mean inlet-face (x-) pressure minus the outlet face (x+), the domain as meshed "
+            "(fin field and any plena and cover); ports and manifolds excluded",
+        ),
         ("regenerate", f"python -m aidc_thermo run {case_file.path.name} -o OUT; the curves are OUT/curves.csv"),
     ]
     return ColdPlateCurves(
