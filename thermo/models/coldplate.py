@@ -49,6 +49,7 @@ from aidc_thermo.io.curves import ColdPlateCurves, write_curves
 from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
 from aidc_thermo.models import geometry as geo
+from aidc_thermo.models.protocol import Output
 
 if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
     import jax
@@ -783,9 +784,11 @@ def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: n
     )  # fmt: skip
 
 
-def solve(case: ColdPlateCase) -> Solution:
-    """Flow and energy (see the module docstring for the viscosity models).
-    Does not raise on non-convergence: :func:`check_converged` does."""
+def solve_host(case: ColdPlateCase) -> Solution:
+    """Flow and energy with the Picard coupling as a host loop (the path
+    before the protocol; kept as the reference the protocol's :func:`solve`
+    is tested against). Does not raise on non-convergence:
+    :func:`check_converged` does."""
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import flow
@@ -831,6 +834,480 @@ def solve(case: ColdPlateCase) -> Solution:
         mu = mu_T
     coupling = {"iterations": max(len(hist["pressure_drop"]), 1), "converged": converged, **hist}
     return dataclasses.replace(sol, coupling=coupling)
+
+
+# ----------------------------------------------------------------------------- the protocol
+# thermo run = parse -> build -> solve -> report (+ check) (thermo/models/protocol.py).
+# Static: the voxel geometry (compared and hashed by a digest of its faces and
+# materials), boundary kinds, solver settings and the line axes chosen on the
+# host; Params: flow, inlet temperature, heat flux and solid conductivity.
+# Coolant properties are evaluated inside solve from the inlet temperature.
+
+PROTOCOL = True
+_PARAM_FIELDS = ("flow_rate", "inlet_temperature", "heat_flux", "solid_k")
+
+
+class Voxels:
+    """A :class:`geometry.VoxelGeometry` as a static value: equal and hashed
+    by the SHA-256 of its faces and materials (its ``repr`` names the digest,
+    so that the on-disk compile cache keys by it)."""
+
+    def __init__(self, geometry: geo.VoxelGeometry):
+        import hashlib
+
+        h = hashlib.sha256()
+        for f in geometry.faces:
+            h.update(np.asarray(f, np.float64).tobytes())
+        h.update(np.ascontiguousarray(geometry.material, np.int8).tobytes())
+        h.update(repr((geometry.fin_field, geometry.base_top, geometry.fin_top)).encode())
+        self.geometry = geometry
+        self.digest = h.hexdigest()
+
+    def __eq__(self, other):
+        return isinstance(other, Voxels) and other.digest == self.digest
+
+    def __hash__(self):
+        return hash(self.digest)
+
+    def __repr__(self):
+        return f"Voxels(shape={self.geometry.shape}, sha256={self.digest})"
+
+
+@dataclass(frozen=True)
+class Static:
+    """What fixes array shapes and the compiled program (hashable)."""
+
+    voxels: Voxels
+    geometry_kind: str
+    heated: str  # "fin_field" or "all"
+    side: str  # "symmetry" or "wall": the y faces
+    inlet_area: float  # m^2, fluid cells of the x- face
+    passage: float  # m, narrowest flow passage (pseudo-time step)
+    pressure_line_axis: int
+    energy_line_axis: int  # chosen on the host from the case's numbers ("auto") or given
+    coolant: Coolant
+    precision: str
+    flow_tolerance: float
+    max_outer: int
+    energy_scheme: str
+    energy_tolerance: float | None
+    energy_max_outer: int
+    energy_max_inner: int
+    viscosity: str  # "inlet" or "temperature"
+    coupling_tolerance: float
+    max_coupling: int
+
+    @property
+    def geometry(self) -> geo.VoxelGeometry:
+        return self.voxels.geometry
+
+    @property
+    def dtype(self):
+        import jax.numpy as jnp
+
+        return jnp.float64 if self.precision == "float64" else jnp.float32
+
+    @property
+    def heated_mask(self) -> np.ndarray:
+        return np.asarray(_heated_mask(self.geometry, self.heated))
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every sweepable number of a resolved cold plate, SI (a leading batch
+    axis when stacked)."""
+
+    flow_rate: object  # m^3/s through the modelled domain
+    inlet_temperature: object  # K
+    heat_flux: object  # W/m^2 on the heated part of the bottom face
+    solid_k: object  # W/m/K
+
+
+@dataclass(frozen=True)
+class PlateSolution:
+    """The pure solve's answer (a pytree): the last flow and energy solves,
+    the viscosity of the last flow solve, the Picard histories (length
+    ``max_coupling``, the first ``coupling_recorded`` entries filled) and the
+    headline numbers."""
+
+    state: object
+    flow_info: object
+    T: object
+    energy_info: object
+    energy_inner: object
+    heat: object  # (added, removed) W
+    viscosity: object  # Pa s per cell of the last flow solve (inlet value in solid cells)
+    coupling_iterations: object
+    coupling_converged: object
+    coupling_recorded: object
+    dp_history: object
+    r_max_history: object
+    change_history: object
+    pressure_drop: object  # Pa
+    r_max: object  # K/W
+    r_mean: object  # K/W
+    t_base_max: object  # K
+    t_outlet: object  # K, flow-weighted over the outlet face
+    extremes: object  # (4,): min fluid, max fluid, min solid, max solid (K; the bottom face counted as solid)
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if not _registered:
+        import jax
+
+        jax.tree_util.register_dataclass(Params, data_fields=list(_PARAM_FIELDS), meta_fields=[])
+        names = [f.name for f in dataclasses.fields(PlateSolution)]
+        jax.tree_util.register_dataclass(PlateSolution, data_fields=names, meta_fields=[])
+        _registered = True
+
+
+def build(case: ColdPlateCase) -> tuple[Static, Params]:
+    """``(Static, Params)`` of a parsed case."""
+    _register()
+    g = build_geometry(case)
+    t_in = case.inlet_temperature
+    u_in = case.flow_rate / _inlet_area(g)
+    if case.energy_line_axis == "auto":
+        k_f = float(case.coolant.conductivity(t_in))
+        rho, cp = float(case.coolant.density(t_in)), float(case.coolant.cp(t_in))
+        line_axis = energy_line_axis(g, np.where(g.solid, case.solid_k, k_f), rho * cp * u_in)
+    else:
+        line_axis = LINE_AXES[case.energy_line_axis]
+    energy_tol = case.energy_tolerance
+    if energy_tol is None and case.precision == "float32":
+        energy_tol = 1e-4
+    side = "symmetry" if case.geometry.get("unit_cell") or case.geometry.get("sides") == "symmetry" else "wall"
+    static = Static(
+        voxels=Voxels(g),
+        geometry_kind=case.geometry_kind,
+        heated=case.heated,
+        side=side,
+        inlet_area=_inlet_area(g),
+        passage=float(_passage(case, g)),
+        pressure_line_axis=_thinnest_axis(g),
+        energy_line_axis=line_axis,
+        coolant=case.coolant,
+        precision=case.precision,
+        flow_tolerance=case.flow_tolerance,
+        max_outer=case.max_outer,
+        energy_scheme=case.energy_scheme,
+        energy_tolerance=energy_tol,
+        energy_max_outer=case.energy_max_outer,
+        energy_max_inner=case.energy_max_inner,
+        viscosity=case.viscosity,
+        coupling_tolerance=case.coupling_tolerance,
+        max_coupling=case.max_coupling,
+    )
+    f64 = np.float64
+    params = Params(f64(case.flow_rate), f64(t_in), f64(case.heat_flux), f64(case.solid_k))
+    return static, params
+
+
+def stack_params(designs) -> Params:
+    """Stack the ``Params`` of designs with equal ``Static`` along a new leading axis."""
+    _register()
+    return Params(**{f: np.stack([np.asarray(getattr(p, f)) for p in designs]) for f in _PARAM_FIELDS})
+
+
+def design_bytes(static: Static) -> int:
+    """Memory of one design's solve (:mod:`thermo.resources`' bytes per cell,
+    and the residual histories), for a sweep's chunk size."""
+    per_cell = resources.BYTES_PER_UNIT[CASE_TYPE]
+    n = int(np.prod(static.geometry.shape))
+    return n * per_cell + resources.history_bytes(static.max_outer, 4)
+
+
+def _flow_spec(static: Static):
+    from aidc_thermo.kernels import flow
+
+    return flow.FlowSpec(
+        bc=("inlet", "outlet", static.side, static.side, "wall", "wall"),
+        tol=static.flow_tolerance,
+        max_outer=static.max_outer,
+        pressure_line_axis=static.pressure_line_axis,
+        pressure_rtol=0.2,  # see setup()
+    )
+
+
+def _energy_config(static: Static):
+    from aidc_thermo.kernels import advdiff, energy
+
+    return energy.EnergyConfig(
+        scheme=static.energy_scheme,
+        krylov=advdiff.KrylovConfig(line_axis=static.energy_line_axis, max_iterations=static.energy_max_inner),
+        max_outer=static.energy_max_outer,
+        tol=static.energy_tolerance,
+        outlets=("x_hi",),
+    )
+
+
+def solve(static, params=None):
+    """The protocol's pure solve: ``solve(static, params) -> PlateSolution``
+    (jit-able with ``static`` static, vmap-able over ``params``): flow, then
+    energy; with ``viscosity = "temperature"`` the Picard coupling (module
+    docstring) as a ``lax.while_loop`` that stops when dP, R_max and the
+    viscosity field change by less than ``coupling_tolerance``, at
+    ``max_coupling`` iterations, or when a flow or energy solve does not
+    converge (the maximum principle is checked on the final field by
+    :func:`check`).
+
+    ``solve(case)`` (a parsed :class:`ColdPlateCase`, no params) is the host
+    convenience: build, the compiled pure solve, and the answer as a
+    :class:`Solution` (fields, geometry, coupling histories as lists); it does
+    not raise on non-convergence: :func:`check_converged` does."""
+    if params is None:
+        case = static
+        progress.phase("build")
+        st, pa = build(case)
+        progress.phase("solve")
+        return to_solution(st, pa, compiled_solve()(st, pa))
+    return _solve(static, params)
+
+
+def _solve(static: Static, params: Params) -> PlateSolution:
+    import jax
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels import energy, flow
+    from aidc_thermo.kernels.fv.grid import grid_from_faces
+
+    g = static.geometry
+    dtype = static.dtype
+    f64 = jnp.result_type(float)  # float64 with x64 on: the host path's numpy precision
+    grid = grid_from_faces(*g.faces, dtype=dtype)
+    solid = jnp.asarray(g.solid)
+    fluid_np = ~g.solid
+    t_in = jnp.asarray(params.inlet_temperature, f64)
+    cool = static.coolant
+    rho, mu_in = cool.density(t_in), cool.viscosity(t_in)
+    cp, k_f = cool.cp(t_in), cool.conductivity(t_in)
+    fluid_in = g.material[0] == geo.FLUID
+    u_in = params.flow_rate / static.inlet_area
+    vel_in = jnp.zeros((3, 1) + fluid_in.shape, f64).at[0, 0].set(jnp.where(fluid_in, u_in, 0.0))
+    spec = _flow_spec(static)
+    fparams = flow.FlowParams(
+        rho=jnp.asarray(rho, dtype),
+        mu=jnp.asarray(mu_in, dtype),
+        dt=jnp.asarray(static.passage / u_in, dtype),
+        body_force=jnp.zeros((3,), dtype),
+    )
+    k = jnp.where(jnp.asarray(g.solid), params.solid_k, k_f).astype(dtype)
+    heated = static.heated_mask
+    flux_map = jnp.where(heated, params.heat_flux, 0.0)
+    bnd, bcs = _boundaries(grid, fluid_in, flux_map, t_in, vel_in, dtype)
+    q = jnp.zeros(g.shape, dtype)
+    config = _energy_config(static)
+    rho_cp = (rho * cp).astype(dtype)
+
+    # the headline numbers, as pressure_drop(), thermal_resistances() and summarize() compute them
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    area_in = (dy[:, None] * dz[None, :]) * fluid_in
+    x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
+    area_b = dx[:, None] * dy[None, :]
+    dz0 = g.faces[2][1] - g.faces[2][0]
+
+    def numbers(state, T, heat):
+        p = state.p.astype(f64)
+        p_face = p[0] - (p[1] - p[0]) * x0 / (x1 - x0)
+        dp = (p_face * area_in).sum() / area_in.sum()
+        T = T.astype(f64)
+        t_bottom = T[:, :, 0] + flux_map * 0.5 * dz0 / params.solid_k
+        power = heat[0].astype(f64)
+        t_max = jnp.max(jnp.where(heated, t_bottom, -jnp.inf))
+        r_max = (t_max - t_in) / power
+        r_mean = ((t_bottom * area_b * heated).sum() / (area_b * heated).sum() - t_in) / power
+        return dp, r_max, r_mean, t_max, t_bottom
+
+    def energy_of(state):
+        flows = energy.face_flows(grid, state.u, state.v, state.w, rho_cp)
+        T, einfo, inner = energy.solve(grid, k, q, bcs, flows, config)
+        heat = energy.heat_balance(grid, k, q, bcs, flows, T, config.outlets)
+        return T, einfo, inner, heat
+
+    n_hist = static.max_coupling
+    if static.viscosity == "inlet":
+        state, finfo = flow.solve_flow(grid, solid, fparams, bnd, spec)
+        T, einfo, inner, heat = energy_of(state)
+        mu_used = jnp.full(g.shape, mu_in, f64)
+        c_its, c_conv, c_rec = jnp.asarray(1), jnp.asarray(True), jnp.asarray(0)
+        hists = (jnp.zeros(n_hist, f64),) * 3
+    else:
+        tol = static.coupling_tolerance
+        fluid = jnp.asarray(fluid_np)
+        state0 = flow.initial_state(grid, solid, bnd, spec)
+
+        def iterate(state, mu):
+            fp = dataclasses.replace(fparams, mu=mu.astype(dtype))
+            state, finfo = flow.solve_flow(grid, solid, fp, bnd, spec, state)
+            T, einfo, inner, heat = energy_of(state)
+            ok = finfo.converged & einfo.converged & jnp.all(jnp.isfinite(T))
+            dp, r_max, _, _, _ = numbers(state, T, heat)
+            T64 = T.astype(f64)
+            mu_T = jnp.where(fluid, cool.viscosity(jnp.clip(T64, cool.t_min, cool.t_max)), mu_in)
+            change = jnp.max(jnp.where(fluid, jnp.abs(mu_T / jnp.where(fluid, mu, 1.0) - 1.0), 0.0))
+            return (state, finfo, T, einfo, inner, heat), ok, dp, r_max, mu_T, change
+
+        def step(carry):
+            it, sol, mu, mu_next, rec, conv, stop, dph, rh, ch = carry
+            mu = mu_next
+            sol, ok, dp, r_max, mu_T, change = iterate(sol[0], mu)
+            dp_prev, r_prev = dph[jnp.maximum(rec - 1, 0)], rh[jnp.maximum(rec - 1, 0)]
+            conv_now = (rec > 0) & (jnp.abs(dp - dp_prev) <= tol * jnp.abs(dp))
+            conv_now = conv_now & (jnp.abs(r_max - r_prev) <= tol * r_max) & (change <= tol)
+            conv = ok & conv_now
+            dph = jnp.where(ok, dph.at[rec].set(dp), dph)
+            rh = jnp.where(ok, rh.at[rec].set(r_max), rh)
+            ch = jnp.where(ok, ch.at[rec].set(change), ch)
+            rec = rec + ok.astype(rec.dtype)
+            # the flow of the next iteration uses mu(T); a converged (or failed) iterate keeps the mu it used
+            return it + 1, sol, mu, mu_T, rec, conv, (~ok) | conv, dph, rh, ch
+
+        mu0 = jnp.full(g.shape, mu_in, f64)
+        first, ok, dp, r_max, mu_T, change = iterate(state0, mu0)
+        z = jnp.zeros(n_hist, f64)
+        dph, rh, ch = z.at[0].set(dp), z.at[0].set(r_max), z.at[0].set(change)
+        rec = ok.astype(jnp.int32)
+        carry = (jnp.asarray(1), first, mu0, mu_T, rec, jnp.asarray(False), ~ok, dph, rh, ch)
+        carry = jax.lax.while_loop(lambda c: (~c[6]) & (c[0] < n_hist), step, carry)
+        _, (state, finfo, T, einfo, inner, heat), mu_used, _, c_rec, c_conv, _, *hists = carry
+        c_its = jnp.maximum(c_rec, 1)
+    dp, r_max, r_mean, t_max, t_bottom = numbers(state, T, heat)
+    # outlet bulk temperature, flow weighted
+    u_out = state.u[-1].astype(f64)
+    m_out = u_out * dy[:, None] * dz[None, :]
+    T64 = T.astype(f64)
+    t_out = (m_out * T64[-1]).sum() / m_out.sum()
+    solid_T = jnp.where(solid, T64, -jnp.inf)
+    solid_bottom = jnp.where(heated & g.solid[:, :, 0], t_bottom, -jnp.inf)
+    extremes = jnp.stack([
+        jnp.min(jnp.where(solid, jnp.inf, T64)), jnp.max(jnp.where(solid, -jnp.inf, T64)),
+        jnp.min(jnp.where(solid, T64, jnp.inf)), jnp.maximum(jnp.max(solid_T), jnp.max(solid_bottom)),
+    ])  # fmt: skip
+    mu_field = jnp.where(solid, mu_in, mu_used)
+    return PlateSolution(
+        state, finfo, T, einfo, inner, heat, mu_field, c_its, c_conv, c_rec, *hists,
+        dp, r_max, r_mean, t_max, t_out, extremes,
+    )  # fmt: skip
+
+
+@cache
+def compiled_solve():
+    """:func:`solve` jitted (``static`` static); with the command line's cache
+    on, the compiled program is kept on disk (:mod:`thermo.compile_cache`)."""
+    from aidc_thermo.compile_cache import cached_jit
+
+    _register()
+    return cached_jit(_solve, static_argnums=(0,))
+
+
+def to_solution(static: Static, params: Params, ps: PlateSolution) -> Solution:
+    """The host :class:`Solution` (what :func:`summarize` and the writers read)
+    of one unbatched :class:`PlateSolution`."""
+    g = static.geometry
+    flux_map = np.where(static.heated_mask, float(params.heat_flux), 0.0)
+    if static.viscosity == "inlet":
+        coupling = _no_coupling()
+        viscosity = np.asarray(ps.viscosity, np.float64)
+    else:
+        n = int(ps.coupling_recorded)
+        coupling = {
+            "iterations": int(ps.coupling_iterations),
+            "converged": bool(ps.coupling_converged),
+            "pressure_drop": [float(v) for v in np.asarray(ps.dp_history)[:n]],
+            "r_max": [float(v) for v in np.asarray(ps.r_max_history)[:n]],
+            "viscosity_change": [float(v) for v in np.asarray(ps.change_history)[:n]],
+        }
+        viscosity = np.asarray(ps.viscosity, np.float64)
+    return Solution(
+        g, ps.state, ps.flow_info, ps.T, ps.energy_info, ps.energy_inner, tuple(ps.heat), flux_map, viscosity,
+        coupling=coupling, energy_line_axis=static.energy_line_axis,
+    )  # fmt: skip
+
+
+class _CaseView:
+    """The case fields :func:`check_converged` and its helpers read, from a
+    design's Static and Params."""
+
+    def __init__(self, static: Static, params: Params):
+        self.flow_tolerance = static.flow_tolerance
+        self.energy_scheme = static.energy_scheme
+        self.energy_max_outer = static.energy_max_outer
+        self.energy_max_inner = static.energy_max_inner
+        self.energy_tolerance = static.energy_tolerance
+        self.precision = static.precision
+        self.coupling_tolerance = static.coupling_tolerance
+        self.inlet_temperature = float(params.inlet_temperature)
+        self.solid_k = float(params.solid_k)
+
+
+def report(static: Static, params: Params, solution: PlateSolution) -> dict[str, Output]:
+    """The headline numbers (a leading batch axis when the inputs have one)."""
+    import jax.numpy as jnp
+
+    s = solution
+    fi, ei = s.flow_info, s.energy_info
+    added, removed = s.heat
+    c = 273.15
+    converged = fi.converged & ei.converged & s.coupling_converged & jnp.all(jnp.isfinite(s.T), axis=(-3, -2, -1))
+    return {
+        "pressure_drop": Output(s.pressure_drop, "Pa", "inlet face (area mean) minus outlet"),
+        "R_max": Output(s.r_max, "K/W", "(max base-bottom T - T_in) / P"),
+        "R_mean": Output(s.r_mean, "K/W", "(area-mean heated base-bottom T - T_in) / P"),
+        "heat_input": Output(added, "W", "heat flux times heated area"),
+        "T_base_max": Output(s.t_base_max - c, "degC", "hottest heated base-bottom point"),
+        "T_outlet_bulk": Output(s.t_outlet - c, "degC", "flow-weighted over the outlet face"),
+        "T_solid_max": Output(s.extremes[..., 3] - c, "degC", "hottest solid point (cells and the heated bottom)"),
+        "heat_balance_error": Output(jnp.abs(added - removed) / added, "", "|added - removed| / added"),
+        "mass_imbalance": Output(fi.mass_imbalance, "", "|out - in| / in"),
+        "flow_outer_iterations": Output(fi.iterations, "", "SIMPLEC outer iterations (last flow solve)"),
+        "energy_iterations": Output(ei.iterations, "", "energy deferred-correction iterations (last solve)"),
+        "coupling_iterations": Output(s.coupling_iterations, "", "flow-energy Picard iterations (1: constant mu)"),
+        "temperature_extremes": Output(
+            s.extremes - c, "degC", "min and max fluid temperature, min and max solid temperature"
+        ),
+        "converged": Output(converged, "", "every flow, energy and coupling iteration converged"),
+        "iterations": Output(jnp.maximum(fi.iterations, ei.iterations), "", "largest inner iteration count"),
+    }
+
+
+def check(static: Static, params: Params, solution: PlateSolution) -> None:
+    """Convergence of the flow, energy and coupling iterations and the
+    maximum principle on the fields (:func:`check_converged`); raises
+    :class:`SolveError`."""
+    check_converged(_CaseView(static, params), to_solution(static, params, solution))
+
+
+def screen(static: Static, params: Params, outputs: dict) -> str:
+    """Why one unbatched design is not a result ("" when it is), from its
+    :func:`report` outputs (numpy): a solve that did not converge, or
+    temperature extremes that break the maximum principle (no cell below the
+    inlet; no fluid above the hottest solid, heat entering through the solid
+    only), the test :func:`check_bounded` makes on the fields."""
+    out = outputs
+    if not bool(out["converged"]):
+        return (
+            f"did not converge: flow {int(out['flow_outer_iterations'])} outer iterations (limit "
+            f"{static.max_outer}), energy {int(out['energy_iterations'])} iterations, coupling "
+            f"{int(out['coupling_iterations'])} iterations (limit {static.max_coupling})"
+        )
+    t_in = float(params.inlet_temperature)
+    ext = np.asarray(out["temperature_extremes"], np.float64) + 273.15
+    why = "the inlet temperature (heat is only added)"
+    kw = dict(locate=lambda _i: "field extremes", precision=static.precision)
+    try:
+        bounds.check("fluid temperature", ext[[0, 1]], lower=t_in, lower_why=why, **kw)
+        bounds.check("solid temperature", ext[[2, 3]], lower=t_in, lower_why=why, **kw)
+        heated_fluid = bool(np.any(static.heated_mask & ~static.geometry.solid[:, :, 0]))
+        if static.geometry.solid.any() and not heated_fluid:
+            bounds.check("fluid temperature", ext[[0, 1]], upper=max(float(ext[3]), t_in),
+                         upper_why="the hottest solid (the fluid is heated only through the solid)", **kw)  # fmt: skip
+    except SolveError as exc:
+        return str(exc)
+    return ""
 
 
 # ----------------------------------------------------------------------------- outputs
