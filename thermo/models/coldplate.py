@@ -1107,7 +1107,7 @@ def _solve(static: Static, params: Params) -> PlateSolution:
     dx, dy, dz = (np.diff(f) for f in g.faces)
     area_in = (dy[:, None] * dz[None, :]) * fluid_in
     x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
-    area_b = dx[:, None] * dy[None, :]
+    area_b = dx[:, None] * dy[None, :] * heated  # heated bottom area per column (numpy: the mask as 0/1)
     dz0 = g.faces[2][1] - g.faces[2][0]
 
     def numbers(state, T, heat):
@@ -1119,7 +1119,7 @@ def _solve(static: Static, params: Params) -> PlateSolution:
         power = heat[0].astype(f64)
         t_max = jnp.max(jnp.where(heated, t_bottom, -jnp.inf))
         r_max = (t_max - t_in) / power
-        r_mean = ((t_bottom * area_b * heated).sum() / (area_b * heated).sum() - t_in) / power
+        r_mean = ((t_bottom * area_b).sum() / area_b.sum() - t_in) / power
         return dp, r_max, r_mean, t_max, t_bottom
 
     def energy_of(state):
