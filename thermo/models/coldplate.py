@@ -28,7 +28,18 @@ to that tolerance.
 Reported: pressure drop, thermal resistance from the base's bottom face to
 the inlet (maximum and mean), outlet bulk temperature, hottest solid cell and
 its location, heat and mass balance, and the solvers' iterations and
-residuals.
+residuals. With ``[inlet] flow_range`` (and ``curve_points``) the run also
+solves the plate at those flows and writes the shared cold-plate curve file
+``curves.csv`` (:mod:`aidc_thermo.io.curves`; :func:`solve_curves`).
+
+The model follows the protocol (:mod:`aidc_thermo.models.protocol`):
+:func:`build` gives :class:`Static` and :class:`Params`, ``solve(static,
+params)`` is pure (the coupling a ``lax.while_loop``), :func:`report`,
+:func:`check`, and for sweeps :func:`screen`, :func:`stack_params` and
+:func:`design_bytes`. ``solve(case)`` composes build and the compiled solve
+and returns the host :class:`Solution` that :func:`summarize` and the writers
+read; :func:`solve_host` is the earlier host-side Picard loop, kept as the
+reference the pure solve is tested against.
 """
 
 from __future__ import annotations
@@ -59,7 +70,20 @@ if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a ca
 
 __all__ = [
     "CASE_TYPE",
+    "PROTOCOL",
     "ColdPlateCase",
+    "Static",
+    "Params",
+    "PlateSolution",
+    "build",
+    "report",
+    "check",
+    "screen",
+    "stack_params",
+    "design_bytes",
+    "solve_host",
+    "solve_curves",
+    "plate_curves",
     "Problem",
     "Solution",
     "parse",
