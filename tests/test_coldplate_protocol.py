@@ -71,7 +71,7 @@ def test_build_gives_one_static_for_designs_that_differ_in_numbers(tmp_path):
 @pytest.mark.slow  # the host loop and the while-loop program: ~2 min on the shared 2-core machine
 def test_pure_coupled_solve_equals_the_host_picard_loop(tmp_path):
     text = TIGHT.replace('viscosity = "inlet"', 'viscosity = "temperature"')
-    text = text.replace("[solver]", "[solver]\ncoupling_tolerance = 1e-10")
+    text = text.replace("\n[solver]\n", "\n[solver]\ncoupling_tolerance = 1e-10\n")
     case = _parse(text, tmp_path / "t.toml")
     host, pure = coldplate.solve_host(case), coldplate.solve(case)
     for sol in (host, pure):
