@@ -104,3 +104,19 @@ def test_sweep_of_three_flows_equals_three_single_runs(tmp_path):
             np.testing.assert_allclose(t[key][0][i], summary[key].value, rtol=1e-10, err_msg=f"design {i}: {key}")
     dp, r = t["pressure_drop"][0], t["R_max"][0]
     assert np.all(np.diff(dp) > 0) and np.all(np.diff(r) < 0)  # more flow: more pressure drop, less resistance
+
+
+def test_screen_refuses_what_check_refuses(tmp_path):
+    """The sweep's screen, from reported numbers only: an unconverged design,
+    a cell below the inlet temperature, fluid hotter than every solid."""
+    static, params = coldplate.build(_parse(TIGHT, tmp_path / "a.toml"))
+    t_in = float(params.inlet_temperature) - 273.15
+    ext = np.array([t_in, t_in + 5, t_in + 3, t_in + 20])  # degC: fluid min, max; solid min, max
+    good = {"converged": np.bool_(True), "flow_outer_iterations": 50, "energy_iterations": 10,
+            "coupling_iterations": 1, "temperature_extremes": ext}  # fmt: skip
+    assert coldplate.screen(static, params, good) == ""
+    assert "did not converge" in coldplate.screen(static, params, {**good, "converged": np.bool_(False)})
+    cold = {**good, "temperature_extremes": np.array([t_in - 1.0, t_in + 5, t_in + 3, t_in + 20])}
+    assert "fluid temperature" in coldplate.screen(static, params, cold)
+    hot = {**good, "temperature_extremes": np.array([t_in, t_in + 30, t_in + 3, t_in + 20])}
+    assert "hottest solid" in coldplate.screen(static, params, hot)
