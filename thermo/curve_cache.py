@@ -61,7 +61,7 @@ __all__ = [
 
 #: environment variable: a folder for the curve cache, or one of OFF_VALUES
 ENV = "AIDC_THERMO_CURVE_CACHE"
-#: case types a ``case =`` reference may name (resolved_coldplate writes no curves yet)
+#: case types a ``case =`` reference may name (a resolved_coldplate case writes curves.csv, not solved by reference yet)
 ALLOWED_TYPES = ("compact_coldplate",)
 _FORMAT = "1"  # bump when the entry layout changes: older entries are then never read
 _CHECKSUM = "# checksum: sha256 "

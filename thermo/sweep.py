@@ -69,7 +69,7 @@ __all__ = ["SweepSpec", "Parameter", "Constraint", "read_sweep", "designs", "run
 
 FORMAT_VERSION = 1
 #: The case types whose models give what a sweep needs (PROTOCOL, screen, stack_params)
-SWEEPABLE = ("compact_coldplate", "package_stack", "rack_network", "facility")
+SWEEPABLE = ("compact_coldplate", "package_stack", "rack_network", "facility", "resolved_coldplate")
 #: the most kept outputs the sweep's plots cover (their 28 pairs; the table keeps every output)
 MAX_PLOTTED = 8
 

@@ -5,7 +5,8 @@ thermal resistances ``R_max(Q)`` (hottest junction-side point to the inlet
 coolant, per watt of the plate's heat) and ``R_mean(Q)`` (the mean over the
 heated face), its pressure drop ``dP(Q)``, the coolant and inlet temperature
 they were made with, and where they came from (model, case file and its
-SHA-256, git commit, mesh). ``compact_coldplate`` writes them; the
+SHA-256, git commit, mesh). ``compact_coldplate`` and ``resolved_coldplate``
+(with ``[inlet] flow_range``) write them; the
 ``rack_network`` and ``facility`` case types read them (``curves =
 "file.csv"``).
 

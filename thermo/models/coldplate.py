@@ -28,7 +28,18 @@ to that tolerance.
 Reported: pressure drop, thermal resistance from the base's bottom face to
 the inlet (maximum and mean), outlet bulk temperature, hottest solid cell and
 its location, heat and mass balance, and the solvers' iterations and
-residuals.
+residuals. With ``[inlet] flow_range`` (and ``curve_points``) the run also
+solves the plate at those flows and writes the shared cold-plate curve file
+``curves.csv`` (:mod:`aidc_thermo.io.curves`; :func:`solve_curves`).
+
+The model follows the protocol (:mod:`aidc_thermo.models.protocol`):
+:func:`build` gives :class:`Static` and :class:`Params`, ``solve(static,
+params)`` is pure (the coupling a ``lax.while_loop``), :func:`report`,
+:func:`check`, and for sweeps :func:`screen`, :func:`stack_params` and
+:func:`design_bytes`. ``solve(case)`` composes build and the compiled solve
+and returns the host :class:`Solution` that :func:`summarize` and the writers
+read; :func:`solve_host` is the earlier host-side Picard loop, kept as the
+reference the pure solve is tested against.
 """
 
 from __future__ import annotations
@@ -45,9 +56,11 @@ from aidc_thermo import bounds, progress, resources
 from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
+from aidc_thermo.io.curves import ColdPlateCurves, write_curves
 from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
 from aidc_thermo.models import geometry as geo
+from aidc_thermo.models.protocol import Output
 
 if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
     import jax
@@ -57,7 +70,20 @@ if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a ca
 
 __all__ = [
     "CASE_TYPE",
+    "PROTOCOL",
     "ColdPlateCase",
+    "Static",
+    "Params",
+    "PlateSolution",
+    "build",
+    "report",
+    "check",
+    "screen",
+    "stack_params",
+    "design_bytes",
+    "solve_host",
+    "solve_curves",
+    "plate_curves",
     "Problem",
     "Solution",
     "parse",
@@ -107,6 +133,9 @@ class ColdPlateCase:
     energy_max_outer: int = 500
     energy_max_inner: int = 300
     energy_line_axis: str = "auto"
+    # flows of the R_max(Q), R_mean(Q), dP(Q) curves (m^3/s through the modelled domain; () for none):
+    # [inlet] flow_range and curve_points, as compact_coldplate's [operating] keys
+    curve_flows: tuple[float, ...] = ()
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -393,6 +422,7 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
     flow_rate = inlet.quantity("flow", "volumetric_flow", positive=True) if inlet.has("flow") else None
     velocity = inlet.quantity("velocity", "velocity", positive=True) if inlet.has("velocity") else None
     t_in = read_inlet_temperature(inlet, coolant)
+    curve_flows = read_curve_flows(inlet)
     inlet.finish()
 
     heat = root.table("heat")
@@ -452,8 +482,25 @@ def parse(case_file: CaseFile) -> ColdPlateCase:
         viscosity=viscosity,
         coupling_tolerance=coupling_tol,
         max_coupling=max_coupling,
+        curve_flows=curve_flows,
         **energy,
     )
+
+
+def read_curve_flows(inlet: Table) -> tuple[float, ...]:
+    """``[inlet] flow_range = [low, high]`` (volumetric flows through the
+    modelled domain) and ``curve_points`` (default 8, 2..64): the flows of the
+    curves written to ``curves.csv``, evenly spaced; () without ``flow_range``
+    (no curves). ``curve_points`` alone is refused."""
+    if not inlet.has("flow_range"):
+        if inlet.has("curve_points"):
+            raise inlet.error("curve_points", "only used with 'flow_range' (the flows of the curves)")
+        return ()
+    lo, hi = inlet.quantities("flow_range", "volumetric_flow", length=2, positive=True)
+    if not hi > lo:
+        raise inlet.error("flow_range", f"[low, high] with high > low, got {inlet.raw('flow_range')}")
+    n = inlet.integer("curve_points", default=8, minimum=2, maximum=64)
+    return tuple(float(v) for v in np.linspace(lo, hi, n))
 
 
 LINE_AXES = {"x": 0, "y": 1, "z": 2}
@@ -761,9 +808,11 @@ def _with_energy(pb: Problem, state: flow.FlowState, finfo: flow.FlowInfo, mu: n
     )  # fmt: skip
 
 
-def solve(case: ColdPlateCase) -> Solution:
-    """Flow and energy (see the module docstring for the viscosity models).
-    Does not raise on non-convergence: :func:`check_converged` does."""
+def solve_host(case: ColdPlateCase) -> Solution:
+    """Flow and energy with the Picard coupling as a host loop (the path
+    before the protocol; kept as the reference the protocol's :func:`solve`
+    is tested against). Does not raise on non-convergence:
+    :func:`check_converged` does."""
     import jax.numpy as jnp
 
     from aidc_thermo.kernels import flow
@@ -809,6 +858,480 @@ def solve(case: ColdPlateCase) -> Solution:
         mu = mu_T
     coupling = {"iterations": max(len(hist["pressure_drop"]), 1), "converged": converged, **hist}
     return dataclasses.replace(sol, coupling=coupling)
+
+
+# ----------------------------------------------------------------------------- the protocol
+# thermo run = parse -> build -> solve -> report (+ check) (thermo/models/protocol.py).
+# Static: the voxel geometry (compared and hashed by a digest of its faces and
+# materials), boundary kinds, solver settings and the line axes chosen on the
+# host; Params: flow, inlet temperature, heat flux and solid conductivity.
+# Coolant properties are evaluated inside solve from the inlet temperature.
+
+PROTOCOL = True
+_PARAM_FIELDS = ("flow_rate", "inlet_temperature", "heat_flux", "solid_k")
+
+
+class Voxels:
+    """A :class:`geometry.VoxelGeometry` as a static value: equal and hashed
+    by the SHA-256 of its faces and materials (its ``repr`` names the digest,
+    so that the on-disk compile cache keys by it)."""
+
+    def __init__(self, geometry: geo.VoxelGeometry):
+        import hashlib
+
+        h = hashlib.sha256()
+        for f in geometry.faces:
+            h.update(np.asarray(f, np.float64).tobytes())
+        h.update(np.ascontiguousarray(geometry.material, np.int8).tobytes())
+        h.update(repr((geometry.fin_field, geometry.base_top, geometry.fin_top)).encode())
+        self.geometry = geometry
+        self.digest = h.hexdigest()
+
+    def __eq__(self, other):
+        return isinstance(other, Voxels) and other.digest == self.digest
+
+    def __hash__(self):
+        return hash(self.digest)
+
+    def __repr__(self):
+        return f"Voxels(shape={self.geometry.shape}, sha256={self.digest})"
+
+
+@dataclass(frozen=True)
+class Static:
+    """What fixes array shapes and the compiled program (hashable)."""
+
+    voxels: Voxels
+    geometry_kind: str
+    heated: str  # "fin_field" or "all"
+    side: str  # "symmetry" or "wall": the y faces
+    inlet_area: float  # m^2, fluid cells of the x- face
+    passage: float  # m, narrowest flow passage (pseudo-time step)
+    pressure_line_axis: int
+    energy_line_axis: int  # chosen on the host from the case's numbers ("auto") or given
+    coolant: Coolant
+    precision: str
+    flow_tolerance: float
+    max_outer: int
+    energy_scheme: str
+    energy_tolerance: float | None
+    energy_max_outer: int
+    energy_max_inner: int
+    viscosity: str  # "inlet" or "temperature"
+    coupling_tolerance: float
+    max_coupling: int
+
+    @property
+    def geometry(self) -> geo.VoxelGeometry:
+        return self.voxels.geometry
+
+    @property
+    def dtype(self):
+        import jax.numpy as jnp
+
+        return jnp.float64 if self.precision == "float64" else jnp.float32
+
+    @property
+    def heated_mask(self) -> np.ndarray:
+        return np.asarray(_heated_mask(self.geometry, self.heated))
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every sweepable number of a resolved cold plate, SI (a leading batch
+    axis when stacked)."""
+
+    flow_rate: object  # m^3/s through the modelled domain
+    inlet_temperature: object  # K
+    heat_flux: object  # W/m^2 on the heated part of the bottom face
+    solid_k: object  # W/m/K
+
+
+@dataclass(frozen=True)
+class PlateSolution:
+    """The pure solve's answer (a pytree): the last flow and energy solves,
+    the viscosity of the last flow solve, the Picard histories (length
+    ``max_coupling``, the first ``coupling_recorded`` entries filled) and the
+    headline numbers."""
+
+    state: object
+    flow_info: object
+    T: object
+    energy_info: object
+    energy_inner: object
+    heat: object  # (added, removed) W
+    viscosity: object  # Pa s per cell of the last flow solve (inlet value in solid cells)
+    coupling_iterations: object
+    coupling_converged: object
+    coupling_recorded: object
+    dp_history: object
+    r_max_history: object
+    change_history: object
+    pressure_drop: object  # Pa
+    r_max: object  # K/W
+    r_mean: object  # K/W
+    t_base_max: object  # K
+    t_outlet: object  # K, flow-weighted over the outlet face
+    extremes: object  # (4,): min fluid, max fluid, min solid, max solid (K; the bottom face counted as solid)
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if not _registered:
+        import jax
+
+        jax.tree_util.register_dataclass(Params, data_fields=list(_PARAM_FIELDS), meta_fields=[])
+        names = [f.name for f in dataclasses.fields(PlateSolution)]
+        jax.tree_util.register_dataclass(PlateSolution, data_fields=names, meta_fields=[])
+        _registered = True
+
+
+def build(case: ColdPlateCase) -> tuple[Static, Params]:
+    """``(Static, Params)`` of a parsed case."""
+    _register()
+    g = build_geometry(case)
+    t_in = case.inlet_temperature
+    u_in = case.flow_rate / _inlet_area(g)
+    if case.energy_line_axis == "auto":
+        k_f = float(case.coolant.conductivity(t_in))
+        rho, cp = float(case.coolant.density(t_in)), float(case.coolant.cp(t_in))
+        line_axis = energy_line_axis(g, np.where(g.solid, case.solid_k, k_f), rho * cp * u_in)
+    else:
+        line_axis = LINE_AXES[case.energy_line_axis]
+    energy_tol = case.energy_tolerance
+    if energy_tol is None and case.precision == "float32":
+        energy_tol = 1e-4
+    side = "symmetry" if case.geometry.get("unit_cell") or case.geometry.get("sides") == "symmetry" else "wall"
+    static = Static(
+        voxels=Voxels(g),
+        geometry_kind=case.geometry_kind,
+        heated=case.heated,
+        side=side,
+        inlet_area=_inlet_area(g),
+        passage=float(_passage(case, g)),
+        pressure_line_axis=_thinnest_axis(g),
+        energy_line_axis=line_axis,
+        coolant=case.coolant,
+        precision=case.precision,
+        flow_tolerance=case.flow_tolerance,
+        max_outer=case.max_outer,
+        energy_scheme=case.energy_scheme,
+        energy_tolerance=energy_tol,
+        energy_max_outer=case.energy_max_outer,
+        energy_max_inner=case.energy_max_inner,
+        viscosity=case.viscosity,
+        coupling_tolerance=case.coupling_tolerance,
+        max_coupling=case.max_coupling,
+    )
+    f64 = np.float64
+    params = Params(f64(case.flow_rate), f64(t_in), f64(case.heat_flux), f64(case.solid_k))
+    return static, params
+
+
+def stack_params(designs) -> Params:
+    """Stack the ``Params`` of designs with equal ``Static`` along a new leading axis."""
+    _register()
+    return Params(**{f: np.stack([np.asarray(getattr(p, f)) for p in designs]) for f in _PARAM_FIELDS})
+
+
+def design_bytes(static: Static) -> int:
+    """Memory of one design's solve (:mod:`thermo.resources`' bytes per cell,
+    and the residual histories), for a sweep's chunk size."""
+    per_cell = resources.BYTES_PER_UNIT[CASE_TYPE]
+    n = int(np.prod(static.geometry.shape))
+    return n * per_cell + resources.history_bytes(static.max_outer, 4)
+
+
+def _flow_spec(static: Static):
+    from aidc_thermo.kernels import flow
+
+    return flow.FlowSpec(
+        bc=("inlet", "outlet", static.side, static.side, "wall", "wall"),
+        tol=static.flow_tolerance,
+        max_outer=static.max_outer,
+        pressure_line_axis=static.pressure_line_axis,
+        pressure_rtol=0.2,  # see setup()
+    )
+
+
+def _energy_config(static: Static):
+    from aidc_thermo.kernels import advdiff, energy
+
+    return energy.EnergyConfig(
+        scheme=static.energy_scheme,
+        krylov=advdiff.KrylovConfig(line_axis=static.energy_line_axis, max_iterations=static.energy_max_inner),
+        max_outer=static.energy_max_outer,
+        tol=static.energy_tolerance,
+        outlets=("x_hi",),
+    )
+
+
+def solve(static, params=None):
+    """The protocol's pure solve: ``solve(static, params) -> PlateSolution``
+    (jit-able with ``static`` static, vmap-able over ``params``): flow, then
+    energy; with ``viscosity = "temperature"`` the Picard coupling (module
+    docstring) as a ``lax.while_loop`` that stops when dP, R_max and the
+    viscosity field change by less than ``coupling_tolerance``, at
+    ``max_coupling`` iterations, or when a flow or energy solve does not
+    converge (the maximum principle is checked on the final field by
+    :func:`check`).
+
+    ``solve(case)`` (a parsed :class:`ColdPlateCase`, no params) is the host
+    convenience: build, the compiled pure solve, and the answer as a
+    :class:`Solution` (fields, geometry, coupling histories as lists); it does
+    not raise on non-convergence: :func:`check_converged` does."""
+    if params is None:
+        case = static
+        progress.phase("build")
+        st, pa = build(case)
+        progress.phase("solve")
+        return to_solution(st, pa, compiled_solve()(st, pa))
+    return _solve(static, params)
+
+
+def _solve(static: Static, params: Params) -> PlateSolution:
+    import jax
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels import energy, flow
+    from aidc_thermo.kernels.fv.grid import grid_from_faces
+
+    g = static.geometry
+    dtype = static.dtype
+    f64 = jnp.result_type(float)  # float64 with x64 on: the host path's numpy precision
+    grid = grid_from_faces(*g.faces, dtype=dtype)
+    solid = jnp.asarray(g.solid)
+    fluid_np = ~g.solid
+    t_in = jnp.asarray(params.inlet_temperature, f64)
+    cool = static.coolant
+    rho, mu_in = cool.density(t_in), cool.viscosity(t_in)
+    cp, k_f = cool.cp(t_in), cool.conductivity(t_in)
+    fluid_in = g.material[0] == geo.FLUID
+    u_in = params.flow_rate / static.inlet_area
+    vel_in = jnp.zeros((3, 1) + fluid_in.shape, f64).at[0, 0].set(jnp.where(fluid_in, u_in, 0.0))
+    spec = _flow_spec(static)
+    fparams = flow.FlowParams(
+        rho=jnp.asarray(rho, dtype),
+        mu=jnp.asarray(mu_in, dtype),
+        dt=jnp.asarray(static.passage / u_in, dtype),
+        body_force=jnp.zeros((3,), dtype),
+    )
+    k = jnp.where(jnp.asarray(g.solid), params.solid_k, k_f).astype(dtype)
+    heated = static.heated_mask
+    flux_map = jnp.where(heated, params.heat_flux, 0.0)
+    bnd, bcs = _boundaries(grid, fluid_in, flux_map, t_in, vel_in, dtype)
+    q = jnp.zeros(g.shape, dtype)
+    config = _energy_config(static)
+    rho_cp = (rho * cp).astype(dtype)
+
+    # the headline numbers, as pressure_drop(), thermal_resistances() and summarize() compute them
+    dx, dy, dz = (np.diff(f) for f in g.faces)
+    area_in = (dy[:, None] * dz[None, :]) * fluid_in
+    x0, x1 = 0.5 * dx[0], dx[0] + 0.5 * dx[1]
+    area_b = dx[:, None] * dy[None, :] * heated  # heated bottom area per column (numpy: the mask as 0/1)
+    dz0 = g.faces[2][1] - g.faces[2][0]
+
+    def numbers(state, T, heat):
+        p = state.p.astype(f64)
+        p_face = p[0] - (p[1] - p[0]) * x0 / (x1 - x0)
+        dp = (p_face * area_in).sum() / area_in.sum()
+        T = T.astype(f64)
+        t_bottom = T[:, :, 0] + flux_map * 0.5 * dz0 / params.solid_k
+        power = heat[0].astype(f64)
+        t_max = jnp.max(jnp.where(heated, t_bottom, -jnp.inf))
+        r_max = (t_max - t_in) / power
+        r_mean = ((t_bottom * area_b).sum() / area_b.sum() - t_in) / power
+        return dp, r_max, r_mean, t_max, t_bottom
+
+    def energy_of(state):
+        flows = energy.face_flows(grid, state.u, state.v, state.w, rho_cp)
+        T, einfo, inner = energy.solve(grid, k, q, bcs, flows, config)
+        heat = energy.heat_balance(grid, k, q, bcs, flows, T, config.outlets)
+        return T, einfo, inner, heat
+
+    n_hist = static.max_coupling
+    if static.viscosity == "inlet":
+        state, finfo = flow.solve_flow(grid, solid, fparams, bnd, spec)
+        T, einfo, inner, heat = energy_of(state)
+        mu_used = jnp.full(g.shape, mu_in, f64)
+        c_its, c_conv, c_rec = jnp.asarray(1), jnp.asarray(True), jnp.asarray(0)
+        hists = (jnp.zeros(n_hist, f64),) * 3
+    else:
+        tol = static.coupling_tolerance
+        fluid = jnp.asarray(fluid_np)
+        state0 = flow.initial_state(grid, solid, bnd, spec)
+
+        def iterate(state, mu):
+            fp = dataclasses.replace(fparams, mu=mu.astype(dtype))
+            state, finfo = flow.solve_flow(grid, solid, fp, bnd, spec, state)
+            T, einfo, inner, heat = energy_of(state)
+            ok = finfo.converged & einfo.converged & jnp.all(jnp.isfinite(T))
+            dp, r_max, _, _, _ = numbers(state, T, heat)
+            T64 = T.astype(f64)
+            mu_T = jnp.where(fluid, cool.viscosity(jnp.clip(T64, cool.t_min, cool.t_max)), mu_in)
+            change = jnp.max(jnp.where(fluid, jnp.abs(mu_T / jnp.where(fluid, mu, 1.0) - 1.0), 0.0))
+            return (state, finfo, T, einfo, inner, heat), ok, dp, r_max, mu_T, change
+
+        def step(carry):
+            it, sol, mu, mu_next, rec, conv, stop, dph, rh, ch = carry
+            mu = mu_next
+            sol, ok, dp, r_max, mu_T, change = iterate(sol[0], mu)
+            dp_prev, r_prev = dph[jnp.maximum(rec - 1, 0)], rh[jnp.maximum(rec - 1, 0)]
+            conv_now = (rec > 0) & (jnp.abs(dp - dp_prev) <= tol * jnp.abs(dp))
+            conv_now = conv_now & (jnp.abs(r_max - r_prev) <= tol * r_max) & (change <= tol)
+            conv = ok & conv_now
+            dph = jnp.where(ok, dph.at[rec].set(dp), dph)
+            rh = jnp.where(ok, rh.at[rec].set(r_max), rh)
+            ch = jnp.where(ok, ch.at[rec].set(change), ch)
+            rec = rec + ok.astype(rec.dtype)
+            # the flow of the next iteration uses mu(T); a converged (or failed) iterate keeps the mu it used
+            return it + 1, sol, mu, mu_T, rec, conv, (~ok) | conv, dph, rh, ch
+
+        mu0 = jnp.full(g.shape, mu_in, f64)
+        first, ok, dp, r_max, mu_T, change = iterate(state0, mu0)
+        z = jnp.zeros(n_hist, f64)
+        dph, rh, ch = z.at[0].set(dp), z.at[0].set(r_max), z.at[0].set(change)
+        rec = ok.astype(jnp.int32)
+        carry = (jnp.asarray(1), first, mu0, mu_T, rec, jnp.asarray(False), ~ok, dph, rh, ch)
+        carry = jax.lax.while_loop(lambda c: (~c[6]) & (c[0] < n_hist), step, carry)
+        _, (state, finfo, T, einfo, inner, heat), mu_used, _, c_rec, c_conv, _, *hists = carry
+        c_its = jnp.maximum(c_rec, 1)
+    dp, r_max, r_mean, t_max, t_bottom = numbers(state, T, heat)
+    # outlet bulk temperature, flow weighted
+    u_out = state.u[-1].astype(f64)
+    m_out = u_out * dy[:, None] * dz[None, :]
+    T64 = T.astype(f64)
+    t_out = (m_out * T64[-1]).sum() / m_out.sum()
+    solid_T = jnp.where(solid, T64, -jnp.inf)
+    solid_bottom = jnp.where(heated & g.solid[:, :, 0], t_bottom, -jnp.inf)
+    extremes = jnp.stack([
+        jnp.min(jnp.where(solid, jnp.inf, T64)), jnp.max(jnp.where(solid, -jnp.inf, T64)),
+        jnp.min(jnp.where(solid, T64, jnp.inf)), jnp.maximum(jnp.max(solid_T), jnp.max(solid_bottom)),
+    ])  # fmt: skip
+    mu_field = jnp.where(solid, mu_in, mu_used)
+    return PlateSolution(
+        state, finfo, T, einfo, inner, heat, mu_field, c_its, c_conv, c_rec, *hists,
+        dp, r_max, r_mean, t_max, t_out, extremes,
+    )  # fmt: skip
+
+
+@cache
+def compiled_solve():
+    """:func:`solve` jitted (``static`` static); with the command line's cache
+    on, the compiled program is kept on disk (:mod:`thermo.compile_cache`)."""
+    from aidc_thermo.compile_cache import cached_jit
+
+    _register()
+    return cached_jit(_solve, static_argnums=(0,))
+
+
+def to_solution(static: Static, params: Params, ps: PlateSolution) -> Solution:
+    """The host :class:`Solution` (what :func:`summarize` and the writers read)
+    of one unbatched :class:`PlateSolution`."""
+    g = static.geometry
+    flux_map = np.where(static.heated_mask, float(params.heat_flux), 0.0)
+    if static.viscosity == "inlet":
+        coupling = _no_coupling()
+        viscosity = np.asarray(ps.viscosity, np.float64)
+    else:
+        n = int(ps.coupling_recorded)
+        coupling = {
+            "iterations": int(ps.coupling_iterations),
+            "converged": bool(ps.coupling_converged),
+            "pressure_drop": [float(v) for v in np.asarray(ps.dp_history)[:n]],
+            "r_max": [float(v) for v in np.asarray(ps.r_max_history)[:n]],
+            "viscosity_change": [float(v) for v in np.asarray(ps.change_history)[:n]],
+        }
+        viscosity = np.asarray(ps.viscosity, np.float64)
+    return Solution(
+        g, ps.state, ps.flow_info, ps.T, ps.energy_info, ps.energy_inner, tuple(ps.heat), flux_map, viscosity,
+        coupling=coupling, energy_line_axis=static.energy_line_axis,
+    )  # fmt: skip
+
+
+class _CaseView:
+    """The case fields :func:`check_converged` and its helpers read, from a
+    design's Static and Params."""
+
+    def __init__(self, static: Static, params: Params):
+        self.flow_tolerance = static.flow_tolerance
+        self.energy_scheme = static.energy_scheme
+        self.energy_max_outer = static.energy_max_outer
+        self.energy_max_inner = static.energy_max_inner
+        self.energy_tolerance = static.energy_tolerance
+        self.precision = static.precision
+        self.coupling_tolerance = static.coupling_tolerance
+        self.inlet_temperature = float(params.inlet_temperature)
+        self.solid_k = float(params.solid_k)
+
+
+def report(static: Static, params: Params, solution: PlateSolution) -> dict[str, Output]:
+    """The headline numbers (a leading batch axis when the inputs have one)."""
+    import jax.numpy as jnp
+
+    s = solution
+    fi, ei = s.flow_info, s.energy_info
+    added, removed = s.heat
+    c = 273.15
+    converged = fi.converged & ei.converged & s.coupling_converged & jnp.all(jnp.isfinite(s.T), axis=(-3, -2, -1))
+    return {
+        "pressure_drop": Output(s.pressure_drop, "Pa", "inlet face (area mean) minus outlet"),
+        "R_max": Output(s.r_max, "K/W", "(max base-bottom T - T_in) / P"),
+        "R_mean": Output(s.r_mean, "K/W", "(area-mean heated base-bottom T - T_in) / P"),
+        "heat_input": Output(added, "W", "heat flux times heated area"),
+        "T_base_max": Output(s.t_base_max - c, "degC", "hottest heated base-bottom point"),
+        "T_outlet_bulk": Output(s.t_outlet - c, "degC", "flow-weighted over the outlet face"),
+        "T_solid_max": Output(s.extremes[..., 3] - c, "degC", "hottest solid point (cells and the heated bottom)"),
+        "heat_balance_error": Output(jnp.abs(added - removed) / added, "", "|added - removed| / added"),
+        "mass_imbalance": Output(fi.mass_imbalance, "", "|out - in| / in"),
+        "flow_outer_iterations": Output(fi.iterations, "", "SIMPLEC outer iterations (last flow solve)"),
+        "energy_iterations": Output(ei.iterations, "", "energy deferred-correction iterations (last solve)"),
+        "coupling_iterations": Output(s.coupling_iterations, "", "flow-energy Picard iterations (1: constant mu)"),
+        "temperature_extremes": Output(
+            s.extremes - c, "degC", "min and max fluid temperature, min and max solid temperature"
+        ),
+        "converged": Output(converged, "", "every flow, energy and coupling iteration converged"),
+        "iterations": Output(jnp.maximum(fi.iterations, ei.iterations), "", "largest inner iteration count"),
+    }
+
+
+def check(static: Static, params: Params, solution: PlateSolution) -> None:
+    """Convergence of the flow, energy and coupling iterations and the
+    maximum principle on the fields (:func:`check_converged`); raises
+    :class:`SolveError`."""
+    check_converged(_CaseView(static, params), to_solution(static, params, solution))
+
+
+def screen(static: Static, params: Params, outputs: dict) -> str:
+    """Why one unbatched design is not a result ("" when it is), from its
+    :func:`report` outputs (numpy): a solve that did not converge, or
+    temperature extremes that break the maximum principle (no cell below the
+    inlet; no fluid above the hottest solid, heat entering through the solid
+    only), the test :func:`check_bounded` makes on the fields."""
+    out = outputs
+    if not bool(out["converged"]):
+        return (
+            f"did not converge: flow {int(out['flow_outer_iterations'])} outer iterations (limit "
+            f"{static.max_outer}), energy {int(out['energy_iterations'])} iterations, coupling "
+            f"{int(out['coupling_iterations'])} iterations (limit {static.max_coupling})"
+        )
+    t_in = float(params.inlet_temperature)
+    ext = np.asarray(out["temperature_extremes"], np.float64) + 273.15
+    why = "the inlet temperature (heat is only added)"
+    kw = dict(locate=lambda _i: "field extremes", precision=static.precision)
+    try:
+        bounds.check("fluid temperature", ext[[0, 1]], lower=t_in, lower_why=why, **kw)
+        bounds.check("solid temperature", ext[[2, 3]], lower=t_in, lower_why=why, **kw)
+        heated_fluid = bool(np.any(static.heated_mask & ~static.geometry.solid[:, :, 0]))
+        if static.geometry.solid.any() and not heated_fluid:
+            bounds.check("fluid temperature", ext[[0, 1]], upper=max(float(ext[3]), t_in),
+                         upper_why="the hottest solid (the fluid is heated only through the solid)", **kw)  # fmt: skip
+    except SolveError as exc:
+        return str(exc)
+    return ""
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -1045,10 +1568,129 @@ def cell_velocity(u: np.ndarray, v: np.ndarray, w: np.ndarray, solid: np.ndarray
     return np.where(solid[..., None], 0.0, np.stack([uc, vc, wc], axis=-1))
 
 
+def solve_curves(case: ColdPlateCase, sol: Solution) -> dict[str, np.ndarray]:
+    """R_max, R_mean and the pressure drop at every curve flow (SI arrays
+    ``flow``, ``R_max``, ``R_mean``, ``dP``, ``flow_iterations``,
+    ``energy_iterations``, ``coupling_iterations``).
+
+    A loop over the flows, each :func:`solve` with the case's grid and
+    settings, so one compiled flow and energy program serves every flow (the
+    energy solver's line axis is pinned to the one ``sol``, the operating
+    point, used; with ``"auto"`` it could otherwise change with the flow and
+    compile again). Not vmapped: each flow's solve holds the whole grid's
+    fields and multigrid hierarchy (:mod:`thermo.resources`), its iterative
+    solves would all run as long as the slowest flow, and with
+    ``viscosity = "temperature"`` each flow is a host-side Picard loop. A
+    curve flow equal to the operating flow (1e-12 relative) reuses ``sol``.
+    Raises :class:`SolveError` naming the flow when a solve does not converge."""
+    axis = "xyz"[sol.energy_line_axis]
+    out = {k: [] for k in ("flow", "R_max", "R_mean", "dP", "flow_iterations", "energy_iterations",
+                           "coupling_iterations")}  # fmt: skip
+    for i, q in enumerate(case.curve_flows):
+        progress.step("curve flows", i + 1, len(case.curve_flows))
+        if abs(q - case.flow_rate) <= 1e-12 * case.flow_rate:
+            c, s = case, sol
+        else:
+            c = dataclasses.replace(case, flow_rate=q, energy_line_axis=axis)
+            s = solve(c)
+        try:
+            check_converged(c, s)
+        except SolveError as exc:
+            raise SolveError(f"curve flow {q * 6e4:.6g} L/min ([inlet] flow_range): {exc}") from None
+        r_max, r_mean, _ = thermal_resistances(c, s)
+        out["flow"].append(q)
+        out["R_max"].append(r_max)
+        out["R_mean"].append(r_mean)
+        out["dP"].append(pressure_drop(s))
+        out["flow_iterations"].append(int(s.flow_info.iterations))
+        out["energy_iterations"].append(int(s.energy_info.iterations))
+        out["coupling_iterations"].append(int(s.coupling["iterations"]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def domain_text(case: ColdPlateCase) -> str:
+    """What the modelled domain is, for the curves' metadata: the flow, R and
+    dP of a curve are those of this domain."""
+    kw = case.geometry
+    if case.geometry_kind == "straight_fins":
+        if kw.get("unit_cell") == "half":
+            return (
+                "half a unit cell (half a fin and half a channel, symmetry planes at both mid-planes): a plate "
+                "of N channels takes 2N times this flow at this dP, and its R is this R / (2N)"
+            )
+        if kw.get("unit_cell"):
+            return (
+                "one unit cell (a channel between two half fins, symmetry planes on y): a plate of N channels "
+                "takes N times this flow at this dP, and its R is this R / N (side walls neglected)"
+            )
+        return f"the whole plate: {kw['channels']} channels between side walls"
+    if case.geometry_kind == "pin_fins":
+        return f"the whole plate: {kw['rows']} x {kw['columns']} {kw['shape']} pins ({kw['arrangement']}), side walls"
+    sides = "symmetry planes" if kw.get("sides") == "symmetry" else "walls"
+    return f"the whole voxel domain of the {case.geometry_kind} geometry, y sides {sides}"
+
+
+def plate_curves(case: ColdPlateCase, case_file: CaseFile, curves: dict, shape: tuple) -> ColdPlateCurves:
+    """The solved curves as the shared cold-plate curve type
+    (:mod:`aidc_thermo.io.curves`), with the coolant, inlet temperature and
+    provenance (case file and its SHA-256, git commit, mesh, geometry kind,
+    domain, R and dP definitions)."""
+    import hashlib
+
+    from aidc_thermo.io.curves import coolant_label, git_commit
+    from aidc_thermo.models.compact import _version
+
+    nx, ny, nz = shape
+    power = case.heat_flux * _heated_area(build_geometry(case), case.heated)
+    provenance = [
+        ("model", f"{CASE_TYPE} (aidc-thermo {_version()})"),
+        ("case_file", case_file.path.name),
+        ("case_sha256", hashlib.sha256(case_file.text.encode("utf-8")).hexdigest()),
+        ("git_commit", git_commit(case_file.path) or "unknown (not in a git work tree)"),
+        ("case_name", case.name),
+        ("cells", f"{nx} x {ny} x {nz} = {nx * ny * nz} cells"),
+        ("geometry", case.geometry_kind),
+        ("domain", domain_text(case)),
+        ("heat", f"{power:.6g} W ({case.heat_flux:.6g} W/m^2 on the {case.heated.replace('_', ' ')} of the bottom)"),
+        (
+            "viscosity",
+            "mu(T) per fluid cell (Picard-coupled)"
+            if case.viscosity == "temperature"
+            else "inlet value (constant properties)",
+        ),
+        (
+            "R_definition",
+            "(base-bottom temperature - inlet temperature) / heat over the heated bottom; R_max hottest "
+            "point, R_mean area mean",
+        ),
+        (
+            "dP_definition",
+            "area-mean inlet-face (x-) pressure minus the outlet face (x+), the domain as meshed "
+            "(fin field and any plena and cover); ports and manifolds excluded",
+        ),
+        ("regenerate", f"python -m aidc_thermo run {case_file.path.name} -o OUT; the curves are OUT/curves.csv"),
+    ]
+    return ColdPlateCurves(
+        flow=tuple(float(v) for v in curves["flow"]),
+        r_max=tuple(float(v) for v in curves["R_max"]),
+        r_mean=tuple(float(v) for v in curves["R_mean"]),
+        dp=tuple(float(v) for v in curves["dP"]),
+        coolant=coolant_label(case.coolant),
+        inlet_temperature=case.inlet_temperature,
+        provenance=tuple(provenance),
+    )
+
+
 def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     sol = solve(case)
     progress.phase("write", ready=(sol.state, sol.flow_info, sol.T, sol.energy_info, sol.heat))
     summary, t_bottom = summarize(case, sol)
+    curves = None
+    if case.curve_flows:  # every solve before anything is written
+        progress.phase("solve")
+        curves = solve_curves(case, sol)
+        progress.phase("write")
+        summary["curve_points"] = Quantity(len(case.curve_flows), "", "flows of curves.csv ([inlet] flow_range)")
     g, st, fi, ei = sol.geometry, sol.state, sol.flow_info, sol.energy_info
     T = np.asarray(sol.T, np.float64)
     u, v, w, p = (np.asarray(a, np.float64) for a in (st.u, st.v, st.w, st.p))
@@ -1094,6 +1736,15 @@ def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Qua
         summary=summary,
     )
     append_groups(folder, plot_series(case, sol))
+    if curves is not None:
+        lpm = 60000.0
+        append_groups(folder, {"curves": {
+            "flow_Lpm": Series(curves["flow"] * lpm, "L/min", "volumetric flow through the modelled domain"),
+            "pressure_drop_kPa": Series(curves["dP"] / 1e3, "kPa", "pressure drop at each curve flow"),
+            "R_max_KpW": Series(curves["R_max"], "K/W", "R_max at each curve flow"),
+            "R_mean_KpW": Series(curves["R_mean"], "K/W", "R_mean at each curve flow"),
+        }})  # fmt: skip
+        write_curves(folder / "curves.csv", plate_curves(case, case_file, curves, g.shape))
     if case.plots:
         from aidc_thermo.plots.figures import plot_results
 

@@ -35,7 +35,7 @@ PLOTS = {
     "package_stack": ("junction_temperature", "vertical_slice", "block_temperatures", "resistance_stackup",
                       "residual_history"),
     "resolved_coldplate": ("base_temperature", "velocity_midplane", "cross_section", "along_flow",
-                           "residual_history"),
+                           "residual_history", "curves (with [inlet] flow_range)"),
     "closure_calibration": ("closures", "cross_section", "along_flow"),
     "compact_coldplate": ("junction_temperature", "fluid_temperature_velocity", "curves", "residual_history"),
     "rack_network": ("flow_per_tray", "plate_map", "manifold_pressure (a single rack)", "plate_temperatures",
@@ -342,6 +342,28 @@ def _coldplate(r: Results, save) -> None:
         "resolved cold plate: flow and energy",
         "scaled residual",
     )  # fmt: skip
+    if r.has("compact.curve_flow"):  # [inlet] flow_range: the curves written to curves.csv
+        _curves(save, r, name, r.summary["flow_rate"], r.summary["pressure_drop"] / 1e3)
+
+
+def _curves(save, r: Results, name: str, q_op: float, dp_op: float) -> None:
+    """dP(Q) and R(Q) of the ``/curves`` group (L/min, kPa, K/W) with the
+    operating point (``q_op`` L/min, ``dp_op`` kPa)."""
+    q = r.get("compact.curve_flow")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    a1.plot(q, r.get("compact.curve_dp"), "o-", label="ΔP(Q)")
+    a1.plot([q_op], [dp_op], "r*", ms=12, label=f"operating point {q_op:.3g} L/min, {dp_op:.3g} kPa")
+    a1.set(xlabel="flow [L/min]", ylabel="ΔP [kPa]", title=f"{name}: ΔP(Q)")
+    a2.plot(q, r.get("compact.curve_r_max"), "o-", label="R max")
+    a2.plot(q, r.get("compact.curve_r_mean"), "s-", label="R mean")
+    a2.plot([q_op], [r.summary["R_max"]], "r*", ms=12, label=f"operating point, R max {r.summary['R_max']:.4g} K/W")
+    a2.plot([q_op], [r.summary["R_mean"]], "r*", ms=12)
+    a2.set(xlabel="flow [L/min]", ylabel="R, junction to inlet [K/W]", title="R(Q)")
+    for a in (a1, a2):
+        a.axvline(q_op, color="r", lw=0.6, ls=":")
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=7)
+    save(fig, "curves")
 
 
 def _along_flow(save, r: Results, title: str, t_in: float, labels=None) -> None:
@@ -453,22 +475,7 @@ def _compact(r: Results, save) -> None:
     _colorbar(fig, m, ax, tf, "T_fluid [°C]")
     save(fig, "fluid_temperature_velocity")
 
-    q = r.get("compact.curve_flow")
-    q_op, dp_op = r.summary["flow"], r.summary["pressure_drop"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    a1.plot(q, r.get("compact.curve_dp"), "o-", label="ΔP(Q)")
-    a1.plot([q_op], [dp_op], "r*", ms=12, label=f"operating point {q_op:.3g} L/min, {dp_op:.3g} kPa")
-    a1.set(xlabel="flow [L/min]", ylabel="ΔP [kPa]", title=f"{name}: ΔP(Q)")
-    a2.plot(q, r.get("compact.curve_r_max"), "o-", label="R max")
-    a2.plot(q, r.get("compact.curve_r_mean"), "s-", label="R mean")
-    a2.plot([q_op], [r.summary["R_max"]], "r*", ms=12, label=f"operating point, R max {r.summary['R_max']:.4g} K/W")
-    a2.plot([q_op], [r.summary["R_mean"]], "r*", ms=12)
-    a2.set(xlabel="flow [L/min]", ylabel="R, junction to inlet [K/W]", title="R(Q)")
-    for a in (a1, a2):
-        a.axvline(q_op, color="r", lw=0.6, ls=":")
-        a.grid(True, alpha=0.3)
-        a.legend(fontsize=7)
-    save(fig, "curves")
+    _curves(save, r, name, r.summary["flow"], r.summary["pressure_drop"])
     _residuals(save, {"energy": r.get("compact.energy_residual_history")}, "compact cold plate: energy solve")
 
 
