@@ -327,16 +327,43 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
     clock = it_power.clock_fraction(acc, t_j)
     leak = it_power.leakage_power(acc, t_j)
     tokens = n * it_power.throughput(acc, fac.utilization, t_j)
+    q_cp = fac.flow_per_accelerator
+    dp_plates = fac.cold_plate.pressure_drop(q_cp)
+    f, t_tcs_supply = _plant_chain(fac, amb, config, n * p_acc, jnp.zeros_like(p_acc), dp_plates, with_water)
+    # Cold plate
+    rise_upstream = fac.upstream_heat / (fac.rho_tcs * fac.cp_tcs * q_cp)
+    t_j_model = t_tcs_supply + rise_upstream + fac.cold_plate.resistance(q_cp) * p_acc
+    return OperatingPoint(
+        t_j=t_j,
+        t_j_model=t_j_model,
+        p_accelerator=p_acc,
+        clock=clock,
+        leakage=leak,
+        tokens_per_s=tokens,
+        runaway=jnp.zeros(jnp.shape(t_j), bool),
+        **f,
+    )
+
+
+def _plant_chain(fac: Facility, amb: Ambient, config: CoupledConfig, p_acc_total, q_plates_fixed, dp_plates,
+                 with_water: bool):  # fmt: skip
+    """Everything downstream of the accelerators' heat: ``p_acc_total`` (W, all
+    accelerators of the hall), ``q_plates_fixed`` (W of other cold plates with
+    fixed power, CPUs and switches of a rack network; part of the other IT
+    loads and all into the liquid), ``dp_plates`` (Pa of the cold plates, or of
+    the whole rack network, at the secondary flow). Returns the operating point's
+    fields except the accelerator's own, and the secondary supply temperature."""
+    n = fac.n_accelerators
     p_other = n * fac.other_it_per_accelerator
-    p_conv = fac.conversion_loss_fraction * (n * p_acc + p_other)
-    p_it = n * p_acc + p_other + p_conv
-    q_liquid_it = n * p_acc + fac.other_liquid_fraction * (p_other + p_conv)
-    q_air = (1.0 - fac.other_liquid_fraction) * (p_other + p_conv)
+    p_conv = fac.conversion_loss_fraction * (p_acc_total + p_other)
+    p_it = p_acc_total + p_other + p_conv
+    q_liquid_it = p_acc_total + q_plates_fixed + fac.other_liquid_fraction * (p_other - q_plates_fixed + p_conv)
+    q_air = (1.0 - fac.other_liquid_fraction) * (p_other - q_plates_fixed + p_conv)
     # Secondary loop
     q_cp = fac.flow_per_accelerator
     flow_tcs = n * q_cp
     c_tcs = fac.rho_tcs * fac.cp_tcs * flow_tcs
-    dp_tcs = fac.cold_plate.pressure_drop(q_cp) + fac.dp_tcs_other * (flow_tcs / fac.flow_tcs_rated) ** 2
+    dp_tcs = dp_plates + fac.dp_tcs_other * (flow_tcs / fac.flow_tcs_rated) ** 2
     p_pump_tcs = plant.pump_power(dp_tcs, flow_tcs, fac.eta_pump_tcs)
     q_pump_tcs = fac.pump_heat_fraction * p_pump_tcs
     q_tcs = q_liquid_it + q_pump_tcs
@@ -374,9 +401,6 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
     t_tcs_supply = rej.t_supply + a_cdu * q_tcs
     t_tcs_return = t_tcs_supply + q_tcs / c_tcs
     t_fw_return = rej.t_supply + q_tcs / c_fw
-    # Cold plate
-    rise_upstream = fac.upstream_heat / (fac.rho_tcs * fac.cp_tcs * q_cp)
-    t_j_model = t_tcs_supply + rise_upstream + fac.cold_plate.resistance(q_cp) * p_acc
     # Water (towers only)
     if config.device == "dry_cooler" or not with_water:
         makeup = jnp.zeros_like(q_fw)
@@ -398,13 +422,7 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
     p_air_cooling = fac.air_cooling_w_per_w * q_air
     p_cooling = p_pump_tcs + p_pump_fw + rej.p_fan + rej.w_chiller + rej.p_cond + p_air_cooling
     p_facility = p_it * (1.0 + fac.facility_overhead_fraction) + p_cooling
-    return OperatingPoint(
-        t_j=t_j,
-        t_j_model=t_j_model,
-        p_accelerator=p_acc,
-        clock=clock,
-        leakage=leak,
-        tokens_per_s=tokens,
+    fields = dict(
         p_it=p_it,
         q_liquid_it=q_liquid_it,
         q_air=q_air,
@@ -435,8 +453,8 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
         free_cooling=rej.free_cooling,
         p_cooling=p_cooling,
         p_facility=p_facility,
-        runaway=jnp.zeros(jnp.shape(t_j), bool),
     )
+    return fields, t_tcs_supply
 
 
 def _newton(residual, t0, t_lo, config: CoupledConfig, tol):
