@@ -347,7 +347,7 @@ class FacilityPoint:
         static = dataclasses.replace(static, times=(label,))
         facility._check(static, params, solution, "FMU step")
         facility.check_bounded(static, params, solution)
-        ops, infos = solution
+        ops, infos = solution[:2]
         a = {k: float(np.asarray(v, np.float64)[0]) for k, v in dataclasses.asdict(ops).items()}
         a["_residual"] = float(np.asarray(infos.residual, np.float64)[0])
         out = {var.name: float(f(a)) for var, f in OUTPUTS}

@@ -69,8 +69,10 @@ __all__ = [
     "CoupledConfig",
     "Facility",
     "OperatingPoint",
+    "RackPlates",
     "evaluate_operating_point",
     "solve_operating_point",
+    "solve_rack_operating_point",
 ]
 
 
@@ -538,3 +540,203 @@ def solve_operating_point(fac: Facility, amb: Ambient, config: CoupledConfig = C
     t_j = lax.custom_root(residual_of(fac, amb), t_star, lambda f, x0: x0, tangent_solve)
     op = evaluate_operating_point(fac, amb, config, t_j)
     return dataclasses.replace(op, runaway=runaway), info
+
+
+# ----------------------------------------------------------------------------- a rack of accelerators
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class RackPlates:
+    """The accelerator cold plates of one rack network at its (fixed) flows,
+    for :func:`solve_rack_operating_point`. All racks of the hall are alike:
+    ``fac.n_accelerators`` = ``n_racks`` x n, where n is the number of
+    accelerator plates of one rack; ``fac.flow_per_accelerator`` x n is the
+    rack's supply flow.
+
+    Attributes:
+        resistance: (n,) K/W, junction to the plate's own inlet coolant, at the
+            plate's own flow.
+        rise_fixed: (n,) K, rise of each plate's inlet coolant above the rack
+            supply from the fixed-power plates upstream of it (CPUs in series).
+        influence: (n, n) K/W, rise of plate i's inlet coolant per W of
+            accelerator plate k (nonzero only where k is upstream of i; the
+            advection network is linear in the heats at fixed flows).
+        fixed_power: W per rack into the liquid through fixed-power plates
+            (part of the other IT loads of ``fac``).
+        dp: Pa, the rack network's pressure drop at its supply flow
+            (dissipated power / flow: plates, hoses, manifolds, quick
+            disconnects); replaces the single cold plate's in the pump power.
+        n_racks: number of racks.
+    """
+
+    resistance: jax.Array
+    rise_fixed: jax.Array
+    influence: jax.Array
+    fixed_power: jax.Array
+    dp: jax.Array
+    n_racks: jax.Array
+
+
+def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water):
+    """The chain at the accelerators' junction temperatures ``t_plates`` (n,):
+    ``(op, t_model (n,), p (n,))``; the clock of every accelerator is set by the
+    hottest one (a synchronous job runs at the slowest accelerator's pace)."""
+    acc = fac.accelerator
+    u = fac.utilization
+    t_hot = jnp.max(t_plates)
+    clock = it_power.clock_fraction(acc, t_hot)
+    leak = it_power.leakage_power(acc, t_plates)
+    p = acc.p_idle + u * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent) + leak
+    n_per_rack = t_plates.shape[0]
+    p_acc_total = plates.n_racks * jnp.sum(p)
+    tokens = fac.n_accelerators * (u * clock * acc.tokens_per_s)
+    f, t_sup = _plant_chain(
+        fac, amb, config, p_acc_total, plates.n_racks * plates.fixed_power, plates.dp, with_water
+    )
+    t_model = t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
+    op = OperatingPoint(
+        t_j=t_hot,
+        t_j_model=jnp.max(t_model),
+        p_accelerator=jnp.sum(p) / n_per_rack,
+        clock=clock,
+        leakage=jnp.sum(leak) / n_per_rack,
+        tokens_per_s=tokens,
+        runaway=jnp.zeros((), bool),
+        **f,
+    )
+    return op, t_model, p
+
+
+def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
+    """Quasi-Newton on the accelerators' junction temperatures: the Jacobian of
+    ``r(T) = T - T_model(T)`` is taken as its diagonal (each accelerator's own
+    leakage) minus two rank-one terms (the clock, set by the hottest
+    accelerator, acting on every plate; the secondary supply temperature, set by
+    the total heat, acting on every plate), solved by the Woodbury identity
+    (O(n) per step). Upstream plates' leakage changes (influence x dP/dT, a few
+    per cent) are lagged, so convergence is linear at that small rate. Where
+    the step's denominators are not clearly positive a fixed-point step is
+    taken; steps are capped at ``config.max_step``."""
+    acc = fac.accelerator
+    u = fac.utilization
+    n_hist = config.max_iter + 1
+    dtype = t0.dtype
+
+    def sup_of_heat(q_total):
+        _, t_sup = _plant_chain(fac, amb, config, q_total, plates.n_racks * plates.fixed_power, plates.dp, False)
+        return t_sup
+
+    def residual_and_step(t):
+        op, t_model, p = _rack_evaluate(fac, plates, amb, config, t, False)
+        r = t - t_model
+        m = jnp.argmax(t)
+        t_hot = t[m]
+        _, dclock = jax.jvp(lambda x: it_power.clock_fraction(acc, x), (t_hot,), (jnp.ones_like(t_hot),))
+        e = acc.dyn_clock_exponent
+        dp_dclock = u * acc.p_dynamic * e * jnp.power(op.clock, e - 1.0)
+        dp_dt = acc.leak_beta * it_power.leakage_power(acc, t)
+        _, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
+        n = t.shape[0]
+        # J = diag(a) - U V^T; U = [u_c, s' 1], V = [e_m, n_racks dP/dT + n_racks n dp_dclock dclock e_m]
+        a = 1.0 - plates.resistance * dp_dt
+        u_c = (plates.resistance + plates.influence.sum(axis=1)) * dp_dclock * dclock
+        ones = jnp.ones_like(t)
+        v2 = plates.n_racks * dp_dt
+        v2 = v2.at[m].add(plates.n_racks * n * dp_dclock * dclock)
+        e_m = jnp.zeros_like(t).at[m].set(1.0)
+        a_ok = jnp.all(a > 1e-2)
+        a_safe = jnp.where(a > 1e-2, a, 1.0)
+        b = -r / a_safe
+        w1, w2 = u_c / a_safe, ds * ones / a_safe
+        # capacitance matrix I - V^T A^-1 U (2 x 2)
+        c11, c12 = 1.0 - w1[m], -w2[m]
+        c21, c22 = -jnp.dot(v2, w1), 1.0 - jnp.dot(v2, w2)
+        det = c11 * c22 - c12 * c21
+        y1, y2 = b[m], jnp.dot(v2, b)
+        z1 = (c22 * y1 - c12 * y2) / jnp.where(det > 1e-2, det, 1.0)
+        z2 = (c11 * y2 - c21 * y1) / jnp.where(det > 1e-2, det, 1.0)
+        newton = b + w1 * z1 + w2 * z2
+        ok = a_ok & (det > 1e-2) & (c11 > 1e-2)
+        del e_m
+        step = jnp.where(ok, newton, -r)
+        return r, step
+
+    r0, s0 = residual_and_step(t0)
+    hist0 = jnp.full((n_hist,), jnp.nan, dtype).at[0].set(jnp.max(jnp.abs(r0)))
+
+    def finished(t, r):
+        converged = jnp.max(jnp.abs(r)) <= tol
+        runaway = jnp.any((t >= config.t_runaway) & (r < 0))
+        return converged | runaway | ~jnp.all(jnp.isfinite(r))
+
+    def cond(state):
+        k, t, r, s, hist = state
+        return (k < config.max_iter) & ~finished(t, r)
+
+    def body(state):
+        k, t, r, s, hist = state
+        t_new = jnp.clip(t + jnp.clip(s, -config.max_step, config.max_step), t0, config.t_runaway)
+        r_new, s_new = residual_and_step(t_new)
+        hist = hist.at[k + 1].set(jnp.max(jnp.abs(r_new)))
+        return k + 1, t_new, r_new, s_new, hist
+
+    k, t, r, _, hist = lax.while_loop(cond, body, (0, t0, r0, s0, hist0))
+    res = jnp.max(jnp.abs(r))
+    converged = res <= tol
+    runaway = ~converged & jnp.any((t >= config.t_runaway) & (r < 0))
+    info = SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
+    return t, info, runaway
+
+
+def solve_rack_operating_point(
+    fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig = CoupledConfig()
+):
+    """The coupled operating point of a hall of alike racks, every accelerator
+    plate of a rack with its own junction temperature.
+
+    Chain: the secondary supply temperature from the CDU (as
+    :func:`solve_operating_point`) -> each plate's inlet coolant (the supply
+    plus the heat of the plates upstream of it, ``plates.rise_fixed`` +
+    ``plates.influence @ P``) -> each accelerator's junction temperature
+    ``T_i = T_in,i + R_i P_i`` -> its own leakage; the clock of all
+    accelerators follows the hottest junction (a synchronous job runs at the
+    slowest accelerator's pace). Pump power of the secondary loop from the rack
+    network's pressure drop ``plates.dp`` plus ``fac.dp_tcs_other`` (CDU and
+    hall piping). ``fac.cold_plate`` and ``fac.upstream_heat`` are not used.
+
+    Args:
+        fac: facility parameters (scalars).
+        plates: :class:`RackPlates` (shapes (n,) and (n, n)).
+        amb: ambient conditions (scalars; ``vmap`` over hours).
+        config: static choices (``tol`` on ``max_i |T_i - T_model,i|``).
+
+    Returns:
+        ``(op, info, t_plates)``: the :class:`OperatingPoint` with ``t_j`` the
+        hottest junction, ``p_accelerator`` and ``leakage`` the means over the
+        accelerators; the :class:`kernels.diagnostics.SolveInfo`; and every
+        accelerator plate's junction temperature (n,), K. Gradients are
+        implicit (``lax.custom_root`` on the vector of junction temperatures).
+    """
+    t_set = jnp.asarray(fac.t_supply_set)
+    dtype = t_set.dtype
+    tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
+    n = jnp.shape(plates.resistance)[0]
+
+    def residual_of(f, pl, a):
+        def residual(t):
+            return t - _rack_evaluate(f, pl, a, config, t, False)[1]
+
+        return residual
+
+    fac_v, pl_v, amb_v = jax.tree_util.tree_map(lax.stop_gradient, (fac, plates, amb))
+    t0 = jnp.full((n,), lax.stop_gradient(t_set), dtype)
+    t_star, info, runaway = _rack_newton(fac_v, pl_v, amb_v, config, t0, tol)
+
+    def tangent_solve(g, y):
+        jac = jax.jacfwd(g)(jnp.zeros_like(y))
+        return jnp.linalg.solve(jac, y)
+
+    t_plates = lax.custom_root(residual_of(fac, plates, amb), t_star, lambda f, x0: x0, tangent_solve)
+    op, _, _ = _rack_evaluate(fac, plates, amb, config, t_plates, True)
+    return dataclasses.replace(op, runaway=runaway), info, t_plates
