@@ -990,11 +990,12 @@ def rack_plates(static: Static, hall, rack_params):
     heat_fixed = jnp.zeros((net.n_edges,), dt).at[pe[fixed]].set(power[fixed])
     rise_fixed = network_temperatures(net, sol.flow, heat_fixed, fluid, t_zero)[0].edge_inlet[pe[acc]]
 
-    def unit(heat):
+    def inlet_rise(p_acc):  # linear in the accelerator plates' heat at fixed flows
+        heat = jnp.zeros((net.n_edges,), dt).at[pe[acc]].set(p_acc)
         return network_temperatures(net, sol.flow, heat, fluid, t_zero)[0].edge_inlet[pe[acc]]
 
-    heats = jnp.zeros((acc.size, net.n_edges), dt).at[np.arange(acc.size), pe[acc]].set(1.0)
-    influence = jax.vmap(unit)(heats).T  # [i, k]: plate i's inlet rise per W of plate k
+    # [i, k]: plate i's inlet rise per W of plate k (forward-mode Jacobian: one factorization, n solves)
+    influence = jax.jacfwd(inlet_rise)(jnp.zeros((acc.size,), dt))
     dp = jnp.sum(sol.loss * jnp.abs(sol.flow)) / q_rack
     plates = RackPlates(
         resistance=r_all[acc],
@@ -1495,7 +1496,7 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     ops, infos = sol[:2]
     util = params.utilization
     hours = len(case.weather)
-    summary = _summary(case, first)
+    summary = _summary(case, first, static)
     a = {k: np.asarray(v, np.float64) for k, v in dataclasses.asdict(ops).items()}
     hourly = {
         "time_index": Series(np.arange(hours), "h", "row of the weather file (hours from its start)"),
@@ -1523,6 +1524,9 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
         "J_per_token_facility": Series(a["p_facility"] / a["tokens_per_s"], "J", "facility J/token"),
         "month": Series(_months(case.weather.time), "1", "calendar month of the row (0: label not a date)"),
     }
+    if sol.t_plates is not None:
+        hourly["T_junction_accelerator_mean"] = Series(np.asarray(sol.t_plates, np.float64).mean(axis=-1) - T0,
+                                                       "degC", "mean accelerator junction (T_junction: the hottest)")
     limits = {
         "T_junction_limit": Series(np.asarray(case.optimize.junction_limit - T0), "degC", "junction design limit"),
         "T_throttle": Series(np.asarray(case.params["accelerator"]["t_throttle"] - T0), "degC", "throttle onset"),
@@ -1574,7 +1578,7 @@ def _months(labels) -> np.ndarray:
     return out
 
 
-def _summary(case, r) -> dict[str, Quantity]:
+def _summary(case, r, static=None) -> dict[str, Quantity]:
     """The summary.json numbers of one design from its :func:`report` values ``r``."""
     hours = len(case.weather)
     period = "over the year" if case.hourly else "at the design point"
@@ -1631,6 +1635,26 @@ def _summary(case, r) -> dict[str, Quantity]:
                                         "tower make-up water per kWh of IT energy (WUE)")  # fmt: skip
         if case.hourly:
             s["water_use"] = Quantity(float(r["water_use"]), "m^3", "make-up water over the file")
+    if static is not None and static.rack is not None:
+        link = static.rack
+        worst = link.accelerators[int(r["worst_plate"])]
+        s.update(
+            worst_plate=Quantity(link.labels[worst], "",
+                                 f"accelerator plate with the hottest junction {period} (rack network's name; all "
+                                 f"{case.rack.racks} racks alike)"),
+            T_junction_worst_peak=Quantity(float(r["T_junction_worst_peak"]), "degC",
+                                           f"the worst plate's hottest junction {period}"),
+            junction_margin=Quantity(float(r["junction_margin"]), "K",
+                                     f"junction limit ({link.junction_limit - T0:.4g} degC) minus that peak"),
+            T_junction_spread_max=Quantity(float(r["T_junction_spread_max"]), "K",
+                                           "largest hottest-minus-mean accelerator junction of any hour"),
+            accelerator_flow_min=Quantity(float(r["accelerator_flow_min"]) * 6e4, "L/min",
+                                          "lowest accelerator plate flow"),
+            accelerator_flow_max=Quantity(float(r["accelerator_flow_max"]) * 6e4, "L/min",
+                                          "highest accelerator plate flow"),
+            rack_pressure_drop=Quantity(float(r["rack_pressure_drop"]) / 1e3, "kPa",
+                                        "rack network (plates, hoses, manifolds, QDs) at its supply flow"),
+        )  # fmt: skip
     s.update(
         solver_converged=Quantity(True),
         solver_iterations_max=Quantity(int(r["iterations"])),
