@@ -148,8 +148,8 @@ resistance = ["0.06 K/W", "0.04 K/W"]"""
 def test_undersized_manifold_makes_a_worst_plate_that_throttles_the_hall(tmp_path):
     hot = OLD_HALL.replace('throttle_temperature = "95 degC"', 'throttle_temperature = "55 degC"')
     results = {}
-    for name, dia in (("small", "9 mm"), ("large", "1 m")):
-        (tmp_path / f"{name}.toml").write_text(rack_text(trays=8, flow="20 L/min", manifold=dia, hose="9.5 mm",
+    for name, dia in (("small", "10 mm"), ("large", "1 m")):
+        (tmp_path / f"{name}.toml").write_text(rack_text(trays=8, flow="20 L/min", manifold=dia, hose="6 mm",
                                                          cv=2.0, layout="U"))  # fmt: skip
         text = re.sub(r"\[cold_plate\]\n[^\[]*", "", hot)
         text = re.sub(r'flow_per_accelerator = "[^"]*"[^\n]*\n', "", text)
