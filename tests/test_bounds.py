@@ -249,6 +249,7 @@ SLOW = {
     "calibration_unit_cell",
     "compact_gpu_coldplate",
     "rack_nvl72",
+    "nvl72_racks_dry_cooler_temperate",
     "hall_training_transient_storage",
     "hall_hot_afternoon_chiller",
 }

@@ -15,6 +15,9 @@ from aidc_thermo.io.results import summary_values
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(p for p in (ROOT / "cases").glob("*.toml") if not p.name.startswith("sweep_"))  # sweeps: docs/sweep.md
+#: bundled cases whose run (about 40 s, mostly compilation, on the 2 shared cores) is in the slow suite only
+SLOW_RUNS = {"nvl72_racks_dry_cooler_temperate"}
+RUN = [c for c in BUNDLED if c.stem not in SLOW_RUNS]
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
 GRIDDED = {"package_stack", "resolved_coldplate", "compact_coldplate"}
 GRIDDED_CASES = [c.stem for c in BUNDLED if tomllib.loads(c.read_text())["case"]["type"] in GRIDDED]
@@ -25,14 +28,14 @@ def runs(tmp_path_factory):
     """Run every bundled case once; tests below inspect the folders."""
     base = tmp_path_factory.mktemp("runs")
     out = {}
-    for case in BUNDLED:
+    for case in RUN:
         folder = base / case.stem
         code = main(["run", str(case), "-o", str(folder)])
         out[case.stem] = (code, folder)
     return out
 
 
-@pytest.mark.parametrize("case", [c.stem for c in BUNDLED])
+@pytest.mark.parametrize("case", [c.stem for c in RUN])
 def test_bundled_case_runs_and_writes_a_complete_folder(case, runs):
     code, folder = runs[case]
     assert code == 0
@@ -53,6 +56,20 @@ def test_bundled_case_runs_and_writes_a_complete_folder(case, runs):
         for name, ds in h5.get("fields", {}).items():
             assert "units" in ds.attrs, name
             assert np.all(np.isfinite(ds[()])), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(SLOW_RUNS))
+def test_slow_bundled_case_runs_and_its_plots_redraw(case, tmp_path):
+    folder = tmp_path / case
+    assert main(["run", str(ROOT / "cases" / f"{case}.toml"), "-o", str(folder)]) == 0
+    for name in ("results.h5", "summary.json"):
+        assert (folder / name).is_file(), name
+    written = {p.name: p.read_bytes() for p in folder.glob("*.png")}
+    assert written
+    assert main(["plot", str(folder), "-o", str(tmp_path / "redrawn")]) == 0
+    redrawn = {p.name: p.read_bytes() for p in (tmp_path / "redrawn").glob("*.png")}
+    assert [n for n in written if redrawn.get(n) != written[n]] == []
 
 
 @pytest.mark.parametrize("case", GRIDDED_CASES)
@@ -165,7 +182,7 @@ def test_coldplate_unit_cell_conserves_and_matches_duct_friction(runs):
     assert dp_fd < s["pressure_drop"]["value"] < 1.25 * dp_fd
 
 
-@pytest.mark.parametrize("case", [c.stem for c in BUNDLED])
+@pytest.mark.parametrize("case", [c.stem for c in RUN])
 def test_plot_redraws_the_runs_pngs_byte_for_byte(case, runs, tmp_path):
     """`thermo plot` from results.h5 alone draws the same files as the run."""
     _, folder = runs[case]
