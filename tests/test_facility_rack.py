@@ -235,3 +235,13 @@ def test_gradient_through_the_rack_chain_matches_central_differences(tmp_path):
     assert float(g_t) == pytest.approx(float(fd_t), rel=1e-6)
     assert float(g_d) == pytest.approx(float(fd_d), rel=1e-4)
     assert float(g_d) < 0  # a wider manifold: less pump power, cooler worst plate
+
+
+def test_optimize_refuses_a_hall_of_rack_networks(tmp_path, capsys):
+    (tmp_path / "rack.toml").write_text(rack_text())
+    path = tmp_path / "hall.toml"
+    path.write_text(hall_with_rack("rack.toml", 576))
+    assert main(["optimize", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "rack" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

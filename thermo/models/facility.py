@@ -1687,6 +1687,10 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     import jax.numpy as jnp
     from scipy.optimize import minimize
 
+    if case.rack is not None:
+        raise CaseError(case_file.path, "rack", "thermo optimize does not take a hall of rack networks yet (its grid "
+                        "and gradients are built for one representative accelerator); use thermo run, or a case with "
+                        "[cold_plate] and [secondary] flow_per_accelerator")  # fmt: skip
     progress.phase("build")
     static, params = build(case)
     dt = _dtype(case)
