@@ -245,3 +245,13 @@ def test_optimize_refuses_a_hall_of_rack_networks(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(path) in err and "rack" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_fmu_refuses_a_hall_of_rack_networks(tmp_path, capsys):
+    (tmp_path / "rack.toml").write_text(rack_text())
+    path = tmp_path / "hall.toml"
+    path.write_text(hall_with_rack("rack.toml", 576))
+    assert main(["fmu", str(path), "-o", str(tmp_path / "x.fmu")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "rack" in err and "Traceback" not in err
+    assert not (tmp_path / "x.fmu").exists()

@@ -229,6 +229,9 @@ class FacilityPoint:
         """The CaseErrors (exit 2) that only building finds, before anything is written."""
         from aidc_thermo.models import facility
 
+        if case.rack is not None:
+            raise CaseError(case.ratings.get("file", ""), "rack", "thermo fmu does not embed a rack case in a "
+                            "facility FMU yet; export the rack case itself, or a hall with [cold_plate]")  # fmt: skip
         facility.rated_params(case)
 
     @classmethod
