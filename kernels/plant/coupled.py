@@ -39,6 +39,18 @@ Energy balance (tested to 1e-9 relative): heat from the IT equipment into the
 liquid + pump heat + chiller compressor work = heat rejected by the device +
 chiller condenser heat + exported heat.
 
+A hall of alike racks (:func:`solve_rack_operating_point`, :class:`RackPlates`):
+every accelerator plate of one rack has its own junction temperature
+``T_i = T_tcs_supply + rise_fixed_i + sum_k influence_ik P_k + R_i P_i`` (its
+inlet coolant heated by the plates upstream of it at the rack network's fixed
+flows), its own leakage, and one clock for all set by the hottest junction (a
+synchronous job runs at the slowest accelerator's pace). The unknown is the
+vector of junction temperatures; the quasi-Newton step uses the diagonal plus
+the two rank-one couplings (clock, supply temperature) by the Woodbury
+identity, O(n) per step; the other plates' heat in the liquid
+(``RackPlates.fixed_power``) is part of the other IT loads, and
+``other_liquid_fraction`` applies to the rest of them.
+
 Power boundaries of :class:`OperatingPoint`: IT (``p_it``) = accelerators +
 other IT loads + in-rack power conversion losses; cooling (``p_cooling``) = TCS
 and FW pumps, device fans, chiller compressor, condenser heat-rejection power,

@@ -18,6 +18,12 @@ designs (the supply-temperature sweep of ``thermo run``, the grid of
 ``thermo optimize``) is one compiled call. The accounting (J/token, PUE,
 annual totals) is :mod:`aidc_thermo.models.accounting`.
 
+With ``[rack]`` the hall's racks are a ``rack_network`` case
+(:mod:`aidc_thermo.models.rack`): its hydraulics are solved once per design,
+and every hour each accelerator plate gets its own inlet temperature and
+junction temperature (:func:`kernels.plant.coupled.solve_rack_operating_point`;
+:func:`rack_plates`); the report names the worst plate.
+
 ``thermo run`` writes the report; ``thermo optimize`` finds the facility-water
 supply temperature and coolant flow that minimize facility J/token subject to a
 junction-temperature limit (see :func:`optimize`).
