@@ -220,9 +220,9 @@ def _corrupt_rack(static, params, solution):
 
 
 def _corrupt_facility(static, params, solution):
-    ops, infos = solution
+    ops = solution.ops
     bad = np.array(ops.t_fw_supply, np.float64) - 0.5
-    return static, params, type(solution)(dataclasses.replace(ops, t_fw_return=bad), infos)
+    return static, params, solution._replace(ops=dataclasses.replace(ops, t_fw_return=bad))
 
 
 def _corrupt_hall(static, params, solution):
@@ -250,6 +250,7 @@ SLOW = {
     "compact_gpu_coldplate",
     "rack_nvl72",
     "row_nvl72",
+    "nvl72_racks_dry_cooler_temperate",
     "hall_training_transient_storage",
     "hall_hot_afternoon_chiller",
 }

@@ -229,6 +229,9 @@ class FacilityPoint:
         """The CaseErrors (exit 2) that only building finds, before anything is written."""
         from aidc_thermo.models import facility
 
+        if case.rack is not None:
+            raise CaseError(case.ratings.get("file", ""), "rack", "thermo fmu does not embed a rack case in a "
+                            "facility FMU yet; export the rack case itself, or a hall with [cold_plate]")  # fmt: skip
         facility.rated_params(case)
 
     @classmethod
@@ -347,7 +350,7 @@ class FacilityPoint:
         static = dataclasses.replace(static, times=(label,))
         facility._check(static, params, solution, "FMU step")
         facility.check_bounded(static, params, solution)
-        ops, infos = solution
+        ops, infos = solution[:2]
         a = {k: float(np.asarray(v, np.float64)[0]) for k, v in dataclasses.asdict(ops).items()}
         a["_residual"] = float(np.asarray(infos.residual, np.float64)[0])
         out = {var.name: float(f(a)) for var, f in OUTPUTS}

@@ -39,6 +39,18 @@ Energy balance (tested to 1e-9 relative): heat from the IT equipment into the
 liquid + pump heat + chiller compressor work = heat rejected by the device +
 chiller condenser heat + exported heat.
 
+A hall of alike racks (:func:`solve_rack_operating_point`, :class:`RackPlates`):
+every accelerator plate of one rack has its own junction temperature
+``T_i = T_tcs_supply + rise_fixed_i + sum_k influence_ik P_k + R_i P_i`` (its
+inlet coolant heated by the plates upstream of it at the rack network's fixed
+flows), its own leakage, and one clock for all set by the hottest junction (a
+synchronous job runs at the slowest accelerator's pace). The unknown is the
+vector of junction temperatures; the quasi-Newton step uses the diagonal plus
+the two rank-one couplings (clock, supply temperature) by the Woodbury
+identity, O(n) per step; the other plates' heat in the liquid
+(``RackPlates.fixed_power``) is part of the other IT loads, and
+``other_liquid_fraction`` applies to the rest of them.
+
 Power boundaries of :class:`OperatingPoint`: IT (``p_it``) = accelerators +
 other IT loads + in-rack power conversion losses; cooling (``p_cooling``) = TCS
 and FW pumps, device fans, chiller compressor, condenser heat-rejection power,
@@ -69,8 +81,10 @@ __all__ = [
     "CoupledConfig",
     "Facility",
     "OperatingPoint",
+    "RackPlates",
     "evaluate_operating_point",
     "solve_operating_point",
+    "solve_rack_operating_point",
 ]
 
 
@@ -327,16 +341,43 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
     clock = it_power.clock_fraction(acc, t_j)
     leak = it_power.leakage_power(acc, t_j)
     tokens = n * it_power.throughput(acc, fac.utilization, t_j)
+    q_cp = fac.flow_per_accelerator
+    dp_plates = fac.cold_plate.pressure_drop(q_cp)
+    f, t_tcs_supply = _plant_chain(fac, amb, config, n * p_acc, jnp.zeros_like(p_acc), dp_plates, with_water)
+    # Cold plate
+    rise_upstream = fac.upstream_heat / (fac.rho_tcs * fac.cp_tcs * q_cp)
+    t_j_model = t_tcs_supply + rise_upstream + fac.cold_plate.resistance(q_cp) * p_acc
+    return OperatingPoint(
+        t_j=t_j,
+        t_j_model=t_j_model,
+        p_accelerator=p_acc,
+        clock=clock,
+        leakage=leak,
+        tokens_per_s=tokens,
+        runaway=jnp.zeros(jnp.shape(t_j), bool),
+        **f,
+    )
+
+
+def _plant_chain(fac: Facility, amb: Ambient, config: CoupledConfig, p_acc_total, q_plates_fixed, dp_plates,
+                 with_water: bool):  # fmt: skip
+    """Everything downstream of the accelerators' heat: ``p_acc_total`` (W, all
+    accelerators of the hall), ``q_plates_fixed`` (W of other cold plates with
+    fixed power, CPUs and switches of a rack network; part of the other IT
+    loads and all into the liquid), ``dp_plates`` (Pa of the cold plates, or of
+    the whole rack network, at the secondary flow). Returns the operating point's
+    fields except the accelerator's own, and the secondary supply temperature."""
+    n = fac.n_accelerators
     p_other = n * fac.other_it_per_accelerator
-    p_conv = fac.conversion_loss_fraction * (n * p_acc + p_other)
-    p_it = n * p_acc + p_other + p_conv
-    q_liquid_it = n * p_acc + fac.other_liquid_fraction * (p_other + p_conv)
-    q_air = (1.0 - fac.other_liquid_fraction) * (p_other + p_conv)
+    p_conv = fac.conversion_loss_fraction * (p_acc_total + p_other)
+    p_it = p_acc_total + p_other + p_conv
+    q_liquid_it = p_acc_total + q_plates_fixed + fac.other_liquid_fraction * (p_other - q_plates_fixed + p_conv)
+    q_air = (1.0 - fac.other_liquid_fraction) * (p_other - q_plates_fixed + p_conv)
     # Secondary loop
     q_cp = fac.flow_per_accelerator
     flow_tcs = n * q_cp
     c_tcs = fac.rho_tcs * fac.cp_tcs * flow_tcs
-    dp_tcs = fac.cold_plate.pressure_drop(q_cp) + fac.dp_tcs_other * (flow_tcs / fac.flow_tcs_rated) ** 2
+    dp_tcs = dp_plates + fac.dp_tcs_other * (flow_tcs / fac.flow_tcs_rated) ** 2
     p_pump_tcs = plant.pump_power(dp_tcs, flow_tcs, fac.eta_pump_tcs)
     q_pump_tcs = fac.pump_heat_fraction * p_pump_tcs
     q_tcs = q_liquid_it + q_pump_tcs
@@ -374,9 +415,6 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
     t_tcs_supply = rej.t_supply + a_cdu * q_tcs
     t_tcs_return = t_tcs_supply + q_tcs / c_tcs
     t_fw_return = rej.t_supply + q_tcs / c_fw
-    # Cold plate
-    rise_upstream = fac.upstream_heat / (fac.rho_tcs * fac.cp_tcs * q_cp)
-    t_j_model = t_tcs_supply + rise_upstream + fac.cold_plate.resistance(q_cp) * p_acc
     # Water (towers only)
     if config.device == "dry_cooler" or not with_water:
         makeup = jnp.zeros_like(q_fw)
@@ -398,13 +436,7 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
     p_air_cooling = fac.air_cooling_w_per_w * q_air
     p_cooling = p_pump_tcs + p_pump_fw + rej.p_fan + rej.w_chiller + rej.p_cond + p_air_cooling
     p_facility = p_it * (1.0 + fac.facility_overhead_fraction) + p_cooling
-    return OperatingPoint(
-        t_j=t_j,
-        t_j_model=t_j_model,
-        p_accelerator=p_acc,
-        clock=clock,
-        leakage=leak,
-        tokens_per_s=tokens,
+    fields = dict(
         p_it=p_it,
         q_liquid_it=q_liquid_it,
         q_air=q_air,
@@ -435,8 +467,8 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
         free_cooling=rej.free_cooling,
         p_cooling=p_cooling,
         p_facility=p_facility,
-        runaway=jnp.zeros(jnp.shape(t_j), bool),
     )
+    return fields, t_tcs_supply
 
 
 def _newton(residual, t0, t_lo, config: CoupledConfig, tol):
@@ -520,3 +552,202 @@ def solve_operating_point(fac: Facility, amb: Ambient, config: CoupledConfig = C
     t_j = lax.custom_root(residual_of(fac, amb), t_star, lambda f, x0: x0, tangent_solve)
     op = evaluate_operating_point(fac, amb, config, t_j)
     return dataclasses.replace(op, runaway=runaway), info
+
+
+# ----------------------------------------------------------------------------- a rack of accelerators
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class RackPlates:
+    """The accelerator cold plates of one rack network at its (fixed) flows,
+    for :func:`solve_rack_operating_point`. All racks of the hall are alike:
+    ``fac.n_accelerators`` = ``n_racks`` x n, where n is the number of
+    accelerator plates of one rack; ``fac.flow_per_accelerator`` x n is the
+    rack's supply flow.
+
+    Attributes:
+        resistance: (n,) K/W, junction to the plate's own inlet coolant, at the
+            plate's own flow.
+        rise_fixed: (n,) K, rise of each plate's inlet coolant above the rack
+            supply from the fixed-power plates upstream of it (CPUs in series).
+        influence: (n, n) K/W, rise of plate i's inlet coolant per W of
+            accelerator plate k (nonzero only where k is upstream of i; the
+            advection network is linear in the heats at fixed flows).
+        fixed_power: W per rack into the liquid through fixed-power plates
+            (part of the other IT loads of ``fac``).
+        dp: Pa, the rack network's pressure drop at its supply flow
+            (dissipated power / flow: plates, hoses, manifolds, quick
+            disconnects); replaces the single cold plate's in the pump power.
+        n_racks: number of racks.
+    """
+
+    resistance: jax.Array
+    rise_fixed: jax.Array
+    influence: jax.Array
+    fixed_power: jax.Array
+    dp: jax.Array
+    n_racks: jax.Array
+
+
+def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water):
+    """The chain at the accelerators' junction temperatures ``t_plates`` (n,):
+    ``(op, t_model (n,), p (n,))``; the clock of every accelerator is set by the
+    hottest one (a synchronous job runs at the slowest accelerator's pace)."""
+    acc = fac.accelerator
+    u = fac.utilization
+    t_hot = jnp.max(t_plates)
+    clock = it_power.clock_fraction(acc, t_hot)
+    leak = it_power.leakage_power(acc, t_plates)
+    p = acc.p_idle + u * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent) + leak
+    n_per_rack = t_plates.shape[0]
+    p_acc_total = plates.n_racks * jnp.sum(p)
+    tokens = fac.n_accelerators * (u * clock * acc.tokens_per_s)
+    f, t_sup = _plant_chain(
+        fac, amb, config, p_acc_total, plates.n_racks * plates.fixed_power, plates.dp, with_water
+    )
+    t_model = t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
+    op = OperatingPoint(
+        t_j=t_hot,
+        t_j_model=jnp.max(t_model),
+        p_accelerator=jnp.sum(p) / n_per_rack,
+        clock=clock,
+        leakage=jnp.sum(leak) / n_per_rack,
+        tokens_per_s=tokens,
+        runaway=jnp.zeros((), bool),
+        **f,
+    )
+    return op, t_model, p
+
+
+def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
+    """Quasi-Newton on the accelerators' junction temperatures: the Jacobian of
+    ``r(T) = T - T_model(T)`` is taken as its diagonal (each accelerator's own
+    leakage) minus two rank-one terms (the clock, set by the hottest
+    accelerator, acting on every plate; the secondary supply temperature, set by
+    the total heat, acting on every plate), solved by the Woodbury identity
+    (O(n) per step). Upstream plates' leakage changes (influence x dP/dT, a few
+    per cent) are lagged, so convergence is linear at that small rate. Where
+    the step's denominators are not clearly positive a fixed-point step is
+    taken; steps are capped at ``config.max_step``."""
+    acc = fac.accelerator
+    u = fac.utilization
+    n_hist = config.max_iter + 1
+    dtype = t0.dtype
+
+    def sup_of_heat(q_total):
+        _, t_sup = _plant_chain(fac, amb, config, q_total, plates.n_racks * plates.fixed_power, plates.dp, False)
+        return t_sup
+
+    def residual_and_step(t):
+        op, t_model, p = _rack_evaluate(fac, plates, amb, config, t, False)
+        r = t - t_model
+        m = jnp.argmax(t)
+        t_hot = t[m]
+        _, dclock = jax.jvp(lambda x: it_power.clock_fraction(acc, x), (t_hot,), (jnp.ones_like(t_hot),))
+        e = acc.dyn_clock_exponent
+        dp_dclock = u * acc.p_dynamic * e * jnp.power(op.clock, e - 1.0)
+        dp_dt = acc.leak_beta * it_power.leakage_power(acc, t)
+        _, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
+        n = t.shape[0]
+        # J = diag(a) - U V^T; U = [u_c, s' 1], V = [e_m, n_racks dP/dT + n_racks n dp_dclock dclock e_m]
+        a = 1.0 - plates.resistance * dp_dt
+        u_c = (plates.resistance + plates.influence.sum(axis=1)) * dp_dclock * dclock
+        ones = jnp.ones_like(t)
+        is_m = jnp.arange(n) == m
+        v2 = plates.n_racks * dp_dt + jnp.where(is_m, plates.n_racks * n * dp_dclock * dclock, 0.0)
+        a_ok = jnp.all(a > 1e-2)
+        a_safe = jnp.where(a > 1e-2, a, 1.0)
+        b = -r / a_safe
+        w1, w2 = u_c / a_safe, ds * ones / a_safe
+        # capacitance matrix I - V^T A^-1 U (2 x 2)
+        w1_m, w2_m = jnp.sum(jnp.where(is_m, w1, 0.0)), jnp.sum(jnp.where(is_m, w2, 0.0))
+        c11, c12 = 1.0 - w1_m, -w2_m
+        c21, c22 = -jnp.dot(v2, w1), 1.0 - jnp.dot(v2, w2)
+        det = c11 * c22 - c12 * c21
+        y1, y2 = jnp.sum(jnp.where(is_m, b, 0.0)), jnp.dot(v2, b)
+        z1 = (c22 * y1 - c12 * y2) / jnp.where(det > 1e-2, det, 1.0)
+        z2 = (c11 * y2 - c21 * y1) / jnp.where(det > 1e-2, det, 1.0)
+        newton = b + w1 * z1 + w2 * z2
+        ok = a_ok & (det > 1e-2) & (c11 > 1e-2)
+        step = jnp.where(ok, newton, -r)
+        return r, step
+
+    r0, s0 = residual_and_step(t0)
+    hist0 = jnp.full((n_hist,), jnp.nan, dtype).at[0].set(jnp.max(jnp.abs(r0)))
+
+    def finished(t, r):
+        converged = jnp.max(jnp.abs(r)) <= tol
+        runaway = jnp.any((t >= config.t_runaway) & (r < 0))
+        return converged | runaway | ~jnp.all(jnp.isfinite(r))
+
+    def cond(state):
+        k, t, r, s, hist = state
+        return (k < config.max_iter) & ~finished(t, r)
+
+    def body(state):
+        k, t, r, s, hist = state
+        t_new = jnp.clip(t + jnp.clip(s, -config.max_step, config.max_step), t0, config.t_runaway)
+        r_new, s_new = residual_and_step(t_new)
+        hist = hist.at[k + 1].set(jnp.max(jnp.abs(r_new)))
+        return k + 1, t_new, r_new, s_new, hist
+
+    k, t, r, _, hist = lax.while_loop(cond, body, (0, t0, r0, s0, hist0))
+    res = jnp.max(jnp.abs(r))
+    converged = res <= tol
+    runaway = ~converged & jnp.any((t >= config.t_runaway) & (r < 0))
+    info = SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
+    return t, info, runaway
+
+
+def solve_rack_operating_point(
+    fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig = CoupledConfig()
+):
+    """The coupled operating point of a hall of alike racks, every accelerator
+    plate of a rack with its own junction temperature.
+
+    Chain: the secondary supply temperature from the CDU (as
+    :func:`solve_operating_point`) -> each plate's inlet coolant (the supply
+    plus the heat of the plates upstream of it, ``plates.rise_fixed`` +
+    ``plates.influence @ P``) -> each accelerator's junction temperature
+    ``T_i = T_in,i + R_i P_i`` -> its own leakage; the clock of all
+    accelerators follows the hottest junction (a synchronous job runs at the
+    slowest accelerator's pace). Pump power of the secondary loop from the rack
+    network's pressure drop ``plates.dp`` plus ``fac.dp_tcs_other`` (CDU and
+    hall piping). ``fac.cold_plate`` and ``fac.upstream_heat`` are not used.
+
+    Args:
+        fac: facility parameters (scalars).
+        plates: :class:`RackPlates` (shapes (n,) and (n, n)).
+        amb: ambient conditions (scalars; ``vmap`` over hours).
+        config: static choices (``tol`` on ``max_i |T_i - T_model,i|``).
+
+    Returns:
+        ``(op, info, t_plates)``: the :class:`OperatingPoint` with ``t_j`` the
+        hottest junction, ``p_accelerator`` and ``leakage`` the means over the
+        accelerators; the :class:`kernels.diagnostics.SolveInfo`; and every
+        accelerator plate's junction temperature (n,), K. Gradients are
+        implicit (``lax.custom_root`` on the vector of junction temperatures).
+    """
+    t_set = jnp.asarray(fac.t_supply_set)
+    dtype = t_set.dtype
+    tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
+    n = jnp.shape(plates.resistance)[0]
+
+    def residual_of(f, pl, a):
+        def residual(t):
+            return t - _rack_evaluate(f, pl, a, config, t, False)[1]
+
+        return residual
+
+    fac_v, pl_v, amb_v = jax.tree_util.tree_map(lax.stop_gradient, (fac, plates, amb))
+    t0 = jnp.full((n,), lax.stop_gradient(t_set), dtype)
+    t_star, info, runaway = _rack_newton(fac_v, pl_v, amb_v, config, t0, tol)
+
+    def tangent_solve(g, y):
+        jac = jax.jacfwd(g)(jnp.zeros_like(y))
+        return jnp.linalg.solve(jac, y)
+
+    t_plates = lax.custom_root(residual_of(fac, plates, amb), t_star, lambda f, x0: x0, tangent_solve)
+    op, _, _ = _rack_evaluate(fac, plates, amb, config, t_plates, True)
+    return dataclasses.replace(op, runaway=runaway), info, t_plates

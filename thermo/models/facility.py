@@ -18,6 +18,12 @@ designs (the supply-temperature sweep of ``thermo run``, the grid of
 ``thermo optimize``) is one compiled call. The accounting (J/token, PUE,
 annual totals) is :mod:`aidc_thermo.models.accounting`.
 
+With ``[rack]`` the hall's racks are a ``rack_network`` case
+(:mod:`aidc_thermo.models.rack`): its hydraulics are solved once per design,
+and every hour each accelerator plate gets its own inlet temperature and
+junction temperature (:func:`kernels.plant.coupled.solve_rack_operating_point`;
+:func:`rack_plates`); the report names the worst plate.
+
 ``thermo run`` writes the report; ``thermo optimize`` finds the facility-water
 supply temperature and coolant flow that minimize facility J/token subject to a
 junction-temperature limit (see :func:`optimize`).
@@ -119,11 +125,17 @@ class FacilityCase:
     # properties are evaluated inside solve at the supply setpoint being solved
     coolant_secondary: object = None
     coolant_facility_water: object = None
+    #: the racks named by ``[rack]`` (:class:`RackLink`), or None
+    rack: object = None
 
     def as_dict(self) -> dict:
-        d = asdict(dataclasses.replace(self, coolant_secondary=None, coolant_facility_water=None))
+        d = asdict(dataclasses.replace(self, coolant_secondary=None, coolant_facility_water=None, rack=None))
         d.pop("coolant_secondary")
         d.pop("coolant_facility_water")
+        d.pop("rack")
+        if self.rack is not None:
+            d["rack"] = {"case": self.rack.file, "racks": self.rack.racks, "accelerator_plate": self.rack.plate,
+                         "rack_case": self.rack.case.as_dict()}  # fmt: skip
         d["weather"] = {"source": self.weather.source, "hours": len(self.weather)}
         return d
 
@@ -224,6 +236,70 @@ def _require_memory(path, hours: int, points: int, max_iter: int) -> None:
     )  # fmt: skip
 
 
+_MISSING_KEY = object()  # "required": the Table readers' own sentinel is private
+
+
+@dataclass(frozen=True)
+class RackLink:
+    """The racks of a hall named by ``[rack]``: the parsed rack case
+    (:class:`aidc_thermo.models.rack.RackCase`), its path as written
+    (``file``), how many racks, the accelerator plate type's name, the
+    positions of its plates among the rack's plates (``accelerators``, in the
+    rack network's plate order) and of the other plates (``fixed``), their
+    power per rack (W), and the accelerator plate's curve as the kernel's cold
+    plate parameters (``plate_curve``)."""
+
+    case: object
+    file: str
+    racks: int
+    plate: str
+    accelerators: tuple[int, ...]
+    fixed: tuple[int, ...]
+    fixed_power: float
+    plate_curve: dict
+
+
+def _read_rack(rk: Table, case_file: CaseFile) -> RackLink:
+    """Read ``[rack]``: the rack case it names (parsed by the rack model; its
+    own errors name its own file), the number of racks and the accelerator
+    plate type."""
+    from aidc_thermo.io.case import load
+    from aidc_thermo.models import rack as rack_model
+
+    raw = rk.raw("case")
+    if not isinstance(raw, str) or not raw.strip():
+        raise rk.error("case", f"expected the path of a rack_network case file (relative to this case), got {raw!r}")
+    path = rk.path_value("case", case_file.directory)
+    rcf = load(path)
+    rtype = rcf.data.get("case", {}).get("type") if isinstance(rcf.data.get("case"), dict) else None
+    if rtype != rack_model.CASE_TYPE:
+        raise rk.error("case", f"{raw} is a case of type {rtype!r}, expected a {rack_model.CASE_TYPE!r} case")
+    rcase = rack_model.parse(rcf)
+    racks = rk.integer("racks", minimum=1)
+    names = [p.name for p in rcase.plate_types]
+    plate = rk.string("accelerator_plate")
+    if plate not in names:
+        raise rk.error("accelerator_plate", f"{plate!r} is not a plate type of {raw} (its types: {', '.join(names)})")
+    rk.finish()
+    order = [p for t in rcase.trays for br in rcase.tray(t).branches for p in br]  # rack network's plate order
+    acc = tuple(i for i, p in enumerate(order) if p == plate)
+    if not acc:
+        raise rk.error("accelerator_plate", f"no tray of {raw} holds a {plate!r} plate")
+    fixed = tuple(i for i, p in enumerate(order) if p != plate)
+    fixed_power = float(sum(rcase.plate(order[i]).power for i in fixed))
+    pt = rcase.plate(plate)
+    if pt.curves is not None:
+        curve = dict(table_flow=pt.curves.flow, table_r=pt.curves.r_max, table_dp=pt.curves.dp)
+    elif len(pt.resistance_flow) >= 2:
+        q = np.asarray(pt.resistance_flow)
+        curve = dict(table_flow=q, table_r=np.asarray(pt.resistance),
+                     table_dp=pt.dp_rated * (q / pt.flow_rated) ** pt.dp_exponent)  # fmt: skip
+    else:
+        curve = dict(r_base=pt.resistance[0], r_flow=0.0, r_exponent=0.0, dp_ref=pt.dp_rated,
+                     dp_exponent=pt.dp_exponent, q_ref=pt.flow_rated)  # fmt: skip
+    return RackLink(rcase, raw, racks, plate, acc, fixed, fixed_power, curve)
+
+
 _PARAMETRIC_PLATE_KEYS = (
     "reference_flow",
     "resistance_base",
@@ -266,7 +342,19 @@ def parse(case_file: CaseFile) -> FacilityCase:
 
     # ----------------------------------------------------------------- IT
     it = root.table("it")
-    n_acc = it.integer("accelerators", minimum=1)
+    rk = root.table("rack", default=None)
+    rack_link = None if rk is None else _read_rack(rk, case_file)
+    n_acc = it.integer("accelerators", minimum=1, default=None if rack_link else _MISSING_KEY)
+    if rack_link is not None:
+        n_rack_acc = rack_link.racks * len(rack_link.accelerators)
+        if n_acc is not None and n_acc != n_rack_acc:
+            raise it.error(
+                "accelerators",
+                f"{n_acc} does not match the racks: [rack] racks = {rack_link.racks} x "
+                f"{len(rack_link.accelerators)} '{rack_link.plate}' plates per rack in {rack_link.file} = "
+                f"{n_rack_acc}; give {n_rack_acc} or leave the key out",
+            )
+        n_acc = n_rack_acc
     acc = dict(
         p_idle=it.quantity("idle_power", "power", nonnegative=True),
         p_dynamic=it.quantity("dynamic_power", "power", nonnegative=True),
@@ -307,15 +395,31 @@ def parse(case_file: CaseFile) -> FacilityCase:
     conv = it.number("conversion_loss_fraction", default=0.0, minimum=0.0, maximum=0.5)
     other_liq = it.number("other_liquid_fraction", default=0.0, minimum=0.0, maximum=1.0)
     t_j_limit = it.quantity("junction_limit", "temperature", default=acc["t_throttle"])
+    if rack_link is not None:
+        per_acc = rack_link.fixed_power / len(rack_link.accelerators)
+        if per_acc > other * (1.0 + 1e-12):
+            raise it.error(
+                "other_power_per_accelerator",
+                f"{other:g} W is less than the power of the rack's other cold plates per accelerator "
+                f"({rack_link.fixed_power:g} W per rack in {rack_link.file} / {len(rack_link.accelerators)} = "
+                f"{per_acc:.6g} W): those plates (CPUs, switches) are part of the other IT loads",
+            )
     it.finish()
 
     # ----------------------------------------------------------------- cold plate
-    cp_t = root.table("cold_plate")
+    if rack_link is not None and root.has("cold_plate"):
+        raise root.error(
+            "cold_plate",
+            f"the rack case ([rack] case = {rack_link.file}) defines the cold plates; remove [cold_plate]",
+        )
+    cp_t = root.table("cold_plate", default={} if rack_link is not None else _MISSING_KEY)
     curves = None
     curve_key = "case" if cp_t.has("case") else "curves"  # a curve file, or a compact_coldplate case solved below
     if cp_t.has("curves") and cp_t.has("case"):
         raise cp_t.error("case", "give either curves = <curve file> or case = <cold-plate case file>, not both")
-    if cp_t.has("case"):
+    if rack_link is not None:
+        cold_plate = rack_link.plate_curve
+    elif cp_t.has("case"):
         given = [k for k in _PARAMETRIC_PLATE_KEYS if cp_t.has(k)]
         if given:
             raise cp_t.error(
@@ -352,7 +456,16 @@ def parse(case_file: CaseFile) -> FacilityCase:
     # ----------------------------------------------------------------- secondary loop
     sec = root.table("secondary")
     supply_ref = None  # filled from facility water below for property evaluation
-    q_cp = sec.quantity("flow_per_accelerator", "volumetric_flow", positive=True)
+    if rack_link is None:
+        q_cp = sec.quantity("flow_per_accelerator", "volumetric_flow", positive=True)
+    elif sec.has("flow_per_accelerator"):
+        raise sec.error(
+            "flow_per_accelerator",
+            f"the rack case sets the flow ([supply] flow in {rack_link.file}, per rack; the secondary flow is "
+            "[rack] racks x that flow); remove this key",
+        )
+    else:
+        q_cp = rack_link.case.supply.flow / len(rack_link.accelerators)
     dp_other = sec.quantity("loop_pressure_drop", "pressure", nonnegative=True)
     eta_tcs = sec.number("pump_efficiency", minimum=0.05, maximum=1.0)
     pump_heat = sec.number("pump_heat_fraction", default=1.0, minimum=0.0, maximum=1.0)
@@ -372,6 +485,12 @@ def parse(case_file: CaseFile) -> FacilityCase:
     rho_tcs, cp_tcs, sec_coolant_fit = _coolant_props(sec_coolant, supply_ref + _TCS_REF_RISE - _FW_REF_RISE)
     rho_fw, cp_fw, fw_coolant_fit = _coolant_props(fw_coolant, supply_ref)
     sec_name, fw_name = sec_coolant_fit.name, fw_coolant_fit.name
+    if rack_link is not None and rack_link.case.coolant.name != sec_name:
+        raise sec.error(
+            "coolant",
+            f"the secondary coolant ({sec_name}) differs from the rack case's ({rack_link.case.coolant.name}, "
+            f"[coolant] in {rack_link.file}): the racks are on the secondary loop; make them equal",
+        )
     if curves is not None:
         require_coolant(curves, sec_coolant_fit, cp_t, "the secondary loop's", key=curve_key)
         if not curves.covers(q_cp):
@@ -382,6 +501,13 @@ def parse(case_file: CaseFile) -> FacilityCase:
             )
     sec.finish()
     fw.finish()
+    if rack_link is not None:
+        notes += [
+            f"rack: {rack_link.racks} x {rack_link.file} ({len(rack_link.accelerators)} '{rack_link.plate}' "
+            f"accelerator plates per rack, {rack_link.fixed_power / 1e3:.4g} kW of other plates per rack)",
+            "rack: the rack case's supply temperature, pump efficiency and the accelerator plates' power are not "
+            "used (the CDU, [secondary] pump_efficiency and [it] set them)",
+        ]
     notes.append(f"secondary coolant: {sec_name}, rho {rho_tcs:.1f} kg/m3, cp {cp_tcs:.0f} J/kg/K")
     notes.append(f"facility water: {fw_name}, rho {rho_fw:.1f} kg/m3, cp {cp_fw:.0f} J/kg/K")
 
@@ -646,6 +772,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
         ratings=ratings,
         coolant_secondary=sec_coolant_fit,
         coolant_facility_water=fw_coolant_fit,
+        rack=rack_link,
     )
 
 
@@ -717,6 +844,33 @@ class Static:
     coolant_secondary: object  # aidc_thermo.coolant.Coolant
     coolant_facility_water: object
     times: tuple[str, ...]
+    #: the racks (:class:`RackStatic`), or None for one representative accelerator
+    rack: object = None
+
+
+@dataclass(frozen=True)
+class RackStatic:
+    """The rack part of :class:`Static`: the rack model's own
+    :class:`aidc_thermo.models.rack.Static`, the positions of the accelerator
+    plates and of the other plates among its plates, the plate labels, the
+    accelerator plate type and the junction limit (K)."""
+
+    static: object
+    accelerators: tuple[int, ...]
+    fixed: tuple[int, ...]
+    labels: tuple[str, ...]
+    plate: str
+    junction_limit: float
+
+
+class RackState(NamedTuple):
+    """The rack network of one design: every plate's flow (m^3/s, rack plate
+    order), the rack's pressure drop (Pa) at its supply flow, and the network
+    Newton's SolveInfo."""
+
+    plate_flow: Any
+    dp: Any
+    info: Any
 
 
 class Params(NamedTuple):
@@ -732,6 +886,8 @@ class Params(NamedTuple):
     hall: Any
     ambient: Any
     utilization: Any
+    #: the rack model's :class:`aidc_thermo.models.rack.Params` (None without ``[rack]``)
+    rack: Any = None
 
 
 class Solution(NamedTuple):
@@ -741,6 +897,9 @@ class Solution(NamedTuple):
 
     ops: Any
     info: Any
+    #: with ``[rack]``: every accelerator plate's junction temperature (hours, n) K, and the :class:`RackState`
+    t_plates: Any = None
+    rack: Any = None
 
 
 def _dtype(case: FacilityCase):
@@ -781,6 +940,7 @@ def build(case: FacilityCase) -> tuple[Static, Params]:
         tol=case.tolerance,
     )
     amb, util = _hourly_inputs(case)
+    rack_static, rack_params = (None, None) if case.rack is None else _build_rack(case)
     static = Static(
         config=config,
         hours=len(case.weather),
@@ -788,8 +948,86 @@ def build(case: FacilityCase) -> tuple[Static, Params]:
         coolant_secondary=case.coolant_secondary,
         coolant_facility_water=case.coolant_facility_water,
         times=tuple(case.weather.time),
+        rack=rack_static,
     )
-    return static, Params(hall=hall, ambient=amb, utilization=util)
+    return static, Params(hall=hall, ambient=amb, utilization=util, rack=rack_params)
+
+
+def _build_rack(case: FacilityCase):
+    """The rack model's Static and Params (in the facility's precision) and
+    where its accelerator plates are."""
+    from aidc_thermo.models import rack as rack_model
+
+    link = case.rack
+    rs, rp = rack_model.build(dataclasses.replace(link.case, precision=case.precision))
+    names = rs.plate_type_names
+    acc = tuple(i for i, t in enumerate(rs.plate_type_index) if names[t] == link.plate)
+    fixed = tuple(i for i, t in enumerate(rs.plate_type_index) if names[t] != link.plate)
+    if len(acc) != len(link.accelerators):
+        raise CaseError(case_file_path(case), "rack.accelerator_plate",
+                        f"the rack network has {len(acc)} '{link.plate}' plates, the rack case lists "
+                        f"{len(link.accelerators)}")  # fmt: skip
+    labels = tuple(rs.network.edge_labels[rs.plate_edges[i]] for i in range(len(rs.plate_edges)))
+    return RackStatic(rs, acc, fixed, labels, link.plate, float(case.optimize.junction_limit)), rp
+
+
+def case_file_path(case: FacilityCase) -> str:
+    return case.ratings.get("file", "")
+
+
+def rack_plates(static: Static, hall, rack_params):
+    """The rack network at the design's secondary flow (traceable): flows from
+    the rack model's hydraulics (:func:`aidc_thermo.models.rack.edge_params`,
+    :func:`kernels.network.solve_network`) with the secondary coolant's
+    properties at the same temperature as the hall's (supply setpoint + 11 K),
+    every plate's resistance at its own flow, the advection network's inlet
+    temperature rise of every accelerator plate per watt of every other
+    (linear in the heats at fixed flows) and from the fixed-power plates, and
+    the rack's pressure drop (dissipated power / flow). Returns
+    ``(kernels.plant.coupled.RackPlates, RackState)``."""
+    import jax
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels.network import Fluid, NewtonOptions, network_temperatures, solve_network
+    from aidc_thermo.kernels.plant.coupled import RackPlates
+    from aidc_thermo.models import rack as rack_model
+
+    link = static.rack
+    rs = link.static
+    net = rs.network
+    dt = jnp.result_type(hall.rho_tcs)
+    acc, fixed = np.asarray(link.accelerators), np.asarray(link.fixed, int)
+    pe = np.asarray(rs.plate_edges)
+    q_rack = hall.flow_per_accelerator * acc.size
+    rp = rack_params._replace(supply_flow=q_rack)
+    t_tcs = hall.t_supply_set + _TCS_REF_RISE
+    fluid = Fluid(density=hall.rho_tcs, viscosity=jnp.asarray(static.coolant_secondary.viscosity(t_tcs), dt),
+                  specific_heat=hall.cp_tcs)  # fmt: skip
+    ep, bnd = rack_model.edge_params(rs, rp)
+    sol, info = solve_network(net, ep, fluid, bnd, NewtonOptions(max_iterations=rs.max_iterations))
+    q_plate = sol.flow[pe]
+    r_all = rack_model.plate_resistances(rs, rp, q_plate)
+    power = rp.plate_power[np.asarray(rs.plate_type_index)]
+    t_zero = jnp.zeros((net.n_nodes,), dt)
+    heat_fixed = jnp.zeros((net.n_edges,), dt).at[pe[fixed]].set(power[fixed])
+    rise_fixed = network_temperatures(net, sol.flow, heat_fixed, fluid, t_zero)[0].edge_inlet[pe[acc]]
+
+    def inlet_rise(p_acc):  # linear in the accelerator plates' heat at fixed flows
+        heat = jnp.zeros((net.n_edges,), dt).at[pe[acc]].set(p_acc)
+        return network_temperatures(net, sol.flow, heat, fluid, t_zero)[0].edge_inlet[pe[acc]]
+
+    # [i, k]: plate i's inlet rise per W of plate k (forward-mode Jacobian: one factorization, n solves)
+    influence = jax.jacfwd(inlet_rise)(jnp.zeros((acc.size,), dt))
+    dp = jnp.sum(sol.loss * jnp.abs(sol.flow)) / q_rack
+    plates = RackPlates(
+        resistance=r_all[acc],
+        rise_fixed=rise_fixed,
+        influence=influence,
+        fixed_power=jnp.sum(power[fixed]),
+        dp=dp,
+        n_racks=hall.n_accelerators / acc.size,
+    )
+    return plates, RackState(q_plate, dp, info)
 
 
 def _hourly_inputs(case: FacilityCase):
@@ -839,9 +1077,17 @@ def solve(static: Static, params: Params) -> Solution:
     cooling chain, with the coolant properties at the design's setpoint."""
     import jax
 
-    from aidc_thermo.kernels.plant.coupled import solve_operating_point
+    from aidc_thermo.kernels.plant.coupled import solve_operating_point, solve_rack_operating_point
 
     hall = with_properties(static, params.hall)
+    if static.rack is not None:
+        plates, state = rack_plates(static, hall, params.rack)
+
+        def one_rack(amb, u):
+            return solve_rack_operating_point(dataclasses.replace(hall, utilization=u), plates, amb, static.config)
+
+        ops, info, t_plates = jax.vmap(one_rack)(params.ambient, params.utilization)
+        return Solution(ops, info, t_plates, state)
 
     def one(amb, u):
         return solve_operating_point(dataclasses.replace(hall, utilization=u), amb, static.config)
@@ -880,7 +1126,7 @@ def _year_metrics(static: Static):
     from aidc_thermo.models.accounting import annual_totals
 
     def metrics(params):
-        ops, infos = solve(static, params)
+        ops, infos = solve(static, params)[:2]
         tot = annual_totals(ops, 1.0)
         return tot.metrics.j_per_token_facility, ops.t_j.max(), infos.converged.all(), tot
 
@@ -1044,9 +1290,36 @@ def report(static: Static, params: Params, solution: Solution) -> dict:
 
     values = _compiled_report(np.ndim(params.hall.t_supply_set) > 0)(params.hall, solution.ops, solution.info)
     out = {k: Output(values[k], *_OUTPUTS[k]) for k in _OUTPUTS}
+    if static.rack is not None:
+        out.update(_rack_outputs(static, solution))
     for label in _BREAKDOWN:
         out[f"breakdown:{label}"] = Output(values[f"breakdown:{label}"], "J", f"facility J/token from {label}")
     return out
+
+
+def _rack_outputs(static: Static, solution: Solution) -> dict:
+    """The worst accelerator plate and the spread between accelerators (numpy,
+    a leading design axis when the solution has one)."""
+    from aidc_thermo.models.protocol import Output
+
+    t = np.asarray(solution.t_plates, np.float64)  # (..., hours, n)
+    peak = t.max(axis=-2)  # (..., n): every plate's hottest hour
+    worst = peak.argmax(axis=-1)
+    t_peak = peak.max(axis=-1)
+    spread = (t.max(axis=-1) - t.mean(axis=-1)).max(axis=-1)
+    q = np.asarray(solution.rack.plate_flow, np.float64)[..., np.asarray(static.rack.accelerators)]
+    dp = np.asarray(solution.rack.dp, np.float64)
+    return {
+        "worst_plate": Output(worst, "", "index of the accelerator plate with the hottest junction of the period "
+                              "(in the rack network's accelerator order; see worst_plate_label)"),
+        "T_junction_worst_peak": Output(t_peak - T0, "degC", "hottest junction of the worst accelerator plate"),
+        "junction_margin": Output(static.rack.junction_limit - t_peak, "K",
+                                  "junction limit minus the worst plate's hottest junction"),
+        "T_junction_spread_max": Output(spread, "K", "largest (hottest - mean) accelerator junction over the hours"),
+        "accelerator_flow_min": Output(q.min(axis=-1), "m^3/s", "lowest accelerator plate flow"),
+        "accelerator_flow_max": Output(q.max(axis=-1), "m^3/s", "highest accelerator plate flow"),
+        "rack_pressure_drop": Output(dp, "Pa", "rack network pressure drop at its supply flow"),
+    }
 
 
 def stack_params(designs) -> Params:
@@ -1131,9 +1404,37 @@ def _check_curve_range(params: Params, what: str) -> None:
         )
 
 
+def _check_rack(static: Static, solution: Solution, what: str) -> None:
+    """The rack network of one design: converged, and every plate with a curve
+    file inside its curve's flow range."""
+    link = static.rack
+    st = solution.rack
+    if not bool(np.asarray(st.info.converged)):
+        raise SolveError(
+            f"{what}: the rack network's flow solve did not converge (residual "
+            f"{float(np.asarray(st.info.residual)):.3e} after {int(np.asarray(st.info.iterations))} iterations)"
+        )
+    q = np.asarray(st.plate_flow, np.float64)
+    rs = link.static
+    for i, t in enumerate(rs.plate_type_index):
+        rng = rs.curve_range[t] if rs.curve_range else None
+        if rng is None:
+            continue
+        lo, hi = rng
+        if not (lo * (1 - 1e-9) <= q[i] <= hi * (1 + 1e-9)):
+            raise SolveError(
+                f"{what}: {link.labels[i]} of the rack carries {q[i] * 6e4:.4g} L/min, outside the flow range of its "
+                f"cold-plate curves ({lo * 6e4:.4g}..{hi * 6e4:.4g} L/min); the curves are not extrapolated: change "
+                "the rack's flow ([supply] flow of the rack case, or the flow scale)"
+            )
+
+
 def _check(static: Static, params: Params, solution: Solution, what: str) -> None:
-    _check_curve_range(params, what)
-    ops, infos = solution
+    if static.rack is None:
+        _check_curve_range(params, what)
+    else:
+        _check_rack(static, solution, what)
+    ops, infos = solution[:2]
     conv = np.asarray(infos.converged)
     finite = np.all([np.all(np.isfinite(np.asarray(x))) for x in (ops.t_j, ops.p_facility, ops.tokens_per_s)])
     if conv.all() and finite:
@@ -1171,7 +1472,7 @@ def check_bounded(static: Static, params: Params, solution: Solution) -> None:
     facility-water supply (heat flows from the secondary to the facility
     water), the secondary return no colder than its supply and the junction
     no colder than the secondary supply. Raises :class:`SolveError` otherwise."""
-    ops, infos = solution
+    ops, infos = solution[:2]
     setpoints = np.atleast_1d(np.asarray(params.hall.t_supply_set, np.float64))
     conv_all = np.asarray(infos.converged).reshape(setpoints.size, -1).astype(bool)
     prec = static.precision
@@ -1205,7 +1506,12 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     static, params = build(case)
     designs = _with_setpoints(params, (case.params["t_supply_set"], *case.sweep_supply))
     progress.phase("solve")
-    sol_all = compiled_solve(static)(designs)
+    if static.rack is None:
+        sol_all = compiled_solve(static)(designs)
+    else:  # one compiled year per design: the design-batched rack chain compiles and runs far slower on CPU
+        one = compiled_solve(static, batched=False)
+        n_designs = np.shape(designs.hall.t_supply_set)[0]
+        sol_all = stack([one(_design(designs, i)) for i in range(n_designs)])
     progress.phase("write", ready=sol_all)
     sol = Solution(*_design(sol_all, 0))
     _check(static, _design(designs, 0), sol, "facility run")
@@ -1214,10 +1520,10 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     first = {k: v[0] for k, v in out.items()}
     sweep = {k: v[1:] for k, v in out.items()}
     breakdown = {label: float(first[f"breakdown:{label}"]) for label in _BREAKDOWN}
-    ops, infos = sol
+    ops, infos = sol[:2]
     util = params.utilization
     hours = len(case.weather)
-    summary = _summary(case, first)
+    summary = _summary(case, first, static)
     a = {k: np.asarray(v, np.float64) for k, v in dataclasses.asdict(ops).items()}
     hourly = {
         "time_index": Series(np.arange(hours), "h", "row of the weather file (hours from its start)"),
@@ -1245,6 +1551,9 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
         "J_per_token_facility": Series(a["p_facility"] / a["tokens_per_s"], "J", "facility J/token"),
         "month": Series(_months(case.weather.time), "1", "calendar month of the row (0: label not a date)"),
     }
+    if sol.t_plates is not None:
+        hourly["T_junction_accelerator_mean"] = Series(np.asarray(sol.t_plates, np.float64).mean(axis=-1) - T0,
+                                                       "degC", "mean accelerator junction (T_junction: the hottest)")
     limits = {
         "T_junction_limit": Series(np.asarray(case.optimize.junction_limit - T0), "degC", "junction design limit"),
         "T_throttle": Series(np.asarray(case.params["accelerator"]["t_throttle"] - T0), "degC", "throttle onset"),
@@ -1296,7 +1605,7 @@ def _months(labels) -> np.ndarray:
     return out
 
 
-def _summary(case, r) -> dict[str, Quantity]:
+def _summary(case, r, static=None) -> dict[str, Quantity]:
     """The summary.json numbers of one design from its :func:`report` values ``r``."""
     hours = len(case.weather)
     period = "over the year" if case.hourly else "at the design point"
@@ -1353,6 +1662,26 @@ def _summary(case, r) -> dict[str, Quantity]:
                                         "tower make-up water per kWh of IT energy (WUE)")  # fmt: skip
         if case.hourly:
             s["water_use"] = Quantity(float(r["water_use"]), "m^3", "make-up water over the file")
+    if static is not None and static.rack is not None:
+        link = static.rack
+        worst = link.accelerators[int(r["worst_plate"])]
+        s.update(
+            worst_plate=Quantity(link.labels[worst], "",
+                                 f"accelerator plate with the hottest junction {period} (rack network's name; all "
+                                 f"{case.rack.racks} racks alike)"),
+            T_junction_worst_peak=Quantity(float(r["T_junction_worst_peak"]), "degC",
+                                           f"the worst plate's hottest junction {period}"),
+            junction_margin=Quantity(float(r["junction_margin"]), "K",
+                                     f"junction limit ({link.junction_limit - T0:.4g} degC) minus that peak"),
+            T_junction_spread_max=Quantity(float(r["T_junction_spread_max"]), "K",
+                                           "largest hottest-minus-mean accelerator junction of any hour"),
+            accelerator_flow_min=Quantity(float(r["accelerator_flow_min"]) * 6e4, "L/min",
+                                          "lowest accelerator plate flow"),
+            accelerator_flow_max=Quantity(float(r["accelerator_flow_max"]) * 6e4, "L/min",
+                                          "highest accelerator plate flow"),
+            rack_pressure_drop=Quantity(float(r["rack_pressure_drop"]) / 1e3, "kPa",
+                                        "rack network (plates, hoses, manifolds, QDs) at its supply flow"),
+        )  # fmt: skip
     s.update(
         solver_converged=Quantity(True),
         solver_iterations_max=Quantity(int(r["iterations"])),
@@ -1380,6 +1709,10 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     import jax.numpy as jnp
     from scipy.optimize import minimize
 
+    if case.rack is not None:
+        raise CaseError(case_file.path, "rack", "thermo optimize does not take a hall of rack networks yet (its grid "
+                        "and gradients are built for one representative accelerator); use thermo run, or a case with "
+                        "[cold_plate] and [secondary] flow_per_accelerator")  # fmt: skip
     progress.phase("build")
     static, params = build(case)
     dt = _dtype(case)

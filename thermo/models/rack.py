@@ -1168,16 +1168,26 @@ def solve(static: Static, params: Params) -> Solution:
     t_in = jnp.full((net.n_nodes,), t_sup, dt)
     sol, info = solve_network(net, ep, fluid, bnd, NewtonOptions(max_iterations=static.max_iterations))
     temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
-    qp = sol.flow[pe]
-    r = jnp.zeros_like(qp)
+    r = plate_resistances(static, params, sol.flow[pe])
+    tj = temps.edge_inlet[pe] + r * power
+    return Solution(sol, info, temps, tinfo, fluid, t_mean, r, tj)
+
+
+def plate_resistances(static: Static, params: Params, plate_flow):
+    """Every plate's thermal resistance (K/W, chip to its inlet coolant) at its
+    flow ``plate_flow`` (m^3/s, in the order of ``static.plate_edges``;
+    traceable): its type's R(Q) curve, power law between the points."""
+    import jax.numpy as jnp
+
+    pt = np.asarray(static.plate_type_index)
+    r = jnp.zeros_like(plate_flow)
     for k in range(len(static.plate_type_names)):
         sel = pt == k
         if sel.any():
             r = r.at[np.flatnonzero(sel)].set(
-                loglog_interp_jax(qp[sel], params.resistance_flow[k], params.resistance[k])
+                loglog_interp_jax(plate_flow[sel], params.resistance_flow[k], params.resistance[k])
             )
-    tj = temps.edge_inlet[pe] + r * power
-    return Solution(sol, info, temps, tinfo, fluid, t_mean, r, tj)
+    return r
 
 
 @functools.cache

@@ -1,0 +1,257 @@
+"""``facility`` with ``[rack]``: the hall names a rack_network case, and every
+hour the rack network (every plate's flow and inlet temperature) is coupled to
+the CDU and the plant, the hottest accelerator setting the clock."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aidc_thermo.cli import main
+from aidc_thermo.io.case import load
+from aidc_thermo.models import facility
+from aidc_thermo.validation.plant import chain_balances
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "cases"
+CURVES = CASES / "data" / "gpu_coldplate_curves.csv"
+T0 = 273.15
+
+#: the bundled temperate hall (its [cold_plate] and flow per accelerator), at a design point
+OLD_HALL = re.sub(
+    r"\[ambient\]\n[^\[]*",
+    '[ambient]\ndry_bulb = "30 degC"\nrelative_humidity = 0.4\n\n',
+    (CASES / "nvl72_dry_cooler_temperate.toml").read_text(),
+).replace('"data/gpu', f'"{CASES}/data/gpu')
+
+
+def hall_with_rack(rack_file, racks, accelerators=None, extra_secondary=""):
+    """OLD_HALL with [cold_plate] and flow_per_accelerator replaced by [rack]."""
+    text = re.sub(r"\[cold_plate\]\n[^\[]*", "", OLD_HALL)
+    text = re.sub(r'flow_per_accelerator = "[^"]*"[^\n]*\n', extra_secondary, text)
+    text = re.sub(r"accelerators = 576[^\n]*\n", "" if accelerators is None else f"accelerators = {accelerators}\n",
+                  text)  # fmt: skip
+    return text + f'\n[rack]\ncase = "{rack_file}"\nracks = {racks}\naccelerator_plate = "gpu"\n'
+
+
+def rack_text(trays=1, plates=("gpu",), flow="2.5 L/min", manifold="1 m", hose="0.5 m", cv=1e6, layout="U",
+              extra_plates=""):  # fmt: skip
+    """A rack_network case: ``trays`` alike trays, one branch of ``plates`` in
+    series each; the default has no hose, manifold or quick-disconnect loss to
+    speak of (1 m pipes, zero lengths and minor losses, a huge Cv)."""
+    return f"""
+[case]
+type = "rack_network"
+name = "test rack"
+[coolant]
+fluid = "propylene_glycol"
+volume_fraction = 0.25
+[supply]
+temperature = "35 degC"
+flow = "{flow}"
+return_pressure = "1.5 bar"
+pump_efficiency = 0.7
+[manifold]
+layout = "{layout}"
+diameter = "{manifold}"
+roughness = "1.5 um"
+pitch = "44.45 mm"
+feed_length = "1 mm"
+feed_k = 0.0
+tees = false
+[hose]
+length = "1 mm"
+diameter = "{hose}"
+roughness = "1.5 um"
+k_minor = 0.0
+[quick_disconnect]
+cv = {cv}
+[[plate_types]]
+name = "gpu"
+power = "1000 W"
+curves = "{CURVES}"
+{extra_plates}
+[[tray_types]]
+name = "t"
+  [[tray_types.branches]]
+  plates = {list(plates)!r}
+[[sections]]
+tray = "t"
+count = {trays}
+""".replace("'", '"')
+
+
+def solved(path):
+    case = facility.parse(load(path))
+    static, params = facility.build(case)
+    return static, params, facility.solve(static, params)
+
+
+@pytest.mark.slow
+def test_one_plate_rack_without_losses_equals_the_single_accelerator_hall(tmp_path):
+    (tmp_path / "rack.toml").write_text(rack_text())
+    (tmp_path / "old.toml").write_text(OLD_HALL)
+    (tmp_path / "new.toml").write_text(hall_with_rack("rack.toml", 576))
+    _, _, old = solved(tmp_path / "old.toml")
+    static, _, new = solved(tmp_path / "new.toml")
+    assert bool(np.all(old.info.converged)) and bool(np.all(new.info.converged))
+    j_old = np.asarray(old.ops.p_facility / old.ops.tokens_per_s)
+    j_new = np.asarray(new.ops.p_facility / new.ops.tokens_per_s)
+    np.testing.assert_allclose(j_new, j_old, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(new.ops.t_j), np.asarray(old.ops.t_j), rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(new.t_plates)[:, 0], np.asarray(old.ops.t_j), rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(new.ops.p_pump_tcs), np.asarray(old.ops.p_pump_tcs), rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_energy_closes_every_hour_with_cpu_plates_upstream(tmp_path):
+    cpu = """[[plate_types]]
+name = "cpu"
+power = "300 W"
+dp_rated = "25 kPa"
+flow_rated = "10 L/min"
+resistance_flow = ["1 L/min", "4 L/min"]
+resistance = ["0.06 K/W", "0.04 K/W"]"""
+    (tmp_path / "rack.toml").write_text(rack_text(trays=3, plates=("cpu", "gpu", "gpu"), flow="9 L/min",
+                                                  manifold="20 mm", hose="8 mm", cv=2.0, extra_plates=cpu))  # fmt: skip
+    (tmp_path / "hall.toml").write_text(hall_with_rack("rack.toml", 96, accelerators=576))
+    static, params, sol = solved(tmp_path / "hall.toml")
+    assert bool(np.all(sol.info.converged))
+    hall = facility.with_properties(static, params.hall)
+    ops = sol.ops
+    from aidc_thermo.kernels.plant import it_power
+
+    acc = hall.accelerator
+    t = np.asarray(sol.t_plates)  # (hours, 6)
+    clock = np.asarray(it_power.clock_fraction(acc, t.max(axis=-1)))
+    p = (float(acc.p_idle) + np.asarray(params.utilization)[:, None] * float(acc.p_dynamic) * clock[:, None]
+         + np.asarray(it_power.leakage_power(acc, t)))  # fmt: skip
+    p_acc = 96 * p.sum(axis=-1)
+    fixed = 96 * 3 * 300.0
+    p_other = 576 * float(hall.other_it_per_accelerator)
+    p_conv = float(hall.conversion_loss_fraction) * (p_acc + p_other)
+    q_liquid = p_acc + fixed + float(hall.other_liquid_fraction) * (p_other - fixed + p_conv)
+    # accelerator heat (from each plate's own junction) + other plates + pump heat = heat into the CDU
+    np.testing.assert_allclose(q_liquid + np.asarray(ops.q_pump_tcs), np.asarray(ops.q_tcs), rtol=1e-9)
+    np.testing.assert_allclose(576 * np.asarray(ops.p_accelerator), p_acc, rtol=1e-12)
+    for h in range(t.shape[0]):
+        op_h = type(ops)(**{k: np.asarray(getattr(ops, k))[h] for k in ops.__dataclass_fields__})
+        for name, (left, right) in chain_balances(hall, op_h).items():
+            tol = dict(abs=1e-9) if name == "device inlet temperature" else dict(rel=1e-9, abs=1e-3)
+            assert left == pytest.approx(right, **tol), name
+    # the CPU upstream heats the first GPU, which heats the second: inlet rise = upstream heat / (rho cp q)
+    assert np.all(np.diff(t, axis=-1)[:, [0, 2, 4]] > 0)
+
+
+@pytest.mark.slow
+def test_undersized_manifold_makes_a_worst_plate_that_throttles_the_hall(tmp_path):
+    hot = OLD_HALL.replace('throttle_temperature = "95 degC"', 'throttle_temperature = "55 degC"')
+    results = {}
+    for name, dia in (("small", "10 mm"), ("large", "1 m")):
+        (tmp_path / f"{name}.toml").write_text(rack_text(trays=8, flow="20 L/min", manifold=dia, hose="6 mm",
+                                                         cv=2.0, layout="U"))  # fmt: skip
+        text = re.sub(r"\[cold_plate\]\n[^\[]*", "", hot)
+        text = re.sub(r'flow_per_accelerator = "[^"]*"[^\n]*\n', "", text)
+        text = re.sub(r"accelerators = 576[^\n]*\n", "", text)
+        text += f'\n[rack]\ncase = "{name}.toml"\nracks = 72\naccelerator_plate = "gpu"\n'
+        (tmp_path / f"hall_{name}.toml").write_text(text)
+        results[name] = solved(tmp_path / f"hall_{name}.toml")[2]
+    small, large = results["small"], results["large"]
+    assert bool(np.all(small.info.converged)) and bool(np.all(large.info.converged))
+    t_small, t_large = np.asarray(small.t_plates), np.asarray(large.t_plates)
+    assert np.all(t_small.max(axis=-1) > t_large.max(axis=-1) + 0.1)
+    assert np.all(np.asarray(small.ops.clock) < np.asarray(large.ops.clock))
+    # oversized manifold, alike plate positions: the plates agree
+    assert np.all(t_large.max(axis=-1) - t_large.min(axis=-1) < 1e-3)
+    q = np.asarray(small.rack.plate_flow)
+    assert q.max() / q.min() > 1.05  # the undersized manifold starves some plates
+
+
+@pytest.mark.parametrize(
+    "rack_file, edit, key, fragment",
+    [
+        ("nope.toml", None, "rack.case", "file not found"),
+        ("other.toml", "other", "rack.case", "expected a 'rack_network' case"),
+        ("rack.toml", ('accelerator_plate = "gpu"', 'accelerator_plate = "tpu"'), "rack.accelerator_plate", "tpu"),
+        ("rack.toml", ("[secondary]", "[cold_plate]\ncurves = \"x.csv\"\n\n[secondary]"), "cold_plate", "remove"),
+        ("rack.toml", ("loop_pressure_drop =", 'flow_per_accelerator = "2.5 L/min"\nloop_pressure_drop ='),
+         "secondary.flow_per_accelerator", "remove this key"),
+        ("rack.toml", ("[it]\n", "[it]\naccelerators = 500\n"), "it.accelerators", "does not match"),
+        ("rack.toml", ("volume_fraction = 0.25 ", "volume_fraction = 0.30 "), "secondary.coolant", "differs"),
+        ("rack.toml", ('other_power_per_accelerator = "400 W"', 'other_power_per_accelerator = "0 W"'),
+         "it.other_power_per_accelerator", "other cold plates"),
+    ],
+)
+def test_malformed_rack_references_exit_2_naming_file_and_key(tmp_path, capsys, rack_file, edit, key, fragment):
+    cpu = """[[plate_types]]
+name = "cpu"
+power = "300 W"
+dp_rated = "25 kPa"
+flow_rated = "10 L/min"
+resistance_flow = ["1 L/min", "4 L/min"]
+resistance = ["0.06 K/W", "0.04 K/W"]"""
+    (tmp_path / "rack.toml").write_text(rack_text(plates=("cpu", "gpu"), extra_plates=cpu))
+    (tmp_path / "other.toml").write_text(OLD_HALL)
+    text = hall_with_rack(rack_file, 576)
+    if isinstance(edit, tuple):
+        assert edit[0] in text, edit
+        text = text.replace(edit[0], edit[1], 1)
+    path = tmp_path / "hall.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert key in err and str(path) in err and fragment in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_gradient_through_the_rack_chain_matches_central_differences(tmp_path):
+    """d(J/token)/d(supply setpoint) and d/d(rack manifold diameter) by implicit
+    differentiation (custom_root on every accelerator's junction, through the
+    rack network's flows) against central differences."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+
+    (tmp_path / "rack.toml").write_text(rack_text(trays=4, plates=("gpu", "gpu"), flow="12 L/min", manifold="12 mm",
+                                                  hose="8 mm", cv=2.0))  # fmt: skip
+    (tmp_path / "hall.toml").write_text(hall_with_rack("rack.toml", 72))
+    static, params = facility.build(facility.parse(load(tmp_path / "hall.toml")))
+
+    def j(t_set, dia):
+        p = params._replace(hall=dataclasses.replace(params.hall, t_supply_set=t_set),
+                            rack=params.rack._replace(manifold_diameter=dia))  # fmt: skip
+        s = facility.solve(static, p)
+        return jnp.sum(s.ops.p_facility) / jnp.sum(s.ops.tokens_per_s)
+
+    t0, d0 = params.hall.t_supply_set, params.rack.manifold_diameter
+    f = jax.jit(j)
+    g_t, g_d = jax.jit(jax.grad(j, argnums=(0, 1)))(t0, d0)
+    fd_t = (f(t0 + 0.01, d0) - f(t0 - 0.01, d0)) / 0.02
+    fd_d = (f(t0, d0 + 1e-5) - f(t0, d0 - 1e-5)) / 2e-5
+    assert float(g_t) == pytest.approx(float(fd_t), rel=1e-6)
+    assert float(g_d) == pytest.approx(float(fd_d), rel=1e-4)
+    assert float(g_d) < 0  # a wider manifold: less pump power, cooler worst plate
+
+
+def test_optimize_refuses_a_hall_of_rack_networks(tmp_path, capsys):
+    (tmp_path / "rack.toml").write_text(rack_text())
+    path = tmp_path / "hall.toml"
+    path.write_text(hall_with_rack("rack.toml", 576))
+    assert main(["optimize", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "rack" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_fmu_refuses_a_hall_of_rack_networks(tmp_path, capsys):
+    (tmp_path / "rack.toml").write_text(rack_text())
+    path = tmp_path / "hall.toml"
+    path.write_text(hall_with_rack("rack.toml", 576))
+    assert main(["fmu", str(path), "-o", str(tmp_path / "x.fmu")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "rack" in err and "Traceback" not in err
+    assert not (tmp_path / "x.fmu").exists()
