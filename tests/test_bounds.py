@@ -150,17 +150,19 @@ def test_the_old_zero_kelvin_backflow_is_refused_with_exit_3_and_no_folder(
 ):
     """Reintroduce the bug of issue 11 (backflow at the outlet brings the x+
     face's default value, 0 K): the run is refused, nothing is written."""
+    import jax
+
     from aidc_thermo.cli import main
     from aidc_thermo.models import coldplate
 
     path, _, _ = pins_at_outlet
-    setup = coldplate.setup
+    energy_config = coldplate._energy_config  # what thermo run's compiled solve builds its energy settings from
 
-    def old_setup(case):
-        pb = setup(case)
-        return dataclasses.replace(pb, energy_config=dataclasses.replace(pb.energy_config, outlets=()))
+    def old_energy_config(static):
+        return dataclasses.replace(energy_config(static), outlets=())
 
-    monkeypatch.setattr(coldplate, "setup", old_setup)
+    monkeypatch.setattr(coldplate, "_energy_config", old_energy_config)
+    jax.clear_caches()  # a solve of the same Static compiled earlier in this process would not see the patch
     out = tmp_path / "out"
     assert main(["run", str(path), "-o", str(out)]) == 3
     err = capsys.readouterr().err

@@ -15,7 +15,8 @@ from aidc_thermo.io.results import summary_values
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(p for p in (ROOT / "cases").glob("*.toml") if not p.name.startswith("sweep_"))  # sweeps: docs/sweep.md
-#: bundled cases whose run takes well over 5 s (about 40 s each, mostly compilation, on the 2 shared cores): run by the slow test at the end, not by the ``runs`` fixture
+#: bundled cases whose run takes well over 5 s (about 40 s each, mostly compilation, on the 2 shared cores):
+#: run by the slow test at the end, not by the ``runs`` fixture
 SLOW_BUNDLED = {"row_nvl72", "nvl72_racks_dry_cooler_temperate"}
 FAST_BUNDLED = [c for c in BUNDLED if c.stem not in SLOW_BUNDLED]
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
