@@ -255,3 +255,33 @@ def test_fmu_refuses_a_hall_of_rack_networks(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(path) in err and "rack" in err and "Traceback" not in err
     assert not (tmp_path / "x.fmu").exists()
+
+
+@pytest.mark.slow  # the rack hall's year compiled twice (batched for the sweep, alone for the run): ~40 s
+def test_sweep_of_a_rack_hall_equals_its_designs_run_alone(tmp_path):
+    """thermo sweep over a hall of rack networks: each design's J/token and worst-plate junction equal a thermo run
+    of that design (1e-10), so the compiled, batched report carries the per-plate outputs too."""
+    import shutil
+
+    from aidc_thermo.io.results import summary_values
+    from aidc_thermo.sweep import read_table
+
+    for f in ("nvl72_racks_dry_cooler_temperate.toml", "rack_nvl72.toml"):
+        shutil.copy(CASES / f, tmp_path / f)
+    shutil.copytree(CASES / "data", tmp_path / "data")
+    (tmp_path / "sweep.toml").write_text(
+        '[sweep]\ncase = "nvl72_racks_dry_cooler_temperate.toml"\n'
+        'outputs = ["J_per_token_facility", "T_junction_worst_peak", "junction_margin"]\n'
+        '[[parameter]]\nkey = "facility_water.supply_temperature"\nvalues = ["28 degC", "36 degC"]\n'
+    )
+    assert main(["sweep", str(tmp_path / "sweep.toml"), "-o", str(tmp_path / "sw"), "--no-plots"]) == 0
+    table = read_table(tmp_path / "sw")
+    assert list(table["status"][0]) == ["ok", "ok"]
+    base = (tmp_path / "nvl72_racks_dry_cooler_temperate.toml").read_text()
+    assert 'supply_temperature = "32 degC"' in base
+    one = tmp_path / "one.toml"
+    one.write_text(base.replace('supply_temperature = "32 degC"', 'supply_temperature = "36 degC"', 1))
+    assert main(["run", str(one), "-o", str(tmp_path / "one"), "-q"]) == 0
+    s = summary_values(tmp_path / "one")
+    for key in ("J_per_token_facility", "T_junction_worst_peak", "junction_margin"):
+        assert table[key][0][1] == pytest.approx(s[key], rel=1e-10), key

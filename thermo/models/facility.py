@@ -1298,17 +1298,20 @@ def report(static: Static, params: Params, solution: Solution) -> dict:
 
 
 def _rack_outputs(static: Static, solution: Solution) -> dict:
-    """The worst accelerator plate and the spread between accelerators (numpy,
-    a leading design axis when the solution has one)."""
+    """The worst accelerator plate and the spread between accelerators (a
+    leading design axis when the solution has one; traceable, so that a sweep's
+    compiled report can hold it)."""
+    import jax.numpy as jnp
+
     from aidc_thermo.models.protocol import Output
 
-    t = np.asarray(solution.t_plates, np.float64)  # (..., hours, n)
+    t = jnp.asarray(solution.t_plates)  # (..., hours, n)
     peak = t.max(axis=-2)  # (..., n): every plate's hottest hour
     worst = peak.argmax(axis=-1)
     t_peak = peak.max(axis=-1)
     spread = (t.max(axis=-1) - t.mean(axis=-1)).max(axis=-1)
-    q = np.asarray(solution.rack.plate_flow, np.float64)[..., np.asarray(static.rack.accelerators)]
-    dp = np.asarray(solution.rack.dp, np.float64)
+    q = jnp.asarray(solution.rack.plate_flow)[..., np.asarray(static.rack.accelerators)]
+    dp = jnp.asarray(solution.rack.dp)
     return {
         "worst_plate": Output(worst, "", "index of the accelerator plate with the hottest junction of the period "
                               "(in the rack network's accelerator order; see worst_plate_label)"),
