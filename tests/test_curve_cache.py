@@ -5,7 +5,10 @@ them; a corrupt entry is solved again; malformed references exit 2 naming the
 referring file and key. The fast tests stand a counting stand-in for the
 compact solve (the cache's logic, not the physics); the slow ones solve a
 small compact plate and check that the rack and the facility by reference
-equal the same curves given as a curve file."""
+equal the same curves given as a curve file. A resolved_coldplate case is
+accepted by reference when it has ``[inlet] flow_range`` (a stand-in for its
+solve in the fast tests; the slow one solves a tiny unit cell and checks a
+tiny rack by reference against the same rack given the plate's curves.csv)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from aidc_thermo import curve_cache
 from aidc_thermo.cli import main
 from aidc_thermo.io.case import Table, load
 from aidc_thermo.io.curves import ColdPlateCurves, format_curves, read_curves
-from aidc_thermo.models import compact
+from aidc_thermo.models import coldplate, compact
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 LPM = 1.0 / 60000.0
@@ -92,10 +95,11 @@ class _Solver:
     def __call__(self, case, case_file):
         self.calls += 1
         q = np.asarray(case.curve_flows)
+        power = case.total_power if hasattr(case, "total_power") else case.heat_flux * 1e-4  # compact or resolved
         return ColdPlateCurves(
             flow=tuple(q),
-            r_max=tuple(30.0 / case.total_power * (q / q[0]) ** -0.3),
-            r_mean=tuple(25.0 / case.total_power * (q / q[0]) ** -0.3),
+            r_max=tuple(30.0 / power * (q / q[0]) ** -0.3),
+            r_mean=tuple(25.0 / power * (q / q[0]) ** -0.3),
             dp=tuple(2e3 * (q / q[0]) ** 1.7),
             coolant=PG25,
             inlet_temperature=case.inlet_temperature,
@@ -172,6 +176,36 @@ def test_a_corrupt_entry_is_solved_again_not_trusted(tmp_path, cache, monkeypatc
     assert curve_cache._read_entry(entry, first_key) == read_curves(entry)  # rewritten whole
 
 
+def _resolved_text(curves: bool = True) -> str:
+    """The tiny resolved unit cell of test_coldplate_curves (8 x 6 x 8 cells, water), with or without its
+    [inlet] flow_range (3 curve flows)."""
+    from test_coldplate_curves import CURVES, SMALL
+
+    return SMALL.replace('flow = "0.015 L/min"', CURVES) if curves else SMALL
+
+
+def test_a_resolved_case_is_accepted_and_solved_as_its_own_run(tmp_path, cache, monkeypatch, capsys):
+    """A resolved_coldplate case passes the type check; its curves come from coldplate.case_curves (what thermo
+    run of the plate writes to curves.csv), are cached and recorded with the plate's case type; the compact
+    solve is not used."""
+    solver, compact_solver = _Solver(), _Solver()
+    monkeypatch.setattr(coldplate, "case_curves", solver)
+    monkeypatch.setattr(compact, "solve_curves", compact_solver)
+    (tmp_path / "plate.toml").write_text(_resolved_text())
+    (tmp_path / "hall.toml").write_text('[cold_plate]\ncase = "plate.toml"\n')
+    ref = _ref(tmp_path)
+    assert ref.case_type == "resolved_coldplate" and ref.coolant == "water"
+    np.testing.assert_allclose(ref.flow_range, (0.01 * LPM, 0.02 * LPM), rtol=1e-15)
+    first = ref.curves()
+    curve_cache.begin_run()
+    second = _ref(tmp_path).curves()
+    assert (solver.calls, compact_solver.calls) == (1, 0)
+    assert first == second and first.flow == ref.case.curve_flows
+    assert [r["cache"] for r in curve_cache.records()] == ["hit"]
+    assert curve_cache.records()[0]["plate_case_type"] == "resolved_coldplate"
+    assert "solving 3 flows with the resolved (finite-volume) model" in capsys.readouterr().err
+
+
 def test_cache_off_solves_every_time(tmp_path, monkeypatch):
     monkeypatch.setenv(curve_cache.ENV, "off")
     curve_cache.begin_run()
@@ -220,7 +254,7 @@ WRONG_TYPE = (CASES / "rack_nvl72.toml").name
             None,
             f'case = "{CASES / WRONG_TYPE}"',
             r"plate_types\[0\]\.case: .* is a 'rack_network' case; .*"
-            r"must be a case of type 'compact_coldplate'",
+            r"must be a case of type 'compact_coldplate', 'resolved_coldplate'",
         ),  # fmt: skip
         (
             _plate_text().replace('channel_width = "0.2 mm"', 'channel_width = "-0.2 mm"'),
@@ -241,6 +275,12 @@ WRONG_TYPE = (CASES / "rack_nvl72.toml").name
             r"'propylene_glycol 25.7 % by mass'",
         ),
         (None, "case = 3", r"plate_types\[0\]\.case: expected the path of a cold-plate case file"),
+        (
+            _resolved_text(curves=False),
+            'case = "plate.toml"',
+            r"plate_types\[0\]\.case: the resolved_coldplate case plate.toml has no curves to solve: "
+            r".*plate.toml: inlet\.flow_range",
+        ),
     ],
 )
 def test_malformed_rack_reference_exits_2_naming_file_and_key(tmp_path, cache, capsys, plate, gpu, fragment):
@@ -277,10 +317,10 @@ def test_malformed_rack_reference_exits_2_naming_file_and_key(tmp_path, cache, c
             r"cold_plate\.case: the cold-plate case plate.toml is made with 'water'",
         ),
         (
-            _plate_text().replace('type = "compact_coldplate"', 'type = "resolved_coldplate"'),
+            _resolved_text(curves=False),
             'case = "plate.toml"',
-            r"cold_plate\.case: plate.toml is a 'resolved_coldplate' case; a cold plate by reference must be a case "
-            r"of type 'compact_coldplate'",
+            r"cold_plate\.case: the resolved_coldplate case plate.toml has no curves to solve: .*plate.toml: "
+            r"inlet\.flow_range: expected \[low, high\]",
         ),
     ],
 )
@@ -390,3 +430,27 @@ def test_fmu_refuses_a_plate_named_by_its_case(tmp_path, cache, capsys):
     err = capsys.readouterr().err
     assert re.search(r"rack.toml: plate_types\[0\]\.case: thermo fmu embeds cold-plate curve files", err), err
     assert not (tmp_path / "r.fmu").exists() and not cache.exists()
+
+
+@pytest.mark.slow  # a tiny resolved unit cell (4 solves) run alone, then by reference, and a tiny rack 3 times
+def test_rack_by_resolved_reference_equals_the_rack_given_its_curves_csv(tmp_path, cache, capsys):
+    from test_coldplate_curves import RACK
+
+    (tmp_path / "plate.toml").write_text(_resolved_text())
+    assert main(["run", str(tmp_path / "plate.toml"), "-o", str(tmp_path / "plate")]) == 0
+    (tmp_path / "file.toml").write_text(RACK)  # curves = "plate/curves.csv", the plate run's own file
+    (tmp_path / "ref.toml").write_text(RACK.replace('curves = "plate/curves.csv"', 'case = "plate.toml"'))
+    assert main(["run", str(tmp_path / "ref.toml"), "-o", str(tmp_path / "r")]) == 0
+    assert "solving 3 flows with the resolved (finite-volume) model" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "file.toml"), "-o", str(tmp_path / "f")]) == 0
+    rec = json.loads((tmp_path / "r" / "summary.json").read_text())["cold_plate_references"][0]
+    assert (rec["cache"], rec["plate_case_type"], rec["key"]) == ("miss", "resolved_coldplate", "plate_types[0].case")
+    # the cached curves are the plate run's curves.csv (which keeps 12 digits)
+    own, cached = read_curves(tmp_path / "plate" / "curves.csv"), read_curves(Path(rec["cache_file"]))
+    for a, b in ((cached.flow, own.flow), (cached.r_max, own.r_max), (cached.r_mean, own.r_mean), (cached.dp, own.dp)):
+        np.testing.assert_allclose(a, b, rtol=6e-12, atol=0)
+    assert cached.meta("domain") == own.meta("domain") and cached.meta("cells") == own.meta("cells")
+    r, f = _h5_arrays(tmp_path / "r" / "results.h5"), _h5_arrays(tmp_path / "f" / "results.h5")
+    assert r.keys() == f.keys() and len(r) > 5
+    for k in r:
+        np.testing.assert_allclose(r[k], f[k], rtol=1e-12, atol=0, err_msg=k)

@@ -2,11 +2,14 @@
 
 A rack (``[[plate_types]] case = "plate.toml"``) or a facility
 (``[cold_plate] case = "plate.toml"``) may name its cold plate by a
-``compact_coldplate`` case instead of a curve file (``curves = "file.csv"``).
-Resolving the reference parses the plate case (its own errors name its own
-file), checks its type and coolant, solves its curves with the finite-volume
-compact model (one vmapped solve over the case's curve flows, as ``thermo
-run`` of the plate does) and hands the referring model the same
+``compact_coldplate`` or ``resolved_coldplate`` case instead of a curve file
+(``curves = "file.csv"``). Resolving the reference parses the plate case (its
+own errors name its own file), checks its type, coolant and (resolved) its
+``[inlet] flow_range``, solves its curves exactly as ``thermo run`` of the
+plate does (compact: one vmapped solve over the case's curve flows,
+:func:`aidc_thermo.models.compact.solve_curves`; resolved: the operating point,
+then each curve flow, :func:`aidc_thermo.models.coldplate.case_curves`) and
+hands the referring model the same
 :class:`~aidc_thermo.io.curves.ColdPlateCurves` a curve file would give.
 
 The curves are cached by content: the key is the SHA-256 over the plate
@@ -61,8 +64,8 @@ __all__ = [
 
 #: environment variable: a folder for the curve cache, or one of OFF_VALUES
 ENV = "AIDC_THERMO_CURVE_CACHE"
-#: case types a ``case =`` reference may name (a resolved_coldplate case writes curves.csv, not solved by reference yet)
-ALLOWED_TYPES = ("compact_coldplate",)
+#: case types a ``case =`` reference may name (a resolved_coldplate case only with [inlet] flow_range)
+ALLOWED_TYPES = ("compact_coldplate", "resolved_coldplate")
 _FORMAT = "1"  # bump when the entry layout changes: older entries are then never read
 _CHECKSUM = "# checksum: sha256 "
 
@@ -125,10 +128,11 @@ class PlateReference:
     key: str  # its key, e.g. "plate_types[0].case"
     raw: str  # the path as written
     path: Path  # the plate case file, resolved
-    case: object  # the parsed plate case (compact.CompactCase)
+    case: object  # the parsed plate case (compact.CompactCase or coldplate.ColdPlateCase)
     case_file: object  # its CaseFile
     cache_key: str  # SHA-256 of the content (see the module docstring)
     inputs: tuple[str, ...]  # the files the plate case references, hashed into the key
+    case_type: str = "compact_coldplate"  # one of ALLOWED_TYPES
 
     @property
     def coolant(self) -> str:
@@ -182,6 +186,13 @@ def reference(table, key: str, directory: Path) -> PlateReference:
         plate = model.parse(plate_file)
     except CaseError as exc:
         raise table.error(key, f"the cold-plate case is malformed: {exc}") from None
+    if model.CASE_TYPE == "resolved_coldplate" and not plate.curve_flows:
+        raise table.error(
+            key,
+            f"the resolved_coldplate case {raw} has no curves to solve: {path}: inlet.flow_range: expected "
+            '[low, high] (the flows of its curves through the modelled domain, e.g. flow_range = ["0.01 L/min", '
+            '"0.02 L/min"], with curve_points, default 8), or give its curve file as curves = <curve file>',
+        )
     inputs = _referenced_files(plate_file.data, path.parent)
     return PlateReference(
         file=str(table.file),
@@ -192,6 +203,7 @@ def reference(table, key: str, directory: Path) -> PlateReference:
         case_file=plate_file,
         cache_key=_content_key(path, inputs, plate.precision),
         inputs=tuple(str(p) for p in inputs),
+        case_type=model.CASE_TYPE,
     )
 
 
@@ -293,12 +305,13 @@ def _finish(ref: PlateReference, curves: ColdPlateCurves) -> ColdPlateCurves:
 def _solve(ref: PlateReference) -> ColdPlateCurves:
     import jax
 
-    from aidc_thermo.models import compact
+    from aidc_thermo.models import coldplate, compact
 
+    solve_curves = coldplate.case_curves if ref.case_type == "resolved_coldplate" else compact.solve_curves
     x64 = jax.enable_x64(True) if not jax.config.jax_enable_x64 else nullcontext()  # `thermo check` leaves it off
     try:
         with x64:
-            curves = compact.solve_curves(ref.case, ref.case_file)
+            curves = solve_curves(ref.case, ref.case_file)
     except SolveError as exc:
         raise SolveError(f"cold-plate case {ref.path} (named by {ref.file}: {ref.key}): {exc}") from None
     prov = tuple((k, v) for k, v in curves.provenance if k != "cache_key") + (("cache_key", ref.cache_key),)
@@ -311,6 +324,7 @@ def _record(ref: PlateReference, cache: str, seconds: float, entry: Path | None)
             "file": ref.file,
             "key": ref.key,
             "plate_case": str(ref.path),
+            "plate_case_type": ref.case_type,
             "plate_case_sha256": hashlib.sha256(ref.case_file.text.encode("utf-8")).hexdigest(),
             "cache_key": ref.cache_key,
             "cache": cache,
@@ -344,7 +358,8 @@ def _resolve(ref: PlateReference) -> ColdPlateCurves:
             _say(f"cold-plate curves for {name}: reused from cache {entry}")
             _record(ref, "hit", 0.0, entry)
             return _finish(ref, curves)
-    _say(f"cold-plate curves for {name}: solving {len(ref.case.curve_flows)} flows with the compact model")
+    model = "resolved (finite-volume)" if ref.case_type == "resolved_coldplate" else "compact"
+    _say(f"cold-plate curves for {name}: solving {len(ref.case.curve_flows)} flows with the {model} model")
     t0 = time.perf_counter()
     curves = _solve(ref)
     seconds = time.perf_counter() - t0

@@ -84,6 +84,7 @@ __all__ = [
     "solve_host",
     "solve_curves",
     "plate_curves",
+    "case_curves",
     "Problem",
     "Solution",
     "parse",
@@ -1679,6 +1680,24 @@ def plate_curves(case: ColdPlateCase, case_file: CaseFile, curves: dict, shape: 
         inlet_temperature=case.inlet_temperature,
         provenance=tuple(provenance),
     )
+
+
+def case_curves(case: ColdPlateCase, case_file: CaseFile) -> ColdPlateCurves:
+    """The plate's curves alone, as ``thermo run`` of the case writes them to
+    ``curves.csv``: the operating point solved and checked (convergence and
+    the maximum principle, :func:`check_converged`), then every curve flow
+    (:func:`solve_curves`, the energy line axis pinned to the operating
+    point's), no results folder. What a rack or facility case that names this
+    plate by its case (:mod:`aidc_thermo.curve_cache`) hands to its network.
+    Raises :class:`SolveError` when a solve fails; the case must have
+    ``[inlet] flow_range`` (ValueError otherwise: the curve cache refuses such
+    a case before solving). The caller enables JAX's x64 for a float64 case."""
+    if not case.curve_flows:
+        raise ValueError("the case has no [inlet] flow_range: no curves to solve")
+    sol = solve(case)
+    check_converged(case, sol)
+    curves = solve_curves(case, sol)
+    return plate_curves(case, case_file, curves, sol.geometry.shape)
 
 
 def run(case: ColdPlateCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:

@@ -414,7 +414,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
         )
     cp_t = root.table("cold_plate", default={} if rack_link is not None else _MISSING_KEY)
     curves = None
-    curve_key = "case" if cp_t.has("case") else "curves"  # a curve file, or a compact_coldplate case solved below
+    curve_key = "case" if cp_t.has("case") else "curves"  # a curve file, or a cold-plate case solved below
     if cp_t.has("curves") and cp_t.has("case"):
         raise cp_t.error("case", "give either curves = <curve file> or case = <cold-plate case file>, not both")
     if rack_link is not None:

@@ -261,7 +261,7 @@ def _read_plate(t: Table, coolant: Coolant, directory: Path) -> PlateType:
 
 
 def _read_plate_curves(t: Table, coolant: Coolant, directory: Path) -> ColdPlateCurves:
-    if t.has("case"):  # a compact_coldplate case: its curves solved (or taken from the curve cache) now
+    if t.has("case"):  # a compact_ or resolved_coldplate case: its curves solved (or taken from the curve cache) now
         from aidc_thermo import curve_cache
 
         return curve_cache.resolve(t, "case", directory, coolant, "this rack's")
