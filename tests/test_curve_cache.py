@@ -452,5 +452,8 @@ def test_rack_by_resolved_reference_equals_the_rack_given_its_curves_csv(tmp_pat
     assert cached.meta("domain") == own.meta("domain") and cached.meta("cells") == own.meta("cells")
     r, f = _h5_arrays(tmp_path / "r" / "results.h5"), _h5_arrays(tmp_path / "f" / "results.h5")
     assert r.keys() == f.keys() and len(r) > 5
-    for k in r:
-        np.testing.assert_allclose(r[k], f[k], rtol=1e-12, atol=0, err_msg=k)
+    for k in r:  # every result to 1e-12 (the file's 12 digits: measured <= 6e-13, plates/pressure_drop)
+        if k.startswith("solver/residual"):  # the Newton path, not a result: residuals normalized to the first
+            np.testing.assert_allclose(r[k], f[k], rtol=0, atol=1e-10, err_msg=k)
+        else:
+            np.testing.assert_allclose(r[k], f[k], rtol=1e-12, atol=0, err_msg=k)
