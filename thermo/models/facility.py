@@ -1692,9 +1692,10 @@ def _summary(case, r, static=None) -> dict[str, Quantity]:
         worst = link.accelerators[int(r["worst_plate"])]
         s.update(
             worst_plate=Quantity(link.labels[worst], "",
-                                 f"accelerator plate with the hottest junction {period} (rack network's name; all "
-                                 + (f"{case.rack.racks} racks alike)" if case.rack.row_racks == 1 else
-                                    f"{case.rack.rows} rows of {case.rack.row_racks} racks alike)")),
+                                 f"accelerator plate with the hottest junction {period} (rack network's name; "
+                                 + (f"all {case.rack.racks} racks alike)" if case.rack.row_racks == 1 else
+                                    f"one row of {case.rack.row_racks} racks)" if case.rack.rows == 1 else
+                                    f"all {case.rack.rows} rows of {case.rack.row_racks} racks alike)")),
             T_junction_worst_peak=Quantity(float(r["T_junction_worst_peak"]), "degC",
                                            f"the worst plate's hottest junction {period}"),
             junction_margin=Quantity(float(r["junction_margin"]), "K",
@@ -1706,7 +1707,9 @@ def _summary(case, r, static=None) -> dict[str, Quantity]:
             accelerator_flow_max=Quantity(float(r["accelerator_flow_max"]) * 6e4, "L/min",
                                           "highest accelerator plate flow"),
             rack_pressure_drop=Quantity(float(r["rack_pressure_drop"]) / 1e3, "kPa",
-                                        "rack network (plates, hoses, manifolds, QDs) at its supply flow"),
+                                        "rack network (plates, hoses, manifolds, QDs) at its supply flow"
+                                        + ("" if case.rack.row_racks == 1 else "; the whole row's, with its "
+                                           "headers, at the row's flow")),
         )  # fmt: skip
     s.update(
         solver_converged=Quantity(True),
