@@ -70,7 +70,7 @@ def test_a_row_hall_counts_every_rack_of_every_row(tmp_path):
     assert any(f"2 identical row(s) of {N} racks" in n for n in case.notes)
 
 
-@pytest.mark.slow  # three halls compiled and solved (~20 s each on a 2-core machine)
+@pytest.mark.slow  # three halls compiled and solved: about 90 s on a shared 2-core machine
 def test_worst_plate_is_in_the_starved_rack_and_an_oversized_header_is_the_rack_alone(tmp_path):
     (tmp_path / "rack.toml").write_text(RACK)
     (tmp_path / "small.toml").write_text(row("22 mm"))  # ~1.3 m/s in the header at the CDU: maldistributed
