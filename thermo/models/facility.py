@@ -247,7 +247,9 @@ class RackLink:
     positions of its plates among the rack's plates (``accelerators``, in the
     rack network's plate order) and of the other plates (``fixed``), their
     power per rack (W), and the accelerator plate's curve as the kernel's cold
-    plate parameters (``plate_curve``)."""
+    plate parameters (``plate_curve``). When the rack case has a ``[row]``,
+    ``row_racks`` is its number of racks (1 without): one network holds the
+    whole row, and the hall is ``racks / row_racks`` such rows."""
 
     case: object
     file: str
@@ -257,6 +259,12 @@ class RackLink:
     fixed: tuple[int, ...]
     fixed_power: float
     plate_curve: dict
+    row_racks: int = 1
+
+    @property
+    def rows(self) -> int:
+        """Copies of the rack case's network in the hall (racks, or rows of racks)."""
+        return self.racks // self.row_racks
 
 
 def _read_rack(rk: Table, case_file: CaseFile) -> RackLink:
@@ -276,6 +284,14 @@ def _read_rack(rk: Table, case_file: CaseFile) -> RackLink:
         raise rk.error("case", f"{raw} is a case of type {rtype!r}, expected a {rack_model.CASE_TYPE!r} case")
     rcase = rack_model.parse(rcf)
     racks = rk.integer("racks", minimum=1)
+    row_racks = rcase.n_racks  # the racks of its [row] (1 without)
+    if racks % row_racks:
+        raise rk.error(
+            "racks",
+            f"{racks} racks is not a whole number of rows: {raw} is a row of {row_racks} racks ([row] racks), so "
+            f"the hall holds identical rows of {row_racks}; give a multiple of {row_racks} (the hall's racks, not "
+            "its rows)",
+        )
     names = [p.name for p in rcase.plate_types]
     plate = rk.string("accelerator_plate")
     if plate not in names:
@@ -297,7 +313,7 @@ def _read_rack(rk: Table, case_file: CaseFile) -> RackLink:
     else:
         curve = dict(r_base=pt.resistance[0], r_flow=0.0, r_exponent=0.0, dp_ref=pt.dp_rated,
                      dp_exponent=pt.dp_exponent, q_ref=pt.flow_rated)  # fmt: skip
-    return RackLink(rcase, raw, racks, plate, acc, fixed, fixed_power, curve)
+    return RackLink(rcase, raw, racks, plate, acc, fixed, fixed_power, curve, row_racks)
 
 
 _PARAMETRIC_PLATE_KEYS = (
@@ -502,9 +518,12 @@ def parse(case_file: CaseFile) -> FacilityCase:
     sec.finish()
     fw.finish()
     if rack_link is not None:
+        row_note = "" if rack_link.row_racks == 1 else (
+            f", as {rack_link.rows} identical row(s) of {rack_link.row_racks} racks ([row] of {rack_link.file}: every "
+            "rack of a row is solved in one network; the worst plate names its rack)")  # fmt: skip
         notes += [
             f"rack: {rack_link.racks} x {rack_link.file} ({len(rack_link.accelerators)} '{rack_link.plate}' "
-            f"accelerator plates per rack, {rack_link.fixed_power / 1e3:.4g} kW of other plates per rack)",
+            f"accelerator plates per rack, {rack_link.fixed_power / 1e3:.4g} kW of other plates per rack)" + row_note,
             "rack: the rack case's supply temperature, pump efficiency and the accelerator plates' power are not "
             "used (the CDU, [secondary] pump_efficiency and [it] set them)",
         ]
@@ -963,10 +982,10 @@ def _build_rack(case: FacilityCase):
     names = rs.plate_type_names
     acc = tuple(i for i, t in enumerate(rs.plate_type_index) if names[t] == link.plate)
     fixed = tuple(i for i, t in enumerate(rs.plate_type_index) if names[t] != link.plate)
-    if len(acc) != len(link.accelerators):
+    if len(acc) != len(link.accelerators) * link.row_racks:  # a [row]: every rack of the row in one network
         raise CaseError(case_file_path(case), "rack.accelerator_plate",
                         f"the rack network has {len(acc)} '{link.plate}' plates, the rack case lists "
-                        f"{len(link.accelerators)}")  # fmt: skip
+                        f"{len(link.accelerators)} per rack x {link.row_racks} racks")  # fmt: skip
     labels = tuple(rs.network.edge_labels[rs.plate_edges[i]] for i in range(len(rs.plate_edges)))
     return RackStatic(rs, acc, fixed, labels, link.plate, float(case.optimize.junction_limit)), rp
 
@@ -983,7 +1002,9 @@ def rack_plates(static: Static, hall, rack_params):
     every plate's resistance at its own flow, the advection network's inlet
     temperature rise of every accelerator plate per watt of every other
     (linear in the heats at fixed flows) and from the fixed-power plates, and
-    the rack's pressure drop (dissipated power / flow). Returns
+    the rack's pressure drop (dissipated power / flow). With a ``[row]`` the
+    network is the whole row: its plates are every rack's, its supply flow per
+    rack is the rack's, and ``n_racks`` of :class:`RackPlates` counts rows. Returns
     ``(kernels.plant.coupled.RackPlates, RackState)``."""
     import jax
     import jax.numpy as jnp
@@ -998,7 +1019,8 @@ def rack_plates(static: Static, hall, rack_params):
     dt = jnp.result_type(hall.rho_tcs)
     acc, fixed = np.asarray(link.accelerators), np.asarray(link.fixed, int)
     pe = np.asarray(rs.plate_edges)
-    q_rack = hall.flow_per_accelerator * acc.size
+    n_row = link.static.n_racks  # racks in the network: 1, or the [row]'s
+    q_rack = hall.flow_per_accelerator * (acc.size // n_row)  # per rack (the rack model's supply_flow)
     rp = rack_params._replace(supply_flow=q_rack)
     t_tcs = hall.t_supply_set + _TCS_REF_RISE
     fluid = Fluid(density=hall.rho_tcs, viscosity=jnp.asarray(static.coolant_secondary.viscosity(t_tcs), dt),
@@ -1018,7 +1040,7 @@ def rack_plates(static: Static, hall, rack_params):
 
     # [i, k]: plate i's inlet rise per W of plate k (forward-mode Jacobian: one factorization, n solves)
     influence = jax.jacfwd(inlet_rise)(jnp.zeros((acc.size,), dt))
-    dp = jnp.sum(sol.loss * jnp.abs(sol.flow)) / q_rack
+    dp = jnp.sum(sol.loss * jnp.abs(sol.flow)) / (q_rack * n_row)
     plates = RackPlates(
         resistance=r_all[acc],
         rise_fixed=rise_fixed,
@@ -1670,8 +1692,10 @@ def _summary(case, r, static=None) -> dict[str, Quantity]:
         worst = link.accelerators[int(r["worst_plate"])]
         s.update(
             worst_plate=Quantity(link.labels[worst], "",
-                                 f"accelerator plate with the hottest junction {period} (rack network's name; all "
-                                 f"{case.rack.racks} racks alike)"),
+                                 f"accelerator plate with the hottest junction {period} (rack network's name; "
+                                 + (f"all {case.rack.racks} racks alike)" if case.rack.row_racks == 1 else
+                                    f"one row of {case.rack.row_racks} racks)" if case.rack.rows == 1 else
+                                    f"all {case.rack.rows} rows of {case.rack.row_racks} racks alike)")),
             T_junction_worst_peak=Quantity(float(r["T_junction_worst_peak"]), "degC",
                                            f"the worst plate's hottest junction {period}"),
             junction_margin=Quantity(float(r["junction_margin"]), "K",
@@ -1683,7 +1707,9 @@ def _summary(case, r, static=None) -> dict[str, Quantity]:
             accelerator_flow_max=Quantity(float(r["accelerator_flow_max"]) * 6e4, "L/min",
                                           "highest accelerator plate flow"),
             rack_pressure_drop=Quantity(float(r["rack_pressure_drop"]) / 1e3, "kPa",
-                                        "rack network (plates, hoses, manifolds, QDs) at its supply flow"),
+                                        "rack network (plates, hoses, manifolds, QDs) at its supply flow"
+                                        + ("" if case.rack.row_racks == 1 else "; the whole row's, with its "
+                                           "headers, at the row's flow")),
         )  # fmt: skip
     s.update(
         solver_converged=Quantity(True),
