@@ -3,6 +3,7 @@ hour the rack network (every plate's flow and inlet temperature) is coupled to
 the CDU and the plant, the hottest accelerator setting the clock."""
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +286,26 @@ def test_sweep_of_a_rack_hall_equals_its_designs_run_alone(tmp_path):
     s = summary_values(tmp_path / "one")
     for key in ("J_per_token_facility", "T_junction_worst_peak", "junction_margin"):
         assert table[key][0][1] == pytest.approx(s[key], rel=1e-10), key
+
+
+@pytest.mark.parametrize(
+    "drop, key",
+    [("accelerators = 576", "it.accelerators"), ("[cold_plate]", "cold_plate")],
+)
+def test_a_hall_without_racks_still_requires_its_accelerators_and_cold_plate(tmp_path, capsys, drop, key):
+    """[it] accelerators and [cold_plate] are optional only with [rack]; without it their absence exits 2 naming the
+    key (it reached the solve as a sentinel object and died on a TypeError)."""
+    text = (CASES / "nvl72_dry_cooler_temperate.toml").read_text()
+    lines = text.splitlines(keepends=True)
+    if drop.startswith("["):
+        i = next(k for k, line in enumerate(lines) if line.startswith(drop))
+        j = next(k for k in range(i + 1, len(lines)) if lines[k].startswith("["))
+        lines = lines[:i] + lines[j:]
+    else:
+        lines = [line for line in lines if not line.startswith(drop)]
+    case = tmp_path / "hall.toml"
+    case.write_text("".join(lines))
+    shutil.copytree(CASES / "data", tmp_path / "data")
+    assert main(["check", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: missing required key" in err and "Traceback" not in err

@@ -236,7 +236,6 @@ def _require_memory(path, hours: int, points: int, max_iter: int) -> None:
     )  # fmt: skip
 
 
-_MISSING_KEY = object()  # "required": the Table readers' own sentinel is private
 
 
 @dataclass(frozen=True)
@@ -360,7 +359,11 @@ def parse(case_file: CaseFile) -> FacilityCase:
     it = root.table("it")
     rk = root.table("rack", default=None)
     rack_link = None if rk is None else _read_rack(rk, case_file)
-    n_acc = it.integer("accelerators", minimum=1, default=None if rack_link else _MISSING_KEY)
+    # required without [rack]; with it, optional (the racks give the count)
+    if rack_link is None:
+        n_acc = it.integer("accelerators", minimum=1)
+    else:
+        n_acc = it.integer("accelerators", minimum=1, default=None)
     if rack_link is not None:
         n_rack_acc = rack_link.racks * len(rack_link.accelerators)
         if n_acc is not None and n_acc != n_rack_acc:
@@ -428,7 +431,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
             "cold_plate",
             f"the rack case ([rack] case = {rack_link.file}) defines the cold plates; remove [cold_plate]",
         )
-    cp_t = root.table("cold_plate", default={} if rack_link is not None else _MISSING_KEY)
+    cp_t = root.table("cold_plate") if rack_link is None else root.table("cold_plate", default={})
     curves = None
     curve_key = "case" if cp_t.has("case") else "curves"  # a curve file, or a cold-plate case solved below
     if cp_t.has("curves") and cp_t.has("case"):
