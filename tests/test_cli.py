@@ -16,8 +16,14 @@ from aidc_thermo.io.results import summary_values
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(p for p in (ROOT / "cases").glob("*.toml") if not p.name.startswith("sweep_"))  # sweeps: docs/sweep.md
 #: bundled cases run by the slow test below, not by the ``runs`` fixture, to keep the default suite under its limit
-#: (12-36 s each on an idle 2-core machine, mostly compilation)
-SLOW_BUNDLED = {"row_nvl72", "nvl72_racks_dry_cooler_temperate", "coldplate_pinfin"}
+#: (12-36 s each on an idle 2-core machine, mostly compilation; the compact model's own default tests are in
+#: test_compact_case.py)
+SLOW_BUNDLED = {
+    "row_nvl72",
+    "nvl72_racks_dry_cooler_temperate",
+    "coldplate_pinfin",
+    "compact_gpu_coldplate",
+}
 FAST_BUNDLED = [c for c in BUNDLED if c.stem not in SLOW_BUNDLED]
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
 GRIDDED = {"package_stack", "resolved_coldplate", "compact_coldplate"}
