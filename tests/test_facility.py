@@ -274,6 +274,7 @@ def hot_hours():
     return (case, *_first_hours(*facility.build(case)))
 
 
+@pytest.mark.slow  # default-suite time (CI machine): a validation that compiles for tens of seconds
 def test_batched_solve_equals_the_loop_over_designs(hot_hours):
     """vmap over stacked Params of four designs (setpoint and flow, chip
     power, fan and hall size) gives every design's own answer to 1e-10."""

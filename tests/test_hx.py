@@ -134,6 +134,7 @@ def test_gradients_match_finite_differences(arrangement):
         assert float(g_c) == pytest.approx(ref_c, rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow  # default-suite time (CI machine): a validation that compiles for tens of seconds
 def test_gradients_at_exact_limits():
     # d eps/dNTU at Cr = 0 is e^{-N}; at Cr = 1 (counterflow) 1/(1+N)^2.
     for arr in hx.ARRANGEMENTS:

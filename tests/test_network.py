@@ -503,6 +503,7 @@ def _rack_thermal(net, sol, fl, plates, power, t_supply, method="dense", with_in
     return (temps, info) if with_info else temps
 
 
+@pytest.mark.slow  # default-suite time (CI machine): a validation that compiles for tens of seconds
 @pytest.mark.parametrize("method", ["sweep", "dense"])
 def test_rack_mass_and_energy_conservation(method):
     b, net, params, bnd, plates = mini_rack()
@@ -573,6 +574,7 @@ def test_open_network_energy_and_reverse_flow_edge():
     assert abs((out_energy - in_energy) / 400.0 - 1) < 1e-10
 
 
+@pytest.mark.slow  # default-suite time (CI machine): a validation that compiles for tens of seconds
 def test_recirculating_loop_temperatures_sweep_equals_dense():
     """A pumped loop a -> b -> c -> a with through-flow in at a and out at
     c: the flow has a cycle, the sweep converges geometrically and agrees
@@ -752,6 +754,7 @@ def rack_objective(header_d, speed, t_supply, power):
     return jnp.max(t.edge_outlet[jnp.asarray(plates)]), sol.flow, info.converged
 
 
+@pytest.mark.slow  # default-suite time (CI machine): a validation that compiles for tens of seconds
 def test_vmap_over_operating_points_equals_loop():
     n_plates = len(_RACK[4])
     n = 16
