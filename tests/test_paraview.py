@@ -210,6 +210,9 @@ def _case_copy(case: Path, tmp_path: Path) -> Path:
         text = text.replace(old, new)
     out = tmp_path / case.name
     out.write_text(text)
+    for ref in re.findall(r'^\s*case\s*=\s*"([^"]+\.toml)"', text, re.M):  # a rack or plate case it names
+        if not (tmp_path / ref).exists():
+            shutil.copy(case.parent / ref, tmp_path / ref)
     for data in (case.parent / "data",):
         if data.is_dir() and not (tmp_path / "data").exists():
             shutil.copytree(data, tmp_path / "data")
