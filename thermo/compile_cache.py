@@ -39,23 +39,40 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-__all__ = ["ENV", "OFF_VALUES", "CachedJit", "cache_dir", "cached_jit", "configure", "executable_dir", "source_hash"]
+__all__ = [
+    "ENV",
+    "OFF_VALUES",
+    "CachedJit",
+    "cache_dir",
+    "cached_jit",
+    "configure",
+    "executable_dir",
+    "source_hash",
+    "user_cache_folder",
+]
 
 #: environment variable: a folder for the cache, or one of OFF_VALUES
 ENV = "AIDC_THERMO_COMPILE_CACHE"
 OFF_VALUES = ("0", "off", "no", "false", "none")
 
 
-def cache_dir(environ=None) -> Path | None:
-    """The cache folder the command line uses, or None when the cache is off."""
+def user_cache_folder(env: str, leaf: str, environ=None) -> Path | None:
+    """A cache folder of the command line: the folder the variable ``env``
+    names, None when it is one of :data:`OFF_VALUES`, else
+    ``$XDG_CACHE_HOME/aidc-thermo/<leaf>`` (``~/.cache`` when unset)."""
     environ = os.environ if environ is None else environ
-    value = environ.get(ENV, "").strip()
+    value = environ.get(env, "").strip()
     if value.lower() in OFF_VALUES:
         return None
     if value:
         return Path(value).expanduser()
     base = environ.get("XDG_CACHE_HOME", "").strip() or str(Path("~/.cache").expanduser())
-    return Path(base) / "aidc-thermo" / "jax"
+    return Path(base) / "aidc-thermo" / leaf
+
+
+def cache_dir(environ=None) -> Path | None:
+    """The cache folder the command line uses, or None when the cache is off."""
+    return user_cache_folder(ENV, "jax", environ)
 
 
 def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | None]:

@@ -45,7 +45,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aidc_thermo.compile_cache import OFF_VALUES
+from aidc_thermo.compile_cache import user_cache_folder
 from aidc_thermo.errors import CaseError, SolveError
 from aidc_thermo.io.curves import ColdPlateCurves, coolant_label, format_curves, read_curves, require_coolant
 
@@ -89,14 +89,7 @@ def cache_dir(environ=None) -> Path | None:
     after ``configure(False)``)."""
     if environ is None and not _enabled:
         return None
-    environ = os.environ if environ is None else environ
-    value = environ.get(ENV, "").strip()
-    if value.lower() in OFF_VALUES:
-        return None
-    if value:
-        return Path(value).expanduser()
-    base = environ.get("XDG_CACHE_HOME", "").strip() or str(Path("~/.cache").expanduser())
-    return Path(base) / "aidc-thermo" / "curves"
+    return user_cache_folder(ENV, "curves", environ)
 
 
 def begin_run() -> None:
