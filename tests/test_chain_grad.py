@@ -1,6 +1,5 @@
 """The plate -> hall chain as one differentiable function (thermo/chain_grad.py):
-its refusals. (The slow gradient-vs-central-difference test is not here yet:
-run under pytest, its reverse-mode call hung in XLA's CPU runtime; see the i14-grad report.)"""
+its refusals, and (slow) its gradient against central differences."""
 
 from __future__ import annotations
 
@@ -8,6 +7,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aidc_thermo.coolant import make_coolant
@@ -59,3 +59,32 @@ def test_chain_refuses_a_parametric_plate_and_another_coolant(tmp_path):
     water = replace(plate, coolant=make_coolant("water"))
     with pytest.raises(ValueError, match="depend on the coolant"):
         plate_hall_chain(water, hall)
+
+
+@pytest.mark.slow
+def test_chain_gradient_matches_central_differences(tmp_path):
+    """d(J/token) by reverse mode through the whole chain (plate solve, curves, hourly hall) equals forward
+    mode and a central difference in the channel width and the supply setpoint. A missing derivative path
+    (the plate's curves, the coupled hall solve) changes the answer by far more than the tolerance.
+
+    The reverse-mode call once hung on a 2-core machine (batched LAPACK calls waiting on each other in
+    XLA's thread pool); kernels/solvers/dense.py keeps LAPACK unbatched on the CPU."""
+    import jax
+    import jax.numpy as jnp
+
+    from aidc_thermo.chain_grad import plate_hall_chain
+
+    chain = plate_hall_chain(_plate(tmp_path), _hall(tmp_path, days=2))
+    x0 = jnp.asarray(chain.x0)
+    f = jax.jit(chain.j_per_token)
+    grad = np.asarray(jax.jit(jax.grad(chain.j_per_token))(x0))
+    assert np.all(np.isfinite(grad))
+    # channel width, fin thickness (smooth: 1e-5); supply setpoint (the hours' control modes bend it: 1e-3)
+    for i, tol in ((0, 1e-5), (1, 1e-5), (2, 1e-3)):
+        e = jnp.zeros_like(x0).at[i].set(1.0)
+        fwd = float(jax.jit(lambda x, e=e: jax.jvp(chain.j_per_token, (x,), (e,))[1])(x0))
+        h = 1e-4 * abs(float(x0[i]))
+        fd = (float(f(x0 + h * e)) - float(f(x0 - h * e))) / (2 * h)
+        assert abs(fwd) > 0.0
+        assert grad[i] == pytest.approx(fwd, rel=1e-9)
+        assert fd == pytest.approx(fwd, rel=tol)

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+
+from ..solvers import dense as _dense
 
 __all__ = ["Layout"]
 
@@ -313,8 +314,7 @@ class Layout:
         z = jnp.zeros((self.n_blocks, self.block_size), v.dtype)
         rb = z.at[self.c_blk, self.c_loc].set(v)[..., None]
         if not self.has_tees:
-            chol = jnp.linalg.cholesky(s)
-            x = jax.scipy.linalg.cho_solve((chol, True), rb)
+            x = _dense.cho_solve(_dense.cho_factor(s), rb)
         else:
-            x = jnp.linalg.solve(jnp.swapaxes(s, -1, -2) if transpose else s, rb)
+            x = _dense.solve(jnp.swapaxes(s, -1, -2) if transpose else s, rb)
         return x[..., 0][self.c_blk, self.c_loc]

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from ..diagnostics import SolveInfo
+from ..solvers import dense as _dense
 
 __all__ = ["NetworkTemperatures", "network_temperatures"]
 
@@ -196,7 +197,7 @@ def network_temperatures(
     elif method == "dense":
         rows = jnp.arange(n)
         a = jnp.zeros((n, n), dt).at[rows, rows].set(diag).at[down, up].add(-kappa)
-        t_node = jnp.linalg.solve(a, b)
+        t_node = _dense.solve(a, b)
         res = jnp.max(jnp.abs(matvec(t_node) - b)) / jnp.maximum(jnp.max(jnp.abs(b)), tiny)
         info = SolveInfo(
             converged=jnp.isfinite(res),

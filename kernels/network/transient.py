@@ -65,8 +65,9 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jax import lax
+
+from ..solvers import dense as _dense
 
 __all__ = ["SCHEMES", "TransportConfig", "TransportInputs", "TransportTrace", "integrate", "steady_state", "state_size"]
 
@@ -342,7 +343,7 @@ def steady_state(network, config: TransportConfig, inputs: TransportInputs, leve
     pick = _picker(inputs, m, dt)
     fl = m.flows(pick("flow", level))
     A = m.matrix(fl)
-    return jnp.linalg.solve(A, m.forcing(fl, pick("heat", level), pick("inlet", level), pick("set", level)))
+    return _dense.solve(A, m.forcing(fl, pick("heat", level), pick("inlet", level), pick("set", level)))
 
 
 def _picker(inputs, m, dt):
@@ -403,7 +404,7 @@ def integrate(network, config: TransportConfig, inputs: TransportInputs, time_st
         eye = jnp.eye(m.size, dtype=dtype)
 
         def inverse(M):  # explicit inverse from one LU: each step is then one matrix-vector product
-            return jsl.lu_solve(jsl.lu_factor(M), eye)
+            return _dense.solve(M, eye)
 
         inv = {
             "euler": inverse(jnp.diag(C / h) + A0),
@@ -430,7 +431,7 @@ def integrate(network, config: TransportConfig, inputs: TransportInputs, time_st
 
         def solve(kind, k, rhs):
             a, th = coef[kind]
-            return jnp.linalg.solve(jnp.diag(a * C / h) + th * matrix_at(k), rhs)
+            return _dense.solve(jnp.diag(a * C / h) + th * matrix_at(k), rhs)
 
     def rep(T, k):
         return m.report(flows_at(k), T, heat[k], t_in[k], t_set[k])

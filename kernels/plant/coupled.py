@@ -72,6 +72,7 @@ from jax import lax
 from .. import plant
 from ..diagnostics import SolveInfo
 from ..network.laws import loglog_interp
+from ..solvers import dense as _dense
 from . import hx, it_power
 
 __all__ = [
@@ -746,7 +747,7 @@ def solve_rack_operating_point(
 
     def tangent_solve(g, y):
         jac = jax.jacfwd(g)(jnp.zeros_like(y))
-        return jnp.linalg.solve(jac, y)
+        return _dense.solve(jac, y)
 
     t_plates = lax.custom_root(residual_of(fac, plates, amb), t_star, lambda f, x0: x0, tangent_solve)
     op, _, _ = _rack_evaluate(fac, plates, amb, config, t_plates, True)

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jax import lax
+
+from ..solvers import dense as _dense
 
 __all__ = ["SCHEMES", "integrate", "rc_links", "mixing_cells", "stored_heat"]
 
@@ -100,10 +101,10 @@ def integrate(C, A, f, T0, dt, scheme: str = "bdf2"):
     dtype = T0.dtype
     dt = jnp.asarray(dt, dtype)
     Cd = jnp.diag(C / dt)
-    euler = jsl.lu_factor(Cd + A)
+    euler = _dense.lu_factor(Cd + A)
 
     def euler_step(T, f1):
-        return jsl.lu_solve(euler, C / dt * T + f1)
+        return _dense.lu_solve(euler, C / dt * T + f1)
 
     if scheme == "euler":
 
@@ -114,20 +115,20 @@ def integrate(C, A, f, T0, dt, scheme: str = "bdf2"):
         _, Ts = lax.scan(step, T0, (f[:-1], f[1:]))
         return jnp.concatenate([T0[None], Ts])
     if scheme == "cn":
-        cn = jsl.lu_factor(Cd + 0.5 * A)
+        cn = _dense.lu_factor(Cd + 0.5 * A)
 
         def step(carry, fs):
-            T = jsl.lu_solve(cn, C / dt * carry - 0.5 * (A @ carry) + 0.5 * (fs[0] + fs[1]))
+            T = _dense.lu_solve(cn, C / dt * carry - 0.5 * (A @ carry) + 0.5 * (fs[0] + fs[1]))
             return T, T
 
         _, Ts = lax.scan(step, T0, (f[:-1], f[1:]))
         return jnp.concatenate([T0[None], Ts])
-    bdf2 = jsl.lu_factor(1.5 * Cd + A)
+    bdf2 = _dense.lu_factor(1.5 * Cd + A)
     T1 = euler_step(T0, f[1])
 
     def step(carry, f2):
         T, T_prev = carry
-        T_new = jsl.lu_solve(bdf2, C / dt * (2.0 * T - 0.5 * T_prev) + f2)
+        T_new = _dense.lu_solve(bdf2, C / dt * (2.0 * T - 0.5 * T_prev) + f2)
         return (T_new, T), T_new
 
     _, Ts = lax.scan(step, (T1, T0), f[2:])

@@ -1,3 +1,4 @@
 """The solver shelf: Krylov loops (krylov), geometric multigrid (multigrid),
-symmetric 7-point operators solved with both (linsolve) and bracketed scalar
-roots (roots)."""
+symmetric 7-point operators solved with both (linsolve), bracketed scalar
+roots (roots) and dense LU / Cholesky solves that never batch a LAPACK call
+on the CPU (dense)."""

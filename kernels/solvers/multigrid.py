@@ -40,6 +40,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from . import dense as _dense
+
 __all__ = [
     "CycleConfig",
     "Hierarchy",
@@ -277,8 +279,8 @@ def smooth(level: Level, x: jax.Array, b: jax.Array, colors=(0, 1)) -> jax.Array
 @dataclass(frozen=True)
 class Hierarchy:
     """Levels, finest first (internal axis order), and the coarsest level's
-    dense factorisation: a Cholesky factor, an ``(lu, piv)`` pair, or ``None``
-    (smoothing sweeps)."""
+    dense factorisation (:class:`~kernels.solvers.dense.CholeskyFactor` or
+    :class:`~kernels.solvers.dense.LUFactor`), or ``None`` (smoothing sweeps)."""
 
     levels: tuple
     coarse: object
@@ -315,7 +317,7 @@ def setup(
     if config.dense_limit is None or n <= config.dense_limit:
         eye = jnp.eye(n, dtype=last.diag.dtype).reshape((n,) + last.diag.shape)
         dense = jax.vmap(lambda e: apply(last, e).reshape(-1))(eye).T
-        coarse = jnp.linalg.cholesky(dense) if config.symmetric else jax.scipy.linalg.lu_factor(dense)
+        coarse = _dense.cho_factor(dense) if config.symmetric else _dense.lu_factor(dense)
     return Hierarchy(tuple(levels), coarse)
 
 
@@ -328,8 +330,8 @@ def _coarse_solve(hier: Hierarchy, config: CycleConfig, r):
             x = smooth(level, x, r, (1, 0))
         return x
     if config.symmetric:
-        return jax.scipy.linalg.cho_solve((hier.coarse, True), r.reshape(-1)).reshape(r.shape)
-    return jax.scipy.linalg.lu_solve(hier.coarse, r.reshape(-1)).reshape(r.shape)
+        return _dense.cho_solve(hier.coarse, r.reshape(-1)).reshape(r.shape)
+    return _dense.lu_solve(hier.coarse, r.reshape(-1)).reshape(r.shape)
 
 
 def v_cycle(hier: Hierarchy, config: CycleConfig, r: jax.Array, depth: int = 0) -> jax.Array:

@@ -64,6 +64,7 @@ from aidc_thermo.io.results import Quantity, Series, write_series_results
 from aidc_thermo.io.traces import read_trace
 from aidc_thermo.kernels import plant
 from aidc_thermo.kernels.plant import hx, it_power
+from aidc_thermo.kernels.solvers import dense as _dense
 from aidc_thermo.models.facility import read_chiller_cop
 from aidc_thermo.models.protocol import Output
 
@@ -569,7 +570,7 @@ def _steady_at(s: Static, p: Params, A0, fan, p_trace, T_guess):
 
     def body(_, T):
         P, _, _ = _accelerators(s, p, T, p_trace)
-        return jnp.linalg.solve(A, _heat(s, p, P, g, pumps))
+        return _dense.solve(A, _heat(s, p, P, g, pumps))
 
     return lax.fori_loop(0, _FIXED_POINT, body, T_guess)
 
@@ -699,7 +700,7 @@ def solve(s: Static, p: Params) -> Solution:
             q_ev, p_ch = evaporator(T, on, g)
             f = f.at[s.fw_supply(0)].add(-q_ev)
         rhs = C / dt * T + f
-        T_new = jnp.linalg.solve(jnp.diag(C / dt) + A, rhs)
+        T_new = _dense.solve(jnp.diag(C / dt) + A, rhs)
         q_rej, q_in = record(T_new, new_fan, P, g)
         if chill:
             out = (T_new, new_fan, P, clock, u_acc, g, q_rej + q_ev, q_in, on, q_ev, p_ch)
