@@ -52,8 +52,9 @@ class Chain:
     #: (channel_width m, fin_thickness m, supply setpoint K, flow scale 1): the cases as given
     x0: np.ndarray
 
-    def solve(self, x):
-        """``(plate Solution, hall Params, hall Solution)`` at ``x`` (pure JAX)."""
+    def params_at(self, x):
+        """``(plate Params, plate Solution, hall Params)`` at ``x`` (pure JAX):
+        the plate solved at its curve flows, its curves put in the hall."""
         import jax.numpy as jnp
 
         from aidc_thermo.kernels import coupled
@@ -68,7 +69,11 @@ class Chain:
             table_dp=jnp.asarray(ps.curve_dp, dt),
         )
         hp = self.hall_params._replace(hall=dataclasses.replace(self.hall_params.hall, cold_plate=table))
-        hp = facility.with_controls(hp, x[2].astype(dt), x[3].astype(dt))
+        return pp, ps, facility.with_controls(hp, x[2].astype(dt), x[3].astype(dt))
+
+    def solve(self, x):
+        """``(plate Solution, hall Params, hall Solution)`` at ``x`` (pure JAX)."""
+        _, ps, hp = self.params_at(x)
         return ps, hp, facility.solve(self.hall_static, hp)
 
     def j_per_token(self, x):

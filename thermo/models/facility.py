@@ -94,6 +94,9 @@ class OptimizeSettings:
     flow_scale_bounds: tuple[float, float]
     junction_limit: float  # K
     grid: tuple[int, int]
+    #: the cold plate's geometry, optimized with the plant when ``[cold_plate] case`` names a compact plate:
+    #: ((name, low m, high m), ...) for ``channel_width`` and/or ``fin_thickness``; () when not
+    geometry: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -127,12 +130,17 @@ class FacilityCase:
     coolant_facility_water: object = None
     #: the racks named by ``[rack]`` (:class:`RackLink`), or None
     rack: object = None
+    #: ``[cold_plate] case``'s :class:`~aidc_thermo.curve_cache.PlateReference`, or None
+    plate: object = None
 
     def as_dict(self) -> dict:
-        d = asdict(dataclasses.replace(self, coolant_secondary=None, coolant_facility_water=None, rack=None))
+        d = asdict(
+            dataclasses.replace(self, coolant_secondary=None, coolant_facility_water=None, rack=None, plate=None)
+        )
         d.pop("coolant_secondary")
         d.pop("coolant_facility_water")
         d.pop("rack")
+        d.pop("plate")
         if self.rack is not None:
             d["rack"] = {"case": self.rack.file, "racks": self.rack.racks, "accelerator_plate": self.rack.plate,
                          "rack_case": self.rack.case.as_dict()}  # fmt: skip
@@ -692,6 +700,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
     s_lo, s_hi = max(t_set - 10.0, supply_range[0]), min(t_set + 10.0, supply_range[1])
     f_lo, f_hi = 0.5, 2.0
     grid = (9, 7)
+    geometry = ()
     if opt_t is not None:
         s_lo, s_hi = opt_t.quantities("supply_temperature", "temperature", length=2, default=(s_lo, s_hi))
         f_lo, f_hi = opt_t.quantities("flow_scale", "dimensionless", length=2, default=(f_lo, f_hi), positive=True)
@@ -704,6 +713,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
         if opt_t.has("supply_temperature"):
             for i, t in enumerate((s_lo, s_hi)):
                 _check_supply(opt_t, f"supply_temperature[{i}]", t, supply_range)
+        geometry = _read_geometry_bounds(opt_t, curves)
         if curves is not None and not (curves.covers(q_cp * f_lo) and curves.covers(q_cp * f_hi)):
             raise opt_t.error(
                 "flow_scale",
@@ -734,8 +744,9 @@ def parse(case_file: CaseFile) -> FacilityCase:
         out.finish()
     root.finish()
     _require_memory(case_file.path, len(weather), 1 + len(sweep), max_iter)
+    plate_ref = None
     if cold_plate is None:  # [cold_plate] case = ...: every check passed, the plate's curves are solved (or cached)
-        curves = curves.curves()
+        plate_ref, curves = curves, curves.curves()
         cold_plate = dict(table_flow=curves.flow, table_r=curves.r_max, table_dp=curves.dp)
 
     params = dict(
@@ -785,7 +796,7 @@ def parse(case_file: CaseFile) -> FacilityCase:
         hourly=hourly,
         utilization_by_hour=profile,
         sweep_supply=tuple(float(s) for s in sweep),
-        optimize=OptimizeSettings((s_lo, s_hi), (f_lo, f_hi), t_j_limit, tuple(grid)),
+        optimize=OptimizeSettings((s_lo, s_hi), (f_lo, f_hi), t_j_limit, tuple(grid), geometry),
         precision=precision,
         tolerance=tol,
         max_iterations=max_iter,
@@ -795,7 +806,46 @@ def parse(case_file: CaseFile) -> FacilityCase:
         coolant_secondary=sec_coolant_fit,
         coolant_facility_water=fw_coolant_fit,
         rack=rack_link,
+        plate=plate_ref,
     )
+
+
+_GEOMETRY_KEYS = ("channel_width", "fin_thickness")
+
+
+def _read_geometry_bounds(opt_t, curves) -> tuple:
+    """``[optimize] channel_width`` / ``fin_thickness`` ([low, high] lengths):
+    the cold plate's geometry optimized with the plant, only for a plate named
+    by ``[cold_plate] case`` that is a compact plate with straight fins and
+    Shah & London closures (a closure table holds for one channel width)."""
+    given = [k for k in _GEOMETRY_KEYS if opt_t.has(k)]
+    if not given:
+        return ()
+    from aidc_thermo.curve_cache import PlateReference
+
+    plate = curves.case if isinstance(curves, PlateReference) else None
+    why = ""
+    if plate is None:
+        why = ("the cold plate's geometry can be optimized only when [cold_plate] case names a compact_coldplate "
+               "case (a curve file or a parametric law has no geometry)")  # fmt: skip
+    elif curves.case_type != "compact_coldplate":
+        why = f"[cold_plate] case names a {curves.case_type!r} case; only a compact_coldplate plate is optimized"
+    elif plate.fin_type != "straight":
+        why = f"the plate {curves.raw} has {plate.fin_type}, not straight fins: no channel width and fin thickness"
+    elif plate.closures:
+        why = (f"the plate {curves.raw} takes a closure table, calibrated for one channel width; optimize with "
+               "its Shah & London closures (nusselt)")  # fmt: skip
+    if why:
+        raise opt_t.error(given[0], why)
+    out = []
+    for key in _GEOMETRY_KEYS:
+        if not opt_t.has(key):
+            continue
+        lo, hi = opt_t.quantities(key, "length", length=2, positive=True)
+        if not hi > lo:
+            raise opt_t.error(key, f"[low, high] with high > low, got {opt_t.raw(key)}")
+        out.append((key, float(lo), float(hi)))
+    return tuple(out)
 
 
 def rated_params(case: FacilityCase) -> dict:
@@ -1727,15 +1777,21 @@ def _summary(case, r, static=None) -> dict[str, Quantity]:
 
 def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Minimize facility J/token over the facility-water supply temperature and a
-    coolant flow scale (both loops), subject to the hottest junction staying at
-    or below ``junction_limit``, within the ``[optimize]`` bounds.
+    coolant flow scale (both loops), and, when ``[cold_plate] case`` names a
+    compact plate and ``[optimize]`` bounds its ``channel_width`` and/or
+    ``fin_thickness``, over the plate's geometry too, subject to the hottest
+    junction staying at or below ``junction_limit``, within the bounds.
 
-    Method: a coarse grid scan (``grid`` points, every hour at every point) finds
-    the best feasible point; SLSQP (scipy) then refines it with gradients of the
-    annual J/token and of the hottest junction temperature from implicit
-    differentiation of every hour's converged solve. The result is kept only if
-    it is feasible and no worse than the grid's best. Sensitivities at the
-    optimum: the gradient, and J/token at +-1 K and +-5 % flow.
+    Method: a coarse grid scan over supply and flow (``grid`` points, every
+    hour at every point, the case's own plate) finds the best feasible point;
+    SLSQP (scipy) then refines every variable from there with gradients of the
+    annual J/token and of the hottest junction temperature by implicit
+    differentiation of every hour's converged solve and, for the geometry,
+    through the plate's finite-volume solves at its curve flows
+    (:mod:`aidc_thermo.chain_grad`). The result is kept only if it converges,
+    passes ``thermo run``'s checks, is feasible and is no worse than the grid's
+    best. Sensitivities at the optimum: the gradient, and J/token at +-1 K and
+    +-5 % flow.
     """
     import jax
     import jax.numpy as jnp
@@ -1751,10 +1807,35 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     metrics = _year_metrics(static)
     opt = case.optimize
     (t_lo, t_hi), (s_lo, s_hi) = opt.supply_bounds, opt.flow_scale_bounds
+    geometry = opt.geometry
+    chain = None
+    if geometry:
+        from aidc_thermo.chain_grad import plate_hall_chain
+
+        chain = plate_hall_chain(case.plate.case, case)
+        chain_metrics = _year_metrics(chain.hall_static)
+    plate_x0 = None if chain is None else np.asarray(chain.x0[:2], np.float64)  # channel width, fin thickness
+    geo_index = {"channel_width": 0, "fin_thickness": 1}
 
     def point(x):  # the same solve as thermo run, at setpoint x[0] and flow scale x[1]
         j, tj, conv, _ = metrics(with_controls(params, x[0], x[1]))
         return j, tj, conv
+
+    def chain_x(x):  # (supply, flow scale, *geometry) -> the chain's (width, thickness, supply, flow scale)
+        plate = [jnp.asarray(v, dt) for v in plate_x0]
+        for k, (name, _, _) in enumerate(geometry):
+            plate[geo_index[name]] = x[2 + k]
+        return jnp.stack([*plate, x[0], x[1]])
+
+    def point_full(x):  # every variable: the plate solved at its geometry when it is one of them
+        if chain is None:
+            return point(x)
+        from aidc_thermo.models import compact
+
+        pp, ps, hp = chain.params_at(chain_x(x))
+        j, tj, conv, _ = chain_metrics(hp)
+        plate_ok = compact.report(chain.plate_static, pp, ps)["converged"].value
+        return j, tj, jnp.logical_and(conv, plate_ok)
 
     grid_t = np.linspace(t_lo, t_hi, opt.grid[0])
     grid_s = np.linspace(s_lo, s_hi, opt.grid[1])
@@ -1772,15 +1853,19 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
             "flow bound, or relax the limit"
         )
     ig = np.unravel_index(np.argmin(np.where(feasible, j_g, np.inf)), j_g.shape)
-    x_grid = np.array([grid_t[ig[0]], grid_s[ig[1]]])
+    # the grid's best, with the case's own plate (its geometry clipped into the bounds only as SLSQP's start)
+    x_grid = np.array([grid_t[ig[0]], grid_s[ig[1]]] + [plate_x0[geo_index[g[0]]] for g in geometry])
     j_grid = float(j_g[ig])
 
     # Gradient refinement in unit-box coordinates: one compiled function gives
     # J/token, the hottest junction and both their gradients (implicit).
-    lo, span = np.array([t_lo, s_lo]), np.array([t_hi - t_lo, s_hi - s_lo])
+    lo = np.array([t_lo, s_lo] + [g[1] for g in geometry])
+    hi = np.array([t_hi, s_hi] + [g[2] for g in geometry])
+    span = hi - lo
+    n_var = len(lo)
 
     def j_and_tj(u):
-        j, tj, _ = point(jnp.asarray(lo, dt) + u * jnp.asarray(span, dt))
+        j, tj, _ = point_full(jnp.asarray(lo, dt) + u * jnp.asarray(span, dt))
         return jnp.stack([j, tj])
 
     vals_jac = jax.jit(lambda u: (j_and_tj(u), jax.jacrev(j_and_tj)(u)))
@@ -1805,25 +1890,36 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         return -evaluate(u)[1][1]
 
     res = minimize(
-        fun, (x_grid - lo) / span, jac=True, method="SLSQP", bounds=[(0.0, 1.0), (0.0, 1.0)],
+        fun, np.clip((x_grid - lo) / span, 0.0, 1.0), jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * n_var,
         constraints=[{"type": "ineq", "fun": con, "jac": con_jac}],
         options={"maxiter": 60, "ftol": 1e-10},
     )  # fmt: skip
-    point_jit = jax.jit(point)
+    point_jit = jax.jit(point_full)
     x_ref = lo + np.clip(res.x, 0.0, 1.0) * span
     j_ref, tj_ref, conv_ref = (float(v) for v in point_jit(jnp.asarray(x_ref, dt)))
     refined_ok = bool(conv_ref) and tj_ref <= opt.junction_limit + 1e-6 and j_ref <= j_grid
-    x_opt, j_opt, tj_opt = (x_ref, j_ref, tj_ref) if refined_ok else (x_grid, j_grid, float(tj_g[ig]))
-    method = "grid + SLSQP (implicit gradients)" if refined_ok else "grid (SLSQP did not improve)"
+    rejected = ""
+    if refined_ok and chain is not None:  # thermo run's checks of the plate's solves and of every hour
+        try:
+            chain.checked(np.asarray(chain_x(jnp.asarray(x_ref, dt)), np.float64))
+        except SolveError as exc:
+            refined_ok, rejected = False, f"; the refined point failed thermo run's checks: {exc}"
+    if refined_ok:
+        x_opt, j_opt, tj_opt = x_ref, j_ref, tj_ref
+    else:  # the grid's best, at the case's own plate
+        x_opt, j_opt, tj_opt = x_grid.copy(), j_grid, float(tj_g[ig])
+    method = ("grid + SLSQP (implicit gradients" + (", through the plate's solves)" if chain is not None else ")")
+              if refined_ok else "grid (SLSQP did not improve" + rejected + ")")  # fmt: skip
 
     # Sensitivities.
     g_j = evaluate((x_opt - lo) / span)[1][0] / span  # dJ/dx in physical units
-    x_base = np.array([case.params["t_supply_set"], 1.0])
+    x_base = np.array([case.params["t_supply_set"], 1.0] + [plate_x0[geo_index[g[0]]] for g in geometry])
     j_base, tj_base, conv_base = (float(v) for v in point_jit(jnp.asarray(x_base, dt)))
     neighbours = {}
     for name, dx in (("supply_minus_1K", (-1.0, 0.0)), ("supply_plus_1K", (1.0, 0.0)),
                      ("flow_minus_5pct", (0.0, -0.05)), ("flow_plus_5pct", (0.0, 0.05))):  # fmt: skip
-        x = np.clip(x_opt + np.asarray(dx), [t_lo, s_lo], [t_hi, s_hi])
+        x = x_opt.copy()
+        x[:2] = np.clip(x_opt[:2] + np.asarray(dx), [t_lo, s_lo], [t_hi, s_hi])
         jn, tjn, _ = (float(v) for v in point_jit(jnp.asarray(x, dt)))
         neighbours[name] = (jn, tjn)
     progress.phase("write")
@@ -1854,6 +1950,14 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         "slsqp_iterations": Quantity(int(res.nit)),
         "slsqp_message": Quantity(str(res.message)),
     }
+    for k, (name, g_lo, g_hi) in enumerate(geometry):
+        summary.update({
+            f"{name}_opt": Quantity(float(x_opt[2 + k]) * 1e3, "mm", f"the cold plate's (bounds {g_lo * 1e3:.4g}.."
+                                    f"{g_hi * 1e3:.4g} mm; {case.plate.raw})"),
+            f"{name}_case": Quantity(float(plate_x0[geo_index[name]]) * 1e3, "mm", "the plate case's own"),
+            f"dJ_d{name}": Quantity(float(g_j[2 + k]) * 1e-3, "J/mm", "at the optimum (implicit gradient through "
+                                    "the plate's finite-volume solves)"),
+        })  # fmt: skip
     for name, (jn, tjn) in neighbours.items():
         summary[f"J_per_token_{name}"] = Quantity(jn, "J", f"T_j,max {tjn - T0:.2f} degC")
     write_series_results(

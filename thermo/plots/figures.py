@@ -928,11 +928,18 @@ def _optimize(r: Results, save) -> None:
     t_opt, s_opt = r.summary["supply_temperature_opt"], r.summary["flow_scale_opt"]
     j_opt = r.summary["J_per_token_facility_opt"]
     label = f"optimum: {j_opt:.4g} J at {t_opt:.1f} °C, flow × {s_opt:.2f}"
+    plate = [k for k in ("channel_width", "fin_thickness") if f"{k}_opt" in r.summary]
+    if plate:  # the plate's geometry was optimized too: the grid is the case's own plate, the star is not
+        label += "".join(f", {k.replace('_', ' ')} {r.summary[k + '_opt']:.3g} mm" for k in plate)
+        own = ", ".join(f"{k.replace('_', ' ')} {r.summary[k + '_case']:.3g} mm" for k in plate)
     ax.plot(t_opt, s_opt, "r*", ms=12, clip_on=False, label=label)
     ax.set_xlabel("facility-water supply setpoint [°C]")
     ax.set_ylabel("coolant flow scale")
-    ax.set_title(f"{r.summary['case']}\nfacility J/token (hatched: infeasible; red: T_j = limit)", fontsize=10)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
+    what = "facility J/token (hatched: infeasible; red: T_j = limit)"
+    if plate:
+        what += f"\ngrid: the case's plate, {own}"
+    ax.set_title(f"{r.summary['case']}\n{what}", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1 if plate else 2, fontsize=8, frameon=False)
     save(fig, "optimize")
 
 
