@@ -15,3 +15,10 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 import os  # noqa: E402
 
 os.environ.setdefault("AIDC_THERMO_COMPILE_CACHE", "off")
+
+# Cold-plate curves solved from a plate case (thermo/curve_cache.py) go to one folder per test session, not the
+# user's: set here in pytest's first process, inherited by its xdist workers, so a bundled plate is solved once.
+if "AIDC_THERMO_CURVE_CACHE" not in os.environ:
+    import tempfile  # noqa: E402
+
+    os.environ["AIDC_THERMO_CURVE_CACHE"] = tempfile.mkdtemp(prefix="aidc-thermo-test-curves-")

@@ -267,7 +267,7 @@ def test_sweep_of_a_rack_hall_equals_its_designs_run_alone(tmp_path):
     from aidc_thermo.io.results import summary_values
     from aidc_thermo.sweep import read_table
 
-    for f in ("nvl72_racks_dry_cooler_temperate.toml", "rack_nvl72.toml"):
+    for f in ("nvl72_racks_dry_cooler_temperate.toml", "rack_nvl72.toml", "compact_gpu_coldplate.toml"):
         shutil.copy(CASES / f, tmp_path / f)
     shutil.copytree(CASES / "data", tmp_path / "data")
     (tmp_path / "sweep.toml").write_text(
@@ -309,3 +309,65 @@ def test_a_hall_without_racks_still_requires_its_accelerators_and_cold_plate(tmp
     assert main(["check", str(case)]) == 2
     err = capsys.readouterr().err
     assert f"{key}: missing required key" in err and "Traceback" not in err
+
+
+def _small_plate(tmp_path, flow_range=("1.5 L/min", "5 L/min"), coolant=None):
+    """The bundled GPU plate, coarse (8 x 8 columns, 3 curve flows); written as plate.toml."""
+    text = (CASES / "compact_gpu_coldplate.toml").read_text()
+    text = re.sub(r"cells = \[\d+, \d+\]", "cells = [8, 8]", text)
+    text = re.sub(r"flow_range = \[[^\]]*\]", f'flow_range = ["{flow_range[0]}", "{flow_range[1]}"]', text)
+    text = re.sub(r"curve_points = \d+", "curve_points = 3", text)
+    if coolant is not None:
+        text = re.sub(r"\[coolant\]\n[^\[]*", f"[coolant]\n{coolant}\n\n", text)
+    (tmp_path / "plate.toml").write_text(text + "\n[output]\nplots = false\n")
+
+
+@pytest.mark.slow  # a compact plate and a rack hall compiled
+def test_accelerator_plate_case_replaces_the_rack_cases_curves(tmp_path, monkeypatch):
+    """[rack] accelerator_plate_case: the hall's GPU plates take the plate case's solved curves, the rack file
+    untouched. It equals the rack case whose GPU plate type reads those curves as a curve file (1e-12), and
+    differs from the rack's own curve file (so the swap is not ignored)."""
+    from aidc_thermo import curve_cache
+
+    monkeypatch.setenv(curve_cache.ENV, str(tmp_path / "cache"))
+    curve_cache.begin_run()
+    _small_plate(tmp_path)
+    rack = rack_text(trays=2, plates=("gpu", "gpu"), flow="5 L/min", manifold="25 mm", hose="10 mm", cv=5)
+    (tmp_path / "rack.toml").write_text(rack)
+    base = hall_with_rack("rack.toml", 144, accelerators=576)
+    (tmp_path / "swap.toml").write_text(base + 'accelerator_plate_case = "plate.toml"\n')
+    (tmp_path / "own.toml").write_text(base)
+    case = facility.parse(load(tmp_path / "swap.toml"))
+    rec = curve_cache.records()
+    assert len(rec) == 1 and rec[0]["key"] == "rack.accelerator_plate_case"
+    (tmp_path / "c.csv").write_text(Path(rec[0]["cache_file"]).read_text())
+    (tmp_path / "rack_file.toml").write_text(rack.replace(str(CURVES), "c.csv"))
+    (tmp_path / "file.toml").write_text(hall_with_rack("rack_file.toml", 144, accelerators=576))
+    out = {}
+    for tag, c in (("swap", case), ("file", facility.parse(load(tmp_path / "file.toml"))),
+                   ("own", facility.parse(load(tmp_path / "own.toml")))):  # fmt: skip
+        static, params = facility.build(c)
+        sol = facility.compiled_solve(static, batched=False)(params)
+        facility.check(static, params, sol)
+        out[tag] = {k: np.asarray(v.value) for k, v in facility.report(static, params, sol).items()}
+    numeric = [k for k in out["swap"] if out["swap"][k].dtype.kind == "f"]
+    for k in numeric:
+        np.testing.assert_allclose(out["swap"][k], out["file"][k], rtol=1e-12, atol=0, err_msg=k)
+    assert abs(out["swap"]["T_junction_max"] - out["own"]["T_junction_max"]) > 0.1
+
+
+@pytest.mark.parametrize(
+    "value, coolant, message",
+    [
+        ('"missing.toml"', None, "file not found"),
+        ('"rack.toml"', None, "a cold plate by reference must be a case of type"),
+        ('"plate.toml"', 'fluid = "water"', "made with 'water'"),
+    ],
+)
+def test_accelerator_plate_case_refusals_exit_2(tmp_path, capsys, value, coolant, message):
+    _small_plate(tmp_path, coolant=coolant)
+    (tmp_path / "rack.toml").write_text(rack_text())
+    (tmp_path / "hall.toml").write_text(hall_with_rack("rack.toml", 576) + f"accelerator_plate_case = {value}\n")
+    assert main(["check", str(tmp_path / "hall.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "rack.accelerator_plate_case" in err and message in err, err

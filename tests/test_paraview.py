@@ -210,7 +210,7 @@ def _case_copy(case: Path, tmp_path: Path) -> Path:
         text = text.replace(old, new)
     out = tmp_path / case.name
     out.write_text(text)
-    for ref in re.findall(r'^\s*case\s*=\s*"([^"]+\.toml)"', text, re.M):  # a rack or plate case it names
+    for ref in re.findall(r'^\s*(?:accelerator_plate_)?case\s*=\s*"([^"]+\.toml)"', text, re.M):  # rack, plate cases
         if not (tmp_path / ref).exists():
             shutil.copy(case.parent / ref, tmp_path / ref)
     for data in (case.parent / "data",):

@@ -303,7 +303,15 @@ def _read_rack(rk: Table, case_file: CaseFile) -> RackLink:
     plate = rk.string("accelerator_plate")
     if plate not in names:
         raise rk.error("accelerator_plate", f"{plate!r} is not a plate type of {raw} (its types: {', '.join(names)})")
+    swap = None
+    if rk.has("accelerator_plate_case"):  # the accelerator plate's curves from a plate case, the rack file as it is
+        from aidc_thermo import curve_cache
+
+        swap = curve_cache.reference(rk, "accelerator_plate_case", case_file.directory)
+        require_coolant(swap, rcase.coolant, rk, f"the rack's ({raw})", key="accelerator_plate_case")
     rk.finish()
+    if swap is not None:
+        rcase = _with_plate_curves(rcase, plate, swap.curves())
     order = [p for t in rcase.trays for br in rcase.tray(t).branches for p in br]  # rack network's plate order
     acc = tuple(i for i, p in enumerate(order) if p == plate)
     if not acc:
@@ -321,6 +329,17 @@ def _read_rack(rk: Table, case_file: CaseFile) -> RackLink:
         curve = dict(r_base=pt.resistance[0], r_flow=0.0, r_exponent=0.0, dp_ref=pt.dp_rated,
                      dp_exponent=pt.dp_exponent, q_ref=pt.flow_rated)  # fmt: skip
     return RackLink(rcase, raw, racks, plate, acc, fixed, fixed_power, curve, row_racks)
+
+
+def _with_plate_curves(rcase, name: str, curves):
+    """The rack case with plate type ``name``'s dp(q) and R_max(q) taken from
+    ``curves`` (as the rack model reads a plate type's ``curves`` or ``case``)."""
+    from aidc_thermo.models import rack as rack_model
+
+    old = rcase.plate(name)
+    q = curves.flow
+    new = rack_model.PlateType(name, old.power, curves.dp[0], q[0], 2.0, q, curves.r_max, old.junction_limit, curves)
+    return dataclasses.replace(rcase, plate_types=tuple(new if p.name == name else p for p in rcase.plate_types))
 
 
 _PARAMETRIC_PLATE_KEYS = (
