@@ -14,7 +14,8 @@ import it by its full path):
     solvers/    krylov (the Krylov loops: BiCGSTAB, CG, flexible CG), multigrid
                 (hierarchy, line smoother, V-cycle), linsolve (symmetric 7-point
                 operators, multigrid-preconditioned CG), roots (bracketed
-                scalar roots)
+                scalar roots), dense (LU and Cholesky solves that never batch
+                a LAPACK call on the CPU)
     network/    pipe and component networks: flows, pressures, temperatures
                 (laws, linalg, thermal are its parts)
     plant/      heat rejection plant; hx (heat exchangers), psychro
@@ -32,7 +33,7 @@ from .diagnostics import SolveInfo
 from .fv import advdiff, conduction, energy, flow, grid, porous, transient
 from .fv.grid import Grid, grid_from_faces, uniform_grid
 from .plant import coupled, hx, it_power, lumped, psychro
-from .solvers import krylov, linsolve, multigrid, roots
+from .solvers import dense, krylov, linsolve, multigrid, roots
 
 __all__ = [
     "Grid",
@@ -46,6 +47,7 @@ __all__ = [
     "roots",
     "conduction",
     "coupled",
+    "dense",
     "energy",
     "flow",
     "hx",
