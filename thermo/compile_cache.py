@@ -145,12 +145,14 @@ def source_hash() -> str:
     every stored executable a miss."""
     global _source_hash
     if _source_hash is None:
-        import aidc_thermo
-        import aidc_thermo.kernels
+        import importlib.util
 
-        roots = sorted(
-            {Path(aidc_thermo.__file__).resolve().parent, Path(aidc_thermo.kernels.__file__).resolve().parent}
-        )
+        import aidc_thermo
+
+        # the kernels' folder found without importing them (that would import JAX: `thermo check` hashes a
+        # referenced plate case's cache key and starts no JAX)
+        kernels = importlib.util.find_spec("aidc_thermo.kernels")
+        roots = sorted({Path(aidc_thermo.__file__).resolve().parent, Path(kernels.origin).resolve().parent})
         h = hashlib.sha256()
         for root in roots:
             for path in sorted(root.rglob("*.py")):
