@@ -64,6 +64,7 @@ def main(argv=None) -> int:
         ),
         "network": lambda: network.run(repeats=2 if args.quick else 7, quick=args.quick),
         "facility_year": lambda: facility.run(repeats=2 if args.quick else 5, hours=48 if args.quick else None),
+        "chain": lambda: facility.run_chain(repeats=2 if args.quick else 3, quick=args.quick),
         "porous": lambda: porous.run(
             (32,) if args.quick else (128, 256),
             (jnp.float64, jnp.float32),

@@ -53,3 +53,80 @@ def run(repeats: int, hours: int | None = None) -> list[Record]:
             )
         )
     return records
+
+
+def run_chain(repeats: int, quick: bool = False) -> list[Record]:
+    """The chain of the README's main job (cases/nvl72_racks_dry_cooler_temperate.toml), timed part by part on
+    the same machine: the GPU plate's curves (compact finite-volume solve of every curve flow, first call with
+    compilation and compiled), the rack network's hydraulics alone (rack_nvl72.toml, compiled), the coupled
+    year of the rack hall (576 accelerators, rack network, plant; compiled) and the uncoupled year of the
+    single-accelerator hall (compiled) as the baseline. ``quick``: a 12 x 12 plate and 48 hours."""
+    import re
+    import tempfile
+    import time
+
+    from aidc_thermo.models import compact, rack
+
+    hours = 48 if quick else None
+    with tempfile.TemporaryDirectory() as tmp:
+        plate_text = (CASES / "compact_gpu_coldplate.toml").read_text()
+        if quick:
+            plate_text = re.sub(r"cells = \[\d+, \d+\]", "cells = [12, 12]", plate_text)
+        plate_path = Path(tmp) / "compact_gpu_coldplate.toml"
+        plate_path.write_text(plate_text)
+        plate_file = load(plate_path)
+        plate = compact.parse(plate_file)
+        t0 = time.perf_counter()
+        compact.solve_curves(plate, plate_file)
+        curve_first = time.perf_counter() - t0
+        curve_s, curve_spread, curves = timeit(lambda: compact.solve_curves(plate, plate_file), repeats=repeats)
+
+    rack_case = rack.parse(load(CASES / "rack_nvl72.toml"))
+    r_static, r_params = rack.build(rack_case)
+    network_s, network_spread, _ = timeit(rack.compiled_solve(r_static), r_params, repeats=repeats)
+
+    def year(name):
+        case = facility.parse(load(CASES / f"{name}.toml"))
+        static, params = facility.build(case)
+        if hours is not None:
+            params = params._replace(
+                ambient=jax.tree_util.tree_map(lambda a: a[:hours], params.ambient),
+                utilization=params.utilization[:hours],
+            )
+            static = dataclasses.replace(static, hours=hours, times=static.times[:hours])
+        solve = facility.compiled_solve(static, batched=False)
+        t0 = time.perf_counter()
+        jax.block_until_ready(solve(params))
+        first = time.perf_counter() - t0
+        t, spread, (ops, infos) = timeit(solve, params, repeats=repeats)
+        assert bool(np.all(np.asarray(infos.converged))), name
+        return first, t, spread, ops, int(np.asarray(params.utilization).size)
+
+    c_first, c_s, c_spread, c_ops, n_hours = year("nvl72_racks_dry_cooler_temperate")
+    u_first, u_s, u_spread, _, _ = year("nvl72_dry_cooler_temperate")
+    return [
+        Record(
+            "chain",
+            "nvl72_racks_dry_cooler_temperate",
+            "float64",
+            metrics={
+                "hours": n_hours,
+                "plate_cells": f"{plate.cells[0]}x{plate.cells[1]}",
+                "curve_flows": len(curves.flow),
+                "curves_first_s": curve_first,
+                "curves_s": curve_s,
+                "curves_spread_s": curve_spread,
+                "rack_network_s": network_s,
+                "rack_network_spread_s": network_spread,
+                "coupled_year_first_s": c_first,
+                "coupled_year_s": c_s,
+                "coupled_year_spread_s": c_spread,
+                "uncoupled_year_first_s": u_first,
+                "uncoupled_year_s": u_s,
+                "uncoupled_year_spread_s": u_spread,
+                "coupled_over_uncoupled": c_s / u_s,
+                "chain_after_compile_s": curve_s + c_s,
+            },
+            check={"T_junction_max_degC": float(np.asarray(c_ops.t_j).max()) - 273.15},
+        )
+    ]

@@ -97,6 +97,31 @@ def _facility_table(data) -> list[str]:
     return out
 
 
+def _chain_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "chain"]
+    if not rows:
+        return []
+    out = [
+        "The main job's chain, part by part (first call with compilation / compiled median, s): the GPU plate's "
+        "curves (compact finite-volume solve of every curve flow), the rack network's hydraulics alone, the coupled "
+        "year of the rack hall, and the single-accelerator hall's year as the baseline:",
+        "",
+        "| hours | plate | curves | rack network | coupled year | uncoupled year | coupled / uncoupled "
+        "| curves + coupled year |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        out.append(
+            f"| {m['hours']} | {m['plate_cells']}, {m['curve_flows']} flows "
+            f"| {m['curves_first_s']:.1f} / {m['curves_s']:.2f} | {m['rack_network_s']:.3f} "
+            f"| {m['coupled_year_first_s']:.1f} / {m['coupled_year_s']:.2f} "
+            f"| {m['uncoupled_year_first_s']:.1f} / {m['uncoupled_year_s']:.3f} | {m['coupled_over_uncoupled']:.0f}x "
+            f"| {m['chain_after_compile_s']:.2f} |"
+        )
+    return out
+
+
 def _sweep_table(data) -> list[str]:
     rows = [r for r in data["records"] if r["benchmark"] == "sweep"]
     if not rows:
@@ -398,6 +423,8 @@ def write() -> None:
             *_scipy_table(data),
             "",
             *_facility_table(data),
+            "",
+            *_chain_table(data),
             "",
             *_sweep_table(data),
             "",
