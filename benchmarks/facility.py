@@ -98,7 +98,8 @@ def run_chain(repeats: int, quick: bool = False) -> list[Record]:
         t0 = time.perf_counter()
         jax.block_until_ready(solve(params))
         first = time.perf_counter() - t0
-        t, spread, (ops, infos) = timeit(solve, params, repeats=repeats)
+        t, spread, sol = timeit(solve, params, repeats=repeats)
+        ops, infos = sol[:2]
         assert bool(np.all(np.asarray(infos.converged))), name
         return first, t, spread, ops, int(np.asarray(params.utilization).size)
 
