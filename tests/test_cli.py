@@ -51,6 +51,8 @@ def _check_complete_folder(case, code, folder):
     summary = json.loads((folder / "summary.json").read_text())
     timing = summary.pop("timing")  # run-to-run timings, apart from the headline numbers
     assert {"compile_s", "solve_s", "total_s"} <= set(timing)
+    for ref in summary.pop("cold_plate_references", []):  # plate cases the case names: how each was resolved
+        assert ref["cache"] in ("miss", "hit", "run", "off") and ref["plate_case_sha256"], ref
     for key, entry in summary.items():
         assert set(entry) == {"value", "unit", "description"}, key
         if isinstance(entry["value"], float):
