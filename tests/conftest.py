@@ -7,9 +7,6 @@ import jax
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# As the command line does (thermo/cli.py): no computation still running on the CPU while the next program
-# compiles (XLA's thread pool crashed in that overlap a few times per slow-suite run with async dispatch).
-jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 # The command line keeps compiled programs in the user's cache folder
 # (thermo/compile_cache.py). Tests that run it (in this process or in a child

@@ -35,11 +35,6 @@ def _configure_jax(args) -> None:
     from aidc_thermo import compile_cache
 
     jax.config.update("jax_enable_x64", True)
-    # On the CPU, each computation finishes before the command goes on (before it compiles the next program).
-    # With jaxlib 0.10's asynchronous CPU dispatch, a worker of XLA's thread pool crashed (a call through a
-    # null pointer) a few times per long test session, always while the main thread compiled the next program
-    # and an earlier one could still be running; the runs here are a few large programs, so waiting costs little.
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
     from aidc_thermo import curve_cache
 
     curve_cache.configure(enabled=not getattr(args, "no_curve_cache", False))
