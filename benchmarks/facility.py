@@ -17,21 +17,26 @@ from benchmarks.harness import Record, timeit
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
 
+def _first_hours(static, params, hours: int | None):
+    """The design over its first ``hours`` hours (all of them for None)."""
+    if hours is None:
+        return static, params
+    params = params._replace(
+        ambient=jax.tree_util.tree_map(lambda a: a[:hours], params.ambient), utilization=params.utilization[:hours]
+    )
+    return dataclasses.replace(static, hours=hours, times=static.times[:hours]), params
+
+
 def run(repeats: int, hours: int | None = None) -> list[Record]:
     records = []
     for name in ("nvl72_dry_cooler_temperate", "nvl72_chiller_tower_hot_humid"):
         case_file = load(CASES / f"{name}.toml")
         case = facility.parse(case_file)
-        static, params = facility.build(case)
-        if hours is not None:
-            params = params._replace(
-                ambient=jax.tree_util.tree_map(lambda a: a[:hours], params.ambient),
-                utilization=params.utilization[:hours],
-            )
-            static = dataclasses.replace(static, hours=hours, times=static.times[:hours])
+        static, params = _first_hours(*facility.build(case), hours)
         # the protocol's solve: every hour of one design, coolant properties at its setpoint
         solve = facility.compiled_solve(static, batched=False)
-        t, spread, (ops, infos) = timeit(solve, params, repeats=repeats)
+        t, spread, sol = timeit(solve, params, repeats=repeats)
+        ops, infos = sol[:2]
         util = params.utilization
         assert bool(np.all(np.asarray(infos.converged))), name
         records.append(
@@ -87,13 +92,7 @@ def run_chain(repeats: int, quick: bool = False) -> list[Record]:
 
     def year(name):
         case = facility.parse(load(CASES / f"{name}.toml"))
-        static, params = facility.build(case)
-        if hours is not None:
-            params = params._replace(
-                ambient=jax.tree_util.tree_map(lambda a: a[:hours], params.ambient),
-                utilization=params.utilization[:hours],
-            )
-            static = dataclasses.replace(static, hours=hours, times=static.times[:hours])
+        static, params = _first_hours(*facility.build(case), hours)
         solve = facility.compiled_solve(static, batched=False)
         t0 = time.perf_counter()
         jax.block_until_ready(solve(params))
