@@ -44,8 +44,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import asdict, dataclass
-from functools import cache
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +55,7 @@ from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
 from aidc_thermo.io.results import Quantity, Series, append_groups, results_h5, write_series_results
 from aidc_thermo.models import coldplate
+from aidc_thermo.models.protocol import Output
 
 __all__ = [
     "CASE_TYPE",
@@ -65,7 +65,10 @@ __all__ = [
     "parse",
     "run",
     "calibrate",
-    "unit_cell_closures",
+    "build",
+    "solve",
+    "report",
+    "check",
     "apparent_nusselt",
     "read_closure_table",
     "write_closure_table",
@@ -158,9 +161,14 @@ def parse(case_file: CaseFile) -> CalibrationCase:
         plots,
     )
     try:
-        coldplate.build_geometry(_resolved_case(case, reynolds[0]))
+        geometry = coldplate.build_geometry(_resolved_case(case, reynolds[0]))
     except ValueError as exc:
         raise root.error("geometry", str(exc)) from None
+    if np.count_nonzero(_window(geometry, gkw["length"])) < 2:
+        raise root.error(
+            "geometry.cells.length",
+            f"the local values need at least 2 cells in {LOCAL_WINDOW[0]} L .. {LOCAL_WINDOW[1]} L; give more cells",
+        )
     return case
 
 
@@ -222,73 +230,7 @@ def apparent_nusselt(u_plan, channel_width, fin_thickness, fin_height, k_fin, k_
     return h * dh / k_fluid
 
 
-def unit_cell_closures(case: coldplate.ColdPlateCase, sol: coldplate.Solution) -> dict[str, float]:
-    """Reduce a converged resolved unit cell (no plena) to the closure-table
-    columns (see the module docstring)."""
-    g = case.geometry
-    w, t, H, dh = _dims(g)
-    L, tb = g["length"], g["base_thickness"]
-    p = w + t
-    t_in = case.inlet_temperature
-    rho, mu, cp, kf = _props(case.coolant, t_in)
-    u_c = case.flow_rate / (w * H)
-    dp = coldplate.pressure_drop(sol)
-    r_max, r_mean, power = coldplate.thermal_resistances(case, sol)
-    area = p * L
-    q = power / area
-    inv_u = r_mean * area - area / (2 * rho * cp * case.flow_rate) - tb / case.solid_k  # first guess
-    geom = sol.geometry
-    xf, yf, zf = geom.faces
-    xc = geom.centers(0)
-    dy, dz = np.diff(yf), np.diff(zf)
-    fluid = geom.material == coldplate.geo.FLUID
-    dA = (dy[:, None] * dz[None, :])[None] * fluid
-    P = np.asarray(sol.state.p, np.float64)
-    T = np.asarray(sol.T, np.float64)
-    u = np.asarray(sol.state.u, np.float64)
-    uc = 0.5 * (u[1:] + u[:-1]) * dA
-    p_mean = (P * dA).sum(axis=(1, 2)) / dA.sum(axis=(1, 2))
-    t_bulk = (T * uc).sum(axis=(1, 2)) / uc.sum(axis=(1, 2))
-    t_bottom = (coldplate.bottom_temperature(case, sol) * dy[None, :]).sum(axis=1) / dy.sum()
-    window = (xc >= LOCAL_WINDOW[0] * L) & (xc <= LOCAL_WINDOW[1] * L)
-    if window.sum() < 2:
-        raise ValueError("the unit cell needs at least 2 cells in 0.6 L .. 0.9 L; give more cells.length")
-    slope = np.polyfit(xc[window], p_mean[window], 1)[0]
-    inv_u_local = float(np.mean(t_bottom[window] - t_bulk[window])) / q - tb / case.solid_k
-    nu = {}
-    for key, value in (("Nu_apparent", inv_u), ("Nu_local", inv_u_local)):
-        try:
-            nu[key] = apparent_nusselt(1.0 / value if value > 0 else -1.0, w, t, H, case.solid_k, kf)
-        except ValueError:
-            raise SolveError(
-                f"{key}: the resolved unit cell leaves no positive convective resistance at Re "
-                f"{rho * u_c * dh / mu:.4g} (the fluid temperature rise or the base dominates R); "
-                "calibrate at higher Re or on a shorter cell"
-            ) from None
-    fre_app = dp * dh**2 / (2 * mu * u_c * L)
-    return {
-        "Re": rho * u_c * dh / mu,
-        "fRe_apparent": fre_app,
-        "Nu_apparent": _fit_nusselt(case, fre_app, r_mean, nu["Nu_apparent"]),
-        "fRe_local": -slope * dh**2 / (2 * mu * u_c),
-        "Nu_local": nu["Nu_local"],
-        "channel_velocity": u_c,
-        "pressure_drop": dp,
-        "R_mean": r_mean,
-        "R_max": r_max,
-    }
-
-
 _COMPACT_CELLS = 64
-
-
-@cache
-def _compact_unit_cell_r_mean_jit():
-    """:func:`_compact_unit_cell_r_mean`, compiled (once; JAX is imported on
-    first use, not with this module, so that thermo check starts no JAX)."""
-    import jax
-
-    return jax.jit(_compact_unit_cell_r_mean)
 
 
 def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
@@ -314,55 +256,377 @@ def _compact_unit_cell_r_mean(dims, props, fre, nusselt):
     return porous.thermal_resistance(stack, grid, th, t_in)[1], fl.info.converged & th.info.converged, extremes
 
 
-def _fit_nusselt(case: coldplate.ColdPlateCase, fre, r_mean, guess) -> float:
-    """Nu with which the compact unit cell has ``r_mean`` (bracketed root in log Nu)."""
-    import jax.numpy as jnp
-    from scipy.optimize import brentq
+# ----------------------------------------------------------------------------- the protocol
 
+PROTOCOL = True
+
+
+@dataclass(frozen=True)
+class Static:
+    """What fixes the compiled program (hashable): the unit cell's resolved
+    solve (one voxel grid for every Reynolds number: only the flow changes)
+    and the cell's dimensions ``(w, t, H, t_base, L)`` (m)."""
+
+    plate: coldplate.Static
+    dims: tuple[float, float, float, float, float]
+
+    @property
+    def precision(self) -> str:
+        return self.plate.precision
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every number of a calibration a user may vary, SI: the channel
+    Reynolds numbers (one resolved solve each, increasing), the inlet
+    temperature (the coolant properties are taken there), the heat flux under
+    the fins and the fin and base conductivity."""
+
+    reynolds: object  # (n,)
+    inlet_temperature: object  # K
+    heat_flux: object  # W/m^2
+    solid_k: object  # W/m/K
+
+
+_PARAM_FIELDS = ("reynolds", "inlet_temperature", "heat_flux", "solid_k")
+
+
+@dataclass(frozen=True)
+class CalibrationSolution:
+    """The pure solve's answer (a pytree; a leading axis over the Reynolds
+    numbers on every leaf): the resolved unit cell's solve at each Reynolds
+    number, the table columns, and what :func:`check` needs to judge them."""
+
+    plates: object  # coldplate.PlateSolution, stacked over Re
+    columns: object  # dict: COLUMNS name -> (n,)
+    positive_apparent: object  # (n,) bool: R_mean leaves a positive convective resistance (and its Nu was found)
+    positive_local: object  # (n,) bool: the same over the local window
+    bracketed: object  # (n,) bool: the compact R_mean crosses the resolved one within nu_bracket
+    fit_converged: object  # (n,) bool
+    fit_evaluations: object  # (n,) int: compact unit-cell solves of the fit
+    compact_converged: object  # (n,) bool: every compact unit-cell solve of the fit converged
+    compact_low: object  # (n,) K: the lowest compact temperature over the fit's solves
+    compact_fluid: object  # (n, 2) K: fluid max and its bound max(solid max, inlet), the closest of the fit
+    nu_bracket: object  # (n, 2): the Nu bracket searched
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if not _registered:
+        import jax
+
+        coldplate._register()
+        jax.tree_util.register_dataclass(Params, data_fields=list(_PARAM_FIELDS), meta_fields=[])
+        names = [f.name for f in fields(CalibrationSolution)]
+        jax.tree_util.register_dataclass(CalibrationSolution, data_fields=names, meta_fields=[])
+        _registered = True
+
+
+def _window(geometry, length: float) -> np.ndarray:
+    """Cells of the local window ``0.6 L .. 0.9 L`` (bool over x)."""
+    xc = geometry.centers(0)
+    return (xc >= LOCAL_WINDOW[0] * length) & (xc <= LOCAL_WINDOW[1] * length)
+
+
+def build(case: CalibrationCase) -> tuple[Static, Params]:
+    """``(Static, Params)`` of a parsed case."""
+    _register()
+    plate_static, _ = coldplate.build(_resolved_case(case, case.reynolds[0]))
     g = case.geometry
-    rho, mu, cp, kf = _props(case.coolant, case.inlet_temperature)
-    dims = jnp.asarray(
-        [
-            g["channel_width"],
-            g["fin_thickness"],
-            g["fin_height"],
-            g["base_thickness"],
-            g["length"],
-            case.solid_k,
-            case.heat_flux,
-            case.flow_rate,
-        ]
-    )
-    props = jnp.asarray([mu, kf, rho * cp, case.inlet_temperature])
+    dims = tuple(float(g[k]) for k in ("channel_width", "fin_thickness", "fin_height", "base_thickness", "length"))
+    f64 = np.float64
+    params = Params(np.asarray(case.reynolds, f64), f64(case.inlet_temperature), f64(case.heat_flux), f64(case.solid_k))
+    return Static(plate_static, dims), params  # type: ignore[arg-type]
 
-    def excess(log_nu):
-        nu = math.exp(log_nu)
-        r, ok, (t_min, fluid_max, solid_max) = _compact_unit_cell_r_mean_jit()(
-            dims, props, jnp.asarray(fre), jnp.asarray(nu)
-        )
-        if not bool(ok):
-            raise SolveError("compact unit cell did not converge while fitting Nu")
-        # the maximum principle (thermo.bounds): heat only added, the inlet the only cold boundary
-        where = {"locate": lambda _: f"the compact unit cell with Nu = {nu:.4g}", "precision": case.precision}
-        t_in = case.inlet_temperature
-        extremes = [float(t_min), float(fluid_max), float(solid_max)]
-        bounds.check("compact unit-cell temperature", extremes, lower=t_in, lower_why="the inlet", **where)
+
+def stack_params(designs) -> Params:
+    """Stack the ``Params`` of designs with equal ``Static`` along a new leading axis."""
+    _register()
+    return Params(**{f: np.stack([np.asarray(getattr(p, f)) for p in designs]) for f in _PARAM_FIELDS})
+
+
+def _illinois(fun, fold, a, b, xtol, max_iter=100):
+    """Root of a scalar, monotone ``fun`` on ``[a, b]``: regula falsi with the
+    Illinois modification, as a ``lax.while_loop`` (pure, vmap-able).
+    ``fun(x) -> (f, aux)``; ``fold(acc, aux) -> acc`` combines ``aux`` over
+    every evaluation, the two end points included. Stops when the last step,
+    or the bracket, is below ``xtol * (1 + |x|)``, the residual is zero, or
+    after ``max_iter`` iterations. Returns ``(x, bracketed, converged,
+    evaluations, acc)``; without a bracket (``f(a)``, ``f(b)`` of one sign,
+    or not finite) nothing is iterated and ``x`` is ``b``."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    fa, aux_a = fun(a)
+    fb, aux_b = fun(b)
+    acc = fold(aux_a, aux_b)
+    bracketed = jnp.isfinite(fa) & jnp.isfinite(fb) & (fa * fb <= 0)
+    start_done = (~bracketed) | (fa == 0) | (fb == 0)
+
+    def cond(c):
+        return (~c[5]) & (c[4] < max_iter)
+
+    def body(c):
+        a, b, fa, fb, it, _, acc = c
+        x = b - fb * (b - a) / (fb - fa)
+        inside = jnp.isfinite(x) & (x > jnp.minimum(a, b)) & (x < jnp.maximum(a, b))
+        x = jnp.where(inside, x, 0.5 * (a + b))
+        fx, aux = fun(x)
+        acc = fold(acc, aux)
+        cross = fx * fb < 0  # the root lies between x and b: b becomes the other end
+        a, fa = jnp.where(cross, b, a), jnp.where(cross, fb, 0.5 * fa)
+        tol = xtol * (1 + jnp.abs(x))
+        done = (fx == 0) | (jnp.abs(x - a) <= tol) | (jnp.abs(x - b) <= tol)
+        return a, x, fa, fx, it + 1, done, acc
+
+    init = (a, b, fa, fb, jnp.asarray(0), start_done, acc)
+    _, b_end, _, _, it, done, acc = lax.while_loop(cond, body, init)
+    x = jnp.where((it == 0) & (fa == 0), a, b_end)
+    return x, bracketed, bracketed & done, it + 2, acc
+
+
+def _apparent_nusselt_jnp(u_plan, w, t, H, k_fin, k_fluid):
+    """:func:`apparent_nusselt` in JAX (pure; ``u_plan`` must be positive:
+    the caller masks the rest). ``(Nu, converged)``."""
+    import jax.numpy as jnp
+
+    p = w + t
+    dh = 2 * w * H / (w + H)
+    log_u = jnp.log(u_plan)
+
+    def excess(log_h):
+        h = jnp.exp(log_h)
+        mh = jnp.sqrt(2 * h / (k_fin * t)) * H
+        small = mh < 1e-8
+        mh_safe = jnp.where(small, 1.0, mh)
+        eta = jnp.where(small, 1.0, jnp.tanh(mh_safe) / mh_safe)
+        return jnp.log(h / p * (w + 2 * H * eta)) - log_u, ()
+
+    dtype = jnp.result_type(u_plan)
+    lo, hi = jnp.log(jnp.asarray(1e-6, dtype)), jnp.log(jnp.asarray(1e14, dtype))
+    log_h, _, ok, _, _ = _illinois(excess, lambda acc, aux: (), lo, hi, 1e-13)
+    return jnp.exp(log_h) * dh / k_fluid, ok
+
+
+def solve(static: Static, params: Params) -> CalibrationSolution:
+    """The protocol's pure solve (jit-able with ``static`` static, vmap-able
+    over ``params``): at each Reynolds number (a ``lax.map``, one resolved
+    solve in memory at a time) the resolved unit cell, its reduction to the
+    table columns (module docstring), and the fitted ``Nu_apparent`` (a
+    bracketed root in log Nu on compact unit-cell solves)."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    w, t, H, tb, L = static.dims
+    dh = 2 * w * H / (w + H)
+    area = (w + t) * L
+    plate = static.plate
+    g = plate.geometry
+    f64 = jnp.result_type(float)
+    cool = plate.coolant
+    t_in = jnp.asarray(params.inlet_temperature, f64)
+    flux = jnp.asarray(params.heat_flux, f64)
+    ks = jnp.asarray(params.solid_k, f64)
+    rho, mu, cp, kf = cool.density(t_in), cool.viscosity(t_in), cool.cp(t_in), cool.conductivity(t_in)
+    # the cross-section weights and the local window: numpy constants of the grid
+    _, yf, zf = g.faces
+    xc = g.centers(0)
+    dy, dz = np.diff(yf), np.diff(zf)
+    dA = (dy[:, None] * dz[None, :])[None] * (g.material == coldplate.geo.FLUID)
+    window = _window(g, L)
+    xw = xc[window] - xc[window].mean()
+    dz0 = zf[1] - zf[0]
+    heated = plate.heated_mask
+
+    def one(re):
+        u_c = re * mu / (rho * dh)
+        flow = u_c * w * H
+        ps = coldplate._solve(plate, coldplate.Params(flow, t_in, flux, ks))
+        dp, r_max, r_mean = ps.pressure_drop, ps.r_max, ps.r_mean
+        q = ps.heat[0].astype(f64) / area
+        inv_u = r_mean * area - area / (2 * rho * cp * flow) - tb / ks
+        P, T, u = ps.state.p.astype(f64), ps.T.astype(f64), ps.state.u.astype(f64)
+        uc = 0.5 * (u[1:] + u[:-1]) * dA
+        p_mean = (P * dA).sum(axis=(1, 2)) / dA.sum(axis=(1, 2))
+        t_bulk = (T * uc).sum(axis=(1, 2)) / uc.sum(axis=(1, 2))
+        t_bottom = T[:, :, 0] + jnp.where(heated, flux, 0.0) * 0.5 * dz0 / ks
+        t_bottom = (t_bottom * dy[None, :]).sum(axis=1) / dy.sum()
+        pw = p_mean[window]
+        slope = (xw * (pw - pw.mean())).sum() / (xw * xw).sum()  # least squares
+        inv_u_local = jnp.mean(t_bottom[window] - t_bulk[window]) / q - tb / ks
+        pos_app, pos_local = inv_u > 0, inv_u_local > 0
+        guess, ok_guess = _apparent_nusselt_jnp(1.0 / jnp.where(pos_app, inv_u, 1.0), w, t, H, ks, kf)
+        nu_local, ok_local = _apparent_nusselt_jnp(1.0 / jnp.where(pos_local, inv_u_local, 1.0), w, t, H, ks, kf)
+        fre_app = dp * dh**2 / (2 * mu * u_c * L)
+        dims = jnp.stack([jnp.asarray(v, f64) for v in (w, t, H, tb, L)] + [ks, flux, flow])
+        props = jnp.stack([mu, kf, rho * cp, t_in])
+        log_r_target = jnp.log(r_mean)
+
+        def excess(log_nu):
+            r, ok, (t_min, fluid_max, solid_max) = _compact_unit_cell_r_mean(dims, props, fre_app, jnp.exp(log_nu))
+            return jnp.log(r) - log_r_target, (ok, t_min, fluid_max, jnp.maximum(solid_max, t_in))
+
+        def fold(acc, aux):  # all converged, the lowest temperature, the fluid maximum closest to its bound
+            worse = aux[2] - aux[3] > acc[2] - acc[3]
+            return (
+                acc[0] & aux[0], jnp.minimum(acc[1], aux[1]), jnp.where(worse, aux[2], acc[2]),
+                jnp.where(worse, aux[3], acc[3]),
+            )  # fmt: skip
+
+        lo, hi = jnp.log(guess / 20), jnp.log(guess * 20)
+        log_nu, bracketed, converged, evaluations, compact = _illinois(excess, fold, lo, hi, 1e-10)
+        columns = {
+            "Re": re,
+            "fRe_apparent": fre_app,
+            "Nu_apparent": jnp.exp(log_nu),
+            "fRe_local": -slope * dh**2 / (2 * mu * u_c),
+            "Nu_local": nu_local,
+            "channel_velocity": u_c,
+            "pressure_drop": dp,
+            "R_mean": r_mean,
+            "R_max": r_max,
+        }
+        return (
+            ps, columns, pos_app & ok_guess, pos_local & ok_local, bracketed, converged, evaluations,
+            compact[0], compact[1], jnp.stack(compact[2:]), jnp.stack([guess / 20, guess * 20]),
+        )  # fmt: skip
+
+    return CalibrationSolution(*lax.map(one, jnp.asarray(params.reynolds, f64)))
+
+
+def compiled_solve():
+    """:func:`solve` jitted (``static`` static); with the command line's cache
+    on, the compiled program is kept on disk (:mod:`thermo.compile_cache`)."""
+    from aidc_thermo.compile_cache import cached_jit
+
+    _register()
+    return cached_jit(solve, static_argnums=(0,))
+
+
+def _plate_at(static: Static, params: Params, sol: CalibrationSolution, i: int):
+    """The ``i``-th Reynolds number's resolved solve, as ``(coldplate.Params,
+    PlateSolution)`` of one design (numpy)."""
+    import jax
+
+    plate = jax.tree_util.tree_map(lambda v: np.asarray(v)[i], sol.plates)
+    w, _, H, _, _ = static.dims
+    flow = float(np.asarray(sol.columns["channel_velocity"])[i]) * w * H
+    f64 = np.float64
+    pp = coldplate.Params(f64(flow), f64(params.inlet_temperature), f64(params.heat_flux), f64(params.solid_k))
+    return pp, plate
+
+
+def check(static: Static, params: Params, solution: CalibrationSolution) -> None:
+    """Every resolved unit cell converged and bounded (:func:`coldplate.check`),
+    a positive convective resistance left at each Reynolds number, and the
+    fitted Nu found, its compact solves converged and bounded (the maximum
+    principle, :mod:`thermo.bounds`); raises :class:`SolveError`. One design
+    (unbatched ``params``)."""
+    sol = solution
+    t_in = float(params.inlet_temperature)
+    for i, re in enumerate(np.asarray(params.reynolds, np.float64)):
+        pp, plate = _plate_at(static, params, sol, i)
+        try:
+            coldplate.check(static.plate, pp, plate)
+        except SolveError as exc:
+            raise SolveError(f"unit cell at Re {re:g}: {exc}") from None
+        for key, flag in (("Nu_apparent", sol.positive_apparent), ("Nu_local", sol.positive_local)):
+            if not bool(np.asarray(flag)[i]):
+                raise SolveError(
+                    f"{key}: the resolved unit cell leaves no positive convective resistance at Re {re:.4g} (the "
+                    "fluid temperature rise or the base dominates R); calibrate at higher Re or on a shorter cell"
+                )
+        if not bool(np.asarray(sol.compact_converged)[i]):
+            raise SolveError(f"unit cell at Re {re:g}: the compact unit cell did not converge while fitting Nu")
+        where = {"locate": lambda _, re=re: f"the compact unit cell fitted at Re {re:g}", "precision": static.precision}
+        low = float(np.asarray(sol.compact_low)[i])
+        fluid_max, fluid_bound = (float(v) for v in np.asarray(sol.compact_fluid)[i])
+        bounds.check("compact unit-cell temperature", [low], lower=t_in, lower_why="the inlet", **where)
         bounds.check(
-            "compact unit-cell fluid temperature",
-            [float(fluid_max)],
-            upper=max(float(solid_max), t_in),
-            upper_why="the hottest solid",
+            "compact unit-cell fluid temperature", [fluid_max], upper=fluid_bound, upper_why="the hottest solid",
             **where,
-        )
-        return math.log(float(r)) - math.log(r_mean)
+        )  # fmt: skip
+        if not bool(np.asarray(sol.bracketed)[i]):
+            lo, hi = (float(v) for v in np.asarray(sol.nu_bracket)[i])
+            r_mean = float(np.asarray(sol.columns["R_mean"])[i])
+            raise SolveError(
+                f"no Nu in {lo:.3g}..{hi:.3g} gives the compact unit cell the resolved R_mean {r_mean:.4g} K/W at "
+                f"Re {re:g} (fluid temperature rise or base dominate R); calibrate at higher Re"
+            )
+        if not bool(np.asarray(sol.fit_converged)[i]):
+            raise SolveError(
+                f"unit cell at Re {re:g}: the fit of Nu_apparent did not converge in "
+                f"{int(np.asarray(sol.fit_evaluations)[i])} compact solves"
+            )
+    for key in COLUMNS:
+        values = np.asarray(sol.columns[key], np.float64)
+        if not np.all(np.isfinite(values)):
+            raise SolveError(f"closure column {key} is not finite: {values}")
 
-    lo, hi = math.log(guess / 20), math.log(guess * 20)
-    if excess(lo) * excess(hi) > 0:
-        raise SolveError(
-            f"no Nu in {guess / 20:.3g}..{guess * 20:.3g} gives the compact unit cell the resolved R_mean "
-            f"{r_mean:.4g} K/W (fluid temperature rise or base dominate R); calibrate at higher Re"
-        )
-    return math.exp(brentq(excess, lo, hi, xtol=1e-10, rtol=1e-10))
+
+def report(static: Static, params: Params, solution: CalibrationSolution) -> dict[str, Output]:
+    """The summary numbers (a leading batch axis when ``params`` has one)."""
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels import porous
+
+    sol, cols, plates = solution, solution.columns, solution.plates
+    w, _, H, _, _ = static.dims
+    alpha = min(w, H) / max(w, H)
+    added, removed = plates.heat  # each (..., n)
+    converged = jnp.all(
+        plates.flow_info.converged & plates.energy_info.converged & plates.coupling_converged
+        & sol.positive_apparent & sol.positive_local & sol.fit_converged & sol.compact_converged, axis=-1,
+    )  # fmt: skip
+    like = jnp.ones_like(cols["Re"][..., 0])
+    flow_its = jnp.max(plates.flow_info.iterations, axis=-1)
+    return {
+        "points": Output(cols["Re"].shape[-1] * like.astype(jnp.int32), "1", "Reynolds numbers solved"),
+        "Re_min": Output(cols["Re"][..., 0], "1", "channel Reynolds number rho u_c D_h / mu"),
+        "Re_max": Output(cols["Re"][..., -1], "1", "channel Reynolds number rho u_c D_h / mu"),
+        "aspect_ratio": Output(alpha * like, "1", "channel short / long side"),
+        "fRe_local_at_Re_min": Output(cols["fRe_local"][..., 0], "1", "Fanning f Re over 0.6-0.9 L"),
+        "fRe_shah_london": Output(porous.shah_london_fre(alpha * like), "1", "fully developed, same aspect ratio"),
+        "Nu_local_at_Re_min": Output(cols["Nu_local"][..., 0], "1", "Nu on D_h over 0.6-0.9 L"),
+        "Nu_H1_shah_london": Output(porous.shah_london_nu_h1(alpha * like), "1", "fully developed, four walls heated"),
+        "fRe_apparent_at_Re_max": Output(cols["fRe_apparent"][..., -1], "1", "whole channel, entrance included"),
+        "Nu_apparent_at_Re_max": Output(cols["Nu_apparent"][..., -1], "1", "reproduces R_mean"),
+        "heat_balance_error_max": Output(
+            jnp.max(jnp.abs(added - removed) / added, axis=-1), "1", "|added - removed| / added"
+        ),
+        "flow_iterations_max": Output(flow_its, "1", "outer flow iterations, the most of any Reynolds number"),
+        "converged": Output(converged, "1", "every resolved solve and every fit converged"),
+        "iterations": Output(
+            jnp.maximum(flow_its.astype(jnp.int32), jnp.max(sol.fit_evaluations, axis=-1).astype(jnp.int32)),
+            "1",
+            "largest inner iteration count",
+        ),
+    }
+
+
+def _host_solve(case: CalibrationCase):
+    """build, the compiled solve, check: ``(static, params, solution)``."""
+    progress.phase("build")
+    static, params = build(case)
+    progress.phase("solve")
+    sol = compiled_solve()(static, params)
+    progress.phase("write", ready=sol)
+    check(static, params, sol)
+    return static, params, sol
+
+
+def _diagnostics(sol: CalibrationSolution) -> dict[str, np.ndarray]:
+    plates = sol.plates
+    added, removed = (np.asarray(v, np.float64) for v in plates.heat)
+    return {
+        "flow_iterations": np.asarray(plates.flow_info.iterations).astype(int),
+        "energy_iterations": np.asarray(plates.energy_info.iterations).astype(int),
+        "heat_balance_error": np.abs(added - removed) / added,
+        "fit_evaluations": np.asarray(sol.fit_evaluations).astype(int),
+    }
 
 
 @dataclass(frozen=True)
@@ -374,33 +638,25 @@ class ClosureTable:
     meta: dict[str, float]
 
 
-def calibrate(case: CalibrationCase, solutions: list | None = None) -> tuple[ClosureTable, dict]:
-    """Solve the unit cell at every Reynolds number; ``(table, diagnostics)``.
-    ``solutions``, when given, receives ``(resolved case, solution)`` per
-    Reynolds number."""
-    rows, diag = [], {"flow_iterations": [], "energy_iterations": [], "heat_balance_error": []}
-    for point, re in enumerate(case.reynolds):
-        cp_case = _resolved_case(case, re)
-        sol = coldplate.solve(cp_case)
-        try:
-            coldplate.check_converged(cp_case, sol)
-        except SolveError as exc:
-            raise SolveError(f"unit cell at Re {re:g}: {exc}") from None
-        rows.append(unit_cell_closures(cp_case, sol))
-        if solutions is not None:
-            solutions.append((cp_case, sol))
-        added, removed = (float(x) for x in sol.heat)
-        diag["flow_iterations"].append(int(sol.flow_info.iterations))
-        diag["energy_iterations"].append(int(sol.energy_info.iterations))
-        diag["heat_balance_error"].append(abs(added - removed) / added)
-        progress.step("Reynolds number", point + 1, len(case.reynolds))
-    columns = {k: np.array([r[k] for r in rows]) for k in COLUMNS}
+def _table(case: CalibrationCase, sol: CalibrationSolution) -> ClosureTable:
+    columns = {k: np.asarray(sol.columns[k], np.float64) for k in COLUMNS}
     g = case.geometry
-    _, _, _, kf = _props(case.coolant, case.inlet_temperature)
     meta = {k: float(g[k]) for k in ("channel_width", "fin_thickness", "fin_height", "base_thickness", "length")}
     meta["fin_conductivity"] = case.solid_k
     meta["prandtl"] = float(case.coolant.prandtl(case.inlet_temperature))
-    return ClosureTable(columns, meta), {k: np.array(v) for k, v in diag.items()}
+    return ClosureTable(columns, meta)
+
+
+def calibrate(case: CalibrationCase, solutions: list | None = None) -> tuple[ClosureTable, dict]:
+    """Solve the unit cell at every Reynolds number (build, the compiled pure
+    solve, check); ``(table, diagnostics)``. ``solutions``, when given,
+    receives ``(resolved case, coldplate.Solution)`` per Reynolds number."""
+    static, params, sol = _host_solve(case)
+    if solutions is not None:
+        for i, re in enumerate(case.reynolds):
+            pp, plate = _plate_at(static, params, sol, i)
+            solutions.append((_resolved_case(case, re), coldplate.to_solution(static.plate, pp, plate)))
+    return _table(case, sol), _diagnostics(sol)
 
 
 # ----------------------------------------------------------------------------- table files
@@ -491,33 +747,29 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
 
 
 def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
-    """Calibrate and write the table, results.h5, summary.json and a plot."""
-    from aidc_thermo.kernels import porous
-
-    solutions: list = []
-    table, diag = calibrate(case, solutions)
-    progress.phase("write")
+    """build -> jit(solve) -> check -> report -> write: the table, results.h5,
+    summary.json and a plot."""
+    static, params, sol = _host_solve(case)
+    table, diag = _table(case, sol), _diagnostics(sol)
+    solutions = []
+    for i, re in enumerate(case.reynolds):
+        pp, plate = _plate_at(static, params, sol, i)
+        solutions.append((_resolved_case(case, re), coldplate.to_solution(static.plate, pp, plate)))
+    rep = report(static, params, sol)
     cols, meta = table.columns, table.meta
-    w, t, H, dh = _dims(case.geometry)
-    alpha = min(w, H) / max(w, H)
-    fre_sl = float(porous.shah_london_fre(np.asarray(alpha)))
-    nu_sl = float(porous.shah_london_nu_h1(np.asarray(alpha)))
+    fre_sl = float(rep["fRe_shah_london"].value)
+    nu_sl = float(rep["Nu_H1_shah_london"].value)
     write_closure_table(folder / "closures.csv", table, case.name)
-    summary = {
-        "case": Quantity(case.name),
-        "points": Quantity(len(cols["Re"])),
-        "Re_min": Quantity(float(cols["Re"][0]), "", "channel Reynolds number rho u_c D_h / mu"),
-        "Re_max": Quantity(float(cols["Re"][-1])),
-        "aspect_ratio": Quantity(alpha, "", "channel short / long side"),
-        "fRe_local_at_Re_min": Quantity(float(cols["fRe_local"][0]), "", "Fanning f Re over 0.6-0.9 L"),
-        "fRe_shah_london": Quantity(fre_sl, "", "fully developed, same aspect ratio"),
-        "Nu_local_at_Re_min": Quantity(float(cols["Nu_local"][0]), "", "Nu on D_h over 0.6-0.9 L"),
-        "Nu_H1_shah_london": Quantity(nu_sl, "", "fully developed, four walls heated"),
-        "fRe_apparent_at_Re_max": Quantity(float(cols["fRe_apparent"][-1]), "", "whole channel, entrance included"),
-        "Nu_apparent_at_Re_max": Quantity(float(cols["Nu_apparent"][-1]), "", "reproduces R_mean"),
-        "heat_balance_error_max": Quantity(float(diag["heat_balance_error"].max()), "", "|added - removed| / added"),
-        "flow_iterations_max": Quantity(int(diag["flow_iterations"].max())),
-    }
+    integers = ("points", "flow_iterations_max")
+    summary = {"case": Quantity(case.name)}
+    for key in (
+        "points", "Re_min", "Re_max", "aspect_ratio", "fRe_local_at_Re_min", "fRe_shah_london", "Nu_local_at_Re_min",
+        "Nu_H1_shah_london", "fRe_apparent_at_Re_max", "Nu_apparent_at_Re_max", "heat_balance_error_max",
+        "flow_iterations_max",
+    ):  # fmt: skip
+        out = rep[key]
+        value = np.asarray(out.value).item()
+        summary[key] = Quantity(int(value) if key in integers else float(value), "", out.description)
     series = {k: Series(cols[k], COLUMNS[k], k) for k in COLUMNS}
     write_series_results(
         folder,
