@@ -116,7 +116,7 @@ def _chain_table(data) -> list[str]:
             f"| {m['hours']} | {m['plate_cells']}, {m['curve_flows']} flows "
             f"| {m['curves_first_s']:.1f} / {m['curves_s']:.2f} | {m['rack_network_s']:.3f} "
             f"| {m['coupled_year_first_s']:.1f} / {m['coupled_year_s']:.2f} "
-            f"| {m['uncoupled_year_first_s']:.1f} / {m['uncoupled_year_s']:.3f} | {m['coupled_over_uncoupled']:.0f}x "
+            f"| {m['uncoupled_year_first_s']:.1f} / {m['uncoupled_year_s']:.3f} | {m['coupled_over_uncoupled']:.1f}x "
             f"| {m['chain_after_compile_s']:.2f} |"
         )
     return out
