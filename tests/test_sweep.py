@@ -155,6 +155,10 @@ def _designs(n=5):
     return out
 
 
+#: outputs at round-off level, whose relative difference between two compiled programs means nothing
+ROUNDOFF = ("heat_balance_error", "energy_residual")
+
+
 @pytest.mark.slow
 def test_batched_compact_solve_equals_the_per_design_loop():
     designs = _designs()
@@ -168,7 +172,9 @@ def test_batched_compact_solve_equals_the_per_design_loop():
     for i, (_, p) in enumerate(designs):
         ref = compact.report(static, p, one(static, p))
         for k, o in ref.items():
-            np.testing.assert_allclose(np.asarray(rep[k].value)[i], np.asarray(o.value), rtol=1e-10, atol=0, err_msg=k)
+            # the heat balance error (about 6e-12) and the solver's residual are round-off: compared absolutely
+            tol = dict(rtol=0, atol=1e-12) if k in ROUNDOFF else dict(rtol=1e-10, atol=0)
+            np.testing.assert_allclose(np.asarray(rep[k].value)[i], np.asarray(o.value), err_msg=k, **tol)
     # the designs differ (a test that could not fail otherwise)
     assert np.ptp(np.asarray(rep["R_max"].value)) > 1e-3 * np.asarray(rep["R_max"].value).mean()
     # coolant properties follow the swept inlet temperature (not frozen at parse time)
