@@ -43,7 +43,6 @@ cell's geometry, then one row per Reynolds number), ``results.h5``
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -69,7 +68,6 @@ __all__ = [
     "solve",
     "report",
     "check",
-    "apparent_nusselt",
     "read_closure_table",
     "write_closure_table",
 ]
@@ -206,28 +204,6 @@ def _resolved_case(case: CalibrationCase, reynolds: float) -> coldplate.ColdPlat
         case.energy_scheme,
         False,
     )
-
-
-def apparent_nusselt(u_plan, channel_width, fin_thickness, fin_height, k_fin, k_fluid) -> float:
-    """``Nu = h D_h / k_f`` whose base-to-fluid conductance per plan area in
-    the compact model, ``U = (h / p) (w + 2 H eta(h))``, equals ``u_plan``
-    (W/m^2/K). Raises ValueError for ``u_plan <= 0``."""
-    w, t, H = channel_width, fin_thickness, fin_height
-    p = w + t
-    dh = 2 * w * H / (w + H)
-    if not u_plan > 0 or not math.isfinite(u_plan):
-        raise ValueError(f"base-to-fluid conductance {u_plan:.4g} W/m^2/K is not positive")
-
-    def excess(log_h):
-        h = math.exp(log_h)
-        mh = math.sqrt(2 * h / (k_fin * t)) * H
-        eta = math.tanh(mh) / mh if mh > 1e-8 else 1.0
-        return math.log(h / p * (w + 2 * H * eta)) - math.log(u_plan)
-
-    from scipy.optimize import brentq
-
-    h = math.exp(brentq(excess, math.log(1e-6), math.log(1e14), xtol=1e-14, rtol=1e-13))
-    return h * dh / k_fluid
 
 
 _COMPACT_CELLS = 64
@@ -389,8 +365,10 @@ def _illinois(fun, fold, a, b, xtol, max_iter=100):
 
 
 def _apparent_nusselt_jnp(u_plan, w, t, H, k_fin, k_fluid):
-    """:func:`apparent_nusselt` in JAX (pure; ``u_plan`` must be positive:
-    the caller masks the rest). ``(Nu, converged)``."""
+    """``Nu = h D_h / k_f`` whose base-to-fluid conductance per plan area in
+    the compact model, ``U = (h / p) (w + 2 H eta(h))``, equals ``u_plan``
+    (W/m^2/K), in JAX (pure; ``u_plan`` must be positive: the caller masks
+    the rest). ``(Nu, converged)``."""
     import jax.numpy as jnp
 
     p = w + t
@@ -608,12 +586,16 @@ def report(static: Static, params: Params, solution: CalibrationSolution) -> dic
 
 
 def _host_solve(case: CalibrationCase):
-    """build, the compiled solve, check: ``(static, params, solution)``."""
+    """build, the compiled solve, check: ``(static, params, solution)``,
+    the solution as numpy arrays."""
+    import jax
+
     progress.phase("build")
     static, params = build(case)
     progress.phase("solve")
     sol = compiled_solve()(static, params)
     progress.phase("write", ready=sol)
+    sol = jax.device_get(sol)  # once: check and the writers take every Reynolds number's fields from it
     check(static, params, sol)
     return static, params, sol
 
