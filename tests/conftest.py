@@ -16,6 +16,15 @@ import os  # noqa: E402
 
 os.environ.setdefault("AIDC_THERMO_COMPILE_CACHE", "off")
 
+# CI (.ci/run) names one compile cache folder for every test process of its run (the default suite's workers and
+# the slow suite's one process per file): this process then compiles through it as the command line does, so a
+# program the run has compiled once (a bundled plate's solve, say) is loaded, not compiled again, by the next
+# process. Tests of the cache itself set their own folder.
+from aidc_thermo import compile_cache  # noqa: E402
+
+if os.environ["AIDC_THERMO_COMPILE_CACHE"].strip() and compile_cache.cache_dir() is not None:
+    compile_cache.configure()
+
 # Cold-plate curves solved from a plate case (thermo/curve_cache.py) go to one folder per test session, not the
 # user's: set here in pytest's first process, inherited by its xdist workers, so a bundled plate is solved once.
 if "AIDC_THERMO_CURVE_CACHE" not in os.environ:
