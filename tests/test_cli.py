@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from aidc_thermo.cli import main
+from aidc_thermo.cli import XDMF_CASE_TYPES, main
 from aidc_thermo.io.results import summary_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +58,8 @@ def _check_complete_folder(case, code, folder):
         if isinstance(entry["value"], float):
             assert np.isfinite(entry["value"]), key
     assert list(folder.glob("*.png")), "no plots written"
+    kind = tomllib.loads((ROOT / "cases" / f"{case}.toml").read_text())["case"]["type"]
+    assert (folder / "results.xdmf").is_file() == (kind in XDMF_CASE_TYPES), "results.xdmf is for grids and networks"
     with h5py.File(folder / "results.h5") as h5:
         assert "text" in h5["case"] and "parsed" in h5["case"]
         assert h5["case/text"][()].decode() == (ROOT / "cases" / f"{case}.toml").read_text()
