@@ -266,11 +266,12 @@ def test_malformed_rack_reference_exits_2_naming_file_and_key(tmp_path, capsys, 
 
 
 @pytest.mark.slow  # compiles rack/compact/facility solves: 25-80 s each on the shared 2-core machine
-def test_rack_flow_outside_the_curve_range_is_a_failed_solve(tmp_path, capsys):
+def test_rack_flow_outside_the_curve_range_exits_2_naming_the_curve_key(tmp_path, capsys):
     (tmp_path / "c.csv").write_text(_curve_text(flows=("3.5", "4", "4.5", "5")))
     (tmp_path / "rack.toml").write_text(_rack_text('curves = "c.csv"'))
-    assert main(["run", str(tmp_path / "rack.toml"), "-o", str(tmp_path / "out")]) == 3
+    assert main(["run", str(tmp_path / "rack.toml"), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
+    assert f"{tmp_path / 'rack.toml'}: plate_types[0].curves: " in err, err
     assert "plates of type 'gpu' run outside the flow range of their curve file (3.5..5 L/min)" in err
     assert not (tmp_path / "out" / "summary.json").exists()
 

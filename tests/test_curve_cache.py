@@ -413,11 +413,12 @@ def test_facility_by_reference_equals_the_curve_file(tmp_path, cache):
 
 
 @pytest.mark.slow  # a compact plate and a rack compiled
-def test_rack_flow_outside_the_solved_range_is_a_failed_solve(tmp_path, cache, capsys):
+def test_rack_flow_outside_the_solved_range_exits_2_naming_the_plate_case_key(tmp_path, cache, capsys):
     (tmp_path / "plate.toml").write_text(_plate_text(flow_range=("3.5 L/min", "5 L/min")))
     (tmp_path / "rack.toml").write_text(_rack_text('case = "plate.toml"'))
-    assert main(["run", str(tmp_path / "rack.toml"), "-o", str(tmp_path / "out")]) == 3
+    assert main(["run", str(tmp_path / "rack.toml"), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
+    assert f"{tmp_path / 'rack.toml'}: plate_types[0].case: " in err, err
     assert "plates of type 'gpu' run outside the flow range of their curve file (3.5..5 L/min)" in err
     assert not (tmp_path / "out" / "summary.json").exists()
 

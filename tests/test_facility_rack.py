@@ -371,3 +371,33 @@ def test_accelerator_plate_case_refusals_exit_2(tmp_path, capsys, value, coolant
     assert main(["check", str(tmp_path / "hall.toml")]) == 2
     err = capsys.readouterr().err
     assert "rack.accelerator_plate_case" in err and message in err, err
+
+
+@pytest.mark.slow  # a one-hour rack hall compiled twice, and a coarse compact plate
+def test_rack_plate_flow_outside_its_curves_exits_2_naming_the_reference(tmp_path, capsys, monkeypatch):
+    """The rack's solved plate flow (2.5 L/min) below the curves' range is a problem of the case (its own flows
+    and curves disagree): exit 2 naming the hall file and the key of the curve reference, no results."""
+    from aidc_thermo import curve_cache
+
+    monkeypatch.setenv(curve_cache.ENV, str(tmp_path / "cache"))
+    lines = CURVES.read_text().splitlines()
+    rows = [ln for ln in lines if ln[:1].isdigit() and float(ln.split(",")[0]) >= 3.5]
+    (tmp_path / "c.csv").write_text("\n".join([ln for ln in lines if not ln[:1].isdigit()] + rows) + "\n")
+    rack = rack_text(manifold="25 mm", hose="10 mm", cv=5)  # 2.5 L/min through the one plate
+    (tmp_path / "rack.toml").write_text(rack.replace(str(CURVES), "c.csv"))
+    (tmp_path / "hall.toml").write_text(hall_with_rack("rack.toml", 576))
+    assert main(["run", str(tmp_path / "hall.toml"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'hall.toml'}: rack.case: " in err, err
+    assert "outside the flow range of its cold-plate curves (3.5..6 L/min)" in err
+    assert "rack.toml's plate_types[0].curves" in err, err
+    assert not (tmp_path / "out").exists()
+
+    _small_plate(tmp_path, flow_range=("3 L/min", "5 L/min"))
+    (tmp_path / "rack.toml").write_text(rack)
+    (tmp_path / "swap.toml").write_text(hall_with_rack("rack.toml", 576) + 'accelerator_plate_case = "plate.toml"\n')
+    assert main(["run", str(tmp_path / "swap.toml"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'swap.toml'}: rack.accelerator_plate_case: " in err, err
+    assert "outside the flow range of its cold-plate curves (3..5 L/min)" in err
+    assert not (tmp_path / "out").exists()

@@ -53,7 +53,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from aidc_thermo import bounds, progress
-from aidc_thermo.errors import SolveError
+from aidc_thermo.errors import FlowOutsideCurves, SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header
 from aidc_thermo.io.curves import read_curves, require_coolant
 from aidc_thermo.io.results import Quantity, Series, write_series_results
@@ -338,7 +338,8 @@ def _with_plate_curves(rcase, name: str, curves):
 
     old = rcase.plate(name)
     q = curves.flow
-    new = rack_model.PlateType(name, old.power, curves.dp[0], q[0], 2.0, q, curves.r_max, old.junction_limit, curves)
+    new = rack_model.PlateType(name, old.power, curves.dp[0], q[0], 2.0, q, curves.r_max, old.junction_limit, curves,
+                               "rack.accelerator_plate_case")  # the key in the hall's file
     return dataclasses.replace(rcase, plate_types=tuple(new if p.name == name else p for p in rcase.plate_types))
 
 
@@ -1519,10 +1520,11 @@ def _check_rack(static: Static, solution: Solution, what: str) -> None:
             continue
         lo, hi = rng
         if not (lo * (1 - 1e-9) <= q[i] <= hi * (1 + 1e-9)):
-            raise SolveError(
+            raise FlowOutsideCurves(
                 f"{what}: {link.labels[i]} of the rack carries {q[i] * 6e4:.4g} L/min, outside the flow range of its "
                 f"cold-plate curves ({lo * 6e4:.4g}..{hi * 6e4:.4g} L/min); the curves are not extrapolated: change "
-                "the rack's flow ([supply] flow of the rack case, or the flow scale)"
+                "the rack's flow ([supply] flow of the rack case, or the flow scale)",
+                t,
             )
 
 
@@ -1611,7 +1613,13 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
         sol_all = stack([one(_design(designs, i)) for i in range(n_designs)])
     progress.phase("write", ready=sol_all)
     sol = Solution(*_design(sol_all, 0))
-    _check(static, _design(designs, 0), sol, "facility run")
+    try:
+        _check(static, _design(designs, 0), sol, "facility run")
+    except FlowOutsideCurves as exc:  # the case's own flows and curves disagree: a problem of the case
+        pt = case.rack.case.plate_types[exc.plate_type]
+        if pt.curve_key.startswith("rack."):
+            raise CaseError(case_file.path, pt.curve_key, str(exc)) from None
+        raise CaseError(case_file.path, "rack.case", f"{exc} (curves of {case.rack.file}'s {pt.curve_key})") from None
     check_bounded(static, designs, sol_all)
     out = {k: np.asarray(o.value) for k, o in report(static, designs, sol_all).items()}
     first = {k: v[0] for k, v in out.items()}

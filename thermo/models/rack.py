@@ -68,7 +68,7 @@ import numpy as np
 
 from aidc_thermo import bounds, progress, resources
 from aidc_thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
-from aidc_thermo.errors import SolveError
+from aidc_thermo.errors import CaseError, FlowOutsideCurves, SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
 from aidc_thermo.io.curves import ColdPlateCurves, read_curves, require_coolant
 from aidc_thermo.io.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
@@ -116,6 +116,7 @@ class PlateType:
     resistance: tuple[float, ...]  # K/W, chip to plate inlet coolant
     junction_limit: float | None = None  # K, the chip's design limit (plots its margin)
     curves: ColdPlateCurves | None = None  # from a curve file: dp(Q) and R_max(Q) (the fields above are unused)
+    curve_key: str = ""  # the key that named the curves ("plate_types[0].curves" or ".case"), for messages
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ def _read_plate(t: Table, coolant: Coolant, directory: Path) -> PlateType:
         limit = t.quantity("junction_limit", "temperature", default=None)
         t.finish()
         q = curves.flow
-        return PlateType(name, power, curves.dp[0], q[0], 2.0, q, curves.r_max, limit, curves)
+        key = t.key("case" if t.has("case") else "curves")
+        return PlateType(name, power, curves.dp[0], q[0], 2.0, q, curves.r_max, limit, curves, key)
     dp_rated = t.quantity("dp_rated", "pressure", positive=True)
     flow_rated = t.quantity("flow_rated", "volumetric_flow", positive=True)
     n = t.number("dp_exponent", default=1.85, minimum=1.0, maximum=2.5)
@@ -1516,8 +1518,9 @@ def check_energy(static: Static, params: Params, solution: Solution) -> None:
 
 
 def check_curve_range(static: Static, solution: Solution) -> None:
-    """Raise :class:`SolveError` when a converged plate flow lies outside the
-    flow range of its type's curve file (the curves are not extrapolated)."""
+    """Raise :class:`~aidc_thermo.errors.FlowOutsideCurves` (a
+    :class:`SolveError`) when a converged plate flow lies outside the flow range
+    of its type's curve file (the curves are not extrapolated)."""
     if not static.curve_range:
         return
     q = np.asarray(solution.network.flow, np.float64)[np.asarray(static.plate_edges)]
@@ -1531,11 +1534,12 @@ def check_curve_range(static: Static, solution: Solution) -> None:
         bad = sel[(q[sel] < lo * (1 - 1e-9)) | (q[sel] > hi * (1 + 1e-9))]
         if bad.size:
             worst = bad[np.argmax(np.maximum(lo / np.maximum(q[bad], 1e-300), q[bad] / hi))]
-            raise SolveError(
+            raise FlowOutsideCurves(
                 f"{bad.size} of {sel.size} plates of type {static.plate_type_names[k]!r} run outside the flow range "
                 f"of their curve file ({lo * 6e4:.4g}..{hi * 6e4:.4g} L/min), e.g. "
                 f"{labels[static.plate_edges[worst]] if labels else f'plate {worst}'} at {q[worst] * 6e4:.4g} L/min; "
-                "the curves are not extrapolated: extend their flow range or change the rack's supply flow"
+                "the curves are not extrapolated: extend their flow range or change the rack's supply flow",
+                k,
             )
 
 
@@ -1586,7 +1590,10 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     progress.phase("solve")
     solution = compiled_solve(static)(params)
     progress.phase("write", ready=solution)
-    check(static, params, solution)
+    try:
+        check(static, params, solution)
+    except FlowOutsideCurves as exc:  # the case's own supply flow and curves disagree: a problem of the case
+        raise CaseError(case_file.path, case.plate_types[exc.plate_type].curve_key, str(exc)) from None
     out = {k: np.asarray(o.value) for k, o in report(static, params, solution).items()}
     sol, info, temps = solution.network, solution.info, solution.temperatures
     net = rn.network
