@@ -733,6 +733,12 @@ def parse(case_file: CaseFile) -> FacilityCase:
         if opt_t.has("supply_temperature"):
             for i, t in enumerate((s_lo, s_hi)):
                 _check_supply(opt_t, f"supply_temperature[{i}]", t, supply_range)
+        if rack_link is not None:
+            given = [k for k in _GEOMETRY_KEYS if opt_t.has(k)]
+            if given:
+                raise opt_t.error(given[0], "a hall of rack networks ([rack]) is optimized over its supply setpoint "
+                                  "and flow scale only; the plate geometry is optimized with a single-accelerator "
+                                  "hall ([cold_plate] case)")  # fmt: skip
         geometry = _read_geometry_bounds(opt_t, curves)
         if curves is not None and not (curves.covers(q_cp * f_lo) and curves.covers(q_cp * f_hi)):
             raise opt_t.error(
@@ -1502,6 +1508,43 @@ def _check_curve_range(params: Params, what: str) -> None:
         )
 
 
+def _rack_optimum(static: Static, params: Params, case: FacilityCase, x_opt, dt) -> dict[str, Quantity]:
+    """The rack network at the optimum of ``thermo optimize``: its flow, the
+    accelerator plates' flow range and the worst plate with its margin."""
+    import jax.numpy as jnp
+
+    p = with_controls(params, jnp.asarray(x_opt[0], dt), jnp.asarray(x_opt[1], dt))
+    sol = Solution(*compiled_solve(static, batched=False)(p))
+    ro = {k: float(np.asarray(o.value)) for k, o in _rack_outputs(static, sol).items()}
+    q_rack = case.rack.case.supply.flow
+    return {
+        "rack_flow_opt": Quantity(q_rack * x_opt[1] * 6e4, "L/min",
+                                  f"supply flow per rack ({case.rack.file}: {q_rack * 6e4:.4g} L/min x flow scale)"),
+        "accelerator_flow_min_opt": Quantity(ro["accelerator_flow_min"] * 6e4, "L/min", "lowest accelerator plate"),
+        "accelerator_flow_max_opt": Quantity(ro["accelerator_flow_max"] * 6e4, "L/min", "highest accelerator plate"),
+        "worst_plate_opt": Quantity(static.rack.labels[static.rack.accelerators[int(ro["worst_plate"])]], "",
+                                    "the accelerator plate with the hottest junction at the optimum"),
+        "junction_margin_opt": Quantity(ro["junction_margin"], "K", "junction limit minus the worst plate's peak"),
+        "rack_pressure_drop_opt": Quantity(ro["rack_pressure_drop"] / 1e3, "kPa", "rack network at its flow"),
+    }  # fmt: skip
+
+
+def _rack_feasible(static: Static, state):
+    """Traceable: the rack network's hydraulics converged and every plate with
+    a curve file runs inside its flow range (what :func:`_check_rack` checks)."""
+    import jax.numpy as jnp
+
+    rs = static.rack.static
+    lo = np.zeros(len(rs.plate_type_index))
+    hi = np.full(len(rs.plate_type_index), np.inf)
+    for i, t in enumerate(rs.plate_type_index):
+        rng = rs.curve_range[t] if rs.curve_range else None
+        if rng is not None:
+            lo[i], hi[i] = rng[0] * (1 - 1e-9), rng[1] * (1 + 1e-9)
+    q = jnp.asarray(state.plate_flow)
+    return jnp.asarray(state.info.converged) & jnp.all((q >= lo) & (q <= hi))
+
+
 def _check_rack(static: Static, solution: Solution, what: str) -> None:
     """The rack network of one design: converged, and every plate with a curve
     file inside its curve's flow range."""
@@ -1824,10 +1867,6 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     import jax.numpy as jnp
     from scipy.optimize import minimize
 
-    if case.rack is not None:
-        raise CaseError(case_file.path, "rack", "thermo optimize does not take a hall of rack networks yet (its grid "
-                        "and gradients are built for one representative accelerator); use thermo run, or a case with "
-                        "[cold_plate] and [secondary] flow_per_accelerator")  # fmt: skip
     progress.phase("build")
     static, params = build(case)
     dt = _dtype(case)
@@ -1845,8 +1884,17 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     geo_index = {"channel_width": 0, "fin_thickness": 1}
 
     def point(x):  # the same solve as thermo run, at setpoint x[0] and flow scale x[1]
-        j, tj, conv, _ = metrics(with_controls(params, x[0], x[1]))
-        return j, tj, conv
+        if static.rack is None:
+            j, tj, conv, _ = metrics(with_controls(params, x[0], x[1]))
+            return j, tj, conv
+        # a hall of rack networks: the rack's flows follow the flow scale; a point counts only when the rack's
+        # hydraulics converge and every plate with curves runs inside their flow range (as thermo run checks)
+        from aidc_thermo.models.accounting import annual_totals
+
+        sol = solve(static, with_controls(params, x[0], x[1]))
+        ops, infos = sol[:2]
+        j = annual_totals(ops, 1.0).metrics.j_per_token_facility
+        return j, ops.t_j.max(), infos.converged.all() & _rack_feasible(static, sol.rack)
 
     def chain_x(x):  # (supply, flow scale, *geometry) -> the chain's (width, thickness, supply, flow scale)
         plate = [jnp.asarray(v, dt) for v in plate_x0]
@@ -1926,6 +1974,12 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     j_ref, tj_ref, conv_ref = (float(v) for v in point_jit(jnp.asarray(x_ref, dt)))
     refined_ok = bool(conv_ref) and tj_ref <= opt.junction_limit + 1e-6 and j_ref <= j_grid
     rejected = ""
+    if refined_ok and static.rack is not None:  # thermo run's checks of the rack network and of every hour
+        try:
+            p_ref = with_controls(params, jnp.asarray(x_ref[0], dt), jnp.asarray(x_ref[1], dt))
+            _check(static, p_ref, Solution(*compiled_solve(static, batched=False)(p_ref)), "optimize")
+        except SolveError as exc:
+            refined_ok, rejected = False, f"; the refined point failed thermo run's checks: {exc}"
     if refined_ok and chain is not None:  # thermo run's checks of the plate's solves and of every hour
         try:
             chain.checked(np.asarray(chain_x(jnp.asarray(x_ref, dt)), np.float64))
@@ -1960,8 +2014,10 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         "method": Quantity(method),
         "supply_temperature_opt": Quantity(float(x_opt[0] - T0), "degC", "facility-water supply setpoint"),
         "flow_scale_opt": Quantity(float(x_opt[1]), "", "coolant flow / case flow (both loops)"),
-        "flow_per_accelerator_opt": Quantity(q_cp * 60000.0, "L/min"),
+        "flow_per_accelerator_opt": Quantity(q_cp * 60000.0, "L/min", "" if case.rack is None else
+                                             "secondary flow / accelerators (plates in series share a flow)"),
         "facility_water_flow_opt": Quantity(case.params["flow_fw"] * x_opt[1] * 1e3, "L/s"),
+        **({} if case.rack is None else _rack_optimum(static, params, case, x_opt, dt)),
         "J_per_token_facility_opt": Quantity(j_opt, "J"),
         "T_junction_max_opt": Quantity(tj_opt - T0, "degC"),
         "junction_limit": Quantity(opt.junction_limit - T0, "degC"),
