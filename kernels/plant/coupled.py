@@ -651,22 +651,25 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
         dp_dt = acc.leak_beta * it_power.leakage_power(acc, t)
         _, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
         n = t.shape[0]
-        # J = diag(a) - U V^T; U = [u_c, s' 1], V = [e_m, n_racks dP/dT + n_racks n dp_dclock dclock e_m]
+        # J = diag(a) - U V^T; U = [u_c, s' 1], V = [e_m, v2], v2 = n_racks dP/dT + c_m e_m,
+        # c_m = n_racks n dp_dclock dclock (e_m picks the hottest plate: indexed, not masked and summed, which
+        # costs several passes over every plate of every hour)
         a = 1.0 - plates.resistance * dp_dt
         u_c = (plates.resistance + plates.influence.sum(axis=1)) * dp_dclock * dclock
-        ones = jnp.ones_like(t)
-        is_m = jnp.arange(n) == m
-        v2 = plates.n_racks * dp_dt + jnp.where(is_m, plates.n_racks * n * dp_dclock * dclock, 0.0)
+        c_m = plates.n_racks * n * dp_dclock * dclock
+
+        def v2_dot(x):
+            return plates.n_racks * jnp.dot(dp_dt, x) + c_m * x[m]
+
         a_ok = jnp.all(a > 1e-2)
         a_safe = jnp.where(a > 1e-2, a, 1.0)
         b = -r / a_safe
-        w1, w2 = u_c / a_safe, ds * ones / a_safe
+        w1, w2 = u_c / a_safe, ds / a_safe
         # capacitance matrix I - V^T A^-1 U (2 x 2)
-        w1_m, w2_m = jnp.sum(jnp.where(is_m, w1, 0.0)), jnp.sum(jnp.where(is_m, w2, 0.0))
-        c11, c12 = 1.0 - w1_m, -w2_m
-        c21, c22 = -jnp.dot(v2, w1), 1.0 - jnp.dot(v2, w2)
+        c11, c12 = 1.0 - w1[m], -w2[m]
+        c21, c22 = -v2_dot(w1), 1.0 - v2_dot(w2)
         det = c11 * c22 - c12 * c21
-        y1, y2 = jnp.sum(jnp.where(is_m, b, 0.0)), jnp.dot(v2, b)
+        y1, y2 = b[m], v2_dot(b)
         z1 = (c22 * y1 - c12 * y2) / jnp.where(det > 1e-2, det, 1.0)
         z2 = (c11 * y2 - c21 * y1) / jnp.where(det > 1e-2, det, 1.0)
         newton = b + w1 * z1 + w2 * z2
