@@ -433,6 +433,11 @@ def test_rack_plate_flow_outside_its_curves_exits_2_naming_the_reference(tmp_pat
     assert "outside the flow range of its cold-plate curves (3.5..6 L/min)" in err
     assert "rack.toml's plate_types[0].curves" in err, err
     assert not (tmp_path / "out").exists()
+    static, params = facility.build(facility.parse(load(tmp_path / "hall.toml")))  # a sweep's design: screened
+    sol = facility.compiled_solve(static, batched=False)(params)
+    outputs = {k: np.asarray(o.value) for k, o in facility.report(static, params, sol).items()}
+    assert facility.screen(static, params, outputs).startswith("1 plates of the rack network run outside the flow "
+                                                                "range of their cold-plate curves")  # fmt: skip
 
     _small_plate(tmp_path, flow_range=("3 L/min", "5 L/min"))
     (tmp_path / "rack.toml").write_text(rack)

@@ -1423,6 +1423,9 @@ def _rack_outputs(static: Static, solution: Solution) -> dict:
         "accelerator_flow_min": Output(q.min(axis=-1), "m^3/s", "lowest accelerator plate flow"),
         "accelerator_flow_max": Output(q.max(axis=-1), "m^3/s", "highest accelerator plate flow"),
         "rack_pressure_drop": Output(dp, "Pa", "rack network pressure drop at its supply flow"),
+        # for the sweep's screen: what thermo run's check of the rack network tests
+        "rack_check": Output(_rack_check(static, solution.rack), "",
+                             "rack network: hydraulics converged (1/0), their residual, plates outside their curves"),
     }
 
 
@@ -1460,6 +1463,13 @@ def screen(static: Static, params: Params, outputs: dict) -> str:
             f"the coupled junction-temperature solve did not converge in {int(n_bad)} of {static.hours} hours; "
             f"first at row {i} ({static.times[i]}): {cause}; residual {res:.3e} K after {int(its)} iterations"
         )
+    if static.rack is not None:  # as thermo run's check of the rack network
+        conv, res, n_out = (float(v) for v in np.asarray(out["rack_check"], np.float64))
+        if conv < 1:
+            return f"the rack network's flow solve did not converge (residual {res:.3e})"
+        if n_out > 0:
+            return (f"{int(n_out)} plates of the rack network run outside the flow range of their cold-plate curves; "
+                    "the curves are not extrapolated")  # fmt: skip
     bad = [k for k in ("T_junction_max", "P_facility_mean", "tokens_per_s_mean", "J_per_token_facility")
            if not np.isfinite(float(out[k]))]  # fmt: skip
     if bad:
@@ -1515,7 +1525,7 @@ def _rack_optimum(static: Static, params: Params, case: FacilityCase, x_opt, dt)
 
     p = with_controls(params, jnp.asarray(x_opt[0], dt), jnp.asarray(x_opt[1], dt))
     sol = Solution(*compiled_solve(static, batched=False)(p))
-    ro = {k: float(np.asarray(o.value)) for k, o in _rack_outputs(static, sol).items()}
+    ro = {k: float(np.asarray(o.value)) for k, o in _rack_outputs(static, sol).items() if k != "rack_check"}
     q_rack = case.rack.case.supply.flow
     return {
         "rack_flow_opt": Quantity(q_rack * x_opt[1] * 6e4, "L/min",
@@ -1529,9 +1539,9 @@ def _rack_optimum(static: Static, params: Params, case: FacilityCase, x_opt, dt)
     }  # fmt: skip
 
 
-def _rack_feasible(static: Static, state):
-    """Traceable: the rack network's hydraulics converged and every plate with
-    a curve file runs inside its flow range (what :func:`_check_rack` checks)."""
+def _rack_outside(static: Static, state):
+    """Traceable: how many plates with a curve file run outside its flow range
+    (a leading design axis when ``state`` has one)."""
     import jax.numpy as jnp
 
     rs = static.rack.static
@@ -1542,7 +1552,26 @@ def _rack_feasible(static: Static, state):
         if rng is not None:
             lo[i], hi[i] = rng[0] * (1 - 1e-9), rng[1] * (1 + 1e-9)
     q = jnp.asarray(state.plate_flow)
-    return jnp.asarray(state.info.converged) & jnp.all((q >= lo) & (q <= hi))
+    lo, hi = jnp.broadcast_to(lo, q.shape), jnp.broadcast_to(hi, q.shape)  # a design axis in front for a sweep
+    return jnp.sum((q < lo) | (q > hi), axis=-1)
+
+
+def _rack_feasible(static: Static, state):
+    """Traceable: the rack network's hydraulics converged and every plate with
+    a curve file runs inside its flow range (what :func:`_check_rack` checks)."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(state.info.converged) & (_rack_outside(static, state) == 0)
+
+
+def _rack_check(static: Static, state):
+    """[converged (1/0), residual, plates outside their curves' range] of the
+    rack network (traceable, a leading design axis when ``state`` has one)."""
+    import jax.numpy as jnp
+
+    res = jnp.asarray(state.info.residual)
+    return jnp.stack([jnp.asarray(state.info.converged).astype(res.dtype), res,
+                      _rack_outside(static, state).astype(res.dtype)], axis=-1)  # fmt: skip
 
 
 def _check_rack(static: Static, solution: Solution, what: str) -> None:
