@@ -1227,9 +1227,13 @@ def _year_metrics(static: Static):
     from aidc_thermo.models.accounting import annual_totals
 
     def metrics(params):
-        ops, infos = solve(static, params)[:2]
+        sol = solve(static, params)
+        ops, infos = sol[:2]
         tot = annual_totals(ops, 1.0)
-        return tot.metrics.j_per_token_facility, ops.t_j.max(), infos.converged.all(), tot
+        ok = infos.converged.all()
+        if static.rack is not None:  # and the rack network as thermo run checks it
+            ok = ok & _rack_feasible(static, sol.rack)
+        return tot.metrics.j_per_token_facility, ops.t_j.max(), ok, tot
 
     return metrics
 
@@ -1539,11 +1543,9 @@ def _rack_optimum(static: Static, params: Params, case: FacilityCase, x_opt, dt)
     }  # fmt: skip
 
 
-def _rack_outside(static: Static, state):
-    """Traceable: how many plates with a curve file run outside its flow range
-    (a leading design axis when ``state`` has one)."""
-    import jax.numpy as jnp
-
+def _rack_flow_bounds(static: Static):
+    """(lo, hi) m^3/s per plate of the rack network: its curve file's flow
+    range with the 1e-9 relative slack of the checks, (0, inf) without one."""
     rs = static.rack.static
     lo = np.zeros(len(rs.plate_type_index))
     hi = np.full(len(rs.plate_type_index), np.inf)
@@ -1551,6 +1553,15 @@ def _rack_outside(static: Static, state):
         rng = rs.curve_range[t] if rs.curve_range else None
         if rng is not None:
             lo[i], hi[i] = rng[0] * (1 - 1e-9), rng[1] * (1 + 1e-9)
+    return lo, hi
+
+
+def _rack_outside(static: Static, state):
+    """Traceable: how many plates with a curve file run outside its flow range
+    (a leading design axis when ``state`` has one)."""
+    import jax.numpy as jnp
+
+    lo, hi = _rack_flow_bounds(static)
     q = jnp.asarray(state.plate_flow)
     lo, hi = jnp.broadcast_to(lo, q.shape), jnp.broadcast_to(hi, q.shape)  # a design axis in front for a sweep
     return jnp.sum((q < lo) | (q > hi), axis=-1)
@@ -1912,18 +1923,9 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     plate_x0 = None if chain is None else np.asarray(chain.x0[:2], np.float64)  # channel width, fin thickness
     geo_index = {"channel_width": 0, "fin_thickness": 1}
 
-    def point(x):  # the same solve as thermo run, at setpoint x[0] and flow scale x[1]
-        if static.rack is None:
-            j, tj, conv, _ = metrics(with_controls(params, x[0], x[1]))
-            return j, tj, conv
-        # a hall of rack networks: the rack's flows follow the flow scale; a point counts only when the rack's
-        # hydraulics converge and every plate with curves runs inside their flow range (as thermo run checks)
-        from aidc_thermo.models.accounting import annual_totals
-
-        sol = solve(static, with_controls(params, x[0], x[1]))
-        ops, infos = sol[:2]
-        j = annual_totals(ops, 1.0).metrics.j_per_token_facility
-        return j, ops.t_j.max(), infos.converged.all() & _rack_feasible(static, sol.rack)
+    def point(x):  # the same solve as thermo run, at setpoint x[0] and flow scale x[1] (a rack's flows follow it)
+        j, tj, conv, _ = metrics(with_controls(params, x[0], x[1]))
+        return j, tj, conv
 
     def chain_x(x):  # (supply, flow scale, *geometry) -> the chain's (width, thickness, supply, flow scale)
         plate = [jnp.asarray(v, dt) for v in plate_x0]
