@@ -107,6 +107,7 @@ __all__ = [
     "pump_speed_for_duty",
     "rate_device",
     "reject_heat",
+    "supply_temperature",
     "tower_water_use",
 ]
 
@@ -438,6 +439,40 @@ class RejectionState:
     free_cooling: jax.Array
 
 
+def _supply(dev, q_load, c_fw, t_set, t_ref, p, kind, arrangement, chiller_model):
+    """``(t_supply, t_float, g1)``: the supply temperature, the supply with fans
+    at full speed and no chiller, and the device's conductance at full speed."""
+    g1 = device_conductance(dev, kind, arrangement, jnp.ones_like(q_load), c_fw, t_ref, p)
+    t_float = t_ref + q_load * (1.0 / g1 - 1.0 / c_fw)
+    t_supply = jnp.maximum(t_set, t_float) if chiller_model == "none" else t_set
+    return t_supply, t_float, g1
+
+
+def supply_temperature(
+    dev: RejectionDevice,
+    q_load,
+    c_fw,
+    t_set,
+    t_ref,
+    p,
+    *,
+    kind: str,
+    arrangement: str = "counterflow",
+    chiller_model: str = "none",
+):
+    """The facility-water supply temperature (K) of :func:`reject_heat` with
+    the same arguments, without solving for the fan speed: the setpoint, or
+    without a chiller the temperature the device holds at full fan speed when
+    it cannot hold the setpoint. For solvers that iterate on temperatures and
+    need the plant's fan power only at their solution."""
+    _check_kind(kind)
+    if chiller_model not in CHILLER_MODELS:
+        raise ValueError(f"unknown chiller model {chiller_model!r}; expected one of {CHILLER_MODELS}")
+    dtype = _float_dtype(q_load, c_fw, t_set, t_ref, p)
+    q_load, c_fw, t_set, t_ref, p = _asfloat(dtype, q_load, c_fw, t_set, t_ref, p)
+    return _supply(dev, q_load, c_fw, t_set, t_ref, p, kind, arrangement, chiller_model)[0]
+
+
 def reject_heat(
     dev: RejectionDevice,
     chiller: Chiller,
@@ -470,15 +505,9 @@ def reject_heat(
     def g_of(f):
         return device_conductance(dev, kind, arrangement, f, c_fw, t_ref, p)
 
-    g1 = g_of(one)
     g_min = g_of(f_min)
-    # Supply temperature with fans at full speed and no chiller.
-    t_float = t_ref + q_load * (1.0 / g1 - 1.0 / c_fw)
+    t_supply, t_float, g1 = _supply(dev, q_load, c_fw, t_set, t_ref, p, kind, arrangement, chiller_model)
     free = t_float <= t_set
-    if chiller_model == "none":
-        t_supply = jnp.maximum(t_set, t_float)
-    else:
-        t_supply = t_set
     t_in = t_supply + q_load / c_fw
     d_t = t_in - t_ref
 

@@ -334,20 +334,27 @@ def evaluate_operating_point(fac: Facility, amb: Ambient, config: CoupledConfig,
     return _evaluate(fac, amb, config, t_j, with_water=True)
 
 
-def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_water: bool):
-    acc = fac.accelerator
+def _junction_model(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_water: bool, supply_only: bool):
+    """``(t_j_model, p_acc, fields)`` at the junction temperature ``t_j``
+    (``fields`` None with ``supply_only``: see :func:`_plant_chain`)."""
     n = fac.n_accelerators
-    # IT side
-    p_acc = it_power.accelerator_power(acc, fac.utilization, t_j)
-    clock = it_power.clock_fraction(acc, t_j)
-    leak = it_power.leakage_power(acc, t_j)
-    tokens = n * it_power.throughput(acc, fac.utilization, t_j)
+    p_acc = it_power.accelerator_power(fac.accelerator, fac.utilization, t_j)
     q_cp = fac.flow_per_accelerator
     dp_plates = fac.cold_plate.pressure_drop(q_cp)
-    f, t_tcs_supply = _plant_chain(fac, amb, config, n * p_acc, jnp.zeros_like(p_acc), dp_plates, with_water)
+    f, t_tcs_supply = _plant_chain(
+        fac, amb, config, n * p_acc, jnp.zeros_like(p_acc), dp_plates, with_water, supply_only
+    )
     # Cold plate
     rise_upstream = fac.upstream_heat / (fac.rho_tcs * fac.cp_tcs * q_cp)
-    t_j_model = t_tcs_supply + rise_upstream + fac.cold_plate.resistance(q_cp) * p_acc
+    return t_tcs_supply + rise_upstream + fac.cold_plate.resistance(q_cp) * p_acc, p_acc, f
+
+
+def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_water: bool):
+    acc = fac.accelerator
+    t_j_model, p_acc, f = _junction_model(fac, amb, config, t_j, with_water, False)
+    clock = it_power.clock_fraction(acc, t_j)
+    leak = it_power.leakage_power(acc, t_j)
+    tokens = fac.n_accelerators * it_power.throughput(acc, fac.utilization, t_j)
     return OperatingPoint(
         t_j=t_j,
         t_j_model=t_j_model,
@@ -361,13 +368,16 @@ def _evaluate(fac: Facility, amb: Ambient, config: CoupledConfig, t_j, with_wate
 
 
 def _plant_chain(fac: Facility, amb: Ambient, config: CoupledConfig, p_acc_total, q_plates_fixed, dp_plates,
-                 with_water: bool):  # fmt: skip
+                 with_water: bool, supply_only: bool = False):  # fmt: skip
     """Everything downstream of the accelerators' heat: ``p_acc_total`` (W, all
     accelerators of the hall), ``q_plates_fixed`` (W of other cold plates with
     fixed power, CPUs and switches of a rack network; part of the other IT
     loads and all into the liquid), ``dp_plates`` (Pa of the cold plates, or of
     the whole rack network, at the secondary flow). Returns the operating point's
-    fields except the accelerator's own, and the secondary supply temperature."""
+    fields except the accelerator's own, and the secondary supply temperature.
+    ``supply_only`` (static): the fields are None and the plant's fan speed is
+    not solved (the supply temperature does not depend on it), for the
+    iterations of the coupled solves."""
     n = fac.n_accelerators
     p_other = n * fac.other_it_per_accelerator
     p_conv = fac.conversion_loss_fraction * (p_acc_total + p_other)
@@ -391,19 +401,6 @@ def _plant_chain(fac: Facility, amb: Ambient, config: CoupledConfig, p_acc_total
     q_export = fac.export_fraction * q_fw
     q_dev = q_fw - q_export
     t_ref = _t_ref(config, amb)
-    rej = plant.reject_heat(
-        fac.device,
-        fac.chiller,
-        q_dev,
-        c_fw,
-        fac.t_supply_set,
-        t_ref,
-        amb.p,
-        kind=config.device,
-        arrangement=config.arrangement,
-        chiller_model=config.chiller,
-    )
-    # CDU
     ua_cdu = hx.ua_flow_scaled(
         fac.cdu_ua_rated,
         c_tcs / fac.cdu_c_tcs_rated,
@@ -413,6 +410,20 @@ def _plant_chain(fac: Facility, amb: Ambient, config: CoupledConfig, p_acc_total
         fac.cdu_exponent,
     )
     a_cdu = hx.approach_coefficient(ua_cdu, c_tcs, c_fw, "counterflow")
+    plant_kw = dict(kind=config.device, arrangement=config.arrangement, chiller_model=config.chiller)
+    if supply_only:
+        t_fw_supply = plant.supply_temperature(fac.device, q_dev, c_fw, fac.t_supply_set, t_ref, amb.p, **plant_kw)
+        return None, t_fw_supply + a_cdu * q_tcs
+    rej = plant.reject_heat(
+        fac.device,
+        fac.chiller,
+        q_dev,
+        c_fw,
+        fac.t_supply_set,
+        t_ref,
+        amb.p,
+        **plant_kw,
+    )
     t_tcs_supply = rej.t_supply + a_cdu * q_tcs
     t_tcs_return = t_tcs_supply + q_tcs / c_tcs
     t_fw_return = rej.t_supply + q_tcs / c_fw
@@ -536,7 +547,7 @@ def solve_operating_point(fac: Facility, amb: Ambient, config: CoupledConfig = C
 
     def residual_of(f, a):
         def residual(t):
-            return t - _evaluate(f, a, config, t, with_water=False).t_j_model
+            return t - _junction_model(f, a, config, t, False, True)[0]
 
         return residual
 
@@ -591,30 +602,37 @@ class RackPlates:
     n_racks: jax.Array
 
 
+def _rack_model(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water,
+                supply_only):  # fmt: skip
+    """``(t_model (n,), p (n,), leak (n,), clock, fields)`` at the accelerators'
+    junction temperatures ``t_plates`` (n,); the clock of every accelerator is
+    set by the hottest one (a synchronous job runs at the slowest accelerator's
+    pace). ``fields`` is None with ``supply_only`` (see :func:`_plant_chain`)."""
+    acc = fac.accelerator
+    clock = it_power.clock_fraction(acc, jnp.max(t_plates))
+    leak = it_power.leakage_power(acc, t_plates)
+    p = acc.p_idle + fac.utilization * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent) + leak
+    f, t_sup = _plant_chain(
+        fac, amb, config, plates.n_racks * jnp.sum(p), plates.n_racks * plates.fixed_power, plates.dp, with_water,
+        supply_only,
+    )  # fmt: skip
+    t_model = t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
+    return t_model, p, leak, clock, f
+
+
 def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water):
     """The chain at the accelerators' junction temperatures ``t_plates`` (n,):
-    ``(op, t_model (n,), p (n,))``; the clock of every accelerator is set by the
-    hottest one (a synchronous job runs at the slowest accelerator's pace)."""
+    ``(op, t_model (n,), p (n,))``."""
     acc = fac.accelerator
-    u = fac.utilization
-    t_hot = jnp.max(t_plates)
-    clock = it_power.clock_fraction(acc, t_hot)
-    leak = it_power.leakage_power(acc, t_plates)
-    p = acc.p_idle + u * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent) + leak
+    t_model, p, leak, clock, f = _rack_model(fac, plates, amb, config, t_plates, with_water, False)
     n_per_rack = t_plates.shape[0]
-    p_acc_total = plates.n_racks * jnp.sum(p)
-    tokens = fac.n_accelerators * (u * clock * acc.tokens_per_s)
-    f, t_sup = _plant_chain(
-        fac, amb, config, p_acc_total, plates.n_racks * plates.fixed_power, plates.dp, with_water
-    )
-    t_model = t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
     op = OperatingPoint(
-        t_j=t_hot,
+        t_j=jnp.max(t_plates),
         t_j_model=jnp.max(t_model),
         p_accelerator=jnp.sum(p) / n_per_rack,
         clock=clock,
         leakage=jnp.sum(leak) / n_per_rack,
-        tokens_per_s=tokens,
+        tokens_per_s=fac.n_accelerators * (fac.utilization * clock * acc.tokens_per_s),
         runaway=jnp.zeros((), bool),
         **f,
     )
@@ -637,17 +655,17 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
     dtype = t0.dtype
 
     def sup_of_heat(q_total):
-        _, t_sup = _plant_chain(fac, amb, config, q_total, plates.n_racks * plates.fixed_power, plates.dp, False)
+        _, t_sup = _plant_chain(fac, amb, config, q_total, plates.n_racks * plates.fixed_power, plates.dp, False, True)
         return t_sup
 
     def residual_and_step(t):
-        op, t_model, p = _rack_evaluate(fac, plates, amb, config, t, False)
+        t_model, p, _, clock, _ = _rack_model(fac, plates, amb, config, t, False, True)
         r = t - t_model
         m = jnp.argmax(t)
         t_hot = t[m]
         _, dclock = jax.jvp(lambda x: it_power.clock_fraction(acc, x), (t_hot,), (jnp.ones_like(t_hot),))
         e = acc.dyn_clock_exponent
-        dp_dclock = u * acc.p_dynamic * e * jnp.power(op.clock, e - 1.0)
+        dp_dclock = u * acc.p_dynamic * e * jnp.power(clock, e - 1.0)
         dp_dt = acc.leak_beta * it_power.leakage_power(acc, t)
         _, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
         n = t.shape[0]
@@ -740,7 +758,7 @@ def solve_rack_operating_point(
 
     def residual_of(f, pl, a):
         def residual(t):
-            return t - _rack_evaluate(f, pl, a, config, t, False)[1]
+            return t - _rack_model(f, pl, a, config, t, False, True)[0]
 
         return residual
 
