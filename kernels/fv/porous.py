@@ -92,6 +92,7 @@ from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ..diagnostics import SolveInfo
@@ -108,6 +109,7 @@ __all__ = [
     "developing_flow_factor",
     "fin_efficiency",
     "fin_root_conductance",
+    "closure_lookup",
     "FinLayer",
     "straight_fins",
     "pin_fins",
@@ -235,6 +237,80 @@ class FinLayer:
     g_root: jax.Array
     g_fin: jax.Array
     g_floor: jax.Array
+
+
+def _natural_spline_matrix(nodes: np.ndarray) -> np.ndarray:
+    """``(n, n)``: the second derivatives at ``nodes`` of the natural cubic
+    spline through values ``y`` are ``S @ y`` (zero at both ends; all zero
+    for two nodes, where the spline is the straight line)."""
+    n = len(nodes)
+    out = np.zeros((n, n))
+    if n < 3:
+        return out
+    h = np.diff(nodes)
+    a = np.zeros((n - 2, n - 2))
+    b = np.zeros((n - 2, n))
+    for i in range(1, n - 1):
+        r = i - 1
+        a[r, r] = 2 * (h[i - 1] + h[i])
+        if r > 0:
+            a[r, r - 1] = h[i - 1]
+        if r < n - 3:
+            a[r, r + 1] = h[i]
+        b[r, i - 1], b[r, i], b[r, i + 1] = 6 / h[i - 1], -6 / h[i - 1] - 6 / h[i], 6 / h[i]
+    out[1:-1] = np.linalg.solve(a, b)
+    return out
+
+
+def _spline(nodes: np.ndarray, values, x):
+    """The natural cubic spline through ``values`` (leading axis over the
+    increasing ``nodes``, a numpy constant) at ``x`` (traced scalar):
+    continuous value, slope and curvature; one node gives its value. Outside
+    the nodes the end pieces are extrapolated."""
+    n = len(nodes)
+    if n == 1:
+        return values[0]
+    dtype = values.dtype
+    m = jnp.tensordot(jnp.asarray(_natural_spline_matrix(nodes), dtype), values, axes=1)
+    xs = jnp.asarray(nodes, dtype)
+    k = jnp.clip(jnp.searchsorted(xs, x, side="right") - 1, 0, n - 2)
+    x0, x1 = xs[k], xs[k + 1]
+    h = x1 - x0
+    a, b = (x1 - x) / h, (x - x0) / h
+    return a * values[k] + b * values[k + 1] + ((a**3 - a) * m[k] + (b**3 - b) * m[k + 1]) * (h * h / 6)
+
+
+def closure_lookup(reynolds, channel_width, fin_thickness, table_re, widths, thicknesses, fre, nusselt):
+    """``(f Re, Nu)`` of a calibrated closure grid (``fre``, ``nusselt`` of
+    shape ``(nw, nt, n)``: unit cells of channel ``widths`` (nw,) x fin
+    ``thicknesses`` (nt,), each at the Reynolds numbers ``table_re`` (n,)),
+    at a channel Reynolds number, channel width and fin thickness (traced
+    scalars; m): linear in Re (held at the end values outside ``table_re``,
+    as ``jnp.interp``), then natural cubic splines of the logarithm of the
+    value over the logarithm of the width, and then of the thickness (the
+    closures change with the geometry roughly as powers of it), so that the
+    closures and their derivatives with respect to the geometry are
+    continuous across the calibrated cells. An axis of one cell is constant.
+    ``table_re``, ``widths``, ``thicknesses`` are numpy constants
+    (increasing); outside the widths and thicknesses the splines
+    extrapolate: check the range first. Values must be positive."""
+    fre, nusselt = jnp.asarray(fre), jnp.asarray(nusselt)
+    dtype = jnp.result_type(fre, nusselt)
+    table_re = np.asarray(table_re, np.float64)
+    res = jnp.asarray(table_re, dtype)
+    re = jnp.asarray(reynolds, dtype)
+    k = jnp.clip(jnp.searchsorted(res, re, side="right") - 1, 0, len(table_re) - 2)
+    s = jnp.clip((re - res[k]) / (res[k + 1] - res[k]), 0.0, 1.0)
+    out = []
+    log_w, log_t = (jnp.log(jnp.asarray(v, dtype)) for v in (channel_width, fin_thickness))
+    for v in (fre.astype(dtype), nusselt.astype(dtype)):
+        at_re = v[..., k] * (1 - s) + v[..., k + 1] * s  # (nw, nt)
+        if len(widths) == len(thicknesses) == 1:
+            out.append(at_re[0, 0])
+            continue
+        along_t = _spline(np.log(np.asarray(widths, np.float64)), jnp.log(at_re), log_w)  # (nt,)
+        out.append(jnp.exp(_spline(np.log(np.asarray(thicknesses, np.float64)), along_t, log_t)))
+    return out[0], out[1]
 
 
 def _layer(shape, dtype, **fields) -> FinLayer:

@@ -43,7 +43,7 @@ cell's geometry, then one row per Reynolds number), ``results.h5``
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +88,8 @@ COLUMNS = {
 }
 #: geometry and material written with a table (SI)
 META = ("channel_width", "fin_thickness", "fin_height", "base_thickness", "length", "fin_conductivity", "prandtl")
+#: the columns of a grid table that name its unit cell (m); a table of one cell has them in its header
+GRID_AXES = ("channel_width", "fin_thickness")
 LOCAL_WINDOW = (0.6, 0.9)
 
 
@@ -107,6 +109,8 @@ class CalibrationCase:
     max_outer: int
     energy_scheme: str
     plots: bool
+    #: a grid of unit cells ([calibration] channel_widths x fin_thicknesses, m), () for the [geometry] cell alone
+    grid: tuple[tuple[float, float], ...] = ()
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -137,6 +141,7 @@ def parse(case_file: CaseFile) -> CalibrationCase:
     reynolds = cal.quantities("reynolds", "dimensionless", positive=True)
     if not 2 <= len(reynolds) <= 64 or np.any(np.diff(reynolds) <= 0):
         raise cal.error("reynolds", f"2 to 64 increasing channel Reynolds numbers, got {cal.raw('reynolds')}")
+    grid = _read_grid(cal, gkw)
     cal.finish()
     precision, flow_tol, max_outer, scheme = coldplate.read_solver(root)
     plots = read_plots_flag(root)
@@ -157,17 +162,52 @@ def parse(case_file: CaseFile) -> CalibrationCase:
         max_outer,
         scheme,
         plots,
+        grid,
     )
-    try:
-        geometry = coldplate.build_geometry(_resolved_case(case, reynolds[0]))
-    except ValueError as exc:
-        raise root.error("geometry", str(exc)) from None
+    for cell in [case] if not grid else [_cell(case, w, t) for w, t in grid]:
+        try:
+            geometry = coldplate.build_geometry(_resolved_case(cell, reynolds[0]))
+        except ValueError as exc:
+            where = (
+                ""
+                if not grid
+                else f" (unit cell channel_width {cell.geometry['channel_width'] * 1e3:g} mm, "
+                f"fin_thickness {cell.geometry['fin_thickness'] * 1e3:g} mm)"
+            )
+            raise root.error("geometry", f"{exc}{where}") from None
     if np.count_nonzero(_window(geometry, gkw["length"])) < 2:
         raise root.error(
             "geometry.cells.length",
             f"the local values need at least 2 cells in {LOCAL_WINDOW[0]} L .. {LOCAL_WINDOW[1]} L; give more cells",
         )
     return case
+
+
+def _read_grid(cal: Table, geometry: dict) -> tuple[tuple[float, float], ...]:
+    """``[calibration] channel_widths``, ``fin_thicknesses`` (optional lists,
+    increasing): the unit cells of a calibration grid, every width with every
+    thickness; the [geometry] cell must be one of them. () when neither is given."""
+    axes = []
+    for key, gkey in (("channel_widths", "channel_width"), ("fin_thicknesses", "fin_thickness")):
+        values = cal.quantities(key, "length", positive=True, default=None)
+        if values is None:
+            axes.append((geometry[gkey],))
+            continue
+        if not 1 <= len(values) <= 16 or np.any(np.diff(values) <= 0):
+            raise cal.error(key, f"1 to 16 increasing lengths, got {cal.raw(key)}")
+        if not np.any(np.isclose(values, geometry[gkey], rtol=1e-9, atol=0)):
+            raise cal.error(
+                key, f"must include the [geometry] {gkey} ({geometry[gkey] * 1e3:g} mm), whose fields are written"
+            )
+        axes.append(tuple(values))
+    if len(axes[0]) * len(axes[1]) == 1 and not (cal.has("channel_widths") or cal.has("fin_thicknesses")):
+        return ()
+    return tuple((w, t) for w in axes[0] for t in axes[1])
+
+
+def _cell(case: CalibrationCase, width: float, thickness: float) -> CalibrationCase:
+    """The calibration of one unit cell of the grid (no grid of its own)."""
+    return replace(case, geometry={**case.geometry, "channel_width": width, "fin_thickness": thickness}, grid=())
 
 
 # ----------------------------------------------------------------------------- reduction
@@ -613,11 +653,49 @@ def _diagnostics(sol: CalibrationSolution) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class ClosureTable:
-    """A closure table: ``columns`` (name -> array over the rows, increasing
-    ``Re``) and ``meta`` (geometry of the calibration cell, SI)."""
+    """A closure table: ``columns`` (name -> array over the rows) and ``meta``
+    (geometry of the calibration cell, SI). A table of one unit cell has its
+    rows at increasing ``Re`` and its ``channel_width`` and ``fin_thickness``
+    in ``meta``; a grid table (``thermo calibrate`` with ``channel_widths`` /
+    ``fin_thicknesses``) has them as columns, a block of rows per unit cell,
+    every cell at the same Reynolds numbers."""
 
     columns: dict[str, np.ndarray]
     meta: dict[str, float]
+
+    @property
+    def is_grid(self) -> bool:
+        return "channel_width" in self.columns
+
+    def arrays(self, kind: str = "apparent") -> tuple[np.ndarray, ...]:
+        """``(Re (n,), channel widths (nw,), fin thicknesses (nt,), f Re (nw, nt, n), Nu (nw, nt, n))`` of the
+        ``kind`` columns ("apparent" or "local"), widths and thicknesses increasing. A table of one unit cell
+        gives ``nw = nt = 1`` (its fin thickness ``nan`` when the file does not say)."""
+        c = self.columns
+        if not self.is_grid:
+            w, t = self.meta["channel_width"], self.meta.get("fin_thickness", np.nan)
+            return (c["Re"], np.array([w]), np.array([t]), c[f"fRe_{kind}"][None, None], c[f"Nu_{kind}"][None, None])
+        widths, thicknesses = np.unique(c["channel_width"]), np.unique(c["fin_thickness"])
+        n = len(c["Re"]) // (len(widths) * len(thicknesses))
+        out = {k: np.empty((len(widths), len(thicknesses), n)) for k in (f"fRe_{kind}", f"Nu_{kind}")}
+        for i, w in enumerate(widths):
+            for j, t in enumerate(thicknesses):
+                rows = (c["channel_width"] == w) & (c["fin_thickness"] == t)
+                for k in out:
+                    out[k][i, j] = c[k][rows]
+        first = (c["channel_width"] == widths[0]) & (c["fin_thickness"] == thicknesses[0])
+        return c["Re"][first], widths, thicknesses, out[f"fRe_{kind}"], out[f"Nu_{kind}"]
+
+
+def _grid_table(tables: list[ClosureTable]) -> ClosureTable:
+    """One grid table of the unit cells' tables (the rows of each in turn)."""
+    columns = {
+        "channel_width": np.concatenate([np.full(len(t.columns["Re"]), t.meta["channel_width"]) for t in tables]),
+        "fin_thickness": np.concatenate([np.full(len(t.columns["Re"]), t.meta["fin_thickness"]) for t in tables]),
+    }
+    columns |= {k: np.concatenate([t.columns[k] for t in tables]) for k in COLUMNS}
+    meta = {k: v for k, v in tables[0].meta.items() if k not in GRID_AXES}
+    return ClosureTable(columns, meta)
 
 
 def _table(case: CalibrationCase, sol: CalibrationSolution) -> ClosureTable:
@@ -629,10 +707,34 @@ def _table(case: CalibrationCase, sol: CalibrationSolution) -> ClosureTable:
     return ClosureTable(columns, meta)
 
 
+def _solve_grid(case: CalibrationCase, base: ClosureTable) -> ClosureTable:
+    """The grid table of a case with ``grid``: every unit cell calibrated in
+    turn (one compiled program each: the voxel grid changes), ``base`` (the
+    [geometry] cell's table, already solved) in its place."""
+    tables = []
+    for i, (w, t) in enumerate(case.grid):
+        if np.allclose((w, t), (base.meta["channel_width"], base.meta["fin_thickness"]), rtol=1e-9, atol=0):
+            tables.append(base)
+            continue
+        progress.say(f"unit cell {i + 1} of {len(case.grid)}: channel width {w * 1e3:g} mm, fin {t * 1e3:g} mm")
+        cell = _cell(case, w, t)
+        try:
+            tables.append(_table(cell, _host_solve(cell)[2]))
+        except SolveError as exc:
+            raise SolveError(f"unit cell channel_width {w * 1e3:g} mm, fin_thickness {t * 1e3:g} mm: {exc}") from None
+    return _grid_table(tables)
+
+
 def calibrate(case: CalibrationCase, solutions: list | None = None) -> tuple[ClosureTable, dict]:
     """Solve the unit cell at every Reynolds number (build, the compiled pure
-    solve, check); ``(table, diagnostics)``. ``solutions``, when given,
-    receives ``(resolved case, coldplate.Solution)`` per Reynolds number."""
+    solve, check); ``(table, diagnostics)``; a case with a ``grid`` gives the
+    grid table (the diagnostics and ``solutions`` are its [geometry] cell's).
+    ``solutions``, when given, receives ``(resolved case, coldplate.Solution)``
+    per Reynolds number."""
+    if case.grid:
+        base = _cell(case, case.geometry["channel_width"], case.geometry["fin_thickness"])
+        table, diag = calibrate(base, solutions)
+        return _solve_grid(case, table), diag
     static, params, sol = _host_solve(case)
     if solutions is not None:
         for i, re in enumerate(case.reynolds):
@@ -655,7 +757,8 @@ def write_closure_table(path: Path, table: ClosureTable, title: str = "") -> Non
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         fh.write(f"# closure table of the compact cold-plate model (thermo calibrate){': ' + title if title else ''}\n")
         for key in META:
-            fh.write(f"# {key} = {table.meta[key]:.10g}\n")
+            if key in table.meta:
+                fh.write(f"# {key} = {table.meta[key]:.10g}\n")
         w = csv.writer(fh)
         w.writerow(list(table.columns))
         for i in range(len(table.columns["Re"])):
@@ -666,7 +769,10 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
     """Read a CSV closure table (as written by ``thermo calibrate``). Needs
     the column ``Re`` (at least two rows, increasing) and the ``required``
     columns (finite, positive), and the geometry lines ``channel_width``,
-    ``fin_height``, ``length``; raises :class:`ClosureTableError`."""
+    ``fin_height``, ``length``. A grid table has ``channel_width`` and
+    ``fin_thickness`` as columns instead (m, positive), a block of rows
+    (the same increasing ``Re``) for every width with every thickness;
+    raises :class:`ClosureTableError`."""
     path = Path(path)
 
     def bad(message):
@@ -689,13 +795,14 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
                     raise bad(f"line {n}: '{key.strip()}' is not a number ({value.strip()!r})") from None
         elif line.strip():
             body.append((n, line))
-    for key in ("channel_width", "fin_height", "length"):
-        if key not in meta:
-            raise bad(f"missing the header line '# {key} = <value in m>'")
     if not body:
         raise bad("no header row and no data")
     header = [h.strip() for h in next(csv.reader([body[0][1]]))]
-    for col in ("Re", *required):
+    axes = GRID_AXES if any(a in header for a in GRID_AXES) else ()
+    for key in ("fin_height", "length") if axes else ("channel_width", "fin_height", "length"):
+        if key not in meta:
+            raise bad(f"missing the header line '# {key} = <value in m>'")
+    for col in ("Re", *required, *axes):
         if col not in header:
             raise bad(f"missing column '{col}' (columns: {', '.join(header)})")
     cols: dict[str, list[float]] = {h: [] for h in header}
@@ -710,19 +817,55 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
                 raise bad(f"line {n}, column '{h}': {c.strip()!r} is not a number") from None
     out = {h: np.asarray(v) for h, v in cols.items()}
     lines = [n for n, _ in body[1:]]
-    for col in ("Re", *required):
+    for col in ("Re", *required, *axes):
         bad_rows = np.flatnonzero(~np.isfinite(out[col]))
         if bad_rows.size:
             i = int(bad_rows[0])
             raise bad(f"line {lines[i]} (data row {i + 1}), column '{col}': {out[col][i]} is not a finite number")
-    if len(out["Re"]) < 2:
-        raise bad("needs at least two rows (Reynolds numbers) to interpolate")
-    if np.any(np.diff(out["Re"]) <= 0) or not out["Re"][0] > 0:
-        raise bad("column 'Re' must be positive and increasing")
+    if axes:
+        _check_grid(out, lines, bad)
+    else:
+        if len(out["Re"]) < 2:
+            raise bad("needs at least two rows (Reynolds numbers) to interpolate")
+        if np.any(np.diff(out["Re"]) <= 0) or not out["Re"][0] > 0:
+            raise bad("column 'Re' must be positive and increasing")
     for col in required:
         if not np.all(np.isfinite(out[col])) or np.any(out[col] <= 0):
             raise bad(f"column '{col}' must be finite and positive")
     return ClosureTable(out, meta)
+
+
+def _check_grid(cols: dict, lines: list[int], bad) -> None:
+    """A grid table's rows: positive axes, one contiguous block per unit cell,
+    every width with every thickness, each block at the same increasing Re."""
+    for a in GRID_AXES:
+        if np.any(cols[a] <= 0):
+            i = int(np.flatnonzero(cols[a] <= 0)[0])
+            raise bad(f"line {lines[i]}, column '{a}': {cols[a][i]} m is not positive")
+    cell = list(zip(cols["channel_width"], cols["fin_thickness"], strict=True))
+    starts = [0] + [i for i in range(1, len(cell)) if cell[i] != cell[i - 1]]
+    ends = starts[1:] + [len(cell)]
+    seen: dict = {}
+    re0 = cols["Re"][: ends[0]]
+    for a, b in zip(starts, ends, strict=True):
+        w, t = cell[a]
+        name = f"the unit cell channel_width {w * 1e3:g} mm, fin_thickness {t * 1e3:g} mm (line {lines[a]})"
+        if cell[a] in seen:
+            raise bad(f"{name}: its rows are split (also from line {seen[cell[a]]}); give each cell one block")
+        seen[cell[a]] = lines[a]
+        re = cols["Re"][a:b]
+        if len(re) < 2 or np.any(np.diff(re) <= 0) or not re[0] > 0:
+            raise bad(f"{name}: needs at least two rows, 'Re' positive and increasing")
+        if len(re) != len(re0) or not np.allclose(re, re0, rtol=1e-9, atol=0):
+            raise bad(f"{name}: Re {list(re)} differ from the first cell's {list(re0)}; calibrate every cell "
+                      "at the same Reynolds numbers")  # fmt: skip
+    widths, thicknesses = sorted({w for w, _ in cell}), sorted({t for _, t in cell})
+    missing = [(w, t) for w in widths for t in thicknesses if (w, t) not in seen]
+    if missing:
+        w, t = missing[0]
+        raise bad(f"the grid has no rows for channel_width {w * 1e3:g} mm with fin_thickness {t * 1e3:g} mm "
+                  f"({len(missing)} of {len(widths) * len(thicknesses)} cells missing); every width needs every "
+                  "thickness")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- run
@@ -731,8 +874,10 @@ def read_closure_table(path: str | Path, required=("fRe_apparent", "Nu_apparent"
 def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """build -> jit(solve) -> check -> report -> write: the table, results.h5,
     summary.json and a plot."""
-    static, params, sol = _host_solve(case)
-    table, diag = _table(case, sol), _diagnostics(sol)
+    base = _cell(case, case.geometry["channel_width"], case.geometry["fin_thickness"]) if case.grid else case
+    static, params, sol = _host_solve(base)
+    table, diag = _table(base, sol), _diagnostics(sol)
+    grid_table = _solve_grid(case, table) if case.grid else None
     solutions = []
     for i, re in enumerate(case.reynolds):
         pp, plate = _plate_at(static, params, sol, i)
@@ -741,9 +886,11 @@ def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Q
     cols, meta = table.columns, table.meta
     fre_sl = float(rep["fRe_shah_london"].value)
     nu_sl = float(rep["Nu_H1_shah_london"].value)
-    write_closure_table(folder / "closures.csv", table, case.name)
-    integers = ("points", "flow_iterations_max")
+    write_closure_table(folder / "closures.csv", grid_table or table, case.name)
+    integers = ("points", "flow_iterations_max", "unit_cells")
     summary = {"case": Quantity(case.name)}
+    if grid_table is not None:
+        summary["unit_cells"] = Quantity(len(case.grid), "", "unit cells calibrated (channel widths x fin thicknesses)")
     for key in (
         "points", "Re_min", "Re_max", "aspect_ratio", "fRe_local_at_Re_min", "fRe_shah_london", "Nu_local_at_Re_min",
         "Nu_H1_shah_london", "fRe_apparent_at_Re_max", "Nu_apparent_at_Re_max", "heat_balance_error_max",
@@ -764,6 +911,9 @@ def run(case: CalibrationCase, case_file: CaseFile, folder: Path) -> dict[str, Q
     with results_h5(folder / "results.h5", "a") as h5:
         for key, value in meta.items():
             h5["closures"].attrs[key] = value
+    if grid_table is not None:  # every unit cell's rows; /closures holds the [geometry] cell's
+        units = {**COLUMNS, **dict.fromkeys(GRID_AXES, "m")}
+        append_groups(folder, {"closure_grid": {k: Series(v, units[k], k) for k, v in grid_table.columns.items()}})
     shah_london = {
         "fRe_shah_london": Series(np.asarray(fre_sl), "1", "fully developed f Re, same aspect ratio"),
         "Nu_H1_shah_london": Series(np.asarray(nu_sl), "1", "fully developed Nu_H1, four walls heated"),

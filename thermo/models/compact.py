@@ -102,9 +102,8 @@ class CompactCase:
     nusselt: str
     closures: str  # path of a closure table ("" for Shah & London)
     closure_kind: str  # "apparent" or "local" columns of the table
-    closure_re: tuple[float, ...]
-    closure_fre: tuple[float, ...]
-    closure_nu: tuple[float, ...]
+    #: (Re (n,), channel widths (nw,), fin thicknesses (nt,), f Re and Nu (nw, nt, n)) of the table, () without
+    closure_table: tuple
     layers: tuple[SolidLayer, ...]
     heat: tuple[Source, ...]
     coolant: Coolant
@@ -243,10 +242,10 @@ def parse(case: CaseFile) -> CompactCase:
     max_iterations = st.integer("max_iterations", default=300, minimum=1, maximum=100000)
     st.finish()
     plots = read_plots_flag(root)
-    optimize_spec = _read_optimize(root, fin_kind.optimize_refusal, closures is not None, fins, flow)
+    optimize_spec = _read_optimize(root, fin_kind.optimize_refusal, fins, flow)
     root.finish()
     _require_memory(case.path, cells, len(layers), n + 1)
-    table = ((), (), ())
+    table = ()
     if closures is not None:
         table = _closure_table(case.path, closures, closure_kind, fins, size, layout, plenum, slot)
     out = CompactCase(
@@ -260,7 +259,7 @@ def parse(case: CaseFile) -> CompactCase:
         *fins,
         str(closures or ""),
         closure_kind,
-        *table,
+        table,
         tuple(layers),
         tuple(heat),
         coolant,
@@ -284,7 +283,7 @@ def parse(case: CaseFile) -> CompactCase:
     out = fin_kind.complete(case.path, out)
     if closures is not None:
         res = [out.channel_reynolds(q) for q in (*out.curve_flows, out.flow)]
-        lo, hi = out.closure_re[0], out.closure_re[-1]
+        lo, hi = out.closure_table[0][0], out.closure_table[0][-1]
         if min(res) < lo * (1 - 1e-9) or max(res) > hi * (1 + 1e-9):
             raise CaseError(
                 case.path,
@@ -292,10 +291,49 @@ def parse(case: CaseFile) -> CompactCase:
                 f"the flows give channel Reynolds numbers {min(res):.4g}..{max(res):.4g}, outside the closure "
                 f"table's {lo:.4g}..{hi:.4g} ({closures}); calibrate over a wider range",
             )
+        if optimize_spec is not None:
+            flows = (min(optimize_spec.flow[0], *out.curve_flows), max(optimize_spec.flow[1], *out.curve_flows))
+            bounds = {"channel_width": optimize_spec.channel_width, "fin_thickness": optimize_spec.fin_thickness}
+            problem = closure_box_problem(out, bounds, flows)
+            if problem is not None:
+                raise CaseError(case.path, f"optimize.{problem[0]}", problem[1])
     return out
 
 
-def _read_optimize(root: Table, refusal: str, closures: bool, fins, flow: float) -> OptimizeSpec | None:
+def closure_box_problem(case: CompactCase, bounds: dict, flows: tuple[float, float]) -> tuple[str, str] | None:
+    """Why the closure table of ``case`` does not hold over a box of designs
+    (``bounds``: ``channel_width`` and/or ``fin_thickness`` -> (low, high) m;
+    ``flows``: (low, high) m^3/s), as ``(key, message)``, or None: the widths
+    and thicknesses must lie within the table's calibrated cells (a table of
+    one width holds for that width alone; of one fin thickness, the
+    thickness is not varied), and the channel Reynolds numbers at the box's
+    corners within its Reynolds numbers."""
+    re_t, widths, thicknesses = case.closure_table[:3]
+    axes = {"channel_width": widths, "fin_thickness": thicknesses}
+    box = {"channel_width": (case.channel_width,) * 2, "fin_thickness": (case.fin_thickness,) * 2}
+    for key, (lo, hi) in bounds.items():
+        nodes = axes[key]
+        if len(nodes) < 2:
+            return key, (f"the closure table {case.closures} was calibrated for one {key.replace('_', ' ')}; "
+                         "calibrate a grid of unit cells over the bounds (thermo calibrate with channel_widths, "
+                         "fin_thicknesses) or optimize with Shah & London closures (nusselt)")  # fmt: skip
+        if lo < nodes[0] * (1 - 1e-9) or hi > nodes[-1] * (1 + 1e-9):
+            return key, (f"[{lo * 1e3:g} mm, {hi * 1e3:g} mm] leaves the closure table's calibrated "
+                         f"{nodes[0] * 1e3:g}..{nodes[-1] * 1e3:g} mm ({case.closures})")  # fmt: skip
+        box[key] = (lo, hi)
+    res = [
+        replace(case, channel_width=w, fin_thickness=t).channel_reynolds(q)
+        for w in box["channel_width"] for t in box["fin_thickness"] for q in flows
+    ]  # fmt: skip
+    if min(res) < re_t[0] * (1 - 1e-9) or max(res) > re_t[-1] * (1 + 1e-9):
+        key = next(iter(bounds), "flow")
+        return key, (f"over these bounds the channel Reynolds number spans {min(res):.4g}..{max(res):.4g}, outside "
+                     f"the closure table's {re_t[0]:.4g}..{re_t[-1]:.4g} ({case.closures}); calibrate over a wider "
+                     "range")  # fmt: skip
+    return None
+
+
+def _read_optimize(root: Table, refusal: str, fins, flow: float) -> OptimizeSpec | None:
     """``[optimize]`` (optional): ``channel_width``, ``fin_thickness`` and ``flow`` as [low, high] (default: the
     case's value / 2 .. x 2), ``pressure_drop_limit`` (required), ``objective`` and the scan ``grid``."""
     ot = root.table("optimize", default=None)
@@ -303,8 +341,6 @@ def _read_optimize(root: Table, refusal: str, closures: bool, fins, flow: float)
         return None
     if refusal:  # the fin type has no channel width and fin thickness to vary
         raise ot.error(None, refusal)
-    if closures:
-        raise ot.error(None, "a closure table is calibrated for one channel width; optimize with Shah & London")
 
     def bounds_of(key, dim, default):
         if not ot.has(key):
@@ -412,18 +448,34 @@ def _fit_pin_friction(case_path, case: CompactCase) -> CompactCase:
 
 
 def _closure_table(case_path, path, kind, fins, size, layout, plenum, slot):
-    """(Re, f Re, Nu) columns of a closure table, checked against the fins."""
+    """``CompactCase.closure_table`` of a closure table file, checked against
+    the fins: the fin height, the channel width (equal to a table of one
+    width, within a grid's widths), the fin thickness (within a grid's
+    thicknesses; a table of one thickness does not fix it), and for apparent
+    values the channel length."""
     key = "fins.closures"
     try:
         t = read_closure_table(path, required=(f"fRe_{kind}", f"Nu_{kind}"))
     except ClosureTableError as exc:
         raise CaseError(case_path, key, str(exc)) from None
-    for name, value in (("channel_width", fins[0]), ("fin_height", fins[2])):
-        if abs(t.meta[name] / value - 1) > 1e-6:
+    re, widths, thicknesses, fre, nu = t.arrays(kind)
+    if abs(t.meta["fin_height"] / fins[2] - 1) > 1e-6:
+        raise CaseError(
+            case_path,
+            key,
+            f"{path} was calibrated for fin_height {t.meta['fin_height'] * 1e3:g} mm, the fins have "
+            f"{fins[2] * 1e3:g} mm",
+        )
+    for name, nodes, value in (("channel_width", widths, fins[0]), ("fin_thickness", thicknesses, fins[1])):
+        if len(nodes) == 1 and name == "channel_width" and abs(nodes[0] / value - 1) > 1e-6:
+            why = f"{path} was calibrated for {name} {nodes[0] * 1e3:g} mm, the fins have {value * 1e3:g} mm"
+            raise CaseError(case_path, key, why)
+        if len(nodes) > 1 and not nodes[0] * (1 - 1e-9) <= value <= nodes[-1] * (1 + 1e-9):
             raise CaseError(
                 case_path,
                 key,
-                f"{path} was calibrated for {name} {t.meta[name] * 1e3:g} mm, the fins have {value * 1e3:g} mm",
+                f"{path} holds unit cells of {name} {nodes[0] * 1e3:g}..{nodes[-1] * 1e3:g} mm, the fins have "
+                f"{value * 1e3:g} mm",
             )
     run = size[0] - 2 * plenum
     run = (run - slot) / 2 if layout == "centre_fed" else run
@@ -434,8 +486,11 @@ def _closure_table(case_path, path, kind, fins, size, layout, plenum, slot):
             f"{path} holds apparent values (entrance included) of a {t.meta['length'] * 1e3:g} mm channel, the "
             f'channels here run {run * 1e3:g} mm; calibrate at that length or use closure_kind = "local"',
         )
-    c = t.columns
-    return tuple(tuple(float(v) for v in c[k]) for k in ("Re", f"fRe_{kind}", f"Nu_{kind}"))
+
+    def nested(a):
+        return tuple(nested(v) for v in a) if np.ndim(a) else float(a)
+
+    return tuple(nested(np.asarray(a, np.float64)) for a in (re, widths, thicknesses, fre, nu))
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -543,7 +598,7 @@ class Static:
     nusselt: str
     arrangement: str
     closure_kind: str
-    closure_table: tuple[tuple[float, ...], ...]  # (Re, f Re, Nu) columns, () for Shah & London
+    closure_table: tuple  # CompactCase.closure_table, () for Shah & London
     coolant: Coolant
     precision: str
     max_iterations: int  # energy BiCGSTAB limit
@@ -607,7 +662,7 @@ def build(case: CompactCase, curves: bool = True) -> tuple[Static, Params]:
         nusselt=case.nusselt,
         arrangement=case.arrangement,
         closure_kind=case.closure_kind if case.closures else "",
-        closure_table=(case.closure_re, case.closure_fre, case.closure_nu) if case.closures else (),
+        closure_table=case.closure_table if case.closures else (),
         coolant=case.coolant,
         precision=case.precision,
         max_iterations=case.max_iterations,
@@ -709,9 +764,11 @@ def _straight_layer(static: Static, params: Params, props, flow):
     fre = nusselt = None
     if static.closure_table:
         re = _channel_re(static, params, jnp.asarray(flow, dtype), rho, mu)
-        table = [jnp.asarray(c, dtype) for c in static.closure_table]
-        fre = jnp.interp(re, table[0], table[1])
-        nusselt = jnp.interp(re, table[0], table[2])
+        re_t, widths, thicknesses, fre_t, nu_t = static.closure_table
+        fre, nusselt = porous.closure_lookup(
+            re, params.channel_width, params.fin_thickness, np.asarray(re_t), np.asarray(widths),
+            np.asarray(thicknesses), jnp.asarray(fre_t, dtype), jnp.asarray(nu_t, dtype),
+        )  # fmt: skip
     return porous.straight_fins(
         shape, params.channel_width, params.fin_thickness, params.fin_height, params.fin_k, kf, mu,
         nu=static.nusselt, dtype=dtype, fre=fre, nusselt=nusselt,

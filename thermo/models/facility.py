@@ -842,8 +842,9 @@ _GEOMETRY_KEYS = ("channel_width", "fin_thickness")
 def _read_geometry_bounds(opt_t, curves) -> tuple:
     """``[optimize] channel_width`` / ``fin_thickness`` ([low, high] lengths):
     the cold plate's geometry optimized with the plant, only for a plate named
-    by ``[cold_plate] case`` that is a compact plate with straight fins and
-    Shah & London closures (a closure table holds for one channel width)."""
+    by ``[cold_plate] case`` that is a compact plate with straight fins, with
+    Shah & London closures or a closure table whose grid of unit cells spans
+    the bounds (:func:`compact.closure_box_problem`)."""
     given = [k for k in _GEOMETRY_KEYS if opt_t.has(k)]
     if not given:
         return ()
@@ -858,9 +859,6 @@ def _read_geometry_bounds(opt_t, curves) -> tuple:
         why = f"[cold_plate] case names a {curves.case_type!r} case; only a compact_coldplate plate is optimized"
     elif plate.fin_type != "straight":
         why = f"the plate {curves.raw} has {plate.fin_type}, not straight fins: no channel width and fin thickness"
-    elif plate.closures:
-        why = (f"the plate {curves.raw} takes a closure table, calibrated for one channel width; optimize with "
-               "its Shah & London closures (nusselt)")  # fmt: skip
     if why:
         raise opt_t.error(given[0], why)
     out = []
@@ -871,6 +869,13 @@ def _read_geometry_bounds(opt_t, curves) -> tuple:
         if not hi > lo:
             raise opt_t.error(key, f"[low, high] with high > low, got {opt_t.raw(key)}")
         out.append((key, float(lo), float(hi)))
+    if plate.closures:  # the table must hold over the box, at the plate's curve flows
+        from aidc_thermo.models.compact import closure_box_problem
+
+        flows = (plate.curve_flows[0], plate.curve_flows[-1])
+        problem = closure_box_problem(plate, {k: (lo, hi) for k, lo, hi in out}, flows)
+        if problem is not None:
+            raise opt_t.error(problem[0], f"the plate {curves.raw}: {problem[1]}")
     return tuple(out)
 
 

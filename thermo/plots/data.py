@@ -69,6 +69,7 @@ DATASETS = {
     "section.material": "cross_section/material",  # 0 fluid
     # closure_calibration
     "closures": "closures",  # group of columns (Re, fRe_*, Nu_*, ...)
+    "closure_grid": "closure_grid",  # every unit cell's rows of a calibration grid (channel_width, fin_thickness, ...)
     "calibration.fRe_reference": "reference/fRe_shah_london",
     "calibration.Nu_reference": "reference/Nu_H1_shah_london",
     # compact_coldplate

@@ -36,7 +36,8 @@ PLOTS = {
                       "residual_history"),
     "resolved_coldplate": ("base_temperature", "velocity_midplane", "cross_section", "along_flow",
                            "residual_history", "curves (with [inlet] flow_range)"),
-    "closure_calibration": ("closures", "cross_section", "along_flow"),
+    "closure_calibration": ("closures", "cross_section", "along_flow", "closure_grid (with channel_widths or "
+                            "fin_thicknesses)"),
     "compact_coldplate": ("junction_temperature", "fluid_temperature_velocity", "curves", "residual_history"),
     "rack_network": ("flow_per_tray", "plate_map", "manifold_pressure (a single rack)", "plate_temperatures",
                      "residual_history", "rack_flow (with [row])", "row_header_pressure (with [row])"),
@@ -412,6 +413,32 @@ def _along_flow(save, r: Results, title: str, t_in: float, labels=None) -> None:
     save(fig, "along_flow")
 
 
+def _closure_grid(r: Results, save, nu_h1) -> None:
+    """Nu_apparent and f Re_apparent against Re for every unit cell of a
+    calibration grid: a colour per channel width, a line style per fin thickness."""
+    cols = {k: v[0] for k, v in r.group("closure_grid").items()}
+    widths, thicknesses = np.unique(cols["channel_width"]), np.unique(cols["fin_thickness"])
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(widths)))
+    styles = ("-", "--", ":", "-.")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    for i, w in enumerate(widths):
+        for j, t in enumerate(thicknesses):
+            rows = (cols["channel_width"] == w) & (cols["fin_thickness"] == t)
+            style = dict(color=colours[i], ls=styles[j % len(styles)], marker="o", ms=3)
+            label = f"w {w * 1e3:g} mm, fin {t * 1e3:g} mm"
+            a1.plot(cols["Re"][rows], cols["fRe_apparent"][rows], label=label, **style)
+            a2.plot(cols["Re"][rows], cols["Nu_apparent"][rows], **style)
+    a1.set(xlabel="channel Re", ylabel="Fanning f Re (apparent)",
+           title=f"{len(widths)} channel widths x {len(thicknesses)} fin thicknesses")  # fmt: skip
+    a2.set(xlabel="channel Re", ylabel="Nu_apparent (on D_h)",
+           title=f"Nu_H1 of the [geometry] cell: {nu_h1:.3g} (not drawn: cells differ)")  # fmt: skip
+    for a in (a1, a2):
+        a.set_xscale("log")
+        a.grid(True, which="both", alpha=0.3)
+    a1.legend(fontsize=6, ncol=2)
+    save(fig, "closure_grid")
+
+
 def _calibration(r: Results, save) -> None:
     name = r.summary["case"]
     cols = {k: v[0] for k, v in r.group("closures").items()}
@@ -434,6 +461,8 @@ def _calibration(r: Results, save) -> None:
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=7)
     save(fig, "closures")
+    if r.has("closure_grid"):
+        _closure_grid(r, save, nu_sl)
     last = len(re) - 1
     _section(save, r, f"{name}, Re {re[last]:.4g}", index=last)
     t_in = r.parsed.get("inlet_temperature", T0) - T0
