@@ -167,6 +167,7 @@ def _plate(tmp_path, closures, optimize="", cells=(12, 12), width="0.2 mm"):
     return CaseFile(path, text, tomllib.loads(text))
 
 
+@pytest.mark.slow
 def test_compact_plate_on_a_grid_table_solves_as_on_its_cells_table_and_refuses_leaving_the_grid(tmp_path):
     """The plate sits on the cell (0.2 mm, 0.1 mm) of a grid whose Nu varies over the cells: its solve equals the
     solve with that cell's table alone to 1e-10; between cells (0.25 mm) it lies between the plates whose Nu
@@ -224,12 +225,14 @@ def test_compact_plate_on_a_grid_table_solves_as_on_its_cells_table_and_refuses_
 def test_calibration_grid_keys_are_checked(tmp_path):
     from aidc_thermo.models import calibrate
 
-    base = (CASES / "calibration_gpu_unit_cell.toml").read_text()
+    lines = (CASES / "calibration_gpu_unit_cell.toml").read_text().splitlines()
+    base = "\n".join(line for line in lines if not line.startswith(("channel_widths", "fin_thicknesses")))
 
     def parse(extra):
         text = base.replace("[calibration]\n", f"[calibration]\n{extra}\n", 1)
         return calibrate.parse(CaseFile(tmp_path / "cal.toml", text, tomllib.loads(text)))
 
+    assert parse("").grid == ()
     case = parse('channel_widths = ["0.1 mm", "0.2 mm"]\nfin_thicknesses = ["0.1 mm", "0.2 mm"]')
     np.testing.assert_allclose(case.grid, [(1e-4, 1e-4), (1e-4, 2e-4), (2e-4, 1e-4), (2e-4, 2e-4)], rtol=1e-12)
     with pytest.raises(CaseError, match=r"calibration\.channel_widths.*must include the \[geometry\] channel_width"):
