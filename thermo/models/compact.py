@@ -1255,6 +1255,17 @@ def solve_curves(case: CompactCase, case_file: CaseFile) -> ColdPlateCurves:
     return plate_curves(case, case_file, out)
 
 
+def _closure_provenance(case: CompactCase, case_file: CaseFile) -> str:
+    """The closure table as the case names it (relative to the case file) with its SHA-256, or Shah & London."""
+    if not case.closures:
+        return f"Shah & London (Nu_{case.nusselt})" if case.fin_type == "straight" else "Zukauskas (pins)"
+    import os
+
+    table = Path(case.closures)
+    digest = hashlib.sha256(table.read_bytes()).hexdigest()
+    return f"{Path(os.path.relpath(table, case_file.path.parent)).as_posix()} (sha256 {digest})"
+
+
 def plate_curves(case: CompactCase, case_file: CaseFile, out: dict) -> ColdPlateCurves:
     """The solved curves as the shared cold-plate curve type
     (:mod:`aidc_thermo.io.curves`), with the case's coolant, inlet temperature
@@ -1268,7 +1279,7 @@ def plate_curves(case: CompactCase, case_file: CaseFile, out: dict) -> ColdPlate
         ("git_commit", commit or "unknown (not in a git work tree)"),
         ("case_name", case.name),
         ("cells", cells),
-        ("fins", f"{case.fin_type}, {case.layout}, closures {case.closures or 'Shah & London'}"),
+        ("fins", f"{case.fin_type}, {case.layout}, closures {_closure_provenance(case, case_file)}"),
         ("heat", f"{case.total_power:.6g} W"),
         ("R_definition", "(junction-side temperature - inlet temperature) / heat; R_max hottest point, R_mean mean"),
         ("dP_definition", "fin field and plena; inlet and outlet ports and manifolds excluded"),
