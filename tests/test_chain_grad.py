@@ -13,13 +13,14 @@ import pytest
 from aidc_thermo.coolant import make_coolant
 from aidc_thermo.io.case import CaseError, load
 from aidc_thermo.models import compact, facility
+from tests._first_gpu_plate import bundled_gpu_plate
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
 
 def _plate(tmp_path) -> compact.CompactCase:
     """The bundled PG25 plate on an 8 x 8 grid, curves at 4 flows over 1.5-4 L/min (the hall runs 2.5 L/min)."""
-    text = (CASES / "compact_gpu_coldplate.toml").read_text()
+    text = bundled_gpu_plate()
     for old, new in (
         ("cells = [48, 48]", "cells = [8, 8]"),
         ('flow_range = ["1 L/min", "6 L/min"]', 'flow_range = ["1.5 L/min", "4 L/min"]'),

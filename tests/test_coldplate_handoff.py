@@ -16,6 +16,7 @@ from aidc_thermo.cli import main
 from aidc_thermo.io.case import load
 from aidc_thermo.io.curves import ColdPlateCurves, read_curves, write_curves
 from aidc_thermo.models import facility, rack
+from tests._first_gpu_plate import bundled_gpu_plate
 
 jax.config.update("jax_enable_x64", True)
 
@@ -161,7 +162,7 @@ def test_compact_curves_reach_the_rack_unchanged(tmp_path):
     drop and resistance in the solved rack are the curve file's interpolant at
     that plate's own flow (1e-12), and its junction temperature is its inlet
     temperature plus R P."""
-    text = (CASES / "compact_gpu_coldplate.toml").read_text()
+    text = bundled_gpu_plate()
     text = re.sub(r"cells = \[\d+, \d+\]", "cells = [24, 24]", text)
     text = re.sub(r"\[coolant\]\n[^\[]*", '[coolant]\nfluid = "propylene_glycol"\nvolume_fraction = 0.25\n\n', text)
     text = re.sub(r"flow_range = \[[^\]]*\]", 'flow_range = ["1.5 L/min", "5 L/min"]', text)

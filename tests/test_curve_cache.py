@@ -25,6 +25,7 @@ from aidc_thermo.cli import main
 from aidc_thermo.io.case import Table, load
 from aidc_thermo.io.curves import ColdPlateCurves, format_curves, read_curves
 from aidc_thermo.models import coldplate, compact
+from tests._first_gpu_plate import bundled_gpu_plate
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 LPM = 1.0 / 60000.0
@@ -33,7 +34,7 @@ PG25 = "propylene_glycol 25.7 % by mass"
 
 def _plate_text(flow_range=("1.5 L/min", "5 L/min"), cells=(12, 12), points=3) -> str:
     """The bundled GPU plate, coarse (12 x 12 columns, 3 curve flows)."""
-    text = (CASES / "compact_gpu_coldplate.toml").read_text()
+    text = bundled_gpu_plate()
     text = re.sub(r"cells = \[\d+, \d+\]", f"cells = [{cells[0]}, {cells[1]}]", text)
     text = re.sub(r"flow_range = \[[^\]]*\]", f'flow_range = ["{flow_range[0]}", "{flow_range[1]}"]', text)
     text = re.sub(r"curve_points = \d+", f"curve_points = {points}", text)
@@ -146,7 +147,8 @@ def test_second_resolution_reuses_the_cache_and_a_change_invalidates_it(tmp_path
     mapped = _plate_text().replace('# map = "data/die_map.csv"', 'map = "map.csv"')
     (tmp_path / "plate.toml").write_text(mapped)
     key_a = _ref(tmp_path).cache_key
-    assert _ref(tmp_path).inputs == (str(tmp_path / "map.csv"),)
+    table = str((CASES / "data" / "gpu_closures.csv").resolve())
+    assert set(_ref(tmp_path).inputs) == {str(tmp_path / "map.csv"), table}  # the plate's closure table too
     (tmp_path / "map.csv").write_text("1,1\n1,3\n")
     assert _ref(tmp_path).cache_key != key_a
 

@@ -13,6 +13,7 @@ from aidc_thermo.cli import main
 from aidc_thermo.io.case import load
 from aidc_thermo.models import facility
 from aidc_thermo.validation.plant import chain_balances
+from tests._first_gpu_plate import bundled_gpu_plate
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -354,7 +355,7 @@ def test_a_hall_without_racks_still_requires_its_accelerators_and_cold_plate(tmp
 
 def _small_plate(tmp_path, flow_range=("1.5 L/min", "5 L/min"), coolant=None):
     """The bundled GPU plate, coarse (8 x 8 columns, 3 curve flows); written as plate.toml."""
-    text = (CASES / "compact_gpu_coldplate.toml").read_text()
+    text = bundled_gpu_plate()
     text = re.sub(r"cells = \[\d+, \d+\]", "cells = [8, 8]", text)
     text = re.sub(r"flow_range = \[[^\]]*\]", f'flow_range = ["{flow_range[0]}", "{flow_range[1]}"]', text)
     text = re.sub(r"curve_points = \d+", "curve_points = 3", text)

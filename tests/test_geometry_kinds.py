@@ -12,10 +12,11 @@ import pytest
 from aidc_thermo.cli import main
 from aidc_thermo.models import coldplate, compact
 from aidc_thermo.models.geometry import KindRegistry
+from tests._first_gpu_plate import bundled_gpu_plate
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 UNIT_CELL = (CASES / "coldplate_unit_cell.toml").read_text()
-COMPACT = (CASES / "compact_gpu_coldplate.toml").read_text()
+COMPACT = bundled_gpu_plate()
 
 
 def _check(tmp_path, text, capsys):

@@ -21,7 +21,7 @@ from aidc_thermo.io import stl
 from aidc_thermo.io.case import load
 from aidc_thermo.models import coldplate
 from aidc_thermo.models import geometry as geo
-from tests._first_gpu_plate import first_gpu_plate
+from tests._first_gpu_plate import bundled_gpu_plate, first_gpu_plate
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 STL_HEAD = '[geometry]\nkind = "stl"\n'
@@ -396,7 +396,7 @@ def test_compact_footprint_solves(tmp_path, capsys):
     drop, a hotter junction, and the energy still closes."""
     from aidc_thermo.io.results import summary_values
 
-    text = (CASES / "compact_gpu_coldplate.toml").read_text()
+    text = bundled_gpu_plate()
     for old, new in (('layout = "centre_fed"', 'layout = "end_fed"'), ('slot_width = "6 mm"', ""),
                      ("cells = [48, 48]", "cells = [24, 12]"), ("curve_points = 11", "curve_points = 2")):  # fmt: skip
         assert old in text, old
