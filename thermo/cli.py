@@ -313,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="closure table of the compact cold-plate model from resolved unit cells",
         description=(
             "For a closure_calibration case: solve the resolved straight-fin unit cell at each Reynolds "
-            "number of [calibration] and write closures.csv (f Re and Nu versus Re, read by a "
-            "compact_coldplate case's [fins] closures), results.h5, summary.json and closures.png."
+            "number of [calibration] (and each cell of its channel_widths x fin_thicknesses grid, in turn) and "
+            "write closures.csv (f Re and Nu versus Re, read by a compact_coldplate case's [fins] closures), "
+            "results.h5, summary.json and closures.png."
         ),
     )
 

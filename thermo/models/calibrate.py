@@ -34,6 +34,13 @@ The apparent values depend on the channel length (entrance effects): a
 compact case checks that the table was calibrated on its channel length
 (``closure_kind = "local"`` uses the local values at any length).
 
+With ``[calibration] channel_widths`` and/or ``fin_thicknesses`` the case
+calibrates a grid of unit cells (every width with every thickness, the
+[geometry] cell among them) in turn, one compiled program per cell, into one
+table with ``channel_width`` and ``fin_thickness`` columns; a compact plate
+then holds for any width and fin thickness inside the grid
+(:func:`kernels.fv.porous.closure_lookup`).
+
 Outputs: ``closures.csv`` (``# key = value`` header lines with the unit
 cell's geometry, then one row per Reynolds number), ``results.h5``
 (``/closures/<column>`` with units, the geometry as attributes of
@@ -348,7 +355,8 @@ def _window(geometry, length: float) -> np.ndarray:
 
 
 def build(case: CalibrationCase) -> tuple[Static, Params]:
-    """``(Static, Params)`` of a parsed case."""
+    """``(Static, Params)`` of a parsed case: its [geometry] cell (``run`` and
+    :func:`calibrate` solve a grid's other cells in turn, one program each)."""
     _register()
     plate_static, _ = coldplate.build(_resolved_case(case, case.reynolds[0]))
     g = case.geometry

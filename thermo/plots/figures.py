@@ -420,7 +420,7 @@ def _closure_grid(r: Results, save, nu_h1) -> None:
     widths, thicknesses = np.unique(cols["channel_width"]), np.unique(cols["fin_thickness"])
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(widths)))
     styles = ("-", "--", ":", "-.")
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 5.2), constrained_layout=True)
     for i, w in enumerate(widths):
         for j, t in enumerate(thicknesses):
             rows = (cols["channel_width"] == w) & (cols["fin_thickness"] == t)
@@ -431,11 +431,11 @@ def _closure_grid(r: Results, save, nu_h1) -> None:
     a1.set(xlabel="channel Re", ylabel="Fanning f Re (apparent)",
            title=f"{len(widths)} channel widths x {len(thicknesses)} fin thicknesses")  # fmt: skip
     a2.set(xlabel="channel Re", ylabel="Nu_apparent (on D_h)",
-           title=f"Nu_H1 of the [geometry] cell: {nu_h1:.3g} (not drawn: cells differ)")  # fmt: skip
+           title=f"Nu_H1 of the [geometry] cell's duct: {nu_h1:.3g}")  # fmt: skip
     for a in (a1, a2):
         a.set_xscale("log")
         a.grid(True, which="both", alpha=0.3)
-    a1.legend(fontsize=6, ncol=2)
+    fig.legend(*a1.get_legend_handles_labels(), loc="outside lower center", ncol=len(widths), fontsize=7)
     save(fig, "closure_grid")
 
 
