@@ -75,6 +75,9 @@ def run_chain(repeats: int, quick: bool = False) -> list[Record]:
     hours = 48 if quick else None
     with tempfile.TemporaryDirectory() as tmp:
         plate_text = (CASES / "compact_gpu_coldplate.toml").read_text()
+        # written elsewhere: the plate's closure table by absolute path
+        table = (CASES / "data" / "gpu_closures.csv").as_posix()
+        plate_text = plate_text.replace('closures = "data/gpu_closures.csv"', f'closures = "{table}"', 1)
         if quick:
             plate_text = re.sub(r"cells = \[\d+, \d+\]", "cells = [12, 12]", plate_text)
         plate_path = Path(tmp) / "compact_gpu_coldplate.toml"

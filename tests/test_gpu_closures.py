@@ -58,7 +58,7 @@ def calibrated(tmp_path_factory):
     text = CASE.read_text()
     lines = [line for line in text.splitlines() if not line.startswith(("channel_widths", "fin_thicknesses"))]
     assert len(lines) == len(text.splitlines()) - 2
-    text = "\n".join(lines).replace("[calibration]", '[calibration]\nchannel_widths = ["0.2 mm", "0.5 mm"]', 1)
+    text = "\n".join(lines).replace("\n[calibration]\n", '\n[calibration]\nchannel_widths = ["0.2 mm", "0.5 mm"]\n', 1)
     (folder / "cal.toml").write_text(text)
     assert main(["run", str(folder / "cal.toml"), "-o", str(folder / "out")]) == 0
     return folder / "out"
