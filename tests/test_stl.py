@@ -11,6 +11,7 @@ box, and bad meshes are refused with exit 2 naming ``geometry.file``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -396,7 +397,8 @@ def test_compact_footprint_solves(tmp_path, capsys):
     drop, a hotter junction, and the energy still closes."""
     from aidc_thermo.io.results import summary_values
 
-    text = bundled_gpu_plate()
+    text = bundled_gpu_plate()  # end-fed, the channels run 72 mm: the 33 mm cells' apparent closures do not hold
+    text = re.sub(r'closures = "[^"]*"', 'nusselt = "H1"', text, count=1)
     for old, new in (('layout = "centre_fed"', 'layout = "end_fed"'), ('slot_width = "6 mm"', ""),
                      ("cells = [48, 48]", "cells = [24, 12]"), ("curve_points = 11", "curve_points = 2")):  # fmt: skip
         assert old in text, old
