@@ -678,10 +678,11 @@ class ClosureTable:
     def arrays(self, kind: str = "apparent") -> tuple[np.ndarray, ...]:
         """``(Re (n,), channel widths (nw,), fin thicknesses (nt,), f Re (nw, nt, n), Nu (nw, nt, n))`` of the
         ``kind`` columns ("apparent" or "local"), widths and thicknesses increasing. A table of one unit cell
-        gives ``nw = nt = 1`` (its fin thickness ``nan`` when the file does not say)."""
+        gives ``nw = nt = 1`` (its fin thickness 0 when the file does not say: a table of one thickness does not
+        fix the plate's)."""
         c = self.columns
         if not self.is_grid:
-            w, t = self.meta["channel_width"], self.meta.get("fin_thickness", np.nan)
+            w, t = self.meta["channel_width"], self.meta.get("fin_thickness", 0.0)
             return (c["Re"], np.array([w]), np.array([t]), c[f"fRe_{kind}"][None, None], c[f"Nu_{kind}"][None, None])
         widths, thicknesses = np.unique(c["channel_width"]), np.unique(c["fin_thickness"])
         n = len(c["Re"]) // (len(widths) * len(thicknesses))
