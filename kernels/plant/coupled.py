@@ -659,65 +659,66 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
         return t_sup
 
     def residual_and_step(t):
-        t_model, p, _, clock, _ = _rack_model(fac, plates, amb, config, t, False, True)
-        r = t - t_model
+        # The residual of _rack_model with what the step needs taken in the same pass: the clock and the supply
+        # temperature with their tangents (jvp), each plate's leakage once (dP/dT = beta leak). The sums over the
+        # plates are sums of products rather than dots, which XLA can fuse with the elementwise work producing
+        # their terms; the loop's tests are reduced in the same pass, and the residual is not carried.
         m = jnp.argmax(t)
         t_hot = t[m]
-        _, dclock = jax.jvp(lambda x: it_power.clock_fraction(acc, x), (t_hot,), (jnp.ones_like(t_hot),))
+        clock, dclock = jax.jvp(lambda x: it_power.clock_fraction(acc, x), (t_hot,), (jnp.ones_like(t_hot),))
         e = acc.dyn_clock_exponent
+        leak = it_power.leakage_power(acc, t)
+        p = acc.p_idle + u * acc.p_dynamic * jnp.power(clock, e) + leak
+        t_sup, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
+        r = t - (t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p)
         dp_dclock = u * acc.p_dynamic * e * jnp.power(clock, e - 1.0)
-        dp_dt = acc.leak_beta * it_power.leakage_power(acc, t)
-        _, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
+        dp_dt = acc.leak_beta * leak
         n = t.shape[0]
         # J = diag(a) - U V^T; U = [u_c, s' 1], V = [e_m, v2], v2 = n_racks dP/dT + c_m e_m,
         # c_m = n_racks n dp_dclock dclock (e_m picks the hottest plate: indexed, not masked and summed, which
         # costs several passes over every plate of every hour)
         a = 1.0 - plates.resistance * dp_dt
-        u_c = (plates.resistance + plates.influence.sum(axis=1)) * dp_dclock * dclock
+        u_c = (plates.resistance + plates.influence.sum(axis=1)) * (dp_dclock * dclock)
         c_m = plates.n_racks * n * dp_dclock * dclock
-
-        def v2_dot(x):
-            return plates.n_racks * jnp.dot(dp_dt, x) + c_m * x[m]
-
         a_ok = jnp.all(a > 1e-2)
-        a_safe = jnp.where(a > 1e-2, a, 1.0)
-        b = -r / a_safe
-        w1, w2 = u_c / a_safe, ds / a_safe
+        inv_a = 1.0 / jnp.where(a > 1e-2, a, 1.0)
+        b = -r * inv_a
+        w1, w2 = u_c * inv_a, ds * inv_a
+        g = plates.n_racks * dp_dt * inv_a  # v2 . (x / a) = sum(g x) + c_m x_m / a_m
         # capacitance matrix I - V^T A^-1 U (2 x 2)
         c11, c12 = 1.0 - w1[m], -w2[m]
-        c21, c22 = -v2_dot(w1), 1.0 - v2_dot(w2)
+        c21 = -(jnp.sum(g * u_c) + c_m * w1[m])
+        c22 = 1.0 - (ds * jnp.sum(g) + c_m * w2[m])
         det = c11 * c22 - c12 * c21
-        y1, y2 = b[m], v2_dot(b)
+        y1 = b[m]
+        y2 = -jnp.sum(g * r) + c_m * y1
         z1 = (c22 * y1 - c12 * y2) / jnp.where(det > 1e-2, det, 1.0)
         z2 = (c11 * y2 - c21 * y1) / jnp.where(det > 1e-2, det, 1.0)
-        newton = b + w1 * z1 + w2 * z2
         ok = a_ok & (det > 1e-2) & (c11 > 1e-2)
-        step = jnp.where(ok, newton, -r)
-        return r, step
-
-    r0, s0 = residual_and_step(t0)
-    hist0 = jnp.full((n_hist,), jnp.nan, dtype).at[0].set(jnp.max(jnp.abs(r0)))
-
-    def finished(t, r):
-        converged = jnp.max(jnp.abs(r)) <= tol
+        step = jnp.where(ok, b + w1 * z1 + w2 * z2, -r)
+        # the loop's tests, reduced here from the residual while it is at hand
+        res = jnp.max(jnp.abs(r))
         runaway = jnp.any((t >= config.t_runaway) & (r < 0))
-        return converged | runaway | ~jnp.all(jnp.isfinite(r))
+        return step, res, runaway
+
+    s0, res0, run0 = residual_and_step(t0)
+    hist0 = jnp.full((n_hist,), jnp.nan, dtype).at[0].set(res0)
 
     def cond(state):
-        k, t, r, s, hist = state
-        return (k < config.max_iter) & ~finished(t, r)
+        k, t, s, res, run, hist = state
+        # a NaN or infinite residual makes res NaN or infinite: not finite, finished
+        return (k < config.max_iter) & (res > tol) & ~run & jnp.isfinite(res)
 
     def body(state):
-        k, t, r, s, hist = state
+        k, t, s, res, run, hist = state
         t_new = jnp.clip(t + jnp.clip(s, -config.max_step, config.max_step), t0, config.t_runaway)
-        r_new, s_new = residual_and_step(t_new)
-        hist = hist.at[k + 1].set(jnp.max(jnp.abs(r_new)))
-        return k + 1, t_new, r_new, s_new, hist
+        s_new, res_new, run_new = residual_and_step(t_new)
+        hist = hist.at[k + 1].set(res_new)
+        return k + 1, t_new, s_new, res_new, run_new, hist
 
-    k, t, r, _, hist = lax.while_loop(cond, body, (0, t0, r0, s0, hist0))
-    res = jnp.max(jnp.abs(r))
+    k, t, _, res, run, hist = lax.while_loop(cond, body, (0, t0, s0, res0, run0, hist0))
     converged = res <= tol
-    runaway = ~converged & jnp.any((t >= config.t_runaway) & (r < 0))
+    runaway = ~converged & run
     info = SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
     return t, info, runaway
 
