@@ -14,7 +14,9 @@ from aidc_thermo.kernels import it_power
 from aidc_thermo.kernels.plant.coupled import (
     Ambient,
     CoupledConfig,
+    RackPlates,
     solve_operating_point,
+    solve_rack_operating_point,
 )
 from aidc_thermo.models.accounting import annual_totals, energy_metrics
 from aidc_thermo.validation.plant import chain_balances
@@ -334,3 +336,64 @@ def test_float32_solve_matches_float64():
     m32, m64 = energy_metrics(op32), energy_metrics(op64)
     j64 = float(m64.j_per_token_facility)
     assert float(m32.j_per_token_facility) == pytest.approx(j64, rel=1e-5)
+
+
+# ------------------------------------------------------------------ a rack of plates
+
+
+def _rack_plates(fac, r=(0.030, 0.034, 0.031, 0.036)):
+    """Four accelerator plates in two branches of two in series: plate 2 after
+    plate 0, plate 3 after plate 1 (its inlet rises by the upstream plate's
+    heat over the branch's capacity rate); one CPU plate of 400 W ahead of
+    branch 0."""
+    n = len(r)
+    c_branch = float(fac.rho_tcs) * float(fac.cp_tcs) * 2.0 * float(fac.flow_per_accelerator)
+    influence = np.zeros((n, n))
+    influence[2, 0] = influence[3, 1] = 1.0 / c_branch
+    rise_fixed = np.array([400.0, 0.0, 400.0, 0.0]) / c_branch
+    return RackPlates(
+        resistance=jnp.asarray(r),
+        rise_fixed=jnp.asarray(rise_fixed),
+        influence=jnp.asarray(influence),
+        fixed_power=jnp.asarray(400.0),
+        dp=jnp.asarray(60e3),
+        n_racks=jnp.asarray(float(fac.n_accelerators) / n),
+    )
+
+
+def test_rack_solution_is_the_fixed_point_of_the_chain_recomputed_here():
+    """The rack Newton (its own residual and step, written for speed) converges
+    to the fixed point of the chain as the test writes it: every plate's
+    junction = the secondary supply + its inlet rise from the plates upstream +
+    its own R P, with each accelerator's power at its own junction temperature
+    and the clock of all set by the hottest."""
+    fac, amb = temperate()
+    plates = _rack_plates(fac)
+    op, info, t = jax.jit(lambda f, p, a: solve_rack_operating_point(f, p, a, DRY))(fac, plates, amb)
+    assert bool(info.converged) and not bool(op.runaway) and float(info.residual) <= 1e-9
+    assert 2 <= int(info.iterations) <= 8
+    acc = fac.accelerator
+    t = np.asarray(t)
+    clock = float(it_power.clock_fraction(acc, t.max()))
+    p = np.array(
+        [
+            float(acc.p_idle + fac.utilization * acc.p_dynamic * clock**acc.dyn_clock_exponent)
+            + float(it_power.leakage_power(acc, ti))
+            for ti in t
+        ]
+    )
+    t_in = float(op.t_tcs_supply) + np.asarray(plates.rise_fixed) + np.asarray(plates.influence) @ p
+    np.testing.assert_allclose(t, t_in + np.asarray(plates.resistance) * p, rtol=0, atol=2e-9)
+    assert float(op.t_j) == t.max() and float(op.p_accelerator) == pytest.approx(p.mean(), rel=1e-13)
+    # the downstream plates run hotter than the ones feeding them
+    assert t[2] > t[0] + 1.0 and t[3] > t[1] + 1.0
+
+
+def test_rack_runaway_is_reported_with_finite_fields():
+    fac, amb = temperate()
+    hot_chip = accelerator(leak_ref=400.0, t_leak_ref=C0 + 60.0, leak_beta=0.05)
+    fac = dataclasses.replace(fac, accelerator=hot_chip)
+    op, info, t = jax.jit(lambda f, p, a: solve_rack_operating_point(f, p, a, DRY))(fac, _rack_plates(fac), amb)
+    assert not bool(info.converged) and bool(op.runaway)
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves((op, t)))
+    assert np.isfinite(float(info.residual))
