@@ -608,16 +608,28 @@ def _rack_model(fac: Facility, plates: RackPlates, amb: Ambient, config: Coupled
     junction temperatures ``t_plates`` (n,); the clock of every accelerator is
     set by the hottest one (a synchronous job runs at the slowest accelerator's
     pace). ``fields`` is None with ``supply_only`` (see :func:`_plant_chain`)."""
-    acc = fac.accelerator
-    clock = it_power.clock_fraction(acc, jnp.max(t_plates))
-    leak = it_power.leakage_power(acc, t_plates)
-    p = acc.p_idle + fac.utilization * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent) + leak
+    clock = it_power.clock_fraction(fac.accelerator, jnp.max(t_plates))
+    p, leak = _rack_power(fac, t_plates, clock)
     f, t_sup = _plant_chain(
         fac, amb, config, plates.n_racks * jnp.sum(p), plates.n_racks * plates.fixed_power, plates.dp, with_water,
         supply_only,
     )  # fmt: skip
-    t_model = t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
-    return t_model, p, leak, clock, f
+    return _rack_junctions(plates, t_sup, p), p, leak, clock, f
+
+
+def _rack_power(fac: Facility, t_plates, clock):
+    """``(p (n,), leak (n,))``: each accelerator's power and leakage at its own
+    junction temperature and the common clock."""
+    acc = fac.accelerator
+    leak = it_power.leakage_power(acc, t_plates)
+    return acc.p_idle + fac.utilization * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent) + leak, leak
+
+
+def _rack_junctions(plates: RackPlates, t_sup, p):
+    """Every accelerator's junction temperature (n,) from the secondary supply
+    ``t_sup`` and the plates' powers ``p`` (n,): its inlet (supply, fixed-power
+    plates and accelerators upstream) plus its own R P."""
+    return t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
 
 
 def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water):
@@ -659,20 +671,18 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
         return t_sup
 
     def residual_and_step(t):
-        # The residual of _rack_model (the same expression, written out: measured about 7 % faster than calling
-        # it, as the clock's and the supply's primals come with their tangents from one jvp each; the test
-        # recomputing the rack's fixed point fails if the two drift apart), with each plate's leakage taken
-        # once (dP/dT = beta leak). The sums over the plates are sums of products rather than dots, which XLA
-        # can fuse with the elementwise work producing their terms; the loop's tests are reduced in the same
-        # pass, and the residual is not carried.
+        # The residual of _rack_model, from its own pieces, with the clock's and the supply's values taken from
+        # the jvps that give their tangents (measured about 7 % faster than calling _rack_model beside them)
+        # and each plate's leakage once (dP/dT = beta leak). The sums over the plates are sums of products
+        # rather than dots, which XLA can fuse with the elementwise work producing their terms; the loop's tests
+        # are reduced in the same pass, and the residual is not carried.
         m = jnp.argmax(t)
         t_hot = t[m]
         clock, dclock = jax.jvp(lambda x: it_power.clock_fraction(acc, x), (t_hot,), (jnp.ones_like(t_hot),))
         e = acc.dyn_clock_exponent
-        leak = it_power.leakage_power(acc, t)
-        p = acc.p_idle + u * acc.p_dynamic * jnp.power(clock, e) + leak
+        p, leak = _rack_power(fac, t, clock)
         t_sup, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
-        r = t - (t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p)
+        r = t - _rack_junctions(plates, t_sup, p)
         dp_dclock = u * acc.p_dynamic * e * jnp.power(clock, e - 1.0)
         dp_dt = acc.leak_beta * leak
         n = t.shape[0]
