@@ -103,7 +103,7 @@ def test_constant_trace_reaches_the_models_own_steady_state(tmp_path):
     # from a uniform start, fixed fan: after ~40 loop time constants the state is A T = f(T)
     case = _case(tmp_path, control=FIXED, initial="uniform", duration="3 h", step="2 s")
     s, p, sol = _solve(case)
-    T_ss, _ = transient.steady_state(s, p)
+    T_ss, _, _ = transient.steady_state(s, p)
     T_end = np.asarray(sol.T[-1])
     assert np.max(np.abs(T_end - np.asarray(T_ss)) / np.asarray(T_ss)) < 1e-8
     # the steady state itself: junction above its cold plate by R * P, rejected heat = heat in
@@ -395,11 +395,11 @@ def test_bad_chiller_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
 # ----------------------------------------------------------------------------- gradients through the hall
 
 
-def _grad_check(tmp_path, initial, names):
+def _grad_check(tmp_path, initial, names, extra=""):
     """``jax.grad`` of the peak junction temperature (exact max over the trace and the racks) with respect to
     ``names`` of Params, against central differences (one compiled value-and-gradient program)."""
     wave = 'kind = "constant"\npower = "1000 W"\n\n[trace.job]\nstart = "10 s"\nstop = "4 min"\nramp = "5 s"'
-    s, p = transient.build(_case(tmp_path, wave=wave, duration="3 min", step="1 s", initial=initial))
+    s, p = transient.build(_case(tmp_path, wave=wave, duration="3 min", step="1 s", initial=initial, extra=extra))
     jn = np.array([s.junction(r) for r in range(s.racks)])
 
     def peak(x):
@@ -428,3 +428,107 @@ def test_grad_of_peak_junction_through_the_hall_matches_central_differences(tmp_
 def test_grad_of_peak_junction_from_the_steady_start_matches_central_differences(tmp_path):
     # from the PI steady state at idle: through the implicit derivative of the bisected fan speed too
     _grad_check(tmp_path, "steady", ("r_junction", "q_accelerator", "kp", "t_set"))
+
+
+# ----------------------------------------------------------------------------- the CDU's valve
+
+VALVE = (
+    '[cdu.valve]\nsupply_temperature = "34 degC"\nproportional_gain = 0.05\nintegral_time = "60 s"\n'
+    'stroke_time = "{stroke}"\nmin_opening = {lo}\nmax_opening = {hi}'
+)
+JOB = 'kind = "constant"\npower = "1000 W"\n\n[trace.job]\nstart = "60 s"\nstop = "2 h"\nramp = "5 s"'
+
+
+def _valve(stroke="60 s", lo=0.05, hi=1.0):
+    return VALVE.format(stroke=stroke, lo=lo, hi=hi)
+
+
+def _secondary_supply(s, sol):
+    T, e = np.asarray(sol.T), np.asarray(sol.e_secondary)
+    fs = s.fw_supply(s.facility_cells - 1)
+    return T[:, s.cdu] - e * (T[:, s.cdu] - T[:, fs]), T[:, fs]
+
+
+def test_cdu_valve_steady_state_holds_both_setpoints_and_passes_what_its_effectiveness_allows(tmp_path):
+    s, p, sol = _solve(_case(tmp_path, duration="10 min", extra=_valve()))
+    assert s.valve
+    sup, fs = _secondary_supply(s, sol)
+    assert abs(sup[0] - (34 + 273.15)) < 1e-9  # the valve holds the secondary supply
+    assert abs(fs[0] - (30 + 273.15)) < 1e-9  # the fans hold the facility supply
+    x = float(sol.valve[0])
+    assert 0.05 < x < 0.95  # neither limit: the test exercises the opening
+    # the exchanger at this opening, recomputed from the textbook counterflow effectiveness: x of the facility
+    # water through it, that side's half of the rated 1/UA growing as x^-0.8
+    c_sec = 1020 * 3900 * 2.5e-3 / 60 * 4 * 2
+    c_fw = 997 * 4180 * 0.3e-3 * x
+    ua = float(p.ua_cdu) / (0.5 + 0.5 * x**-0.8)
+    c_min, c_max = min(c_sec, c_fw), max(c_sec, c_fw)
+    ntu, cr = ua / c_min, c_min / c_max
+    eps = -math.expm1(-ntu * (1 - cr)) / (1 - cr * math.exp(-ntu * (1 - cr)))
+    T0 = np.asarray(sol.T[0])
+    q_hx = eps * c_min * (T0[s.cdu] - T0[s.fw_supply(s.facility_cells - 1)])
+    # at steady state it passes the chips' heat and the secondary pump's work (dp Q / eta)
+    q_sec = 4 * float(np.sum(sol.P_acc[0])) + 100e3 * (2.5e-3 / 60 * 8) / 0.6
+    assert q_hx == pytest.approx(q_sec, rel=1e-9)
+    # started there with a constant trace, the hall and both controllers stay at rest
+    T = np.asarray(sol.T)
+    assert np.max(np.abs(T - T[0])) < 1e-8 * T.max()
+    assert float(np.ptp(np.asarray(sol.valve))) < 1e-9
+
+
+def test_cdu_valve_brings_the_secondary_supply_back_after_a_job_starts(tmp_path):
+    case = _case(tmp_path, wave=JOB, duration="1 h", step="2 s", extra=_valve(stroke="10 min"))
+    s, p, sol = _solve(case)
+    sup, _ = _secondary_supply(s, sol)
+    x = np.asarray(sol.valve)
+    dt = float(p.dt)
+    assert sup.max() - (34 + 273.15) > 1.0  # the job's heat pushed the supply up
+    assert np.abs(np.diff(x)).max() <= dt / 600 * (1 + 1e-12)  # the stroke time limits the valve's speed
+    assert np.abs(np.diff(x)).max() > 0.99 * dt / 600  # and it did act
+    assert 0.05 <= x.min() and x.max() <= 1.0
+    transient.check(s, p, sol)  # energy closes, nothing below the ambient
+    # an hour later the hall has settled at its own steady state at the job's power: the integral action
+    # leaves no offset
+    T_ss, fan_ss, x_ss = transient.steady_state(s, p, s.levels - 1)
+    assert abs(sup[-1] - (34 + 273.15)) < 1e-4
+    assert float(x[-1]) == pytest.approx(float(x_ss), abs=1e-4)
+    np.testing.assert_allclose(np.asarray(sol.T[-1]), np.asarray(T_ss), rtol=1e-6)
+
+
+def test_a_valve_held_fully_open_leaves_the_hall_unchanged(tmp_path):
+    _, _, base = _solve(_case(tmp_path, name="base", wave=JOB, duration="10 min"))
+    s, _, sol = _solve(_case(tmp_path, name="open", wave=JOB, duration="10 min", extra=_valve(lo=1.0, hi=1.0)))
+    assert s.valve and np.all(np.asarray(sol.valve) == 1.0)
+    assert float(np.ptp(np.asarray(base.fan))) > 0.1  # the fans acted: the comparison covers the dynamics
+    for name in ("T", "fan", "P_acc", "q_rejected", "q_in", "e_secondary"):
+        np.testing.assert_allclose(np.asarray(getattr(sol, name)), np.asarray(getattr(base, name)), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        (VALVE.format(stroke="60 s", lo=0.05, hi=1.0).replace("34 degC", "29 degC"), "cdu.valve.supply_temperature"),
+        (VALVE.format(stroke="60 s", lo=0.5, hi=0.2), "cdu.valve.max_opening"),
+        (VALVE.format(stroke="-60 s", lo=0.05, hi=1.0), "cdu.valve.stroke_time"),
+        (VALVE.format(stroke="60 s", lo=0.0, hi=1.0), "cdu.valve.min_opening"),
+        (VALVE.format(stroke="60 s", lo=0.05, hi=1.0) + "\nintegral = 3", "cdu.valve.integral"),
+    ],
+)
+def test_bad_valve_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 2
+    assert key in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_grad_of_peak_junction_with_the_cdu_valve_matches_central_differences(tmp_path):
+    # the valve's PI acts while the job warms the hall: derivatives through its clipped, rate-limited opening
+    _grad_check(tmp_path, "uniform", ("r_junction", "valve_kp"), extra=_valve())
+
+
+@pytest.mark.slow
+def test_grad_of_peak_junction_from_the_valve_steady_start_matches_central_differences(tmp_path):
+    # from both controllers' steady state: through the implicit derivative of the valve's opening too
+    _grad_check(tmp_path, "steady", ("r_junction", "t_set_cdu", "q_accelerator"), extra=_valve())

@@ -18,7 +18,11 @@ and for the hall:
 * the CDU: its secondary water volume (one mixed tank receiving every rack's
   return) and a counterflow plate heat exchanger by effectiveness-NTU
   (constant flows, so a constant conductance ``eps C_min``), no storage in the
-  plates;
+  plates; optionally (``[cdu.valve]``) a three-way valve on its facility side
+  whose opening (the share of the facility water through the exchanger, the
+  rest bypassing it) a PI controller sets to hold the secondary supply
+  temperature, with opening limits, a stroke-time rate limit and conditional
+  integration;
 * the facility-water loop: its volume split into a return leg (CDU to dry
   cooler) and a supply leg (dry cooler to CDU), ``facility_cells`` mixing cells
   each;
@@ -91,6 +95,7 @@ CONTROL_MODES = ("pi", "fixed")
 INITIAL = ("steady", "uniform")
 _BISECTIONS = 60
 _FIXED_POINT = 40
+_VALVE_ITERATIONS = 8  # fixed-point passes for the valve's steady opening (each ~100x closer in the tests)
 _NTU_MAX = 20.0  # rated heat exchangers beyond this are not real equipment
 
 
@@ -129,6 +134,7 @@ class Static:
     storage: bool = False
     demand_response: bool = False
     chiller: str = "none"  # "none", "carnot" or "doe2" (the COP model of the trim chiller)
+    valve: bool = False  # the CDU's facility-side valve holds the secondary supply temperature ([cdu.valve])
 
     @property
     def per_rack(self) -> int:
@@ -221,6 +227,14 @@ class Params(NamedTuple):
     chiller_off_band: jax.Array  # K: off when the dry cooler's outlet is this far below the setpoint
     chiller_min_on: jax.Array  # s
     chiller_min_off: jax.Array  # s
+    t_set_cdu: jax.Array  # K, secondary supply setpoint of the CDU valve ([cdu.valve]; unused without it)
+    valve_kp: jax.Array  # opening per K
+    valve_ki: jax.Array  # opening per K per s
+    valve_min: jax.Array  # smallest opening (fraction of the facility flow through the heat exchanger)
+    valve_max: jax.Array
+    valve_rate: jax.Array  # 1/s, largest change of the opening per second (1 / stroke time)
+    cdu_facility_share: jax.Array  # share of the CDU's rated 1/UA on the facility-water side
+    cdu_film_exponent: jax.Array  # that side's film coefficient ~ flow^exponent
 
 
 def _coolant(t: Table, default_rho: float, default_cp: float) -> float:
@@ -307,6 +321,24 @@ def parse(case_file: CaseFile) -> HallCase:
     if not (math.isfinite(ua_cdu) and ua_cdu / c_min <= _NTU_MAX):
         raise cdu.error("approach", f"{approach:g} K needs NTU {ua_cdu / c_min:.3g} (more than {_NTU_MAX:g}): "
                                     "no plate heat exchanger gets this close; raise the approach")  # fmt: skip
+    vt = cdu.table("valve", default=None)
+    valve = dict(t_set_cdu=0.0, valve_kp=0.0, valve_ki=0.0, valve_min=1.0, valve_max=1.0, valve_rate=1.0,
+                 cdu_facility_share=0.5, cdu_film_exponent=0.8)  # fmt: skip
+    if vt is not None:
+        v_min = vt.number("min_opening", default=0.05, minimum=0.01, maximum=1.0)
+        v_max = vt.number("max_opening", default=1.0, minimum=0.01, maximum=1.0)
+        if v_max < v_min:
+            raise vt.error("max_opening", f"{v_max:g} is below min_opening {v_min:g}")
+        v_kp = vt.quantity("proportional_gain", "dimensionless", default=0.1, nonnegative=True)  # 1/K
+        v_ti = vt.quantity("integral_time", "time", default=60.0, positive=True)
+        valve = dict(
+            t_set_cdu=vt.quantity("supply_temperature", "temperature"),
+            valve_kp=v_kp, valve_ki=v_kp / v_ti, valve_min=v_min, valve_max=v_max,
+            valve_rate=1.0 / vt.quantity("stroke_time", "time", default=60.0, positive=True),
+            cdu_facility_share=vt.number("facility_resistance_share", default=0.5, minimum=0.0, maximum=0.95),
+            cdu_film_exponent=vt.number("film_exponent", default=0.8, minimum=0.0, maximum=1.5),
+        )  # fmt: skip
+        vt.finish()
     cdu.finish()
 
     hr = root.table("dry_cooler")
@@ -350,6 +382,10 @@ def parse(case_file: CaseFile) -> HallCase:
     if t_set <= t_amb:
         raise ct.error("supply_temperature", f"{t_set - T0:g} degC is not above the ambient dry bulb "
                                              f"{t_amb - T0:g} degC: a dry cooler cannot reach it")  # fmt: skip
+    if vt is not None and valve["t_set_cdu"] <= t_set:
+        raise vt.error("supply_temperature", f"{valve['t_set_cdu'] - T0:g} degC is not above the facility supply "
+                                             f"setpoint ([control] supply_temperature, {t_set - T0:g} degC): the "
+                                             "CDU cannot cool the secondary below its facility water")  # fmt: skip
 
     st = root.table("storage", default=None)
     storage = Storage(*([0.0] * 5 + [0.5, 1.0, 1.0]))
@@ -426,7 +462,7 @@ def parse(case_file: CaseFile) -> HallCase:
     root.finish()
 
     static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None, drt is not None,
-                    chiller_model)  # fmt: skip
+                    chiller_model, vt is not None)  # fmt: skip
     dev = plant.RejectionDevice(
         ua_rated=ua_dc, c_water_rated=c_fw, m_air_rated=m_air, cp_air=plant.CP_AIR, cs_span=10.0,
         air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
@@ -440,7 +476,7 @@ def parse(case_file: CaseFile) -> HallCase:
         pump_heat_fraction=heat_frac, t_set=t_set, kp=kp, ki=kp / ti, fan_min=f_min, fan_max=f_max,
         fan_ramp=ramp, fan_fixed=fixed, other_power=other,
         conversion_loss=conv, overhead=overhead, storage=storage, **dr,
-        chiller=plant.Chiller(**chiller), **ch,
+        chiller=plant.Chiller(**chiller), **ch, **valve,
     )  # fmt: skip
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params)
     echo = dict(trace=list(trace.description), accelerators_per_rack=n_acc, racks=racks,
@@ -517,19 +553,65 @@ def _capacities(s: Static, p: Params) -> jax.Array:
     return per_kind[cap]
 
 
-def _base_matrix(s: Static, p: Params):
-    """``A`` without the dry cooler (W/K), the CDU conductance and the secondary mixing weight."""
+def _cdu_conductance(s: Static, p: Params, valve=None):
+    """The CDU heat exchanger's conductance ``eps C_min`` (W/K): the heat it passes
+    is ``G (T_cdu - T_facility_supply)``. ``valve``: the fraction of the facility
+    water sent through it by the three-way valve (the rest bypasses it and mixes
+    back at its outlet); that side's film resistance, ``cdu_facility_share`` of the
+    rated ``1/UA``, grows as ``valve^-cdu_film_exponent``. ``None``: all of it, at
+    the rated UA."""
+    c_sec = p.rho_cp_secondary * p.q_accelerator * p.accelerators * s.racks
+    c_fw = p.rho_cp_facility * p.q_facility
+    ua = p.ua_cdu
+    if valve is not None:
+        c_fw = c_fw * valve
+        ua = ua / ((1.0 - p.cdu_facility_share) + p.cdu_facility_share * valve**-p.cdu_film_exponent)
+    c_min, c_max = jnp.minimum(c_sec, c_fw), jnp.maximum(c_sec, c_fw)
+    return hx.eps_counterflow(ua / c_min, c_min / c_max) * c_min
+
+
+def _base_matrix(s: Static, p: Params, valve=None):
+    """``A`` without the dry cooler (W/K), the CDU conductance and the secondary
+    mixing weight, at the CDU valve opening ``valve`` (:func:`_cdu_conductance`)."""
     _, rows, cols, kinds, signs = _layout(s)
     m_r = p.rho_cp_secondary * p.q_accelerator * p.accelerators
     c_sec = m_r * s.racks
     c_fw = p.rho_cp_facility * p.q_facility
-    c_min, c_max = jnp.minimum(c_sec, c_fw), jnp.maximum(c_sec, c_fw)
-    g_cdu = hx.eps_counterflow(p.ua_cdu / c_min, c_min / c_max) * c_min
+    g_cdu = _cdu_conductance(s, p, valve)
+    # the bypassed water mixes back at the exchanger's outlet: the facility return carries G (T_cdu - T_fs) / C_fw
     e_s, e_f = g_cdu / c_sec, g_cdu / c_fw
     g_j = 1.0 / p.r_junction * p.accelerators / s.cold_plate_cells
     coef = jnp.stack([m_r, m_r * e_s, m_r * (1 - e_s), c_sec / s.racks, c_fw, c_fw * e_f, c_fw * (1 - e_f), g_j, c_sec])
     A = jnp.zeros((s.nodes, s.nodes), coef.dtype).at[rows, cols].add(signs * coef[kinds])
     return A, g_cdu, e_s
+
+
+_CDU_KINDS = (1, 2, 5, 6)  # the coefficient kinds of _layout that hold the CDU exchanger's mixing weights
+
+
+@lru_cache(maxsize=32)
+def _cdu_entries(s: Static):
+    """Where the CDU's mixing weights sit in ``A``: ``(rows, cols, kinds, signs)``,
+    each position held by no other entry (so setting them anew reproduces
+    :func:`_base_matrix` exactly)."""
+    _, rows, cols, kinds, signs = _layout(s)
+    sel = np.isin(kinds, _CDU_KINDS)
+    assert len(set(zip(rows[sel], cols[sel], strict=True)) & set(zip(rows[~sel], cols[~sel], strict=True))) == 0
+    return rows[sel], cols[sel], kinds[sel], signs[sel]
+
+
+def _with_valve(s: Static, p: Params, A0, valve):
+    """``A0`` (:func:`_base_matrix`) with the CDU's mixing weights at the opening
+    ``valve``, equal to ``_base_matrix(s, p, valve)`` but written in a few
+    entries (each time step of a case with a valve); also returns ``G`` and ``e_s``."""
+    rows, cols, kinds, signs = _cdu_entries(s)
+    m_r = p.rho_cp_secondary * p.q_accelerator * p.accelerators
+    c_fw = p.rho_cp_facility * p.q_facility
+    g_cdu = _cdu_conductance(s, p, valve)
+    e_s, e_f = g_cdu / (m_r * s.racks), g_cdu / c_fw
+    coef = jnp.stack([m_r * e_s, m_r * (1 - e_s), c_fw * e_f, c_fw * (1 - e_f)])
+    pick = np.searchsorted(np.array(_CDU_KINDS), kinds)
+    return A0.at[rows, cols].set(signs * coef[pick]), g_cdu, e_s
 
 
 def _dry_cooler(s: Static, p: Params, A, fan):
@@ -575,14 +657,8 @@ def _steady_at(s: Static, p: Params, A0, fan, p_trace, T_guess):
     return lax.fori_loop(0, _FIXED_POINT, body, T_guess)
 
 
-def steady_state(s: Static, p: Params, level: int = 0):
-    """The model's own steady state at the trace power of ``level``: ``A(f) T =
-    f(T)`` (leakage by fixed-point iteration); for ``control = "pi"`` the fan
-    fraction is the one that holds the supply at the setpoint (bisection, clipped
-    to the speed limits), else the fixed one. Returns ``(T, fan)``."""
-    A0, _, _ = _base_matrix(s, p)
-    p_trace = p.power[:, level]
-    guess = jnp.full((s.nodes,), p.t_set)
+def _steady_fan(s: Static, p: Params, A0, p_trace, guess):
+    """Steady ``(T, fan)`` with the CDU's conductance in ``A0`` fixed."""
     if s.control == "fixed":
         fan = p.fan_fixed
         return _steady_at(s, p, A0, fan, p_trace, guess), fan
@@ -610,6 +686,63 @@ def steady_state(s: Static, p: Params, level: int = 0):
     return _steady_at(s, p, A0, fan, p_trace, guess), fan
 
 
+def _valve_holding(s: Static, p: Params, T, g_cdu):
+    """The valve opening whose conductance passes the CDU's present heat with the
+    secondary supply at its setpoint: ``G(x) = Q / (T_set,cdu + Q / C_sec - T_fs)``
+    (at steady state ``T_cdu - T_supply = Q / C_sec`` exactly), clipped to the
+    opening limits (bisection, ``G`` rises with the opening, then one Newton step
+    for the implicit derivative as for the fan)."""
+    c_sec = p.rho_cp_secondary * p.q_accelerator * p.accelerators * s.racks
+    fs_last = s.fw_supply(s.facility_cells - 1)
+    q = g_cdu * (T[s.cdu] - T[fs_last])
+    room = p.t_set_cdu + q / c_sec - T[fs_last]
+    g_need = jnp.where(room > 0, q / jnp.where(room > 0, room, 1.0), jnp.inf)  # facility water too warm: open fully
+
+    def excess(x):
+        return _cdu_conductance(s, p, x) - g_need
+
+    def bisect(_, lohi):
+        lo, hi = lohi
+        mid = 0.5 * (lo + hi)
+        over = excess(mid) > 0
+        return jnp.where(over, lo, mid), jnp.where(over, mid, hi)
+
+    lo, hi = lax.fori_loop(0, _BISECTIONS, bisect, (p.valve_min, p.valve_max))
+    x_b = lax.stop_gradient(0.5 * (lo + hi))
+    F, dF = jax.jvp(excess, (x_b,), (jnp.ones_like(x_b),))
+    interior = (x_b > p.valve_min + 1e-9) & (x_b < p.valve_max - 1e-9) & (dF > 0) & jnp.isfinite(F)
+    return jnp.where(interior, x_b - jnp.where(interior, F, 0.0) / jnp.where(interior, dF, 1.0), x_b)
+
+
+def steady_state(s: Static, p: Params, level: int = 0):
+    """The model's own steady state at the trace power of ``level``: ``A(f, x) T =
+    f(T)`` (leakage by fixed-point iteration); for ``control = "pi"`` the fan
+    fraction ``f`` is the one that holds the facility supply at its setpoint
+    (bisection, clipped to the speed limits), else the fixed one; with
+    ``[cdu.valve]`` the valve opening ``x`` is the one that holds the secondary
+    supply at its setpoint (clipped to the opening limits; found by
+    ``_VALVE_ITERATIONS`` fixed-point passes, each a fan solve at the present
+    opening and the opening that passes its heat, :func:`_valve_holding`; they
+    would agree at once but for leakage's dependence on the supply temperature,
+    and close in by about 100x per pass on the tests' hall). Returns ``(T, fan, x)``; ``x = 1`` without a valve."""
+    p_trace = p.power[:, level]
+    guess = jnp.full((s.nodes,), p.t_set)
+    if not s.valve:
+        A0, _, _ = _base_matrix(s, p)
+        T, fan = _steady_fan(s, p, A0, p_trace, guess)
+        return T, fan, jnp.ones_like(p.t_set)
+
+    def opening(_, x):
+        A0, g_cdu, _ = _base_matrix(s, p, x)
+        T, _ = _steady_fan(s, p, A0, p_trace, guess)
+        return _valve_holding(s, p, T, g_cdu)
+
+    x = lax.fori_loop(0, _VALVE_ITERATIONS, opening, p.valve_max)
+    A0, _, _ = _base_matrix(s, p, x)
+    T, fan = _steady_fan(s, p, A0, p_trace, guess)
+    return T, fan, x
+
+
 class Solution(NamedTuple):
     T: jax.Array  # (levels, nodes) K
     fan: jax.Array  # (levels,)
@@ -620,25 +753,39 @@ class Solution(NamedTuple):
     q_rejected: jax.Array  # (levels,) W
     q_in: jax.Array  # (levels,) W: chips + pump heat
     stored: jax.Array  # (levels,) J relative to 0 K
-    g_cdu: jax.Array  # W/K
-    e_secondary: jax.Array  # CDU: secondary outlet = T_cdu - e (T_cdu - T_fw_supply)
+    g_cdu: jax.Array  # (levels,) W/K
+    e_secondary: jax.Array  # (levels,) CDU: secondary outlet = T_cdu - e (T_cdu - T_fw_supply)
     C: jax.Array  # (nodes,) J/K
     chiller_on: jax.Array  # (levels,) 1 while the trim chiller runs (the state each step used), else 0
     q_evap: jax.Array  # (levels,) W taken from the facility water by the chiller (in q_rejected)
     p_chiller: jax.Array  # (levels,) W electric: compressor + condenser fans
+    valve: jax.Array  # (levels,) CDU valve opening (1 without [cdu.valve])
+
+
+def _pi(e, integral, out, lo, hi, kp, ki, rate, dt):
+    """One step of a PI controller with conditional integration (the integral
+    does not move while the output is saturated in the error's direction) and a
+    rate limit: returns ``(new output, new integral)``; ``out`` the present one."""
+    trial = integral + ki * e * dt
+    u = kp * e + trial
+    wind = ((u > hi) & (e > 0)) | ((u < lo) & (e < 0))
+    integral = jnp.where(wind, integral, trial)
+    cmd = jnp.clip(kp * e + integral, lo, hi)
+    return jnp.clip(cmd, out - rate * dt, out + rate * dt), integral
 
 
 def solve(s: Static, p: Params) -> Solution:
     """Step the hall through the trace (pure; ``jax.vmap(solve, (None, 0))`` over scenarios)."""
     C = _capacities(s, p)
-    A0, g_cdu, e_s = _base_matrix(s, p)
     pumps = _pumps(p)
     fs_last = s.fw_supply(s.facility_cells - 1)
     fr_last = s.fw_return(s.facility_cells - 1)
     if s.initial == "steady":
-        T0_, fan0 = steady_state(s, p, 0)
+        T0_, fan0, valve0 = steady_state(s, p, 0)
     else:
         T0_, fan0 = jnp.full((s.nodes,), p.t_set), (p.fan_fixed if s.control == "fixed" else p.fan_min)
+        valve0 = p.valve_min if s.valve else jnp.ones_like(p.t_set)
+    A0, g_cdu0, e_s0 = _base_matrix(s, p, valve0 if s.valve else None)
     dt = p.dt
 
     def record(T, fan, P, g):
@@ -671,65 +818,72 @@ def solve(s: Static, p: Params) -> Solution:
 
     def step(carry, xs):
         p_trace, t_new = xs
-        if chill:
-            T, fan, integral, on, since = carry
-        else:
-            T, fan, integral = carry
+        T, fan, integral = carry["T"], carry["fan"], carry["integral"]
+        new = {}
         event = (t_new > p.dr_start) & (t_new <= p.dr_end)
         fan_hi = jnp.where(event, jnp.minimum(p.fan_max, p.dr_fan_limit), p.fan_max)
         if chill:
-            on, since = chiller(T, on, since, fan, fan_hi, event)
+            on, since = chiller(T, carry["on"], carry["since"], fan, fan_hi, event)
+            new.update(on=on, since=since)
         if s.control == "pi":
             e = T[fs_last] - (p.t_set + jnp.where(event, p.dr_setpoint_raise, 0.0))
-            trial = integral + p.ki * e * dt
-            u = p.kp * e + trial
-            wind = ((u > fan_hi) & (e > 0)) | ((u < p.fan_min) & (e < 0))
-            integral = jnp.where(wind, integral, trial)
-            cmd = jnp.clip(p.kp * e + integral, p.fan_min, p.fan_max)
-            new_fan = jnp.minimum(jnp.clip(cmd, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt), fan_hi)
+            new_fan, integral = _pi(e, integral, fan, p.fan_min, fan_hi, p.kp, p.ki, p.fan_ramp, dt)
+            new_fan = jnp.minimum(new_fan, fan_hi)  # a demand-response cap acts at once, not at the ramp rate
             if chill:  # series economizer: fans at full speed while the chiller trims; bumpless back to PI
                 full = jnp.minimum(jnp.clip(fan_hi, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt), fan_hi)
                 new_fan = jnp.where(on > 0.5, full, new_fan)
                 integral = jnp.where(on > 0.5, new_fan, integral)
         else:
             new_fan = jnp.minimum(p.fan_fixed, fan_hi)
+        new.update(fan=new_fan, integral=integral)
+        if s.valve:  # the CDU valve acts on the secondary supply of the levels before (lagged like the fan)
+            x, e_prev = carry["valve"], carry["e_s"]
+            t_sup = T[s.cdu] - e_prev * (T[s.cdu] - T[fs_last])
+            x, v_int = _pi(t_sup - p.t_set_cdu, carry["valve_integral"], x, p.valve_min, p.valve_max, p.valve_kp,
+                           p.valve_ki, p.valve_rate, dt)  # fmt: skip
+            A_base, g_cdu, e_s = _with_valve(s, p, A0, x)
+            new.update(valve=x, valve_integral=v_int, e_s=e_s)
+        else:
+            A_base, g_cdu, e_s, x = A0, g_cdu0, e_s0, valve0
         P, clock, u_acc = _accelerators(s, p, T, p_trace)
-        A, g = _dry_cooler(s, p, A0, new_fan)
+        A, g = _dry_cooler(s, p, A_base, new_fan)
         f = _heat(s, p, P, g, pumps)
+        q_ev = p_ch = jnp.zeros_like(g)
         if chill:
             q_ev, p_ch = evaporator(T, on, g)
             f = f.at[s.fw_supply(0)].add(-q_ev)
         rhs = C / dt * T + f
         T_new = _dense.solve(jnp.diag(C / dt) + A, rhs)
         q_rej, q_in = record(T_new, new_fan, P, g)
+        new["T"] = T_new
+        out = dict(T=T_new, fan=new_fan, P=P, clock=clock, u=u_acc, g=g, q_rej=q_rej + q_ev, q_in=q_in, q_ev=q_ev,
+                   p_ch=p_ch, g_cdu=g_cdu, e_s=e_s, valve=x)  # fmt: skip
         if chill:
-            out = (T_new, new_fan, P, clock, u_acc, g, q_rej + q_ev, q_in, on, q_ev, p_ch)
-            return (T_new, new_fan, integral, on, since), out
-        return (T_new, new_fan, integral), (T_new, new_fan, P, clock, u_acc, g, q_rej, q_in)
+            out["on"] = on
+        return new, out
 
     P0, clock0, u0 = _accelerators(s, p, T0_, p.power[:, 0])
     _, g0 = _dry_cooler(s, p, A0, fan0)
     q_rej0, q_in0 = record(T0_, fan0, P0, g0)
     t_levels = jnp.arange(1, s.levels, dtype=p.dt.dtype) * dt
     zero = jnp.zeros((), p.dt.dtype)
+    carry0 = dict(T=T0_, fan=fan0, integral=fan0)
     if chill:  # off at the start, free to switch on at the first step
-        carry0 = (T0_, fan0, fan0, zero, p.chiller_min_off + zero)
-        _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in, ons, q_evs, p_chs) = lax.scan(
-            step, carry0, (p.power[:, 1:].T, t_levels)
-        )
-    else:
-        _, (Ts, fans, Ps, clocks, us, gs, q_rej, q_in) = lax.scan(step, (T0_, fan0, fan0), (p.power[:, 1:].T, t_levels))
-        ons = q_evs = p_chs = jnp.zeros((s.levels - 1,), p.dt.dtype)
+        carry0.update(on=zero, since=p.chiller_min_off + zero)
+    if s.valve:
+        carry0.update(valve=valve0, valve_integral=valve0, e_s=e_s0)
+    _, o = lax.scan(step, carry0, (p.power[:, 1:].T, t_levels))
 
     def cat(first, rest):
         return jnp.concatenate([jnp.asarray(first)[None], rest])
 
-    T_all = cat(T0_, Ts)
+    T_all = cat(T0_, o["T"])
     return Solution(
-        T=T_all, fan=cat(fan0, fans), P_acc=cat(P0, Ps), clock=cat(clock0, clocks), utilization=cat(u0, us),
-        g_dry_cooler=cat(g0, gs), q_rejected=cat(q_rej0, q_rej), q_in=cat(q_in0, q_in),
-        stored=T_all @ C, g_cdu=g_cdu, e_secondary=e_s, C=C,
-        chiller_on=cat(zero, ons), q_evap=cat(zero, q_evs), p_chiller=cat(zero, p_chs),
+        T=T_all, fan=cat(fan0, o["fan"]), P_acc=cat(P0, o["P"]), clock=cat(clock0, o["clock"]),
+        utilization=cat(u0, o["u"]), g_dry_cooler=cat(g0, o["g"]), q_rejected=cat(q_rej0, o["q_rej"]),
+        q_in=cat(q_in0, o["q_in"]), stored=T_all @ C, g_cdu=cat(g_cdu0, o["g_cdu"]),
+        e_secondary=cat(e_s0, o["e_s"]), C=C, chiller_on=cat(zero, o["on"]) if chill else jnp.zeros_like(T_all[:, 0]),
+        q_evap=cat(zero, o["q_ev"]), p_chiller=cat(zero, o["p_ch"]), valve=cat(valve0, o["valve"]),
     )  # fmt: skip
 
 
@@ -758,7 +912,7 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
     P_chiller = np.asarray(sol.p_chiller)
     P_cooling = P_fan + p_sec + p_fw + P_chiller
     P_losses = (float(p.conversion_loss) + float(p.overhead)) * P_it
-    e_s = float(sol.e_secondary)
+    e_s = np.asarray(sol.e_secondary)
     grid, ps, E = grid_view(s, p, P_it + P_cooling + P_losses)
     u = np.clip(np.asarray(sol.utilization), 0, None)
     tokens = float(p.acc.tokens_per_s) * n * np.sum(u * np.asarray(sol.clock), 1)
@@ -773,7 +927,7 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
         P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps, E_storage=E,
         clock=np.asarray(sol.clock), fan_fraction=fan,
         Q_in=np.asarray(sol.q_in), Q_rejected=np.asarray(sol.q_rejected), stored_heat=np.asarray(sol.stored),
-        tokens_per_s=tokens,
+        tokens_per_s=tokens, valve_opening=np.asarray(sol.valve),
     )  # fmt: skip
 
 
@@ -953,6 +1107,7 @@ def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
         "T_junction_max_rack": Output(int(i_peak[1]), "", "rack of the hottest junction (from 0)"),
         "dTj_dt_max": Output(float(rate), "K/s", "largest junction rate of change"),
         "T_facility_supply_max": Output(float(ser["T_facility_supply"].max()) - T0, "degC", "warmest facility supply"),
+        "T_cdu_supply_max": Output(float(ser["T_cdu_supply"].max()) - T0, "degC", "warmest secondary (CDU) supply"),
         "P_facility_peak": Output(float(ser["P_facility"].max()), "W", "site power peak (IT + cooling + losses)"),
         "P_facility_mean": Output(e_fac / (t[-1]), "W", "site power averaged over the trace"),
         "P_facility_ramp_max": Output(float(ramp), "W/s", "largest site power ramp"),
@@ -968,6 +1123,14 @@ def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
         out["tokens"] = Output(tokens, "", "tokens over the trace")
         out["J_per_token_facility"] = Output(e_fac / tokens, "J", "site energy per token over the trace")
         out["J_per_token_IT"] = Output(e_it / tokens, "J", "IT energy per token over the trace")
+    if s.valve:
+        sup = ser["T_cdu_supply"][1:] - float(p.t_set_cdu)
+        out.update({
+            "valve_opening_min": Output(float(ser["valve_opening"].min()), "1", "smallest CDU valve opening"),
+            "valve_opening_max": Output(float(ser["valve_opening"].max()), "1", "largest CDU valve opening"),
+            "T_cdu_supply_error_max": Output(float(np.abs(sup).max()), "K",
+                                             "largest |secondary supply - its setpoint| over the trace"),
+        })  # fmt: skip
     if s.chiller != "none":
         on = ser["chiller_on"]
         out.update({
@@ -1045,6 +1208,7 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "P_grid": "power drawn from the grid (site power less storage discharge)",
         "P_storage": "storage power, + discharging", "E_storage": "energy in the storage",
         "tokens_per_s": "hall throughput",
+        "valve_opening": "CDU three-way valve: fraction of the facility water through the heat exchanger",
     }  # fmt: skip
     groups = {"series": {"time": Series(case.times, "s", "time")}}
     for k, v in ser.items():
@@ -1054,6 +1218,8 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         if k == "tokens_per_s":
             u = "1/s"
         if k in ("P_chiller", "chiller_on", "Q_evaporator") and s.chiller == "none":
+            continue
+        if k == "valve_opening" and not s.valve:
             continue
         data = v - T0 if u == "degC" else v
         groups["series"][k] = Series(np.asarray(data, np.float64), u, desc[k])
@@ -1067,6 +1233,9 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "T_supply_setpoint": Series(np.asarray(float(p.t_set) - T0), "degC", "facility supply setpoint"),
         "T_ambient": Series(np.asarray(float(p.t_ambient) - T0), "degC", "ambient dry bulb"),
     }
+    if s.valve:
+        limits["T_cdu_supply_setpoint"] = Series(np.asarray(float(p.t_set_cdu) - T0), "degC",
+                                                 "secondary supply setpoint of the CDU valve")  # fmt: skip
     solver = {"converged": np.asarray(out["converged"].value), "iterations": np.asarray(s.levels - 1),
               "energy_residual": np.asarray(out["energy_residual"].value)}  # fmt: skip
     write_series_results(folder, groups={**groups, "limits": limits}, case_text=case_file.text,

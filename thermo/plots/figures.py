@@ -1067,7 +1067,10 @@ def _transient(r: Results, save) -> None:
     a1.plot(x, ser["T_facility_supply"], color="C2", lw=0.8, label="facility supply")
     tl, ts = limits["T_junction_limit"], limits["T_supply_setpoint"]
     a1.axhline(tl, color="r", ls="--", lw=1, label=f"junction limit {tl:.0f} °C")
-    a1.axhline(ts, color="k", ls=":", lw=1, label=f"supply setpoint {ts:.0f} °C")
+    a1.axhline(ts, color="k", ls=":", lw=1, label=f"facility supply setpoint {ts:.0f} °C")
+    if "T_cdu_supply_setpoint" in limits:
+        tc = limits["T_cdu_supply_setpoint"]
+        a1.axhline(tc, color="C0", ls=":", lw=1, label=f"secondary supply setpoint {tc:.0f} °C")
     if "T_junction_max_baseline" in ser:
         a1.plot(x, ser["T_junction_max_baseline"], color="C3", lw=0.6, alpha=0.5, label="hottest junction, no event")
         for a in (a1, a2):
@@ -1079,6 +1082,8 @@ def _transient(r: Results, save) -> None:
     _legend_outside(a1)
     a2.plot(x, ser["fan_fraction"], color="k", lw=0.8, label="dry-cooler fan speed")
     a2.plot(x, ser["clock"].min(axis=1), color="C3", lw=0.8, ls="--", label="lowest clock fraction")
+    if "valve_opening" in ser:
+        a2.plot(x, ser["valve_opening"], color="C0", lw=0.8, label="CDU valve opening")
     if "chiller_on" in ser:
         a2.fill_between(x, 0, ser["chiller_on"], step="pre", color="C0", alpha=0.25, lw=0, label="chiller on")
     a2.set_ylim(0, 1.05)
