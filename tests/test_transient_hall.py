@@ -103,7 +103,7 @@ def test_constant_trace_reaches_the_models_own_steady_state(tmp_path):
     # from a uniform start, fixed fan: after ~40 loop time constants the state is A T = f(T)
     case = _case(tmp_path, control=FIXED, initial="uniform", duration="3 h", step="2 s")
     s, p, sol = _solve(case)
-    T_ss, _, _ = transient.steady_state(s, p)
+    T_ss, _, _, _ = transient.steady_state(s, p)
     T_end = np.asarray(sol.T[-1])
     assert np.max(np.abs(T_end - np.asarray(T_ss)) / np.asarray(T_ss)) < 1e-8
     # the steady state itself: junction above its cold plate by R * P, rejected heat = heat in
@@ -489,7 +489,7 @@ def test_cdu_valve_brings_the_secondary_supply_back_after_a_job_starts(tmp_path)
     transient.check(s, p, sol)  # energy closes, nothing below the ambient
     # an hour later the hall has settled at its own steady state at the job's power: the integral action
     # leaves no offset
-    T_ss, fan_ss, x_ss = transient.steady_state(s, p, s.levels - 1)
+    T_ss, _, x_ss, _ = transient.steady_state(s, p, s.levels - 1)
     assert abs(sup[-1] - (34 + 273.15)) < 1e-4
     assert float(x[-1]) == pytest.approx(float(x_ss), abs=1e-4)
     np.testing.assert_allclose(np.asarray(sol.T[-1]), np.asarray(T_ss), rtol=1e-6)
@@ -525,10 +525,103 @@ def test_bad_valve_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
 
 def test_grad_of_peak_junction_with_the_cdu_valve_matches_central_differences(tmp_path):
     # the valve's PI acts while the job warms the hall: derivatives through its clipped, rate-limited opening
-    _grad_check(tmp_path, "uniform", ("r_junction", "valve_kp"), extra=_valve())
+    _grad_check(tmp_path, "uniform", ("r_junction", "t_set_cdu"), extra=_valve())
 
 
 @pytest.mark.slow
 def test_grad_of_peak_junction_from_the_valve_steady_start_matches_central_differences(tmp_path):
     # from both controllers' steady state: through the implicit derivative of the valve's opening too
     _grad_check(tmp_path, "steady", ("r_junction", "t_set_cdu", "q_accelerator"), extra=_valve())
+
+
+# ----------------------------------------------------------------------------- the secondary pump's speed
+
+PUMP = (
+    '[secondary.pump]\ndelta_t = "8 K"\nproportional_gain = 0.05\nintegral_time = "60 s"\nmin_speed = {lo}\n'
+    "max_speed = {hi}\nramp_rate = {ramp}"
+)
+
+
+def _pump(lo=0.3, hi=1.0, ramp=0.05):
+    return PUMP.format(lo=lo, hi=hi, ramp=ramp)
+
+
+@pytest.mark.parametrize("with_valve", [False, True])
+def test_pump_speed_steady_state_holds_the_rise_and_its_flow_carries_the_heat(tmp_path, with_valve):
+    extra = _pump() + ("\n\n" + _valve() if with_valve else "")
+    s, p, sol = _solve(_case(tmp_path, duration="10 min", extra=extra))
+    assert s.pump and s.valve == with_valve
+    sup, fs = _secondary_supply(s, sol)
+    T0 = np.asarray(sol.T[0])
+    n = float(sol.pump_speed[0])
+    assert 0.3 < n < 0.95  # neither limit
+    assert abs(T0[s.cdu] - sup[0] - 8.0) < 1e-9  # the racks' temperature rise held at 8 K
+    assert abs(fs[0] - (30 + 273.15)) < 1e-9
+    if with_valve:
+        assert abs(sup[0] - (34 + 273.15)) < 1e-9 and 0.05 < float(sol.valve[0]) < 0.95
+    # the flow at that speed carries the chips' heat and the pump's own work (affinity: power ~ speed^3)
+    c_sec = 1020 * 3900 * 2.5e-3 / 60 * 8
+    p_rated = 100e3 * (2.5e-3 / 60 * 8) / 0.6
+    heat = 4 * float(np.sum(sol.P_acc[0])) + p_rated * n**3
+    assert c_sec * n * 8.0 == pytest.approx(heat, rel=1e-9)
+    ser = transient._series(s, p, sol)
+    assert ser["P_pumps"][0] == pytest.approx(p_rated * n**3 + 100e3 * 0.3e-3 / 0.7, rel=1e-12)
+    # the junction sits R(n) P above its cold plate, the plate's film share of R growing as n^-0.8
+    r_n = 0.026 * (0.5 + 0.5 * n**-0.8)
+    tcp = T0[[s.cold_plate(0, k) for k in range(s.cold_plate_cells)]].mean()
+    assert T0[s.junction(0)] - tcp == pytest.approx(r_n * float(sol.P_acc[0, 0]), rel=1e-8)
+    # and stays there
+    T = np.asarray(sol.T)
+    assert np.max(np.abs(T - T[0])) < 1e-8 * T.max()
+    assert float(np.ptp(np.asarray(sol.pump_speed))) < 1e-9
+
+
+def test_pump_speed_follows_a_job_within_its_limits_and_ramp(tmp_path):
+    wave = 'kind = "constant"\npower = "1000 W"\n\n[trace.job]\nstart = "60 s"\nstop = "15 min"\nramp = "5 s"'
+    s, p, sol = _solve(_case(tmp_path, wave=wave, duration="45 min", step="2 s", extra=_pump(ramp=0.002)))
+    n = np.asarray(sol.pump_speed)
+    dt = float(p.dt)
+    assert 0.3 <= n.min() and n.max() <= 1.0
+    assert np.abs(np.diff(n)).max() <= 0.002 * dt * (1 + 1e-12)
+    assert np.abs(np.diff(n)).max() > 0.99 * 0.002 * dt  # the ramp limit acted
+    assert n.max() > n[0] + 0.2  # it sped up for the job
+    transient.check(s, p, sol)  # energy closes with the pump's heat changing every step
+    # half an hour after the job the idle hall is back at its own steady state, the pump at its lowest speed
+    T_ss, _, _, n_ss = transient.steady_state(s, p, s.levels - 1)
+    assert float(n_ss) == 0.3 and n[-1] == pytest.approx(0.3, abs=1e-9)
+    np.testing.assert_allclose(np.asarray(sol.T[-1]), np.asarray(T_ss), rtol=1e-6)
+    # and the pump drew less than at constant full speed
+    ser = transient._series(s, p, sol)
+    p_rated = 100e3 * (2.5e-3 / 60 * 8) / 0.6 + 100e3 * 0.3e-3 / 0.7
+    assert ser["P_pumps"].mean() < 0.7 * p_rated
+
+
+def test_a_pump_held_at_full_speed_leaves_the_hall_unchanged(tmp_path):
+    _, _, base = _solve(_case(tmp_path, name="base", wave=JOB, duration="10 min"))
+    s, _, sol = _solve(_case(tmp_path, name="full", wave=JOB, duration="10 min", extra=_pump(lo=1.0, hi=1.0)))
+    assert s.pump and np.all(np.asarray(sol.pump_speed) == 1.0)
+    for name in ("T", "fan", "P_acc", "q_rejected", "q_in", "e_secondary"):
+        np.testing.assert_allclose(np.asarray(getattr(sol, name)), np.asarray(getattr(base, name)), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        (PUMP.format(lo=0.3, hi=1.0, ramp=0.05).replace('"8 K"', '"-8 K"'), "secondary.pump.delta_t"),
+        (PUMP.format(lo=0.8, hi=0.5, ramp=0.05), "secondary.pump.max_speed"),
+        (PUMP.format(lo=0.3, hi=1.0, ramp=0.0), "secondary.pump.ramp_rate"),
+        (PUMP.format(lo=0.3, hi=1.0, ramp=0.05) + "\nspeed = 0.5", "secondary.pump.speed"),
+    ],
+)
+def test_bad_pump_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 2
+    assert key in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_grad_of_peak_junction_with_the_pump_speed_matches_central_differences(tmp_path):
+    # the pump's PI follows the job's heat: derivatives through the flows of every step's matrix
+    _grad_check(tmp_path, "uniform", ("r_junction", "pump_dt_set"), extra=_pump())

@@ -21,17 +21,22 @@ and for the hall:
   plates; optionally (``[cdu.valve]``) a three-way valve on its facility side
   whose opening (the share of the facility water through the exchanger, the
   rest bypassing it) a PI controller sets to hold the secondary supply
-  temperature, with opening limits, a stroke-time rate limit and conditional
-  integration;
+  temperature, with opening limits, a stroke-time rate limit and clamping
+  against wind-up;
 * the facility-water loop: its volume split into a return leg (CDU to dry
   cooler) and a supply leg (dry cooler to CDU), ``facility_cells`` mixing cells
   each;
 * a dry cooler (:func:`aidc_thermo.kernels.plant.device_conductance`, rated
   from an approach) whose fan speed is set by a PI controller on the facility
-  supply temperature (gains, speed limits, a ramp-rate limit and conditional
-  integration against wind-up), fan power ``fan_power f^3``;
-* pumps at constant flow (power ``dp Q / eta``; ``pump_heat_fraction`` of it
-  heats the water);
+  supply temperature (gains, speed limits, a ramp-rate limit and clamping
+  against wind-up, :func:`_pi`), fan power ``fan_power f^3``;
+* pumps (power ``dp Q / eta``; ``pump_heat_fraction`` of it heats the water):
+  the facility pump at constant flow, the secondary one at constant flow or
+  (``[secondary.pump]``) at a speed a PI controller sets to hold the racks'
+  temperature rise (CDU return - supply), with speed limits and a ramp rate;
+  every secondary flow follows the speed, the pump's power its cube (fixed
+  system curve), and the cold plate's film share of the junction resistance
+  grows as ``speed^-plate_film_exponent``;
 * optionally (``[chiller]``) a trim chiller after the dry cooler, switched with
   hysteresis and minimum on/off times (state and timer in the scan's carry),
   its COP from :func:`aidc_thermo.kernels.plant.chiller_cop` (docs/transient.md).
@@ -95,7 +100,7 @@ CONTROL_MODES = ("pi", "fixed")
 INITIAL = ("steady", "uniform")
 _BISECTIONS = 60
 _FIXED_POINT = 40
-_VALVE_ITERATIONS = 8  # fixed-point passes for the valve's steady opening (each ~100x closer in the tests)
+_CONTROL_PASSES = 8  # fixed-point passes for the steady valve opening and pump speed (each ~100x closer in the tests)
 _NTU_MAX = 20.0  # rated heat exchangers beyond this are not real equipment
 
 
@@ -135,6 +140,7 @@ class Static:
     demand_response: bool = False
     chiller: str = "none"  # "none", "carnot" or "doe2" (the COP model of the trim chiller)
     valve: bool = False  # the CDU's facility-side valve holds the secondary supply temperature ([cdu.valve])
+    pump: bool = False  # the secondary pump's speed holds the racks' temperature rise ([secondary.pump])
 
     @property
     def per_rack(self) -> int:
@@ -235,6 +241,14 @@ class Params(NamedTuple):
     valve_rate: jax.Array  # 1/s, largest change of the opening per second (1 / stroke time)
     cdu_facility_share: jax.Array  # share of the CDU's rated 1/UA on the facility-water side
     cdu_film_exponent: jax.Array  # that side's film coefficient ~ flow^exponent
+    pump_dt_set: jax.Array  # K, secondary temperature rise (CDU return - supply) the pump speed holds
+    pump_kp: jax.Array  # speed fraction per K
+    pump_ki: jax.Array  # speed fraction per K per s
+    pump_min: jax.Array  # speed fractions of the rated flow
+    pump_max: jax.Array
+    pump_ramp: jax.Array  # 1/s, largest change of the speed fraction per second
+    plate_convective_share: jax.Array  # share of the junction resistance that is the cold plate's film
+    plate_film_exponent: jax.Array  # that film's coefficient ~ flow^exponent
 
 
 def _coolant(t: Table, default_rho: float, default_cp: float) -> float:
@@ -294,6 +308,24 @@ def parse(case_file: CaseFile) -> HallCase:
     dp_s = sec.quantity("pressure_drop", "pressure", nonnegative=True)
     eta_s = sec.number("pump_efficiency", minimum=0.05, maximum=1.0)
     heat_frac = sec.number("pump_heat_fraction", default=1.0, minimum=0.0, maximum=1.0)
+    pt = sec.table("pump", default=None)
+    pump = dict(pump_dt_set=0.0, pump_kp=0.0, pump_ki=0.0, pump_min=1.0, pump_max=1.0, pump_ramp=1.0,
+                plate_convective_share=0.5, plate_film_exponent=0.8)  # fmt: skip
+    if pt is not None:
+        n_min = pt.number("min_speed", default=0.3, minimum=0.05, maximum=1.5)
+        n_max = pt.number("max_speed", default=1.0, minimum=0.05, maximum=1.5)
+        if n_max < n_min:
+            raise pt.error("max_speed", f"{n_max:g} is below min_speed {n_min:g}")
+        n_kp = pt.quantity("proportional_gain", "dimensionless", default=0.05, nonnegative=True)  # 1/K
+        n_ti = pt.quantity("integral_time", "time", default=60.0, positive=True)
+        pump = dict(
+            pump_dt_set=pt.quantity("delta_t", "temperature_difference", positive=True),
+            pump_kp=n_kp, pump_ki=n_kp / n_ti, pump_min=n_min, pump_max=n_max,
+            pump_ramp=pt.number("ramp_rate", default=0.05, minimum=1e-4, maximum=10.0),
+            plate_convective_share=pt.number("plate_convective_share", default=0.5, minimum=0.0, maximum=0.95),
+            plate_film_exponent=pt.number("plate_film_exponent", default=0.8, minimum=0.0, maximum=1.5),
+        )  # fmt: skip
+        pt.finish()
     sec.finish()
 
     cdu = root.table("cdu")
@@ -462,7 +494,7 @@ def parse(case_file: CaseFile) -> HallCase:
     root.finish()
 
     static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None, drt is not None,
-                    chiller_model, vt is not None)  # fmt: skip
+                    chiller_model, vt is not None, pt is not None)  # fmt: skip
     dev = plant.RejectionDevice(
         ua_rated=ua_dc, c_water_rated=c_fw, m_air_rated=m_air, cp_air=plant.CP_AIR, cs_span=10.0,
         air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
@@ -476,7 +508,7 @@ def parse(case_file: CaseFile) -> HallCase:
         pump_heat_fraction=heat_frac, t_set=t_set, kp=kp, ki=kp / ti, fan_min=f_min, fan_max=f_max,
         fan_ramp=ramp, fan_fixed=fixed, other_power=other,
         conversion_loss=conv, overhead=overhead, storage=storage, **dr,
-        chiller=plant.Chiller(**chiller), **ch, **valve,
+        chiller=plant.Chiller(**chiller), **ch, **valve, **pump,
     )  # fmt: skip
     params = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params)
     echo = dict(trace=list(trace.description), accelerators_per_rack=n_acc, racks=racks,
@@ -553,14 +585,17 @@ def _capacities(s: Static, p: Params) -> jax.Array:
     return per_kind[cap]
 
 
-def _cdu_conductance(s: Static, p: Params, valve=None):
+def _cdu_conductance(s: Static, p: Params, valve=None, speed=None):
     """The CDU heat exchanger's conductance ``eps C_min`` (W/K): the heat it passes
     is ``G (T_cdu - T_facility_supply)``. ``valve``: the fraction of the facility
     water sent through it by the three-way valve (the rest bypasses it and mixes
     back at its outlet); that side's film resistance, ``cdu_facility_share`` of the
     rated ``1/UA``, grows as ``valve^-cdu_film_exponent``. ``None``: all of it, at
-    the rated UA."""
+    the rated UA. ``speed``: the secondary pump's speed fraction (flow ~ speed;
+    ``None``: 1; the secondary film is taken as unchanged)."""
     c_sec = p.rho_cp_secondary * p.q_accelerator * p.accelerators * s.racks
+    if speed is not None:
+        c_sec = c_sec * speed
     c_fw = p.rho_cp_facility * p.q_facility
     ua = p.ua_cdu
     if valve is not None:
@@ -570,17 +605,29 @@ def _cdu_conductance(s: Static, p: Params, valve=None):
     return hx.eps_counterflow(ua / c_min, c_min / c_max) * c_min
 
 
-def _base_matrix(s: Static, p: Params, valve=None):
+def _r_junction(p: Params, speed=None):
+    """Junction-to-coolant resistance per accelerator, K/W, at the secondary pump's
+    speed fraction ``speed``: the plate film's share grows as ``speed^-exponent``."""
+    if speed is None:
+        return p.r_junction
+    return p.r_junction * ((1.0 - p.plate_convective_share) + p.plate_convective_share * speed**-p.plate_film_exponent)
+
+
+def _base_matrix(s: Static, p: Params, valve=None, speed=None):
     """``A`` without the dry cooler (W/K), the CDU conductance and the secondary
-    mixing weight, at the CDU valve opening ``valve`` (:func:`_cdu_conductance`)."""
+    mixing weight, at the CDU valve opening ``valve`` (:func:`_cdu_conductance`)
+    and the secondary pump's speed fraction ``speed`` (flows ~ speed;
+    :func:`_r_junction`)."""
     _, rows, cols, kinds, signs = _layout(s)
     m_r = p.rho_cp_secondary * p.q_accelerator * p.accelerators
+    if speed is not None:
+        m_r = m_r * speed
     c_sec = m_r * s.racks
     c_fw = p.rho_cp_facility * p.q_facility
-    g_cdu = _cdu_conductance(s, p, valve)
+    g_cdu = _cdu_conductance(s, p, valve, speed)
     # the bypassed water mixes back at the exchanger's outlet: the facility return carries G (T_cdu - T_fs) / C_fw
     e_s, e_f = g_cdu / c_sec, g_cdu / c_fw
-    g_j = 1.0 / p.r_junction * p.accelerators / s.cold_plate_cells
+    g_j = 1.0 / _r_junction(p, speed) * p.accelerators / s.cold_plate_cells
     coef = jnp.stack([m_r, m_r * e_s, m_r * (1 - e_s), c_sec / s.racks, c_fw, c_fw * e_f, c_fw * (1 - e_f), g_j, c_sec])
     A = jnp.zeros((s.nodes, s.nodes), coef.dtype).at[rows, cols].add(signs * coef[kinds])
     return A, g_cdu, e_s
@@ -622,12 +669,15 @@ def _dry_cooler(s: Static, p: Params, A, fan):
     return A.at[s.fw_supply(0), s.fw_return(s.facility_cells - 1)].add(g), g
 
 
-def _pumps(p: Params):
-    """Electrical power of the secondary and facility pumps, W."""
+def _pumps(p: Params, speed=None):
+    """Electrical power of the secondary and facility pumps, W; the secondary one
+    at the speed fraction ``speed`` on its fixed system curve (flow ~ speed,
+    pressure drop ~ speed^2, power ~ speed^3 at constant efficiency)."""
     q_sec = p.q_accelerator * p.accelerators * p.power.shape[-2]
-    return plant.pump_power(p.dp_secondary, q_sec, p.eta_secondary), plant.pump_power(
-        p.dp_facility, p.q_facility, p.eta_facility
-    )
+    p_sec = plant.pump_power(p.dp_secondary, q_sec, p.eta_secondary)
+    if speed is not None:
+        p_sec = p_sec * speed**3
+    return p_sec, plant.pump_power(p.dp_facility, p.q_facility, p.eta_facility)
 
 
 def _accelerators(s: Static, p: Params, T, p_trace):
@@ -646,9 +696,9 @@ def _heat(s: Static, p: Params, P_acc, g, p_pumps):
     return f.at[s.fw_supply(0)].add(g * p.t_ambient)
 
 
-def _steady_at(s: Static, p: Params, A0, fan, p_trace, T_guess):
+def _steady_at(s: Static, p: Params, A0, fan, p_trace, T_guess, speed=None):
     A, g = _dry_cooler(s, p, A0, fan)
-    pumps = _pumps(p)
+    pumps = _pumps(p, speed)
 
     def body(_, T):
         P, _, _ = _accelerators(s, p, T, p_trace)
@@ -657,18 +707,18 @@ def _steady_at(s: Static, p: Params, A0, fan, p_trace, T_guess):
     return lax.fori_loop(0, _FIXED_POINT, body, T_guess)
 
 
-def _steady_fan(s: Static, p: Params, A0, p_trace, guess):
+def _steady_fan(s: Static, p: Params, A0, p_trace, guess, speed=None):
     """Steady ``(T, fan)`` with the CDU's conductance in ``A0`` fixed."""
     if s.control == "fixed":
         fan = p.fan_fixed
-        return _steady_at(s, p, A0, fan, p_trace, guess), fan
+        return _steady_at(s, p, A0, fan, p_trace, guess, speed), fan
 
     fs_last = s.fw_supply(s.facility_cells - 1)
 
     def bisect(_, lohi):
         lo, hi = lohi
         mid = 0.5 * (lo + hi)
-        too_warm = _steady_at(s, p, A0, mid, p_trace, guess)[fs_last] > p.t_set
+        too_warm = _steady_at(s, p, A0, mid, p_trace, guess, speed)[fs_last] > p.t_set
         return jnp.where(too_warm, mid, lo), jnp.where(too_warm, hi, mid)
 
     lo, hi = lax.fori_loop(0, _BISECTIONS, bisect, (p.fan_min, p.fan_max))
@@ -678,28 +728,28 @@ def _steady_fan(s: Static, p: Params, A0, p_trace, guess):
     # holds the setpoint moves with every parameter (bisection alone has a zero derivative); at a speed limit
     # the fan speed does not move
     def supply_error(f):
-        return _steady_at(s, p, A0, f, p_trace, guess)[fs_last] - p.t_set
+        return _steady_at(s, p, A0, f, p_trace, guess, speed)[fs_last] - p.t_set
 
     F, dF = jax.jvp(supply_error, (fan_b,), (jnp.ones_like(fan_b),))
     interior = (fan_b > p.fan_min + 1e-9) & (fan_b < p.fan_max - 1e-9) & (dF < 0)
     fan = jnp.where(interior, fan_b - F / jnp.where(interior, dF, -1.0), fan_b)
-    return _steady_at(s, p, A0, fan, p_trace, guess), fan
+    return _steady_at(s, p, A0, fan, p_trace, guess, speed), fan
 
 
-def _valve_holding(s: Static, p: Params, T, g_cdu):
+def _valve_holding(s: Static, p: Params, T, g_cdu, speed=None):
     """The valve opening whose conductance passes the CDU's present heat with the
     secondary supply at its setpoint: ``G(x) = Q / (T_set,cdu + Q / C_sec - T_fs)``
     (at steady state ``T_cdu - T_supply = Q / C_sec`` exactly), clipped to the
     opening limits (bisection, ``G`` rises with the opening, then one Newton step
-    for the implicit derivative as for the fan)."""
-    c_sec = p.rho_cp_secondary * p.q_accelerator * p.accelerators * s.racks
+    for the implicit derivative as for the fan); at the pump speed ``speed``."""
+    c_sec = p.rho_cp_secondary * p.q_accelerator * p.accelerators * s.racks * (1.0 if speed is None else speed)
     fs_last = s.fw_supply(s.facility_cells - 1)
     q = g_cdu * (T[s.cdu] - T[fs_last])
     room = p.t_set_cdu + q / c_sec - T[fs_last]
     g_need = jnp.where(room > 0, q / jnp.where(room > 0, room, 1.0), jnp.inf)  # facility water too warm: open fully
 
     def excess(x):
-        return _cdu_conductance(s, p, x) - g_need
+        return _cdu_conductance(s, p, x, speed) - g_need
 
     def bisect(_, lohi):
         lo, hi = lohi
@@ -715,32 +765,46 @@ def _valve_holding(s: Static, p: Params, T, g_cdu):
 
 
 def steady_state(s: Static, p: Params, level: int = 0):
-    """The model's own steady state at the trace power of ``level``: ``A(f, x) T =
-    f(T)`` (leakage by fixed-point iteration); for ``control = "pi"`` the fan
+    """The model's own steady state at the trace power of ``level``: ``A(f, x, n) T
+    = f(T)`` (leakage by fixed-point iteration); for ``control = "pi"`` the fan
     fraction ``f`` is the one that holds the facility supply at its setpoint
     (bisection, clipped to the speed limits), else the fixed one; with
     ``[cdu.valve]`` the valve opening ``x`` is the one that holds the secondary
-    supply at its setpoint (clipped to the opening limits; found by
-    ``_VALVE_ITERATIONS`` fixed-point passes, each a fan solve at the present
-    opening and the opening that passes its heat, :func:`_valve_holding`; they
-    would agree at once but for leakage's dependence on the supply temperature,
-    and close in by about 100x per pass on the tests' hall). Returns ``(T, fan, x)``; ``x = 1`` without a valve."""
+    supply at its setpoint, and with ``[secondary.pump]`` the pump speed ``n``
+    the one that holds the secondary temperature rise, ``n = Q / (C_sec dT_set)``
+    (each clipped to its limits). These are found by ``_CONTROL_PASSES``
+    fixed-point passes, each a fan solve at the present ``(x, n)`` and then the
+    ``n`` and ``x`` that pass its heat (:func:`_valve_holding`); the passes would
+    agree at once but for leakage's dependence on the temperatures (and the
+    pump's heat on its speed), and close in by about 100x per pass on the
+    tests' hall. Returns ``(T, fan, x, n)``; ``x = n = 1`` without them."""
     p_trace = p.power[:, level]
     guess = jnp.full((s.nodes,), p.t_set)
-    if not s.valve:
+    one = jnp.ones_like(p.t_set)
+    if not (s.valve or s.pump):
         A0, _, _ = _base_matrix(s, p)
         T, fan = _steady_fan(s, p, A0, p_trace, guess)
-        return T, fan, jnp.ones_like(p.t_set)
+        return T, fan, one, one
+    c_sec = p.rho_cp_secondary * p.q_accelerator * p.accelerators * s.racks  # at full speed
+    fs_last = s.fw_supply(s.facility_cells - 1)
 
-    def opening(_, x):
-        A0, g_cdu, _ = _base_matrix(s, p, x)
-        T, _ = _steady_fan(s, p, A0, p_trace, guess)
-        return _valve_holding(s, p, T, g_cdu)
+    def settings(x, n):
+        return (x if s.valve else None), (n if s.pump else None)
 
-    x = lax.fori_loop(0, _VALVE_ITERATIONS, opening, p.valve_max)
-    A0, _, _ = _base_matrix(s, p, x)
-    T, fan = _steady_fan(s, p, A0, p_trace, guess)
-    return T, fan, x
+    def controls(_, xn):
+        x, n = xn
+        A0, g_cdu, _ = _base_matrix(s, p, *settings(x, n))
+        T, _ = _steady_fan(s, p, A0, p_trace, guess, settings(x, n)[1])
+        if s.pump:
+            n = jnp.clip(g_cdu * (T[s.cdu] - T[fs_last]) / (c_sec * p.pump_dt_set), p.pump_min, p.pump_max)
+        if s.valve:
+            x = _valve_holding(s, p, T, g_cdu, settings(x, n)[1])
+        return x, n
+
+    x, n = lax.fori_loop(0, _CONTROL_PASSES, controls, (p.valve_max + 0.0 * one, p.pump_max + 0.0 * one))
+    A0, _, _ = _base_matrix(s, p, *settings(x, n))
+    T, fan = _steady_fan(s, p, A0, p_trace, guess, settings(x, n)[1])
+    return T, fan, x, n
 
 
 class Solution(NamedTuple):
@@ -760,16 +824,19 @@ class Solution(NamedTuple):
     q_evap: jax.Array  # (levels,) W taken from the facility water by the chiller (in q_rejected)
     p_chiller: jax.Array  # (levels,) W electric: compressor + condenser fans
     valve: jax.Array  # (levels,) CDU valve opening (1 without [cdu.valve])
+    pump_speed: jax.Array  # (levels,) secondary pump speed fraction (1 without [secondary.pump])
 
 
 def _pi(e, integral, out, lo, hi, kp, ki, rate, dt):
-    """One step of a PI controller with conditional integration (the integral
-    does not move while the output is saturated in the error's direction) and a
+    """One step of a PI controller with clamping against wind-up (the integral
+    follows the error only as far as keeps ``kp e + integral`` within
+    ``[lo, hi]``, so a saturated output sits at its limit and leaves it as soon
+    as the error turns; an integral already beyond is not pulled back) and a
     rate limit: returns ``(new output, new integral)``; ``out`` the present one."""
     trial = integral + ki * e * dt
-    u = kp * e + trial
-    wind = ((u > hi) & (e > 0)) | ((u < lo) & (e < 0))
-    integral = jnp.where(wind, integral, trial)
+    up = jnp.maximum(integral, jnp.minimum(trial, hi - kp * e))
+    down = jnp.minimum(integral, jnp.maximum(trial, lo - kp * e))
+    integral = jnp.where(e > 0, up, down)
     cmd = jnp.clip(kp * e + integral, lo, hi)
     return jnp.clip(cmd, out - rate * dt, out + rate * dt), integral
 
@@ -777,18 +844,20 @@ def _pi(e, integral, out, lo, hi, kp, ki, rate, dt):
 def solve(s: Static, p: Params) -> Solution:
     """Step the hall through the trace (pure; ``jax.vmap(solve, (None, 0))`` over scenarios)."""
     C = _capacities(s, p)
-    pumps = _pumps(p)
     fs_last = s.fw_supply(s.facility_cells - 1)
     fr_last = s.fw_return(s.facility_cells - 1)
+    one = jnp.ones_like(p.t_set)
     if s.initial == "steady":
-        T0_, fan0, valve0 = steady_state(s, p, 0)
-    else:
+        T0_, fan0, valve0, speed0 = steady_state(s, p, 0)
+    else:  # the valve fully open and the pump at full speed, the safe state before their controllers act
         T0_, fan0 = jnp.full((s.nodes,), p.t_set), (p.fan_fixed if s.control == "fixed" else p.fan_min)
-        valve0 = p.valve_min if s.valve else jnp.ones_like(p.t_set)
-    A0, g_cdu0, e_s0 = _base_matrix(s, p, valve0 if s.valve else None)
+        valve0 = p.valve_max + 0.0 * one if s.valve else one
+        speed0 = p.pump_max + 0.0 * one if s.pump else one
+    A0, g_cdu0, e_s0 = _base_matrix(s, p, valve0 if s.valve else None, speed0 if s.pump else None)
+    pumps0 = _pumps(p, speed0 if s.pump else None)
     dt = p.dt
 
-    def record(T, fan, P, g):
+    def record(T, P, g, pumps):
         return g * (T[fr_last] - p.t_ambient), p.accelerators * jnp.sum(P) + p.pump_heat_fraction * (
             pumps[0] + pumps[1]
         )
@@ -836,15 +905,28 @@ def solve(s: Static, p: Params) -> Solution:
         else:
             new_fan = jnp.minimum(p.fan_fixed, fan_hi)
         new.update(fan=new_fan, integral=integral)
-        if s.valve:  # the CDU valve acts on the secondary supply of the levels before (lagged like the fan)
-            x, e_prev = carry["valve"], carry["e_s"]
-            t_sup = T[s.cdu] - e_prev * (T[s.cdu] - T[fs_last])
-            x, v_int = _pi(t_sup - p.t_set_cdu, carry["valve_integral"], x, p.valve_min, p.valve_max, p.valve_kp,
-                           p.valve_ki, p.valve_rate, dt)  # fmt: skip
+        # the CDU valve and the secondary pump act on the levels before (lagged like the fan): the secondary
+        # supply and the racks' temperature rise T_cdu - supply = e_s (T_cdu - T_fs)
+        x, n, pumps = valve0, speed0, pumps0
+        if s.valve or s.pump:
+            rise = carry["e_s"] * (T[s.cdu] - T[fs_last])
+        if s.pump:
+            n, n_int = _pi(rise - p.pump_dt_set, carry["speed_integral"], carry["speed"], p.pump_min, p.pump_max,
+                           p.pump_kp, p.pump_ki, p.pump_ramp, dt)  # fmt: skip
+            pumps = _pumps(p, n)
+            new.update(speed=n, speed_integral=n_int)
+        if s.valve:
+            x, v_int = _pi(T[s.cdu] - rise - p.t_set_cdu, carry["valve_integral"], carry["valve"], p.valve_min,
+                           p.valve_max, p.valve_kp, p.valve_ki, p.valve_rate, dt)  # fmt: skip
+            new.update(valve=x, valve_integral=v_int)
+        if s.pump:  # every flow changes: the whole matrix
+            A_base, g_cdu, e_s = _base_matrix(s, p, x if s.valve else None, n)
+        elif s.valve:  # only the exchanger's mixing weights change
             A_base, g_cdu, e_s = _with_valve(s, p, A0, x)
-            new.update(valve=x, valve_integral=v_int, e_s=e_s)
         else:
-            A_base, g_cdu, e_s, x = A0, g_cdu0, e_s0, valve0
+            A_base, g_cdu, e_s = A0, g_cdu0, e_s0
+        if s.valve or s.pump:
+            new["e_s"] = e_s
         P, clock, u_acc = _accelerators(s, p, T, p_trace)
         A, g = _dry_cooler(s, p, A_base, new_fan)
         f = _heat(s, p, P, g, pumps)
@@ -854,24 +936,28 @@ def solve(s: Static, p: Params) -> Solution:
             f = f.at[s.fw_supply(0)].add(-q_ev)
         rhs = C / dt * T + f
         T_new = _dense.solve(jnp.diag(C / dt) + A, rhs)
-        q_rej, q_in = record(T_new, new_fan, P, g)
+        q_rej, q_in = record(T_new, P, g, pumps)
         new["T"] = T_new
         out = dict(T=T_new, fan=new_fan, P=P, clock=clock, u=u_acc, g=g, q_rej=q_rej + q_ev, q_in=q_in, q_ev=q_ev,
-                   p_ch=p_ch, g_cdu=g_cdu, e_s=e_s, valve=x)  # fmt: skip
+                   p_ch=p_ch, g_cdu=g_cdu, e_s=e_s, valve=x, speed=n)  # fmt: skip
         if chill:
             out["on"] = on
         return new, out
 
     P0, clock0, u0 = _accelerators(s, p, T0_, p.power[:, 0])
     _, g0 = _dry_cooler(s, p, A0, fan0)
-    q_rej0, q_in0 = record(T0_, fan0, P0, g0)
+    q_rej0, q_in0 = record(T0_, P0, g0, pumps0)
     t_levels = jnp.arange(1, s.levels, dtype=p.dt.dtype) * dt
     zero = jnp.zeros((), p.dt.dtype)
     carry0 = dict(T=T0_, fan=fan0, integral=fan0)
     if chill:  # off at the start, free to switch on at the first step
         carry0.update(on=zero, since=p.chiller_min_off + zero)
     if s.valve:
-        carry0.update(valve=valve0, valve_integral=valve0, e_s=e_s0)
+        carry0.update(valve=valve0, valve_integral=valve0)
+    if s.pump:
+        carry0.update(speed=speed0, speed_integral=speed0)
+    if s.valve or s.pump:
+        carry0["e_s"] = e_s0
     _, o = lax.scan(step, carry0, (p.power[:, 1:].T, t_levels))
 
     def cat(first, rest):
@@ -884,6 +970,7 @@ def solve(s: Static, p: Params) -> Solution:
         q_in=cat(q_in0, o["q_in"]), stored=T_all @ C, g_cdu=cat(g_cdu0, o["g_cdu"]),
         e_secondary=cat(e_s0, o["e_s"]), C=C, chiller_on=cat(zero, o["on"]) if chill else jnp.zeros_like(T_all[:, 0]),
         q_evap=cat(zero, o["q_ev"]), p_chiller=cat(zero, o["p_ch"]), valve=cat(valve0, o["valve"]),
+        pump_speed=cat(speed0, o["speed"]),
     )  # fmt: skip
 
 
@@ -902,6 +989,7 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
     jn = [s.junction(r) for r in range(s.racks)]
     fs_last, fr_last = s.fw_supply(s.facility_cells - 1), s.fw_return(s.facility_cells - 1)
     p_sec, p_fw = (float(x) for x in _pumps(p))
+    speed = np.asarray(sol.pump_speed)
     n = float(p.accelerators)
     P_acc = np.asarray(sol.P_acc)
     P_rack = n * P_acc + float(p.other_power)  # W per rack
@@ -922,12 +1010,13 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
         T_cdu_return=T[:, s.cdu], T_cdu_supply=(1 - e_s) * T[:, s.cdu] + e_s * T[:, fs_last],
         T_facility_supply=T[:, fs_last], T_facility_return=T[:, fr_last],
         P_accelerator=P_acc, P_rack=P_rack, P_chips=P_chips, P_IT=P_it, P_fans=P_fan,
-        P_pumps=np.full_like(P_fan, p_sec + p_fw), P_chiller=P_chiller, chiller_on=np.asarray(sol.chiller_on),
+        P_pumps=p_sec * speed**3 + p_fw if s.pump else np.full_like(P_fan, p_sec + p_fw),
+        P_chiller=P_chiller, chiller_on=np.asarray(sol.chiller_on),
         Q_evaporator=np.asarray(sol.q_evap), P_cooling=P_cooling, P_losses=P_losses,
         P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps, E_storage=E,
         clock=np.asarray(sol.clock), fan_fraction=fan,
         Q_in=np.asarray(sol.q_in), Q_rejected=np.asarray(sol.q_rejected), stored_heat=np.asarray(sol.stored),
-        tokens_per_s=tokens, valve_opening=np.asarray(sol.valve),
+        tokens_per_s=tokens, valve_opening=np.asarray(sol.valve), pump_speed=speed,
     )  # fmt: skip
 
 
@@ -1123,6 +1212,15 @@ def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
         out["tokens"] = Output(tokens, "", "tokens over the trace")
         out["J_per_token_facility"] = Output(e_fac / tokens, "J", "site energy per token over the trace")
         out["J_per_token_IT"] = Output(e_it / tokens, "J", "IT energy per token over the trace")
+    out["E_pumps"] = Output(float(np.sum(ser["P_pumps"][1:]) * dt), "J", "pump energy over the trace")
+    if s.pump:
+        rise = (ser["T_cdu_return"] - ser["T_cdu_supply"])[1:] - float(p.pump_dt_set)
+        out.update({
+            "pump_speed_min": Output(float(ser["pump_speed"].min()), "1", "lowest secondary pump speed"),
+            "pump_speed_max": Output(float(ser["pump_speed"].max()), "1", "highest secondary pump speed"),
+            "dT_secondary_error_max": Output(float(np.abs(rise).max()), "K",
+                                             "largest |secondary temperature rise - its setpoint| over the trace"),
+        })  # fmt: skip
     if s.valve:
         sup = ser["T_cdu_supply"][1:] - float(p.t_set_cdu)
         out.update({
@@ -1209,6 +1307,7 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "P_storage": "storage power, + discharging", "E_storage": "energy in the storage",
         "tokens_per_s": "hall throughput",
         "valve_opening": "CDU three-way valve: fraction of the facility water through the heat exchanger",
+        "pump_speed": "secondary pump speed (fraction of the rated flow)",
     }  # fmt: skip
     groups = {"series": {"time": Series(case.times, "s", "time")}}
     for k, v in ser.items():
@@ -1219,7 +1318,7 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
             u = "1/s"
         if k in ("P_chiller", "chiller_on", "Q_evaporator") and s.chiller == "none":
             continue
-        if k == "valve_opening" and not s.valve:
+        if (k == "valve_opening" and not s.valve) or (k == "pump_speed" and not s.pump):
             continue
         data = v - T0 if u == "degC" else v
         groups["series"][k] = Series(np.asarray(data, np.float64), u, desc[k])
