@@ -999,7 +999,10 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
     P_fan = float(p.device.fan_power_rated) * fan**3
     P_chiller = np.asarray(sol.p_chiller)
     P_cooling = P_fan + p_sec + p_fw + P_chiller
-    P_losses = (float(p.conversion_loss) + float(p.overhead)) * P_it
+    # in-rack conversion losses on the IT power, the overhead on the IT power with its conversion losses (the
+    # boundary of the facility model's IT power, so both models give the same site power)
+    conv = float(p.conversion_loss)
+    P_losses = (conv + float(p.overhead) * (1.0 + conv)) * P_it
     e_s = np.asarray(sol.e_secondary)
     grid, ps, E = grid_view(s, p, P_it + P_cooling + P_losses)
     u = np.clip(np.asarray(sol.utilization), 0, None)
