@@ -258,7 +258,8 @@ def test_demand_response_ride_through_matches_the_one_mass_rc_time(tmp_path):
     dr = '[demand_response]\nstart = "60 s"\nlength = "110 min"\nfan_limit = 0.05'
     case = _case(
         tmp_path, racks=1, leak="0 W", v_cp="0.01 L", n_cp=1, q="200 L/min", v_pipe="1 L", v_cdu="200 L",
-        v_fw="20 L", q_fw="30 L/s", c_j="10 J/K", rated="40 kW", air="5 kg/s", control=FIXED, step="2 s",
+        v_fw="20 L", q_fw="30 L/s", c_j="10 J/K", rated="40 kW", air="5 kg/s", step="2 s",
+        control=FIXED + "\nmin_fan_fraction = 0.05",  # the event's cap is a fan speed, not the bypass range
         duration="2 h", limit="58 degC", extra=dr,
     )  # fmt: skip
     s, p, sol = _solve(case)

@@ -29,7 +29,9 @@ and for the hall:
 * a dry cooler (:func:`aidc_thermo.kernels.plant.device_conductance`, rated
   from an approach) whose fan speed is set by a PI controller on the facility
   supply temperature (gains, speed limits, a ramp-rate limit and clamping
-  against wind-up, :func:`_pi`), fan power ``fan_power f^3``;
+  against wind-up, :func:`_pi`; split range: below the lowest fan speed a
+  bypass valve sends less of the water through the cooler,
+  :func:`_fan_and_flow`), fan power ``fan_power f^3``;
 * pumps (power ``dp Q / eta``; ``pump_heat_fraction`` of it heats the water):
   the facility pump at constant flow, the secondary one at constant flow or
   (``[secondary.pump]``) at a speed a PI controller sets to hold the racks'
@@ -448,6 +450,9 @@ def parse(case_file: CaseFile) -> HallCase:
             raise drt.error("length", f"{length:g} s is shorter than one time step ({trace.step:g} s)")
         if not (drt.has("fan_limit") or drt.has("setpoint_raise")):
             raise drt.error(None, "give 'fan_limit' (fan speed cap, fraction) and/or 'setpoint_raise' (K)")
+        if drt.has("fan_limit") and drt.number("fan_limit", minimum=0.01, maximum=1.0) < f_min:
+            raise drt.error("fan_limit", f"{drt.number('fan_limit'):g} is below [control] min_fan_fraction "
+                                         f"{f_min:g}: the fans do not run slower (lower min_fan_fraction)")  # fmt: skip
         dr = dict(
             dr_start=start, dr_end=start + length,
             dr_fan_limit=drt.number("fan_limit", default=1.0, minimum=0.01, maximum=1.0),
@@ -661,10 +666,24 @@ def _with_valve(s: Static, p: Params, A0, valve):
     return A0.at[rows, cols].set(signs * coef[pick]), g_cdu, e_s
 
 
-def _dry_cooler(s: Static, p: Params, A, fan):
-    """``A`` with the dry cooler at fan fraction ``fan`` and its conductance G (W/K):
-    the water leaving it is ``T_in - G/C_fw (T_in - T_ambient)``."""
-    c_fw = p.rho_cp_facility * p.q_facility
+def _fan_and_flow(p: Params, cmd):
+    """Split-range control of the dry cooler: the fan speed fraction and the share
+    of the facility water that passes the dry cooler for the command ``cmd``. At
+    and above ``fan_min`` the command is the fan speed and all the water passes;
+    below it the fans stay at ``fan_min`` and the bypass valve sends only
+    ``cmd / fan_min`` of the water through the cooler (the rest mixes back at its
+    outlet), so the plant can hold its setpoint on a cold day, as the facility
+    model's bypass does."""
+    return jnp.maximum(cmd, p.fan_min), jnp.clip(cmd / p.fan_min, 1e-6, 1.0)
+
+
+def _dry_cooler(s: Static, p: Params, A, cmd):
+    """``A`` with the dry cooler at the command ``cmd`` (:func:`_fan_and_flow`) and
+    its conductance G (W/K): the water leaving it, after the bypass mixes back,
+    is ``T_in - G/C_fw (T_in - T_ambient)`` (``G = eps C_min`` at the water
+    capacity rate that passes it)."""
+    fan, share = _fan_and_flow(p, cmd)
+    c_fw = p.rho_cp_facility * p.q_facility * share
     g = plant.device_conductance(p.device, "dry_cooler", s.arrangement, fan, c_fw, p.t_ambient, 101325.0)
     return A.at[s.fw_supply(0), s.fw_return(s.facility_cells - 1)].add(g), g
 
@@ -721,7 +740,7 @@ def _steady_fan(s: Static, p: Params, A0, p_trace, guess, speed=None):
         too_warm = _steady_at(s, p, A0, mid, p_trace, guess, speed)[fs_last] > p.t_set
         return jnp.where(too_warm, mid, lo), jnp.where(too_warm, hi, mid)
 
-    lo, hi = lax.fori_loop(0, _BISECTIONS, bisect, (p.fan_min, p.fan_max))
+    lo, hi = lax.fori_loop(0, _BISECTIONS, bisect, (0.0 * p.fan_min, p.fan_max))  # the command, bypass range too
     fan_b = lax.stop_gradient(0.5 * (lo + hi))
     # one Newton step from the bisected root: the value is unchanged (the residual is at rounding), and its
     # derivative is the implicit one, dfan/dx = -(dF/dx) / (dF/dfan), so jax.grad sees how the fan speed that
@@ -731,7 +750,7 @@ def _steady_fan(s: Static, p: Params, A0, p_trace, guess, speed=None):
         return _steady_at(s, p, A0, f, p_trace, guess, speed)[fs_last] - p.t_set
 
     F, dF = jax.jvp(supply_error, (fan_b,), (jnp.ones_like(fan_b),))
-    interior = (fan_b > p.fan_min + 1e-9) & (fan_b < p.fan_max - 1e-9) & (dF < 0)
+    interior = (fan_b > 1e-9) & (fan_b < p.fan_max - 1e-9) & (dF < 0)
     fan = jnp.where(interior, fan_b - F / jnp.where(interior, dF, -1.0), fan_b)
     return _steady_at(s, p, A0, fan, p_trace, guess, speed), fan
 
@@ -767,8 +786,9 @@ def _valve_holding(s: Static, p: Params, T, g_cdu, speed=None):
 def steady_state(s: Static, p: Params, level: int = 0):
     """The model's own steady state at the trace power of ``level``: ``A(f, x, n) T
     = f(T)`` (leakage by fixed-point iteration); for ``control = "pi"`` the fan
-    fraction ``f`` is the one that holds the facility supply at its setpoint
-    (bisection, clipped to the speed limits), else the fixed one; with
+    command ``f`` is the one that holds the facility supply at its setpoint
+    (bisection over ``[0, fan_max]``: below ``fan_min`` the bypass range of
+    :func:`_fan_and_flow`), else the fixed fan speed; with
     ``[cdu.valve]`` the valve opening ``x`` is the one that holds the secondary
     supply at its setpoint, and with ``[secondary.pump]`` the pump speed ``n``
     the one that holds the secondary temperature rise, ``n = Q / (C_sec dT_set)``
@@ -777,7 +797,7 @@ def steady_state(s: Static, p: Params, level: int = 0):
     ``n`` and ``x`` that pass its heat (:func:`_valve_holding`); the passes would
     agree at once but for leakage's dependence on the temperatures (and the
     pump's heat on its speed), and close in by about 100x per pass on the
-    tests' hall. Returns ``(T, fan, x, n)``; ``x = n = 1`` without them."""
+    tests' hall. Returns ``(T, f, x, n)``; ``x = n = 1`` without them."""
     p_trace = p.power[:, level]
     guess = jnp.full((s.nodes,), p.t_set)
     one = jnp.ones_like(p.t_set)
@@ -809,7 +829,8 @@ def steady_state(s: Static, p: Params, level: int = 0):
 
 class Solution(NamedTuple):
     T: jax.Array  # (levels, nodes) K
-    fan: jax.Array  # (levels,)
+    fan: jax.Array  # (levels,) dry-cooler fan speed fraction
+    dry_cooler_flow: jax.Array  # (levels,) share of the facility water through the dry cooler (the rest bypasses)
     P_acc: jax.Array  # (levels, racks) W per accelerator, the power each step used
     clock: jax.Array  # (levels, racks)
     utilization: jax.Array  # (levels, racks)
@@ -896,7 +917,7 @@ def solve(s: Static, p: Params) -> Solution:
             new.update(on=on, since=since)
         if s.control == "pi":
             e = T[fs_last] - (p.t_set + jnp.where(event, p.dr_setpoint_raise, 0.0))
-            new_fan, integral = _pi(e, integral, fan, p.fan_min, fan_hi, p.kp, p.ki, p.fan_ramp, dt)
+            new_fan, integral = _pi(e, integral, fan, 0.0, fan_hi, p.kp, p.ki, p.fan_ramp, dt)  # split range
             new_fan = jnp.minimum(new_fan, fan_hi)  # a demand-response cap acts at once, not at the ramp rate
             if chill:  # series economizer: fans at full speed while the chiller trims; bumpless back to PI
                 full = jnp.minimum(jnp.clip(fan_hi, fan - p.fan_ramp * dt, fan + p.fan_ramp * dt), fan_hi)
@@ -964,8 +985,10 @@ def solve(s: Static, p: Params) -> Solution:
         return jnp.concatenate([jnp.asarray(first)[None], rest])
 
     T_all = cat(T0_, o["T"])
+    cmds = cat(fan0, o["fan"])
     return Solution(
-        T=T_all, fan=cat(fan0, o["fan"]), P_acc=cat(P0, o["P"]), clock=cat(clock0, o["clock"]),
+        T=T_all, fan=_fan_and_flow(p, cmds)[0], dry_cooler_flow=_fan_and_flow(p, cmds)[1], P_acc=cat(P0, o["P"]),
+        clock=cat(clock0, o["clock"]),
         utilization=cat(u0, o["u"]), g_dry_cooler=cat(g0, o["g"]), q_rejected=cat(q_rej0, o["q_rej"]),
         q_in=cat(q_in0, o["q_in"]), stored=T_all @ C, g_cdu=cat(g_cdu0, o["g_cdu"]),
         e_secondary=cat(e_s0, o["e_s"]), C=C, chiller_on=cat(zero, o["on"]) if chill else jnp.zeros_like(T_all[:, 0]),
@@ -1017,7 +1040,7 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
         P_chiller=P_chiller, chiller_on=np.asarray(sol.chiller_on),
         Q_evaporator=np.asarray(sol.q_evap), P_cooling=P_cooling, P_losses=P_losses,
         P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps, E_storage=E,
-        clock=np.asarray(sol.clock), fan_fraction=fan,
+        clock=np.asarray(sol.clock), fan_fraction=fan, dry_cooler_flow=np.asarray(sol.dry_cooler_flow),
         Q_in=np.asarray(sol.q_in), Q_rejected=np.asarray(sol.q_rejected), stored_heat=np.asarray(sol.stored),
         tokens_per_s=tokens, valve_opening=np.asarray(sol.valve), pump_speed=speed,
     )  # fmt: skip
@@ -1209,6 +1232,8 @@ def report(s: Static, p: Params, sol: Solution) -> dict[str, Output]:
         "energy_residual": Output(abs(stored - net) / max(abs(net), float(np.sum(ser["Q_in"][1:]) * dt)), "1",
                                   "|stored change - (heat in - rejected)| / heat in"),
         "fan_fraction_max": Output(float(ser["fan_fraction"].max()), "1", "highest dry-cooler fan speed"),
+        "dry_cooler_bypass_max": Output(1.0 - float(ser["dry_cooler_flow"].min()), "1",
+                                        "largest share of the facility water bypassing the dry cooler"),
         "clock_min": Output(float(ser["clock"].min()), "1", "lowest clock fraction (below 1: throttled)"),
     }  # fmt: skip
     if tokens > 0:
@@ -1311,6 +1336,8 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "tokens_per_s": "hall throughput",
         "valve_opening": "CDU three-way valve: fraction of the facility water through the heat exchanger",
         "pump_speed": "secondary pump speed (fraction of the rated flow)",
+        "dry_cooler_flow": "share of the facility water through the dry cooler (below the lowest fan speed the rest "
+                           "bypasses it)",
     }  # fmt: skip
     groups = {"series": {"time": Series(case.times, "s", "time")}}
     for k, v in ser.items():

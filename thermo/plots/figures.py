@@ -1086,6 +1086,8 @@ def _transient(r: Results, save) -> None:
         a2.plot(x, ser["valve_opening"], color="C0", lw=0.8, label="CDU valve opening")
     if "pump_speed" in ser:
         a2.plot(x, ser["pump_speed"], color="C1", lw=0.8, label="secondary pump speed")
+    if "dry_cooler_flow" in ser and float(np.min(ser["dry_cooler_flow"])) < 1.0:
+        a2.plot(x, ser["dry_cooler_flow"], color="C2", lw=0.8, ls="--", label="water through the dry cooler")
     if "chiller_on" in ser:
         a2.fill_between(x, 0, ser["chiller_on"], step="pre", color="C0", alpha=0.25, lw=0, label="chiller on")
     a2.set_ylim(0, 1.05)
