@@ -626,3 +626,14 @@ def test_bad_pump_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
 def test_grad_of_peak_junction_with_the_pump_speed_matches_central_differences(tmp_path):
     # the pump's PI follows the job's heat: derivatives through the flows of every step's matrix
     _grad_check(tmp_path, "uniform", ("r_junction", "pump_dt_set"), extra=_pump())
+
+
+def test_a_demand_response_fan_cap_below_the_lowest_fan_speed_exits_2(tmp_path, capsys):
+    extra = '[demand_response]\nstart = "1 min"\nlength = "2 min"\nfan_limit = 0.05'
+    path = tmp_path / "bad.toml"
+    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "demand_response.fan_limit" in err and "min_fan_fraction" in err
+    assert not out.exists()
