@@ -99,6 +99,19 @@ def _solve(case):
     return s, p, jax.jit(transient.solve, static_argnums=0)(s, p)
 
 
+def _assert_exits_2_naming(tmp_path, capsys, extra, key):
+    """The small hall with ``extra`` appended: ``thermo run`` exits 2 naming ``key`` and writes no folder;
+    returns the error text."""
+    path = tmp_path / "bad.toml"
+    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert key in err
+    assert not out.exists()
+    return err
+
+
 def test_constant_trace_reaches_the_models_own_steady_state(tmp_path):
     # from a uniform start, fixed fan: after ~40 loop time constants the state is A T = f(T)
     case = _case(tmp_path, control=FIXED, initial="uniform", duration="3 h", step="2 s")
@@ -385,12 +398,7 @@ def test_a_chiller_that_never_runs_leaves_the_hall_unchanged(tmp_path):
     ],
 )
 def test_bad_chiller_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
-    path = tmp_path / "bad.toml"
-    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
-    out = tmp_path / "out"
-    assert main(["run", str(path), "-o", str(out)]) == 2
-    assert key in capsys.readouterr().err
-    assert not out.exists()
+    _assert_exits_2_naming(tmp_path, capsys, extra, key)
 
 
 # ----------------------------------------------------------------------------- gradients through the hall
@@ -516,12 +524,7 @@ def test_a_valve_held_fully_open_leaves_the_hall_unchanged(tmp_path):
     ],
 )
 def test_bad_valve_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
-    path = tmp_path / "bad.toml"
-    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
-    out = tmp_path / "out"
-    assert main(["run", str(path), "-o", str(out)]) == 2
-    assert key in capsys.readouterr().err
-    assert not out.exists()
+    _assert_exits_2_naming(tmp_path, capsys, extra, key)
 
 
 def test_grad_of_peak_junction_with_the_cdu_valve_matches_central_differences(tmp_path):
@@ -615,12 +618,7 @@ def test_a_pump_held_at_full_speed_leaves_the_hall_unchanged(tmp_path):
     ],
 )
 def test_bad_pump_keys_exit_2_naming_the_key(tmp_path, capsys, extra, key):
-    path = tmp_path / "bad.toml"
-    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
-    out = tmp_path / "out"
-    assert main(["run", str(path), "-o", str(out)]) == 2
-    assert key in capsys.readouterr().err
-    assert not out.exists()
+    _assert_exits_2_naming(tmp_path, capsys, extra, key)
 
 
 def test_grad_of_peak_junction_with_the_pump_speed_matches_central_differences(tmp_path):
@@ -630,10 +628,5 @@ def test_grad_of_peak_junction_with_the_pump_speed_matches_central_differences(t
 
 def test_a_demand_response_fan_cap_below_the_lowest_fan_speed_exits_2(tmp_path, capsys):
     extra = '[demand_response]\nstart = "1 min"\nlength = "2 min"\nfan_limit = 0.05'
-    path = tmp_path / "bad.toml"
-    path.write_text(CASE.format(**{**SMALL, "extra": extra}), encoding="utf-8")
-    out = tmp_path / "out"
-    assert main(["run", str(path), "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "demand_response.fan_limit" in err and "min_fan_fraction" in err
-    assert not out.exists()
+    err = _assert_exits_2_naming(tmp_path, capsys, extra, "demand_response.fan_limit")
+    assert "min_fan_fraction" in err
