@@ -3,8 +3,10 @@
 The fin layer of a cold plate (height ``H`` above the base) is described per
 in-plane cell ``(i, j)`` of a non-uniform grid (:mod:`kernels.fv.grid`) by
 volume-averaged closures; the base, lid and package layers below it are
-resolved in 3D. Everything is steady, SI units, temperatures in K or °C
-(linear equations: one unit throughout).
+resolved in 3D. The flow is steady; the energy is solved steady
+(:func:`solve_energy`) or in time for a given flow (:func:`integrate_energy`,
+"Energy in time" below). SI units, temperatures in K or °C (linear
+equations: one unit throughout).
 
 Flow (depth-averaged over the fin layer, 2D in x-y)
 ---------------------------------------------------
@@ -75,6 +77,16 @@ held fixed: exact for Darcy flow (``beta = 0``), approximate otherwise
 (measured: 1e-5 relative for dP and 5e-4 for R on a Forchheimer-dominated
 isotropic field).
 
+Energy in time
+--------------
+:func:`integrate_energy` adds the heat capacity of every unknown (stack
+cells ``rho c V``, the fin solid ``(1 - phi) rho c H A``, the coolant
+``phi rho c_p H A``: :class:`HeatCapacity`) to the same operator, with the
+flow held, and steps ``C dT/dt = -A T + s(t) b_q + t_in(t) b_in`` by backward
+Euler, BDF2 or Crank-Nicolson: each step is one BiCGSTAB solve of the
+steady operator with ``a C/dt`` added to its diagonal (better conditioned
+than the steady system), with the steady solve's multigrid and adjoint.
+
 Closures (straight fins, :func:`straight_fins`): Shah & London (1978)
 fully developed ``f Re`` and ``Nu`` polynomials for a rectangular duct of
 aspect ratio ``alpha`` (Kakac, Shah & Aung 1987, Handbook of Single-Phase
@@ -125,6 +137,12 @@ __all__ = [
     "solve_energy",
     "junction_temperature",
     "thermal_resistance",
+    "TIME_SCHEMES",
+    "HeatCapacity",
+    "TimeConfig",
+    "cell_heat_capacities",
+    "stored_heat",
+    "integrate_energy",
 ]
 
 
@@ -867,8 +885,9 @@ def _skip_diag(g_floor, shape, nb):
     return jnp.zeros(shape, g_floor.dtype).at[..., nb - 1].set(g_floor).at[..., nb + 1].set(g_floor)
 
 
-def _krylov_solve(op, g_floor, b, config: advdiff.KrylovConfig, nb):
-    """BiCGSTAB on op + skip link, multigrid of op (+ skip diagonal)."""
+def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
+    """``b -> (x, info)``: BiCGSTAB on op + skip link, preconditioned by the
+    multigrid of op (+ skip diagonal), whose hierarchy is built once here."""
     op = lax.stop_gradient(op)
     g_floor = lax.stop_gradient(g_floor)
     pre = _with_c(op, _skip_diag(g_floor, op.shape, nb))
@@ -880,15 +899,61 @@ def _krylov_solve(op, g_floor, b, config: advdiff.KrylovConfig, nb):
     def precond(r):
         return advdiff.v_cycle(hier, config, r)
 
-    return krylov.bicgstab(matvec, b, precond, rtol=config.tolerance(b.dtype), max_iterations=config.max_iterations)
+    def solve(b):
+        return krylov.bicgstab(matvec, b, precond, rtol=config.tolerance(b.dtype), max_iterations=config.max_iterations)
+
+    return solve
 
 
-def _net_outflow(op: advdiff.AdvectionDiffusion):
-    """Per cell: flows out minus flows in (W/K); > 0 where fluid enters from above."""
-    out = jnp.zeros_like(op.diffusion.c)
-    for axis, f in enumerate(op.flows()):
-        n = f.shape[axis]
-        out = out + lax.slice_in_dim(f, 1, n, axis=axis) - lax.slice_in_dim(f, 0, n - 1, axis=axis)
+def _linear_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
+    """``b -> (x, info)`` for ``(op + skip link) x = b``, differentiable by
+    ``lax.custom_linear_solve`` (one adjoint solve). Both multigrid
+    hierarchies are built once, so a time loop reuses them at every step."""
+    forward_solve = _krylov_solver(op, g_floor, config, nb)
+    # The adjoint (reversed-flow) system is preconditioned with z-column lines: with x lines its BiCGSTAB
+    # diverged on coarse plates (residual 1e-3 then 1e44 on an 8 x 8 centre-fed plate) while z columns converge
+    # in 8 iterations there and as fast as x lines at 48 x 48. An adjoint solve that still fails returns NaN,
+    # so a gradient is never a diverged number.
+    transposed = _with_c(advdiff.negated(op), advdiff.net_outflow(op))
+    adjoint_solve = _krylov_solver(transposed, g_floor, replace(config, line_axis=2), nb)
+
+    def matvec(v):
+        return advdiff.apply(op, v) + _skip_apply(g_floor, v, nb)
+
+    def forward(_, rhs):
+        return forward_solve(rhs)
+
+    def transpose(_, rhs):
+        x, info = adjoint_solve(rhs)
+        return jnp.where(info.converged, x, jnp.nan), info
+
+    def solve(b):
+        return lax.custom_linear_solve(matvec, b, solve=forward, transpose_solve=transpose, has_aux=True)
+
+    return solve
+
+
+def _heat_inflow(flow: Flow, rho_cp, shape):
+    """Heat-capacity flow entering each fluid cell from outside (from above
+    and through side inlets), W/K, ``(nx, ny)``."""
+    inflow = rho_cp * flow.q_cells
+    for _name, axis, side in _SIDES:
+        q = flow.qx if axis == 0 else flow.qy
+        face = _take_side(q, axis, side)
+        into = jnp.maximum(face if side == 0 else -face, 0.0)
+        inflow = inflow + _put_side(into * rho_cp, shape, axis, side)
+    return inflow
+
+
+def _heat_out(flow: Flow, rho_cp, inflow, Tf, t_in):
+    """Net enthalpy carried out by the fluid (outflow at the outlet cells'
+    temperature minus inflow at ``t_in``), W."""
+    out = -jnp.sum(inflow) * t_in
+    for _name, axis, side in _SIDES:
+        q = flow.qx if axis == 0 else flow.qy
+        face = _take_side(q, axis, side)
+        leaving = jnp.maximum(-face if side == 0 else face, 0.0) * rho_cp
+        out = out + jnp.sum(leaving * _take_side(Tf, axis, side))
     return out
 
 
@@ -924,42 +989,12 @@ def solve_energy(
     t_in = jnp.asarray(t_in, dtype)
     op, g_floor = _energy_operator(grid, layer, stack, flow, rho_cp)
     area = grid.dx[:, None] * grid.dy[None, :]
-    b = jnp.zeros(op.shape, dtype).at[..., 0].set(stack.q * area)
-    # heat carried in: side inflow faces and cells fed from above
-    inflow = rho_cp * flow.q_cells
-    for _name, axis, side in _SIDES:
-        q = flow.qx if axis == 0 else flow.qy
-        face = _take_side(q, axis, side)
-        into = jnp.maximum(face if side == 0 else -face, 0.0)
-        inflow = inflow + _put_side(into * rho_cp, area.shape, axis, side)
-    b = b.at[..., nb + 1].add(inflow * t_in)
-    transposed = _with_c(advdiff.negated(op), _net_outflow(op))
-    kcfg = config.krylov
-
-    def matvec(v):
-        return advdiff.apply(op, v) + _skip_apply(g_floor, v, nb)
-
-    def forward(_, rhs):
-        return _krylov_solve(op, g_floor, rhs, kcfg, nb)
-
-    def transpose(_, rhs):
-        # The adjoint (reversed-flow) system is preconditioned with z-column lines: with x lines its BiCGSTAB
-        # diverged on coarse plates (residual 1e-3 then 1e44 on an 8 x 8 centre-fed plate) while z columns converge
-        # in 8 iterations there and as fast as x lines at 48 x 48. An adjoint solve that still fails returns NaN,
-        # so a gradient is never a diverged number.
-        x, info = _krylov_solve(transposed, g_floor, rhs, replace(kcfg, line_axis=2), nb)
-        return jnp.where(info.converged, x, jnp.nan), info
-
-    T, info = lax.custom_linear_solve(matvec, b, solve=forward, transpose_solve=transpose, has_aux=True)
-    heat_in = jnp.sum(stack.q * area)
+    inflow = _heat_inflow(flow, rho_cp, area.shape)
+    b = jnp.zeros(op.shape, dtype).at[..., 0].set(stack.q * area).at[..., nb + 1].add(inflow * t_in)
+    T, info = _linear_solver(op, g_floor, config.krylov, nb)(b)
     Tf = T[..., nb + 1]
-    out = -jnp.sum(inflow) * t_in
-    for _name, axis, side in _SIDES:
-        q = flow.qx if axis == 0 else flow.qy
-        face = _take_side(q, axis, side)
-        leaving = jnp.maximum(-face if side == 0 else face, 0.0) * rho_cp
-        out = out + jnp.sum(leaving * _take_side(Tf, axis, side))
-    return Thermal(T[..., :nb], T[..., nb], Tf, heat_in, out, info)
+    heat_in = jnp.sum(stack.q * area)
+    return Thermal(T[..., :nb], T[..., nb], Tf, heat_in, _heat_out(flow, rho_cp, inflow, Tf, t_in), info)
 
 
 def junction_temperature(grid: Grid, stack: Stack, thermal: Thermal):
@@ -978,3 +1013,217 @@ def thermal_resistance(stack: Stack, grid: Grid, thermal: Thermal, t_in):
     r_max = (jnp.max(tb) - t_in) / power
     r_mean = (jnp.sum(stack.q * area * tb) / power - t_in) / power
     return r_max, r_mean
+
+
+# --------------------------------------------------------------------------- energy in time
+
+TIME_SCHEMES = ("euler", "bdf2", "cn")
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class HeatCapacity:
+    """Volumetric heat capacities of the plate's cells, J/m^3/K (>= 0).
+
+    Attributes:
+        stack: ``rho c`` of each stack cell, ``(nx, ny, nb)``.
+        fin: heat capacity of the fin solid per unit volume of the fin
+            layer, ``(nx, ny)``: ``(1 - phi) rho_fin c_fin`` with ``phi`` the
+            porosity (0 in a plenum, whose fin cell has no solid).
+        fluid: heat capacity of the coolant per unit volume of the fin
+            layer, ``(nx, ny)``: ``phi rho c_p`` (1 in a plenum).
+
+    A zero entry makes that cell algebraic (it follows its neighbours at
+    once); the stack and the fluid need a positive capacity somewhere.
+    """
+
+    stack: jax.Array
+    fin: jax.Array
+    fluid: jax.Array
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """Static settings of :func:`integrate_energy`.
+
+    Attributes:
+        scheme: ``"euler"`` (backward Euler, first order, L-stable),
+            ``"bdf2"`` (second order, L-stable; the first step is backward
+            Euler) or ``"cn"`` (Crank-Nicolson, second order, A-stable only:
+            a sudden step rings at the finest scales).
+        krylov: each step's BiCGSTAB and multigrid settings.
+    """
+
+    scheme: str = "bdf2"
+    krylov: advdiff.KrylovConfig = advdiff.KrylovConfig(line_axis=0)
+
+    def __post_init__(self):
+        if self.scheme not in TIME_SCHEMES:
+            raise ValueError(f"unknown time scheme {self.scheme!r}; one of {TIME_SCHEMES}")
+
+
+def cell_heat_capacities(grid: Grid, layer: FinLayer, capacity: HeatCapacity) -> jax.Array:
+    """Heat capacity of every unknown, J/K, on the stacked grid
+    ``(nx, ny, nb + 2)`` (stack layers, fin, fluid)."""
+    area = grid.dx[:, None] * grid.dy[None, :]
+    stack = capacity.stack * area[..., None] * grid.dz[None, None, :]
+    H = layer.height
+    return jnp.concatenate(
+        [stack, (capacity.fin * area * H)[..., None], (capacity.fluid * area * H)[..., None]], axis=2
+    )
+
+
+def stored_heat(grid: Grid, layer: FinLayer, capacity: HeatCapacity, thermal: Thermal) -> jax.Array:
+    """Heat stored in the plate relative to 0 in the temperature unit,
+    ``sum(C T)`` over the stack, fin and fluid cells, J."""
+    T = jnp.concatenate([thermal.T_stack, thermal.T_fin[..., None], thermal.T_fluid[..., None]], axis=2)
+    return jnp.sum(cell_heat_capacities(grid, layer, capacity) * T)
+
+
+def _scaled_operator(op: advdiff.AdvectionDiffusion, theta) -> advdiff.AdvectionDiffusion:
+    d = op.diffusion
+    cond = Conductances(d.gx * theta, d.gy * theta, d.gz * theta, d.c * theta)
+    return advdiff.AdvectionDiffusion(cond, op.fx * theta, op.fy * theta, op.fz * theta)
+
+
+def _default_observation(grid: Grid, stack: Stack):
+    def observe(thermal: Thermal, scale):
+        tj = thermal.T_stack[..., 0] + scale * stack.q * 0.5 * grid.dz[0] / stack.k[..., 0]
+        return {"junction_max": jnp.max(tj), "heat_in": thermal.heat_in, "heat_out": thermal.heat_out}
+
+    return observe
+
+
+def integrate_energy(
+    grid: Grid,
+    layer: FinLayer,
+    stack: Stack,
+    flow: Flow,
+    rho_cp,
+    capacity: HeatCapacity,
+    start,
+    dt,
+    source_scale,
+    t_in,
+    config: TimeConfig = TimeConfig(),
+    observe=None,
+):
+    """Step the plate's stack, fin and fluid temperatures through a power trace.
+
+    Solves ``C dT/dt = -A T + s(t) b_q + t_in(t) b_in`` with ``A`` the
+    operator of :func:`solve_energy` (conduction, the fin/fluid and floor
+    links, upwind advection by ``flow``, held fixed), ``C`` the cells' heat
+    capacities (:func:`cell_heat_capacities`), ``b_q`` the bottom heat flux
+    ``stack.q`` and ``b_in`` the heat-capacity flow entering with the coolant.
+    Implicit steps: the time step is set by accuracy, not by a Courant or
+    diffusion limit. Each step is one BiCGSTAB solve of
+    ``(a C/dt + theta A) T_new = ...``, whose two multigrid hierarchies (the
+    step and its adjoint) are built once per trace; the steps run in
+    ``lax.scan``: pure, ``jit``- and ``vmap``-able (over traces, flows,
+    closures, capacities), and differentiable in reverse mode (each solve has
+    an implicit adjoint, as in :func:`solve_energy`).
+
+    Args:
+        grid, layer, stack, flow, rho_cp: as for :func:`solve_energy`
+            (``stack.q`` is the bottom heat flux at scale 1).
+        capacity: volumetric heat capacities (:class:`HeatCapacity`).
+        start: the initial state, a :class:`Thermal` (e.g. the steady
+            solution at the first trace sample) or one temperature for every cell.
+        dt: time step, s.
+        source_scale: the heat flux's multiplier at each time level
+            ``t_n = n dt``, shape ``(n_steps + 1,)`` (entry 0: the start).
+        t_in: the coolant inlet temperature, a scalar or one per time level
+            (shape ``(n_steps + 1,)``).
+        config: the scheme and the solver's settings (static).
+        observe: ``(thermal, scale) -> pytree`` recorded at every level
+            (static); ``thermal`` is a :class:`Thermal` at that level (its
+            ``info`` is None: the steps' diagnostics are in ``info``). Default: ``{"junction_max",
+            "heat_in", "heat_out"}``, W and the temperature unit.
+
+    Returns:
+        ``(thermal_end, observed, info)``: the :class:`Thermal` at the last
+        level, the observations stacked along a leading axis of length
+        ``n_steps + 1`` (level 0 is the start), and a :class:`SolveInfo`
+        whose ``converged`` is true when every step converged, with the
+        largest ``iterations`` and ``residual`` and each step's residual in
+        ``history``.
+
+    Energy: with ``E = stored_heat(...)`` backward Euler satisfies
+    ``E_{n+1} - E_n = dt (heat_in - heat_out)(t_{n+1})``, Crank-Nicolson the
+    same with the average of both ends, BDF2 ``1.5 E_{n+1} - 2 E_n +
+    0.5 E_{n-1} = dt (heat_in - heat_out)(t_{n+1})``, each to the solver's
+    tolerance; after long times at a constant trace the fields equal
+    :func:`solve_energy`'s.
+    """
+    nb = stack.k.shape[2]
+    dtype = stack.k.dtype
+    dt = jnp.asarray(dt, dtype)
+    rho_cp = jnp.asarray(rho_cp, dtype)
+    scale = jnp.asarray(source_scale, dtype)
+    tin = jnp.broadcast_to(jnp.asarray(t_in, dtype), scale.shape)
+    observe = observe or _default_observation(grid, stack)
+    op, g_floor = _energy_operator(grid, layer, stack, flow, rho_cp)
+    area = grid.dx[:, None] * grid.dy[None, :]
+    inflow = _heat_inflow(flow, rho_cp, area.shape)
+    b_q = jnp.zeros(op.shape, dtype).at[..., 0].set(stack.q * area)
+    b_in = jnp.zeros(op.shape, dtype).at[..., nb + 1].set(inflow)
+    cap = cell_heat_capacities(grid, layer, capacity)
+    power = jnp.sum(stack.q * area)
+    kcfg = config.krylov
+
+    def b(s, t):
+        return s * b_q + t * b_in
+
+    def full_apply(v):
+        return advdiff.apply(op, v) + _skip_apply(g_floor, v, nb)
+
+    def state(T, s, t, info=None):
+        Tf = T[..., nb + 1]
+        th = Thermal(T[..., :nb], T[..., nb], Tf, s * power, _heat_out(flow, rho_cp, inflow, Tf, t), info)
+        return th, observe(th, s)
+
+    if isinstance(start, Thermal):
+        T0 = jnp.concatenate([start.T_stack, start.T_fin[..., None], start.T_fluid[..., None]], axis=2).astype(dtype)
+    else:
+        T0 = jnp.full(op.shape, start, dtype)
+
+    def solver(a, theta):
+        return _linear_solver(_with_c(_scaled_operator(op, theta), a * cap / dt), g_floor * theta, kcfg, nb)
+
+    euler = solver(1.0, 1.0)
+    if config.scheme == "bdf2":
+        bdf2 = solver(1.5, 1.0)
+    elif config.scheme == "cn":
+        cn = solver(1.0, 0.5)
+
+    def step(carry, level):
+        T, T_prev = carry
+        s0, s1, t0, t1 = level
+        if config.scheme == "euler":
+            T_new, info = euler(cap / dt * T + b(s1, t1))
+        elif config.scheme == "cn":
+            T_new, info = cn(cap / dt * T - 0.5 * full_apply(T) + 0.5 * (b(s0, t0) + b(s1, t1)))
+        else:
+            T_new, info = bdf2(cap / dt * (2.0 * T - 0.5 * T_prev) + b(s1, t1))
+        _, obs = state(T_new, s1, t1)
+        return (T_new, T), (obs, info.converged, info.iterations, info.residual)
+
+    head = [state(T0, scale[0], tin[0])[1]]
+    levels = (scale[:-1], scale[1:], tin[:-1], tin[1:])
+    T_start, T_before, first = T0, T0, None
+    if config.scheme == "bdf2":  # BDF2 needs two levels: the first step is backward Euler
+        T1, info1 = euler(cap / dt * T0 + b(scale[1], tin[1]))
+        head.append(state(T1, scale[1], tin[1])[1])
+        first = info1
+        T_start, T_before = T1, T0
+        levels = tuple(x[1:] for x in levels)
+    (T_end, _), (obs, c, i, r) = lax.scan(step, (T_start, T_before), levels)
+    if first is not None:
+        c = jnp.concatenate([first.converged[None], c])
+        i = jnp.concatenate([first.iterations[None], i])
+        r = jnp.concatenate([first.residual[None], r])
+    info = SolveInfo(converged=jnp.all(c), iterations=jnp.max(i), residual=jnp.max(r), history=r)
+    heads = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *head)
+    observed = jax.tree_util.tree_map(lambda h, o: jnp.concatenate([h, o], axis=0), heads, obs)
+    thermal_end, _ = state(T_end, scale[-1], tin[-1], info)
+    return thermal_end, observed, info
