@@ -143,6 +143,7 @@ class Static:
     chiller: str = "none"  # "none", "carnot" or "doe2" (the COP model of the trim chiller)
     valve: bool = False  # the CDU's facility-side valve holds the secondary supply temperature ([cdu.valve])
     pump: bool = False  # the secondary pump's speed holds the racks' temperature rise ([secondary.pump])
+    storage_level: str = "site"  # [storage] level: one store on the site's power, or one per rack on the rack's
 
     @property
     def per_rack(self) -> int:
@@ -177,10 +178,11 @@ class Static:
 
 
 class Storage(NamedTuple):
-    """Site energy storage (SI; see :func:`storage_dispatch`)."""
+    """Energy storage, one store (SI; see :func:`storage_dispatch`): the site's,
+    or each rack's with ``[storage] level = "rack"``."""
 
-    capacity: jax.Array  # J
-    power_limit: jax.Array  # W, charge and discharge
+    capacity: jax.Array  # J (per rack at the rack level)
+    power_limit: jax.Array  # W, charge and discharge (per rack at the rack level)
     efficiency: jax.Array  # round trip; sqrt of it each way
     soc_min: jax.Array  # fraction of capacity
     soc_max: jax.Array
@@ -423,7 +425,9 @@ def parse(case_file: CaseFile) -> HallCase:
 
     st = root.table("storage", default=None)
     storage = Storage(*([0.0] * 5 + [0.5, 1.0, 1.0]))
+    storage_level = "site"
     if st is not None:
+        storage_level = st.string("level", default="site", choices=STORAGE_LEVELS)
         cap = st.quantity("capacity", "energy", positive=True)
         limit = st.quantity("power_limit", "power", positive=True)
         eff = st.number("round_trip_efficiency", default=0.9, minimum=0.5, maximum=1.0)
@@ -499,7 +503,7 @@ def parse(case_file: CaseFile) -> HallCase:
     root.finish()
 
     static = Static(racks, levels, n_cp, n_pipe, n_fw, mode, initial, arrangement, st is not None, drt is not None,
-                    chiller_model, vt is not None, pt is not None)  # fmt: skip
+                    chiller_model, vt is not None, pt is not None, storage_level)  # fmt: skip
     dev = plant.RejectionDevice(
         ua_rated=ua_dc, c_water_rated=c_fw, m_air_rated=m_air, cp_air=plant.CP_AIR, cs_span=10.0,
         air_share=air_share, air_exponent=air_exp, water_exponent=water_exp,
@@ -1027,7 +1031,8 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
     conv = float(p.conversion_loss)
     P_losses = (conv + float(p.overhead) * (1.0 + conv)) * P_it
     e_s = np.asarray(sol.e_secondary)
-    grid, ps, E = grid_view(s, p, P_it + P_cooling + P_losses)
+    grid, ps, E = grid_view(s, p, P_it + P_cooling + P_losses, P_rack)
+    per_rack_store = s.storage and s.storage_level == "rack"
     u = np.clip(np.asarray(sol.utilization), 0, None)
     tokens = float(p.acc.tokens_per_s) * n * np.sum(u * np.asarray(sol.clock), 1)
     return dict(
@@ -1039,7 +1044,8 @@ def _series(s: Static, p: Params, sol: Solution) -> dict:
         P_pumps=p_sec * speed**3 + p_fw if s.pump else np.full_like(P_fan, p_sec + p_fw),
         P_chiller=P_chiller, chiller_on=np.asarray(sol.chiller_on),
         Q_evaporator=np.asarray(sol.q_evap), P_cooling=P_cooling, P_losses=P_losses,
-        P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps, E_storage=E,
+        P_facility=P_it + P_cooling + P_losses, P_grid=grid, P_storage=ps.sum(1), E_storage=E.sum(1),
+        P_storage_rack=ps if per_rack_store else None, E_storage_rack=E if per_rack_store else None,
         clock=np.asarray(sol.clock), fan_fraction=fan, dry_cooler_flow=np.asarray(sol.dry_cooler_flow),
         Q_in=np.asarray(sol.q_in), Q_rejected=np.asarray(sol.q_rejected), stored_heat=np.asarray(sol.stored),
         tokens_per_s=tokens, valve_opening=np.asarray(sol.valve), pump_speed=speed,
@@ -1081,6 +1087,9 @@ def storage_dispatch(power, dt, st: Storage):
     return power - ps, ps, E
 
 
+#: Where the ``[storage]`` sits: one store on the site's power, or one per rack on its rack's power.
+STORAGE_LEVELS = ("site", "rack")
+
 #: Frequency bands of the grid report, Hz (a band above the Nyquist frequency is left out).
 BANDS = ((0.0, 0.001), (0.001, 0.01), (0.01, 0.1), (0.1, 1.0), (1.0, math.inf))
 
@@ -1111,14 +1120,31 @@ def band_rms(x, dt: float, bands=BANDS):
     return out
 
 
-def grid_view(s: Static, p: Params, site_power):
-    """``(grid power, storage power, stored energy)`` (numpy); without
-    ``[storage]`` the grid draws the site power itself."""
+def rack_store_multiplier(p: Params) -> float:
+    """Site power per watt a rack draws: ``1 + c + o (1 + c)`` with the
+    conversion losses ``c`` and the overhead ``o`` counted on IT power. A rack
+    store on the rack's DC bus lowers the site's draw by this much per watt of
+    discharge (its losses and overhead follow the smoothed draw)."""
+    conv = float(p.conversion_loss)
+    return 1.0 + conv + float(p.overhead) * (1.0 + conv)
+
+
+def grid_view(s: Static, p: Params, site_power, rack_power):
+    """``(grid power (levels,), storage power, stored energy)`` (numpy; the
+    last two ``(levels, stores)``: one store at the site level, one per rack
+    at the rack level, where each store smooths its rack's power ``rack_power``
+    ``(levels, racks)`` and the grid draws the site power less every rack's
+    discharge times :func:`rack_store_multiplier`); without ``[storage]`` the
+    grid draws the site power itself."""
     if not s.storage:
-        z = np.zeros_like(site_power)
+        z = np.zeros((len(site_power), 1))
         return site_power.copy(), z, z
+    if s.storage_level == "rack":
+        dispatch = jax.jit(jax.vmap(storage_dispatch, (1, None, None), 1))
+        _, ps, E = (np.asarray(a) for a in dispatch(jnp.asarray(rack_power), p.dt, p.storage))
+        return site_power - rack_store_multiplier(p) * ps.sum(1), ps, E
     g, ps, E = jax.jit(storage_dispatch)(jnp.asarray(site_power), p.dt, p.storage)
-    return np.asarray(g), np.asarray(ps), np.asarray(E)
+    return np.asarray(g), np.asarray(ps)[:, None], np.asarray(E)[:, None]
 
 
 def _grid_report(s: Static, p: Params, ser: dict) -> dict[str, Output]:
@@ -1138,18 +1164,26 @@ def _grid_report(s: Static, p: Params, ser: dict) -> dict[str, Output]:
         e_fac = float(np.sum(fac[1:]) * dt)
         e_grid = float(np.sum(grid[1:]) * dt)
         ramp_fac = float(np.abs(np.diff(fac)).max() / dt / 1e6)
-        cap = float(p.storage.capacity)
-        dE = float(ser["E_storage"][-1] - ser["E_storage"][0])
+        stores = s.racks if s.storage_level == "rack" else 1
+        cap = float(p.storage.capacity) * stores
+        # the stores' charge change as the grid sees it (at the rack level with the losses and overhead on it)
+        m = rack_store_multiplier(p) if s.storage_level == "rack" else 1.0
+        dE = m * float(ser["E_storage"][-1] - ser["E_storage"][0])
+        # each store's charge against its own capacity (per rack at the rack level)
+        E_each = ser["E_storage_rack"] if s.storage_level == "rack" else ser["E_storage"][:, None]
         out.update({
             "storage_peak_reduction": Output(float(fac.max() - grid.max()), "W", "site peak minus grid peak"),
             "storage_ramp_reduction": Output(ramp_fac - out["P_grid_ramp_max"].value, "MW/s",
                                              "largest site ramp minus largest grid ramp"),
             "storage_energy_cost": Output(e_grid - e_fac, "J", "grid minus site energy (losses + charge change)"),
-            "storage_losses": Output(e_grid - e_fac - dE, "J", "round-trip losses over the trace"),
-            "storage_soc_min": Output(float(ser["E_storage"].min()) / cap, "1", "lowest state of charge"),
-            "storage_soc_max": Output(float(ser["E_storage"].max()) / cap, "1", "highest state of charge"),
-            "storage_capacity": Output(cap, "J", "storage capacity"),
-            "storage_power_limit": Output(float(p.storage.power_limit), "W", "storage power limit"),
+            "storage_losses": Output(e_grid - e_fac - dE, "J", "round-trip losses over the trace, as the grid sees "
+                                     "them (at the rack level with the conversion losses and overhead on them)"),
+            "storage_soc_min": Output(float(E_each.min()) * stores / cap, "1", "lowest state of charge of a store"),
+            "storage_soc_max": Output(float(E_each.max()) * stores / cap, "1", "highest state of charge of a store"),
+            "storage_capacity": Output(cap, "J", "storage capacity, every store together"),
+            "storage_power_limit": Output(float(p.storage.power_limit) * stores, "W",
+                                          "storage power limit, every store together"),
+            "storage_stores": Output(stores, "1", "stores: 1 at the site level, one per rack at the rack level"),
             "storage_soc_min_bound": Output(float(p.storage.soc_min), "1", "lowest state of charge allowed"),
             "storage_soc_max_bound": Output(float(p.storage.soc_max), "1", "highest state of charge allowed"),
         })  # fmt: skip
@@ -1331,8 +1365,10 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
         "clock": "clock fraction per rack", "fan_fraction": "dry-cooler fan speed",
         "Q_in": "heat into the water (chips + pump work)", "Q_rejected": "heat rejected (dry cooler + chiller)",
         "stored_heat": "heat stored in all masses relative to 0 K",
-        "P_grid": "power drawn from the grid (site power less storage discharge)",
-        "P_storage": "storage power, + discharging", "E_storage": "energy in the storage",
+        "P_grid": "power drawn from the grid (site power less storage discharge; at the rack level the discharge "
+                  "with its conversion losses and overhead)",
+        "P_storage": "storage power, + discharging (every store)", "E_storage": "energy in the storage (every store)",
+        "P_storage_rack": "each rack's storage power, + discharging", "E_storage_rack": "energy in each rack's storage",
         "tokens_per_s": "hall throughput",
         "valve_opening": "CDU three-way valve: fraction of the facility water through the heat exchanger",
         "pump_speed": "secondary pump speed (fraction of the rated flow)",
@@ -1342,7 +1378,9 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     groups = {"series": {"time": Series(case.times, "s", "time")}}
     for k, v in ser.items():
         u = next((uu for pre, uu in units.items() if k.startswith(pre)), "1")
-        if k in ("stored_heat", "E_storage"):
+        if v is None:
+            continue  # per-rack storage series without a rack-level storage
+        if k in ("stored_heat", "E_storage", "E_storage_rack"):
             u = "J"
         if k == "tokens_per_s":
             u = "1/s"

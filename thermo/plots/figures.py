@@ -1128,17 +1128,26 @@ def _transient(r: Results, save) -> None:
     if np.any(ser["E_storage"] > 0):
         cap = float(r.summary["storage_capacity"])
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, constrained_layout=True)
-        a1.plot(x, ser["E_storage"] / cap, color="C2", lw=0.9, label="state of charge")
+        stores = int(r.summary.get("storage_stores", 1))
+        if "E_storage_rack" in ser:  # one store per rack: each one's charge against its own capacity
+            each = ser["E_storage_rack"] * stores / cap
+            for j in range(each.shape[1]):
+                a1.plot(x, each[:, j], color="C2", lw=0.6, alpha=0.5, label="each rack's store" if j == 0 else None)
+            a1.plot(x, ser["E_storage"] / cap, color="k", lw=0.9, label="all stores together")
+        else:
+            a1.plot(x, ser["E_storage"] / cap, color="C2", lw=0.9, label="state of charge")
         for key in ("storage_soc_min_bound", "storage_soc_max_bound"):
             a1.axhline(float(r.summary[key]), color="r", ls="--", lw=0.8)
         a1.plot([], [], "r--", lw=0.8, label="state-of-charge bounds")
         a1.set_ylim(0, 1)
         a1.set_ylabel("state of charge")
-        a1.set_title(f"{name}\nstorage {cap / 3.6e6:.4g} kWh: peak cut "
+        size = f"{stores} x {cap / stores / 3.6e6:.4g} kWh (one per rack)" if stores > 1 else f"{cap / 3.6e6:.4g} kWh"
+        a1.set_title(f"{name}\nstorage {size}: peak cut "
                      f"{float(r.summary['storage_peak_reduction']) / 1e3:.1f} kW, cost "
                      f"{float(r.summary['storage_energy_cost']) / 3.6e6:.3g} kWh", fontsize=10)  # fmt: skip
         _legend_outside(a1)
-        a2.plot(x, ser["P_storage"] / 1e3, color="C2", lw=0.6, label="storage power (+ discharging)")
+        a2.plot(x, ser["P_storage"] / 1e3, color="C2", lw=0.6,
+                label="storage power (+ discharging)" + (", all stores together" if stores > 1 else ""))
         lim = float(r.summary["storage_power_limit"]) / 1e3
         a2.axhline(lim, color="r", ls="--", lw=0.8, label="power limit")
         a2.axhline(-lim, color="r", ls="--", lw=0.8)
