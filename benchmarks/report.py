@@ -160,7 +160,7 @@ def _transient_table(data) -> list[str]:
     ]
     for r in rows:
         m, c = r["metrics"], r["check"]
-        size = m.get("nodes", m.get("cells"))
+        size = next((m[k] for k in ("nodes", "cells", "states", "unknowns") if k in m), "")
         check = ", ".join(f"{k} {v:.3g}" for k, v in c.items())
         out.append(
             f"| {r['case']} | {size} | {m.get('scenarios', 1)} | {m['steps']} | {m['dt_s']:g} | {m['compile_s']:.1f} "

@@ -17,6 +17,12 @@
   per edge, a lumped wall per plate; 1,523 states, the step matrix inverted
   once per trace, one dense matrix-vector product per step), driven by the hall case's trace (the
   training wave, checkpoint and stop, stretched to the hour);
+* ``plate``: the bundled compact GPU cold plate (cases/compact_gpu_coldplate.toml:
+  48 x 48 columns, 5 stack layers, fin and coolant; 16,128 unknowns) through
+  the hall case's compute/communication wave (1000 W / 450 W, 6 s, 70 %
+  compute, trapezoid 0.5 s ramps) for one minute at 0.05 s steps,
+  ``kernels/fv/porous.integrate_energy`` with BDF2 from the steady state at
+  450 W (silicon 1.66, TIM 2.0, copper 3.45 MJ/m^3/K; PG25 at the inlet);
 * ``hall_vmap``: 1,000 scenarios of the bundled hall (supply setpoints and PI
   gains) in one ``jit(vmap(solve))`` over a 20 s trace at 0.25 s (80 steps).
 
@@ -27,6 +33,7 @@ step's linear solve converged).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -37,10 +44,11 @@ import numpy as np
 from aidc_thermo.io.case import Table, load
 from aidc_thermo.io.traces import read_trace
 from aidc_thermo.kernels.fv import conduction as cd
+from aidc_thermo.kernels.fv import porous
 from aidc_thermo.kernels.fv import transient as ftr
 from aidc_thermo.kernels.fv.grid import Grid
 from aidc_thermo.kernels.solvers import linsolve
-from aidc_thermo.models import rack, rack_transport, transient
+from aidc_thermo.models import compact, rack, rack_transport, transient
 from benchmarks.harness import Record, timeit
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
@@ -61,6 +69,20 @@ def _compiled(fn, *args, static_argnums=()):
     return exe, time.perf_counter() - t0
 
 
+def _step_metrics(steps: int, dt: float, t_compile: float, t_solve: float, spread: float, scenarios: int = 1):
+    """The timing fields every record shares (steps/s and simulated / wall count every scenario's steps)."""
+    return {
+        "steps": steps,
+        "dt_s": dt,
+        "simulated_s": steps * dt,
+        "compile_s": t_compile,
+        "solve_s": t_solve,
+        "solve_spread_s": spread,
+        "steps_per_s": scenarios * steps / t_solve,
+        "simulated_per_wall": scenarios * steps * dt / t_solve,
+    }
+
+
 def _hall_record(name, s, p, repeats):
     exe, t_compile = _compiled(lambda p: transient.solve(s, p), p)
     t, spread, sol = timeit(exe, p, repeats=repeats)
@@ -73,14 +95,7 @@ def _hall_record(name, s, p, repeats):
         "float64",
         metrics={
             "nodes": s.nodes,
-            "steps": steps,
-            "dt_s": float(p.dt),
-            "simulated_s": steps * float(p.dt),
-            "compile_s": t_compile,
-            "solve_s": t,
-            "solve_spread_s": spread,
-            "steps_per_s": steps / t,
-            "simulated_per_wall": steps * float(p.dt) / t,
+            **_step_metrics(steps, float(p.dt), t_compile, t, spread),
         },
         check={
             "energy_residual_J": abs(stored - net),
@@ -138,18 +153,75 @@ def _field_record(n: int, steps: int, repeats: int):
         "float64",
         metrics={
             "cells": n**3,
-            "steps": steps,
-            "dt_s": dt,
-            "simulated_s": steps * dt,
-            "compile_s": t_compile,
-            "solve_s": t_solve,
-            "solve_spread_s": spread,
+            **_step_metrics(steps, dt, t_compile, t_solve, spread),
             "step_s": t_solve / steps,
-            "steps_per_s": steps / t_solve,
-            "simulated_per_wall": steps * dt / t_solve,
             "cg_iterations_max": int(info.iterations),
         },
         check={"T_max_end_degC": float(peak[-1])},
+    )
+
+
+_RHO_C = {"silicon": 1.66e6, "tim": 2.0e6, "copper": 3.45e6}  # J/m^3/K
+
+
+def _plate_record(duration: float, repeats: int):
+    case = compact.parse(load(CASES / "compact_gpu_coldplate.toml"))
+    static, params = compact.build(case, curves=False)
+    grid, layer, stack, bc, rho_cp = compact.kernel_inputs(static, params)
+    dtype = static.dtype
+    flow = jax.jit(porous.solve_flow)(grid, layer, bc, jnp.asarray(params.flow, dtype))
+    plenum = np.asarray(static.plenum, bool)
+    phi = float(params.channel_width / (params.channel_width + params.fin_thickness))
+    stack_c = np.stack([np.full(static.shape, _RHO_C[layer_.material]) for layer_ in case.layers], -1)
+    cap = porous.HeatCapacity(
+        jnp.asarray(stack_c, dtype),
+        jnp.asarray(np.where(plenum, 0.0, (1 - phi) * _RHO_C["copper"]), dtype),
+        jnp.where(jnp.asarray(plenum), 1.0, phi) * rho_cp,
+    )
+    dt = 0.05
+    t = np.arange(int(round(duration / dt)) + 1) * dt
+    wave = np.interp(np.mod(t, 6.0), [0.0, 0.5, 4.2, 4.7, 6.0], [0.45, 1.0, 1.0, 0.45, 0.45])
+    scale = jnp.asarray(wave, dtype)
+    t_in = jnp.asarray(params.inlet_temperature, dtype)
+    low = dataclasses.replace(stack, q=stack.q * 0.45)
+    steady = jax.jit(porous.solve_energy)
+    start = steady(grid, layer, low, flow, rho_cp, t_in)
+    full = float(porous.junction_temperature(grid, stack, steady(grid, layer, stack, flow, rho_cp, t_in)).max())
+
+    def observe(th, s):
+        return porous.junction_temperature(grid, dataclasses.replace(stack, q=s * stack.q), th).max(), (
+            th.heat_in - th.heat_out, porous.stored_heat(grid, layer, cap, th))
+
+    def run(scale):
+        return porous.integrate_energy(grid, layer, stack, flow, rho_cp, cap, start, dt, scale, t_in, observe=observe)
+
+    exe, t_compile = _compiled(run, scale)
+    t_solve, spread, (_, (tj, (net, e)), info) = timeit(exe, scale, repeats=repeats)
+    assert bool(info.converged), "a step's linear solve did not converge"
+    net, e, tj = np.asarray(net), np.asarray(e), np.asarray(tj)
+    # BDF2's own balance: 1.5 E_n+1 - 2 E_n + 0.5 E_n-1 = dt (in - out)_n+1 (the first step backward Euler)
+    res = np.concatenate([[e[1] - e[0] - dt * net[1]], 1.5 * e[2:] - 2 * e[1:-1] + 0.5 * e[:-2] - dt * net[2:]])
+    heat_in = float(jnp.sum(scale[1:]) * jnp.sum(stack.q * grid.dx[:, None] * grid.dy[None, :])) * dt
+    residual = float(np.abs(res).sum()) / heat_in
+    assert residual < 1e-8, f"energy does not close: {residual:.3g}"
+    # no junction above its steady temperature at full power (the trace never exceeds it)
+    assert float(tj.max()) < full + 1e-6, (float(tj.max()), full)
+    steps = t.size - 1
+    return Record(
+        "transient",
+        f"compact GPU plate {duration:g} s @ {dt:g} s",
+        "float64",
+        metrics={
+            "unknowns": int(np.prod(static.shape)) * (len(case.layers) + 2),
+            **_step_metrics(steps, dt, t_compile, t_solve, spread),
+            "bicgstab_iterations_max": int(info.iterations),
+        },
+        check={
+            "energy_residual_rel": residual,
+            "T_junction_max_degC": float(tj.max()) - 273.15,
+            "T_junction_steady_full_power_degC": full - 273.15,
+            "T_junction_ripple_K": float(tj[len(tj) // 2 :].max() - tj[len(tj) // 2 :].min()),
+        },
     )
 
 
@@ -174,14 +246,7 @@ def _vmap_record(s, p, scenarios: int, repeats: int):
         metrics={
             "nodes": s.nodes,
             "scenarios": scenarios,
-            "steps": steps,
-            "dt_s": float(p.dt),
-            "simulated_s": steps * float(p.dt),
-            "compile_s": t_compile,
-            "solve_s": t,
-            "solve_spread_s": spread,
-            "steps_per_s": scenarios * steps / t,
-            "simulated_per_wall": scenarios * steps * float(p.dt) / t,
+            **_step_metrics(steps, float(p.dt), t_compile, t, spread, scenarios),
             "scenario_s": t / scenarios,
         },
         check={"energy_residual_max_rel": float(np.max(np.abs(stored - net) / q_in))},
@@ -222,14 +287,7 @@ def _rack_record(duration: float, repeats: int):
         metrics={
             "states": ktr_state_size(rt),
             "plates": len(rt.plate_edges),
-            "steps": steps,
-            "dt_s": dt,
-            "simulated_s": steps * dt,
-            "compile_s": t_compile,
-            "solve_s": t_solve,
-            "solve_spread_s": spread,
-            "steps_per_s": steps / t_solve,
-            "simulated_per_wall": steps * dt / t_solve,
+            **_step_metrics(steps, dt, t_compile, t_solve, spread),
         },
         check={
             "energy_residual_rel": residual,
@@ -258,6 +316,7 @@ def run(quick: bool = False) -> list[Record]:
             records.append(_hall_record("hall 24 h @ 1 s", s, p, 1))
         records.append(_field_record(16 if quick else 64, 5 if quick else 10, 1))
         records.append(_rack_record(300.0 if quick else 3600.0, 1 if quick else 3))
+        records.append(_plate_record(6.0 if quick else 60.0, 1 if quick else 3))
         s, p = _hall(tmp, "20 s", "0.25 s")
         records.append(_vmap_record(s, p, 8 if quick else 1000, 1))
     return records

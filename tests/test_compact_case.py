@@ -276,3 +276,40 @@ def test_reverse_mode_through_the_centre_fed_plate_equals_forward_mode_and_finit
             assert rev == pytest.approx(fwd, rel=1e-8), (var, key)
             assert rev == pytest.approx(fd, rel=1e-5), (var, key)
             assert abs(rev) > 0
+
+
+def test_kernel_inputs_give_the_case_solves_answer():
+    """``compact.kernel_inputs`` hands the plate to the kernels as the case type solves it: the kernels' flow and
+    energy solves on those inputs give the case's pressure drop and fields, and the plate held at its own steady
+    state by ``porous.integrate_energy`` (a constant trace) stays there."""
+    import tomllib
+
+    import jax
+    import jax.numpy as jnp
+
+    from aidc_thermo.io.case import CaseFile
+    from aidc_thermo.models import compact
+
+    text = _edit("cells = [48, 48]", "cells = [8, 8]")
+    case = compact.parse(CaseFile(Path("centre_fed.toml"), text, tomllib.loads(text)))
+    static, params = compact.build(case, curves=False)
+    sol = jax.jit(compact.solve, static_argnums=0)(static, params)
+
+    @jax.jit
+    def kernels(params):
+        grid, layer, stack, bc, rho_cp = compact.kernel_inputs(static, params)
+        t_in = params.inlet_temperature
+        flow = porous.solve_flow(grid, layer, bc, params.flow)
+        th = porous.solve_energy(grid, layer, stack, flow, rho_cp, t_in)
+        shape = static.shape
+        cap = porous.HeatCapacity(jnp.full(stack.k.shape, 3.45e6), jnp.full(shape, 1e6), jnp.full(shape, 4e6))
+        end, _, info = porous.integrate_energy(grid, layer, stack, flow, rho_cp, cap, th, 0.1, jnp.ones(4), t_in)
+        return flow, th, end, info
+
+    flow, th, end, info = kernels(jax.tree_util.tree_map(jnp.asarray, params))
+    assert float(flow.dp) == pytest.approx(float(sol.flow.dp), rel=1e-12)
+    np.testing.assert_allclose(th.T_stack, sol.thermal.T_stack, rtol=1e-12)
+    np.testing.assert_allclose(th.T_fluid, sol.thermal.T_fluid, rtol=1e-12)
+    assert bool(info.converged)
+    rise = float(jnp.max(th.T_stack) - params.inlet_temperature)
+    assert float(jnp.max(jnp.abs(end.T_stack - th.T_stack))) < 1e-8 * rise

@@ -52,8 +52,9 @@ from aidc_thermo.models.protocol import Output
 if TYPE_CHECKING:  # annotations only; JAX, the kernels and h5py are imported where used (thermo check needs none)
     from aidc_thermo.kernels import porous
 
-__all__ = ["CompactCase", "Static", "Params", "Solution", "parse", "build", "solve", "report", "check", "screen", "run",
-           "fin_layer", "discretize", "stack_params", "solve_curves", "plate_curves", "CASE_TYPE"]  # fmt: skip
+__all__ = ["CompactCase", "Static", "Params", "Solution", "parse", "build", "kernel_inputs", "solve", "report", "check",
+           "screen", "run", "fin_layer", "discretize", "stack_params", "solve_curves", "plate_curves",
+           "CASE_TYPE"]  # fmt: skip
 
 CASE_TYPE = "compact_coldplate"
 
@@ -802,6 +803,16 @@ def _grid_stack(static: Static, params: Params):
     grid = grid_from_faces(*static.faces, dtype)
     k = jnp.broadcast_to(jnp.asarray(params.layer_k, dtype), (*static.shape, len(static.faces[2]) - 1))
     return grid, porous.Stack(k, jnp.asarray(params.flux, dtype))
+
+
+def kernel_inputs(static: Static, params: Params):
+    """The plate as :mod:`kernels.fv.porous` takes it at the operating flow:
+    ``(grid, layer, stack, bc, rho_cp)``, the coolant's properties at the inlet
+    temperature (traced; for calling the kernels directly, e.g.
+    ``porous.integrate_energy`` on a bundled plate)."""
+    grid, stack = _grid_stack(static, params)
+    props, rho_cp = _coolant_props(static, params.inlet_temperature)
+    return grid, _layer_at(static, params, props, params.flow), stack, _bc(static), rho_cp
 
 
 @dataclass(frozen=True)
