@@ -1031,10 +1031,10 @@ class HeatCapacity:
             layer, ``(nx, ny)``: ``(1 - phi) rho_fin c_fin`` with ``phi`` the
             porosity (0 in a plenum, whose fin cell has no solid).
         fluid: heat capacity of the coolant per unit volume of the fin
-            layer, ``(nx, ny)``: ``phi rho c_p`` (1 in a plenum).
+            layer, ``(nx, ny)``: ``phi rho c_p`` (``rho c_p`` in a plenum,
+            whose porosity is 1).
 
-    A zero entry makes that cell algebraic (it follows its neighbours at
-    once); the stack and the fluid need a positive capacity somewhere.
+    A zero entry makes that cell algebraic: it follows its neighbours at once.
     """
 
     stack: jax.Array
@@ -1137,8 +1137,9 @@ def integrate_energy(
         config: the scheme and the solver's settings (static).
         observe: ``(thermal, scale) -> pytree`` recorded at every level
             (static); ``thermal`` is a :class:`Thermal` at that level (its
-            ``info`` is None: the steps' diagnostics are in ``info``). Default: ``{"junction_max",
-            "heat_in", "heat_out"}``, W and the temperature unit.
+            ``info`` is None: the steps' diagnostics are in the returned
+            ``info``). Default: ``{"junction_max", "heat_in", "heat_out"}``,
+            in the temperature unit and W.
 
     Returns:
         ``(thermal_end, observed, info)``: the :class:`Thermal` at the last
