@@ -1076,8 +1076,12 @@ def cell_heat_capacities(grid: Grid, layer: FinLayer, capacity: HeatCapacity) ->
 def stored_heat(grid: Grid, layer: FinLayer, capacity: HeatCapacity, thermal: Thermal) -> jax.Array:
     """Heat stored in the plate relative to 0 in the temperature unit,
     ``sum(C T)`` over the stack, fin and fluid cells, J."""
-    T = jnp.concatenate([thermal.T_stack, thermal.T_fin[..., None], thermal.T_fluid[..., None]], axis=2)
-    return jnp.sum(cell_heat_capacities(grid, layer, capacity) * T)
+    return jnp.sum(cell_heat_capacities(grid, layer, capacity) * _stacked(thermal))
+
+
+def _stacked(thermal: Thermal) -> jax.Array:
+    """The temperatures on the stacked grid ``(nx, ny, nb + 2)``: stack layers, fin, fluid."""
+    return jnp.concatenate([thermal.T_stack, thermal.T_fin[..., None], thermal.T_fluid[..., None]], axis=2)
 
 
 def _scaled_operator(op: advdiff.AdvectionDiffusion, theta) -> advdiff.AdvectionDiffusion:
@@ -1184,7 +1188,7 @@ def integrate_energy(
         return th, observe(th, s)
 
     if isinstance(start, Thermal):
-        T0 = jnp.concatenate([start.T_stack, start.T_fin[..., None], start.T_fluid[..., None]], axis=2).astype(dtype)
+        T0 = _stacked(start).astype(dtype)
     else:
         T0 = jnp.full(op.shape, start, dtype)
 
