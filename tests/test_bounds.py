@@ -12,9 +12,11 @@ import pytest
 from aidc_thermo import bounds
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import load
+from tests._bundled import SLOW_BUNDLED, case_type, check_guard, spy_on_guard
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
+SLOW_BUNDLED_PATHS = [CASES / f"{stem}.toml" for stem in SLOW_BUNDLED]
 
 
 # ----------------------------------------------------------------------------- the checks
@@ -197,107 +199,18 @@ def test_bundled_pin_fin_plate_is_bounded(tmp_path):
 # ----------------------------------------------------------------------------- every bundled case
 
 
-def _colder(a, index, kelvin):
-    a = np.array(a, np.float64)
-    a[index] -= kelvin
-    return a
-
-
-def _corrupt_stack(case, disc, T):
-    return case, disc, _colder(np.full_like(np.asarray(T), case.cold_side.temperature + 1.0), (0, 0, 0), 3.0)
-
-
-def _corrupt_coldplate(case, sol):
-    T = np.asarray(sol.T, np.float64).copy()
-    T[tuple(np.argwhere(~np.asarray(sol.geometry.solid))[0])] = case.inlet_temperature - 3.0
-    return case, dataclasses.replace(sol, T=T)
-
-
-def _corrupt_compact(case, arr, qs, ths):
-    return case, arr, qs, dataclasses.replace(ths, T_fluid=_colder(ths.T_fluid, (-1, 0, 0), 100.0))
-
-
-def _corrupt_rack(static, params, solution):
-    temps = dataclasses.replace(solution.temperatures, node=_colder(solution.temperatures.node, static.outlet, 50.0))
-    return static, params, solution._replace(temperatures=temps)
-
-
-def _corrupt_facility(static, params, solution):
-    ops = solution.ops
-    bad = np.array(ops.t_fw_supply, np.float64) - 0.5
-    return static, params, solution._replace(ops=dataclasses.replace(ops, t_fw_return=bad))
-
-
-def _corrupt_hall(static, params, solution):
-    T = np.array(solution.T, np.float64)
-    T[len(T) // 2, 0] = float(params.t_ambient) - 3.0
-    return static, params, solution._replace(T=T)
-
-
-#: case type -> (module whose check_bounded the run calls, corruption, message)
-GUARDS = {
-    "package_stack": ("stack", _corrupt_stack, "temperature is .* below its lower bound"),
-    "resolved_coldplate": ("coldplate", _corrupt_coldplate, "fluid temperature is .* below its lower bound"),
-    "closure_calibration": ("coldplate", _corrupt_coldplate, "fluid temperature is .* below its lower bound"),
-    "compact_coldplate": ("compact", _corrupt_compact, r"fluid temperature is .* flow .* L/min"),
-    "rack_network": ("rack", _corrupt_rack, r"coolant temperature is .* node \d+ \(outlet\)"),
-    "facility": ("facility", _corrupt_facility, "t_fw_return .* below t_fw_supply .* row 0"),
-    "transient_hall": ("transient", _corrupt_hall, "fell below the ambient .* with heat only added"),
-}
-#: bundled cases that take from 20 s to minutes on the 2 shared cores here; the
-#: guards of their case types are also tested without a solve below
-SLOW = {
-    "coldplate_pinfin",
-    "coldplate_unit_cell",
-    "calibration_unit_cell",
-    "compact_gpu_coldplate",
-    "rack_nvl72",
-    "row_nvl72",
-    "nvl72_racks_dry_cooler_temperate",
-    "hall_training_transient_storage",
-    "hall_hot_afternoon_chiller",
-}
-
-
-def _bundled():
-    import tomllib
-
-    # not sweep files, nor the GPU plate's closure calibration: 2-3 min, and its case type's guard is
-    # tested on calibration_unit_cell
-    for path in sorted(
-        p for p in CASES.glob("*.toml") if not p.name.startswith("sweep_") and p.stem != "calibration_gpu_unit_cell"
-    ):
-        kind = tomllib.loads(path.read_text())["case"]["type"]
-        marks = [pytest.mark.slow] if path.stem in SLOW else []
-        yield pytest.param(path, kind, id=path.stem, marks=marks)
-
-
-@pytest.mark.parametrize("path, kind", list(_bundled()))
-def test_every_bundled_case_passes_its_guard_and_a_corrupted_solution_does_not(path, kind, tmp_path, monkeypatch):
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted(SLOW_BUNDLED_PATHS), ids=lambda p: p.stem)
+def test_every_bundled_case_passes_its_guard_and_a_corrupted_solution_does_not(path, tmp_path, monkeypatch):
     """Run the bundled case (its guard passes on the real solution: exit 0),
-    keep what the guard was given, corrupt it the way a hidden boundary
-    value would, and check that the guard refuses it."""
-    import importlib
-
+    keep what the guard was given, corrupt it the way a hidden boundary value
+    would, and check that the guard refuses it. The other bundled cases: the
+    same check on tests/test_cli.py's runs (the default suite runs each once)."""
     from aidc_thermo.cli import main
 
-    assert kind in GUARDS, f"case type {kind!r} has no boundedness guard test"
-    module_name, corrupt, message = GUARDS[kind]
-    module = importlib.import_module(f"aidc_thermo.models.{module_name}")
-    real = module.check_bounded
-    seen = []
-
-    def spy(*args):
-        seen.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(module, "check_bounded", spy)
+    seen = spy_on_guard(case_type(path), monkeypatch)
     assert main(["run", str(path), "-o", str(tmp_path / "out")]) == 0
-    assert seen, "the run did not call its boundedness guard"
-    args = seen[-1]
-    real(*args)
-    with pytest.raises(SolveError, match=message):
-        real(*corrupt(*args))
+    check_guard(case_type(path), seen)
 
 
 def test_compact_guard_without_a_solve():

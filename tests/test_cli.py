@@ -12,25 +12,9 @@ import pytest
 
 from aidc_thermo.cli import XDMF_CASE_TYPES, main
 from aidc_thermo.io.results import summary_values
+from tests._bundled import BUNDLED, FAST_BUNDLED, SLOW_BUNDLED, case_type, check_guard, spy_on_guard
 
 ROOT = Path(__file__).resolve().parents[1]
-#: sweeps: docs/sweep.md; the GPU plate's closure calibration (2-3 min; the same case type as
-#: calibration_unit_cell) is run, and its folder and table checked, by tests/test_gpu_closures.py
-BUNDLED = sorted(
-    p
-    for p in (ROOT / "cases").glob("*.toml")
-    if not p.name.startswith("sweep_") and p.stem != "calibration_gpu_unit_cell"
-)
-#: bundled cases run by the slow test below, not by the ``runs`` fixture, to keep the default suite under its limit
-#: (12-36 s each on an idle 2-core machine, mostly compilation; the compact model's own default tests are in
-#: test_compact_case.py)
-SLOW_BUNDLED = {
-    "row_nvl72",
-    "nvl72_racks_dry_cooler_temperate",
-    "coldplate_pinfin",
-    "compact_gpu_coldplate",
-}
-FAST_BUNDLED = [c for c in BUNDLED if c.stem not in SLOW_BUNDLED]
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
 GRIDDED = {"package_stack", "resolved_coldplate", "compact_coldplate"}
 GRIDDED_STEMS = {c.stem for c in BUNDLED if tomllib.loads(c.read_text())["case"]["type"] in GRIDDED}
@@ -38,15 +22,24 @@ GRIDDED_CASES = sorted(GRIDDED_STEMS - SLOW_BUNDLED)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Run every bundled case once; tests below inspect the folders."""
+def bundled_runs(tmp_path_factory):
+    """Run every bundled case of the default suite once, keeping what each run
+    gave its boundedness guard; tests below inspect the folders and the guards."""
     base = tmp_path_factory.mktemp("runs")
-    out = {}
+    folders, guards = {}, {}
     for case in FAST_BUNDLED:
         folder = base / case.stem
-        code = main(["run", str(case), "-o", str(folder)])
-        out[case.stem] = (code, folder)
-    return out
+        with pytest.MonkeyPatch.context() as mp:
+            guards[case.stem] = spy_on_guard(case_type(case), mp)
+            code = main(["run", str(case), "-o", str(folder)])
+        folders[case.stem] = (code, folder)
+    return folders, guards
+
+
+@pytest.fixture(scope="module")
+def runs(bundled_runs):
+    """Bundled case name -> (exit code, results folder)."""
+    return bundled_runs[0]
 
 
 def _check_complete_folder(case, code, folder):
@@ -78,6 +71,15 @@ def _check_complete_folder(case, code, folder):
 @pytest.mark.parametrize("case", [c.stem for c in FAST_BUNDLED])
 def test_bundled_case_runs_and_writes_a_complete_folder(case, runs):
     _check_complete_folder(case, *runs[case])
+
+
+@pytest.mark.parametrize("case", [c.stem for c in FAST_BUNDLED])
+def test_bundled_case_passes_its_guard_and_a_corrupted_solution_does_not(case, bundled_runs):
+    """The run's guard passed on its real solution (exit 0); the same guard
+    refuses that solution corrupted. (The slow bundled cases: tests/test_bounds.py.)"""
+    folders, guards = bundled_runs
+    assert folders[case][0] == 0
+    check_guard(case_type(ROOT / "cases" / f"{case}.toml"), guards[case])
 
 
 @pytest.mark.slow
