@@ -278,6 +278,7 @@ def test_reverse_mode_through_the_centre_fed_plate_equals_forward_mode_and_finit
             assert abs(rev) > 0
 
 
+@pytest.mark.slow
 def test_kernel_inputs_give_the_case_solves_answer():
     """``compact.kernel_inputs`` hands the plate to the kernels as the case type solves it: the kernels' flow and
     energy solves on those inputs give the case's pressure drop and fields, and the plate held at its own steady

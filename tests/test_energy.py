@@ -155,6 +155,7 @@ def test_upwind_gradient_matches_finite_difference():
     assert float(dk) == pytest.approx(float(fd_k), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_square_duct_h1_nusselt_through_a_conducting_wall():
     """Square duct, fully developed laminar flow, axially uniform heat input
     through a thin, very conductive wall (peripherally uniform wall

@@ -184,7 +184,7 @@ def test_one_mass_limit_follows_the_rc_step():
     assert err < 1.5e-3, err  # measured 4e-4; 4e-3 with links 1,000 times stronger
 
 
-@pytest.mark.parametrize("scheme", ["euler", "bdf2"])
+@pytest.mark.parametrize("scheme", [pytest.param("euler", marks=pytest.mark.slow), "bdf2"])
 def test_long_times_reach_the_steady_solution(scheme):
     """From a uniform start at the inlet temperature (the plena's fin cells
     without capacity: algebraic), a constant trace ends on solve_energy's
@@ -279,6 +279,7 @@ def test_gradient_of_peak_junction_matches_finite_differences():
         assert abs(float(grad) - float(fd)) / abs(float(fd)) < 1e-5, (float(grad), float(fd))
 
 
+@pytest.mark.slow
 def test_float32_runs_and_a_bad_scheme_is_refused():
     g, layer, stack, flow, cap, _ = _plate(8, 4, dtype=jnp.float32)
     end, obs, info = porous.integrate_energy(
