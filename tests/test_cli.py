@@ -44,7 +44,6 @@ def runs(bundled_runs):
 
 def _check_complete_folder(case, code, folder):
     assert code == 0
-    assert code == 0
     for name in ("results.h5", "summary.json"):
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "summary.json").read_text())
