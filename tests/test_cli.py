@@ -3,7 +3,6 @@ folder: HDF5 contents, the XDMF sidecar's references, atomic writes."""
 
 import json
 import shutil
-import tomllib
 from pathlib import Path
 
 import h5py
@@ -17,7 +16,7 @@ from tests._bundled import BUNDLED, FAST_BUNDLED, SLOW_BUNDLED, case_type, check
 ROOT = Path(__file__).resolve().parents[1]
 #: case types whose results live on a 3D grid (results.xdmf, /grid, /fields)
 GRIDDED = {"package_stack", "resolved_coldplate", "compact_coldplate"}
-GRIDDED_STEMS = {c.stem for c in BUNDLED if tomllib.loads(c.read_text())["case"]["type"] in GRIDDED}
+GRIDDED_STEMS = {c.stem for c in BUNDLED if case_type(c) in GRIDDED}
 GRIDDED_CASES = sorted(GRIDDED_STEMS - SLOW_BUNDLED)
 
 
@@ -56,7 +55,7 @@ def _check_complete_folder(case, code, folder):
         if isinstance(entry["value"], float):
             assert np.isfinite(entry["value"]), key
     assert list(folder.glob("*.png")), "no plots written"
-    kind = tomllib.loads((ROOT / "cases" / f"{case}.toml").read_text())["case"]["type"]
+    kind = case_type(ROOT / "cases" / f"{case}.toml")
     assert (folder / "results.xdmf").is_file() == (kind in XDMF_CASE_TYPES), "results.xdmf is for grids and networks"
     with h5py.File(folder / "results.h5") as h5:
         assert "text" in h5["case"] and "parsed" in h5["case"]
