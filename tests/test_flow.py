@@ -5,6 +5,8 @@ Compiles are the expensive part on a CPU: every test reuses one jitted solver
 (``SOLVE``), so cases with the same grid shape and spec share a compilation.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,6 +97,7 @@ def test_periodic_channel_matches_tridiagonal_solve(viscosity_ratio):
 
 # ----------------------------------------------------------------------------- Shah & London
 
+
 @pytest.mark.slow
 def test_duct_friction_shah_london_and_order():
     """f Re within 1% of Shah & London on the finest grid for every aspect
@@ -183,6 +186,21 @@ def test_obstacle_duct_conserves_mass():
         hi = np.take(sp, np.arange(1, f.shape[axis] + 1), axis=axis)
         assert np.all(np.asarray(f)[lo | hi] == 0.0)
     assert float(jnp.mean(st.p[0]) - jnp.mean(st.p[-1])) > 0
+
+
+def test_parallel_line_solves_give_the_same_flow():
+    """The pressure multigrid with its line systems solved as parallel
+    prefixes (the form for accelerators) instead of scans: the same converged
+    flow, to the outer tolerance, in about the same outer iterations."""
+    solid = obstacle_mask()
+    st_s, info_s = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid, F64, dataclasses.replace(OBSTACLE, line_solver="scan"))
+    st_p, info_p = OBSTACLE_SOLVE(
+        jnp.asarray(1.0, F64), solid, F64, dataclasses.replace(OBSTACLE, line_solver="parallel")
+    )
+    assert bool(info_s.converged) and bool(info_p.converged)
+    assert abs(int(info_p.iterations) - int(info_s.iterations)) <= 2
+    for a, b in zip((st_s.u, st_s.v, st_s.w, st_s.p), (st_p.u, st_p.v, st_p.w, st_p.p), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-7 * float(jnp.max(jnp.abs(a))))
 
 
 @pytest.mark.slow
@@ -436,9 +454,7 @@ def test_forward_mode_derivative_of_pressure_drop_matches_finite_differences():
 
     dp_jit = jax.jit(dp, compiler_options=QUICK)
     U, h = 1.0, 1e-3
-    _, tangent = jax.jit(lambda u: jax.jvp(dp, (u,), (jnp.ones_like(u),)), compiler_options=QUICK)(
-        jnp.asarray(U, F64)
-    )
+    _, tangent = jax.jit(lambda u: jax.jvp(dp, (u,), (jnp.ones_like(u),)), compiler_options=QUICK)(jnp.asarray(U, F64))
     central = (float(dp_jit(jnp.asarray(U + h, F64))) - float(dp_jit(jnp.asarray(U - h, F64)))) / (2 * h)
     # Re = 20 with inertia: the drop grows faster than linearly, so a wrong
     # (e.g. Stokes-only or zero) tangent fails this by far more than 1e-4

@@ -142,6 +142,9 @@ class KrylovConfig:
         tol: relative residual ``||b - A x|| / ||b||``; None: 1e-10 (float64),
             1e-5 (float32).
         max_iterations: BiCGSTAB iteration limit.
+        line_solver: how the multigrid's line systems are factored and solved
+            (:class:`kernels.solvers.multigrid.CycleConfig`): ``"auto"``,
+            ``"scan"`` or ``"parallel"``.
     """
 
     line_axis: int = 0
@@ -150,6 +153,7 @@ class KrylovConfig:
     max_levels: int = 12
     tol: float | None = None
     max_iterations: int = 300
+    line_solver: str = "auto"
 
     def tolerance(self, dtype) -> float:
         return default_tolerance(self.tol, dtype)
@@ -165,6 +169,7 @@ class KrylovConfig:
             line_coarsen_columns=256,
             dense_limit=None,
             symmetric=False,
+            line_solver=self.line_solver,
         )
 
 

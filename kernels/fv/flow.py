@@ -64,6 +64,7 @@ from jax import lax
 
 from ..diagnostics import SolveInfo
 from ..solvers import krylov, linsolve
+from ..solvers.multigrid import LINE_SOLVERS
 from .grid import Grid
 
 __all__ = [
@@ -114,6 +115,9 @@ class FlowSpec:
             longer of x and y when ``nz == 1``.
         viscous_pressure: factor of the viscous pressure update
             ``- mu div u*`` (0 gives plain SIMPLEC).
+        line_solver: how the pressure multigrid's line systems are factored
+            and solved (:class:`kernels.solvers.multigrid.CycleConfig`):
+            ``"auto"``, ``"scan"`` or ``"parallel"``.
     """
 
     bc: tuple[str, str, str, str, str, str]
@@ -127,6 +131,7 @@ class FlowSpec:
     pressure_max_iterations: int = 200
     pressure_line_axis: int | None = None
     viscous_pressure: float = 1.0
+    line_solver: str = "auto"
 
     def __post_init__(self):
         bc = tuple(self.bc)
@@ -146,6 +151,8 @@ class FlowSpec:
             raise ValueError(f"FlowSpec.convection = {self.convection!r}: 'central' or 'upwind'")
         if not 0.0 < self.relaxation <= 1.0:
             raise ValueError("FlowSpec.relaxation must lie in (0, 1]")
+        if self.line_solver not in LINE_SOLVERS:
+            raise ValueError(f"FlowSpec.line_solver = {self.line_solver!r}: one of {LINE_SOLVERS}")
 
     @property
     def periodic(self) -> tuple[bool, bool, bool]:
@@ -734,6 +741,7 @@ def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
             line_axis=_line_axis(shape, spec),
             tol=spec.pressure_rtol,
             max_iterations=spec.pressure_max_iterations,
+            line_solver=spec.line_solver,
             # the hierarchy (with its dense coarsest-level factorisation) is
             # rebuilt every outer iteration: coarsen as far as the grid allows
             coarse_size=64,

@@ -145,6 +145,9 @@ class MultigridConfig:
         tol: relative residual ``||b - A x||_2 / ||b||_2`` at which CG stops;
             ``None`` picks 1e-10 for float64 and 1e-5 for float32.
         max_iterations: CG iteration limit.
+        line_solver: how the line systems are factored and solved
+            (:class:`kernels.solvers.multigrid.CycleConfig`): ``"auto"``,
+            ``"scan"`` or ``"parallel"``.
     """
 
     line_axis: int = 2
@@ -158,6 +161,7 @@ class MultigridConfig:
     mixed_precision: bool = True
     tol: float | None = None
     max_iterations: int = 200
+    line_solver: str = "auto"
 
     def tolerance(self, dtype) -> float:
         return default_tolerance(self.tol, dtype)
@@ -173,6 +177,7 @@ class MultigridConfig:
             dense_limit=self.dense_limit,
             coarse_sweeps=self.coarse_sweeps,
             symmetric=True,
+            line_solver=self.line_solver,
         )
 
 

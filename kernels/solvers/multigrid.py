@@ -18,7 +18,22 @@ Structure (static: shapes, level count, coarse-solve kind; traced: values):
 
 * Smoother: red-black line Gauss-Seidel with exact tridiagonal (Thomas) solves
   along axis 0, the columns coloured as a checkerboard of axes 1 and 2; the
-  line factors are computed once per level.
+  line factors are computed once per level. Two ways to run the recurrences
+  along the lines (``CycleConfig.line_solver``): ``"scan"``, one step per cell
+  of the line (``lax.scan``: the least arithmetic, but as many dependent steps
+  as the line has cells, each a small kernel), and ``"parallel"``, each
+  recurrence as a parallel prefix (``lax.associative_scan``: about twice the
+  arithmetic in about 2 log2(n) steps over whole arrays, for accelerators,
+  where a step's launch costs more than its arithmetic, and a scan is a
+  device loop that tests its condition every step). ``"auto"`` picks the scan
+  when JAX's default backend is the CPU, where it measured fastest
+  (benchmarks/RESULTS.md: the parallel form is 1.3-3x slower there and
+  compiles 1.5-2x longer), and the parallel form otherwise, which is not yet
+  measured on an accelerator (``python -m benchmarks gpu`` times both, its
+  "line solvers" part). Both give the same
+  factors and solutions to round-off (the parallel form's round-off grows
+  faster with the line systems' condition number: a few times the scan's on
+  strongly anisotropic float32 lines, which a smoother tolerates).
 * Coarsening (:func:`coarsen_factors`): the transverse axes are halved while
   even; the line axis once a level has at most ``line_coarsen_columns``
   columns (or its transverse axes cannot be halved). Restriction sums pairs of
@@ -43,6 +58,7 @@ from jax import lax
 from . import dense as _dense
 
 __all__ = [
+    "LINE_SOLVERS",
     "CycleConfig",
     "Hierarchy",
     "Level",
@@ -63,6 +79,10 @@ __all__ = [
 ]
 
 
+#: ways to run the line factorisation and solves (:class:`CycleConfig`)
+LINE_SOLVERS = ("auto", "scan", "parallel")
+
+
 @dataclass(frozen=True)
 class CycleConfig:
     """Static settings of a hierarchy and its V-cycle.
@@ -80,6 +100,8 @@ class CycleConfig:
         coarse_sweeps: symmetric smoothing sweeps on a coarsest level too large
             for the dense solve.
         symmetric: the operator is symmetric (Cholesky at the coarsest level).
+        line_solver: how the line factorisation and solves run along the lines:
+            ``"scan"``, ``"parallel"`` or ``"auto"`` (see the module docstring).
     """
 
     pre_sweeps: int = 1
@@ -90,6 +112,11 @@ class CycleConfig:
     dense_limit: int | None = 1024
     coarse_sweeps: int = 40
     symmetric: bool = True
+    line_solver: str = "auto"
+
+    def __post_init__(self):
+        if self.line_solver not in LINE_SOLVERS:
+            raise ValueError(f"CycleConfig.line_solver = {self.line_solver!r}: one of {LINE_SOLVERS}")
 
 
 # --------------------------------------------------------------------------- grid transfer
@@ -231,11 +258,19 @@ def apply(level: Level, x: jax.Array) -> jax.Array:
     return level.diag * x - neighbour_sum(level.neighbours, x)
 
 
-def _make_level(op, diag, neighbours) -> Level:
-    w_lo, w_hi = neighbours[0]
-    lower = (-w_lo).at[0].set(0.0)  # row i couples to i - 1 (row 0: boundary)
-    upper = (-w_hi).at[-1].set(0.0)
+def _by_platform(method: str, scan_fn, parallel_fn, *args):
+    """``scan_fn(*args)`` or ``parallel_fn(*args)`` as ``method`` says; ``"auto"``:
+    the scan when JAX's default backend is the CPU, else the parallel form,
+    decided when the function is traced. (``lax.platform_dependent`` would
+    decide at lowering, but it traces and lowers both forms of every line
+    solve: measured, about 0.7 s more compilation of the resolved unit cell's
+    flow solver on the CPU, for a branch the CPU never runs.)"""
+    if method == "auto":
+        method = "scan" if jax.default_backend() == "cpu" else "parallel"
+    return scan_fn(*args) if method == "scan" else parallel_fn(*args)
 
+
+def _factor_scan(diag, lower, upper):
     def step(cp_prev, inp):
         d_i, l_i, u_i = inp
         inv = 1.0 / (d_i - l_i * cp_prev)
@@ -243,14 +278,42 @@ def _make_level(op, diag, neighbours) -> Level:
         return cp, (cp, inv)
 
     _, (cprime, inv_denom) = lax.scan(step, jnp.zeros_like(diag[0]), (diag, lower, upper))
+    return cprime, inv_denom
+
+
+def _compose_fractional(first, second):
+    """The linear fractional map ``second o first``, each as its 2 x 2 matrix
+    ``(m00, m01, m10, m11)``, scaled by its largest entry (a map is unchanged
+    by scaling; unscaled, the products of a long line overflow)."""
+    a00, a01, a10, a11 = first
+    b00, b01, b10, b11 = second
+    c = (b00 * a00 + b01 * a10, b00 * a01 + b01 * a11, b10 * a00 + b11 * a10, b10 * a01 + b11 * a11)
+    s = jnp.maximum(jnp.maximum(jnp.abs(c[0]), jnp.abs(c[1])), jnp.maximum(jnp.abs(c[2]), jnp.abs(c[3])))
+    s = jnp.where(s > 0, s, jnp.ones_like(s))
+    return tuple(m / s for m in c)
+
+
+def _factor_parallel(diag, lower, upper):
+    # c'_i = u_i / (d_i - l_i c'_{i-1}), c'_{-1} = 0, is the linear fractional map with matrix
+    # [[0, u_i], [-l_i, d_i]] applied to c'_{i-1}: the prefix products of these maps, applied to 0, give every c'_i
+    zero = jnp.zeros_like(diag)
+    m = lax.associative_scan(_compose_fractional, (zero, upper, -lower, diag), axis=0)
+    cprime = m[1] / m[3]
+    cp_prev = jnp.concatenate([jnp.zeros_like(cprime[:1]), cprime[:-1]], axis=0)
+    return cprime, 1.0 / (diag - lower * cp_prev)
+
+
+def _make_level(op, diag, neighbours, line_solver: str = "auto") -> Level:
+    w_lo, w_hi = neighbours[0]
+    lower = (-w_lo).at[0].set(0.0)  # row i couples to i - 1 (row 0: boundary)
+    upper = (-w_hi).at[-1].set(0.0)
+    cprime, inv_denom = _by_platform(line_solver, _factor_scan, _factor_parallel, diag, lower, upper)
     shape = diag.shape
     color = (jnp.arange(shape[1])[:, None] + jnp.arange(shape[2])[None, :]) % 2
     return Level(op, diag, tuple(neighbours), lower, cprime, inv_denom, jnp.broadcast_to(color[None], shape))
 
 
-def _line_solve(level: Level, rhs: jax.Array) -> jax.Array:
-    """Solve the factored line systems along axis 0 for every column of ``rhs``."""
-
+def _solve_scan(level: Level, rhs: jax.Array) -> jax.Array:
     def fwd(prev, inp):
         r_i, l_i, inv_i = inp
         dp = (r_i - l_i * prev) * inv_i
@@ -267,11 +330,32 @@ def _line_solve(level: Level, rhs: jax.Array) -> jax.Array:
     return x
 
 
-def smooth(level: Level, x: jax.Array, b: jax.Array, colors=(0, 1)) -> jax.Array:
-    """Red-black line Gauss-Seidel half-sweeps on ``A x = b`` in the given colour order."""
+def _compose_affine(first, second):
+    """``y -> a2 (a1 y + b1) + b2``: the affine map ``second o first`` as ``(a, b)``."""
+    a1, b1 = first
+    a2, b2 = second
+    return a1 * a2, a2 * b1 + b2
+
+
+def _solve_parallel(level: Level, rhs: jax.Array) -> jax.Array:
+    # forward: d'_i = inv_i r_i - l_i inv_i d'_{i-1}; backward: x_i = d'_i - c'_i x_{i+1}; both first-order
+    # linear recurrences from 0, so each value is the constant term of a prefix composition of affine maps
+    _, dprime = lax.associative_scan(_compose_affine, (-level.lower * level.inv_denom, rhs * level.inv_denom), axis=0)
+    _, x = lax.associative_scan(_compose_affine, (-level.cprime, dprime), axis=0, reverse=True)
+    return x
+
+
+def _line_solve(level: Level, rhs: jax.Array, line_solver: str = "auto") -> jax.Array:
+    """Solve the factored line systems along axis 0 for every column of ``rhs``."""
+    return _by_platform(line_solver, _solve_scan, _solve_parallel, level, rhs)
+
+
+def smooth(level: Level, x: jax.Array, b: jax.Array, colors=(0, 1), line_solver: str = "auto") -> jax.Array:
+    """Red-black line Gauss-Seidel half-sweeps on ``A x = b`` in the given colour
+    order; ``line_solver`` as :class:`CycleConfig`'s."""
     for col in colors:
         rhs = b + neighbour_sum(level.neighbours, x, (1, 2))
-        x = jnp.where(level.color == col, _line_solve(level, rhs), x)
+        x = jnp.where(level.color == col, _line_solve(level, rhs, line_solver), x)
     return x
 
 
@@ -306,7 +390,7 @@ def setup(
     levels = []
     for _ in range(config.max_levels):
         diag, nb = stencil(current)
-        levels.append(_make_level(current, diag, nb))
+        levels.append(_make_level(current, diag, nb, config.line_solver))
         f = coarsen_factors(diag.shape, config.line_coarsen_columns)
         if f == (1, 1, 1) or diag.size <= config.coarse_size:
             break
@@ -326,8 +410,8 @@ def _coarse_solve(hier: Hierarchy, config: CycleConfig, r):
     if hier.coarse is None:
         x = jnp.zeros_like(r)
         for _ in range(config.coarse_sweeps):
-            x = smooth(level, x, r, (0, 1))
-            x = smooth(level, x, r, (1, 0))
+            x = smooth(level, x, r, (0, 1), config.line_solver)
+            x = smooth(level, x, r, (1, 0), config.line_solver)
         return x
     if config.symmetric:
         return _dense.cho_solve(hier.coarse, r.reshape(-1)).reshape(r.shape)
@@ -343,11 +427,11 @@ def v_cycle(hier: Hierarchy, config: CycleConfig, r: jax.Array, depth: int = 0) 
     level = levels[depth]
     x = jnp.zeros_like(r)
     for _ in range(config.pre_sweeps):
-        x = smooth(level, x, r, (0, 1))
+        x = smooth(level, x, r, (0, 1), config.line_solver)
     res = r - apply(level, x)
     coarse_shape = levels[depth + 1].diag.shape
     f = tuple(n // m for n, m in zip(level.diag.shape, coarse_shape, strict=True))
     x = x + prolong(v_cycle(hier, config, restrict(res, f), depth + 1), f)
     for _ in range(config.post_sweeps):
-        x = smooth(level, x, r, (1, 0))
+        x = smooth(level, x, r, (1, 0), config.line_solver)
     return x
