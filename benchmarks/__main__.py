@@ -62,6 +62,7 @@ def main(argv=None) -> int:
             ("6k",) if args.quick else ("49k", "195k", "806k"),
             ("float64",) if args.quick else ("float64", "float32"),
         ),
+        "line_solvers": lambda: coldplate.run_line_solvers(("6k",) if args.quick else ("6k", "49k")),
         "network": lambda: network.run(repeats=2 if args.quick else 7, quick=args.quick),
         "facility_year": lambda: facility.run(repeats=2 if args.quick else 5, hours=48 if args.quick else None),
         "chain": lambda: facility.run_chain(repeats=2 if args.quick else 3, quick=args.quick),

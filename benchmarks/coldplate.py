@@ -57,10 +57,18 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t0
 
 
-def solve_timed(case: cp.ColdPlateCase):
+def solve_timed(case: cp.ColdPlateCase, line_solver: str | None = None):
     """Solve ``case`` with compilation and execution timed apart; returns
-    ``(Solution, timings)``."""
+    ``(Solution, timings)``. ``line_solver``: the multigrid line solves of both
+    solvers (``"scan"``, ``"parallel"``; None: the kernels' default, ``"auto"``)."""
     pb = cp.setup(case)
+    if line_solver is not None:
+        ec = pb.energy_config
+        pb = dataclasses.replace(
+            pb,
+            flow_spec=dataclasses.replace(pb.flow_spec, line_solver=line_solver),
+            energy_config=dataclasses.replace(ec, krylov=dataclasses.replace(ec.krylov, line_solver=line_solver)),
+        )
     fargs = (pb.grid, pb.solid, pb.flow_params, pb.flow_boundary)
     jit_flow, jit_energy = cp.compiled_solvers()
     flow_c, t_cf = _compile(jit_flow, *fargs, pb.flow_spec)
@@ -119,4 +127,37 @@ def run(meshes, dtypes) -> list[Record]:
                     },
                 )
             )
+    return records
+
+
+def run_line_solvers(meshes, precision: str = "float64") -> list[Record]:
+    """The unit cell with the multigrid's line systems (pressure and energy)
+    solved as scans and as parallel prefixes, on the default device: the
+    measurement behind ``line_solver="auto"`` (kernels/solvers/multigrid.py),
+    which takes the scan on the CPU and the parallel form elsewhere. Each
+    record is one form; the parallel one carries its times over the scan's."""
+    records = []
+    for mesh in meshes:
+        case = unit_cell(mesh, precision)
+        got = {}
+        for method in ("scan", "parallel"):
+            sol, t = solve_timed(case, method)
+            summary, _ = cp.summarize(case, sol)
+            got[method] = {
+                "cells": int(np.prod(sol.geometry.shape)),
+                "flow_outer_iterations": int(sol.flow_info.iterations),
+                "pressure_iterations": int(sol.flow_info.pressure_iterations),
+                "energy_inner_iterations": int(sol.energy_inner),
+                **t,
+                "dp_Pa": summary["pressure_drop"].value,
+                "R_max_KpW": summary["R_max"].value,
+            }
+        scan, par = got["scan"], got["parallel"]
+        for key in ("compile_flow_s", "flow_s", "compile_energy_s", "energy_s"):
+            par[f"{key}_over_scan"] = par[key] / scan[key]
+        check = {
+            "dp_rel_diff": abs(par["dp_Pa"] / scan["dp_Pa"] - 1.0),
+            "R_max_rel_diff": abs(par["R_max_KpW"] / scan["R_max_KpW"] - 1.0),
+        }
+        records += [Record("line_solvers", f"{mesh} {m}", precision, got[m], check) for m in ("scan", "parallel")]
     return records

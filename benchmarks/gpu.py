@@ -154,6 +154,8 @@ def main(out: Path, budget_s: float, quick: bool) -> int:
     for i, (mesh, precision) in enumerate(sizes["coldplate"]):
         parts.append((f"coldplate {mesh} {precision}", partial(coldplate.run, (mesh,), (precision,)), 0.5 + 0.05 * i))
     parts += [
+        # the multigrid's line solves as scans and as parallel prefixes: is "auto" (parallel here) the right choice?
+        ("line solvers", lambda: coldplate.run_line_solvers(("6k",) if quick else ("49k",)), 0.7),
         ("operators", lambda: operators.run(sizes["operators"], (jnp.float64, jnp.float32), roof, repeats=5), 0.72),
         ("conduction", lambda: conduction.run(sizes["conduction"], (jnp.float64, jnp.float32), roof, 3, 0), 0.78),
         ("porous", lambda: porous.run(sizes["porous"], (jnp.float64, jnp.float32), repeats=3, batch=64), 0.84),
