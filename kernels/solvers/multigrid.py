@@ -21,19 +21,18 @@ Structure (static: shapes, level count, coarse-solve kind; traced: values):
   line factors are computed once per level. Two ways to run the recurrences
   along the lines (``CycleConfig.line_solver``): ``"scan"``, one step per cell
   of the line (``lax.scan``: the least arithmetic, but as many dependent steps
-  as the line has cells, each a small kernel), and ``"parallel"``, each
-  recurrence as a parallel prefix (``lax.associative_scan``: about twice the
-  arithmetic in about 2 log2(n) steps over whole arrays, for accelerators,
-  where a step's launch costs more than its arithmetic, and a scan is a
-  device loop that tests its condition every step). ``"auto"`` picks the scan
-  when JAX's default backend is the CPU, where it measured fastest
-  (benchmarks/RESULTS.md: the parallel form is 1.3-3x slower there and
-  compiles 1.5-2x longer), and the parallel form otherwise, which is not yet
-  measured on an accelerator (``python -m benchmarks gpu`` times both, its
-  "line solvers" part). Both give the same
-  factors and solutions to round-off (the parallel form's round-off grows
-  faster with the line systems' condition number: a few times the scan's on
-  strongly anisotropic float32 lines, which a smoother tolerates).
+  as the line has cells), and ``"parallel"``, each recurrence as a parallel
+  prefix (``lax.associative_scan``: two to three times the arithmetic in about
+  2 log2(n) steps over whole arrays, for accelerators, where each step of a
+  scan is a small kernel whose launch costs more than its arithmetic).
+  ``"auto"`` picks the scan when JAX's default backend is the CPU, where it
+  measured fastest (benchmarks/RESULTS.md: the parallel form is 1.2-3x slower
+  there and compiles 1.5-2x longer), and the parallel form otherwise, which is
+  not yet measured on an accelerator (the "line solvers" part of
+  ``python -m benchmarks gpu`` times both). Both give the same factors and
+  solutions to round-off (the parallel form's round-off grows faster with the
+  line systems' condition number: a few times the scan's on strongly
+  anisotropic float32 lines, which a smoother tolerates).
 * Coarsening (:func:`coarsen_factors`): the transverse axes are halved while
   even; the line axis once a level has at most ``line_coarsen_columns``
   columns (or its transverse axes cannot be halved). Restriction sums pairs of
@@ -263,7 +262,7 @@ def _by_platform(method: str, scan_fn, parallel_fn, *args):
     the scan when JAX's default backend is the CPU, else the parallel form,
     decided when the function is traced. (``lax.platform_dependent`` would
     decide at lowering, but it traces and lowers both forms of every line
-    solve: measured, about 0.7 s more compilation of the resolved unit cell's
+    solve: measured, 0.6-1.2 s more compilation of the resolved unit cell's
     flow solver on the CPU, for a branch the CPU never runs.)"""
     if method == "auto":
         method = "scan" if jax.default_backend() == "cpu" else "parallel"
