@@ -122,6 +122,29 @@ def _chain_table(data) -> list[str]:
     return out
 
 
+def _line_solvers_table(data) -> list[str]:
+    rows = [r for r in data["records"] if r["benchmark"] == "line_solvers"]
+    if not rows:
+        return []
+    out = [
+        'The multigrid\'s line solves as scans and as parallel prefixes (`line_solver`; `"auto"` takes the scan '
+        "on the CPU, the parallel form elsewhere), the resolved unit cell (s; compile / solve):",
+        "",
+        "| mesh | form | cells | flow | energy | outer iterations | pressure CG iterations | energy inner iterations "
+        "| dP (Pa) | R_max (K/W) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        m = r["metrics"]
+        mesh, form = r["case"].split(" ", 1)
+        out.append(
+            f"| {mesh} {r['dtype']} | {form} | {m['cells']} | {m['compile_flow_s']:.1f} / {m['flow_s']:.2f} "
+            f"| {m['compile_energy_s']:.1f} / {m['energy_s']:.2f} | {m['flow_outer_iterations']} "
+            f"| {m['pressure_iterations']} | {m['energy_inner_iterations']} | {m['dp_Pa']:.2f} | {m['R_max_KpW']:.4f} |"
+        )
+    return out
+
+
 def _sweep_table(data) -> list[str]:
     rows = [r for r in data["records"] if r["benchmark"] == "sweep"]
     if not rows:
@@ -435,6 +458,8 @@ def write() -> None:
             *_porous_table(data),
             "",
             *_operators_table(data),
+            "",
+            *_line_solvers_table(data),
             "",
             *_coldplate_table(data),
             *_coldplate_plot(data, machine_name(m)),
