@@ -298,8 +298,7 @@ def _factor_parallel(diag, lower, upper):
     zero = jnp.zeros_like(diag)
     m = lax.associative_scan(_compose_fractional, (zero, upper, -lower, diag), axis=0)
     cprime = m[1] / m[3]
-    cp_prev = jnp.concatenate([jnp.zeros_like(cprime[:1]), cprime[:-1]], axis=0)
-    return cprime, 1.0 / (diag - lower * cp_prev)
+    return cprime, 1.0 / (diag - lower * shifted(cprime, 0, -1))
 
 
 def _make_level(op, diag, neighbours, line_solver: str = "auto") -> Level:
