@@ -15,7 +15,8 @@ import it by its full path):
                 (hierarchy, line smoother, V-cycle), linsolve (symmetric 7-point
                 operators, multigrid-preconditioned CG), roots (bracketed
                 scalar roots), dense (LU and Cholesky solves that never batch
-                a LAPACK call on the CPU)
+                a LAPACK call on the CPU), fusion (a materialisation point
+                for loop bodies)
     network/    pipe and component networks: flows, pressures, temperatures
                 (laws, linalg, thermal are its parts)
     plant/      heat rejection plant; hx (heat exchangers), psychro

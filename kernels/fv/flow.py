@@ -64,6 +64,7 @@ from jax import lax
 
 from ..diagnostics import SolveInfo
 from ..solvers import krylov, linsolve
+from ..solvers.fusion import materialized
 from ..solvers.multigrid import LINE_SOLVERS
 from .grid import Grid
 
@@ -969,7 +970,9 @@ def solve_flow(
 
     def body(s):
         vel, p, k, _, cont, hist, mhist, chist, mit, pit, _ = s
-        coefs = assemble(vel, p)
+        # the coefficients are read by the residual, the momentum solve, the pressure conductances and the
+        # pressure multigrid's set-up: written once, not recomputed inside each (kernels.solvers.fusion)
+        coefs = materialized(assemble(vel, p), rho)
         mres = _momentum_residual(coefs)
         mhist = mhist.at[k].set(mres)
         hist = hist.at[k].set(jnp.fmax(mres, cont))
