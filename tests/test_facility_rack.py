@@ -465,3 +465,50 @@ def test_rack_plate_flow_outside_its_curves_exits_2_naming_the_reference(tmp_pat
     assert f"{tmp_path / 'swap.toml'}: rack.accelerator_plate_case: " in err, err
     assert "outside the flow range of its cold-plate curves (3..5 L/min)" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # the bundled rack hall's first 30 hours compiled four times (two solves, two gradients): ~1.5 min
+def test_a_rack_year_in_chunks_of_hours_equals_one_pass_over_every_hour(monkeypatch):
+    """On a CPU the junctions' iteration of a rack hall runs over its hours in chunks (``facility._hours_per_chunk``);
+    on an accelerator, over every hour at once. With chunks of 7 hours (4 chunks and a remainder of 2) every hour's
+    answer and the gradient of J/token with respect to the supply setpoint equal those of the one-pass solve
+    (1e-12, 1e-10)."""
+    import dataclasses
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    case = facility.parse(load(CASES / "nvl72_racks_dry_cooler_temperate.toml"))
+    static, params = facility.build(case)
+    n = 30
+    params = params._replace(
+        ambient=jax.tree_util.tree_map(lambda a: a[:n], params.ambient), utilization=params.utilization[:n]
+    )
+    static = dataclasses.replace(static, hours=n, times=static.times[:n])
+    n_plates = len(static.rack.accelerators)
+    if jax.default_backend() == "cpu":
+        assert facility._hours_per_chunk(n_plates) == facility._CPU_CHUNK_PLATE_HOURS // n_plates < 8760
+
+    def compiled(hours_per_chunk):
+        monkeypatch.setattr(facility, "_hours_per_chunk", lambda n_plates: hours_per_chunk)
+
+        def j(t_set):
+            s = facility.solve(static, params._replace(hall=dataclasses.replace(params.hall, t_supply_set=t_set)))
+            return jnp.sum(s.ops.p_facility) / jnp.sum(s.ops.tokens_per_s)
+
+        # traced now, while the chunk size is patched
+        solve = jax.jit(functools.partial(facility.solve, static)).lower(params).compile()
+        grad = jax.jit(jax.grad(j)).lower(params.hall.t_supply_set).compile()
+        return solve(params), grad(params.hall.t_supply_set)
+
+    chunked, g_chunked = compiled(7)
+    whole, g_whole = compiled(None)
+    assert bool(np.all(chunked.info.converged)) and bool(np.all(whole.info.converged))
+    np.testing.assert_allclose(np.asarray(chunked.t_plates), np.asarray(whole.t_plates), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(chunked.info.iterations), np.asarray(whole.info.iterations))
+    for name in ("p_facility", "p_cooling", "tokens_per_s", "t_tcs_supply", "fan_fraction", "t_j_model"):
+        np.testing.assert_allclose(np.asarray(getattr(chunked.ops, name)), np.asarray(getattr(whole.ops, name)),
+                                   rtol=1e-12, err_msg=name)  # fmt: skip
+    assert float(g_chunked) == pytest.approx(float(g_whole), rel=1e-10)
+    assert float(g_whole) != 0.0

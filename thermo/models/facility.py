@@ -928,7 +928,7 @@ def rated_params(case: FacilityCase) -> dict:
 # --------------------------------------------------------------------------- build & solve
 #
 # The protocol (thermo/models/protocol.py): build(case) -> (Static, Params);
-# solve(static, params) -> Solution, pure (every hour in one vmap, jit- and
+# solve(static, params) -> Solution, pure (every hour in one vmap or, a rack hall on a CPU, in chunks; jit- and
 # vmap-able over designs, differentiable through the implicit derivative of
 # each hour's converged solve); report -> Outputs; check -> SolveError.
 
@@ -1177,22 +1177,52 @@ def with_properties(static: Static, hall):
     )
 
 
+#: plate-hours per chunk of a rack hall's year on a CPU (see :func:`_hours_per_chunk`)
+_CPU_CHUNK_PLATE_HOURS = 8192
+
+
+def _hours_per_chunk(n_plates: int) -> int | None:
+    """Hours whose junction iteration runs together in one vectorized pass of
+    a rack hall's year, or None for all of them. On a CPU the iteration runs in
+    chunks of about ``_CPU_CHUNK_PLATE_HOURS`` plate-hours (113 hours of a
+    72-plate rack: each of its arrays, about 8,000 values, stays in the core's
+    cache through the 40-odd passes of a step, where a whole year's 630,000
+    go to memory and back in every pass); the bundled rack hall's compiled year
+    went from 0.13 to 0.086 s on the 2-core development machine
+    (benchmarks/RESULTS.md, issue 14). Chunks of 80 to 150 hours measured
+    alike there. An accelerator takes every hour at once."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return None
+    return max(1, _CPU_CHUNK_PLATE_HOURS // max(n_plates, 1))
+
+
 def solve(static: Static, params: Params) -> Solution:
     """Every hour of one design (pure JAX; ``jax.vmap(partial(solve, static))``
     for a batch of designs): the coupled junction-temperature / chip power /
     cooling chain, with the coolant properties at the design's setpoint."""
     import jax
 
-    from aidc_thermo.kernels.plant.coupled import solve_operating_point, solve_rack_operating_point
+    from aidc_thermo.kernels.plant.coupled import rack_operating_point, solve_operating_point, solve_rack_junctions
 
     hall = with_properties(static, params.hall)
     if static.rack is not None:
         plates, state = rack_plates(static, hall, params.rack)
 
-        def one_rack(amb, u):
-            return solve_rack_operating_point(dataclasses.replace(hall, utilization=u), plates, amb, static.config)
+        def junctions(hour):
+            amb, u = hour
+            return solve_rack_junctions(dataclasses.replace(hall, utilization=u), plates, amb, static.config)
 
-        ops, info, t_plates = jax.vmap(one_rack)(params.ambient, params.utilization)
+        def operating_point(hour, solved):
+            amb, u = hour
+            return rack_operating_point(dataclasses.replace(hall, utilization=u), plates, amb, static.config, *solved)
+
+        hours = (params.ambient, params.utilization)
+        chunk = _hours_per_chunk(len(static.rack.accelerators))
+        # the junctions' iteration in chunks of hours (on a CPU), the plant's evaluation over every hour at once
+        solved = jax.vmap(junctions)(hours) if chunk is None else jax.lax.map(junctions, hours, batch_size=chunk)
+        ops, info, t_plates = jax.vmap(operating_point)(hours, solved)
         return Solution(ops, info, t_plates, state)
 
     def one(amb, u):
