@@ -36,7 +36,7 @@ def run(repeats: int, hours: int | None = None) -> list[Record]:
         # the protocol's solve: every hour of one design, coolant properties at its setpoint
         solve = facility.compiled_solve(static, batched=False)
         # at least a second of calls: a year of the single-accelerator hall takes about 30 ms, its median over
-        # three calls varied by 1.7x on an idle machine
+        # three calls varied by up to 1.9x between runs on an idle machine
         t, spread, sol = timeit(solve, params, repeats=repeats, min_time=1.0)
         ops, infos = sol[:2]
         util = params.utilization
@@ -103,7 +103,7 @@ def run_chain(repeats: int, quick: bool = False) -> list[Record]:
         jax.block_until_ready(solve(params))
         first = time.perf_counter() - t0
         # at least a second of calls: a year of the single-accelerator hall takes about 30 ms, its median over
-        # three calls varied by 1.7x on an idle machine
+        # three calls varied by up to 1.9x between runs on an idle machine
         t, spread, sol = timeit(solve, params, repeats=repeats, min_time=1.0)
         ops, infos = sol[:2]
         assert bool(np.all(np.asarray(infos.converged))), name
