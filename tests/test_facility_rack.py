@@ -469,8 +469,9 @@ def test_rack_plate_flow_outside_its_curves_exits_2_naming_the_reference(tmp_pat
 
 @pytest.mark.slow  # the bundled rack hall's first 30 hours compiled four times (two solves, two gradients): ~1.5 min
 def test_a_rack_year_in_chunks_of_hours_equals_one_pass_over_every_hour(monkeypatch):
-    """On a CPU the junctions' iteration of a rack hall runs over its hours in chunks (``facility._hours_per_chunk``);
-    on an accelerator, over every hour at once. With chunks of 7 hours (4 chunks and a remainder of 2) every hour's
+    """Compiled for a CPU the junctions' iteration of a rack hall runs over its hours in chunks
+    (``facility._hours_per_chunk``); for an accelerator, over every hour at once (the path taken here with None). With
+    chunks of 7 hours (4 chunks and a remainder of 2) every hour's
     answer and the gradient of J/token with respect to the supply setpoint equal those of the one-pass solve
     (1e-12, 1e-10)."""
     import dataclasses
@@ -487,8 +488,7 @@ def test_a_rack_year_in_chunks_of_hours_equals_one_pass_over_every_hour(monkeypa
     )
     static = dataclasses.replace(static, hours=n, times=static.times[:n])
     n_plates = len(static.rack.accelerators)
-    if jax.default_backend() == "cpu":
-        assert facility._hours_per_chunk(n_plates) == facility._CPU_CHUNK_PLATE_HOURS // n_plates < 8760
+    assert facility._hours_per_chunk(n_plates) == facility._CPU_CHUNK_PLATE_HOURS // n_plates < 8760
 
     def compiled(hours_per_chunk):
         monkeypatch.setattr(facility, "_hours_per_chunk", lambda n_plates: hours_per_chunk)

@@ -1183,18 +1183,15 @@ _CPU_CHUNK_PLATE_HOURS = 8192
 
 def _hours_per_chunk(n_plates: int) -> int | None:
     """Hours whose junction iteration runs together in one vectorized pass of
-    a rack hall's year, or None for all of them. On a CPU the iteration runs in
-    chunks of about ``_CPU_CHUNK_PLATE_HOURS`` plate-hours (113 hours of a
-    72-plate rack: each of its arrays, about 8,000 values, stays in the core's
-    cache through the 40-odd passes of a step, where a whole year's 630,000
-    go to memory and back in every pass); the bundled rack hall's compiled year
-    went from 0.13 to 0.086 s on the 2-core development machine
-    (benchmarks/RESULTS.md, issue 14). Chunks of 80 to 150 hours measured
-    alike there. An accelerator takes every hour at once."""
-    import jax
-
-    if jax.default_backend() != "cpu":
-        return None
+    a rack hall's year when compiled for a CPU, or None for all of them. The
+    iteration runs in chunks of about ``_CPU_CHUNK_PLATE_HOURS`` plate-hours
+    (113 hours of a 72-plate rack: each of its arrays, about 8,000 values,
+    stays in the core's cache through the 40-odd passes of a step, where a
+    whole year's 630,000 go to memory and back in every pass); the bundled
+    rack hall's compiled year went from 0.13 to 0.086 s on the 2-core
+    development machine (benchmarks/RESULTS.md, issue 14). Chunks of 80 to
+    150 hours measured alike there. Compiled for an accelerator, :func:`solve`
+    takes every hour at once (``lax.platform_dependent``)."""
     return max(1, _CPU_CHUNK_PLATE_HOURS // max(n_plates, 1))
 
 
@@ -1220,8 +1217,14 @@ def solve(static: Static, params: Params) -> Solution:
 
         hours = (params.ambient, params.utilization)
         chunk = _hours_per_chunk(len(static.rack.accelerators))
-        # the junctions' iteration in chunks of hours (on a CPU), the plant's evaluation over every hour at once
-        solved = jax.vmap(junctions)(hours) if chunk is None else jax.lax.map(junctions, hours, batch_size=chunk)
+        every_hour = jax.vmap(junctions)
+        # the junctions' iteration in chunks of hours on a CPU (chosen for the platform compiled for, as
+        # kernels/solvers/dense.py chooses), the plant's evaluation over every hour at once
+        if chunk is None:
+            solved = every_hour(hours)
+        else:
+            in_chunks = functools.partial(jax.lax.map, junctions, batch_size=chunk)
+            solved = jax.lax.platform_dependent(hours, cpu=in_chunks, default=every_hour)
         ops, info, t_plates = jax.vmap(operating_point)(hours, solved)
         return Solution(ops, info, t_plates, state)
 
