@@ -390,7 +390,9 @@ def tower_water_use(q, m_air, t_db, t_wb, p, cycles, drift_fraction, m_water_cir
     h_in = psychro.moist_air_enthalpy(t_db, w_in)
     h_out = h_in + _safe_div(q, m_air)
     lo = t_wb - 5.0
-    hi = t_wb + 80.0
+    # the saturated air's enthalpy rises monotonically only below the water's boiling point at p, where its
+    # humidity ratio diverges (and turns negative above); 80 degC boils at 47 kPa, 6 km up
+    hi = jnp.minimum(t_wb + 80.0, 353.15)
     t_out = _bracketed_root(lambda t: psychro.saturated_air_enthalpy(t, p) - h_out, lo, hi)
     w_out = psychro.saturation_humidity_ratio(t_out, p)
     evap = jnp.where(q > 0, m_air * jnp.maximum(w_out - w_in, 0.0), 0.0)
