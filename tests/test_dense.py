@@ -91,6 +91,28 @@ def test_no_batched_lapack_call_on_the_cpu():
     assert _lapack_batch_dims(lambda s, b: dense.cho_solve(dense.cho_factor(s), b), s, b[0]) == {0}
 
 
+def test_one_factor_and_a_batch_of_right_hand_sides_is_one_solve():
+    """vmap over the right-hand side alone (jacfwd through a solve, many loads on one network): the batch
+    becomes columns of one right-hand side (no loop over the batch), nested vmaps and transposes included."""
+    rng = np.random.default_rng(4)
+    a = jnp.asarray(_general(rng, (), 6))
+    fac = dense.lu_factor(a)
+    b = jnp.asarray(rng.normal(size=(5, 6)))
+    bb = jnp.asarray(rng.normal(size=(3, 5, 6, 2)))
+    ref = np.linalg.solve(np.asarray(a), np.asarray(b).T).T
+    np.testing.assert_allclose(jax.vmap(lambda r: dense.lu_solve(fac, r))(b), ref, rtol=1e-12, atol=1e-13)
+    nested = jax.vmap(jax.vmap(lambda r: dense.lu_solve(fac, r)))(bb)
+    np.testing.assert_allclose(nested, np.linalg.solve(np.asarray(a), np.asarray(bb)), rtol=1e-12, atol=1e-13)
+    jac = jax.jacfwd(lambda r: dense.solve(a, r))(b[0])
+    np.testing.assert_allclose(jac, np.linalg.inv(np.asarray(a)), rtol=1e-12, atol=1e-13)
+    grad = jax.grad(lambda m: jnp.sum(jax.vmap(lambda r: dense.solve(m, r))(b) ** 2))(a)
+    want = jax.grad(lambda m: jnp.sum(jnp.linalg.solve(m, b.T) ** 2))(a)
+    np.testing.assert_allclose(grad, want, rtol=1e-10, atol=1e-12)
+    if jax.default_backend() == "cpu":
+        text = jax.jit(jax.vmap(lambda r: dense.lu_solve(fac, r))).lower(b).as_text()
+        assert "stablehlo.while" not in text
+
+
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="square"):
         dense.lu_factor(jnp.zeros((3, 4)))

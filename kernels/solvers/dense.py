@@ -12,7 +12,9 @@ On a 2-core machine the pool has 2 threads, and it happened.
 
 These functions keep LAPACK but never hand it a batch on the CPU: under
 ``vmap`` (and for leading batch dimensions) the matrices go through
-LAPACK one at a time in a ``lax.map`` loop. On other platforms the batch
+LAPACK one at a time in a ``lax.map`` loop; a batch of right-hand sides
+for one factor (``jacfwd`` through a solve) becomes the columns of one
+right-hand side, one pair of triangular solves. On other platforms the batch
 goes to the batched kernel as before (``lax.platform_dependent`` chooses
 when the program is compiled). Derivatives: the factorisation is a
 constant of ``lax.custom_linear_solve``, whose rules give the exact
@@ -88,8 +90,35 @@ def _raw_chol_solve(c, b):
 _lu = _one_at_a_time_on_cpu(_raw_lu)
 _chol = _one_at_a_time_on_cpu(lambda a: lax.linalg.cholesky(a, symmetrize_input=False))
 _chol_solve = _one_at_a_time_on_cpu(_raw_chol_solve)
-_lu_solve_n = _one_at_a_time_on_cpu(lambda lu, perm, b: _raw_lu_solve(lu, perm, b, False))
-_lu_solve_t = _one_at_a_time_on_cpu(lambda lu, perm, b: _raw_lu_solve(lu, perm, b, True))
+
+
+def _lu_solver(transpose: bool):
+    """The LU solve with a batching rule for one factor and a batch of
+    right-hand sides (``jacfwd`` through a solve, many loads on one network):
+    the batch becomes columns of one right-hand side, a single pair of
+    triangular solves instead of one pair per batch member (no batched LAPACK
+    call either way). A batched factor goes one at a time on the CPU."""
+
+    def raw(lu, perm, b):
+        return _raw_lu_solve(lu, perm, b, transpose)
+
+    fn = custom_vmap(raw)
+    generic = _one_at_a_time_on_cpu(raw)
+
+    @fn.def_vmap
+    def _rule(axis_size, in_batched, lu, perm, b):
+        if in_batched[2] and not (in_batched[0] or in_batched[1]):
+            n, k = b.shape[1:]
+            x = fn(lu, perm, jnp.moveaxis(b, 0, 1).reshape(n, axis_size * k))
+            return jnp.moveaxis(x.reshape(n, axis_size, k), 1, 0), True
+        axes = tuple(0 if batched else None for batched in in_batched)
+        return jax.vmap(generic, in_axes=axes)(lu, perm, b), True
+
+    return fn
+
+
+_lu_solve_n = _lu_solver(False)
+_lu_solve_t = _lu_solver(True)
 
 
 class LUFactor(NamedTuple):
