@@ -98,6 +98,9 @@ def run_chain(repeats: int, quick: bool = False) -> list[Record]:
     def year(name):
         case = facility.parse(load(CASES / f"{name}.toml"))
         static, params = _first_hours(*facility.build(case), hours)
+        # a compilation of its own for the first call (facility_year, run before in the same process, may have
+        # compiled the same hall's year)
+        facility.compiled_solve.cache_clear()
         solve = facility.compiled_solve(static, batched=False)
         t0 = time.perf_counter()
         jax.block_until_ready(solve(params))
