@@ -69,13 +69,13 @@ def _bracketed_root(
     ``[lo, hi]`` (its ends included). The root must be bracketed (``fun(lo)``
     and ``fun(hi)`` of opposite signs, or one of them zero); a lane without a
     bracket takes ``hi`` (``lo`` where ``fun(lo)`` is zero) without iterating,
-    and callers select such lanes away. Newton steps are taken when they stay inside the current bracket
-    (its ends included) and bisection otherwise, so convergence is guaranteed;
-    iteration stops when, for every element, the bracket or the last step is
-    smaller than ``xtol_rel * max(|x|, 1)`` (default: 8 machine epsilons of the
-    dtype; Newton converges quadratically, so a step that small leaves an error
-    far below it), the residual is exactly zero, or after ``max_iter``
-    iterations.
+    and callers select such lanes away. Newton steps are taken when they stay
+    inside the current bracket (its ends included) and bisection otherwise, so
+    convergence is guaranteed; iteration stops when, for every element, the
+    bracket or the last step is smaller than ``xtol_rel * max(|x|, 1)``
+    (default: 8 machine epsilons of the dtype; Newton converges quadratically,
+    so a step that small leaves an error far below it), the residual is exactly
+    zero, or after ``max_iter`` iterations.
 
     Derivatives are implicit (``jax.lax.custom_root``): the result differentiates
     as the root of ``fun`` with respect to whatever ``fun`` closes over, never
