@@ -31,8 +31,9 @@ def test_a_converged_newton_point_on_the_bracket_end_is_kept():
     # Lanes whose last Newton step lands on the end the step before set: bisecting from there cost up to
     # 40 iterations; each lane alone, so that no other lane keeps the loop running
     eps = float(jnp.finfo(jnp.float64).eps)
+    search = jax.jit(lambda c: _bracketed_search(_cubic(c), jnp.zeros_like(c), jnp.full_like(c, 3.0), 8 * eps, 80))
     for c in np.linspace(0.05, 26.0, 37):
-        x, k = _bracketed_search(_cubic(c), jnp.float64(0.0), jnp.float64(3.0), 8 * eps, 80)
+        x, k = search(jnp.float64(c))
         assert abs(float(x) - np.cbrt(c)) <= 1e-14 * np.cbrt(c), c
         assert int(k) <= 12, (c, int(k))
 
