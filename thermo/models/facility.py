@@ -1181,9 +1181,10 @@ def with_properties(static: Static, hall):
 _CPU_CHUNK_PLATE_HOURS = 8192
 
 
-def _hours_per_chunk(n_plates: int) -> int | None:
+def _hours_per_chunk(n_plates: int) -> int:
     """Hours whose junction iteration runs together in one vectorized pass of
-    a rack hall's year when compiled for a CPU, or None for all of them. The
+    a rack hall's year when compiled for a CPU (a test patches it to None:
+    every hour at once on every platform, the accelerators' path). The
     iteration runs in chunks of about ``_CPU_CHUNK_PLATE_HOURS`` plate-hours
     (113 hours of a 72-plate rack: each of its arrays, about 8,000 values,
     stays in the core's cache through the 40-odd passes of a step, where a
