@@ -468,12 +468,13 @@ def test_rack_plate_flow_outside_its_curves_exits_2_naming_the_reference(tmp_pat
 
 
 @pytest.mark.slow  # the bundled rack hall's first 30 hours compiled four times (two solves, two gradients): ~1.5 min
-def test_a_rack_year_in_chunks_of_hours_equals_one_pass_over_every_hour(monkeypatch):
-    """Compiled for a CPU the junctions' iteration of a rack hall runs over its hours in chunks
-    (``facility._hours_per_chunk``); for an accelerator, over every hour at once (the path taken here with None). With
-    chunks of 7 hours (4 chunks and a remainder of 2) every hour's
-    answer and the gradient of J/token with respect to the supply setpoint equal those of the one-pass solve
-    (1e-12, 1e-10)."""
+def test_a_rack_year_in_warm_started_lanes_equals_one_cold_pass_over_every_hour(monkeypatch):
+    """Compiled for a CPU the junctions' iteration of a rack hall runs its hours in warm-started lanes
+    (``facility._warm_started``, ``facility._hours_per_chunk`` of them); for an accelerator, over every hour at
+    once from the cold start (the path taken here with None). With 8 lanes of 4 hours (30 hours and 2 of
+    padding) every hour's answer and the gradient of J/token with respect to the supply setpoint equal those of
+    the one-pass solve to the solver's tolerance (junctions 5e-9 K, powers and temperatures 1e-10 relative,
+    gradient 1e-8), and the warm starts save iterations."""
     import dataclasses
     import functools
 
@@ -488,7 +489,8 @@ def test_a_rack_year_in_chunks_of_hours_equals_one_pass_over_every_hour(monkeypa
     )
     static = dataclasses.replace(static, hours=n, times=static.times[:n])
     n_plates = len(static.rack.accelerators)
-    assert facility._hours_per_chunk(n_plates) == facility._CPU_CHUNK_PLATE_HOURS // n_plates < 8760
+    assert facility._hours_per_chunk(n_plates) == facility._CPU_LANES < 8760
+    assert facility._hours_per_chunk(10 * facility._CPU_CHUNK_PLATE_HOURS) == 1
 
     def compiled(hours_per_chunk):
         monkeypatch.setattr(facility, "_hours_per_chunk", lambda n_plates: hours_per_chunk)
@@ -502,13 +504,14 @@ def test_a_rack_year_in_chunks_of_hours_equals_one_pass_over_every_hour(monkeypa
         grad = jax.jit(jax.grad(j)).lower(params.hall.t_supply_set).compile()
         return solve(params), grad(params.hall.t_supply_set)
 
-    chunked, g_chunked = compiled(7)
+    chunked, g_chunked = compiled(8)
     whole, g_whole = compiled(None)
     assert bool(np.all(chunked.info.converged)) and bool(np.all(whole.info.converged))
-    np.testing.assert_allclose(np.asarray(chunked.t_plates), np.asarray(whole.t_plates), rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(np.asarray(chunked.info.iterations), np.asarray(whole.info.iterations))
+    assert float(np.max(np.asarray(chunked.info.residual))) <= 1e-9
+    np.testing.assert_allclose(np.asarray(chunked.t_plates), np.asarray(whole.t_plates), rtol=0, atol=5e-9)
+    assert int(np.sum(chunked.info.iterations)) < int(np.sum(whole.info.iterations))
     for name in ("p_facility", "p_cooling", "tokens_per_s", "t_tcs_supply", "fan_fraction", "t_j_model"):
         np.testing.assert_allclose(np.asarray(getattr(chunked.ops, name)), np.asarray(getattr(whole.ops, name)),
-                                   rtol=1e-12, err_msg=name)  # fmt: skip
-    assert float(g_chunked) == pytest.approx(float(g_whole), rel=1e-10)
+                                   rtol=1e-10, err_msg=name)  # fmt: skip
+    assert float(g_chunked) == pytest.approx(float(g_whole), rel=1e-8)
     assert float(g_whole) != 0.0

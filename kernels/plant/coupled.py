@@ -653,7 +653,7 @@ def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: Coup
     return op, t_model, p
 
 
-def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
+def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol, t_lo):
     """Quasi-Newton on the accelerators' junction temperatures: the Jacobian of
     ``r(T) = T - T_model(T)`` is taken as its diagonal (each accelerator's own
     leakage) minus two rank-one terms (the clock, set by the hottest
@@ -728,7 +728,7 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol):
 
     def body(state):
         k, t, s, res, run, hist = state
-        t_new = jnp.clip(t + jnp.clip(s, -config.max_step, config.max_step), t0, config.t_runaway)
+        t_new = jnp.clip(t + jnp.clip(s, -config.max_step, config.max_step), t_lo, config.t_runaway)
         s_new, res_new, run_new = residual_and_step(t_new)
         hist = hist.at[k + 1].set(res_new)
         return k + 1, t_new, s_new, res_new, run_new, hist
@@ -773,20 +773,33 @@ def solve_rack_operating_point(
     return rack_operating_point(fac, plates, amb, config, *solved)
 
 
-def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig = CoupledConfig()):
+def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig = CoupledConfig(),
+                         t_start=None):  # fmt: skip
     """The iteration of :func:`solve_rack_operating_point` alone, on values
     (no derivatives flow through it): ``(t_plates (n,), info, runaway)`` for
     :func:`rack_operating_point`. Split so that a caller can run the
     iteration and the evaluation over its hours in different batches (on a
-    CPU the iteration over a year is faster in chunks of hours that stay in
-    the caches, the plant's evaluation in one pass over every hour)."""
+    CPU the iteration over a year is faster in warm-started runs of alike
+    hours, the plant's evaluation in one pass over every hour).
+
+    ``t_start`` (n,), K: where the iteration starts, e.g. a converged
+    neighbouring hour's junction temperatures (a warm start; clipped to the
+    facility-water setpoint and ``config.t_runaway``). None: every junction at
+    the facility-water setpoint ``fac.t_supply_set``, below the solution. From
+    above the stable solution (and below the unstable one) the residual's
+    concavity puts the first step below it, from where the iteration climbs
+    as from the cold start; the iterates never go below the setpoint."""
     t_set = jnp.asarray(fac.t_supply_set)
     dtype = t_set.dtype
     tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
     n = jnp.shape(plates.resistance)[0]
     fac_v, pl_v, amb_v = jax.tree_util.tree_map(lax.stop_gradient, (fac, plates, amb))
-    t0 = jnp.full((n,), lax.stop_gradient(t_set), dtype)
-    return _rack_newton(fac_v, pl_v, amb_v, config, t0, tol)
+    t_lo = lax.stop_gradient(t_set)
+    if t_start is None:
+        t0 = jnp.full((n,), t_lo, dtype)
+    else:
+        t0 = jnp.clip(lax.stop_gradient(jnp.asarray(t_start, dtype)), t_lo, config.t_runaway)
+    return _rack_newton(fac_v, pl_v, amb_v, config, t0, tol, t_lo)
 
 
 def rack_operating_point(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_star, info,

@@ -928,8 +928,8 @@ def rated_params(case: FacilityCase) -> dict:
 # --------------------------------------------------------------------------- build & solve
 #
 # The protocol (thermo/models/protocol.py): build(case) -> (Static, Params);
-# solve(static, params) -> Solution, pure (every hour in one vmap or, a rack hall on a CPU, in chunks; jit- and
-# vmap-able over designs, differentiable through the implicit derivative of
+# solve(static, params) -> Solution, pure (every hour in one vmap or, a rack hall on a CPU, in warm-started
+# lanes; jit- and vmap-able over designs, differentiable through the implicit derivative of
 # each hour's converged solve); report -> Outputs; check -> SolveError.
 
 
@@ -1177,23 +1177,69 @@ def with_properties(static: Static, hall):
     )
 
 
-#: plate-hours per chunk of a rack hall's year on a CPU (see :func:`_hours_per_chunk`)
+#: hours solved side by side in a rack hall's year on a CPU, and the plate-hours they may hold (see
+#: :func:`_hours_per_chunk`)
+_CPU_LANES = 16
 _CPU_CHUNK_PLATE_HOURS = 8192
 
 
 def _hours_per_chunk(n_plates: int) -> int:
-    """Hours whose junction iteration runs together in one vectorized pass of
-    a rack hall's year when compiled for a CPU (a test patches it to None:
-    every hour at once on every platform, the accelerators' path). The
-    iteration runs in chunks of about ``_CPU_CHUNK_PLATE_HOURS`` plate-hours
-    (113 hours of a 72-plate rack: each of its arrays, about 8,000 values,
-    stays in the core's cache through the 40-odd passes of a step, where a
-    whole year's 630,000 go to memory and back in every pass); the bundled
-    rack hall's compiled year went from 0.13 to 0.086 s on the 2-core
-    development machine (benchmarks/RESULTS.md, issue 14). Chunks of 80 to
-    150 hours measured alike there. Compiled for an accelerator, :func:`solve`
-    takes every hour at once (``lax.platform_dependent``)."""
-    return max(1, _CPU_CHUNK_PLATE_HOURS // max(n_plates, 1))
+    """Hours whose junction iteration runs side by side in one vectorized
+    pass of a rack hall's year when compiled for a CPU (a test patches it to
+    None: every hour at once from the cold start on every platform, the
+    accelerators' path). On a CPU the hours run as :func:`_warm_started`'s
+    lanes: ``_CPU_LANES`` of them, fewer where their arrays would pass
+    ``_CPU_CHUNK_PLATE_HOURS`` plate-hours (a whole year's 630,000 values of a
+    72-plate rack go to memory and back in every one of a step's 40-odd
+    passes; 8,000 stay in the core's cache). The bundled rack hall's compiled
+    year on the 2-core development machine: 0.13 s over every hour at once,
+    0.082 s in cold-started chunks of 113 hours, 0.057-0.058 s warm-started
+    in 8 to 24 lanes, 0.062 s in 40 and 0.071 s in 113 (the lanes iterate
+    together, so one hour that needs steps costs every lane of its step
+    them; benchmarks/RESULTS.md, issue 14). Compiled for an accelerator,
+    :func:`solve` takes every hour at once (``lax.platform_dependent``)."""
+    return max(1, min(_CPU_LANES, _CPU_CHUNK_PLATE_HOURS // max(n_plates, 1)))
+
+
+def _warm_started(junctions, hours, *, lanes: int, t_cold, n_plates: int):
+    """The junctions' iteration of every hour, each started from the solution
+    of the hour most like it: the hours sorted by utilization, then dry bulb,
+    then wet bulb, the sorted sequence cut into ``lanes`` runs of consecutive
+    hours, and the runs solved side by side (one vectorized iteration per
+    step of a ``lax.scan``), each hour from its run's previous one when that
+    one converged (else from ``t_cold``, K, the cold start). Hours that hold
+    the plant's setpoint at the same utilization have the same solution, so
+    most hours of a year start at it and converge without a step; the
+    iteration still evaluates every hour's residual and stops only within
+    the tolerance. Returns ``junctions``' outputs in the hours' own order;
+    equal to the cold start's to the solver's tolerance, not bit for bit."""
+    import jax
+    import jax.numpy as jnp
+
+    amb, u = hours
+    t_cold = jax.lax.stop_gradient(t_cold)  # the starts carry no derivative (the junctions are values)
+    n_hours = u.shape[0]
+    steps = -(-n_hours // lanes)
+    lanes = -(-n_hours // steps)
+    order = jnp.lexsort((amb.t_wb, amb.t_db, u))
+    # sorted, padded with the last hour (its solutions dropped), as (steps, lanes, ...): lane j runs through sorted
+    # positions j * steps ... j * steps + steps - 1
+    index = jnp.concatenate([order, jnp.broadcast_to(order[-1:], (steps * lanes - n_hours,))])
+    index = index.reshape(lanes, steps).T
+    in_steps = jax.tree_util.tree_map(lambda x: x[index], hours)
+
+    def step(carry, hour):
+        t_prev, converged = carry
+        t_start = jnp.where(converged[:, None], t_prev, jnp.asarray(t_cold, t_prev.dtype))
+        solved = jax.vmap(junctions)(hour, t_start)
+        return (solved[0], solved[1].converged), solved
+
+    t_init = jnp.full((lanes, n_plates), t_cold, jnp.result_type(t_cold))
+    _, solved = jax.lax.scan(step, (t_init, jnp.zeros((lanes,), bool)), in_steps)
+    # hour h sits at sorted position back[h] (order's inverse), which is flat position back[h]
+    back = jnp.zeros((n_hours,), index.dtype).at[order].set(jnp.arange(n_hours, dtype=index.dtype))
+    flat = jax.tree_util.tree_map(lambda x: x.swapaxes(0, 1).reshape((steps * lanes,) + x.shape[2:]), solved)
+    return jax.tree_util.tree_map(lambda x: x[back], flat)
 
 
 def solve(static: Static, params: Params) -> Solution:
@@ -1208,9 +1254,9 @@ def solve(static: Static, params: Params) -> Solution:
     if static.rack is not None:
         plates, state = rack_plates(static, hall, params.rack)
 
-        def junctions(hour):
+        def junctions(hour, t_start=None):
             amb, u = hour
-            return solve_rack_junctions(dataclasses.replace(hall, utilization=u), plates, amb, static.config)
+            return solve_rack_junctions(dataclasses.replace(hall, utilization=u), plates, amb, static.config, t_start)
 
         def operating_point(hour, solved):
             amb, u = hour
@@ -1219,13 +1265,14 @@ def solve(static: Static, params: Params) -> Solution:
         hours = (params.ambient, params.utilization)
         chunk = _hours_per_chunk(len(static.rack.accelerators))
         every_hour = jax.vmap(junctions)
-        # the junctions' iteration in chunks of hours on a CPU (chosen for the platform compiled for, as
+        # the junctions' iteration in lanes of alike hours on a CPU (chosen for the platform compiled for, as
         # kernels/solvers/dense.py chooses), the plant's evaluation over every hour at once
         if chunk is None:
             solved = every_hour(hours)
         else:
-            in_chunks = functools.partial(jax.lax.map, junctions, batch_size=chunk)
-            solved = jax.lax.platform_dependent(hours, cpu=in_chunks, default=every_hour)
+            in_lanes = functools.partial(_warm_started, junctions, lanes=chunk, t_cold=hall.t_supply_set,
+                                         n_plates=len(static.rack.accelerators))  # fmt: skip
+            solved = jax.lax.platform_dependent(hours, cpu=in_lanes, default=every_hour)
         ops, info, t_plates = jax.vmap(operating_point)(hours, solved)
         return Solution(ops, info, t_plates, state)
 
