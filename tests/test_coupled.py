@@ -15,7 +15,10 @@ from aidc_thermo.kernels.plant.coupled import (
     Ambient,
     CoupledConfig,
     RackPlates,
+    rack_operating_point,
+    rack_start_residuals,
     solve_operating_point,
+    solve_rack_junctions,
     solve_rack_operating_point,
 )
 from aidc_thermo.models.accounting import annual_totals, energy_metrics
@@ -387,6 +390,40 @@ def test_rack_solution_is_the_fixed_point_of_the_chain_recomputed_here():
     assert float(op.t_j) == t.max() and float(op.p_accelerator) == pytest.approx(p.mean(), rel=1e-13)
     # the downstream plates run hotter than the ones feeding them
     assert t[2] > t[0] + 1.0 and t[3] > t[1] + 1.0
+
+
+def test_rack_start_residuals_are_the_iterations_first_residual_for_many_hours_at_once():
+    """``rack_start_residuals`` (one start, many hours, the (n, n) influence applied to two vectors) reports
+    what ``solve_rack_junctions`` reports at that start before its first step: the residual, whether it is
+    converged there, and the chain's hottest junction there; and ``rack_operating_point`` given that hottest
+    junction reports the same ``t_j_model`` as when it computes it."""
+    fac, amb0 = temperate()
+    plates = _rack_plates(fac)
+    t_db = (20.0, 20.0, 31.0, 5.0, 20.0)
+    u = jnp.asarray([float(fac.utilization), 0.5, float(fac.utilization), 0.9, 1.0])
+    ambs = [ambient(d, d - 6.0) for d in t_db]
+    amb = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *ambs)
+    t0, info0, _, hot0 = jax.jit(lambda f, p, a: solve_rack_junctions(f, p, a, DRY))(fac, plates, ambs[0])
+    assert bool(info0.converged)
+    info, runaway, hot = jax.jit(lambda f, p, a, t, u: rack_start_residuals(f, p, a, DRY, t, u))(
+        fac, plates, amb, t0, u
+    )
+    step = jax.jit(lambda f, p, a, t: solve_rack_junctions(f, p, a, DRY, t))
+    for h, a in enumerate(ambs):
+        one = step(dataclasses.replace(fac, utilization=u[h]), plates, a, t0)
+        first = float(one[1].history[0])
+        assert float(info.residual[h]) == pytest.approx(first, rel=1e-10, abs=1e-12), h
+        assert bool(info.converged[h]) == (first <= 1e-9) and int(info.iterations[h]) == 0
+        assert float(info.history[h, 0]) == float(info.residual[h]) and np.all(np.isnan(info.history[h, 1:]))
+        assert not bool(runaway[h])
+    # hour 0 is the start's own hour; the others differ in weather or utilization and need steps
+    assert bool(info.converged[0]) and not np.any(np.asarray(info.converged[1:]))
+    assert float(hot[0]) == pytest.approx(float(hot0), abs=1e-9)
+    solved = (t0, info0, jnp.zeros((), bool))
+    op_computed = jax.jit(lambda f, p, a: rack_operating_point(f, p, a, DRY, *solved)[0])(fac, plates, ambs[0])
+    op_given = jax.jit(lambda f, p, a: rack_operating_point(f, p, a, DRY, *solved, hot0)[0])(fac, plates, ambs[0])
+    assert float(op_given.t_j_model) == pytest.approx(float(op_computed.t_j_model), abs=1e-9)
+    assert float(op_given.p_facility) == float(op_computed.p_facility)
 
 
 def test_rack_runaway_is_reported_with_finite_fields():

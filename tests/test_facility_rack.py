@@ -468,13 +468,14 @@ def test_rack_plate_flow_outside_its_curves_exits_2_naming_the_reference(tmp_pat
 
 
 @pytest.mark.slow  # the bundled rack hall's first 30 hours compiled four times (two solves, two gradients): ~1.5 min
-def test_a_rack_year_in_warm_started_lanes_equals_one_cold_pass_over_every_hour(monkeypatch):
-    """Compiled for a CPU the junctions' iteration of a rack hall runs its hours in warm-started lanes
-    (``facility._warm_started``, ``facility._hours_per_chunk`` of them); for an accelerator, over every hour at
-    once from the cold start (the path taken here with None). With 8 lanes of 4 hours (30 hours and 2 of
-    padding) every hour's answer and the gradient of J/token with respect to the supply setpoint equal those of
-    the one-pass solve to the solver's tolerance (junctions 5e-9 K, powers and temperatures 1e-10 relative,
-    gradient 1e-8), and the warm starts save iterations."""
+def test_a_rack_year_started_from_alike_hours_equals_one_cold_pass_over_every_hour(monkeypatch):
+    """Compiled for a CPU the junctions' iteration of a rack hall starts every hour from an alike hour's
+    solution (``facility._from_neighbours`` in the plan of ``facility._cpu_plan``); for an accelerator it runs
+    every hour at once from the cold start (the path taken here with None). In groups of 4 sorted hours (30 hours
+    and 2 of padding) and rounds of 3 lanes, some hours converge at their start and the others iterate from it
+    over several rounds; every hour's answer and the gradient of J/token with respect to the supply setpoint
+    equal those of the one-pass solve to the solver's tolerance (junctions 5e-9 K, powers and temperatures 1e-10
+    relative, gradient 1e-8), and the starts save iterations."""
     import dataclasses
     import functools
 
@@ -489,29 +490,35 @@ def test_a_rack_year_in_warm_started_lanes_equals_one_cold_pass_over_every_hour(
     )
     static = dataclasses.replace(static, hours=n, times=static.times[:n])
     n_plates = len(static.rack.accelerators)
-    assert facility._hours_per_chunk(n_plates) == facility._CPU_LANES < 8760
-    assert facility._hours_per_chunk(10 * facility._CPU_CHUNK_PLATE_HOURS) == 1
+    assert facility._cpu_plan(n_plates) == (facility._CPU_SPACING, facility._CPU_LANES)
+    assert facility._cpu_plan(10 * facility._CPU_ROUND_PLATE_HOURS) == (facility._CPU_SPACING, 1)
 
-    def compiled(hours_per_chunk):
-        monkeypatch.setattr(facility, "_hours_per_chunk", lambda n_plates: hours_per_chunk)
+    def compiled(plan):
+        monkeypatch.setattr(facility, "_cpu_plan", lambda n_plates: plan)
 
         def j(t_set):
             s = facility.solve(static, params._replace(hall=dataclasses.replace(params.hall, t_supply_set=t_set)))
             return jnp.sum(s.ops.p_facility) / jnp.sum(s.ops.tokens_per_s)
 
-        # traced now, while the chunk size is patched
+        # traced now, while the plan is patched
         solve = jax.jit(functools.partial(facility.solve, static)).lower(params).compile()
         grad = jax.jit(jax.grad(j)).lower(params.hall.t_supply_set).compile()
         return solve(params), grad(params.hall.t_supply_set)
 
-    chunked, g_chunked = compiled(8)
+    started, g_started = compiled((4, 3))
     whole, g_whole = compiled(None)
-    assert bool(np.all(chunked.info.converged)) and bool(np.all(whole.info.converged))
-    assert float(np.max(np.asarray(chunked.info.residual))) <= 1e-9
-    np.testing.assert_allclose(np.asarray(chunked.t_plates), np.asarray(whole.t_plates), rtol=0, atol=5e-9)
-    assert int(np.sum(chunked.info.iterations)) < int(np.sum(whole.info.iterations))
+    assert bool(np.all(started.info.converged)) and bool(np.all(whole.info.converged))
+    iterations = np.asarray(started.info.iterations)
+    assert np.sum(iterations == 0) > 0 and np.sum(iterations > 0) > 3  # converged at the start; rounds of 3
+    assert float(np.max(np.asarray(started.info.residual))) <= 1e-9
+    np.testing.assert_allclose(np.asarray(started.t_plates), np.asarray(whole.t_plates), rtol=0, atol=5e-9)
+    assert int(np.sum(iterations)) < int(np.sum(whole.info.iterations))
     for name in ("p_facility", "p_cooling", "tokens_per_s", "t_tcs_supply", "fan_fraction", "t_j_model"):
-        np.testing.assert_allclose(np.asarray(getattr(chunked.ops, name)), np.asarray(getattr(whole.ops, name)),
+        np.testing.assert_allclose(np.asarray(getattr(started.ops, name)), np.asarray(getattr(whole.ops, name)),
                                    rtol=1e-10, err_msg=name)  # fmt: skip
-    assert float(g_chunked) == pytest.approx(float(g_whole), rel=1e-8)
+    # an hour that converged at its start reports the residual there and nothing after it
+    history = np.asarray(started.info.history)[iterations == 0]
+    np.testing.assert_array_equal(history[:, 0], np.asarray(started.info.residual)[iterations == 0])
+    assert np.all(np.isnan(history[:, 1:]))
+    assert float(g_started) == pytest.approx(float(g_whole), rel=1e-8)
     assert float(g_whole) != 0.0

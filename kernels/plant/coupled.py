@@ -86,6 +86,7 @@ __all__ = [
     "evaluate_operating_point",
     "rack_operating_point",
     "solve_operating_point",
+    "rack_start_residuals",
     "solve_rack_junctions",
     "solve_rack_operating_point",
 ]
@@ -610,13 +611,21 @@ def _rack_model(fac: Facility, plates: RackPlates, amb: Ambient, config: Coupled
     junction temperatures ``t_plates`` (n,); the clock of every accelerator is
     set by the hottest one (a synchronous job runs at the slowest accelerator's
     pace). ``fields`` is None with ``supply_only`` (see :func:`_plant_chain`)."""
+    p, leak, clock, f, t_sup = _rack_heat(fac, plates, amb, config, t_plates, with_water, supply_only)
+    return _rack_junctions(plates, t_sup, p), p, leak, clock, f
+
+
+def _rack_heat(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water,
+               supply_only):  # fmt: skip
+    """``(p (n,), leak (n,), clock, fields, t_sup)``: :func:`_rack_model` up to
+    the secondary supply temperature, without the junctions it gives."""
     clock = it_power.clock_fraction(fac.accelerator, jnp.max(t_plates))
     p, leak = _rack_power(fac, t_plates, clock)
     f, t_sup = _plant_chain(
         fac, amb, config, plates.n_racks * jnp.sum(p), plates.n_racks * plates.fixed_power, plates.dp, with_water,
         supply_only,
     )  # fmt: skip
-    return _rack_junctions(plates, t_sup, p), p, leak, clock, f
+    return p, leak, clock, f, t_sup
 
 
 def _rack_power(fac: Facility, t_plates, clock):
@@ -634,15 +643,25 @@ def _rack_junctions(plates: RackPlates, t_sup, p):
     return t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
 
 
-def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water):
+def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water,
+                   t_hot_model=None):  # fmt: skip
     """The chain at the accelerators' junction temperatures ``t_plates`` (n,):
-    ``(op, t_model (n,), p (n,))``."""
+    ``(op, p (n,))``. ``t_hot_model`` (K), when known: the chain's hottest
+    junction at ``t_plates`` as a value, taken for ``op.t_j_model`` instead of
+    the plates' junctions (an (n, n) product per hour); its derivative is that
+    of ``op.t_j``, which it equals along the solution (T_model(T*) = T*)."""
     acc = fac.accelerator
-    t_model, p, leak, clock, f = _rack_model(fac, plates, amb, config, t_plates, with_water, False)
+    t_hot = jnp.max(t_plates)
+    if t_hot_model is None:
+        t_model, p, leak, clock, f = _rack_model(fac, plates, amb, config, t_plates, with_water, False)
+        t_j_model = jnp.max(t_model)
+    else:
+        p, leak, clock, f, _ = _rack_heat(fac, plates, amb, config, t_plates, with_water, False)
+        t_j_model = t_hot + lax.stop_gradient(t_hot_model - t_hot)
     n_per_rack = t_plates.shape[0]
     op = OperatingPoint(
-        t_j=jnp.max(t_plates),
-        t_j_model=jnp.max(t_model),
+        t_j=t_hot,
+        t_j_model=t_j_model,
         p_accelerator=jnp.sum(p) / n_per_rack,
         clock=clock,
         leakage=jnp.sum(leak) / n_per_rack,
@@ -650,7 +669,7 @@ def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: Coup
         runaway=jnp.zeros((), bool),
         **f,
     )
-    return op, t_model, p
+    return op, p
 
 
 def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol, t_lo):
@@ -687,7 +706,8 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol, t_lo):
         e = acc.dyn_clock_exponent
         p, leak = _rack_power(fac, t, clock)
         t_sup, ds = jax.jvp(sup_of_heat, (plates.n_racks * jnp.sum(p),), (jnp.ones_like(t_hot),))
-        r = t - _rack_junctions(plates, t_sup, p)
+        t_model = _rack_junctions(plates, t_sup, p)
+        r = t - t_model
         dp_dclock = u * acc.p_dynamic * e * jnp.power(clock, e - 1.0)
         dp_dt = acc.leak_beta * leak
         n = t.shape[0]
@@ -716,28 +736,28 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol, t_lo):
         # the loop's tests, reduced here from the residual while it is at hand
         res = jnp.max(jnp.abs(r))
         runaway = jnp.any((t >= config.t_runaway) & (r < 0))
-        return step, res, runaway
+        return step, res, runaway, jnp.max(t_model)
 
-    s0, res0, run0 = residual_and_step(t0)
+    s0, res0, run0, hot0 = residual_and_step(t0)
     hist0 = jnp.full((n_hist,), jnp.nan, dtype).at[0].set(res0)
 
     def cond(state):
-        k, t, s, res, run, hist = state
+        k, t, s, res, run, hot, hist = state
         # a NaN or infinite residual makes res NaN or infinite: not finite, finished
         return (k < config.max_iter) & (res > tol) & ~run & jnp.isfinite(res)
 
     def body(state):
-        k, t, s, res, run, hist = state
+        k, t, s, res, run, hot, hist = state
         t_new = jnp.clip(t + jnp.clip(s, -config.max_step, config.max_step), t_lo, config.t_runaway)
-        s_new, res_new, run_new = residual_and_step(t_new)
+        s_new, res_new, run_new, hot_new = residual_and_step(t_new)
         hist = hist.at[k + 1].set(res_new)
-        return k + 1, t_new, s_new, res_new, run_new, hist
+        return k + 1, t_new, s_new, res_new, run_new, hot_new, hist
 
-    k, t, _, res, run, hist = lax.while_loop(cond, body, (0, t0, s0, res0, run0, hist0))
+    k, t, _, res, run, hot, hist = lax.while_loop(cond, body, (0, t0, s0, res0, run0, hot0, hist0))
     converged = res <= tol
     runaway = ~converged & run
     info = SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
-    return t, info, runaway
+    return t, info, runaway, hot
 
 
 def solve_rack_operating_point(
@@ -776,8 +796,10 @@ def solve_rack_operating_point(
 def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig = CoupledConfig(),
                          t_start=None):  # fmt: skip
     """The iteration of :func:`solve_rack_operating_point` alone, on values
-    (no derivatives flow through it): ``(t_plates (n,), info, runaway)`` for
-    :func:`rack_operating_point`. Split so that a caller can run the
+    (no derivatives flow through it): ``(t_plates (n,), info, runaway,
+    t_hot_model)`` for :func:`rack_operating_point`, ``t_hot_model`` the
+    chain's hottest junction at ``t_plates`` (K; ``max T_model``, known from
+    the last residual). Split so that a caller can run the
     iteration and the evaluation over its hours in different batches (on a
     CPU the iteration over a year is faster in warm-started runs of alike
     hours, the plant's evaluation in one pass over every hour).
@@ -788,7 +810,8 @@ def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config
     the facility-water setpoint ``fac.t_supply_set``, below the solution. From
     above the stable solution (and below the unstable one) the residual's
     concavity puts the first step below it, from where the iteration climbs
-    as from the cold start; the iterates never go below the setpoint."""
+    as from the cold start; the iterates never go below the setpoint.
+    :func:`rack_start_residuals` checks one start for many hours at once."""
     t_set = jnp.asarray(fac.t_supply_set)
     dtype = t_set.dtype
     tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
@@ -802,11 +825,59 @@ def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config
     return _rack_newton(fac_v, pl_v, amb_v, config, t0, tol, t_lo)
 
 
+def rack_start_residuals(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_start,
+                         utilization):  # fmt: skip
+    """What :func:`solve_rack_junctions` reports for each of m hours that
+    converge at one start ``t_start`` (n,) K, from the residual at that start
+    alone (on values): ``amb`` and ``utilization`` have a leading axis of m
+    hours (``fac.utilization`` is not used). Returns ``(info, runaway,
+    t_hot_model)`` with that leading axis: ``info.converged`` says whether the
+    start is within the tolerance for the hour (then ``info.iterations`` is 0
+    and ``info.residual`` is the start's); an hour that is not must be solved
+    (``solve_rack_junctions(..., t_start)``). At fixed junctions each
+    accelerator's power is linear in the utilization (idle and leakage, plus
+    the utilization times the dynamic power at the hottest junction's clock),
+    so the plates' (n, n) influence acts on two vectors rather than on m;
+    each hour adds only its own plant chain (secondary supply temperature)."""
+    t_set = jnp.asarray(fac.t_supply_set)
+    dtype = t_set.dtype
+    tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
+    fac, plates, amb, u = jax.tree_util.tree_map(lax.stop_gradient, (fac, plates, amb, utilization))
+    t = jnp.clip(lax.stop_gradient(jnp.asarray(t_start, dtype)), t_set, config.t_runaway)
+    acc = fac.accelerator
+    clock = it_power.clock_fraction(acc, jnp.max(t))
+    # p = a + u b for every plate
+    a = acc.p_idle + it_power.leakage_power(acc, t)
+    b = jnp.broadcast_to(acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent), t.shape)
+    base = plates.rise_fixed + plates.influence @ a + plates.resistance * a
+    slope = plates.influence @ b + plates.resistance * b
+
+    def supply(amb_h, u_h):
+        q_acc = plates.n_racks * (jnp.sum(a) + u_h * jnp.sum(b))
+        f = dataclasses.replace(fac, utilization=u_h)
+        return _plant_chain(f, amb_h, config, q_acc, plates.n_racks * plates.fixed_power, plates.dp, False, True)[1]
+
+    t_sup = jax.vmap(supply)(amb, u)
+    t_model = t_sup[:, None] + base[None, :] + u[:, None] * slope[None, :]
+    r = t[None, :] - t_model
+    res = jnp.max(jnp.abs(r), axis=1)
+    converged = res <= tol
+    runaway = ~converged & jnp.any((t[None, :] >= config.t_runaway) & (r < 0), axis=1)
+    m = res.shape[0]
+    hist = jnp.full((m, config.max_iter + 1), jnp.nan, dtype).at[:, 0].set(res)
+    # the iteration count's type as the iteration's loop counter has it
+    info = SolveInfo(converged=converged, iterations=jnp.zeros((m,), jnp.asarray(0).dtype), residual=res,
+                     history=hist)  # fmt: skip
+    return info, runaway, jnp.max(t_model, axis=1)
+
+
 def rack_operating_point(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_star, info,
-                         runaway):  # fmt: skip
+                         runaway, t_hot_model=None):  # fmt: skip
     """``(op, info, t_plates)`` of :func:`solve_rack_operating_point` from the
     output of :func:`solve_rack_junctions` for the same arguments: the
-    implicit derivative attached at ``t_star`` and the chain evaluated there."""
+    implicit derivative attached at ``t_star`` and the chain evaluated there.
+    ``t_hot_model`` (K; None: computed here): ``op.t_j_model``'s value, the
+    chain's hottest junction at ``t_star`` as the iteration found it."""
 
     def residual_of(f, pl, a):
         def residual(t):
@@ -820,5 +891,5 @@ def rack_operating_point(fac: Facility, plates: RackPlates, amb: Ambient, config
 
     t_star = lax.stop_gradient(t_star)
     t_plates = lax.custom_root(residual_of(fac, plates, amb), t_star, lambda f, x0: x0, tangent_solve)
-    op, _, _ = _rack_evaluate(fac, plates, amb, config, t_plates, True)
+    op, _ = _rack_evaluate(fac, plates, amb, config, t_plates, True, t_hot_model)
     return dataclasses.replace(op, runaway=runaway), info, t_plates

@@ -1116,14 +1116,15 @@ def rack_plates(static: Static, hall, rack_params):
     power = rp.plate_power[np.asarray(rs.plate_type_index)]
     t_zero = jnp.zeros((net.n_nodes,), dt)
     heat_fixed = jnp.zeros((net.n_edges,), dt).at[pe[fixed]].set(power[fixed])
-    rise_fixed = network_temperatures(net, sol.flow, heat_fixed, fluid, t_zero)[0].edge_inlet[pe[acc]]
 
-    def inlet_rise(p_acc):  # linear in the accelerator plates' heat at fixed flows
-        heat = jnp.zeros((net.n_edges,), dt).at[pe[acc]].set(p_acc)
+    def inlet_rise(p_acc):  # affine in the accelerator plates' heat at fixed flows
+        heat = heat_fixed.at[pe[acc]].set(p_acc)
         return network_temperatures(net, sol.flow, heat, fluid, t_zero)[0].edge_inlet[pe[acc]]
 
-    # [i, k]: plate i's inlet rise per W of plate k (forward-mode Jacobian: one factorization, n solves)
-    influence = jax.jacfwd(inlet_rise)(jnp.zeros((acc.size,), dt))
+    # the rise from the fixed-power plates (the accelerators' at zero), and [i, k]: plate i's inlet rise per W of
+    # plate k (the tangents of the same solve: one factorization for both, n right-hand sides)
+    rise_fixed, tangent = jax.linearize(inlet_rise, jnp.zeros((acc.size,), dt))
+    influence = jax.vmap(tangent, out_axes=1)(jnp.eye(acc.size, dtype=dt))
     dp = jnp.sum(sol.loss * jnp.abs(sol.flow)) / (q_rack * n_row)
     plates = RackPlates(
         resistance=r_all[acc],
@@ -1177,69 +1178,106 @@ def with_properties(static: Static, hall):
     )
 
 
-#: hours solved side by side in a rack hall's year on a CPU, and the plate-hours they may hold (see
-#: :func:`_hours_per_chunk`)
-_CPU_LANES = 16
-_CPU_CHUNK_PLATE_HOURS = 8192
+#: a rack hall's year on a CPU (:func:`_from_neighbours`): every ``_CPU_SPACING``-th hour of the sorted year solved
+#: from the cold start; the hours still unconverged at their start iterated ``_CPU_LANES`` at a time, fewer where
+#: those would pass ``_CPU_ROUND_PLATE_HOURS`` plate-hours
+_CPU_SPACING = 32
+_CPU_LANES = 96
+_CPU_ROUND_PLATE_HOURS = 8192
 
 
-def _hours_per_chunk(n_plates: int) -> int:
-    """Hours whose junction iteration runs side by side in one vectorized
-    pass of a rack hall's year when compiled for a CPU (a test patches it to
-    None: every hour at once from the cold start on every platform, the
-    accelerators' path). On a CPU the hours run as :func:`_warm_started`'s
-    lanes: ``_CPU_LANES`` of them, fewer where their arrays would pass
-    ``_CPU_CHUNK_PLATE_HOURS`` plate-hours (a whole year's 630,000 values of a
-    72-plate rack go to memory and back in every one of a step's 40-odd
-    passes; 8,000 stay in the core's cache). The bundled rack hall's compiled
-    year on the 2-core development machine: 0.13 s over every hour at once,
-    0.082 s in cold-started chunks of 113 hours, 0.057-0.058 s warm-started
-    in 8 to 24 lanes, 0.062 s in 40 and 0.071 s in 113 (the lanes iterate
-    together, so one hour that needs steps costs every lane of its step
-    them; benchmarks/RESULTS.md, issue 14). Compiled for an accelerator,
-    :func:`solve` takes every hour at once (``lax.platform_dependent``)."""
-    return max(1, min(_CPU_LANES, _CPU_CHUNK_PLATE_HOURS // max(n_plates, 1)))
+def _cpu_plan(n_plates: int) -> tuple[int, int]:
+    """``(spacing, lanes)`` of :func:`_from_neighbours` for a rack of
+    ``n_plates`` accelerator plates, the path of a rack hall's junctions when
+    compiled for a CPU (a test patches it to None: every hour at once from the
+    cold start on every platform, the accelerators' path). The lanes of a
+    round stay within ``_CPU_ROUND_PLATE_HOURS`` plate-hours, which stay in
+    the core's cache through the 40-odd passes of a Newton step (a whole
+    year's 630,000 values of a 72-plate rack go to memory and back in every
+    one). The bundled rack hall's compiled year on the 2-core development
+    machine (benchmarks/RESULTS.md, issue 14): 0.030 s in this plan (8,382 of
+    8,760 hours converge at their group's start; spacing 16 to 64 and 48 to
+    192 lanes within 10 %); 0.057 s in the warm-started lanes it replaced (16
+    runs of the sorted hours side by side, each hour from its run's previous
+    one); 0.082 s cold-started in chunks of 113 hours; 0.13 s over every hour
+    at once. Compiled for an accelerator, :func:`solve` takes every hour at
+    once (``lax.platform_dependent``)."""
+    return _CPU_SPACING, max(1, min(_CPU_LANES, _CPU_ROUND_PLATE_HOURS // max(n_plates, 1)))
 
 
-def _warm_started(junctions, hours, *, lanes: int, t_cold, n_plates: int):
-    """The junctions' iteration of every hour, each started from the solution
-    of the hour most like it: the hours sorted by utilization, then dry bulb,
-    then wet bulb, the sorted sequence cut into ``lanes`` runs of consecutive
-    hours, and the runs solved side by side (one vectorized iteration per
-    step of a ``lax.scan``), each hour from its run's previous one when that
-    one converged (else from ``t_cold``, K, the cold start). Hours that hold
-    the plant's setpoint at the same utilization have the same solution, so
-    most hours of a year start at it and converge without a step; the
-    iteration still evaluates every hour's residual and stops only within
-    the tolerance. Returns ``junctions``' outputs in the hours' own order;
-    equal to the cold start's to the solver's tolerance, not bit for bit."""
+def _sort_order(key):
+    """The permutation that sorts ``key`` (n,) to 1/16 of its unit (ties by
+    index), by one sort of integers, each the key's quantum above the index's
+    bits: on a CPU a fifth of the time of ``jnp.argsort``'s float comparisons
+    with their NaN and signed-zero rules (0.45 against 2.3 ms for a year of
+    hours). The index is taken back from the low bits, so the result is a
+    permutation whatever the keys are (NaN or out of range: placed anywhere)."""
     import jax
     import jax.numpy as jnp
 
+    n = key.shape[0]
+    bits = max(1, (n - 1).bit_length())
+    wide = jax.config.jax_enable_x64
+    itype = jnp.int64 if wide else jnp.int32
+    top = 2 ** ((62 if wide else 30) - bits) - 1  # the keys' quanta stay below the sign bit
+    quanta = jnp.clip(jnp.nan_to_num(jnp.round(key * 16.0)), 0, top).astype(itype)
+    packed = (quanta << bits) | jnp.arange(n, dtype=itype)
+    return (jax.lax.sort(packed, is_stable=False) & (2**bits - 1)).astype(jnp.int32)
+
+
+def _from_neighbours(junctions, check, hours, *, spacing: int, lanes: int, t_cold):
+    """The junctions' iteration of every hour, started from the solution of
+    an alike hour. The hours are sorted by utilization and dry bulb (one key:
+    utilization x 1000 K + dry bulb) and cut into groups of ``spacing``; the
+    first hour of every group is solved from the cold start (``t_cold``, K;
+    ``junctions(hour)``), and its solution is every hour of the group's start
+    (the cold start where it did not converge). ``check(group, start)``
+    evaluates a group's residuals at that start at once
+    (:func:`kernels.plant.coupled.rack_start_residuals`); only the hours whose
+    start is not within the tolerance iterate from it
+    (``junctions(hour, start)``), ``lanes`` at a time in a ``lax.while_loop``
+    over as many rounds as they need. Hours that hold the plant's setpoint at
+    the same utilization share their junctions, so most of a year converges
+    at its start. Returns ``junctions``' outputs ``(t_plates, info, runaway,
+    t_hot_model)`` in the hours' own order; equal to the cold start's to the
+    solver's tolerance, not bit for bit (an hour converged at its start
+    reports 0 iterations and its start's residual). The order only chooses
+    the starts: any order gives the same converged answer."""
+    import jax
+    import jax.numpy as jnp
+
+    tree_map = jax.tree_util.tree_map
+    hours = tree_map(jax.lax.stop_gradient, hours)  # the junctions are values; derivatives come from custom_root
+    t_cold = jax.lax.stop_gradient(t_cold)
     amb, u = hours
-    t_cold = jax.lax.stop_gradient(t_cold)  # the starts carry no derivative (the junctions are values)
-    n_hours = u.shape[0]
-    steps = -(-n_hours // lanes)
-    lanes = -(-n_hours // steps)
-    order = jnp.lexsort((amb.t_wb, amb.t_db, u))
-    # sorted, padded with the last hour (its solutions dropped), as (steps, lanes, ...): lane j runs through sorted
-    # positions j * steps ... j * steps + steps - 1
-    index = jnp.concatenate([order, jnp.broadcast_to(order[-1:], (steps * lanes - n_hours,))])
-    index = index.reshape(lanes, steps).T
-    in_steps = jax.tree_util.tree_map(lambda x: x[index], hours)
+    n = u.shape[0]
+    groups = -(-n // spacing)
+    order = _sort_order(u * 1000.0 + amb.t_db)
+    # sorted, padded with the last hour up to whole groups (the padding's results dropped)
+    order_pad = jnp.concatenate([order, jnp.broadcast_to(order[-1:], (groups * spacing - n,))])
+    by_order = tree_map(lambda x: x[order_pad], hours)
+    t_first, info_first = jax.vmap(junctions)(tree_map(lambda x: x[::spacing], by_order))[:2]
+    start = jnp.where(info_first.converged[:, None], t_first, jnp.asarray(t_cold, t_first.dtype))  # (groups, n)
+    checked = jax.vmap(check)(tree_map(lambda x: x.reshape((groups, spacing) + x.shape[1:]), by_order), start)
+    checked = tree_map(lambda x: x.reshape((groups * spacing,) + x.shape[2:]), checked)
+    # in the hours' own order: hour h sits at sorted position back[h] (order's inverse), in group back[h] // spacing
+    back = jnp.zeros((n,), order.dtype).at[order].set(jnp.arange(n, dtype=order.dtype))
+    out = (start[back // spacing], *tree_map(lambda x: x[back], checked))
+    pending = ~checked[0].converged & (jnp.arange(groups * spacing) < n)
+    # sorted positions of the pending hours, then past the end (dropped) up to a whole number of rounds
+    todo = jnp.nonzero(pending, size=-(-(groups * spacing) // lanes) * lanes, fill_value=groups * spacing)[0]
+    rounds = -(-jnp.sum(pending) // lanes)
 
-    def step(carry, hour):
-        t_prev, converged = carry
-        t_start = jnp.where(converged[:, None], t_prev, jnp.asarray(t_cold, t_prev.dtype))
-        solved = jax.vmap(junctions)(hour, t_start)
-        return (solved[0], solved[1].converged), solved
+    def one_round(state):
+        r, out = state
+        pos = jax.lax.dynamic_slice(todo, (r * lanes,), (lanes,))
+        take = jnp.minimum(pos, groups * spacing - 1)
+        solved = jax.vmap(junctions)(tree_map(lambda x: x[take], by_order), start[take // spacing])
+        hour = jnp.where(pos < groups * spacing, order_pad[take], n)  # n: past the end, dropped
+        return r + 1, tree_map(lambda o, s: o.at[hour].set(s, mode="drop"), out, solved)
 
-    t_init = jnp.full((lanes, n_plates), t_cold, jnp.result_type(t_cold))
-    _, solved = jax.lax.scan(step, (t_init, jnp.zeros((lanes,), bool)), in_steps)
-    # hour h sits at sorted position back[h] (order's inverse), which is flat position back[h]
-    back = jnp.zeros((n_hours,), index.dtype).at[order].set(jnp.arange(n_hours, dtype=index.dtype))
-    flat = jax.tree_util.tree_map(lambda x: x.swapaxes(0, 1).reshape((steps * lanes,) + x.shape[2:]), solved)
-    return jax.tree_util.tree_map(lambda x: x[back], flat)
+    _, out = jax.lax.while_loop(lambda state: state[0] < rounds, one_round, (jnp.zeros((), rounds.dtype), out))
+    return out
 
 
 def solve(static: Static, params: Params) -> Solution:
@@ -1248,7 +1286,12 @@ def solve(static: Static, params: Params) -> Solution:
     cooling chain, with the coolant properties at the design's setpoint."""
     import jax
 
-    from aidc_thermo.kernels.plant.coupled import rack_operating_point, solve_operating_point, solve_rack_junctions
+    from aidc_thermo.kernels.plant.coupled import (
+        rack_operating_point,
+        rack_start_residuals,
+        solve_operating_point,
+        solve_rack_junctions,
+    )
 
     hall = with_properties(static, params.hall)
     if static.rack is not None:
@@ -1258,21 +1301,26 @@ def solve(static: Static, params: Params) -> Solution:
             amb, u = hour
             return solve_rack_junctions(dataclasses.replace(hall, utilization=u), plates, amb, static.config, t_start)
 
+        def check(hours, t_start):
+            amb, u = hours
+            return rack_start_residuals(hall, plates, amb, static.config, t_start, u)
+
         def operating_point(hour, solved):
             amb, u = hour
             return rack_operating_point(dataclasses.replace(hall, utilization=u), plates, amb, static.config, *solved)
 
         hours = (params.ambient, params.utilization)
-        chunk = _hours_per_chunk(len(static.rack.accelerators))
+        plan = _cpu_plan(len(static.rack.accelerators))
         every_hour = jax.vmap(junctions)
-        # the junctions' iteration in lanes of alike hours on a CPU (chosen for the platform compiled for, as
+        # the junctions' iteration from alike hours' solutions on a CPU (chosen for the platform compiled for, as
         # kernels/solvers/dense.py chooses), the plant's evaluation over every hour at once
-        if chunk is None:
+        if plan is None:
             solved = every_hour(hours)
         else:
-            in_lanes = functools.partial(_warm_started, junctions, lanes=chunk, t_cold=hall.t_supply_set,
-                                         n_plates=len(static.rack.accelerators))  # fmt: skip
-            solved = jax.lax.platform_dependent(hours, cpu=in_lanes, default=every_hour)
+            spacing, lanes = plan
+            from_alike = functools.partial(_from_neighbours, junctions, check, spacing=spacing, lanes=lanes,
+                                           t_cold=hall.t_supply_set)  # fmt: skip
+            solved = jax.lax.platform_dependent(hours, cpu=from_alike, default=every_hour)
         ops, info, t_plates = jax.vmap(operating_point)(hours, solved)
         return Solution(ops, info, t_plates, state)
 
