@@ -85,8 +85,8 @@ __all__ = [
     "RackPlates",
     "evaluate_operating_point",
     "rack_operating_point",
-    "solve_operating_point",
     "rack_start_residuals",
+    "solve_operating_point",
     "solve_rack_junctions",
     "solve_rack_operating_point",
 ]
@@ -631,9 +631,17 @@ def _rack_heat(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledC
 def _rack_power(fac: Facility, t_plates, clock):
     """``(p (n,), leak (n,))``: each accelerator's power and leakage at its own
     junction temperature and the common clock."""
+    fixed, dynamic, leak = _rack_power_parts(fac, t_plates, clock)
+    return fixed + fac.utilization * dynamic, leak
+
+
+def _rack_power_parts(fac: Facility, t_plates, clock):
+    """``(fixed (n,), dynamic, leak (n,))``: each accelerator's power is
+    ``fixed + utilization * dynamic`` (idle and leakage at its own junction
+    temperature; the dynamic power at full utilization and the common clock)."""
     acc = fac.accelerator
     leak = it_power.leakage_power(acc, t_plates)
-    return acc.p_idle + fac.utilization * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent) + leak, leak
+    return acc.p_idle + leak, acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent), leak
 
 
 def _rack_junctions(plates: RackPlates, t_sup, p):
@@ -801,8 +809,9 @@ def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config
     chain's hottest junction at ``t_plates`` (K; ``max T_model``, known from
     the last residual). Split so that a caller can run the
     iteration and the evaluation over its hours in different batches (on a
-    CPU the iteration over a year is faster in warm-started runs of alike
-    hours, the plant's evaluation in one pass over every hour).
+    CPU a year's hours start from alike hours' solutions and only those not
+    converged there iterate, while the plant's evaluation takes every hour
+    in one pass).
 
     ``t_start`` (n,), K: where the iteration starts, e.g. a converged
     neighbouring hour's junction temperatures (a warm start; clipped to the
@@ -812,17 +821,21 @@ def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config
     concavity puts the first step below it, from where the iteration climbs
     as from the cold start; the iterates never go below the setpoint.
     :func:`rack_start_residuals` checks one start for many hours at once."""
-    t_set = jnp.asarray(fac.t_supply_set)
-    dtype = t_set.dtype
-    tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
-    n = jnp.shape(plates.resistance)[0]
+    tol, t_lo, t0 = _rack_start(fac, plates, config, t_start)
     fac_v, pl_v, amb_v = jax.tree_util.tree_map(lax.stop_gradient, (fac, plates, amb))
-    t_lo = lax.stop_gradient(t_set)
-    if t_start is None:
-        t0 = jnp.full((n,), t_lo, dtype)
-    else:
-        t0 = jnp.clip(lax.stop_gradient(jnp.asarray(t_start, dtype)), t_lo, config.t_runaway)
     return _rack_newton(fac_v, pl_v, amb_v, config, t0, tol, t_lo)
+
+
+def _rack_start(fac: Facility, plates: RackPlates, config: CoupledConfig, t_start):
+    """``(tol, t_lo, t0)`` of the rack iteration (values): the tolerance, the
+    iterates' lower bound (the facility-water setpoint) and the start,
+    ``t_start`` clipped to ``[t_lo, config.t_runaway]`` (None: ``t_lo``)."""
+    t_lo = lax.stop_gradient(jnp.asarray(fac.t_supply_set))
+    dtype = t_lo.dtype
+    tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
+    if t_start is None:
+        return tol, t_lo, jnp.full((jnp.shape(plates.resistance)[0],), t_lo, dtype)
+    return tol, t_lo, jnp.clip(lax.stop_gradient(jnp.asarray(t_start, dtype)), t_lo, config.t_runaway)
 
 
 def rack_start_residuals(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_start,
@@ -839,16 +852,12 @@ def rack_start_residuals(fac: Facility, plates: RackPlates, amb: Ambient, config
     the utilization times the dynamic power at the hottest junction's clock),
     so the plates' (n, n) influence acts on two vectors rather than on m;
     each hour adds only its own plant chain (secondary supply temperature)."""
-    t_set = jnp.asarray(fac.t_supply_set)
-    dtype = t_set.dtype
-    tol = (1e-9 if dtype == jnp.float64 else 1e-3) if config.tol is None else config.tol
+    tol, _, t = _rack_start(fac, plates, config, t_start)
+    dtype = t.dtype
     fac, plates, amb, u = jax.tree_util.tree_map(lax.stop_gradient, (fac, plates, amb, utilization))
-    t = jnp.clip(lax.stop_gradient(jnp.asarray(t_start, dtype)), t_set, config.t_runaway)
-    acc = fac.accelerator
-    clock = it_power.clock_fraction(acc, jnp.max(t))
-    # p = a + u b for every plate
-    a = acc.p_idle + it_power.leakage_power(acc, t)
-    b = jnp.broadcast_to(acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent), t.shape)
+    clock = it_power.clock_fraction(fac.accelerator, jnp.max(t))
+    a, dynamic, _ = _rack_power_parts(fac, t, clock)  # p = a + u b for every plate
+    b = jnp.broadcast_to(dynamic, t.shape)
     base = plates.rise_fixed + plates.influence @ a + plates.resistance * a
     slope = plates.influence @ b + plates.resistance * b
 
