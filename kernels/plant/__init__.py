@@ -513,9 +513,13 @@ def reject_heat(
     t_in = t_supply + q_load / c_fw
     d_t = t_in - t_ref
 
-    # Fan speed that rejects exactly q_load at the setpoint (free cooling).
+    # Fan speed that rejects exactly q_load at the setpoint (free cooling). Where the device cannot hold the
+    # setpoint its full-speed duty equals q_load (t_float is defined so), and its residual at full speed is
+    # rounding noise of either sign: searching that root at the bracket's end cost every lane of a year two to
+    # three more iterations. Those lanes run at full speed whatever the root, so their residual is made
+    # negative over the whole bracket (no root inside: full speed at once, no iteration).
     def residual(f):
-        return g_of(f) * d_t - q_load
+        return jnp.where(free, g_of(f) * d_t - q_load, -jnp.abs(q_load) - 1.0)
 
     f_root = _bracketed_root(residual, f_min, one)
     at_min = g_min * d_t >= q_load
