@@ -395,17 +395,16 @@ def test_rack_solution_is_the_fixed_point_of_the_chain_recomputed_here():
 def test_rack_start_residuals_are_the_iterations_first_residual_for_many_hours_at_once():
     """``rack_start_residuals`` (one start, many hours, the (n, n) influence applied to two vectors) reports
     what ``solve_rack_junctions`` reports at that start before its first step: the residual, whether it is
-    converged there, and the chain's hottest junction there; and ``rack_operating_point`` given that hottest
-    junction reports the same ``t_j_model`` as when it computes it."""
+    converged there, and the summary of the junctions there (hottest, the chain's hottest, summed leakage)."""
     fac, amb0 = temperate()
     plates = _rack_plates(fac)
     t_db = (20.0, 20.0, 31.0, 5.0, 20.0)
     u = jnp.asarray([float(fac.utilization), 0.5, float(fac.utilization), 0.9, 1.0])
     ambs = [ambient(d, d - 6.0) for d in t_db]
     amb = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *ambs)
-    t0, info0, _, hot0 = jax.jit(lambda f, p, a: solve_rack_junctions(f, p, a, DRY))(fac, plates, ambs[0])
+    t0, info0, _, summary0 = jax.jit(lambda f, p, a: solve_rack_junctions(f, p, a, DRY))(fac, plates, ambs[0])
     assert bool(info0.converged)
-    info, runaway, hot = jax.jit(lambda f, p, a, t, u: rack_start_residuals(f, p, a, DRY, t, u))(
+    info, runaway, summary = jax.jit(lambda f, p, a, t, u: rack_start_residuals(f, p, a, DRY, t, u))(
         fac, plates, amb, t0, u
     )
     step = jax.jit(lambda f, p, a, t: solve_rack_junctions(f, p, a, DRY, t))
@@ -416,14 +415,50 @@ def test_rack_start_residuals_are_the_iterations_first_residual_for_many_hours_a
         assert bool(info.converged[h]) == (first <= 1e-9) and int(info.iterations[h]) == 0
         assert float(info.history[h, 0]) == float(info.residual[h]) and np.all(np.isnan(info.history[h, 1:]))
         assert not bool(runaway[h])
+        # the junctions are the start's for every hour: their hottest and their leakage too
+        assert float(summary.t_hot[h]) == float(jnp.max(t0))
+        assert float(summary.leakage[h]) == pytest.approx(float(summary0.leakage), rel=1e-13)
     # hour 0 is the start's own hour; the others differ in weather or utilization and need steps
     assert bool(info.converged[0]) and not np.any(np.asarray(info.converged[1:]))
-    assert float(hot[0]) == pytest.approx(float(hot0), abs=1e-9)
-    solved = (t0, info0, jnp.zeros((), bool))
-    op_computed = jax.jit(lambda f, p, a: rack_operating_point(f, p, a, DRY, *solved)[0])(fac, plates, ambs[0])
-    op_given = jax.jit(lambda f, p, a: rack_operating_point(f, p, a, DRY, *solved, hot0)[0])(fac, plates, ambs[0])
-    assert float(op_given.t_j_model) == pytest.approx(float(op_computed.t_j_model), abs=1e-9)
-    assert float(op_given.p_facility) == float(op_computed.p_facility)
+    assert float(summary.t_hot_model[0]) == pytest.approx(float(summary0.t_hot_model), abs=1e-9)
+    acc = fac.accelerator
+    leak = float(jnp.sum(acc.leak_ref * jnp.exp(acc.leak_beta * (t0 - acc.t_leak_ref))))
+    assert float(summary0.t_hot) == float(jnp.max(t0)) and float(summary0.leakage) == pytest.approx(leak, rel=1e-13)
+
+
+def test_rack_operating_point_from_the_iterations_summary_equals_every_plates_with_the_same_derivatives():
+    """``rack_operating_point`` given the iteration's ``RackSummary`` evaluates the plant on the summary's
+    scalars, not on every plate: the same operating point (``t_j_model`` to the iteration's tolerance, the rest
+    to rounding), and the same derivatives, forward and reverse, with respect to the plates' resistances, the
+    accelerator's leakage and the weather (the summary's values carry the junctions' derivatives)."""
+    fac, _ = temperate()
+    amb = ambient(38.0, 24.0)  # a hot hour: the dry cooler cannot hold the setpoint, the junctions follow the weather
+    plates = _rack_plates(fac)
+    solved = jax.jit(lambda f, p, a: solve_rack_junctions(f, p, a, DRY))(fac, plates, amb)
+    assert bool(solved[1].converged)
+    fields = ("t_j", "t_j_model", "p_accelerator", "clock", "leakage", "p_it", "q_tcs", "fan_fraction", "p_facility")
+
+    def point(x, summary):
+        acc = dataclasses.replace(fac.accelerator, leak_ref=fac.accelerator.leak_ref * x[1])
+        f = dataclasses.replace(fac, accelerator=acc)
+        pl = dataclasses.replace(plates, resistance=plates.resistance * x[0])
+        a = dataclasses.replace(amb, t_db=amb.t_db + x[2])
+        op = rack_operating_point(f, pl, a, DRY, *solved[:3], summary)[0]
+        return jnp.stack([getattr(op, k) for k in fields])
+
+    x0 = jnp.ones(3, jnp.float64).at[2].set(0.0)
+    every = jax.jit(lambda x: point(x, None))
+    known = jax.jit(lambda x: point(x, solved[3]))
+    v_every, v_known = np.asarray(every(x0)), np.asarray(known(x0))
+    np.testing.assert_allclose(v_known[[0, *range(2, len(fields))]], v_every[[0, *range(2, len(fields))]], rtol=1e-13)
+    assert v_known[1] == pytest.approx(v_every[1], abs=1e-9)
+    j_every = np.asarray(jax.jit(jax.jacfwd(lambda x: point(x, None)))(x0))
+    j_known = np.asarray(jax.jit(jax.jacfwd(lambda x: point(x, solved[3])))(x0))
+    j_rev = np.asarray(jax.jit(jax.jacrev(lambda x: point(x, solved[3])))(x0))
+    assert np.all(np.abs(j_every[[0, 4, 8]]) > 1e-6)  # the junctions, the leakage and the hall's power move
+    assert float(v_every[fields.index("fan_fraction")]) == 1.0
+    np.testing.assert_allclose(j_known, j_every, rtol=1e-9, atol=1e-9 * np.abs(j_every).max())
+    np.testing.assert_allclose(j_rev, j_every, rtol=1e-9, atol=1e-9 * np.abs(j_every).max())
 
 
 def test_rack_runaway_is_reported_with_finite_fields():

@@ -64,6 +64,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +85,7 @@ __all__ = [
     "Facility",
     "OperatingPoint",
     "RackPlates",
+    "RackSummary",
     "evaluate_operating_point",
     "rack_operating_point",
     "rack_start_residuals",
@@ -605,6 +608,18 @@ class RackPlates:
     n_racks: jax.Array
 
 
+class RackSummary(NamedTuple):
+    """What the hall's evaluation needs of a rack's junction temperatures,
+    known where the iteration evaluated its residual (values, K and W):
+    ``t_hot`` the hottest junction (``max t_plates``), ``t_hot_model`` the
+    chain's hottest junction at ``t_plates`` (``max T_model``), ``leakage``
+    the rack's accelerators' leakage summed (W)."""
+
+    t_hot: jax.Array
+    t_hot_model: jax.Array
+    leakage: jax.Array
+
+
 def _rack_model(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water,
                 supply_only):  # fmt: skip
     """``(t_model (n,), p (n,), leak (n,), clock, fields)`` at the accelerators'
@@ -651,33 +666,62 @@ def _rack_junctions(plates: RackPlates, t_sup, p):
     return t_sup + plates.rise_fixed + plates.influence @ p + plates.resistance * p
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _known(fun, value, *args):
+    """``value``, known to equal ``fun(*args)``, with ``fun``'s derivative:
+    the value costs nothing, and ``fun`` is evaluated only where a derivative
+    is taken (``jax.jvp`` of it at ``args``; ``value``'s own tangent is
+    not used)."""
+    del args
+    return value
+
+
+@_known.defjvp
+def _known_jvp(fun, primals, tangents):
+    value, *args = primals
+    _, *d_args = tangents
+    _, d_out = jax.jvp(fun, tuple(args), tuple(d_args))
+    return value, d_out
+
+
+def _hot_and_leakage(acc: it_power.Accelerator, t_plates):
+    return jnp.max(t_plates), jnp.sum(it_power.leakage_power(acc, t_plates))
+
+
 def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_plates, with_water,
-                   t_hot_model=None):  # fmt: skip
+                   summary: RackSummary | None = None):  # fmt: skip
     """The chain at the accelerators' junction temperatures ``t_plates`` (n,):
-    ``(op, p (n,))``. ``t_hot_model`` (K), when known: the chain's hottest
-    junction at ``t_plates`` as a value, taken for ``op.t_j_model`` instead of
-    the plates' junctions (an (n, n) product per hour); its derivative is that
-    of ``op.t_j``, which it equals along the solution (T_model(T*) = T*)."""
+    its :class:`OperatingPoint`. ``summary`` (a :class:`RackSummary` of
+    ``t_plates``), when known: the hottest junction, the chain's hottest
+    junction and the summed leakage are taken from it as values instead of
+    from every plate (n exponentials and an (n, n) product per hour), with the
+    derivatives they have as functions of ``t_plates``; ``op.t_j_model``'s is
+    that of ``op.t_j``, which it equals along the solution (T_model(T*) = T*)."""
     acc = fac.accelerator
-    t_hot = jnp.max(t_plates)
-    if t_hot_model is None:
-        t_model, p, leak, clock, f = _rack_model(fac, plates, amb, config, t_plates, with_water, False)
-        t_j_model = jnp.max(t_model)
-    else:
-        p, leak, clock, f, _ = _rack_heat(fac, plates, amb, config, t_plates, with_water, False)
-        t_j_model = t_hot + lax.stop_gradient(t_hot_model - t_hot)
     n_per_rack = t_plates.shape[0]
-    op = OperatingPoint(
+    if summary is None:
+        t_model, p, leak, clock, f = _rack_model(fac, plates, amb, config, t_plates, with_water, False)
+        t_hot, t_j_model = jnp.max(t_plates), jnp.max(t_model)
+        p_sum, leak_sum = jnp.sum(p), jnp.sum(leak)
+    else:
+        t_hot, leak_sum = _known(_hot_and_leakage, (summary.t_hot, summary.leakage), acc, t_plates)
+        t_j_model = t_hot + lax.stop_gradient(summary.t_hot_model - t_hot)
+        clock = it_power.clock_fraction(acc, t_hot)
+        # the sum of _rack_power's p: idle and leakage of every plate, the dynamic power at the common clock
+        p_sum = n_per_rack * (acc.p_idle + fac.utilization * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent))
+        p_sum = p_sum + leak_sum
+        f, _ = _plant_chain(fac, amb, config, plates.n_racks * p_sum, plates.n_racks * plates.fixed_power, plates.dp,
+                            with_water)  # fmt: skip
+    return OperatingPoint(
         t_j=t_hot,
         t_j_model=t_j_model,
-        p_accelerator=jnp.sum(p) / n_per_rack,
+        p_accelerator=p_sum / n_per_rack,
         clock=clock,
-        leakage=jnp.sum(leak) / n_per_rack,
+        leakage=leak_sum / n_per_rack,
         tokens_per_s=fac.n_accelerators * (fac.utilization * clock * acc.tokens_per_s),
         runaway=jnp.zeros((), bool),
         **f,
     )
-    return op, p
 
 
 def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol, t_lo):
@@ -765,7 +809,13 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol, t_lo):
     converged = res <= tol
     runaway = ~converged & run
     info = SolveInfo(converged=converged, iterations=k, residual=res, history=hist)
-    return t, info, runaway, hot
+    return t, info, runaway, _summary(acc, t, hot)
+
+
+def _summary(acc: it_power.Accelerator, t_plates, t_hot_model) -> RackSummary:
+    """The :class:`RackSummary` of junctions ``t_plates`` (n,) whose chain's
+    hottest junction is ``t_hot_model``."""
+    return RackSummary(jnp.max(t_plates), t_hot_model, jnp.sum(it_power.leakage_power(acc, t_plates)))
 
 
 def solve_rack_operating_point(
@@ -805,9 +855,9 @@ def solve_rack_junctions(fac: Facility, plates: RackPlates, amb: Ambient, config
                          t_start=None):  # fmt: skip
     """The iteration of :func:`solve_rack_operating_point` alone, on values
     (no derivatives flow through it): ``(t_plates (n,), info, runaway,
-    t_hot_model)`` for :func:`rack_operating_point`, ``t_hot_model`` the
-    chain's hottest junction at ``t_plates`` (K; ``max T_model``, known from
-    the last residual). Split so that a caller can run the
+    summary)`` for :func:`rack_operating_point`, ``summary`` the
+    :class:`RackSummary` of ``t_plates`` (the chain's hottest junction known
+    from the last residual). Split so that a caller can run the
     iteration and the evaluation over its hours in different batches (on a
     CPU a year's hours start from alike hours' solutions and only those not
     converged there iterate, while the plant's evaluation takes every hour
@@ -844,7 +894,8 @@ def rack_start_residuals(fac: Facility, plates: RackPlates, amb: Ambient, config
     converge at one start ``t_start`` (n,) K, from the residual at that start
     alone (on values): ``amb`` and ``utilization`` have a leading axis of m
     hours (``fac.utilization`` is not used). Returns ``(info, runaway,
-    t_hot_model)`` with that leading axis: ``info.converged`` says whether the
+    summary)`` (a :class:`RackSummary` per hour) with that leading axis:
+    ``info.converged`` says whether the
     start is within the tolerance for the hour (then ``info.iterations`` is 0
     and ``info.residual`` is the start's); an hour that is not must be solved
     (``solve_rack_junctions(..., t_start)``). At fixed junctions each
@@ -856,7 +907,7 @@ def rack_start_residuals(fac: Facility, plates: RackPlates, amb: Ambient, config
     dtype = t.dtype
     fac, plates, amb, u = jax.tree_util.tree_map(lax.stop_gradient, (fac, plates, amb, utilization))
     clock = it_power.clock_fraction(fac.accelerator, jnp.max(t))
-    a, dynamic, _ = _rack_power_parts(fac, t, clock)  # p = a + u b for every plate
+    a, dynamic, leak = _rack_power_parts(fac, t, clock)  # p = a + u b for every plate
     b = jnp.broadcast_to(dynamic, t.shape)
     base = plates.rise_fixed + plates.influence @ a + plates.resistance * a
     slope = plates.influence @ b + plates.resistance * b
@@ -877,16 +928,23 @@ def rack_start_residuals(fac: Facility, plates: RackPlates, amb: Ambient, config
     # the iteration count's type as the iteration's loop counter has it
     info = SolveInfo(converged=converged, iterations=jnp.zeros((m,), jnp.asarray(0).dtype), residual=res,
                      history=hist)  # fmt: skip
-    return info, runaway, jnp.max(t_model, axis=1)
+    summary = RackSummary(jnp.broadcast_to(jnp.max(t), (m,)), jnp.max(t_model, axis=1),
+                          jnp.broadcast_to(jnp.sum(leak), (m,)))  # fmt: skip
+    return info, runaway, summary
 
 
 def rack_operating_point(fac: Facility, plates: RackPlates, amb: Ambient, config: CoupledConfig, t_star, info,
-                         runaway, t_hot_model=None):  # fmt: skip
+                         runaway, summary: RackSummary | None = None):  # fmt: skip
     """``(op, info, t_plates)`` of :func:`solve_rack_operating_point` from the
     output of :func:`solve_rack_junctions` for the same arguments: the
     implicit derivative attached at ``t_star`` and the chain evaluated there.
-    ``t_hot_model`` (K; None: computed here): ``op.t_j_model``'s value, the
-    chain's hottest junction at ``t_star`` as the iteration found it."""
+    ``summary`` (the :class:`RackSummary` the iteration returned; None:
+    computed here from every plate, one (n, n) product and n exponentials):
+    the hottest junction, the chain's hottest junction and the summed leakage
+    at ``t_star`` as values, with their derivatives as functions of the
+    junctions (``op.t_j_model``'s is ``op.t_j``'s, the two being equal along
+    the solution). A caller that knows them evaluates the plant chain per
+    hour on these scalars alone."""
 
     def residual_of(f, pl, a):
         def residual(t):
@@ -900,5 +958,5 @@ def rack_operating_point(fac: Facility, plates: RackPlates, amb: Ambient, config
 
     t_star = lax.stop_gradient(t_star)
     t_plates = lax.custom_root(residual_of(fac, plates, amb), t_star, lambda f, x0: x0, tangent_solve)
-    op, _ = _rack_evaluate(fac, plates, amb, config, t_plates, True, t_hot_model)
+    op = _rack_evaluate(fac, plates, amb, config, t_plates, True, summary)
     return dataclasses.replace(op, runaway=runaway), info, t_plates

@@ -1195,7 +1195,7 @@ def _cpu_plan(n_plates: int) -> tuple[int, int]:
     the core's cache through the 40-odd passes of a Newton step (a whole
     year's 630,000 values of a 72-plate rack go to memory and back in every
     one). The bundled rack hall's compiled year on the 2-core development
-    machine (benchmarks/RESULTS.md, issue 14): 0.030 s in this plan (8,382 of
+    machine (benchmarks/RESULTS.md, issue 14): 0.025-0.028 s in this plan (8,382 of
     8,760 hours converge at their group's start; spacing 16 to 64 and 48 to
     192 lanes within 10 %); 0.057 s in the warm-started lanes it replaced (16
     runs of the sorted hours side by side, each hour from its run's previous
@@ -1239,7 +1239,7 @@ def _from_neighbours(junctions, check, hours, *, spacing: int, lanes: int, t_col
     over as many rounds as they need. Hours that hold the plant's setpoint at
     the same utilization share their junctions, so most of a year converges
     at its start. Returns ``junctions``' outputs ``(t_plates, info, runaway,
-    t_hot_model)`` in the hours' own order; equal to the cold start's to the
+    summary)`` in the hours' own order; equal to the cold start's to the
     solver's tolerance, not bit for bit (an hour converged at its start
     reports 0 iterations and its start's residual). The order only chooses
     the starts: any order gives the same converged answer."""
