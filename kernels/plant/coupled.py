@@ -656,7 +656,7 @@ def _rack_power_parts(fac: Facility, t_plates, clock):
     temperature; the dynamic power at full utilization and the common clock)."""
     acc = fac.accelerator
     leak = it_power.leakage_power(acc, t_plates)
-    return acc.p_idle + leak, acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent), leak
+    return acc.p_idle + leak, it_power.dynamic_power(acc, clock), leak
 
 
 def _rack_junctions(plates: RackPlates, t_sup, p):
@@ -708,8 +708,7 @@ def _rack_evaluate(fac: Facility, plates: RackPlates, amb: Ambient, config: Coup
         t_j_model = t_hot + lax.stop_gradient(summary.t_hot_model - t_hot)
         clock = it_power.clock_fraction(acc, t_hot)
         # the sum of _rack_power's p: idle and leakage of every plate, the dynamic power at the common clock
-        p_sum = n_per_rack * (acc.p_idle + fac.utilization * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent))
-        p_sum = p_sum + leak_sum
+        p_sum = n_per_rack * (acc.p_idle + fac.utilization * it_power.dynamic_power(acc, clock)) + leak_sum
         f, _ = _plant_chain(fac, amb, config, plates.n_racks * p_sum, plates.n_racks * plates.fixed_power, plates.dp,
                             with_water)  # fmt: skip
     return OperatingPoint(
@@ -815,7 +814,8 @@ def _rack_newton(fac, plates, amb, config: CoupledConfig, t0, tol, t_lo):
 def _summary(acc: it_power.Accelerator, t_plates, t_hot_model) -> RackSummary:
     """The :class:`RackSummary` of junctions ``t_plates`` (n,) whose chain's
     hottest junction is ``t_hot_model``."""
-    return RackSummary(jnp.max(t_plates), t_hot_model, jnp.sum(it_power.leakage_power(acc, t_plates)))
+    t_hot, leakage = _hot_and_leakage(acc, t_plates)
+    return RackSummary(t_hot, t_hot_model, leakage)
 
 
 def solve_rack_operating_point(

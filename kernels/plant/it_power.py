@@ -33,6 +33,7 @@ __all__ = [
     "Accelerator",
     "accelerator_power",
     "clock_fraction",
+    "dynamic_power",
     "leakage_power",
     "smooth_ramp",
     "throughput",
@@ -94,11 +95,14 @@ def leakage_power(acc: Accelerator, t_j):
     return acc.leak_ref * jnp.exp(acc.leak_beta * (t_j - acc.t_leak_ref))
 
 
+def dynamic_power(acc: Accelerator, clock):
+    """Dynamic power, W, at full utilization and ``clock`` (fraction of nominal)."""
+    return acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent)
+
+
 def accelerator_power(acc: Accelerator, utilization, t_j):
     """Electrical power of one accelerator, W (all of it becomes heat)."""
-    clock = clock_fraction(acc, t_j)
-    dynamic = utilization * acc.p_dynamic * jnp.power(clock, acc.dyn_clock_exponent)
-    return acc.p_idle + dynamic + leakage_power(acc, t_j)
+    return acc.p_idle + utilization * dynamic_power(acc, clock_fraction(acc, t_j)) + leakage_power(acc, t_j)
 
 
 def throughput(acc: Accelerator, utilization, t_j):
