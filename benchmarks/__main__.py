@@ -27,6 +27,10 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
+    from aidc_thermo import blas
+
+    blas.limit()  # our solves as the command line runs them; peers set their own threads
+
     from benchmarks import coldplate, conduction, facility, harness, network, openfoam_peer, operators, porous, report
     from benchmarks import sweep as sweep_bench
     from benchmarks import transient as transient_bench

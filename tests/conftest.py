@@ -25,6 +25,12 @@ from aidc_thermo import compile_cache  # noqa: E402
 if os.environ["AIDC_THERMO_COMPILE_CACHE"].strip() and compile_cache.cache_dir() is not None:
     compile_cache.configure()
 
+# LAPACK inside compiled programs on one BLAS thread, as the command line runs them (thermo/blas.py): two xdist
+# workers on a 2-core machine each with OpenBLAS's own threads beside XLA's oversubscribe it.
+from aidc_thermo import blas  # noqa: E402
+
+blas.limit()
+
 # Cold-plate curves solved from a plate case (thermo/curve_cache.py) go to one folder per test session, not the
 # user's: set here in pytest's first process, inherited by its xdist workers, so a bundled plate is solved once.
 if "AIDC_THERMO_CURVE_CACHE" not in os.environ:

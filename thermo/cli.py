@@ -26,13 +26,17 @@ SERIES_CASE_TYPES = ("facility", "closure_calibration", "transient_hall")
 
 
 def _configure_jax(args) -> None:
-    """Precision and the persistent compilation cache are set here, at the
-    entry point, never at library import: float64 is available (each case
-    chooses its own precision); compiled programs are kept in the user's cache
-    folder unless turned off (:mod:`thermo.compile_cache`)."""
+    """Precision, BLAS threads and the persistent compilation cache are set
+    here, at the entry point, never at library import: float64 is available
+    (each case chooses its own precision); LAPACK inside compiled programs runs
+    on one thread unless ``OPENBLAS_NUM_THREADS`` says otherwise
+    (:mod:`thermo.blas`); compiled programs are kept in the user's cache folder
+    unless turned off (:mod:`thermo.compile_cache`)."""
     import jax
 
-    from aidc_thermo import compile_cache
+    from aidc_thermo import blas, compile_cache
+
+    blas.limit()
 
     jax.config.update("jax_enable_x64", True)
     from aidc_thermo import curve_cache
