@@ -117,6 +117,39 @@ def _tray_flows(text):
     return case, np.array([float(sol.flow[lab.index(f"tray {i} supply QD")]) for i in range(27)])
 
 
+@pytest.mark.parametrize(
+    "edits, most",
+    [
+        ((), 4),  # the bundled rack: measured 8 steps from the cold start, 3 after the linearized start
+        ((('diameter = "38 mm"', 'diameter = "20 mm"'), ('layout = "U" ', 'layout = "Z" ')), 5),  # undersized, Z: 8, 4
+    ],
+)
+def test_the_linearized_start_reaches_the_cold_starts_flows_in_fewer_newton_steps(edits, most):
+    """NewtonOptions.linear_start (the rack case's and the rack hall's
+    solves): the same converged flows and pressures as the damped Newton
+    from the uniform cold start, to round-off, in fewer steps."""
+    import jax
+    import jax.numpy as jnp
+
+    from aidc_thermo.kernels.network import Fluid, NewtonOptions, solve_network
+
+    static, params = rack.build(_case(_edit(*edits)))
+    ep, bnd = rack.edge_params(static, params)
+    fl = Fluid(*(jnp.asarray(x, jnp.float64) for x in (997.0, 7.0e-4, 4180.0)))
+
+    @jax.jit
+    def both(ep, bnd):
+        return [solve_network(static.network, ep, fl, bnd, NewtonOptions(linear_start=s)) for s in (False, True)]
+
+    (cold, i_cold), (lin, i_lin) = both(ep, bnd)
+    assert bool(i_cold.converged) and bool(i_lin.converged)
+    print("Newton steps, cold / linearized start:", int(i_cold.iterations), int(i_lin.iterations))
+    assert int(i_lin.iterations) <= most < int(i_cold.iterations)
+    np.testing.assert_allclose(np.asarray(lin.flow), np.asarray(cold.flow), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(lin.pressure), np.asarray(cold.pressure), rtol=1e-12, atol=1e-6)
+    assert 1e-6 < float(i_lin.history[0]) < float(i_cold.history[0])  # the start's residual: nearer, not there
+
+
 @pytest.mark.slow  # three more rack compilations (~10 s)
 def test_flow_distribution_responds_to_the_manifold():
     """Friction-only manifolds (no tee losses), 25 mm: in a U (direct

@@ -1168,7 +1168,7 @@ def solve(static: Static, params: Params) -> Solution:
     net = static.network
     heat = jnp.zeros((net.n_edges,), dt).at[pe].set(power)
     t_in = jnp.full((net.n_nodes,), t_sup, dt)
-    sol, info = solve_network(net, ep, fluid, bnd, NewtonOptions(max_iterations=static.max_iterations))
+    sol, info = solve_network(net, ep, fluid, bnd, NewtonOptions(max_iterations=static.max_iterations, linear_start=True))
     temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
     r = plate_resistances(static, params, sol.flow[pe])
     tj = temps.edge_inlet[pe] + r * power
@@ -1231,7 +1231,7 @@ _OUTPUTS = {
     "heat_balance_error": ("", "|rho cp Q (T_return - T_supply) - heat| / heat"),
     "T_properties": ("degC", "coolant properties evaluated here"),
     "converged": ("", "the flow (Newton) and temperature solves converged"),
-    "iterations": ("", "Newton iterations from a cold start"),
+    "iterations": ("", "Newton iterations from the network linearized at a cold start"),
     "residual": ("", "relative residual (flows and pressures)"),
     "temperature_extremes": ("K", "(min, max) of the node, edge inlet and edge outlet temperatures (3 x 2)"),
     "plate_rise_extremes": ("K", "min and max over plates of outlet - inlet temperature, the largest |plate "
