@@ -1195,9 +1195,11 @@ def _cpu_plan(n_plates: int) -> tuple[int, int]:
     the core's cache through the 40-odd passes of a Newton step (a whole
     year's 630,000 values of a 72-plate rack go to memory and back in every
     one). The bundled rack hall's compiled year on the 2-core development
-    machine (benchmarks/RESULTS.md, issue 14): 0.025-0.028 s in this plan (8,382 of
-    8,760 hours converge at their group's start; spacing 16 to 64 and 48 to
-    192 lanes within 10 %); 0.057 s in the warm-started lanes it replaced (16
+    machine (benchmarks/RESULTS.md, issue 14): 0.019-0.023 s in this plan with
+    one BLAS thread (:mod:`thermo.blas`; 8,382 of 8,760 hours converge at their
+    group's start). With OpenBLAS's own threads: 0.025-0.028 s in this plan
+    (spacing 16 to 64 and 48 to 192 lanes within 10 %); 0.057 s in the
+    warm-started lanes it replaced (16
     runs of the sorted hours side by side, each hour from its run's previous
     one); 0.082 s cold-started in chunks of 113 hours; 0.13 s over every hour
     at once. Compiled for an accelerator, :func:`solve` takes every hour at
