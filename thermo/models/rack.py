@@ -1168,7 +1168,8 @@ def solve(static: Static, params: Params) -> Solution:
     net = static.network
     heat = jnp.zeros((net.n_edges,), dt).at[pe].set(power)
     t_in = jnp.full((net.n_nodes,), t_sup, dt)
-    sol, info = solve_network(net, ep, fluid, bnd, NewtonOptions(max_iterations=static.max_iterations, linear_start=True))
+    options = NewtonOptions(max_iterations=static.max_iterations, linear_start=True)
+    sol, info = solve_network(net, ep, fluid, bnd, options)
     temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
     r = plate_resistances(static, params, sol.flow[pe])
     tj = temps.edge_inlet[pe] + r * power
