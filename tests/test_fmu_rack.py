@@ -163,7 +163,14 @@ def test_rack_fmu_steps_match_the_model_solved_directly(tmp_path):
     for row, inputs in [(0, steps[0])] + [(k + 1, s) for k, s in enumerate(steps)]:
         ref = direct(*inputs)
         for name in names:
-            np.testing.assert_allclose(float(res[name][row]), ref[name], rtol=1e-6, atol=1e-12,
+            # With no heat (row 4) every junction is at the supply to round-off, so the hottest plate is a tie that
+            # round-off breaks (measured 6 and 114; T_junction_max is checked below instead), and the heat balance
+            # error is the return's heat in W, round-off of a 12 kW/K stream (measured 0 and 4.9e-10 W). The FMU sets
+            # the inputs as params, direct() in the case: the two differ in the last bits.
+            if inputs[2] == 0.0 and name == "hottest_plate":
+                continue
+            atol = 1e-8 if name == "heat_balance_error" else 1e-12
+            np.testing.assert_allclose(float(res[name][row]), ref[name], rtol=1e-6, atol=atol,
                                        err_msg=f"{name} at row {row}")  # fmt: skip
     assert np.ptp(res["T_junction_max"][1:]) > 5.0 and np.ptp(res["rack_pressure_drop"][1:]) > 1e3  # inputs matter
     assert res["T_junction_max"][4] == pytest.approx(25.0 + T0, abs=1e-9)  # no heat: every chip at the supply
