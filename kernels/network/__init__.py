@@ -939,13 +939,18 @@ def _newton(network, options, params, fluid, boundary, q_init):
 
     p_fix = sysm.piezometric_fixed(theta)
     p0 = jnp.mean(p_fix[lay.fixed]) * jnp.ones((sysm.nf,), dtype)
+
+    def direction(q, pf):
+        """The residuals at (q, pf), the Jacobian's diagonal and the Newton step."""
+        h, d, c = sysm.linearize(q, theta, options.regularization, supply_free)
+        p_all = sysm.full_pressure(pf, p_fix)
+        r_e = sysm.above_round_off(h - sysm.gradient(p_all), h, p_all)
+        r_n = (sysm.divergence(q) - boundary.supply)[lay.free]
+        dq, dp = sysm.newton_direction(r_e, r_n, d, c)
+        return r_e, r_n, d, dq, dp
+
     if options.linear_start:
-        h, d, c = sysm.linearize(q_init, theta, options.regularization, supply_free)
-        p_all0 = sysm.full_pressure(p0, p_fix)
-        r_e = sysm.above_round_off(h - sysm.gradient(p_all0), h, p_all0)
-        r_n = (sysm.divergence(q_init) - boundary.supply)[lay.free]
-        dq, _ = sysm.newton_direction(r_e, r_n, d, c)
-        q_lin = q_init + dq
+        q_lin = q_init + direction(q_init, p0)[3]
         q_init = jnp.where(jnp.all(jnp.isfinite(q_lin)), q_lin, q_init)
     _, _, rel0 = evaluate(q_init, p0)
     hist0 = jnp.full((maxit + 1,), jnp.nan, dtype).at[0].set(rel0)
@@ -959,11 +964,7 @@ def _newton(network, options, params, fluid, boundary, q_init):
 
     def body(state):
         k, q, pf, rel, hist, _ = state
-        h, d, c = sysm.linearize(q, theta, options.regularization, supply_free)
-        p_all = sysm.full_pressure(pf, p_fix)
-        r_e = sysm.above_round_off(h - sysm.gradient(p_all), h, p_all)
-        r_n = (sysm.divergence(q) - boundary.supply)[lay.free]
-        dq, dp = sysm.newton_direction(r_e, r_n, d, c)
+        r_e, r_n, d, dq, dp = direction(q, pf)
         w = 1.0 / jnp.abs(d)
         m0 = merit(r_e, r_n, w)
 

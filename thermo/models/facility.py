@@ -1093,7 +1093,7 @@ def rack_plates(static: Static, hall, rack_params):
     import jax
     import jax.numpy as jnp
 
-    from aidc_thermo.kernels.network import Fluid, NewtonOptions, network_temperatures, solve_network
+    from aidc_thermo.kernels.network import Fluid, network_temperatures, solve_network
     from aidc_thermo.kernels.plant.coupled import RackPlates
     from aidc_thermo.models import rack as rack_model
 
@@ -1110,7 +1110,7 @@ def rack_plates(static: Static, hall, rack_params):
     fluid = Fluid(density=hall.rho_tcs, viscosity=jnp.asarray(static.coolant_secondary.viscosity(t_tcs), dt),
                   specific_heat=hall.cp_tcs)  # fmt: skip
     ep, bnd = rack_model.edge_params(rs, rp)
-    sol, info = solve_network(net, ep, fluid, bnd, NewtonOptions(max_iterations=rs.max_iterations, linear_start=True))
+    sol, info = solve_network(net, ep, fluid, bnd, rack_model.newton_options(rs))
     q_plate = sol.flow[pe]
     r_all = rack_model.plate_resistances(rs, rp, q_plate)
     power = rp.plate_power[np.asarray(rs.plate_type_index)]

@@ -1144,6 +1144,16 @@ def edge_params(static: Static, params: Params):
     return ep, bnd
 
 
+def newton_options(static: Static):
+    """The rack network's Newton settings, for its own solve and a hall's
+    (:func:`aidc_thermo.models.facility.rack_plates`): the case's iteration
+    limit, from the network linearized at the cold start (3 steps instead of
+    7-8 for the NVL72 rack)."""
+    from aidc_thermo.kernels.network import NewtonOptions
+
+    return NewtonOptions(max_iterations=static.max_iterations, linear_start=True)
+
+
 def solve(static: Static, params: Params) -> Solution:
     """The rack's flows, pressures, temperatures and junction temperatures
     (pure JAX; ``jax.vmap(partial(solve, static))`` for a batch of designs).
@@ -1152,7 +1162,7 @@ def solve(static: Static, params: Params) -> Solution:
     from ``params``."""
     import jax.numpy as jnp
 
-    from aidc_thermo.kernels.network import Fluid, NewtonOptions, network_temperatures, solve_network
+    from aidc_thermo.kernels.network import Fluid, network_temperatures, solve_network
 
     dt = jnp.result_type(params.pitch)
     ep, bnd = edge_params(static, params)
@@ -1168,8 +1178,7 @@ def solve(static: Static, params: Params) -> Solution:
     net = static.network
     heat = jnp.zeros((net.n_edges,), dt).at[pe].set(power)
     t_in = jnp.full((net.n_nodes,), t_sup, dt)
-    options = NewtonOptions(max_iterations=static.max_iterations, linear_start=True)
-    sol, info = solve_network(net, ep, fluid, bnd, options)
+    sol, info = solve_network(net, ep, fluid, bnd, newton_options(static))
     temps, tinfo = network_temperatures(net, sol.flow, heat, fluid, t_in)
     r = plate_resistances(static, params, sol.flow[pe])
     tj = temps.edge_inlet[pe] + r * power
