@@ -358,6 +358,29 @@ def _expand(x: jax.Array, axis: int, periodic: bool) -> jax.Array:
     return jnp.concatenate([x, _sl(x, axis, 0, 1)], axis=axis) if periodic else x
 
 
+def _ghost(x: jax.Array, periodic, edge: bool) -> jax.Array:
+    """``x`` with one ghost layer on every side of all three axes: wrapped on a
+    periodic axis, else the edge value copied (``edge``) or zero / False."""
+    for axis in range(3):
+        if periodic[axis]:
+            x = _pad1(x, axis, True)
+        elif edge:
+            x = _pad1(x, axis, False)
+        else:
+            x = _pad_const(x, axis, 0, 0)
+    return x
+
+
+def _interior(xg: jax.Array, shape, offset=(0, 0, 0), extra=(0, 0, 0)) -> jax.Array:
+    """The block of a ghosted array :func:`_ghost` that starts ``offset``
+    cells from the interior's first cell, of ``shape`` plus ``extra``."""
+    return lax.slice(
+        xg,
+        tuple(1 + o for o in offset),
+        tuple(1 + o + n + e for o, n, e in zip(offset, shape, extra, strict=True)),
+    )
+
+
 def _face_area(grid: Grid, axis: int) -> jax.Array:
     d = grid.spacings
     t1, t2 = [b for b in range(3) if b != axis]
@@ -400,8 +423,8 @@ class _Geom(NamedTuple):
     ub: tuple  # per k: tangential boundary velocity on the faces (0 elsewhere)
     fixed: jax.Array  # bool (m0, n1, n2): Dirichlet face
     value: jax.Array
-    nb_free: tuple  # per axis, (low, high): 1 where that neighbour is an unknown
-    nb_value: tuple  # per axis, (low, high): value of a fixed neighbour (else 0)
+    fixed_ghost: jax.Array  # bool (m0 + 2, n1 + 2, n2 + 2): ``fixed`` with a ghost layer
+    value_ghost: jax.Array  # ``value`` likewise (wrapped on periodic axes, False / 0 beyond the others)
     p_lo: jax.Array  # ghost pressures beyond a non-periodic axis-0 boundary
     p_hi: jax.Array
     body: jax.Array  # (m0, n1, n2) body force times CV volume
@@ -530,18 +553,6 @@ def _geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) -> _Geom:
             if kind == "inlet":
                 un = T(bnd.velocity[2 * a + side][a])  # (1, n1, n2)
                 value = jnp.where(sel & ~touch, un, value)
-    nb_free, nb_value = [], []
-    exists = jnp.ones(fixed.shape, dtype)
-    for k in range(3):
-        pair_free, pair_val = [], []
-        for direction in (-1, 1):
-            nb_fixed = _shift(fixed, k, direction, per[k])
-            nb_exists = _shift(exists, k, direction, per[k])
-            free = jnp.where(nb_fixed | fixed, zero, nb_exists)
-            pair_free.append(free)
-            pair_val.append(jnp.where(nb_fixed & ~fixed, _shift(value, k, direction, per[k]), zero))
-        nb_free.append(tuple(pair_free))
-        nb_value.append(tuple(pair_val))
 
     if per0:
         p_lo = p_hi = zero
@@ -567,8 +578,8 @@ def _geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) -> _Geom:
         ub=tuple(ubs),
         fixed=fixed,
         value=value,
-        nb_free=tuple(nb_free),
-        nb_value=tuple(nb_value),
+        fixed_ghost=_ghost(fixed, per, edge=False),
+        value_ghost=_ghost(value, per, edge=False),
         p_lo=p_lo,
         p_hi=p_hi,
         body=body,
@@ -577,34 +588,57 @@ def _geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) -> _Geom:
 
 def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
     """Momentum coefficients of component ``a`` (in its frame) linearised about
-    the velocities ``vel`` (global frame), with pressure ``p``."""
+    the velocities ``vel`` (global frame), with pressure ``p``.
+
+    Every neighbour is read as a slice of an input with a ghost layer, written
+    to memory first (``materialized``), and the links are written before the
+    residual and the relaxed system read them: XLA:CPU fuses the whole
+    assembly otherwise, and a neighbour built by a shift inside a fusion
+    (a concatenate or a pad) costs each element a chain of index tests. At
+    64^3 in float64 on a 2-core CPU this took the three components from 26-39
+    ms to 10-12 ms each (benchmarks/RESULTS.md)."""
     perm, per, bct = _frame(a, spec)
     T = lambda x: jnp.transpose(x, perm)  # noqa: E731
     dtype = p.dtype
     zero = jnp.zeros((), dtype)
     per0 = per[0]
-    Un = _reduce(T(vel[a]), 0, per0)
-    m0 = Un.shape[0]
+    shape = g.fixed.shape
+    m0 = shape[0]
     central = spec.convection == "central"
 
+    # the inputs with their ghost layers: the component's own velocity on all
+    # sides (edge copied where not periodic: links to the outside are zero),
+    # the transverse velocities and the pressure along axis 0
+    Ug = _ghost(_reduce(T(vel[a]), 0, per0), per, edge=True)
+    Vg = tuple(_pad1(T(vel[perm[k]]), 0, per0) for k in (1, 2))
+    if per0:
+        Px = _pad1(T(p), 0, True)
+    else:
+        Px = _pad_const(T(p), 0, g.p_lo, g.p_hi)
+    Ug, Vg, Px = materialized((Ug, Vg, Px), rho)
+
+    def U(axis=0, offset=0, extra=0):
+        o, e = [0, 0, 0], [0, 0, 0]
+        o[axis], e[axis] = offset, extra
+        return _interior(Ug, shape, tuple(o), tuple(e))
+
     # ---- along the component's own axis (control-volume faces at cell centres)
-    Up = _pad1(Un, 0, per0)
-    Uw, Ue = _sl(Up, 0, 0, m0), _sl(Up, 0, 2, m0 + 2)
+    Un, Uw, Ue = U(), U(0, -1), U(0, 1)
     Fw = rho * 0.5 * (Uw + Un) * g.A0
     Fe = rho * 0.5 * (Un + Ue) * g.A0
     aW = (g.Dw + jnp.maximum(Fw, zero)) * g.own_lo
     aE = (g.De + jnp.maximum(-Fe, zero)) * g.own_hi
     links_lo, links_hi = [aW, None, None], [aE, None, None]
     aP = aW + aE
-    b = jnp.zeros(Un.shape, dtype)
+    b = jnp.zeros(shape, dtype)
     if central:
         b = b + Fw * (0.5 * (Uw + Un) - jnp.where(Fw >= 0, Uw, Un))
         b = b - Fe * (0.5 * (Un + Ue) - jnp.where(Fe >= 0, Un, Ue))
 
     # ---- transverse axes: CV faces on the cell faces of axis k
     for i, k in enumerate((1, 2)):
-        nk = Un.shape[k]
-        Vx = _pad1(T(vel[perm[k]]), 0, per0)  # normal velocity of axis k
+        nk = shape[k]
+        Vx = Vg[i]  # normal velocity of axis k
         Ft = rho * g.d_other[i] * (_sl(Vx, 0, 0, m0) * g.hw_left + _sl(Vx, 0, 1, m0 + 1) * g.hw_right)
         Dt = g.Dt[i]
         to_hi = Dt + jnp.maximum(-Ft, zero)  # link of the lower node to the upper
@@ -613,20 +647,16 @@ def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
         a_hi = _sl(to_hi, k, 1, nk + 1)  # node j, through face j + 1
         if not per[k]:
             # wall / inlet faces: the link goes to the boundary value
-            bl = _sl(g.bnd_mask[i], k, 0, 1) * _sl(a_lo, k, 0, 1)
-            bh = _sl(g.bnd_mask[i], k, nk, nk + 1) * _sl(a_hi, k, nk - 1, nk)
-            bterm_a = jnp.zeros(Un.shape, dtype)
-            bterm_a = bterm_a + _pad_end(bl, k, nk, 0) + _pad_end(bh, k, nk, 1)
-            bterm_b = _pad_end(bl * _sl(g.ub[i], k, 0, 1), k, nk, 0) + _pad_end(
-                bh * _sl(g.ub[i], k, nk, nk + 1), k, nk, 1
-            )
-            aP = aP + bterm_a
-            b = b + bterm_b
-            a_lo = a_lo * _pad_end_ones(k, nk, 0, dtype)
-            a_hi = a_hi * _pad_end_ones(k, nk, 1, dtype)
+            idx = _along(jnp.arange(nk), k)
+            first, last = idx == 0, idx == nk - 1
+            bl = jnp.where(first, _sl(g.bnd_mask[i], k, 0, 1) * a_lo, zero)
+            bh = jnp.where(last, _sl(g.bnd_mask[i], k, nk, nk + 1) * a_hi, zero)
+            aP = aP + (bl + bh)
+            b = b + (bl * _sl(g.ub[i], k, 0, 1) + bh * _sl(g.ub[i], k, nk, nk + 1))
+            a_lo = jnp.where(first, zero, a_lo)
+            a_hi = jnp.where(last, zero, a_hi)
         if central:
-            Upk = _pad1(Un, k, per[k])
-            Ulo, Uhi = _sl(Upk, k, 0, nk + 1), _sl(Upk, k, 1, nk + 2)
+            Ulo, Uhi = U(k, -1, 1), U(k, 0, 1)
             wl, wh = g.w_lo[i], g.w_hi[i]
             uc = (Ulo * wh + Uhi * wl) / (wl + wh)
             corr = g.dc_mask[i] * Ft * (uc - jnp.where(Ft >= 0, Ulo, Uhi))
@@ -635,36 +665,40 @@ def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
         aP = aP + a_lo + a_hi
 
     # ---- forces
-    if per0:
-        Px = _pad1(T(p), 0, True)
-    else:
-        Px = _pad_const(T(p), 0, g.p_lo, g.p_hi)
     force = (_sl(Px, 0, 0, m0) - _sl(Px, 0, 1, m0 + 1)) * g.A0 + g.body
     b = b + force
 
     # ---- known neighbours to the right-hand side; the rest stay links
-    sum_links = jnp.zeros(Un.shape, dtype)
+    fixed = g.fixed
+    one = jnp.ones((), dtype)
+    sum_links = jnp.zeros(shape, dtype)
     for k in range(3):
-        lo_fixed, hi_fixed = g.nb_value[k]
-        b = b + links_lo[k] * lo_fixed + links_hi[k] * hi_fixed
-        links_lo[k] = links_lo[k] * g.nb_free[k][0]
-        links_hi[k] = links_hi[k] * g.nb_free[k][1]
+        o_lo, o_hi = [0, 0, 0], [0, 0, 0]
+        o_lo[k], o_hi[k] = -1, 1
+        nb_lo = _interior(g.fixed_ghost, shape, tuple(o_lo))
+        nb_hi = _interior(g.fixed_ghost, shape, tuple(o_hi))
+        val_lo = jnp.where(nb_lo & ~fixed, _interior(g.value_ghost, shape, tuple(o_lo)), zero)
+        val_hi = jnp.where(nb_hi & ~fixed, _interior(g.value_ghost, shape, tuple(o_hi)), zero)
+        b = b + links_lo[k] * val_lo + links_hi[k] * val_hi
+        links_lo[k] = links_lo[k] * jnp.where(nb_lo | fixed, zero, one)
+        links_hi[k] = links_hi[k] * jnp.where(nb_hi | fixed, zero, one)
         sum_links = sum_links + links_lo[k] + links_hi[k]
+    links_lo, links_hi, aP, b, sum_links = materialized((links_lo, links_hi, aP, b, sum_links), rho)
 
     # steady residual at the current iterate (unknown faces)
     Ax = aP * Un
     for k in range(3):
-        Ax = Ax - links_lo[k] * _shift(Un, k, -1, per[k]) - links_hi[k] * _shift(Un, k, 1, per[k])
-    res = jnp.where(g.fixed, zero, b - Ax)
-    scale = jnp.where(g.fixed, zero, jnp.abs(aP * Un) + jnp.abs(b))
+        Ax = Ax - links_lo[k] * U(k, -1) - links_hi[k] * U(k, 1)
+    res = jnp.where(fixed, zero, b - Ax)
+    scale = jnp.where(fixed, zero, jnp.abs(aP * Un) + jnp.abs(b))
 
     # pseudo time and relaxation
     alpha = spec.relaxation
     aP_tot = aP / alpha + g.tau
     b = b + (g.tau + aP * ((1.0 - alpha) / alpha)) * Un
-    dcoef = jnp.where(g.fixed, zero, _safe_div(g.A0, aP_tot - sum_links))
-    aP_tot = jnp.where(g.fixed, jnp.ones((), dtype), aP_tot)
-    b = jnp.where(g.fixed, g.value, b)
+    dcoef = jnp.where(fixed, zero, _safe_div(g.A0, aP_tot - sum_links))
+    aP_tot = jnp.where(fixed, one, aP_tot)
+    b = jnp.where(fixed, g.value, b)
     return _Coefs(
         aP=aP_tot,
         lo=tuple(links_lo),
@@ -674,21 +708,6 @@ def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
         res=res,
         scale=scale,
     )
-
-
-def _pad_end(x, axis, n, side):
-    """Put the one-thick slab ``x`` at the low (side 0) or high end of an axis of
-    length ``n``, zeros elsewhere."""
-    shape = list(x.shape)
-    shape[axis] = n - 1
-    z = jnp.zeros(shape, x.dtype)
-    return jnp.concatenate([x, z] if side == 0 else [z, x], axis=axis)
-
-
-def _pad_end_ones(axis, n, side, dtype):
-    """1 everywhere along ``axis`` except 0 at the low (side 0) or high end."""
-    idx = _along(jnp.arange(n), axis)
-    return jnp.where(idx == (0 if side == 0 else n - 1), 0.0, 1.0).astype(dtype)
 
 
 def _apply(c: _Coefs, x: jax.Array, periodic) -> jax.Array:
