@@ -4,6 +4,7 @@ rule, (x, SolveInfo)) and kernels/solvers/multigrid.py (the V-cycle both
 under jit and vmap, with a solver passed in."""
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -152,6 +153,80 @@ def test_the_v_cycle_is_a_contraction_and_symmetric_for_a_symmetric_operator():
     np.testing.assert_allclose(float(muv), float(umv), rtol=1e-10)  # a symmetric preconditioner
     assert float(jnp.linalg.norm(e1)) < 0.5 * float(jnp.linalg.norm(u))  # I - M A contracts
     np.testing.assert_array_equal(multigrid.from_internal(multigrid.to_internal(u, 1), 1), u)
+
+
+def test_an_odd_chain_coarsens_to_the_series_network_of_its_groups():
+    """Odd lengths coarsen in pairs with one group of three cells at the end:
+    the coarse link between two groups is the resistance between their centres
+    (a pair's between its two cells, the triple's at its middle cell), the
+    boundary links run from the end groups' centres to the walls; restriction
+    and prolongation are each other's transpose, and a face field keeps the
+    faces between the groups."""
+    rng = np.random.default_rng(2)
+    for n in (5, 7, 13):
+        m = (n - 1) // 2
+        g = rng.uniform(0.5, 2.0, n + 1)  # face links 0 .. n (0 and n: to the walls)
+        r = 1.0 / g
+        centre = np.concatenate([[0.0], np.cumsum(r[1:n])])  # resistance from cell 0's centre to each cell's
+        groups = [0.5 * (centre[2 * i] + centre[2 * i + 1]) for i in range(m - 1)] + [centre[n - 2]]
+        expected = [r[0] + groups[0]] + list(np.diff(groups)) + [centre[n - 1] - groups[-1] + r[n]]
+        links = (jnp.asarray(g.reshape(n + 1, 1, 1)), jnp.ones((n, 2, 1)), jnp.ones((n, 1, 2)))
+        (gx, gy, _), c = multigrid.series_parallel(links, jnp.ones((n, 1, 1)), (2, 1, 1))
+        np.testing.assert_allclose(1.0 / np.asarray(gx).ravel(), expected, rtol=1e-13)
+        np.testing.assert_array_equal(np.asarray(c).ravel(), [2.0] * (m - 1) + [3.0])
+        np.testing.assert_array_equal(np.asarray(gy)[:, 0, 0], [2.0] * (m - 1) + [3.0])  # in parallel
+        x, e = rng.standard_normal((n, 3, 4)), rng.standard_normal((m, 3, 4))
+        lhs = float(jnp.vdot(multigrid.restrict(jnp.asarray(x), (2, 1, 1)), jnp.asarray(e)))
+        rhs = float(jnp.vdot(jnp.asarray(x), multigrid.prolong(jnp.asarray(e), (2, 1, 1), x.shape)))
+        assert abs(lhs - rhs) < 1e-12 * abs(lhs)
+        faces = multigrid.coarse_faces(jnp.arange(n + 1.0).reshape(n + 1, 1, 1), 0)
+        np.testing.assert_array_equal(np.asarray(faces).ravel(), list(range(0, n - 2, 2)) + [n])
+
+
+def test_a_mesh_of_odd_axes_coarsens_to_a_dense_solve_and_stays_a_symmetric_contraction():
+    """9 x 13 x 13 cells cannot be halved: the hierarchy used to stop there, at
+    1,521 cells, above the dense limit (smoothing sweeps instead). Now it
+    coarsens in groups of three down to a level the dense Cholesky takes, and
+    the V-cycle is still a symmetric contraction, so CG converges with it."""
+    shape = (9, 13, 13)
+    op = _conductances(shape, F64, seed=4)
+    cfg = linsolve.MultigridConfig(line_axis=0, coarse_size=64, mixed_precision=False)
+    hier = jax.jit(lambda op: linsolve.multigrid_setup(op, cfg))(op)
+    sizes = [int(np.prod(level.diag.shape)) for level in hier.levels]
+    assert sizes[0] == 9 * 13 * 13 and len(sizes) >= 2
+    assert sizes[-1] <= cfg.dense_limit and hier.coarse is not None
+    rng = np.random.default_rng(6)
+    u, v = (jnp.asarray(rng.standard_normal(shape)) for _ in range(2))
+    mu, mv, mau = (linsolve.v_cycle(hier, cfg, r) for r in (u, v, linsolve.apply(op, u)))
+    np.testing.assert_allclose(float(jnp.vdot(mu, v)), float(jnp.vdot(u, mv)), rtol=1e-10)
+    assert float(jnp.linalg.norm(u - mau)) < 0.5 * float(jnp.linalg.norm(u))
+    b = linsolve.apply(op, u)
+    x, info = linsolve.solve(op, b, dataclasses.replace(cfg, tol=1e-10))
+    assert bool(info.converged) and int(info.iterations) < 40
+    np.testing.assert_allclose(np.asarray(x), np.asarray(u), rtol=0, atol=1e-7 * float(jnp.max(jnp.abs(u))))
+
+
+def test_coarse_advection_on_odd_axes_conserves_each_groups_net_flow():
+    """The advection-diffusion hierarchy keeps the face flows between groups
+    (:func:`multigrid.coarse_faces`): every coarse cell's net outflow is the
+    sum of its fine cells', on odd axes too."""
+    rng = np.random.default_rng(8)
+    shape = (7, 9, 11)
+    nx, ny, nz = shape
+    g = _conductances(shape, F64, seed=9)
+    flows = [jnp.asarray(rng.standard_normal(s)) for s in ((nx + 1, ny, nz), (nx, ny + 1, nz), (nx, ny, nz + 1))]
+    ad = advdiff.AdvectionDiffusion(g, *flows)
+    cfg = advdiff.KrylovConfig(line_axis=0, coarse_size=8)
+    levels = advdiff.multigrid_setup(ad, cfg).levels
+    assert len(levels) >= 3 and any(n % 2 for n in levels[0].diag.shape)
+    for fine, coarse in zip(levels[:-1], levels[1:], strict=False):
+        f = tuple(a // b for a, b in zip(fine.diag.shape, coarse.diag.shape, strict=True))
+        np.testing.assert_allclose(
+            np.asarray(advdiff.net_outflow(coarse.op)),
+            np.asarray(multigrid.restrict(advdiff.net_outflow(fine.op), f)),
+            rtol=1e-12,
+            atol=1e-12,
+        )
 
 
 def _line_operator(shape, dtype, flow, seed):

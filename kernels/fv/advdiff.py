@@ -191,7 +191,7 @@ def _coarsen(op: AdvectionDiffusion, factors) -> AdvectionDiffusion:
     flows = []
     for axis, f in enumerate(op.flows()):
         if factors[axis] == 2:
-            f = lax.slice_in_dim(f, 0, f.shape[axis], stride=2, axis=axis)  # faces on coarse faces
+            f = multigrid.coarse_faces(f, axis)
         for t in range(3):
             if t != axis and factors[t] == 2:
                 f = multigrid.pair_sum(f, t)

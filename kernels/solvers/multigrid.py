@@ -35,8 +35,10 @@ Structure (static: shapes, level count, coarse-solve kind; traced: values):
   anisotropic float32 lines, which a smoother tolerates).
 * Coarsening (:func:`coarsen_factors`): the transverse axes are halved while
   even; the line axis once a level has at most ``line_coarsen_columns``
-  columns (or its transverse axes cannot be halved). Restriction sums pairs of
-  cells, prolongation is piecewise constant (its transpose).
+  columns (or its transverse axes cannot be halved); when no axis is even, the
+  odd axes of at least 5 cells are coarsened in pairs with one group of three
+  cells at the end. Restriction sums the merged cells, prolongation is
+  piecewise constant (its transpose).
 * Coarsest level: dense Cholesky (symmetric operators) or LU, when it has at
   most ``dense_limit`` cells (``None``: always); otherwise ``coarse_sweeps``
   symmetric smoothing sweeps.
@@ -62,6 +64,7 @@ __all__ = [
     "Hierarchy",
     "Level",
     "apply",
+    "coarse_faces",
     "coarsen_factors",
     "from_internal",
     "low_high",
@@ -139,9 +142,25 @@ def low_high(g: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
 
 
 def pair_sum(x: jax.Array, axis: int) -> jax.Array:
-    """Sum of neighbouring pairs (0+1, 2+3, ...) along ``axis`` (even length)."""
+    """Sum of neighbouring pairs (0+1, 2+3, ...) along ``axis``; on an odd
+    length (at least 5) the last three cells are one group (:func:`coarsen_factors`)."""
     n = x.shape[axis]
-    return lax.slice_in_dim(x, 0, n, stride=2, axis=axis) + lax.slice_in_dim(x, 1, n, stride=2, axis=axis)
+    if n % 2 == 0:
+        return lax.slice_in_dim(x, 0, n, stride=2, axis=axis) + lax.slice_in_dim(x, 1, n, stride=2, axis=axis)
+    head = pair_sum(lax.slice_in_dim(x, 0, n - 3, axis=axis), axis)
+    tail = [lax.slice_in_dim(x, i, i + 1, axis=axis) for i in range(n - 3, n)]
+    return jnp.concatenate([head, tail[0] + tail[1] + tail[2]], axis=axis)
+
+
+def coarse_faces(f: jax.Array, axis: int) -> jax.Array:
+    """Face field (``n + 1`` faces along ``axis``) -> its values on the coarse
+    faces: every second face, and on an odd ``n`` the last face after the
+    closing group of three cells."""
+    nf = f.shape[axis]
+    if nf % 2 == 1:
+        return lax.slice_in_dim(f, 0, nf, stride=2, axis=axis)
+    head = lax.slice_in_dim(f, 0, nf - 3, stride=2, axis=axis)
+    return jnp.concatenate([head, lax.slice_in_dim(f, nf - 1, nf, axis=axis)], axis=axis)
 
 
 def restrict(r: jax.Array, factors) -> jax.Array:
@@ -152,22 +171,33 @@ def restrict(r: jax.Array, factors) -> jax.Array:
     return r
 
 
-def prolong(e: jax.Array, factors) -> jax.Array:
-    """Coarse correction -> fine, piecewise constant (the transpose of :func:`restrict`)."""
+def prolong(e: jax.Array, factors, shape) -> jax.Array:
+    """Coarse correction -> fine of ``shape``, piecewise constant (the
+    transpose of :func:`restrict`)."""
     for t in range(3):
         if factors[t] == 2:
-            e = jnp.repeat(e, 2, axis=t)
+            fine = jnp.repeat(e, 2, axis=t)
+            if shape[t] % 2 == 1:  # the last coarse cell covers three fine cells
+                m = e.shape[t]
+                fine = jnp.concatenate([fine, lax.slice_in_dim(e, m - 1, m, axis=t)], axis=t)
+            e = fine
     return e
 
 
 def coarsen_factors(shape, line_coarsen_columns: int) -> tuple[int, int, int]:
     """Halve the transverse axes whose length is even; halve the line axis (0)
     too once a level has few columns (long line solves over few columns cost
-    scan steps, not arithmetic)."""
+    scan steps, not arithmetic). When no axis can be halved, the odd axes of
+    at least 5 cells are coarsened in pairs with one group of three at the
+    end, so that the coarsest level stays small enough for the dense solve
+    (a mesh of 13 or 21 cells across would otherwise stop at a level of a
+    thousand cells or more, solved by smoothing sweeps)."""
     n0, n1, n2 = shape
     f1 = 2 if n1 % 2 == 0 else 1
     f2 = 2 if n2 % 2 == 0 else 1
     f0 = 2 if (n0 % 2 == 0 and (n1 * n2 <= line_coarsen_columns or f1 == f2 == 1)) else 1
+    if (f0, f1, f2) == (1, 1, 1):
+        return tuple(2 if n >= 5 else 1 for n in shape)
     return (f0, f1, f2)
 
 
@@ -179,6 +209,35 @@ def _safe_conductance(r):
     return jnp.where(jnp.isfinite(r), 1.0 / jnp.where(jnp.isfinite(r), r, 1.0), 0.0)
 
 
+def _series(r: jax.Array, axis: int) -> jax.Array:
+    """Fine link resistances (``nfine + 1`` faces along ``axis``) -> coarse.
+
+    Coarse face ``2I`` sits on fine face ``2I``; the path from the centre of
+    pair ``I`` to that of pair ``I + 1`` crosses half of fine link ``2I+1``,
+    all of fine link ``2I+2`` and half of fine link ``2I+3``. On an odd
+    ``nfine`` the closing group of three cells has its centre in its middle
+    cell: the path to it from the last pair crosses the last pair's half link
+    and both whole links before the middle cell, and from it to the boundary
+    the two whole links after it."""
+    n = r.shape[axis]
+    if n % 2 == 0:  # odd number of fine cells
+        head = _series(lax.slice_in_dim(r, 0, n - 3, axis=axis), axis)  # the pairs: fine faces 0 .. n - 4
+        k = head.shape[axis]
+        last = lax.slice_in_dim(head, k - 1, k, axis=axis) + lax.slice_in_dim(r, n - 3, n - 2, axis=axis)
+        end = lax.slice_in_dim(r, n - 2, n - 1, axis=axis) + lax.slice_in_dim(r, n - 1, n, axis=axis)
+        return jnp.concatenate([lax.slice_in_dim(head, 0, k - 1, axis=axis), last, end], axis=axis)
+    mid = lax.slice_in_dim(r, 2, n - 2, stride=2, axis=axis) if n > 3 else None
+    odd = lax.slice_in_dim(r, 1, n, stride=2, axis=axis)  # fine faces 1, 3, ...
+    lo_half = lax.slice_in_dim(odd, 0, odd.shape[axis] - 1, axis=axis)
+    hi_half = lax.slice_in_dim(odd, 1, odd.shape[axis], axis=axis)
+    parts = [lax.slice_in_dim(r, 0, 1, axis=axis) + 0.5 * lax.slice_in_dim(odd, 0, 1, axis=axis)]
+    if mid is not None:
+        parts.append(0.5 * lo_half + mid + 0.5 * hi_half)
+    m = odd.shape[axis]
+    parts.append(lax.slice_in_dim(r, n - 1, n, axis=axis) + 0.5 * lax.slice_in_dim(odd, m - 1, m, axis=axis))
+    return jnp.concatenate(parts, axis=axis)
+
+
 def series_parallel(links, c, factors):
     """Coarsen face links ``(gx, gy, gz)`` and a cell term ``c`` by ``factors``
     (1 or 2 per axis) as a resistor network: series along each link, parallel
@@ -186,21 +245,7 @@ def series_parallel(links, c, factors):
     new_links = []
     for axis, g in enumerate(links):
         if factors[axis] == 2:
-            # series along the link direction: coarse face 2I sits on fine face 2I;
-            # the path from coarse centre I to I+1 crosses half of fine link 2I+1,
-            # all of fine link 2I+2 and half of fine link 2I+3.
-            n = g.shape[axis]  # n = nfine + 1, nfine even
-            r = _safe_resistance(g)
-            mid = lax.slice_in_dim(r, 2, n - 2, stride=2, axis=axis) if n > 3 else None
-            odd = lax.slice_in_dim(r, 1, n, stride=2, axis=axis)  # fine faces 1, 3, ...
-            lo_half = lax.slice_in_dim(odd, 0, odd.shape[axis] - 1, axis=axis)
-            hi_half = lax.slice_in_dim(odd, 1, odd.shape[axis], axis=axis)
-            parts = [lax.slice_in_dim(r, 0, 1, axis=axis) + 0.5 * lax.slice_in_dim(odd, 0, 1, axis=axis)]
-            if mid is not None:
-                parts.append(0.5 * lo_half + mid + 0.5 * hi_half)
-            m = odd.shape[axis]
-            parts.append(lax.slice_in_dim(r, n - 1, n, axis=axis) + 0.5 * lax.slice_in_dim(odd, m - 1, m, axis=axis))
-            g = _safe_conductance(jnp.concatenate(parts, axis=axis))
+            g = _safe_conductance(_series(_safe_resistance(g), axis))
         for t in range(3):
             if t != axis and factors[t] == 2:
                 g = pair_sum(g, t)
@@ -386,12 +431,16 @@ def setup(
     config = config or CycleConfig()
     current = op
     levels = []
+    odd = False  # coarsened in groups of three: stop once the dense solve can take over
     for _ in range(config.max_levels):
         diag, nb = stencil(current)
         levels.append(_make_level(current, diag, nb, config.line_solver))
         f = coarsen_factors(diag.shape, config.line_coarsen_columns)
         if f == (1, 1, 1) or diag.size <= config.coarse_size:
             break
+        if odd and config.dense_limit is not None and diag.size <= config.dense_limit:
+            break
+        odd = odd or any(k == 2 and n % 2 == 1 for k, n in zip(f, diag.shape, strict=True))
         current = coarsen(current, f)
     last = levels[-1]
     n = last.diag.size
@@ -429,7 +478,7 @@ def v_cycle(hier: Hierarchy, config: CycleConfig, r: jax.Array, depth: int = 0) 
     res = r - apply(level, x)
     coarse_shape = levels[depth + 1].diag.shape
     f = tuple(n // m for n, m in zip(level.diag.shape, coarse_shape, strict=True))
-    x = x + prolong(v_cycle(hier, config, restrict(res, f), depth + 1), f)
+    x = x + prolong(v_cycle(hier, config, restrict(res, f), depth + 1), f, level.diag.shape)
     for _ in range(config.post_sweeps):
         x = smooth(level, x, r, (1, 0), config.line_solver)
     return x
