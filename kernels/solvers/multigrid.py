@@ -431,16 +431,19 @@ def setup(
     config = config or CycleConfig()
     current = op
     levels = []
-    odd = False  # coarsened in groups of three: stop once the dense solve can take over
+    odd = False  # coarsened in groups of three
     for _ in range(config.max_levels):
         diag, nb = stencil(current)
         levels.append(_make_level(current, diag, nb, config.line_solver))
         f = coarsen_factors(diag.shape, config.line_coarsen_columns)
         if f == (1, 1, 1) or diag.size <= config.coarse_size:
             break
-        if odd and config.dense_limit is not None and diag.size <= config.dense_limit:
+        # groups of three make a weaker coarse level: only until the dense solve takes the level
+        # (dense_limit; when every coarsest level is solved densely, coarse_size)
+        odd_step = any(k == 2 and n % 2 == 1 for k, n in zip(f, diag.shape, strict=True))
+        if (odd or odd_step) and diag.size <= max(config.dense_limit or 0, config.coarse_size):
             break
-        odd = odd or any(k == 2 and n % 2 == 1 for k, n in zip(f, diag.shape, strict=True))
+        odd = odd or odd_step
         current = coarsen(current, f)
     last = levels[-1]
     n = last.diag.size
