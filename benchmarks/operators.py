@@ -4,7 +4,8 @@ momentum residual (``flow.residuals``: three momentum assemblies plus
 continuity, what every outer iteration of the flow solver starts with, and
 the momentum equations' loop-invariant geometry, which the solver builds
 once per solve; at 64^3 in float64 on the 2-core AMD EPYC machine the
-geometry took 32 ms of the 117 ms, the three assemblies 84 ms) and the
+geometry takes 23-30 ms of the 79-86 ms, the three assemblies 37 ms, 85 ms
+before they read their neighbours from inputs with a ghost layer) and the
 network edge laws (the network residual's cost) over a batch of operating
 points.
 
