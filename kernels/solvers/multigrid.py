@@ -33,6 +33,13 @@ Structure (static: shapes, level count, coarse-solve kind; traced: values):
   solutions to round-off (the parallel form's round-off grows faster with the
   line systems' condition number: a few times the scan's on strongly
   anisotropic float32 lines, which a smoother tolerates).
+  On a level whose last axis has an even length the two colours live in
+  separate arrays for the whole V-cycle visit (:func:`split`, :func:`merge`):
+  a half-sweep solves only its own colour's lines and reads its neighbours
+  from the other colour's array, where the cell layout solves every line and
+  keeps half the answers. Measured on the unit cell's 806k-cell pressure
+  system (2-core CPU, float32 V-cycle): a smoothing sweep pair on the finest
+  level 6.2 -> 3.7-4.3 ms, a V-cycle 21 -> 13 ms.
 * Coarsening (:func:`coarsen_factors`): the transverse axes are halved while
   even; the line axis once a level has at most ``line_coarsen_columns``
   columns (or its transverse axes cannot be halved); when no axis is even, the
@@ -68,6 +75,7 @@ __all__ = [
     "coarsen_factors",
     "from_internal",
     "low_high",
+    "merge",
     "neighbour_sum",
     "pair_sum",
     "prolong",
@@ -76,6 +84,7 @@ __all__ = [
     "setup",
     "shifted",
     "smooth",
+    "split",
     "to_internal",
     "v_cycle",
 ]
@@ -286,15 +295,24 @@ class Level:
     """One level in internal axis order: the operator the caller coarsened
     (``op``, any pytree), its stencil (``diag``, ``neighbours``) and its line
     systems along axis 0 factored once (Thomas: ``lower``, ``cprime``,
-    ``inv_denom``); ``color`` is the 0/1 checkerboard of the columns."""
+    ``inv_denom``).
+
+    The smoother's layout: on a level whose last axis has an even length the
+    two colours are kept apart (see :func:`split`): ``lower``, ``cprime``,
+    ``inv_denom`` are pairs, one per colour, in that layout, and ``halves``
+    holds per colour its transverse links ``((w_lo, w_hi) of axis 1, of axis
+    2)`` and, for colour 0 only, ``(diag, upper)`` for the residual; ``color``
+    is then ``None``. Otherwise ``halves`` is ``None``, the factors are of the
+    cell shape and ``color`` is the 0/1 checkerboard of the columns."""
 
     op: object
     diag: jax.Array
     neighbours: tuple
-    lower: jax.Array
-    cprime: jax.Array
-    inv_denom: jax.Array
-    color: jax.Array
+    lower: object
+    cprime: object
+    inv_denom: object
+    color: jax.Array | None
+    halves: tuple | None
 
 
 def apply(level: Level, x: jax.Array) -> jax.Array:
@@ -346,30 +364,45 @@ def _factor_parallel(diag, lower, upper):
     return cprime, 1.0 / (diag - lower * shifted(cprime, 0, -1))
 
 
+def _factor(line_solver, diag, lower, upper):
+    return _by_platform(line_solver, _factor_scan, _factor_parallel, diag, lower, upper)
+
+
 def _make_level(op, diag, neighbours, line_solver: str = "auto") -> Level:
     w_lo, w_hi = neighbours[0]
     lower = (-w_lo).at[0].set(0.0)  # row i couples to i - 1 (row 0: boundary)
     upper = (-w_hi).at[-1].set(0.0)
-    cprime, inv_denom = _by_platform(line_solver, _factor_scan, _factor_parallel, diag, lower, upper)
     shape = diag.shape
+    cprime, inv_denom = _factor(line_solver, diag, lower, upper)  # every line at once, then split
+    if shape[2] % 2 == 0:
+        halves = tuple(
+            (
+                tuple((split(lo, c), split(hi, c)) for lo, hi in neighbours[1:]),
+                # the residual after a pre-smoothing is computed on colour 0 only (see _v_cycle_halves)
+                (split(diag, c), split(upper, c)) if c == 0 else None,
+            )
+            for c in (0, 1)
+        )
+        lower, cprime, inv_denom = (tuple(split(a, c) for c in (0, 1)) for a in (lower, cprime, inv_denom))
+        return Level(op, diag, tuple(neighbours), lower, cprime, inv_denom, None, halves)
     color = (jnp.arange(shape[1])[:, None] + jnp.arange(shape[2])[None, :]) % 2
-    return Level(op, diag, tuple(neighbours), lower, cprime, inv_denom, jnp.broadcast_to(color[None], shape))
+    return Level(op, diag, tuple(neighbours), lower, cprime, inv_denom, jnp.broadcast_to(color[None], shape), None)
 
 
-def _solve_scan(level: Level, rhs: jax.Array) -> jax.Array:
+def _solve_scan(lower, cprime, inv_denom, rhs: jax.Array) -> jax.Array:
     def fwd(prev, inp):
         r_i, l_i, inv_i = inp
         dp = (r_i - l_i * prev) * inv_i
         return dp, dp
 
-    _, dprime = lax.scan(fwd, jnp.zeros_like(rhs[0]), (rhs, level.lower, level.inv_denom))
+    _, dprime = lax.scan(fwd, jnp.zeros_like(rhs[0]), (rhs, lower, inv_denom))
 
     def bwd(nxt, inp):
         dp_i, cp_i = inp
         x = dp_i - cp_i * nxt
         return x, x
 
-    _, x = lax.scan(bwd, jnp.zeros_like(rhs[0]), (dprime, level.cprime), reverse=True)
+    _, x = lax.scan(bwd, jnp.zeros_like(rhs[0]), (dprime, cprime), reverse=True)
     return x
 
 
@@ -380,25 +413,88 @@ def _compose_affine(first, second):
     return a1 * a2, a2 * b1 + b2
 
 
-def _solve_parallel(level: Level, rhs: jax.Array) -> jax.Array:
+def _solve_parallel(lower, cprime, inv_denom, rhs: jax.Array) -> jax.Array:
     # forward: d'_i = inv_i r_i - l_i inv_i d'_{i-1}; backward: x_i = d'_i - c'_i x_{i+1}; both first-order
     # linear recurrences from 0, so each value is the constant term of a prefix composition of affine maps
-    _, dprime = lax.associative_scan(_compose_affine, (-level.lower * level.inv_denom, rhs * level.inv_denom), axis=0)
-    _, x = lax.associative_scan(_compose_affine, (-level.cprime, dprime), axis=0, reverse=True)
+    _, dprime = lax.associative_scan(_compose_affine, (-lower * inv_denom, rhs * inv_denom), axis=0)
+    _, x = lax.associative_scan(_compose_affine, (-cprime, dprime), axis=0, reverse=True)
     return x
 
 
-def _line_solve(level: Level, rhs: jax.Array, line_solver: str = "auto") -> jax.Array:
+def _line_solve(lower, cprime, inv_denom, rhs: jax.Array, line_solver: str = "auto") -> jax.Array:
     """Solve the factored line systems along axis 0 for every column of ``rhs``."""
-    return _by_platform(line_solver, _solve_scan, _solve_parallel, level, rhs)
+    return _by_platform(line_solver, _solve_scan, _solve_parallel, lower, cprime, inv_denom, rhs)
+
+
+# --------------------------------------------------------------------------- the colours apart
+#
+# On a level whose last axis has an even length, the smoother keeps the two
+# colours of the checkerboard in separate arrays, each of half the last axis:
+# the half of colour c holds, at (i, j, m), the cell (i, j, 2 m + p) with
+# p = (j + c) mod 2. A half-sweep then reads the other colour's half and
+# solves only its own lines (the full layout solves every line and keeps half
+# the answers). The transverse neighbours of a cell are all of the other
+# colour: along axis 1 at the same m; along axis 2 at m and m - 1 (rows where
+# p = 0) or m and m + 1 (p = 1). The two cells 2 m and 2 m + 1 are one of each
+# colour, so halving axis 2 for the coarse level sums the two halves.
+
+
+def _odd_rows(shape, c: int) -> jax.Array:
+    """``p == 1`` for colour ``c``'s half of ``shape`` (broadcastable)."""
+    return ((jnp.arange(shape[1]) + c) % 2 == 1)[None, :, None]
+
+
+def split(x: jax.Array, c: int) -> jax.Array:
+    """Colour ``c``'s half of a cell field whose last axis has an even length."""
+    pairs = x.reshape(x.shape[:2] + (x.shape[2] // 2, 2))
+    return jnp.where(_odd_rows(x.shape, c), pairs[..., 1], pairs[..., 0])
+
+
+def merge(halves) -> jax.Array:
+    """The cell field of the two colours' halves (the inverse of :func:`split`)."""
+    h0, h1 = halves
+    odd = _odd_rows(h0.shape, 0)
+    low, high = jnp.where(odd, h1, h0), jnp.where(odd, h0, h1)
+    return jnp.stack([low, high], axis=-1).reshape(h0.shape[:2] + (2 * h0.shape[2],))
+
+
+def _from_other(level: Level, c: int, other: jax.Array) -> jax.Array:
+    """``sum over axes 1, 2 of w_lo x_{P-1} + w_hi x_{P+1}`` on colour ``c``'s
+    half: every term is a cell of the other colour's half ``other``."""
+    (lo1, hi1), (lo2, hi2) = level.halves[c][0]
+    odd = _odd_rows(other.shape, c)
+    below = jnp.where(odd, other, shifted(other, 2, -1))
+    above = jnp.where(odd, shifted(other, 2, +1), other)
+    return lo1 * shifted(other, 1, -1) + hi1 * shifted(other, 1, +1) + lo2 * below + hi2 * above
+
+
+def _sweep_halves(level: Level, xs, bs, colors, line_solver: str):
+    xs = list(xs)
+    for c in colors:
+        rhs = bs[c] + _from_other(level, c, xs[1 - c])
+        xs[c] = _line_solve(level.lower[c], level.cprime[c], level.inv_denom[c], rhs, line_solver)
+    return tuple(xs)
+
+
+def _residual_colour0(level: Level, xs, b: jax.Array) -> jax.Array:
+    """``b - (A x)`` on colour 0's half (the line links are ``-lower`` and
+    ``-upper``: they differ from the stencil's only where the neighbour is
+    outside, which counts 0)."""
+    d, upper = level.halves[0][1]
+    own = xs[0]
+    ax = d * own + level.lower[0] * shifted(own, 0, -1) + upper * shifted(own, 0, +1) - _from_other(level, 0, xs[1])
+    return b - ax
 
 
 def smooth(level: Level, x: jax.Array, b: jax.Array, colors=(0, 1), line_solver: str = "auto") -> jax.Array:
     """Red-black line Gauss-Seidel half-sweeps on ``A x = b`` in the given colour
     order; ``line_solver`` as :class:`CycleConfig`'s."""
+    if level.halves is not None:
+        xs = _sweep_halves(level, (split(x, 0), split(x, 1)), (split(b, 0), split(b, 1)), colors, line_solver)
+        return merge(xs)
     for col in colors:
         rhs = b + neighbour_sum(level.neighbours, x, (1, 2))
-        x = jnp.where(level.color == col, _line_solve(level, rhs, line_solver), x)
+        x = jnp.where(level.color == col, _line_solve(level.lower, level.cprime, level.inv_denom, rhs, line_solver), x)
     return x
 
 
@@ -457,6 +553,13 @@ def setup(
 
 def _coarse_solve(hier: Hierarchy, config: CycleConfig, r):
     level = hier.levels[-1]
+    if hier.coarse is None and level.halves is not None:
+        bs = (split(r, 0), split(r, 1))
+        xs = tuple(jnp.zeros_like(b) for b in bs)
+        for _ in range(config.coarse_sweeps):
+            xs = _sweep_halves(level, xs, bs, (0, 1), config.line_solver)
+            xs = _sweep_halves(level, xs, bs, (1, 0), config.line_solver)
+        return merge(xs)
     if hier.coarse is None:
         x = jnp.zeros_like(r)
         for _ in range(config.coarse_sweeps):
@@ -475,13 +578,36 @@ def v_cycle(hier: Hierarchy, config: CycleConfig, r: jax.Array, depth: int = 0) 
     if depth == len(levels) - 1:
         return _coarse_solve(hier, config, r)
     level = levels[depth]
+    coarse_shape = levels[depth + 1].diag.shape
+    f = tuple(n // m for n, m in zip(level.diag.shape, coarse_shape, strict=True))
+    if level.halves is not None:
+        return _v_cycle_halves(hier, config, r, depth, f)
     x = jnp.zeros_like(r)
     for _ in range(config.pre_sweeps):
         x = smooth(level, x, r, (0, 1), config.line_solver)
     res = r - apply(level, x)
-    coarse_shape = levels[depth + 1].diag.shape
-    f = tuple(n // m for n, m in zip(level.diag.shape, coarse_shape, strict=True))
     x = x + prolong(v_cycle(hier, config, restrict(res, f), depth + 1), f, level.diag.shape)
     for _ in range(config.post_sweeps):
         x = smooth(level, x, r, (1, 0), config.line_solver)
     return x
+
+
+def _v_cycle_halves(hier: Hierarchy, config: CycleConfig, r: jax.Array, depth: int, f) -> jax.Array:
+    """:func:`v_cycle` at a level that keeps the colours apart: one split of
+    ``r`` in, one merge of the correction out."""
+    level = hier.levels[depth]
+    assert f[2] == 2, f
+    bs = (split(r, 0), split(r, 1))
+    xs = tuple(jnp.zeros_like(b) for b in bs)
+    for _ in range(config.pre_sweeps):
+        xs = _sweep_halves(level, xs, bs, (0, 1), config.line_solver)
+    # an even last axis is always halved (coarsen_factors), and the two cells merged along it are one of
+    # each colour: the restriction sums the halves, and the prolongation adds the same correction to both.
+    # After a pre-smoothing, colour 1's lines were just solved exactly against colour 0: its residual is zero
+    res = _residual_colour0(level, xs, bs[0]) if config.pre_sweeps else bs[0] + bs[1]
+    f_half = (f[0], f[1], 1)
+    e = prolong(v_cycle(hier, config, restrict(res, f_half), depth + 1), f_half, bs[0].shape)
+    xs = (xs[0] + e, xs[1] + e)
+    for _ in range(config.post_sweeps):
+        xs = _sweep_halves(level, xs, bs, (1, 0), config.line_solver)
+    return merge(xs)
