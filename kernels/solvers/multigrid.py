@@ -364,16 +364,13 @@ def _factor_parallel(diag, lower, upper):
     return cprime, 1.0 / (diag - lower * shifted(cprime, 0, -1))
 
 
-def _factor(line_solver, diag, lower, upper):
-    return _by_platform(line_solver, _factor_scan, _factor_parallel, diag, lower, upper)
-
-
 def _make_level(op, diag, neighbours, line_solver: str = "auto") -> Level:
     w_lo, w_hi = neighbours[0]
     lower = (-w_lo).at[0].set(0.0)  # row i couples to i - 1 (row 0: boundary)
     upper = (-w_hi).at[-1].set(0.0)
     shape = diag.shape
-    cprime, inv_denom = _factor(line_solver, diag, lower, upper)  # every line at once, then split
+    # every line at once, then split
+    cprime, inv_denom = _by_platform(line_solver, _factor_scan, _factor_parallel, diag, lower, upper)
     if shape[2] % 2 == 0:
         halves = tuple(
             (
