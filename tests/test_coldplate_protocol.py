@@ -68,6 +68,21 @@ def test_build_gives_one_static_for_designs_that_differ_in_numbers(tmp_path):
     assert coldplate.design_bytes(a[0]) > 384 * 1000
 
 
+def test_a_float64_case_without_x64_is_refused_not_solved_in_float32(tmp_path):
+    """Without JAX's x64 mode every float64 array silently becomes float32: a
+    library caller who forgot it got a float32 answer (a flow that stalls at
+    ~1e-6 and never converges) labelled float64. Both entries refuse."""
+    case = _parse(TIGHT, tmp_path / "a.toml")
+    static, params = coldplate.build(case)
+    with jax.enable_x64(False):
+        with pytest.raises(RuntimeError, match="x64 is disabled"):
+            coldplate.setup(case)
+        with pytest.raises(RuntimeError, match="x64 is disabled"):
+            coldplate.solve(static, params)
+        f32 = dataclasses.replace(case, precision="float32")
+        assert coldplate.setup(f32).grid.dx.dtype == np.float32
+
+
 @pytest.mark.slow  # the host loop and the while-loop program: ~2 min on the shared 2-core machine
 def test_pure_coupled_solve_equals_the_host_picard_loop(tmp_path):
     text = TIGHT.replace('viscosity = "inlet"', 'viscosity = "temperature"')

@@ -60,6 +60,7 @@ from aidc_thermo.io.curves import ColdPlateCurves, write_curves
 from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
 from aidc_thermo.models import geometry as geo
+from aidc_thermo.models import precision_dtype
 from aidc_thermo.models.protocol import Output
 
 if TYPE_CHECKING:  # annotations only; imported where used, so that parsing a case starts no JAX
@@ -729,8 +730,8 @@ def setup(case: ColdPlateCase) -> Problem:
     from aidc_thermo.kernels import advdiff, energy, flow
     from aidc_thermo.kernels.fv.grid import grid_from_faces
 
+    dtype = precision_dtype(case.precision)
     g = build_geometry(case)
-    dtype = jnp.float64 if case.precision == "float64" else jnp.float32
     grid = grid_from_faces(*g.faces, dtype=dtype)
     t_in = case.inlet_temperature
     rho, mu = float(case.coolant.density(t_in)), float(case.coolant.viscosity(t_in))
@@ -1101,7 +1102,7 @@ def _solve(static: Static, params: Params) -> PlateSolution:
     from aidc_thermo.kernels.fv.grid import grid_from_faces
 
     g = static.geometry
-    dtype = static.dtype
+    dtype = precision_dtype(static.precision)
     f64 = jnp.result_type(float)  # float64 with x64 on: the host path's numpy precision
     grid = grid_from_faces(*g.faces, dtype=dtype)
     solid = jnp.asarray(g.solid)

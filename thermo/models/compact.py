@@ -44,7 +44,7 @@ from aidc_thermo.io.power_maps import overlap, read_map, source_power
 from aidc_thermo.io.results import Field, Layer, Quantity, Series, append_groups, results_h5, write_results
 from aidc_thermo.materials import material_library
 from aidc_thermo.models import geometry as geo
-from aidc_thermo.models import pin_friction
+from aidc_thermo.models import pin_friction, precision_dtype
 from aidc_thermo.models.calibrate import ClosureTableError, read_closure_table
 from aidc_thermo.models.geometry import faces_on_points
 from aidc_thermo.models.protocol import Output
@@ -1141,13 +1141,9 @@ def _compiled_solve():
 def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve at the operating flow and over the flow range; write results:
     build -> solve (one jit) -> check -> report -> write."""
-    import jax
-    import jax.numpy as jnp
 
     progress.phase("build")
-    dtype = jnp.float64 if case.precision == "float64" else jnp.float32
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
+    precision_dtype(case.precision)
     static, params = build(case)
     progress.phase("solve")
     sol = _compiled_solve()(static, params)
@@ -1255,10 +1251,8 @@ def solve_curves(case: CompactCase, case_file: CaseFile) -> ColdPlateCurves:
     or facility case that names this plate by its case
     (:mod:`aidc_thermo.curve_cache`) hands to its network. The caller enables
     JAX's x64 for a float64 case."""
-    import jax
 
-    if case.precision == "float64" and not jax.config.jax_enable_x64:
-        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
+    precision_dtype(case.precision)
     static, params = build(case)
     sol = _compiled_solve()(static, params)
     check(static, params, sol)

@@ -58,6 +58,7 @@ from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header
 from aidc_thermo.io.curves import read_curves, require_coolant
 from aidc_thermo.io.results import Quantity, Series, write_series_results
 from aidc_thermo.io.weather import Weather, read_weather
+from aidc_thermo.models import precision_dtype
 
 __all__ = [
     "CASE_TYPE",
@@ -1006,9 +1007,7 @@ class Solution(NamedTuple):
 
 
 def _dtype(case: FacilityCase):
-    import jax.numpy as jnp
-
-    return jnp.float64 if case.precision == "float64" else jnp.float32
+    return precision_dtype(case.precision)
 
 
 def build(case: FacilityCase) -> tuple[Static, Params]:

@@ -72,6 +72,7 @@ from aidc_thermo.errors import CaseError, FlowOutsideCurves, SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
 from aidc_thermo.io.curves import ColdPlateCurves, read_curves, require_coolant
 from aidc_thermo.io.results import Quantity, network_xdmf, results_h5, write_common, write_summary_json
+from aidc_thermo.models import precision_dtype
 
 __all__ = [
     "CASE_TYPE",
@@ -948,9 +949,7 @@ class Solution(NamedTuple):
 
 
 def _dtype_of(precision: str):
-    import jax.numpy as jnp
-
-    return jnp.float64 if precision == "float64" else jnp.float32
+    return precision_dtype(precision)
 
 
 def build(case: RackCase) -> tuple[Static, Params]:

@@ -27,6 +27,7 @@ from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_pl
 from aidc_thermo.io.power_maps import read_map, source_power
 from aidc_thermo.io.results import Field, Quantity, Series, append_groups, write_results
 from aidc_thermo.materials import material_library
+from aidc_thermo.models import precision_dtype
 from aidc_thermo.models.protocol import Output
 
 __all__ = ["StackCase", "Static", "Params", "Solution", "parse", "build", "solve", "report", "check", "screen",
@@ -639,12 +640,9 @@ def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantit
     """Solve and write the results into ``folder`` (a fresh, empty folder):
     build -> jit(solve) -> check -> report -> write."""
     import jax
-    import jax.numpy as jnp
 
     progress.phase("build")
-    dtype = jnp.float64 if case.solver.precision == "float64" else jnp.float32
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise RuntimeError("float64 requested but JAX x64 is disabled; enable it at the entry point")
+    precision_dtype(case.solver.precision)
     disc = discretize(case)
     static, params = build(case, disc)
     progress.phase("solve")
