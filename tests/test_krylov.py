@@ -206,6 +206,94 @@ def test_a_mesh_of_odd_axes_coarsens_to_a_dense_solve_and_stays_a_symmetric_cont
     np.testing.assert_allclose(np.asarray(x), np.asarray(u), rtol=0, atol=1e-7 * float(jnp.max(jnp.abs(u))))
 
 
+def _channel(shape=(24, 16, 20), lo=3, hi=13):
+    """A pressure-correction-like system: fluid cells linked to each other and
+    to a fixed pressure beyond x+, solid cells isolated (no link, ``c = 1``);
+    the fluid starts at an odd y, so the first coarsening pairs solid with
+    fluid cells along y."""
+    fluid = np.zeros(shape, bool)
+    fluid[:, lo:hi, 2:] = True
+    links = []
+    for axis in range(3):
+        pad = [(0, 0)] * 3
+        pad[axis] = (1, 1)
+        f = np.pad(fluid, pad)
+        n = shape[axis]
+        g = (np.take(f, range(n + 1), axis=axis) & np.take(f, range(1, n + 2), axis=axis)).astype(float)
+        if axis == 0:
+            g[-1] = fluid[-1]  # the outlet
+        links.append(jnp.asarray(g))
+    return Conductances(*links, c=jnp.asarray(np.where(fluid, 0.0, 1.0))), fluid
+
+
+def test_an_isolated_cell_neither_cuts_nor_pins_the_group_it_is_merged_into():
+    """A solid cell of the pressure correction (no link, ``c x = b``) merged
+    with a fluid cell used to cut the group's coarse links (a zero link inside
+    the group) and pin it with its ``c``: the coarse correction was lost next
+    to every wall (on the unit cell at 166k cells: 10 CG iterations per
+    pressure solve instead of 6-7). Now the group's path starts at its linked
+    cell and its ``c`` counts only the linked cells'."""
+    g = jnp.asarray([0.0, 0.0, 2.0, 4.0, 4.0]).reshape(5, 1, 1)  # cell 0 isolated, cells 1-3 linked
+    links = (g, jnp.zeros((4, 2, 1)), jnp.zeros((4, 1, 2)))
+    (gx, _, _), c = multigrid.series_parallel(links, jnp.asarray([7.0, 0.0, 0.0, 1.0]).reshape(4, 1, 1), (2, 1, 1))
+    # pair (0, 1) from cell 1's centre: link 2 whole, half of the second pair's inner link 3, to its centre
+    np.testing.assert_allclose(np.asarray(gx).ravel(), [0.0, 1.0 / (1 / 2.0 + 0.5 / 4.0), 1.0 / (0.5 / 4.0 + 1 / 4.0)])
+    np.testing.assert_array_equal(np.asarray(c).ravel(), [0.0, 1.0])  # cell 0's 7 left out
+    alone = (jnp.zeros((3, 1, 1)), jnp.zeros((2, 2, 1)), jnp.zeros((2, 1, 2)))
+    _, c_alone = multigrid.series_parallel(alone, jnp.asarray([7.0, 5.0]).reshape(2, 1, 1), (2, 1, 1))
+    assert float(c_alone.ravel()[0]) == 12.0  # a group of isolated cells keeps its c: still invertible
+
+    op, fluid = _channel()
+    b = jnp.asarray(np.where(fluid, np.random.default_rng(0).standard_normal(fluid.shape), 0.0))
+    cfg = linsolve.MultigridConfig(line_axis=1, tol=1e-8, coarse_size=64, mixed_precision=False)
+    x, info = jax.jit(lambda op, b: linsolve.solve(op, b, cfg))(op, b)
+    assert bool(info.converged) and int(info.iterations) <= 12  # 19 before
+    np.testing.assert_allclose(np.asarray(linsolve.apply(op, x)), np.asarray(b), atol=1e-7 * float(jnp.abs(b).max()))
+
+
+def test_axis_weights_semi_coarsen_the_strong_transverse_axis_first():
+    """Lines along axis 0; across them axis 2 links eight times as strongly as
+    axis 1. Halving both transverse axes keeps that ratio at every level, and
+    the point smoother across the lines damps the weak direction's error
+    slowly; with ``axis_weights`` only axis 2 is halved until the two are
+    within a factor 2, and CG needs fewer iterations (8 -> 5 here)."""
+    w = (75.0, 0.75, 6.0)
+    assert multigrid.coarsen_factors((8, 32, 32), 256, w) == (1, 1, 2)
+    assert multigrid.coarse_weights(w, (1, 1, 2)) == (75.0, 0.75, 1.5)
+    assert multigrid.coarsen_factors((8, 32, 16), 256, (75.0, 0.75, 1.5)) == (1, 2, 2)
+    assert multigrid.coarsen_factors((8, 32, 32), 256) == (1, 2, 2)
+    shape = (8, 16, 16)
+    rng = np.random.default_rng(1)
+    ranges = ((50, 100, (9, 16, 16)), (0.5, 1, (8, 17, 16)), (4, 8, (8, 16, 17)))
+    op = Conductances(*(jnp.asarray(rng.uniform(lo, hi, s)) for lo, hi, s in ranges), c=jnp.zeros(shape))
+    b = jnp.asarray(rng.standard_normal(shape))
+
+    def solve(op, b, weights):
+        cfg = linsolve.MultigridConfig(
+            line_axis=0, tol=1e-8, coarse_size=16, dense_limit=64, mixed_precision=False, axis_weights=weights
+        )
+        x, info = jax.jit(lambda op, b: linsolve.solve(op, b, cfg))(op, b)
+        assert bool(info.converged)
+        np.testing.assert_allclose(
+            np.asarray(linsolve.apply(op, x)), np.asarray(b), atol=1e-6 * float(jnp.abs(b).max())
+        )
+        levels = jax.jit(lambda op: linsolve.multigrid_setup(op, cfg))(op).levels
+        return int(info.iterations), levels
+
+    plain, _ = solve(op, b, None)
+    weighted, levels = solve(op, b, w)
+    assert [level.diag.shape[1:] for level in levels[:3]] == [(16, 16), (16, 8), (8, 4)]
+    assert weighted <= 6 < plain
+    # the weak axis last: it is not halved, so its colours are not kept apart (the restriction merges one
+    # cell of each colour only along a halved last axis), and the V-cycle is still a valid preconditioner
+    swapped = Conductances(op.gx, jnp.swapaxes(op.gz, 1, 2), jnp.swapaxes(op.gy, 1, 2), c=op.c)
+    again, levels = solve(swapped, jnp.swapaxes(b, 1, 2), (75.0, 6.0, 0.75))
+    assert levels[0].halves is None and levels[0].color is not None and levels[1].diag.shape[1:] == (8, 16)
+    assert again == weighted
+    with pytest.raises(ValueError, match="axis_weights"):
+        multigrid.CycleConfig(axis_weights=(1.0, 0.0, 1.0))
+
+
 def test_coarse_advection_on_odd_axes_conserves_each_groups_net_flow():
     """The advection-diffusion hierarchy keeps the face flows between groups
     (:func:`multigrid.coarse_faces`): every coarse cell's net outflow is the

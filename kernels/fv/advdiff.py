@@ -145,6 +145,8 @@ class KrylovConfig:
         line_solver: how the multigrid's line systems are factored and solved
             (:class:`kernels.solvers.multigrid.CycleConfig`): ``"auto"``,
             ``"scan"`` or ``"parallel"``.
+        axis_weights: typical link strength per unit volume along x, y, z, or
+            ``None`` (:class:`kernels.solvers.linsolve.MultigridConfig`).
     """
 
     line_axis: int = 0
@@ -154,6 +156,7 @@ class KrylovConfig:
     tol: float | None = None
     max_iterations: int = 300
     line_solver: str = "auto"
+    axis_weights: tuple[float, float, float] | None = None
 
     def tolerance(self, dtype) -> float:
         return default_tolerance(self.tol, dtype)
@@ -170,6 +173,9 @@ class KrylovConfig:
             dense_limit=None,
             symmetric=False,
             line_solver=self.line_solver,
+            axis_weights=None
+            if self.axis_weights is None
+            else tuple(self.axis_weights[a] for a in multigrid.internal_axes(self.line_axis)),
         )
 
 

@@ -114,6 +114,11 @@ class FlowSpec:
         pressure_line_axis: line-relaxation axis of the pressure multigrid
             (:class:`kernels.solvers.linsolve.MultigridConfig`); ``None``: z, or the
             longer of x and y when ``nz == 1``.
+        pressure_axis_weights: typical pressure link strength per unit volume
+            along x, y, z (``1 / h**2`` for the fluid cells' spacings ``h``), or
+            ``None``: the pressure multigrid then coarsens a weakly linked
+            axis only once the others have caught up
+            (:class:`kernels.solvers.linsolve.MultigridConfig`).
         viscous_pressure: factor of the viscous pressure update
             ``- mu div u*`` (0 gives plain SIMPLEC).
         line_solver: how the pressure multigrid's line systems are factored
@@ -131,6 +136,7 @@ class FlowSpec:
     pressure_rtol: float = 1e-2
     pressure_max_iterations: int = 200
     pressure_line_axis: int | None = None
+    pressure_axis_weights: tuple[float, float, float] | None = None
     viscous_pressure: float = 1.0
     line_solver: str = "auto"
 
@@ -762,6 +768,7 @@ def _solve_pressure(g, c, rhs, periodic, spec: FlowSpec):
             tol=spec.pressure_rtol,
             max_iterations=spec.pressure_max_iterations,
             line_solver=spec.line_solver,
+            axis_weights=spec.pressure_axis_weights,
             # the hierarchy (with its dense coarsest-level factorisation) is
             # rebuilt every outer iteration: coarsen as far as the grid allows
             coarse_size=64,

@@ -148,6 +148,11 @@ class MultigridConfig:
         line_solver: how the line systems are factored and solved
             (:class:`kernels.solvers.multigrid.CycleConfig`): ``"auto"``,
             ``"scan"`` or ``"parallel"``.
+        axis_weights: typical link strength per unit volume along x, y, z
+            (``1 / h**2`` on a grid of spacings ``h``), or ``None``: with them
+            the coarsening leaves a transverse axis more than twice as weakly
+            linked as the other as it is until they are even
+            (:func:`kernels.solvers.multigrid.coarsen_factors`).
     """
 
     line_axis: int = 2
@@ -162,6 +167,7 @@ class MultigridConfig:
     tol: float | None = None
     max_iterations: int = 200
     line_solver: str = "auto"
+    axis_weights: tuple[float, float, float] | None = None
 
     def tolerance(self, dtype) -> float:
         return default_tolerance(self.tol, dtype)
@@ -178,6 +184,9 @@ class MultigridConfig:
             coarse_sweeps=self.coarse_sweeps,
             symmetric=True,
             line_solver=self.line_solver,
+            axis_weights=None
+            if self.axis_weights is None
+            else tuple(self.axis_weights[a] for a in multigrid.internal_axes(self.line_axis)),
         )
 
 

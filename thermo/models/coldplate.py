@@ -590,14 +590,29 @@ GEOMETRY_KINDS.register(
 )  # fmt: skip
 
 
+def _axis_weights(g: geo.VoxelGeometry, cells: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Link strength per unit volume along x, y, z for the multigrid's
+    coarsening (``axis_weights`` of the kernels' multigrid configurations):
+    the mean of ``1 / h**2`` over ``cells`` (default every cell), to 4
+    significant digits (a static setting of the solvers). On the unit cell
+    the y links (across the thin channel and fins) are the strongest and the
+    z links several times the x links."""
+    widths = np.meshgrid(*(np.diff(f) for f in g.faces), indexing="ij")
+    sel = np.ones(g.material.shape, bool) if cells is None else cells
+    return tuple(float(f"{np.mean(1.0 / w[sel] ** 2):.4g}") for w in widths)
+
+
+def _pressure_weights(g: geo.VoxelGeometry) -> tuple[float, float, float]:
+    """:func:`_axis_weights` of the fluid cells: the pressure correction lives there."""
+    return _axis_weights(g, g.material == geo.FLUID)
+
+
 def _thinnest_axis(g: geo.VoxelGeometry) -> int:
     """The axis across which the fluid cells are thinnest: there the pressure
     links are strongest, so the pressure multigrid solves lines along it
     (measured on the unit cell at 49k cells: 14 CG iterations per outer
     iteration with lines across the channel, 130 with lines up the fins)."""
-    fluid = g.material == geo.FLUID
-    widths = np.meshgrid(*(np.diff(f) for f in g.faces), indexing="ij")
-    return int(np.argmax([np.mean(1.0 / w[fluid] ** 2) for w in widths]))
+    return int(np.argmax(_pressure_weights(g)))
 
 
 def energy_line_axis(g: geo.VoxelGeometry, k: np.ndarray, flux: float) -> int:
@@ -746,6 +761,7 @@ def setup(case: ColdPlateCase) -> Problem:
         tol=case.flow_tolerance,
         max_outer=case.max_outer,
         pressure_line_axis=_thinnest_axis(g),
+        pressure_axis_weights=_pressure_weights(g),
         # a loose pressure correction is enough for SIMPLEC here: on the unit cell
         # at 49k cells, 0.2 takes the same 51 outer iterations as 0.01 with half
         # the CG iterations (0.3 needs more outer iterations)
@@ -788,7 +804,9 @@ def setup(case: ColdPlateCase) -> Problem:
         # it brings the adjacent cell's temperature (zero gradient), not a face value
         energy_config=energy.EnergyConfig(
             scheme=case.energy_scheme,
-            krylov=advdiff.KrylovConfig(line_axis=line_axis, max_iterations=case.energy_max_inner),
+            krylov=advdiff.KrylovConfig(
+                line_axis=line_axis, max_iterations=case.energy_max_inner, axis_weights=_axis_weights(g)
+            ),
             max_outer=case.energy_max_outer,
             tol=energy_tol,
             outlets=("x_hi",),
@@ -1055,6 +1073,7 @@ def _flow_spec(static: Static):
         tol=static.flow_tolerance,
         max_outer=static.max_outer,
         pressure_line_axis=static.pressure_line_axis,
+        pressure_axis_weights=_pressure_weights(static.geometry),
         pressure_rtol=0.2,  # see setup()
     )
 
@@ -1064,7 +1083,11 @@ def _energy_config(static: Static):
 
     return energy.EnergyConfig(
         scheme=static.energy_scheme,
-        krylov=advdiff.KrylovConfig(line_axis=static.energy_line_axis, max_iterations=static.energy_max_inner),
+        krylov=advdiff.KrylovConfig(
+            line_axis=static.energy_line_axis,
+            max_iterations=static.energy_max_inner,
+            axis_weights=_axis_weights(static.geometry),
+        ),
         max_outer=static.energy_max_outer,
         tol=static.energy_tolerance,
         outlets=("x_hi",),
