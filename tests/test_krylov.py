@@ -292,6 +292,10 @@ def test_axis_weights_semi_coarsen_the_strong_transverse_axis_first():
     assert again == weighted
     with pytest.raises(ValueError, match="axis_weights"):
         multigrid.CycleConfig(axis_weights=(1.0, 0.0, 1.0))
+    # both configurations take the weights in user order (x, y, z) and hand them on in internal order
+    xyz = (1.0, 2.0, 3.0)
+    assert linsolve.MultigridConfig(line_axis=1, axis_weights=xyz).cycle().axis_weights == (2.0, 1.0, 3.0)
+    assert advdiff.KrylovConfig(line_axis=2, axis_weights=xyz).cycle().axis_weights == (3.0, 1.0, 2.0)
 
 
 def test_coarse_advection_on_odd_axes_conserves_each_groups_net_flow():

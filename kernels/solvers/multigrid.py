@@ -610,15 +610,15 @@ def setup(
         # groups of three make a weaker coarse level: only until the dense solve takes the level
         # (dense_limit; when every coarsest level is solved densely, coarse_size)
         odd_step = any(k == 2 and n % 2 == 1 for k, n in zip(f, diag.shape, strict=True))
-        last = (
+        coarsest = (
             f == (1, 1, 1)
             or diag.size <= config.coarse_size
             or ((odd or odd_step) and diag.size <= max(config.dense_limit or 0, config.coarse_size))
         )
         # the colours are kept apart where the coarsening merges one cell of each along the last axis
-        split_colours = diag.shape[2] % 2 == 0 and (last or f[2] == 2)
+        split_colours = diag.shape[2] % 2 == 0 and (coarsest or f[2] == 2)
         levels.append(_make_level(current, diag, nb, config.line_solver, split_colours))
-        if last:
+        if coarsest:
             break
         odd = odd or odd_step
         weights = coarse_weights(weights, f)
