@@ -1244,7 +1244,8 @@ _OUTPUTS = {
     "residual": ("", "relative residual (flows and pressures)"),
     "temperature_extremes": ("K", "(min, max) of the node, edge inlet and edge outlet temperatures (3 x 2)"),
     "plate_rise_extremes": ("K", "min and max over plates of outlet - inlet temperature, the largest |plate "
-                            "temperature| and the plate (index in plate order) of the min"),
+                            "temperature| and the plate (index in plate order) of the min (the first one "
+                            "within round-off of it)"),
     "plate_type_flow_extremes": ("m^3/s", "(min, max) plate flow of each plate type (types x 2)"),
 }
 
@@ -1313,7 +1314,7 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
         ),  # fmt: skip
         "plate_rise_extremes": jnp.stack(
             [rise.min(), rise.max(), jnp.maximum(jnp.abs(t_pin).max(), jnp.abs(t_pout).max()),
-             jnp.argmin(rise).astype(rise.dtype)]
+             _first_lowest(rise).astype(rise.dtype)]
         ),  # fmt: skip
         # for the sweep's screen: a plate type's flows against the range of its curve file
         "plate_type_flow_extremes": jnp.stack(
@@ -1321,6 +1322,17 @@ def _report_one(static: Static, params: Params, s: Solution) -> dict:
              if np.any(types == k) else jnp.zeros((2,), qp.dtype) for k in range(len(static.plate_type_names))]
         ),  # fmt: skip
     }
+
+
+def _first_lowest(x):
+    """Index of the first entry within round-off of ``x``'s minimum. Plates
+    whose rises tie up to round-off (the identical plates of a rack) would
+    otherwise be picked by whichever rounded lower, which differs between a
+    design solved alone and the same design in a batch."""
+    import jax.numpy as jnp
+
+    tol = max(1e-9, 64 * float(jnp.finfo(x.dtype).eps)) * jnp.max(jnp.abs(x))
+    return jnp.argmax(x <= x.min() + tol)
 
 
 #: name -> (units, description) of the numbers report() adds for a [row]
