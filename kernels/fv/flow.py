@@ -109,6 +109,10 @@ class FlowSpec:
             the pseudo-time step (1 = pseudo-time only).
         momentum_rtol, momentum_max_iterations: inner BiCGSTAB settings (relative
             to the residual of the previous iterate).
+        momentum_mixed_precision: a float64 solve's momentum correction (the
+            BiCGSTAB solve for the change of the velocities, to
+            ``momentum_rtol``) runs in float32; its residual is computed in
+            float64, so the outer iteration converges to the same answer.
         pressure_rtol, pressure_max_iterations: inner CG settings for the
             pressure correction (relative to the predictor's mass imbalance).
         pressure_line_axis: line-relaxation axis of the pressure multigrid
@@ -133,6 +137,7 @@ class FlowSpec:
     relaxation: float = 1.0
     momentum_rtol: float = 1e-1
     momentum_max_iterations: int = 200
+    momentum_mixed_precision: bool = True
     pressure_rtol: float = 1e-2
     pressure_max_iterations: int = 200
     pressure_line_axis: int | None = None
@@ -934,18 +939,36 @@ def solve_flow(
             x0.append(jnp.where(g.fixed, g.value, xa))
         bvec = tuple(c.b for c in coefs)
 
-        def matvec(x):
-            return tuple(_apply(c, xa, frames[a][1]) for a, (c, xa) in enumerate(zip(coefs, x, strict=True)))
+        def matvec_of(cs):
+            def matvec(x):
+                return tuple(_apply(c, xa, frames[a][1]) for a, (c, xa) in enumerate(zip(cs, x, strict=True)))
 
-        def precond(r):
-            return tuple(ra / c.aP for c, ra in zip(coefs, r, strict=True))
+            return matvec
 
-        # stop relative to the initial residual: solve for the correction from zero
-        r0 = tuple(bb - ax for bb, ax in zip(bvec, matvec(tuple(x0)), strict=True))
+        # stop relative to the initial residual: solve for the correction from
+        # zero; the correction needs only momentum_rtol, so float32 serves a
+        # float64 solve (the residual r0 stays float64)
+        r0 = tuple(bb - ax for bb, ax in zip(bvec, matvec_of(coefs)(tuple(x0)), strict=True))
+        if spec.momentum_mixed_precision and dtype != jnp.float32:
+            cs = tuple(
+                c._replace(
+                    aP=c.aP.astype(jnp.float32),
+                    lo=tuple(v.astype(jnp.float32) for v in c.lo),
+                    hi=tuple(v.astype(jnp.float32) for v in c.hi),
+                )
+                for c in coefs
+            )
+            r0 = tuple(r.astype(jnp.float32) for r in r0)
+        else:
+            cs = coefs
         dxs, minfo = krylov.bicgstab(
-            matvec, r0, precond, rtol=spec.momentum_rtol, max_iterations=spec.momentum_max_iterations
+            matvec_of(cs),
+            r0,
+            lambda r: tuple(ra / c.aP for c, ra in zip(cs, r, strict=True)),
+            rtol=spec.momentum_rtol,
+            max_iterations=spec.momentum_max_iterations,
         )
-        xs = tuple(xa + dxa for xa, dxa in zip(x0, dxs, strict=True))
+        xs = tuple(xa + dxa.astype(dtype) for xa, dxa in zip(x0, dxs, strict=True))
         ustar = tuple(
             to_global(a, jnp.where(g.fixed, g.value, xa)) for a, (g, xa) in enumerate(zip(geoms, xs, strict=True))
         )
