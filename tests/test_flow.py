@@ -203,6 +203,25 @@ def test_parallel_line_solves_give_the_same_flow():
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-7 * float(jnp.max(jnp.abs(a))))
 
 
+def test_a_float32_momentum_correction_gives_the_float64_flow():
+    """The momentum correction's BiCGSTAB in float32 (the default for a
+    float64 solve) against float64 throughout: the same converged flow to the
+    outer tolerance (the residual the outer iteration tests is float64 in
+    both), in about the same outer and momentum iterations."""
+    solid = obstacle_mask()
+    spec64 = dataclasses.replace(OBSTACLE, momentum_mixed_precision=False)
+    st_m, info_m = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid, F64, OBSTACLE)
+    st_d, info_d = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid, F64, spec64)
+    assert OBSTACLE.momentum_mixed_precision and st_m.u.dtype == F64
+    assert bool(info_m.converged) and bool(info_d.converged)
+    assert abs(int(info_m.iterations) - int(info_d.iterations)) <= 2
+    mom_m, mom_d = int(info_m.momentum_iterations), int(info_d.momentum_iterations)
+    assert abs(mom_m - mom_d) <= 0.1 * mom_d
+    assert float(info_m.mass_imbalance) < 1e-10
+    for a, b in zip((st_d.u, st_d.v, st_d.w, st_d.p), (st_m.u, st_m.v, st_m.w, st_m.p), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-7 * float(jnp.max(jnp.abs(a))))
+
+
 @pytest.mark.slow
 def test_solid_cells_are_walls():
     """The obstacle duct with its two upper rows of cells blocked gives the same
