@@ -269,9 +269,10 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     # does not change between them)
     hier = advdiff.multigrid_setup(op_c, krylov)
     # the upwind start need not be converged: the TVD correction alone leaves a
-    # residual of order 1e-3 of ||b|| (1.4e-3 at the OpenFOAM peer's 166k-cell
-    # mesh), which the deferred-correction iterations remove with the start's
-    # own error (there 53 BiCGSTAB iterations to 1e-10 before, 25 now)
+    # residual of order 1e-3 of ||b|| (1.1e-3 at the OpenFOAM peer's 166k-cell
+    # mesh; 1.4e-3 after a start to 1e-3), which the deferred-correction
+    # iterations remove with the start's own error (there 53 BiCGSTAB
+    # iterations to 1e-10 before, 25 now)
     inner_floor = krylov.tolerance(b.dtype)
     # the closing inner solve's target (below): a decade below the floor,
     # unless round-off (float32) would keep BiCGSTAB from reaching it
