@@ -802,9 +802,7 @@ def setup(case: ColdPlateCase) -> Problem:
         # it brings the adjacent cell's temperature (zero gradient), not a face value
         energy_config=energy.EnergyConfig(
             scheme=case.energy_scheme,
-            krylov=advdiff.KrylovConfig(
-                line_axis=line_axis, max_iterations=case.energy_max_inner, mixed_precision=True
-            ),
+            krylov=advdiff.KrylovConfig(line_axis=line_axis, max_iterations=case.energy_max_inner),
             max_outer=case.energy_max_outer,
             tol=energy_tol,
             outlets=("x_hi",),
@@ -1081,9 +1079,7 @@ def _energy_config(static: Static):
 
     return energy.EnergyConfig(
         scheme=static.energy_scheme,
-        krylov=advdiff.KrylovConfig(
-            line_axis=static.energy_line_axis, max_iterations=static.energy_max_inner, mixed_precision=True
-        ),
+        krylov=advdiff.KrylovConfig(line_axis=static.energy_line_axis, max_iterations=static.energy_max_inner),
         max_outer=static.energy_max_outer,
         tol=static.energy_tolerance,
         outlets=("x_hi",),
