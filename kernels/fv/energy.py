@@ -318,9 +318,10 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
         T_from = jnp.where(closing, T_best, T)
         # inexact inner solves: the deferred correction itself contracts the
         # residual by about a half per iteration (the unit cell), so asking the
-        # inner solve for more is wasted (at 166k cells 200 BiCGSTAB iterations
-        # in all with a tenth and a converged start, 121 with a half, the start
-        # at 1e-3 and the closing solve); the inner floor bounds it below. Both in
+        # inner solve for more is wasted (at 166k cells, with a float32 V-cycle,
+        # 200 BiCGSTAB iterations in all with a tenth and a converged start, 121
+        # with a half, the start at 1e-3 and the closing solve); the inner floor
+        # bounds it below. Both in
         # the outer norm: BiCGSTAB measures relative to its own right-hand side,
         # which can be far larger than ||b|| (a cooled wall's t_ref A 1 term), so
         # convert, or the inner solve meets its tolerance at its starting guess
