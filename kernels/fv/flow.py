@@ -1025,10 +1025,16 @@ def solve_flow(
 
     def body(s):
         vel, p, k, _, cont, hist, mhist, chist, mit, pit, _ = s
-        # the coefficients are read by the residual, the momentum solve, the pressure conductances and the
-        # pressure multigrid's set-up: written once, not recomputed inside each (kernels.solvers.fusion)
-        coefs = materialized(assemble(vel, p), rho)
+        # the coefficients are read by the momentum solve, the pressure conductances and the pressure
+        # multigrid's set-up: written once, not recomputed inside each (kernels.solvers.fusion). The links
+        # are already written inside the assembly: passed through a second conditional they would be
+        # copied (at 166k cells the three assemblies took 30 ms inside one, 15 ms without it; the whole
+        # flow solve 4-5 % less, bit for bit the same). The residual's two fields are only summed: not
+        # written at all.
+        coefs = assemble(vel, p)
         mres = _momentum_residual(coefs)
+        fresh = materialized(tuple((c.aP, c.b, c.d) for c in coefs), rho)
+        coefs = tuple(c._replace(aP=f[0], b=f[1], d=f[2]) for c, f in zip(coefs, fresh, strict=True))
         mhist = mhist.at[k].set(mres)
         hist = hist.at[k].set(jnp.fmax(mres, cont))
         done = ((mres < tol) & (cont < tol)) | (k >= nmax) | ~jnp.isfinite(mres)
