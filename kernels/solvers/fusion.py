@@ -11,6 +11,11 @@ same work with the assembly written to memory once (benchmarks/RESULTS.md).
 before it fuses. The output of a conditional is always written to memory, so
 :func:`materialized` passes its operands through one whose other branch is
 never taken.
+
+Pass only what is not written yet: an array that an inner ``materialized``
+already wrote is copied when it passes through a second one (the flow
+solver's momentum links at 166k cells: the three assemblies took 30 ms with
+the second conditional around them, 15 ms without).
 """
 
 from __future__ import annotations
