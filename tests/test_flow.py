@@ -204,10 +204,11 @@ def test_parallel_line_solves_give_the_same_flow():
 
 
 def test_a_float32_momentum_correction_gives_the_float64_flow():
-    """The momentum correction's BiCGSTAB in float32 (as the resolved cold
-    plate runs it) against float64 throughout: the same converged flow to the
-    outer tolerance (the residual the outer iteration tests is float64 in
-    both), in about the same outer and momentum iterations."""
+    """The momentum correction's BiCGSTAB in float32 (an option, off by
+    default and in the resolved cold plate) against float64 throughout: the
+    same converged flow to the outer tolerance (the residual the outer
+    iteration tests is float64 in both), in about the same outer and momentum
+    iterations."""
     solid = obstacle_mask()
     mixed = dataclasses.replace(OBSTACLE, momentum_mixed_precision=True)
     st_m, info_m = OBSTACLE_SOLVE(jnp.asarray(1.0, F64), solid, F64, mixed)
