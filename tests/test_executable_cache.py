@@ -60,6 +60,18 @@ def test_store_then_load_gives_the_same_bits(exe_dir):
     np.testing.assert_allclose(first, 2 * np.linalg.solve(a, b), rtol=1e-12)
 
 
+def test_release_programs_drops_the_loaded_executables_and_the_next_call_loads_the_same_bits(exe_dir):
+    a, b = _problem()
+    fn = compile_cache.cached_jit(_lu, static_argnums=(2,))
+    first, _ = _run(fn, a, b, 2)
+    assert len(fn._loaded) == 1
+    compile_cache.release_programs()
+    assert fn._loaded == {}
+    again, counts = _run(fn, a, b, 2)  # from the disk, not compiled again
+    assert counts["executables_from_cache"] == 1 and counts["executables_stored"] == 0
+    assert again.tobytes() == first.tobytes()
+
+
 def test_static_argument_shape_dtype_and_source_change_miss(exe_dir, monkeypatch):
     a, b = _problem()
     _run(compile_cache.cached_jit(_lu, static_argnums=(2,)), a, b, 2)

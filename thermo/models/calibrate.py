@@ -719,12 +719,18 @@ def _table(case: CalibrationCase, sol: CalibrationSolution) -> ClosureTable:
 def _solve_grid(case: CalibrationCase, base: ClosureTable) -> ClosureTable:
     """The grid table of a case with ``grid``: every unit cell calibrated in
     turn (one compiled program each: the voxel grid changes), ``base`` (the
-    [geometry] cell's table, already solved) in its place."""
+    [geometry] cell's table, already solved) in its place. Each cell's
+    program is released before the next is compiled
+    (:func:`~aidc_thermo.compile_cache.release_programs`): the bundled
+    20-cell grid would otherwise run out of the process's memory maps."""
+    from aidc_thermo.compile_cache import release_programs
+
     tables = []
     for i, (w, t) in enumerate(case.grid):
         if np.allclose((w, t), (base.meta["channel_width"], base.meta["fin_thickness"]), rtol=1e-9, atol=0):
             tables.append(base)
             continue
+        release_programs()
         progress.say(f"unit cell {i + 1} of {len(case.grid)}: channel width {w * 1e3:g} mm, fin {t * 1e3:g} mm")
         cell = _cell(case, w, t)
         try:
