@@ -3,7 +3,8 @@ batched solve equals the per-design loop; a sweep sharded over 4 host devices
 equals the unsharded one and its chunks really are sharded; two processes
 joined by jax.distributed give the same table as one; SIGKILL at random
 moments then restarts give every design once and the uninterrupted table; a
-non-converging design is kept and marked; bad sweep files exit 2 naming the
+non-converging design is kept and marked; a sweep of many buckets keeps one
+compiled program alive at a time; bad sweep files exit 2 naming the
 file and the key; a changed sweep is refused for resumption."""
 
 import json
@@ -339,6 +340,29 @@ def test_a_design_that_cannot_converge_is_kept_and_marked(tmp_path, capsys):
     assert np.all(np.isfinite(t["R_max"][0][cap == 300]))
     info = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert info["failed"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="counts the memory maps of /proc (Linux)")
+def test_a_sweep_of_many_buckets_keeps_one_compiled_program_alive(tmp_path, monkeypatch):
+    """Three buckets (a static solver key): after each bucket's chunk the process holds as many memory maps as
+    after the first (each compact program held some 500 more when every bucket's program was kept)."""
+    from aidc_thermo import sweep as sweep_module
+
+    spec = NONCONV.replace("values = [1, 300]", "values = [100, 200, 300]")
+    spec = spec.replace('values = ["0.5 L/min", "1 L/min", "2 L/min"]', 'values = ["1 L/min"]')
+    maps = []
+    write = sweep_module._atomic_write
+
+    def counted(path, fn):
+        write(path, fn)
+        if Path(path).suffix == ".npz":
+            maps.append(len(Path("/proc/self/maps").read_text().splitlines()))
+
+    monkeypatch.setattr(sweep_module, "_atomic_write", counted)
+    assert main(["sweep", str(_write(tmp_path, spec)), "-o", str(tmp_path / "out"), "-q", "--no-plots"]) == 0
+    assert len(maps) == 3 and max(maps) - maps[0] < 200, maps
+    assert list(read_table(tmp_path / "out")["status"][0]) == ["ok"] * 3
 
 
 BAD = {

@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from aidc_thermo import progress
+from aidc_thermo.compile_cache import release_programs
 from aidc_thermo.io.case import CaseError, CaseFile, Table
 
 __all__ = ["SweepSpec", "Parameter", "Constraint", "read_sweep", "designs", "run_sweep", "SweepChanged"]
@@ -617,7 +618,7 @@ def run_sweep(
     mesh = Mesh(np.array(local), ("design",))
     sharding = NamedSharding(mesh, PartitionSpec("design"))
     pause = float(os.environ.get("THERMO_SWEEP_PAUSE_S", "0") or 0)  # testing resumption: a pause after each chunk
-    compiled = {}
+    compiled, current, n_compiled = None, None, 0  # the program of bucket ``current``
     shardings = []
     t_solve = t_compile = 0.0
     n_solved = 0
@@ -629,14 +630,18 @@ def run_sweep(
         stacked = model.stack_params(batch + [batch[-1]] * pad)
         x = jax.tree_util.tree_map(lambda a: jax.device_put(a, sharding), stacked)
         shardings.append(jax.tree_util.tree_leaves(x)[0].sharding)
-        if b not in compiled:  # one compilation per bucket (ahead of time, so that the solve is timed alone)
+        if b != current:  # one compilation per bucket (ahead of time, so that the solve is timed alone)
+            if current is not None:  # the chunks come bucket by bucket: the last bucket's program is done with
+                compiled = None
+                release_programs()  # each program holds thousands of memory maps; a process has 65,530
             progress.phase("compile")
             t0 = time.perf_counter()
-            compiled[b] = _batched(model, static, mesh).lower(x).compile()
+            compiled = _batched(model, static, mesh).lower(x).compile()
             t_compile += time.perf_counter() - t0
+            current, n_compiled = b, n_compiled + 1
             progress.phase("solve")
         t0 = time.perf_counter()
-        res = jax.block_until_ready(compiled[b](x))
+        res = jax.block_until_ready(compiled(x))
         t_solve += time.perf_counter() - t0
         n_solved += len(ids)
         host = {k: np.asarray(v)[: len(ids)] for k, v in res.items()}
@@ -656,7 +661,7 @@ def run_sweep(
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("thermo-sweep-chunks-written")
-    n_compiled = len(compiled)
+    compiled = None
     progress.phase("write")
     if pid == 0:
         _assemble(spec, model, statics, params, table, work, chunk_file, out, n_compiled, plots)
