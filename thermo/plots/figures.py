@@ -415,16 +415,17 @@ def _along_flow(save, r: Results, title: str, t_in: float, labels=None) -> None:
 
 def _closure_grid(r: Results, save, nu_h1) -> None:
     """Nu_apparent and f Re_apparent against Re for every unit cell of a
-    calibration grid: a colour per channel width, a line style per fin thickness."""
+    calibration grid: a colour per channel width, a line style and a marker
+    per fin thickness (the pair is distinct for up to 28 thicknesses)."""
     cols = {k: v[0] for k, v in r.group("closure_grid").items()}
     widths, thicknesses = np.unique(cols["channel_width"]), np.unique(cols["fin_thickness"])
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(widths)))
-    styles = ("-", "--", ":", "-.")
+    styles, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D", "v", "P", "X")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 5.2), constrained_layout=True)
     for i, w in enumerate(widths):
         for j, t in enumerate(thicknesses):
             rows = (cols["channel_width"] == w) & (cols["fin_thickness"] == t)
-            style = dict(color=colours[i], ls=styles[j % len(styles)], marker="o", ms=3)
+            style = dict(color=colours[i], ls=styles[j % len(styles)], marker=markers[j % len(markers)], ms=3.5)
             label = f"w {w * 1e3:g} mm, fin {t * 1e3:g} mm"
             a1.plot(cols["Re"][rows], cols["fRe_apparent"][rows], label=label, **style)
             a2.plot(cols["Re"][rows], cols["Nu_apparent"][rows], **style)
