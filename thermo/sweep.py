@@ -554,7 +554,8 @@ def run_sweep(
     plots=True,
 ) -> SweepResult:
     """Run (or resume) a sweep into ``out``; returns what ran. Raises CaseError (exit 2) for a bad sweep file or a
-    changed sweep in an existing folder."""
+    changed sweep in an existing folder. Between buckets JAX's caches are emptied
+    (:func:`~aidc_thermo.compile_cache.release_programs`): a caller's own jitted functions compile again."""
     import jax
 
     stream = stream or sys.stderr

@@ -745,7 +745,9 @@ def calibrate(case: CalibrationCase, solutions: list | None = None) -> tuple[Clo
     solve, check); ``(table, diagnostics)``; a case with a ``grid`` gives the
     grid table (the diagnostics and ``solutions`` are its [geometry] cell's).
     ``solutions``, when given, receives ``(resolved case, coldplate.Solution)``
-    per Reynolds number."""
+    per Reynolds number. A grid empties JAX's caches between its cells
+    (:func:`~aidc_thermo.compile_cache.release_programs`): a caller's own
+    jitted functions compile again on their next call."""
     if case.grid:
         base = _cell(case, case.geometry["channel_width"], case.geometry["fin_thickness"])
         table, diag = calibrate(base, solutions)
