@@ -4,7 +4,8 @@ equals the unsharded one and its chunks really are sharded; two processes
 joined by jax.distributed give the same table as one; SIGKILL at random
 moments then restarts give every design once and the uninterrupted table; a
 non-converging design is kept and marked; a sweep of many buckets keeps one
-compiled program alive at a time; bad sweep files exit 2 naming the
+compiled program alive at a time; the parameters plot leaves out (and names)
+the parameters held at one value; bad sweep files exit 2 naming the
 file and the key; a changed sweep is refused for resumption."""
 
 import json
@@ -363,6 +364,19 @@ def test_a_sweep_of_many_buckets_keeps_one_compiled_program_alive(tmp_path, monk
     assert main(["sweep", str(_write(tmp_path, spec)), "-o", str(tmp_path / "out"), "-q", "--no-plots"]) == 0
     assert len(maps) == 3 and max(maps) - maps[0] < 200, maps
     assert list(read_table(tmp_path / "out")["status"][0]) == ["ok"] * 3
+
+
+def test_the_parameters_plot_names_the_parameters_held_at_one_value_instead_of_plotting_them():
+    from aidc_thermo.plots.sweep import split_parameters
+
+    t = {"plate.cells[0]": (np.array([16, 16, 16]), ""), "fins.channel_width": (np.array([1e-4, 2e-4, 3e-4]), "m"),
+         "operating.inlet_temperature": (np.array([308.15] * 3), "K")}  # fmt: skip
+    assert split_parameters(t, list(t)) == (
+        ["fins.channel_width"],
+        "plate.cells[0] = 16, operating.inlet_temperature = 308.15 K",
+    )
+    one = {k: (v[:1], u) for k, (v, u) in t.items()}  # a sweep of one design still plots its point
+    assert split_parameters(one, list(one)) == (list(one), "")
 
 
 BAD = {

@@ -3,7 +3,9 @@
 * ``pareto_<a>__<b>.png``: every pair of kept outputs, each design a point
   (failed designs as crosses, designs that break a constraint in grey), the
   Pareto front of the feasible designs (both outputs minimised) as a line;
-* ``outputs_vs_parameters.png``: each kept output against each swept parameter.
+* ``outputs_vs_parameters.png``: each kept output against each swept parameter
+  that takes more than one value (those held at one value, such as a sweep's
+  pinned mesh, are named in the title instead).
 
 Both cover the outputs ``sweep.json`` lists as ``plotted_outputs``: the
 first :data:`aidc_thermo.sweep.MAX_PLOTTED` kept outputs (a facility reports
@@ -25,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["pareto_front", "plot_sweep"]
+__all__ = ["pareto_front", "plot_sweep", "split_parameters"]
 
 DPI = 120
 
@@ -50,6 +52,19 @@ def _file_part(name: str) -> str:
 
 def _label(name, unit):
     return f"{name} [{unit}]" if unit else name
+
+
+def split_parameters(t, params) -> tuple[list[str], str]:
+    """``(varied, fixed)``: the parameters of table ``t`` that take more than
+    one value, and the others as ``"name = value unit"`` text (empty if
+    none). When none varies (a sweep of one design), all are "varied": the
+    plot still shows its point."""
+    varied = [p for p in params if np.unique(t[p][0]).size > 1]
+    fixed = [p for p in params if p not in varied]
+    if not varied:
+        return list(params), ""
+    text = ", ".join(f"{p} = {t[p][0][0]:g}{' ' + t[p][1] if t[p][1] else ''}" for p in fixed)
+    return varied, text
 
 
 def plot_sweep(folder) -> list[Path]:
@@ -89,6 +104,7 @@ def plot_sweep(folder) -> list[Path]:
         fig.savefig(path, dpi=DPI)
         plt.close(fig)
         written.append(path)
+    params, fixed = split_parameters(t, params)
     if params and outputs:
         nr, nc = len(outputs), len(params)
         fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc + 0.8, 2.6 * nr + 0.6), squeeze=False)
@@ -108,8 +124,8 @@ def plot_sweep(folder) -> list[Path]:
             ax.tick_params(labelsize=7)
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
             ax.grid(alpha=0.3)
-        fig.suptitle(f"{info['sweep']}: outputs against parameters (blue feasible, grey infeasible, red x failed)",
-                     fontsize=9)  # fmt: skip
+        title = f"{info['sweep']}: outputs against parameters (blue feasible, grey infeasible, red x failed)"
+        fig.suptitle(title + (f"\nheld at one value: {fixed}" if fixed else ""), fontsize=9)
         fig.tight_layout()
         path = folder / "outputs_vs_parameters.png"
         fig.savefig(path, dpi=DPI)
