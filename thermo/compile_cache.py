@@ -369,8 +369,10 @@ def release_programs() -> None:
     """Let go of every compiled program this process holds: JAX's caches
     (``jax.clear_caches``) and the executables :class:`CachedJit` loaded.
 
-    A loop that compiles a new program per item (a calibration grid's unit
-    cells, a sweep's buckets of equal ``Static``) calls this between items.
+    A loop that compiles a new program of the same function per item (a
+    calibration grid's unit cells) calls this between items: JAX's caches
+    keep such programs alive for as long as the function lives. (A sweep
+    jits a new closure per bucket; dropping its compiled program is enough.)
     Each CPU program keeps some 2,000-5,000 memory maps of the process
     (measured with jax 0.10.2: a resolved unit-cell solve), and Linux allows
     a process 65,530 (``vm.max_map_count``): twenty such programs alive at
