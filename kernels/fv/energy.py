@@ -184,6 +184,23 @@ def rhs(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, outlets=())
     return b
 
 
+def _inflow_temperature(bcs: conduction.BoundaryConditions, flows, outlets=()) -> jax.Array:
+    """The flow-weighted mean temperature of the inflow through the boundary
+    faces (their ``value``; backflow through ``outlets`` faces does not
+    count), or 0 where nothing flows in."""
+    if outlets:
+        flows = backflow(flows, outlets)[0]
+    carried = inflow = jnp.zeros((), flows[0].dtype)
+    for name, axis, side in conduction.FACES:
+        f = flows[axis]
+        n = f.shape[axis]
+        face = lax.slice_in_dim(f, 0, 1, axis=axis) if side == 0 else -lax.slice_in_dim(f, n - 1, n, axis=axis)
+        f_in = jnp.maximum(face, 0.0)
+        carried = carried + jnp.sum(f_in * jnp.expand_dims(bcs.face(name).value, axis))
+        inflow = inflow + jnp.sum(f_in)
+    return jnp.where(inflow > 0, carried / jnp.where(inflow > 0, inflow, 1.0), 0.0)
+
+
 def _correction_flux(T, f, axis):
     """High-order minus upwind enthalpy flux F (phi_f - T_U) on interior faces
     (van Leer limiter, harmonic form), zero on boundary faces."""
@@ -239,7 +256,9 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     (diverged). Unconverged, it returns the iterate with the smallest residual
     (never a diverged or non-finite field) with ``converged=False``;
     :func:`stop_reason` names which of these stopped it. Inner solves are
-    inexact: the first (upwind) one stops at ``config.start_tol``, each later
+    inexact: the first (upwind) one starts from a uniform field at the
+    flow-weighted inflow temperature (zero without inflow) and stops at
+    ``config.start_tol``, each later
     one at ``config.inner_reduction`` (a half) of the current outer residual,
     measured in the outer residual's norm (relative to ``||b||``), so that an
     inner solve can never take its starting guess as converged while the
@@ -278,7 +297,12 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     # unless round-off (float32) would keep BiCGSTAB from reaching it
     end_floor = min(inner_floor, max(0.1 * inner_floor, 100.0 * float(jnp.finfo(b.dtype).eps)))
     start_rtol = inner_floor if config.start_tol is None else max(inner_floor, config.start_tol)
-    T0, info0 = advdiff.krylov_solve(op_c, b, krylov, hier=hier, rtol=start_rtol)
+    # the start from a uniform field at the inflow temperature instead of zero:
+    # the error left is the rise, not the absolute temperature (at the OpenFOAM
+    # peer's 49k / 166k-cell meshes the whole solve took 70 / 90 BiCGSTAB
+    # iterations instead of 98 / 124)
+    t_start = lax.stop_gradient(_inflow_temperature(bcs, flows, config.outlets)).astype(b.dtype)
+    T0, info0 = advdiff.krylov_solve(op_c, b, krylov, x0=jnp.full_like(b, t_start), hier=hier, rtol=start_rtol)
     # Iterate on the rise above a reference temperature t_ref: a constant field has
     # no TVD correction, so A (theta + t_ref) = b + corr(theta) becomes
     # A theta = (b - t_ref A 1) + corr(theta). The residual's roundoff then scales
