@@ -360,7 +360,8 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
         valid = jnp.arange(m_aa, dtype=count.dtype) < jnp.minimum(count, m_aa)
         both = valid[:, None] & valid[None, :]
         gram = jnp.where(both, dF @ dF.T, 0.0)
-        ridge = 1e-10 * jnp.maximum(jnp.max(jnp.diag(gram)), tiny)
+        # a ridge above the Gram matrix's round-off (float32: 1e-6 of its largest entry)
+        ridge = max(1e-10, 10.0 * float(jnp.finfo(b.dtype).eps)) * jnp.maximum(jnp.max(jnp.diag(gram)), tiny)
         gram = gram + jnp.diag(jnp.where(valid, ridge, 1.0))
         gamma = jnp.where(valid, dense.solve(gram, jnp.where(valid, dF @ f, 0.0)), 0.0)
         # kept within the plain iterate's range: a combination of iterates obeys
