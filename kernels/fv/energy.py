@@ -275,7 +275,10 @@ def solve(grid: Grid, k, q, bcs: conduction.BoundaryConditions, flows, config: E
     measured in the outer residual's norm (relative to ``||b||``), so that an
     inner solve can never take its starting guess as converged while the
     outer residual is unmet; an inner solve that stops at its own cap does
-    not stop the iteration (the outer residual decides). A converged solve
+    not stop the iteration (the outer residual decides). Where the iteration
+    crawls (two iterations each cutting a still-falling residual by less than
+    ``config.anderson_after``), its iterates are Anderson-mixed over the last
+    ``config.anderson`` of them, clipped to the plain iterate's range. A converged solve
     ends with one more inner solve from the best iterate to a tenth of the
     inner tolerance (float64), which sets the answer's heat balance; it is
     kept when the full residual still meets the tolerance (the info's
