@@ -885,9 +885,12 @@ def _skip_diag(g_floor, shape, nb):
     return jnp.zeros(shape, g_floor.dtype).at[..., nb - 1].set(g_floor).at[..., nb + 1].set(g_floor)
 
 
-def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
+def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb, columns: bool = False):
     """``b -> (x, info)``: BiCGSTAB on op + skip link, preconditioned by the
-    multigrid of op (+ skip diagonal), whose hierarchy is built once here."""
+    multigrid of op (+ skip diagonal), whose hierarchy is built once here.
+    With ``columns`` (and lines along x or y), a second hierarchy with z-column
+    lines follows: each preconditioning is a V-cycle with ``config``'s lines,
+    then one with z columns on what the first left of the residual."""
     op = lax.stop_gradient(op)
     g_floor = lax.stop_gradient(g_floor)
     pre = _with_c(op, _skip_diag(g_floor, op.shape, nb))
@@ -896,11 +899,30 @@ def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
     def matvec(v):
         return advdiff.apply(op, v) + _skip_apply(g_floor, v, nb)
 
-    def precond(r):
-        return advdiff.v_cycle(hier, config, r)
+    if columns and config.line_axis != 2:
+        config_z = replace(config, line_axis=2)
+        hier_z = advdiff.multigrid_setup(pre, config_z)
+
+        def precond(r):
+            z = advdiff.v_cycle(hier, config, r)
+            return z + advdiff.v_cycle(hier_z, config_z, r - matvec(z))
+
+    else:
+
+        def precond(r):
+            return advdiff.v_cycle(hier, config, r)
 
     def solve(b):
-        return krylov.bicgstab(matvec, b, precond, rtol=config.tolerance(b.dtype), max_iterations=config.max_iterations)
+        tol = config.tolerance(b.dtype)
+        x, info = krylov.bicgstab(matvec, b, precond, rtol=tol, max_iterations=config.max_iterations)
+        if not columns:
+            return x, info
+        # BiCGSTAB's shadow residual is its first one: for the gradient of a maximum that is a few cells, and
+        # a residual that vanishes on them stops the loop (rho = 0: on the 12 x 12 benchmark plate after 2
+        # iterations, depending on round-off). Once more from where it stopped, with the residual there as
+        # the shadow: a solve that converged does not iterate again.
+        x, again = krylov.bicgstab(matvec, b, precond, x0=x, rtol=tol, max_iterations=config.max_iterations)
+        return x, replace(again, iterations=info.iterations + again.iterations)
 
     return solve
 
@@ -913,10 +935,12 @@ def _linear_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
     differentiated never builds it (built outside, it was an operand of every
     forward solve: 10-20 % slower on the 128 x 128 plate)."""
     forward_solve = _krylov_solver(op, g_floor, config, nb)
-    # The adjoint (reversed-flow) system is preconditioned with z-column lines: with x lines its BiCGSTAB
-    # diverged on coarse plates (residual 1e-3 then 1e44 on an 8 x 8 centre-fed plate) while z columns converge
-    # in 8 iterations there and as fast as x lines at 48 x 48. An adjoint solve that still fails returns NaN,
-    # so a gradient is never a diverged number.
+    # The adjoint (reversed-flow) system is preconditioned by a V-cycle with the forward's lines followed by
+    # one with z columns. Either alone fails somewhere: with x lines BiCGSTAB diverged on coarse plates (an
+    # 8 x 8 and a 12 x 12 centre-fed plate) and took 111 iterations at 16 x 16; with z columns it took 27-56
+    # iterations at 128-256 in float64 and diverged at 128 x 128 in float32 (a NaN gradient). Both in turn:
+    # 3-8 iterations from 8 x 8 to 256 x 256 in float64, 2-4 in float32 (the benchmark plate, 303 K inlet).
+    # An adjoint solve that still fails returns NaN, so a gradient is never a diverged number.
     transposed = _with_c(advdiff.negated(op), advdiff.net_outflow(op))
 
     def matvec(v):
@@ -926,7 +950,7 @@ def _linear_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
         return forward_solve(rhs)
 
     def transpose(_, rhs):
-        x, info = _krylov_solver(transposed, g_floor, replace(config, line_axis=2), nb)(rhs)
+        x, info = _krylov_solver(transposed, g_floor, config, nb, columns=True)(rhs)
         return jnp.where(info.converged, x, jnp.nan), info
 
     def solve(b):
