@@ -937,9 +937,10 @@ def _linear_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
     forward_solve = _krylov_solver(op, g_floor, config, nb)
     # The adjoint (reversed-flow) system is preconditioned by a V-cycle with the forward's lines followed by
     # one with z columns. Either alone fails somewhere: with x lines BiCGSTAB diverged on coarse plates (an
-    # 8 x 8 and a 12 x 12 centre-fed plate) and took 111 iterations at 16 x 16; with z columns it took 27-56
-    # iterations at 128-256 in float64 and diverged at 128 x 128 in float32 (a NaN gradient). Both in turn:
-    # 3-8 iterations from 8 x 8 to 256 x 256 in float64, 2-4 in float32 (the benchmark plate, 303 K inlet).
+    # 8 x 8 centre-fed plate; on the benchmark plate 300 iterations without converging at 12 x 12, 111 at
+    # 16 x 16); with z columns it took 27-56 iterations at 128-256 in float64 and diverged at 128 x 128 in
+    # float32 (a NaN gradient). Both in turn: 3-8 iterations from 8 x 8 to 256 x 256 in float64, 2-4 in
+    # float32 (benchmarks/porous.py's plate, 303 K inlet, 1.5 L/min).
     # An adjoint solve that still fails returns NaN, so a gradient is never a diverged number.
     transposed = _with_c(advdiff.negated(op), advdiff.net_outflow(op))
 
