@@ -347,7 +347,14 @@ def test_grad_of_resistance_wrt_channel_width_matches_finite_difference():
     assert np.all(np.abs(grad) > 0)
 
 
-@pytest.mark.parametrize("n, dtype", [(12, F64), (128, jnp.float32)], ids=["12x12-float64", "128x128-float32"])
+@pytest.mark.parametrize(
+    "n, dtype",
+    [
+        pytest.param(12, F64, id="12x12-float64"),
+        # about 30 s of compilation and solves on a 2-core CPU: with the slow tests
+        pytest.param(128, jnp.float32, id="128x128-float32", marks=pytest.mark.slow),
+    ],
+)
 def test_reverse_mode_derivative_where_one_line_direction_alone_fails(n, dtype):
     """d R_max / d Q by reverse mode (the adjoint energy solve) equals forward
     mode (tangent solves with the forward operator) on the benchmark's GPU plate
