@@ -885,12 +885,13 @@ def _skip_diag(g_floor, shape, nb):
     return jnp.zeros(shape, g_floor.dtype).at[..., nb - 1].set(g_floor).at[..., nb + 1].set(g_floor)
 
 
-def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb, columns: bool = False):
+def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb, adjoint: bool = False):
     """``b -> (x, info)``: BiCGSTAB on op + skip link, preconditioned by the
     multigrid of op (+ skip diagonal), whose hierarchy is built once here.
-    With ``columns`` (and lines along x or y), a second hierarchy with z-column
-    lines follows: each preconditioning is a V-cycle with ``config``'s lines,
-    then one with z columns on what the first left of the residual."""
+    For the ``adjoint`` solve (see :func:`_linear_solver`): with lines along
+    x or y, a second hierarchy with z-column lines follows, each preconditioning
+    being a V-cycle with ``config``'s lines, then one with z columns on what the
+    first left of the residual; and a solve that breaks down is restarted once."""
     op = lax.stop_gradient(op)
     g_floor = lax.stop_gradient(g_floor)
     pre = _with_c(op, _skip_diag(g_floor, op.shape, nb))
@@ -899,7 +900,7 @@ def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb, columns: bool 
     def matvec(v):
         return advdiff.apply(op, v) + _skip_apply(g_floor, v, nb)
 
-    if columns and config.line_axis != 2:
+    if adjoint and config.line_axis != 2:
         config_z = replace(config, line_axis=2)
         hier_z = advdiff.multigrid_setup(pre, config_z)
 
@@ -915,7 +916,7 @@ def _krylov_solver(op, g_floor, config: advdiff.KrylovConfig, nb, columns: bool 
     def solve(b):
         tol = config.tolerance(b.dtype)
         x, info = krylov.bicgstab(matvec, b, precond, rtol=tol, max_iterations=config.max_iterations)
-        if not columns:
+        if not adjoint:
             return x, info
         # BiCGSTAB's shadow residual is its first one: for the gradient of a maximum that is a few cells, and
         # a residual that vanishes on them stops the loop (rho = 0: on the 12 x 12 benchmark plate after 2
@@ -951,7 +952,7 @@ def _linear_solver(op, g_floor, config: advdiff.KrylovConfig, nb):
         return forward_solve(rhs)
 
     def transpose(_, rhs):
-        x, info = _krylov_solver(transposed, g_floor, config, nb, columns=True)(rhs)
+        x, info = _krylov_solver(transposed, g_floor, config, nb, adjoint=True)(rhs)
         return jnp.where(info.converged, x, jnp.nan), info
 
     def solve(b):
