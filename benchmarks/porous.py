@@ -96,7 +96,7 @@ def run(sizes, dtypes, repeats: int, batch: int = 8, gradients: bool = True) -> 
                 metrics |= {"grad_s": t_grad, "grad_batch_s": t_grads, "dRmax_dQ_KpW_per_Lpm": float(dr) / 60000}
                 check["grad_vs_forward_mode"] = abs(float(dr - fwd)) / abs(float(fwd))
                 # reverse mode solves the adjoint system, forward mode the tangent one: two different solves
-                assert check["grad_vs_forward_mode"] < (1e-6 if dtype == jnp.float64 else 2e-2), (n, check)
+                assert check["grad_vs_forward_mode"] < (1e-6 if dtype == jnp.float64 else 2e-3), (n, check)
             records.append(
                 Record(
                     "porous_plate",
