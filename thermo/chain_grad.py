@@ -9,9 +9,9 @@ or ``case``; not a hall of rack networks) and returns a :class:`Chain`:
 * ``chain.j_per_token(x)``: facility J/token over the hall's weather period,
   ``x = (channel_width m, fin_thickness m, facility-water supply setpoint K,
   coolant flow scale)``. The compact finite-volume flow and energy solves run
-  at the curve flows (vmapped), their ``R_max(q)`` and ``dP(q)`` replace the
-  facility's cold-plate table (log-log interpolated between flows, as a curve
-  file), and every hour of the coupled facility solve follows. Pure JAX:
+  at the curve flows (:func:`compact.solve`), their ``R_max(q)`` and ``dP(q)``
+  replace the facility's cold-plate table (log-log interpolated between flows,
+  as a curve file), and every hour of the coupled facility solve follows. Pure JAX:
   ``jax.jit``, ``jax.grad`` and ``jax.jvp`` apply; every solve differentiates
   implicitly (transposed linear systems, ``custom_root`` on each hour).
 * ``chain.checked(x)``: the same number as a float, after the checks of

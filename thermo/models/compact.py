@@ -19,7 +19,7 @@ flow).
 
 Outputs: temperatures of the stack, the fins and the fluid, pressure and
 in-plane velocity at the operating flow; the curves dP(Q) and R(Q) over a
-flow range (vmapped solves) as ``curves.csv`` and ``/curves`` in results.h5;
+flow range (one compiled solve of every flow) as ``curves.csv`` and ``/curves`` in results.h5;
 plots of the junction temperature, fluid temperature with velocity, and the
 curves.
 """
@@ -365,7 +365,9 @@ def _read_optimize(root: Table, refusal: str, fins, flow: float) -> OptimizeSpec
 
 def _require_memory(path, cells, n_layers: int, n_flows: int) -> None:
     """Refuse (CaseError) a plate grid that cannot fit, before any array exists:
-    the curve flows and the operating flow are solved at once (vmap)."""
+    the curve flows and the operating flow are solved at once (vmap) on an
+    accelerator; on a CPU one after another, whose peak this overestimates
+    (the per-unit figure was measured with the vmap)."""
     columns = resources.require_count(path, "plate.cells", cells[0] * cells[1], "columns")
     per = resources.BYTES_PER_UNIT[CASE_TYPE]
     units = columns * (n_layers + 6) * n_flows
@@ -1257,7 +1259,7 @@ def run(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, Quant
 def solve_curves(case: CompactCase, case_file: CaseFile) -> ColdPlateCurves:
     """The plate's curves alone, as ``thermo run`` of the case writes them
     (``curves.csv``): one solve of every curve flow and the operating flow
-    (vmapped), checked as :func:`run` checks it (convergence and the maximum
+    (:func:`solve`), checked as :func:`run` checks it (convergence and the maximum
     principle; :class:`SolveError` otherwise), no results folder. What a rack
     or facility case that names this plate by its case
     (:mod:`aidc_thermo.curve_cache`) hands to its network. The caller enables
