@@ -474,6 +474,64 @@ def test_memory_estimate_refuses_what_does_not_fit(name, key, tmp_path, capsys, 
     assert not out.exists()
 
 
+COMPACT = _text("compact_gpu_coldplate.toml")
+
+
+def _compact_plate(tmp_path: Path, cells: int, curve_points: int) -> Path:
+    text = edit(COMPACT, ("cells = [48, 48]", f"cells = [{cells}, {cells}]"),
+                ("curve_points = 11", f"curve_points = {curve_points}"))  # fmt: skip
+    return _write_case(tmp_path, text, [])
+
+
+def test_compact_plate_memory_counts_one_flow_at_a_time(tmp_path, capsys, monkeypatch):
+    """The flows are solved one after another on a CPU: a 512 x 512 plate with
+    11 curve points ran in 3.1 GiB (peak resident set; the estimate was 28 GB,
+    refused on a 24 GB machine, when every flow was counted as solved at once).
+    The estimate now lets it through with 6 GB and still refuses it with 4 GB."""
+    case = _compact_plate(tmp_path, 512, 11)
+    monkeypatch.setenv("THERMO_MEMORY_LIMIT", "6e9")
+    assert main(["check", str(case)]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("THERMO_MEMORY_LIMIT", "4e9")
+    assert main(["check", str(case)]) == 2
+    err = capsys.readouterr().err
+    assert "plate.cells" in err and "one flow's solve" in err and "the fields of 12 flows" in err, err
+
+
+@pytest.mark.slow
+def test_compact_plate_memory_estimate_bounds_the_measured_peak(tmp_path):
+    """A 240 x 240 plate with 33 flows: the peak resident set of a `thermo run`
+    stays under the import's plus the estimate (which must also not be more
+    than 2.5x what the run used above the import, or it refuses plates that fit)."""
+    import subprocess
+    import sys
+
+    from aidc_thermo import resources
+
+    case = _compact_plate(tmp_path, 240, 32)
+    parts = []
+    real = resources.require_memory
+    try:
+        resources.require_memory = lambda file, case_type, p: parts.append((case_type, p))
+        assert main(["check", str(case)]) == 0
+    finally:
+        resources.require_memory = real
+    ((case_type, p),) = parts
+    estimate = sum(b for _, b, _ in p) + resources.BASELINE[case_type]
+
+    env = dict(os.environ, AIDC_THERMO_CURVE_CACHE="off", AIDC_THERMO_COMPILE_CACHE="off")
+    code = ("import resource, sys; from aidc_thermo.cli import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code, "run", str(case), "-o", str(tmp_path / "out"), "-q"],
+                         env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    peak = 1024 * int(run.stdout.split()[-1])
+    imported = ("import resource, jax.numpy as jnp, aidc_thermo.models.compact; jnp.zeros(1).block_until_ready(); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")  # fmt: skip
+    imp = subprocess.run([sys.executable, "-c", imported], env=env, capture_output=True, text=True, check=True)
+    base = 1024 * int(imp.stdout.split()[-1])
+    assert peak - base < estimate < 2.5 * (peak - base), (peak, base, estimate)
+
+
 def test_memory_is_read_from_the_machine():
     from aidc_thermo.resources import available_memory
 

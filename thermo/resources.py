@@ -55,10 +55,15 @@ MAX_CELLS = 2**31 - 1
 #:   43,008 cells (cells.length 32 -> 128, cells.fin_height 12 -> 24): 1,231 MB
 #:   and 1,389 MB (a second run of the larger: 1,659 MB), slope 4.4 (11.8) kB
 #:   per cell -> 8,000.
-#: * compact_coldplate: compact_gpu_coldplate at 48x48 and 144x144 columns,
-#:   5 layers, 7 flows solved at once by vmap (6 curve points + the operating
-#:   flow): 946 MB and 1,689 MB, slope 41 kB per column = 536 B per column x
-#:   (layers + 6) x flows -> 800.
+#: * compact_coldplate: one flow's solve (the flows are solved one after
+#:   another on a CPU; :func:`aidc_thermo.models.compact._require_memory` adds
+#:   every flow's fields at 16 B per unit). compact_gpu_coldplate (5 layers)
+#:   at 240x240, 384x384 and 512x512 columns (2026-12-06, a 2-core AMD EPYC
+#:   machine, family 25 model 17; thermo run, both caches off): with 3 flows
+#:   1,627 / 2,263 / 2,935 MiB, with 12 flows 1,792 / 2,404 / 3,124 MiB: slope
+#:   6.5-6.8 kB per column = 610 B per column x (layers + 6) -> 900, and 7.7 B
+#:   per unit per further flow. (Measured before with all flows at once by
+#:   vmap: 536 B per unit and flow.)
 #: * rack_network (not a slope: the bundled rack is small): the Newton step
 #:   factorises the condensed manifold ladder as one dense block of about 2
 #:   nodes per tray (LU with tees: matrix, factors and a copy), 4 x 8 B x
@@ -73,19 +78,21 @@ BYTES_PER_UNIT = {
     "package_stack": 700,
     "resolved_coldplate": 8_000,
     "closure_calibration": 8_000,
-    "compact_coldplate": 800,
+    "compact_coldplate": 900,
 }
 
 #: Peak resident bytes above the Python + JAX import that a run of the
 #: smallest bundled case of each type still needs (compiling the solver, its
 #: runtime buffers), measured as above: stack 663 - 262 MB, unit cell 1,231 -
-#: 262 MB, compact plate 946 - 262 MB less its cells, rack 648 - 262 MB; for
-#: the facility the per-solve figure above already covers the measured peak.
+#: 262 MB, rack 648 - 262 MB; compact plate: the peak less the import and the
+#: estimate of its columns, at most 1.09 GB over 48x48 to 240x240 columns and
+#: 3 to 33 flows (2026-12-06), rounded up to 1.5 GB; for the facility the
+#: per-solve figure above already covers the measured peak.
 BASELINE = {
     "package_stack": 400e6,
     "resolved_coldplate": 950e6,
     "closure_calibration": 950e6,
-    "compact_coldplate": 600e6,
+    "compact_coldplate": 1.5e9,
     "rack_network": 400e6,
     "facility": 0.0,
 }
@@ -168,7 +175,7 @@ def require_memory(file, case_type: str, parts) -> None:
     avail = available_memory()
     if needed > USABLE_FRACTION * avail:
         shown = [p for p in parts if p[1] > 0.05 * needed] or parts[:1]
-        keys = [k for p in shown for k in p[0]]
+        keys = list(dict.fromkeys(k for p in shown for k in p[0]))
         how = "; ".join(f"{h} = {format_bytes(b)}" for _, b, h in shown)
         if base:
             how += f"; compiling and running the solver = {format_bytes(base)}"

@@ -364,20 +364,26 @@ def _read_optimize(root: Table, refusal: str, fins, flow: float) -> OptimizeSpec
 
 
 def _require_memory(path, cells, n_layers: int, n_flows: int) -> None:
-    """Refuse (CaseError) a plate grid that cannot fit, before any array exists:
-    the curve flows and the operating flow are solved at once (vmap) on an
-    accelerator; on a CPU one after another, whose peak this overestimates
-    (the per-unit figure was measured with the vmap)."""
+    """Refuse (CaseError) a plate grid that cannot fit in this machine's memory,
+    before any array exists. The estimate is of host memory: one flow's solve
+    (:data:`aidc_thermo.resources.BYTES_PER_UNIT`, measured with the CPU's
+    flows one after another) and every flow's fields, which :func:`solve`
+    keeps (float64, and their copy to the host). On an accelerator the flows
+    are solved side by side (vmap) in the device's memory, which this does not
+    check."""
     columns = resources.require_count(path, "plate.cells", cells[0] * cells[1], "columns")
     per = resources.BYTES_PER_UNIT[CASE_TYPE]
-    units = columns * (n_layers + 6) * n_flows
+    units = columns * (n_layers + 6)
+    fields = 2 * 8 * units * n_flows
     resources.require_memory(
         path,
         CASE_TYPE,
         [
-            (("plate.cells", "operating.curve_points", "layers"), units * per,
-             f"{cells[0]} x {cells[1]} columns x ({n_layers} layers + 6 fin/fluid/flow fields) x {n_flows} flows "
+            (("plate.cells", "layers"), units * per,
+             f"one flow's solve: {cells[0]} x {cells[1]} columns x ({n_layers} layers + 6 fin/fluid/flow fields) "
              f"x {per} B"),
+            (("plate.cells", "operating.curve_points", "layers"), fields,
+             f"the fields of {n_flows} flows (float64 and a host copy)"),
         ],
     )  # fmt: skip
 
