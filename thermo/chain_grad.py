@@ -83,15 +83,17 @@ class Chain:
         _, _, hs = self.solve(x)
         return annual_totals(hs.ops, 1.0).metrics.j_per_token_facility
 
-    def checked(self, x) -> float:
+    def checked(self, x, solved=None) -> float:
         """:meth:`j_per_token` after ``thermo run``'s checks of the plate's
-        solves and of every hour of the hall; raises :class:`SolveError`."""
+        solves and of every hour of the hall; raises :class:`SolveError`.
+        ``solved``: :meth:`solve`'s ``(plate Solution, hall Params, hall
+        Solution)`` at ``x`` when the caller has them (not solved again)."""
         import jax
         import jax.numpy as jnp
 
         from aidc_thermo.models.accounting import annual_totals
 
-        ps, hp, hs = jax.jit(self.solve)(jnp.asarray(x, jnp.float64))
+        ps, hp, hs = jax.jit(self.solve)(jnp.asarray(x, jnp.float64)) if solved is None else solved
         pp = replace(self.plate_params, channel_width=float(x[0]), fin_thickness=float(x[1]))
         try:
             compact.check(self.plate_static, pp, ps)

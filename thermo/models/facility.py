@@ -1359,18 +1359,23 @@ def _with_setpoints(params: Params, setpoints) -> Params:
 
 def _year_metrics(static: Static):
     """params -> (J/token facility, T_j max, all converged, totals) of one design."""
-    from aidc_thermo.models.accounting import annual_totals
 
     def metrics(params):
-        sol = solve(static, params)
-        ops, infos = sol[:2]
-        tot = annual_totals(ops, 1.0)
-        ok = infos.converged.all()
-        if static.rack is not None:  # and the rack network as thermo run checks it
-            ok = ok & _rack_feasible(static, sol.rack)
-        return tot.metrics.j_per_token_facility, ops.t_j.max(), ok, tot
+        return _solution_metrics(static, solve(static, params))
 
     return metrics
+
+
+def _solution_metrics(static: Static, sol):
+    """:func:`_year_metrics` of a solved design (``sol`` from :func:`solve`)."""
+    from aidc_thermo.models.accounting import annual_totals
+
+    ops, infos = sol[:2]
+    tot = annual_totals(ops, 1.0)
+    ok = infos.converged.all()
+    if static.rack is not None:  # and the rack network as thermo run checks it
+        ok = ok & _rack_feasible(static, sol.rack)
+    return tot.metrics.j_per_token_facility, ops.t_j.max(), ok, tot
 
 
 # --------------------------------------------------------------------------- report
@@ -2054,7 +2059,6 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         from aidc_thermo.chain_grad import plate_hall_chain
 
         chain = plate_hall_chain(case.plate.case, case)
-        chain_metrics = _year_metrics(chain.hall_static)
     plate_x0 = None if chain is None else np.asarray(chain.x0[:2], np.float64)  # channel width, fin thickness
     geo_index = {"channel_width": 0, "fin_thickness": 1}
 
@@ -2068,15 +2072,19 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
             plate[geo_index[name]] = x[2 + k]
         return jnp.stack([*plate, x[0], x[1]])
 
-    def point_full(x):  # every variable: the plate solved at its geometry when it is one of them
+    def point_solved(x):  # every variable, and with the plate the solutions thermo run's checks read
         if chain is None:
-            return point(x)
+            return point(x), None
         from aidc_thermo.models import compact
 
         pp, ps, hp = chain.params_at(chain_x(x))
-        j, tj, conv, _ = chain_metrics(hp)
+        hs = solve(chain.hall_static, hp)
+        j, tj, conv, _ = _solution_metrics(chain.hall_static, hs)
         plate_ok = compact.report(chain.plate_static, pp, ps)["converged"].value
-        return j, tj, jnp.logical_and(conv, plate_ok)
+        return (j, tj, jnp.logical_and(conv, plate_ok)), (ps, hp, hs)
+
+    def point_full(x):  # every variable: the plate solved at its geometry when it is one of them
+        return point_solved(x)[0]
 
     grid_t = np.linspace(t_lo, t_hi, opt.grid[0])
     grid_s = np.linspace(s_lo, s_hi, opt.grid[1])
@@ -2109,7 +2117,15 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         j, tj, _ = point_full(jnp.asarray(lo, dt) + u * jnp.asarray(span, dt))
         return jnp.stack([j, tj])
 
-    vals_jac = jax.jit(lambda u: (j_and_tj(u), jax.jacrev(j_and_tj)(u)))
+    def values_and_jacobian(u):
+        # the two rows of the Jacobian one after the other (lax.map over the cotangents), not jacrev's vmap:
+        # batching the plate's adjoint while loops made the program trace and compile longer and run slower
+        # (bundled temperate hall with the bundled GPU plate's geometry: trace and lowering 10.9 -> 4.9 s,
+        # compilation 31.9 -> 23.0 s, one evaluation 1.49 -> 1.09 s on a 2-core CPU; the same Jacobian to 1e-12)
+        v, vjp = jax.vjp(j_and_tj, u)
+        return v, jax.lax.map(lambda c: vjp(c)[0], jnp.eye(2, dtype=v.dtype))
+
+    vals_jac = jax.jit(values_and_jacobian)
     cache: dict = {}
 
     def evaluate(u):
@@ -2135,9 +2151,15 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         constraints=[{"type": "ineq", "fun": con, "jac": con_jac}],
         options={"maxiter": 60, "ftol": 1e-10},
     )  # fmt: skip
-    point_jit = jax.jit(point_full)
+    # one program for the points below and, with the plate, the checks of the refined point (its solutions)
+    point_solved_jit = jax.jit(point_solved)
+
+    def point_jit(x):
+        return point_solved_jit(x)[0]
+
     x_ref = lo + np.clip(res.x, 0.0, 1.0) * span
-    j_ref, tj_ref, conv_ref = (float(v) for v in point_jit(jnp.asarray(x_ref, dt)))
+    values_ref, solved_ref = point_solved_jit(jnp.asarray(x_ref, dt))
+    j_ref, tj_ref, conv_ref = (float(v) for v in values_ref)
     refined_ok = bool(conv_ref) and tj_ref <= opt.junction_limit + 1e-6 and j_ref <= j_grid
     rejected = ""
     if refined_ok and static.rack is not None:  # thermo run's checks of the rack network and of every hour
@@ -2148,7 +2170,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
             refined_ok, rejected = False, f"; the refined point failed thermo run's checks: {exc}"
     if refined_ok and chain is not None:  # thermo run's checks of the plate's solves and of every hour
         try:
-            chain.checked(np.asarray(chain_x(jnp.asarray(x_ref, dt)), np.float64))
+            chain.checked(np.asarray(chain_x(jnp.asarray(x_ref, dt)), np.float64), solved=solved_ref)
         except SolveError as exc:
             refined_ok, rejected = False, f"; the refined point failed thermo run's checks: {exc}"
     if refined_ok:
