@@ -31,13 +31,10 @@ def _configure_jax(args) -> None:
     (each case chooses its own precision); LAPACK inside compiled programs runs
     on one thread unless ``OPENBLAS_NUM_THREADS`` says otherwise
     (:mod:`thermo.blas`); compiled programs are kept in the user's cache folder
-    unless turned off (:mod:`thermo.compile_cache`). XLA is asked here which
-    of thermo's compile options it knows (:mod:`thermo.compile_options`), so
-    that the one-line programs it compiles for that are not counted as the
-    run's."""
+    unless turned off (:mod:`thermo.compile_cache`)."""
     import jax
 
-    from aidc_thermo import blas, compile_cache, compile_options
+    from aidc_thermo import blas, compile_cache
 
     blas.limit()
 
@@ -46,7 +43,6 @@ def _configure_jax(args) -> None:
 
     curve_cache.configure(enabled=not getattr(args, "no_curve_cache", False))
     _, note = compile_cache.configure(enabled=not getattr(args, "no_compile_cache", False))
-    compile_options.compiler_options()
     if note:
         print(f"note: {note}", file=sys.stderr)
 

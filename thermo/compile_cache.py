@@ -165,12 +165,9 @@ def source_hash() -> str:
 
 def _environment_key() -> str:
     """What else decides the compiled program: JAX and jaxlib versions, the
-    backend and its devices, the x64 flag, XLA's flags and the options thermo
-    compiles with (:mod:`thermo.compile_options`)."""
+    backend and its devices, the x64 flag and XLA's flags."""
     import jax
     import jaxlib
-
-    from aidc_thermo.compile_options import compiler_options
 
     devs = jax.devices()
     parts = (
@@ -182,7 +179,6 @@ def _environment_key() -> str:
         str(len(devs)),
         str(bool(jax.config.jax_enable_x64)),
         os.environ.get("XLA_FLAGS", ""),
-        repr(sorted(compiler_options().items())),
         source_hash(),
     )
     return "\x1f".join(parts)
@@ -229,15 +225,14 @@ class CachedJit:
     lowers and compiles as ``jax.jit`` would and stores the result. An entry
     that cannot be read, fails its checksum or does not load is logged and
     rebuilt. With the cache off (library use, ``--no-compile-cache``,
-    ``AIDC_THERMO_COMPILE_CACHE=off``) this is plain
-    :func:`thermo.compile_options.jit`."""
+    ``AIDC_THERMO_COMPILE_CACHE=off``) this is plain ``jax.jit``."""
 
     def __init__(self, fn, static_argnums=()):
-        from aidc_thermo.compile_options import jit
+        import jax
 
         self.fn = fn
         self.static_argnums = tuple(static_argnums)
-        self.jitted = jit(fn, static_argnums=self.static_argnums)
+        self.jitted = jax.jit(fn, static_argnums=self.static_argnums)
         self.name = f"{fn.__module__}.{fn.__qualname__}"
         self._loaded: dict[str, object] = {}  # key -> loaded executable, this process
         _instances.add(self)
