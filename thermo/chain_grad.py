@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from aidc_thermo.compile_options import jit
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.curves import coolant_label
 from aidc_thermo.models import compact, facility
@@ -88,12 +89,11 @@ class Chain:
         solves and of every hour of the hall; raises :class:`SolveError`.
         ``solved``: :meth:`solve`'s ``(plate Solution, hall Params, hall
         Solution)`` at ``x`` when the caller has them (not solved again)."""
-        import jax
         import jax.numpy as jnp
 
         from aidc_thermo.models.accounting import annual_totals
 
-        ps, hp, hs = jax.jit(self.solve)(jnp.asarray(x, jnp.float64)) if solved is None else solved
+        ps, hp, hs = jit(self.solve)(jnp.asarray(x, jnp.float64)) if solved is None else solved
         pp = replace(self.plate_params, channel_width=float(x[0]), fin_thickness=float(x[1]))
         try:
             compact.check(self.plate_static, pp, ps)

@@ -83,7 +83,20 @@ def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | No
     Returns ``(folder, note)``: the folder in use (None: off) and a line for
     the user when something is worth saying (the cache could not be created,
     JAX's own setting is used), else None. Every program is cached, however
-    short its compile: a solve's dozens of small programs add up to seconds."""
+    short its compile: a solve's dozens of small programs add up to seconds.
+
+    XLA is then asked which of thermo's compile options it knows
+    (:mod:`thermo.compile_options`): the one-line programs that asks with
+    compile here, after JAX's cache is set and before a run counts its
+    programs, so they are never counted as the run's."""
+    from aidc_thermo.compile_options import compiler_options
+
+    result = _configure(enabled, environ)
+    compiler_options()
+    return result
+
+
+def _configure(enabled: bool, environ) -> tuple[Path | None, str | None]:
     environ = os.environ if environ is None else environ
     import jax
 
@@ -165,9 +178,12 @@ def source_hash() -> str:
 
 def _environment_key() -> str:
     """What else decides the compiled program: JAX and jaxlib versions, the
-    backend and its devices, the x64 flag and XLA's flags."""
+    backend and its devices, the x64 flag, XLA's flags and the options thermo
+    compiles with (:mod:`thermo.compile_options`)."""
     import jax
     import jaxlib
+
+    from aidc_thermo.compile_options import compiler_options
 
     devs = jax.devices()
     parts = (
@@ -179,6 +195,7 @@ def _environment_key() -> str:
         str(len(devs)),
         str(bool(jax.config.jax_enable_x64)),
         os.environ.get("XLA_FLAGS", ""),
+        repr(sorted(compiler_options().items())),
         source_hash(),
     )
     return "\x1f".join(parts)
@@ -225,14 +242,15 @@ class CachedJit:
     lowers and compiles as ``jax.jit`` would and stores the result. An entry
     that cannot be read, fails its checksum or does not load is logged and
     rebuilt. With the cache off (library use, ``--no-compile-cache``,
-    ``AIDC_THERMO_COMPILE_CACHE=off``) this is plain ``jax.jit``."""
+    ``AIDC_THERMO_COMPILE_CACHE=off``) this is plain
+    :func:`thermo.compile_options.jit`."""
 
     def __init__(self, fn, static_argnums=()):
-        import jax
+        from aidc_thermo.compile_options import jit
 
         self.fn = fn
         self.static_argnums = tuple(static_argnums)
-        self.jitted = jax.jit(fn, static_argnums=self.static_argnums)
+        self.jitted = jit(fn, static_argnums=self.static_argnums)
         self.name = f"{fn.__module__}.{fn.__qualname__}"
         self._loaded: dict[str, object] = {}  # key -> loaded executable, this process
         _instances.add(self)

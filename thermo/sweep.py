@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from aidc_thermo import progress
+from aidc_thermo.compile_options import jit
 from aidc_thermo.io.case import CaseError, CaseFile, Table
 
 __all__ = ["SweepSpec", "Parameter", "Constraint", "read_sweep", "designs", "run_sweep", "SweepChanged"]
@@ -706,7 +707,7 @@ def _batched(model, static, mesh=None):
 
         spec = PartitionSpec("design")
         batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    return jax.jit(batched)
+    return jit(batched)
 
 
 # ----------------------------------------------------------------------------- the table

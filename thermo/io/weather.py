@@ -99,6 +99,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aidc_thermo.compile_options import jit
 from aidc_thermo.io.case import CaseError
 
 __all__ = [
@@ -167,14 +168,13 @@ def _jax_dtype():
 def wet_bulb_from_rh(t_db_k: np.ndarray, rh: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Wet bulb (K) from dry bulb (K), relative humidity (fraction) and pressure
     (Pa), numpy in and out (:func:`kernels.plant.psychro.wet_bulb`)."""
-    import jax
     import jax.numpy as jnp
 
     from aidc_thermo.kernels.plant import psychro
 
     dtype = _jax_dtype()
     args = (jnp.asarray(a, dtype) for a in (t_db_k, rh, p))
-    return np.asarray(jax.jit(psychro.wet_bulb)(*args), np.float64)
+    return np.asarray(jit(psychro.wet_bulb)(*args), np.float64)
 
 
 def _wet_bulb_from_dew_point_jax(t_db, t_dew, p):
@@ -190,14 +190,13 @@ def wet_bulb_from_dew_point(t_db_k: np.ndarray, t_dew_k: np.ndarray, p: np.ndarr
     the dew point's saturation pressure, then the psychrometric equation
     (:mod:`kernels.plant.psychro`). A dew point above the dry bulb is taken as
     the dry bulb (saturated air)."""
-    import jax
     import jax.numpy as jnp
 
     dtype = _jax_dtype()
     t_db_k = np.asarray(t_db_k, np.float64)
     t_dew_k = np.minimum(np.asarray(t_dew_k, np.float64), t_db_k)
     args = (jnp.asarray(a, dtype) for a in (t_db_k, t_dew_k, p))
-    return np.asarray(jax.jit(_wet_bulb_from_dew_point_jax)(*args), np.float64)
+    return np.asarray(jit(_wet_bulb_from_dew_point_jax)(*args), np.float64)
 
 
 #: Largest weather file read (bytes): a year of hourly rows is about 250 kB (CSV)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aidc_thermo import bounds, progress, resources
+from aidc_thermo.compile_options import jit
 from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag
@@ -1378,7 +1379,7 @@ def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, 
     own = (np.log([case.channel_width, case.fin_thickness, case.flow]) - lo) / (hi - lo)
     us = np.concatenate([us, np.clip(own, 0.0, 1.0)[None]])
     progress.phase("solve")
-    vals, conv = jax.jit(jax.vmap(metrics))(jnp.asarray(us))
+    vals, conv = jit(jax.vmap(metrics))(jnp.asarray(us))
     vals, conv = np.asarray(vals, np.float64), np.asarray(conv, bool)
     feasible = conv & (vals[:, 1] <= limit)
     if not feasible.any():
@@ -1397,7 +1398,7 @@ def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, 
 
         return g(u), jax.lax.map(lambda t: jax.jvp(g, (u,), (t,))[1], jnp.eye(3, dtype=u.dtype)).T
 
-    both = jax.jit(both_)
+    both = jit(both_)
     cache: dict = {}
 
     def evaluate(u):
@@ -1424,7 +1425,7 @@ def optimize(case: CompactCase, case_file: CaseFile, folder: Path) -> dict[str, 
         options={"maxiter": 40, "ftol": 1e-9},
     )
     u_opt = np.clip(np.asarray(res.x, np.float64), 0.0, 1.0)
-    v_opt, c_opt = (np.asarray(a) for a in jax.jit(metrics)(jnp.asarray(u_opt)))
+    v_opt, c_opt = (np.asarray(a) for a in jit(metrics)(jnp.asarray(u_opt)))
     refined = bool(c_opt) and v_opt[1] <= limit * (1 + 1e-9) and v_opt[0] <= r_grid
     if not refined:
         u_opt, v_opt = u_grid, vals[best]

@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from aidc_thermo import bounds, progress
+from aidc_thermo.compile_options import jit
 from aidc_thermo.errors import FlowOutsideCurves, SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header
 from aidc_thermo.io.curves import read_curves, require_coolant
@@ -1339,7 +1340,7 @@ def compiled_solve(static: Static, batched: bool = True):
     import jax
 
     f = functools.partial(solve, static)
-    return jax.jit(jax.vmap(f) if batched else f)
+    return jit(jax.vmap(f) if batched else f)
 
 
 def stack(designs) -> Params:
@@ -1523,7 +1524,7 @@ def _convergence(ops, info):
 def _compiled_report(batched: bool):
     import jax
 
-    return jax.jit(jax.vmap(_report_one) if batched else _report_one)
+    return jit(jax.vmap(_report_one) if batched else _report_one)
 
 
 def report(static: Static, params: Params, solution: Solution) -> dict:
@@ -2091,7 +2092,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
     tt, ss = np.meshgrid(grid_t, grid_s, indexing="ij")
     xs = jnp.asarray(np.stack([tt.ravel(), ss.ravel()], axis=1), dt)
     progress.phase("solve")
-    j_g, tj_g, conv_g = (np.asarray(v, np.float64) for v in jax.jit(lambda x: jax.lax.map(point, x))(xs))
+    j_g, tj_g, conv_g = (np.asarray(v, np.float64) for v in jit(lambda x: jax.lax.map(point, x))(xs))
     j_g, tj_g, conv_g = j_g.reshape(tt.shape), tj_g.reshape(tt.shape), conv_g.reshape(tt.shape) > 0
     feasible = conv_g & (tj_g <= opt.junction_limit)
     if not feasible.any():
@@ -2125,7 +2126,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         v, vjp = jax.vjp(j_and_tj, u)
         return v, jax.lax.map(lambda c: vjp(c)[0], jnp.eye(2, dtype=v.dtype))
 
-    vals_jac = jax.jit(values_and_jacobian)
+    vals_jac = jit(values_and_jacobian)
     cache: dict = {}
 
     def evaluate(u):
@@ -2152,7 +2153,7 @@ def optimize(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str,
         options={"maxiter": 60, "ftol": 1e-10},
     )  # fmt: skip
     # one program for the points below and, with the plate, the checks of the refined point (its solutions)
-    point_solved_jit = jax.jit(point_solved)
+    point_solved_jit = jit(point_solved)
 
     def point_jit(x):
         return point_solved_jit(x)[0]

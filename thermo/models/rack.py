@@ -67,6 +67,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from aidc_thermo import bounds, progress, resources
+from aidc_thermo.compile_options import jit
 from aidc_thermo.coolant import Coolant, range_text, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import CaseError, FlowOutsideCurves, SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header, read_plots_flag
@@ -1207,7 +1208,7 @@ def compiled_solve(static: Static, batched: bool = False):
     import jax
 
     f = functools.partial(solve, static)
-    return jax.jit(jax.vmap(f) if batched else f)
+    return jit(jax.vmap(f) if batched else f)
 
 
 def solve_case(case: RackCase):
@@ -1391,7 +1392,7 @@ def _compiled_report(static: Static, batched: bool):
     import jax
 
     f = functools.partial(_report_one, static)
-    return jax.jit(jax.vmap(f) if batched else f)
+    return jit(jax.vmap(f) if batched else f)
 
 
 def report(static: Static, params: Params, solution: Solution) -> dict:

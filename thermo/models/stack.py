@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from aidc_thermo import bounds, progress, resources
+from aidc_thermo.compile_options import jit
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
 from aidc_thermo.io.power_maps import read_map, source_power
@@ -639,14 +640,13 @@ def check_bounded(case: StackCase, disc: Discretization, T: np.ndarray) -> None:
 def run(case: StackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     """Solve and write the results into ``folder`` (a fresh, empty folder):
     build -> jit(solve) -> check -> report -> write."""
-    import jax
 
     progress.phase("build")
     precision_dtype(case.solver.precision)
     disc = discretize(case)
     static, params = build(case, disc)
     progress.phase("solve")
-    sol = jax.jit(solve, static_argnums=0)(static, params)
+    sol = jit(solve, static_argnums=0)(static, params)
     progress.phase("write", ready=sol)
     T = np.asarray(sol.T, np.float64)
     check(static, params, sol, case=case, disc=disc)

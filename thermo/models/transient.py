@@ -69,6 +69,7 @@ import numpy as np
 from jax import lax
 
 from aidc_thermo import progress
+from aidc_thermo.compile_options import jit
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseFile, Table, read_header
 from aidc_thermo.io.results import Quantity, Series, write_series_results
@@ -1140,10 +1141,10 @@ def grid_view(s: Static, p: Params, site_power, rack_power):
         z = np.zeros((len(site_power), 1))
         return site_power.copy(), z, z
     if s.storage_level == "rack":
-        dispatch = jax.jit(jax.vmap(storage_dispatch, (1, None, None), 1))
+        dispatch = jit(jax.vmap(storage_dispatch, (1, None, None), 1))
         _, ps, E = (np.asarray(a) for a in dispatch(jnp.asarray(rack_power), p.dt, p.storage))
         return site_power - rack_store_multiplier(p) * ps.sum(1), ps, E
-    g, ps, E = jax.jit(storage_dispatch)(jnp.asarray(site_power), p.dt, p.storage)
+    g, ps, E = jit(storage_dispatch)(jnp.asarray(site_power), p.dt, p.storage)
     return np.asarray(g), np.asarray(ps)[:, None], np.asarray(E)[:, None]
 
 
@@ -1333,7 +1334,7 @@ def check_bounded(s: Static, p: Params, sol: Solution) -> None:
 def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity]:
     s, p = build(case)
     progress.phase("solve")
-    sol = jax.jit(solve, static_argnums=0)(s, p)
+    sol = jit(solve, static_argnums=0)(s, p)
     progress.phase("write", ready=sol)
     check_bounded(s, p, sol)
     out = report(s, p, sol)
@@ -1343,7 +1344,7 @@ def run(case: HallCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     base = None
     if s.demand_response:
         progress.phase("solve")
-        base = jax.jit(solve, static_argnums=0)(s, p._replace(dr_start=p.dr_start * 0 - 1.0, dr_end=p.dr_end * 0 - 1.0))
+        base = jit(solve, static_argnums=0)(s, p._replace(dr_start=p.dr_start * 0 - 1.0, dr_end=p.dr_end * 0 - 1.0))
         check_bounded(s, p, base)
         dr = demand_response_report(s, p, sol, base, case.junction_limit)
         summary.update({k: Quantity(o.value, o.units, o.description) for k, o in dr.items()})

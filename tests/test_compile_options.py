@@ -1,0 +1,148 @@
+"""XLA options of thermo's own programs (thermo/compile_options.py): which
+are used, how they are turned off, and that they do not change an answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aidc_thermo import compile_cache, compile_options
+from aidc_thermo.compile_options import CPU_OPTIONS, compiler_options
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _expected(flags: str) -> dict:
+    return {k: v for k, v in CPU_OPTIONS.items() if k not in flags}
+
+
+def test_this_xla_accepts_every_option(monkeypatch):
+    # the options were measured with this JAX; one that XLA stops knowing is left out by the probe,
+    # and this test says so instead of the speed-up vanishing unnoticed
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert jax.default_backend() == "cpu"
+    assert compiler_options() == CPU_OPTIONS
+
+
+def test_off_values_and_xla_flags_win(monkeypatch):
+    for off in ("off", "0", "no", "false", "none", " OFF "):
+        monkeypatch.setenv(compile_options.ENV, off)
+        assert compiler_options() == {}
+    monkeypatch.delenv(compile_options.ENV)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    assert "xla_backend_optimization_level" not in compiler_options()
+    assert compiler_options() == _expected("xla_backend_optimization_level")
+
+
+def test_an_option_xla_does_not_know_is_left_out_not_an_error(monkeypatch):
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.setattr(compile_options, "CPU_OPTIONS", {"xla_no_such_option_anywhere": True, **CPU_OPTIONS})
+    got = compiler_options()
+    assert "xla_no_such_option_anywhere" not in got and got == CPU_OPTIONS
+    f = compile_options.jit(lambda x: 2.0 * x)
+    assert float(f(np.float64(1.5))) == 3.0
+
+
+def test_jit_passes_the_options_and_plain_jit_when_off(monkeypatch):
+    seen = []
+    real = jax.jit
+
+    def spy(fn, **kwargs):
+        seen.append(kwargs.get("compiler_options"))
+        return real(fn, **kwargs)
+
+    monkeypatch.setattr(jax, "jit", spy)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    compile_options.jit(jnp.sin, inline=False)
+    # with the options: one jit that carries them (top-level calls) and one that does not (nested calls)
+    assert seen == [CPU_OPTIONS, None]
+    monkeypatch.setenv(compile_options.ENV, "off")
+    compile_options.jit(jnp.sin)
+    assert seen == [CPU_OPTIONS, None, None]
+
+
+def test_a_program_with_options_runs_inside_grad_vmap_jit_and_a_closure(monkeypatch):
+    # JAX refuses compiler_options on a jit staged inside another transformation; thermo's programs are traced
+    # inside others (the facility's report under jax.grad, the solves under the optimizer's Jacobian)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    assert compiler_options() == CPU_OPTIONS
+    f = compile_options.jit(lambda x, y: jnp.sin(x) * y)
+    x = jnp.asarray(0.7, jnp.float64)
+    assert float(f(x, 2.0)) == float(jnp.sin(x) * 2.0)
+    assert np.isclose(float(jax.grad(f)(x, 2.0)), 2.0 * np.cos(0.7), rtol=1e-14)
+    xs = jnp.linspace(0.0, 1.0, 5)
+    np.testing.assert_allclose(jax.vmap(f, (0, None))(xs, 3.0), 3.0 * np.sin(np.asarray(xs)), rtol=1e-14)
+    assert np.isclose(float(jax.jit(lambda x: f(x, 1.0) + 1.0)(x)), np.sin(0.7) + 1.0, rtol=1e-14)
+
+    def closure(y):  # the argument of f is a constant, the tracer hides in the closure
+        return f(jnp.asarray(0.5, jnp.float64), 1.0) * y + f(y, y)
+
+    want = np.sin(0.5) + np.sin(1.2) + 1.2 * np.cos(1.2)
+    assert np.isclose(float(jax.grad(closure)(jnp.asarray(1.2, jnp.float64))), want, rtol=1e-14)
+    low = f.lower(x, 2.0).compile()
+    assert float(low(x, 2.0)) == float(f(x, 2.0))
+
+
+def test_the_executable_cache_key_changes_with_the_options(monkeypatch):
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    on = compile_cache._environment_key()
+    monkeypatch.setenv(compile_options.ENV, "off")
+    assert compile_cache._environment_key() != on
+
+
+def test_the_options_do_not_change_a_multigrid_conduction_solve(monkeypatch):
+    # a 24^3 block with a heated patch, the kernels' multigrid-preconditioned CG to 1e-10, compiled with and
+    # without the options: the same iterations and the same field to round-off
+    from aidc_thermo.kernels import conduction as cd
+    from aidc_thermo.kernels import linsolve
+    from aidc_thermo.kernels.fv.grid import uniform_grid
+
+    grid = uniform_grid((24, 24, 24), (0.01, 0.01, 0.01), dtype=jnp.float64)
+    k = jnp.full(grid.shape, 400.0).at[:, :, :8].set(5.0)
+    q = jnp.zeros(grid.shape).at[8:16, 8:16, 2:4].set(1e8)
+    faces = {name: cd.face_bc(grid, name) for name, _, _ in cd.FACES}
+    faces["z_hi"] = cd.face_bc(grid, "z_hi", kind=cd.CONVECTIVE, h=5e4, value=300.0)
+    bcs = cd.BoundaryConditions(**faces)
+    cfg = linsolve.MultigridConfig(tol=1e-10, max_iterations=300)
+
+    def solve(opts):
+        f = jax.jit(lambda g, k, q, b: cd.solve(g, k, q, b, cfg), compiler_options=opts)
+        T, info = f(grid, k, q, bcs)
+        return np.asarray(T), int(info.iterations)
+
+    monkeypatch.setenv("XLA_FLAGS", "")
+    T_on, n_on = solve(compiler_options())
+    T_off, n_off = solve(None)
+    assert n_on == n_off
+    assert np.max(np.abs(T_on - T_off)) < 1e-9 * np.ptp(T_off)
+    assert np.ptp(T_off) > 1.0  # a solve that heated something
+
+
+def test_the_command_line_asks_xla_before_it_counts_programs(tmp_path, monkeypatch):
+    # thermo run's program count is the case's own: the one-line programs that try the options compile
+    # before the run's counters start, so the count is the same with the options off (compiled plus found in
+    # JAX's persistent cache: a cache another test of this process turned on may hold the programs)
+    import json
+
+    from aidc_thermo import cli
+
+    counts = []
+    for off in (False, True):
+        if off:
+            monkeypatch.setenv(compile_options.ENV, "off")
+        compile_options._accepted.cache_clear()
+        jax.clear_caches()
+        out = tmp_path / f"slab-{off}"
+        assert cli.main(["run", str(ROOT / "cases" / "slab.toml"), "-o", str(out), "-q", "--no-compile-cache"]) == 0
+        timing = json.loads((out / "summary.json").read_text())["timing"]
+        counts.append(timing["programs_compiled"]["value"] + timing["programs_from_cache"]["value"])
+        assert compile_options._accepted.cache_info().currsize == (0 if off else 1)
+    assert counts[0] == counts[1] > 0

@@ -1,0 +1,136 @@
+"""XLA options for thermo's own compiled programs.
+
+thermo's programs (the resolved and compact cold plates' solves, the
+calibration, the facility year, the rack network, the sweep's batches, the
+optimizer's and the transient models' programs) are compiled through
+:func:`jit`, which is ``jax.jit`` with the options of :func:`compiler_options`.
+On the CPU that is ``xla_backend_optimization_level = 1``: LLVM's ``-O1``
+pipeline for XLA's fused kernels instead of XLA's default level. Most of a
+CPU compile is LLVM optimising and emitting those kernels (the resolved cold
+plate's flow program has about 850), and at ``-O1`` that costs 10-20 % less
+while the kernels, which are memory-bound, run as fast (measured with jax
+0.10.2 on a 2-core AMD EPYC, 2026-12-06; benchmarks/RESULTS.md, issue 16).
+
+Tried and not taken: ``xla_cpu_use_fusion_emitters = False`` (XLA's older
+elemental emitters) compiles the resolved plate's flow program 30 % faster,
+but the compact plate's programs 20-30 % slower and its solves run up to
+50 % slower.
+
+Each option is tried once per process on a one-line program; an option this
+XLA does not know (an older or newer jaxlib) is left out, never an error.
+An option that ``XLA_FLAGS`` already names is left to ``XLA_FLAGS``.
+Accelerators compile with XLA's defaults (not measured there).
+``AIDC_THERMO_XLA_OPTIONS=off`` (or ``0``, ``no``, ``false``, ``none``) turns
+the options off. Kernels imported from ``aidc_thermo.kernels`` and jitted by
+a caller compile as the caller says; this module changes no JAX setting.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from functools import cache
+
+__all__ = ["CPU_OPTIONS", "ENV", "compiler_options", "jit"]
+
+#: environment variable: one of compile_cache.OFF_VALUES turns the options off
+ENV = "AIDC_THERMO_XLA_OPTIONS"
+
+#: XLA debug options of thermo's programs on the CPU (see the module's docstring)
+CPU_OPTIONS = {"xla_backend_optimization_level": 1}
+
+_log = logging.getLogger(__name__)
+
+
+def compiler_options() -> dict:
+    """The XLA options thermo compiles its programs with in this process: a
+    dict for ``jax.jit(compiler_options=...)``, empty when off, on an
+    accelerator, or when this XLA knows none of them."""
+    from aidc_thermo.compile_cache import OFF_VALUES
+
+    if os.environ.get(ENV, "").strip().lower() in OFF_VALUES:
+        return {}
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return {}
+    flags = os.environ.get("XLA_FLAGS", "")
+    wanted = tuple((k, v) for k, v in CPU_OPTIONS.items() if k not in flags)
+    return dict(_accepted(wanted))
+
+
+@cache
+def _accepted(wanted: tuple) -> tuple:
+    """The options of ``wanted`` that XLA accepts, each tried on its own."""
+    import jax
+    import numpy as np
+
+    ok = []
+    for name, value in wanted:
+        try:
+            jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.float32(1)).compile()
+        except Exception as exc:  # this XLA lacks the option (or refuses the value): compile without it
+            _log.info("XLA option %s=%r left out (%s: %s)", name, value, type(exc).__name__, str(exc)[:200])
+        else:
+            ok.append((name, value))
+    return tuple(ok)
+
+
+class _Jit:
+    """``jax.jit(fn, **kwargs)`` twice: with the options for a call at the top
+    level, without them for a call traced inside another transformation.
+
+    JAX takes ``compiler_options`` only on a top-level ``jax.jit``: a jit
+    staged into an enclosing jit, grad or vmap raises. thermo's programs are
+    also traced inside others (the facility's report under ``jax.grad``, the
+    solves under ``thermo optimize``'s Jacobian); there the enclosing program
+    is the one compiled, with its own options."""
+
+    def __init__(self, fn, options: dict, kwargs: dict):
+        import jax
+
+        self._options = jax.jit(fn, compiler_options=options, **kwargs)
+        self._plain = jax.jit(fn, **kwargs)
+        functools.update_wrapper(self, fn)
+
+    def _pick(self, args, kwargs):
+        import jax
+
+        leaves = jax.tree_util.tree_leaves((args, kwargs))
+        if any(isinstance(x, jax.core.Tracer) for x in leaves) or not _top_level():
+            return self._plain
+        return self._options
+
+    def __call__(self, *args, **kwargs):
+        return self._pick(args, kwargs)(*args, **kwargs)
+
+    def lower(self, *args, **kwargs):
+        return self._pick(args, kwargs).lower(*args, **kwargs)
+
+    def eval_shape(self, *args, **kwargs):
+        return self._plain.eval_shape(*args, **kwargs)
+
+
+def _top_level() -> bool:
+    """True when no JAX transformation is tracing (a function closing over a
+    tracer has none among its arguments). JAX keeps no public test for that;
+    without its private one, every call counts as top level and a nested
+    call raises JAX's own error."""
+    try:
+        from jax._src import core
+    except ImportError:  # pragma: no cover - a JAX that moved it
+        return True
+    check = getattr(core, "trace_state_clean", None)
+    return True if check is None else bool(check())
+
+
+def jit(fn, **kwargs):
+    """``jax.jit(fn, **kwargs)`` compiled with :func:`compiler_options` when
+    called at the top level (plain ``jax.jit`` when the options are none)."""
+    import jax
+
+    options = compiler_options()
+    if not options:
+        return jax.jit(fn, **kwargs)
+    return _Jit(fn, options, kwargs)
