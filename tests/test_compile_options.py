@@ -3,6 +3,7 @@ are used, how they are turned off, and that they do not change an answer."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
@@ -48,7 +49,7 @@ def test_an_option_xla_does_not_know_is_left_out_not_an_error(monkeypatch):
     assert float(f(np.float64(1.5))) == 3.0
 
 
-def test_jit_passes_the_options_and_plain_jit_when_off(monkeypatch):
+def test_jit_passes_the_options_at_a_top_level_call_and_none_when_off(monkeypatch):
     seen = []
     real = jax.jit
 
@@ -59,12 +60,37 @@ def test_jit_passes_the_options_and_plain_jit_when_off(monkeypatch):
     monkeypatch.setattr(jax, "jit", spy)
     monkeypatch.setenv("XLA_FLAGS", "")
     monkeypatch.delenv(compile_options.ENV, raising=False)
-    compile_options.jit(jnp.sin, inline=False)
-    # with the options: one jit that carries them (top-level calls) and one that does not (nested calls)
-    assert seen == [CPU_OPTIONS, None]
+    f = compile_options.jit(jnp.sin, inline=False)
+    assert seen == [None]  # wrapping asks XLA nothing (thermo sweep starts jax.distributed after it)
+    f(np.float64(0.5))
+    assert seen == [None, CPU_OPTIONS]
+    f(np.float64(0.25))  # the same jit again
+    assert seen == [None, CPU_OPTIONS]
     monkeypatch.setenv(compile_options.ENV, "off")
-    compile_options.jit(jnp.sin)
-    assert seen == [CPU_OPTIONS, None, None]
+    assert float(f(np.float64(0.5))) == float(np.sin(0.5))  # looked up at each call: the plain jit
+    assert seen == [None, CPU_OPTIONS]
+
+
+def test_wrapping_a_program_starts_no_xla_backend():
+    # thermo sweep calls jax.distributed.initialize after it has parsed the sweep (which wraps programs), and
+    # JAX refuses that once anything has started the backend: a fresh process shows that wrapping does not
+    import subprocess
+    import sys
+
+    code = (
+        "import jax, jax.numpy as jnp\n"
+        "from jax._src import xla_bridge\n"
+        "from aidc_thermo import compile_cache\n"
+        "from aidc_thermo.compile_options import jit\n"
+        "compile_cache.configure(enabled=False)\n"
+        "f = jit(jnp.sin)\n"
+        "assert not xla_bridge.backends_are_initialized(), 'backend started'\n"
+        "print(float(f(0.5)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != compile_options.ENV}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert abs(float(out.stdout.split()[-1]) - np.sin(0.5)) < 1e-6  # float32: x64 is off there
 
 
 def test_a_program_with_options_runs_inside_grad_vmap_jit_and_a_closure(monkeypatch):
@@ -126,10 +152,10 @@ def test_the_options_do_not_change_a_multigrid_conduction_solve(monkeypatch):
     assert np.ptp(T_off) > 1.0  # a solve that heated something
 
 
-def test_the_command_line_asks_xla_before_it_counts_programs(tmp_path, monkeypatch):
-    # thermo run's program count is the case's own: the one-line programs that try the options compile
-    # before the run's counters start, so the count is the same with the options off (compiled plus found in
-    # JAX's persistent cache: a cache another test of this process turned on may hold the programs)
+def test_the_probe_is_not_counted_as_a_program_of_the_run(tmp_path, monkeypatch):
+    # thermo run's program count is the case's own: the one-line program that tries the options compiles
+    # inside the run's session but unrecorded, so the count is the same with the options off (compiled plus
+    # found in JAX's persistent cache: a cache another test of this process turned on may hold the programs)
     import json
 
     from aidc_thermo import cli

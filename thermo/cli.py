@@ -31,8 +31,7 @@ def _configure_jax(args) -> None:
     (each case chooses its own precision); LAPACK inside compiled programs runs
     on one thread unless ``OPENBLAS_NUM_THREADS`` says otherwise
     (:mod:`thermo.blas`); compiled programs are kept in the user's cache folder
-    unless turned off (:mod:`thermo.compile_cache`), which also asks XLA
-    which of thermo's compile options it knows (:mod:`thermo.compile_options`)."""
+    unless turned off (:mod:`thermo.compile_cache`)."""
     import jax
 
     from aidc_thermo import blas, compile_cache

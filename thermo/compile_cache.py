@@ -83,20 +83,7 @@ def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | No
     Returns ``(folder, note)``: the folder in use (None: off) and a line for
     the user when something is worth saying (the cache could not be created,
     JAX's own setting is used), else None. Every program is cached, however
-    short its compile: a solve's dozens of small programs add up to seconds.
-
-    XLA is then asked which of thermo's compile options it knows
-    (:mod:`thermo.compile_options`): the one-line programs that asks with
-    compile here, after JAX's cache is set and before a run counts its
-    programs, so they are never counted as the run's."""
-    from aidc_thermo.compile_options import compiler_options
-
-    result = _configure(enabled, environ)
-    compiler_options()
-    return result
-
-
-def _configure(enabled: bool, environ) -> tuple[Path | None, str | None]:
+    short its compile: a solve's dozens of small programs add up to seconds."""
     environ = os.environ if environ is None else environ
     import jax
 

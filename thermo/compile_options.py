@@ -16,8 +16,12 @@ elemental emitters) compiles the resolved plate's flow program 30 % faster,
 but the compact plate's programs 20-30 % slower and its solves run up to
 50 % slower.
 
-Each option is tried once per process on a one-line program; an option this
-XLA does not know (an older or newer jaxlib) is left out, never an error.
+Each option is tried once per process on a one-line program, at the first
+call of one of thermo's programs (never at import or set-up: ``thermo sweep``
+must start ``jax.distributed`` before anything initialises XLA's backend);
+that program is left out of the run's counts (:func:`thermo.progress.unrecorded`).
+An option this XLA does not know (an older or newer jaxlib) is left out,
+never an error.
 An option that ``XLA_FLAGS`` already names is left to ``XLA_FLAGS``.
 Accelerators compile with XLA's defaults (not measured there).
 ``AIDC_THERMO_XLA_OPTIONS=off`` (or ``0``, ``no``, ``false``, ``none``) turns
@@ -66,10 +70,13 @@ def _accepted(wanted: tuple) -> tuple:
     import jax
     import numpy as np
 
+    from aidc_thermo.progress import unrecorded
+
     ok = []
     for name, value in wanted:
         try:
-            jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.float32(1)).compile()
+            with unrecorded():
+                jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.float32(1)).compile()
         except Exception as exc:  # this XLA lacks the option (or refuses the value): compile without it
             _log.info("XLA option %s=%r left out (%s: %s)", name, value, type(exc).__name__, str(exc)[:200])
         else:
@@ -78,20 +85,24 @@ def _accepted(wanted: tuple) -> tuple:
 
 
 class _Jit:
-    """``jax.jit(fn, **kwargs)`` twice: with the options for a call at the top
-    level, without them for a call traced inside another transformation.
+    """``jax.jit(fn, **kwargs)``, with :func:`compiler_options` for a call at
+    the top level and without them for a call traced inside another
+    transformation.
 
     JAX takes ``compiler_options`` only on a top-level ``jax.jit``: a jit
     staged into an enclosing jit, grad or vmap raises. thermo's programs are
     also traced inside others (the facility's report under ``jax.grad``, the
     solves under ``thermo optimize``'s Jacobian); there the enclosing program
-    is the one compiled, with its own options."""
+    is the one compiled, with its own options. The options are looked up at
+    each top-level call, not when the function is wrapped: wrapping touches
+    no XLA backend."""
 
-    def __init__(self, fn, options: dict, kwargs: dict):
+    def __init__(self, fn, kwargs: dict):
         import jax
 
-        self._options = jax.jit(fn, compiler_options=options, **kwargs)
+        self._fn, self._kwargs = fn, kwargs
         self._plain = jax.jit(fn, **kwargs)
+        self._with: dict[tuple, object] = {}  # options -> jax.jit with them
         functools.update_wrapper(self, fn)
 
     def _pick(self, args, kwargs):
@@ -100,7 +111,13 @@ class _Jit:
         leaves = jax.tree_util.tree_leaves((args, kwargs))
         if any(isinstance(x, jax.core.Tracer) for x in leaves) or not _top_level():
             return self._plain
-        return self._options
+        options = compiler_options()
+        if not options:
+            return self._plain
+        key = tuple(sorted(options.items()))
+        if key not in self._with:
+            self._with[key] = jax.jit(self._fn, compiler_options=options, **self._kwargs)
+        return self._with[key]
 
     def __call__(self, *args, **kwargs):
         return self._pick(args, kwargs)(*args, **kwargs)
@@ -126,11 +143,6 @@ def _top_level() -> bool:
 
 
 def jit(fn, **kwargs):
-    """``jax.jit(fn, **kwargs)`` compiled with :func:`compiler_options` when
-    called at the top level (plain ``jax.jit`` when the options are none)."""
-    import jax
-
-    options = compiler_options()
-    if not options:
-        return jax.jit(fn, **kwargs)
-    return _Jit(fn, options, kwargs)
+    """``jax.jit(fn, **kwargs)`` that compiles with :func:`compiler_options`
+    when called at the top level (see :class:`_Jit`)."""
+    return _Jit(fn, kwargs)

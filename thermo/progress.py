@@ -80,6 +80,27 @@ _CACHE_EVENTS = {
 _SPINNER = "|/-\\"
 
 _active: Reporter | None = None
+_unrecorded = threading.local()  # depth of unrecorded() blocks in this thread
+
+
+@contextmanager
+def unrecorded():
+    """Leave the JAX compiles of this block, in this thread, out of the
+    session's program counts and compile time: for a program that is not the
+    command's own (the one-line program with which
+    :mod:`thermo.compile_options` asks XLA which options it knows). JAX calls
+    its listeners in the compiling thread."""
+    depth = _unrecorded_depth()
+    _unrecorded.depth = depth + 1
+    try:
+        yield
+    finally:
+        _unrecorded.depth = depth
+
+
+def _unrecorded_depth() -> int:
+    return getattr(_unrecorded, "depth", 0)
+
 
 TIMING_DESCRIPTIONS = {
     "compile_s": "JAX tracing, lowering and XLA compilation (all phases)",
@@ -178,16 +199,22 @@ class Reporter:
 
     def _on_scalar(self, event: str, value: float, **kwargs) -> None:
         # JAX records the start of a compile event as a scalar (its start time)
+        if _unrecorded_depth():
+            return
         if event in _COMPILE_EVENTS:
             with self._lock:
                 self._compiling.append((_COMPILE_EVENTS[event], str(kwargs.get("fun_name", "")), time.time()))
 
     def _on_event(self, event: str, **kwargs) -> None:
+        if _unrecorded_depth():
+            return
         if event in _CACHE_EVENTS:
             with self._lock:
                 self.cache_counts[_CACHE_EVENTS[event]] += 1
 
     def _on_span(self, event: str, start: float, end: float, **kwargs) -> None:
+        if _unrecorded_depth():
+            return
         if event in _COMPILE_EVENTS:
             with self._lock:
                 self.compile_spans.append((start, end))
