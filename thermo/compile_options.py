@@ -125,9 +125,6 @@ class _Jit:
     def lower(self, *args, **kwargs):
         return self._pick(args, kwargs).lower(*args, **kwargs)
 
-    def eval_shape(self, *args, **kwargs):
-        return self._plain.eval_shape(*args, **kwargs)
-
 
 def _top_level() -> bool:
     """True when no JAX transformation is tracing (a function closing over a
