@@ -140,3 +140,45 @@ def test_half_cell_constant_properties_and_grading(tmp_path):
     assert graded["heat_balance_error"].value < 1e-8
     assert graded["pressure_drop"].value == pytest.approx(full["pressure_drop"].value, rel=0.1)
     assert graded["pressure_drop"].value != pytest.approx(full["pressure_drop"].value, rel=1e-4)
+
+
+# 200 cells along 10 mm: the passage-over-speed step would carry the coolant 6 cells per pseudo-time step
+LONG = SMALL.replace("length = 8", "length = 200").replace("flow_tolerance = 1e-8", "flow_tolerance = 1e-10")
+
+
+def test_the_pseudo_time_step_spans_at_most_max_courant_cells_along_the_flow(tmp_path):
+    """The fine grid's step is cut to ``MAX_COURANT`` cells; the bundled grid
+    keeps the passage over the bulk speed."""
+    case = parse(LONG, tmp_path / "long.toml")
+    g = coldplate.build_geometry(case)
+    u_in = case.flow_rate / coldplate._inlet_area(g)
+    dx = case.geometry["length"] / 200
+    assert coldplate._passage(case, g) / dx == pytest.approx(6.0)
+    assert float(coldplate.setup(case).flow_params.dt) == pytest.approx(coldplate.MAX_COURANT * dx / u_in, rel=1e-3)
+    bundled = parse((ROOT / "cases" / "coldplate_unit_cell.toml").read_text(), tmp_path / "b.toml")
+    gb = coldplate.build_geometry(bundled)
+    u_b = bundled.flow_rate / coldplate._inlet_area(gb)
+    assert float(coldplate.setup(bundled).flow_params.dt) == coldplate._passage(bundled, gb) / u_b
+
+
+@pytest.mark.slow
+def test_the_capped_pseudo_time_step_gives_the_same_answer_on_both_solve_paths(tmp_path, monkeypatch):
+    """The converged flow and temperatures do not depend on the pseudo-time
+    step (it only relaxes the iteration): the protocol's traced solve and the
+    host path with the capped step, and the host path with the passage over
+    the bulk speed, agree to the flow tolerance."""
+    case = parse(LONG, tmp_path / "long.toml")
+    g = coldplate.build_geometry(case)
+    u_in = case.flow_rate / coldplate._inlet_area(g)
+    sol = coldplate.solve(case)
+    host = coldplate.solve_host(case)
+    monkeypatch.setattr(coldplate, "MAX_COURANT", float("inf"))
+    assert float(coldplate.setup(case).flow_params.dt) == coldplate._passage(case, g) / u_in
+    free = coldplate.solve_host(case)
+    assert bool(host.flow_info.converged) and bool(free.flow_info.converged)
+    assert int(host.flow_info.iterations) != int(free.flow_info.iterations)
+    ours, _ = coldplate.summarize(case, sol)
+    for other in (host, free):
+        theirs, _ = coldplate.summarize(case, other)
+        for key in ("pressure_drop", "R_max", "R_mean"):
+            assert ours[key].value == pytest.approx(theirs[key].value, rel=1e-7), key

@@ -45,6 +45,7 @@ reference the pure solve is tested against.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -605,6 +606,35 @@ def _pressure_weights(g: geo.VoxelGeometry) -> tuple[float, float, float]:
     return tuple(float(f"{np.mean(1.0 / w[fluid] ** 2):.4g}") for w in widths)
 
 
+#: Largest convective Courant number ``u dt / dx`` along the flow (x) of the
+#: flow solve's pseudo-time step. See :func:`_pseudo_time_length`.
+MAX_COURANT = 3.0
+
+
+def _pseudo_time_length(passage: float, weights) -> float:
+    """The flow solve's pseudo-time step times the bulk speed (m): the
+    narrowest passage (the choice measured on fin channels to take the fewest
+    outer iterations), but at most ``MAX_COURANT`` cells along the flow
+    (``1 / sqrt`` of the mean ``1 / dx**2`` over the fluid cells, the x entry
+    of :func:`_pressure_weights`).
+
+    With many cells along the flow the upwind links along x outgrow the
+    pseudo-time term of the momentum equations, and the Jacobi-preconditioned
+    momentum BiCGSTAB needs more iterations per outer iteration as the
+    Courant number grows: on the unit cell (``benchmarks/coldplate.py``) 2.7 /
+    6.4 / 10.6 at 49k / 195k / 806k cells, Courant number 1.9 / 3.1 / 5.0.
+    Measured with the step scaled (2-core AMD EPYC, float64, one compiled
+    program per mesh): at 806k the flow solve took 33.0 s at Courant number
+    5.0, 27.0 s at 3.5, 25.2-27.8 s at 2.35 and 30.2 s at 1.75 (fewer momentum,
+    more outer iterations); at 195k (3.1) and the OpenFOAM peer's 166k mesh
+    (2.9) 0.7 of the step was as fast and half of it 20 % slower; at 49k and
+    on a 307k mesh with 64 cells along the flow (1.9) half the step was 1.5-1.7x
+    slower. A cap on the viscous number ``nu dt / h**2`` across the channel
+    instead took a short cell of 8 x 42 x 8 cells from 176 to 404 outer
+    iterations (benchmarks/RESULTS.md)."""
+    return min(passage, MAX_COURANT / math.sqrt(weights[0]))
+
+
 def _thinnest_axis(g: geo.VoxelGeometry) -> int:
     """The axis across which the fluid cells are thinnest: there the pressure
     links are strongest, so the pressure multigrid solves lines along it
@@ -765,9 +795,7 @@ def setup(case: ColdPlateCase) -> Problem:
         # the CG iterations (0.3 needs more outer iterations)
         pressure_rtol=0.2,
     )
-    # pseudo-time step: the narrowest passage over the bulk speed (the best of the
-    # choices measured on fin channels: fewest outer iterations, flat with the mesh)
-    dt = _passage(case, g) / u_in
+    dt = _pseudo_time_length(_passage(case, g), spec.pressure_axis_weights) / u_in
     params = flow.FlowParams(
         rho=jnp.asarray(rho, dtype),
         mu=jnp.asarray(mu, dtype),
@@ -1133,7 +1161,7 @@ def _solve(static: Static, params: Params) -> PlateSolution:
     fparams = flow.FlowParams(
         rho=jnp.asarray(rho, dtype),
         mu=jnp.asarray(mu_in, dtype),
-        dt=jnp.asarray(static.passage / u_in, dtype),
+        dt=jnp.asarray(_pseudo_time_length(static.passage, spec.pressure_axis_weights) / u_in, dtype),
         body_force=jnp.zeros((3,), dtype),
     )
     k = jnp.where(jnp.asarray(g.solid), params.solid_k, k_f).astype(dtype)
