@@ -4,6 +4,7 @@ full (non-quick) result file of each machine."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -427,6 +428,17 @@ def _scaling_line(data) -> list[str]:
     return out
 
 
+def _plot_name(m: dict) -> str:
+    """The file-name stem of a machine section's plots: the harness's machine
+    name, and on a CPU the processor too (two 2-core CPUs have the same
+    machine name, and each section drew its plot over the other's file)."""
+    name = machine_name(m)
+    if m["backend"] != "cpu":
+        return name
+    slug = re.sub(r"[^a-z0-9]+", "-", m["cpu"].lower()).strip("-")
+    return f"{name}-{slug}"
+
+
 def write() -> None:
     lines = [BEGIN, ""]
     for paths, data in _latest_per_machine():
@@ -471,7 +483,7 @@ def write() -> None:
             *_line_solvers_table(data),
             "",
             *_coldplate_table(data),
-            *_coldplate_plot(data, machine_name(m)),
+            *_coldplate_plot(data, _plot_name(m)),
             "",
             *_openfoam_table(data),
             "",
