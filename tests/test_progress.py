@@ -266,6 +266,46 @@ def test_compile_cache_is_read_back_and_can_be_turned_off(tmp_path):
     assert got["folder"] == "None" and "compile cache off: cannot create" in got["note"]
 
 
+_TOGGLED = """
+import json, sys
+from pathlib import Path
+from aidc_thermo import compile_cache
+import jax, jax.numpy as jnp
+folder = Path(sys.argv[1])
+def entries():
+    return len(list(folder.glob("jit_*"))) if folder.exists() else 0
+seen = []
+compile_cache.configure(enabled=False)
+jax.block_until_ready(jax.jit(lambda x: x * 3.0 + 1.0)(jnp.arange(5.0)))  # JAX decides here
+seen.append(entries())
+compile_cache.configure(enabled=True, environ={"AIDC_THERMO_COMPILE_CACHE": str(folder)})
+jax.block_until_ready(jax.jit(lambda x: jnp.cumsum(jnp.cos(x)))(jnp.arange(6.0)))
+seen.append(entries())
+compile_cache.configure(enabled=False)
+jax.block_until_ready(jax.jit(lambda x: jnp.tanh(x) - 2.0)(jnp.arange(7.0)))
+seen.append(entries())
+compile_cache.configure(enabled=True, environ={"JAX_COMPILATION_CACHE_DIR": str(folder)})
+jax.block_until_ready(jax.jit(lambda x: jnp.exp(x) / 5.0)(jnp.arange(8.0)))
+seen.append(entries())
+print(json.dumps(seen))
+"""
+
+
+def test_compile_cache_follows_configure_called_again_after_programs_compiled(tmp_path):
+    """JAX decides at its first compile whether it uses the persistent cache;
+    ``configure`` called later in the same process (cache on, off, on through
+    JAX's own variable) must still take effect, not be silently ignored."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TOGGLED, str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    # off: nothing written; on: the next program is written; off again: not; on (JAX's variable): written
+    assert seen[0] == 0 and seen[1] >= 1 and seen[2] == seen[1] and seen[3] > seen[2], seen
+
+
 def test_no_compile_cache_flag_on_every_solving_command():
     from aidc_thermo.cli import build_parser
 

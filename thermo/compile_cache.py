@@ -83,33 +83,54 @@ def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | No
     Returns ``(folder, note)``: the folder in use (None: off) and a line for
     the user when something is worth saying (the cache could not be created,
     JAX's own setting is used), else None. Every program is cached, however
-    short its compile: a solve's dozens of small programs add up to seconds."""
+    short its compile: a solve's dozens of small programs add up to seconds.
+
+    May be called again in the same process, after programs have compiled
+    (a Python user turning the cache on or off between runs): JAX decides
+    once, at its first compile, whether it uses the cache, so each call here
+    resets that decision."""
     environ = os.environ if environ is None else environ
-    import jax
 
     own = environ.get("JAX_COMPILATION_CACHE_DIR", "").strip()
     _set_executable_dir(None)
     if not enabled:
-        jax.config.update("jax_enable_compilation_cache", False)
+        _use_jax_cache(None)
         return None, None
     if own:
+        # JAX's own variable names the folder; JAX's own thresholds stay
+        _use_jax_cache(Path(own), own_thresholds=True)
         _set_executable_dir(Path(own))
-        return Path(own), None  # JAX reads its own variable; nothing to change
+        return Path(own), None
     folder = cache_dir(environ)
     if folder is None:
-        jax.config.update("jax_enable_compilation_cache", False)
+        _use_jax_cache(None)
         return None, None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        jax.config.update("jax_enable_compilation_cache", False)
+        _use_jax_cache(None)
         return None, f"compile cache off: cannot create {folder} ({exc.strerror or exc}); set {ENV} to another folder"
-    jax.config.update("jax_enable_compilation_cache", True)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    _use_jax_cache(folder)
     _set_executable_dir(folder)
     return folder, None
+
+
+def _use_jax_cache(folder: Path | None, own_thresholds: bool = False) -> None:
+    """JAX's persistent cache on in ``folder`` (None: off), its decision reset.
+
+    ``reset_cache`` only forgets JAX's decision and its cache object; it
+    starts no backend (``thermo sweep`` calls ``jax.distributed.initialize``
+    after this)."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as jcc
+
+    jax.config.update("jax_enable_compilation_cache", folder is not None)
+    if folder is not None:
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        if not own_thresholds:
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    jcc.reset_cache()
 
 
 # ----------------------------------------------------------------------------- executable cache
