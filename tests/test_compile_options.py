@@ -9,6 +9,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from aidc_thermo import compile_cache, compile_options
 from aidc_thermo.compile_options import CPU_OPTIONS, compiler_options
@@ -114,6 +115,26 @@ def test_a_program_with_options_runs_inside_grad_vmap_jit_and_a_closure(monkeypa
     assert np.isclose(float(jax.grad(closure)(jnp.asarray(1.2, jnp.float64))), want, rtol=1e-14)
     low = f.lower(x, 2.0).compile()
     assert float(low(x, 2.0)) == float(f(x, 2.0))
+
+
+def test_a_nested_call_still_runs_when_the_top_level_test_is_unavailable(monkeypatch):
+    # _top_level uses a private JAX check; a JAX without it counts every call as top level, and the
+    # nested calls JAX then refuses (its "top-level" ValueError) must fall back to the plain jit
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    monkeypatch.setattr(compile_options, "_top_level", lambda: True)
+
+    def closure(y):  # the program closes over the tracer y; its only argument is a constant
+        return compile_options.jit(lambda x: jnp.cos(x) * y * y)(jnp.asarray(0.3, jnp.float64))
+
+    assert np.isclose(float(jax.grad(closure)(jnp.asarray(1.1, jnp.float64))), 2.2 * np.cos(0.3), rtol=1e-14)
+    assert np.isclose(float(jax.jit(closure)(jnp.asarray(1.1, jnp.float64))), 1.21 * np.cos(0.3), rtol=1e-14)
+
+    def raises(x):
+        raise ValueError("a user's own error")
+
+    with pytest.raises(ValueError, match="a user's own error"):
+        compile_options.jit(raises)(1.0)
 
 
 def test_the_executable_cache_key_changes_with_the_options(monkeypatch):

@@ -119,18 +119,30 @@ class _Jit:
             self._with[key] = jax.jit(self._fn, compiler_options=options, **self._kwargs)
         return self._with[key]
 
+    def _run(self, method: str, args, kwargs):
+        fn = self._pick(args, kwargs)
+        try:
+            return getattr(fn, method)(*args, **kwargs)
+        except ValueError as exc:
+            # a nested call that _top_level could not see (a JAX without its
+            # private check): JAX refuses the options when it stages the call; the
+            # enclosing program is the one compiled, so the plain jit serves
+            if fn is self._plain or "top-level" not in str(exc):
+                raise
+            return getattr(self._plain, method)(*args, **kwargs)
+
     def __call__(self, *args, **kwargs):
-        return self._pick(args, kwargs)(*args, **kwargs)
+        return self._run("__call__", args, kwargs)
 
     def lower(self, *args, **kwargs):
-        return self._pick(args, kwargs).lower(*args, **kwargs)
+        return self._run("lower", args, kwargs)
 
 
 def _top_level() -> bool:
     """True when no JAX transformation is tracing (a function closing over a
     tracer has none among its arguments). JAX keeps no public test for that;
-    without its private one, every call counts as top level and a nested
-    call raises JAX's own error."""
+    without its private one, every call counts as top level, and a nested
+    call that JAX then refuses falls back to the plain jit (``_Jit._run``)."""
     try:
         from jax._src import core
     except ImportError:  # pragma: no cover - a JAX that moved it
