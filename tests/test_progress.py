@@ -284,10 +284,13 @@ seen.append(entries())
 compile_cache.configure(enabled=False)
 jax.block_until_ready(jax.jit(lambda x: jnp.tanh(x) - 2.0)(jnp.arange(7.0)))
 seen.append(entries())
-# JAX's variable: JAX's thresholds are left as they are (here thermo's from above: every program is kept)
+# JAX's variable: JAX's own thresholds come back (this child's environment sets its minimum compile time to 0,
+# so the tiny program below is kept; the minimum size goes back from thermo's -1 to JAX's default)
 compile_cache.configure(enabled=True, environ={"JAX_COMPILATION_CACHE_DIR": str(folder)})
 jax.block_until_ready(jax.jit(lambda x: jnp.exp(x) / 5.0)(jnp.arange(8.0)))
 seen.append(entries())
+c = jax.config
+seen.append([c.jax_persistent_cache_min_compile_time_secs, c.jax_persistent_cache_min_entry_size_bytes])
 print(json.dumps(seen))
 """
 
@@ -296,8 +299,9 @@ def test_compile_cache_follows_configure_called_again_after_programs_compiled(tm
     """JAX decides at its first compile whether it uses the persistent cache;
     ``configure`` called later in the same process (cache on, off, on through
     JAX's own variable) must still take effect, not be silently ignored."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", None)
     proc = subprocess.run(
         [sys.executable, "-c", _TOGGLED, str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=120
     )
@@ -305,6 +309,8 @@ def test_compile_cache_follows_configure_called_again_after_programs_compiled(tm
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     # off: nothing written; on: the next program is written; off again: not; on (JAX's variable): written
     assert seen[0] == 0 and seen[1] >= 1 and seen[2] == seen[1] and seen[3] > seen[2], seen
+    # ... with JAX's thresholds as this environment set them, not thermo's (0 s, -1 bytes: keep everything)
+    assert seen[4] == [0.0, 0], seen
 
 
 def test_no_compile_cache_flag_on_every_solving_command():

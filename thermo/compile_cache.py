@@ -117,6 +117,9 @@ def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | No
 
 def _use_jax_cache(folder: Path | None, own_thresholds: bool = False) -> None:
     """JAX's persistent cache on in ``folder`` (None: off), its decision reset.
+    Thermo's thresholds keep every program; ``own_thresholds`` (JAX's own
+    variable names the folder) puts back the ones JAX had before thermo's
+    first call, so an earlier ``configure()`` does not leave thermo's behind.
 
     ``reset_cache`` only forgets JAX's decision and its cache object; it
     starts no backend (``thermo sweep`` calls ``jax.distributed.initialize``
@@ -124,13 +127,21 @@ def _use_jax_cache(folder: Path | None, own_thresholds: bool = False) -> None:
     import jax
     from jax.experimental.compilation_cache import compilation_cache as jcc
 
+    global _jax_thresholds
+    if _jax_thresholds is None:  # as JAX (or its user) had them before thermo's first change
+        _jax_thresholds = {name: getattr(jax.config, name) for name in _THRESHOLDS}
     jax.config.update("jax_enable_compilation_cache", folder is not None)
     if folder is not None:
         jax.config.update("jax_compilation_cache_dir", str(folder))
-        if not own_thresholds:
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+        ours = dict(zip(_THRESHOLDS, (0.0, -1), strict=True))
+        for name, value in (_jax_thresholds if own_thresholds else ours).items():
+            jax.config.update(name, value)
     jcc.reset_cache()
+
+
+#: JAX's settings for which programs its persistent cache keeps; thermo keeps every program
+_THRESHOLDS = ("jax_persistent_cache_min_compile_time_secs", "jax_persistent_cache_min_entry_size_bytes")
+_jax_thresholds: dict | None = None
 
 
 # ----------------------------------------------------------------------------- executable cache
