@@ -130,6 +130,7 @@ def test_bad_inner_solve_settings_are_refused(bad):
         energy.EnergyConfig(**bad)
 
 
+@pytest.mark.slow  # an option's equivalence to the default, 20-30 s of compilation: CI's slow suite
 def test_a_float32_v_cycle_converges_to_the_float64_answer():
     """``KrylovConfig(mixed_precision=True)``: the hierarchy and V-cycle in
     float32, BiCGSTAB and its products in float64: the same answer to the

@@ -188,6 +188,7 @@ def test_obstacle_duct_conserves_mass():
     assert float(jnp.mean(st.p[0]) - jnp.mean(st.p[-1])) > 0
 
 
+@pytest.mark.slow  # an option's equivalence to the default, 20-30 s of compilation: CI's slow suite
 def test_parallel_line_solves_give_the_same_flow():
     """The pressure multigrid with its line systems solved as parallel
     prefixes (the form for accelerators) instead of scans: the same converged
@@ -203,6 +204,7 @@ def test_parallel_line_solves_give_the_same_flow():
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-7 * float(jnp.max(jnp.abs(a))))
 
 
+@pytest.mark.slow  # an option's equivalence to the default, 20-30 s of compilation: CI's slow suite
 def test_a_float32_momentum_correction_gives_the_float64_flow():
     """The momentum correction's BiCGSTAB in float32 (an option, off by
     default and in the resolved cold plate) against float64 throughout: the

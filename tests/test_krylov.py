@@ -438,6 +438,7 @@ def test_parallel_line_solve_under_vmap_equals_one_at_a_time():
         np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(one(bs[i])), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.slow  # an option's equivalence to the default, 20-30 s of compilation: CI's slow suite
 def test_the_line_solver_choice_changes_no_multigrid_answer():
     """The symmetric and the non-symmetric multigrid-preconditioned solves
     with the parallel line solves: the same answers (to the tolerance) in the
