@@ -11,7 +11,8 @@ Where: ``$AIDC_THERMO_COMPILE_CACHE`` if set to a folder; otherwise
 ``XDG_CACHE_HOME`` is unset). Off: ``AIDC_THERMO_COMPILE_CACHE=off`` (or
 ``0``, ``no``, ``false``, ``none``) or the command-line flag
 ``--no-compile-cache``. If ``JAX_COMPILATION_CACHE_DIR`` is set (JAX's own
-setting), it is respected and this module changes nothing.
+setting), it is respected: JAX's folder, with JAX's thresholds for which
+programs it keeps.
 
 Two levels: JAX's persistent cache holds every XLA program, and
 :func:`cached_jit` keeps the big entry points (the resolved cold plate's
@@ -97,7 +98,7 @@ def configure(enabled: bool = True, environ=None) -> tuple[Path | None, str | No
         _use_jax_cache(None)
         return None, None
     if own:
-        # JAX's own variable names the folder; JAX's own thresholds stay
+        # JAX's own variable names the folder; JAX's own thresholds apply
         _use_jax_cache(Path(own), own_thresholds=True)
         _set_executable_dir(Path(own))
         return Path(own), None
@@ -129,18 +130,20 @@ def _use_jax_cache(folder: Path | None, own_thresholds: bool = False) -> None:
 
     global _jax_thresholds
     if _jax_thresholds is None:  # as JAX (or its user) had them before thermo's first change
-        _jax_thresholds = {name: getattr(jax.config, name) for name in _THRESHOLDS}
+        _jax_thresholds = {name: getattr(jax.config, name) for name in _THERMO_THRESHOLDS}
     jax.config.update("jax_enable_compilation_cache", folder is not None)
     if folder is not None:
         jax.config.update("jax_compilation_cache_dir", str(folder))
-        ours = dict(zip(_THRESHOLDS, (0.0, -1), strict=True))
-        for name, value in (_jax_thresholds if own_thresholds else ours).items():
+        for name, value in (_jax_thresholds if own_thresholds else _THERMO_THRESHOLDS).items():
             jax.config.update(name, value)
     jcc.reset_cache()
 
 
-#: JAX's settings for which programs its persistent cache keeps; thermo keeps every program
-_THRESHOLDS = ("jax_persistent_cache_min_compile_time_secs", "jax_persistent_cache_min_entry_size_bytes")
+#: JAX's settings for which programs its persistent cache keeps, as thermo sets them: every program
+_THERMO_THRESHOLDS = {
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": -1,
+}
 _jax_thresholds: dict | None = None
 
 
