@@ -56,6 +56,7 @@ adjoint, so forward mode (``jax.jvp``, ``jax.jacfwd``) works through
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -395,6 +396,14 @@ def _interior(xg: jax.Array, shape, offset=(0, 0, 0), extra=(0, 0, 0)) -> jax.Ar
     )
 
 
+def _neighbour(xg: jax.Array, shape, axis: int = 0, offset: int = 0, extra: int = 0) -> jax.Array:
+    """:func:`_interior` of ``xg`` moved ``offset`` cells along ``axis`` and
+    ``extra`` cells longer there."""
+    o, e = [0, 0, 0], [0, 0, 0]
+    o[axis], e[axis] = offset, extra
+    return _interior(xg, shape, tuple(o), tuple(e))
+
+
 def _face_area(grid: Grid, axis: int) -> jax.Array:
     d = grid.spacings
     t1, t2 = [b for b in range(3) if b != axis]
@@ -600,7 +609,7 @@ def _geometry(a, mu, solid, grid, params, bnd, spec, inv_dt) -> _Geom:
     )
 
 
-def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
+def _assemble(a, g: _Geom, vel, p, rho, spec, write: bool = False) -> _Coefs:
     """Momentum coefficients of component ``a`` (in its frame) linearised about
     the velocities ``vel`` (global frame), with pressure ``p``.
 
@@ -610,7 +619,12 @@ def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
     assembly otherwise, and a neighbour built by a shift inside a fusion
     (a concatenate or a pad) costs each element a chain of index tests. At
     64^3 in float64 on a 2-core CPU this took the three components from 26-39
-    ms to 10-12 ms each (benchmarks/RESULTS.md)."""
+    ms to 10-12 ms each (benchmarks/RESULTS.md). Each stage is computed inside
+    its materialisation point, so nothing is copied on the way out.
+
+    ``write``: also write the relaxed system (``aP``, ``b``, ``d``), which the
+    flow solver's momentum solve, pressure conductances and multigrid set-up
+    all read; the residual alone (:func:`residuals`) does not need it."""
     perm, per, bct = _frame(a, spec)
     T = lambda x: jnp.transpose(x, perm)  # noqa: E731
     dtype = p.dtype
@@ -623,81 +637,87 @@ def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
     # the inputs with their ghost layers: the component's own velocity on all
     # sides (edge copied where not periodic: links to the outside are zero),
     # the transverse velocities and the pressure along axis 0
-    Ug = _ghost(_reduce(T(vel[a]), 0, per0), per, edge=True)
-    Vg = tuple(_pad1(T(vel[perm[k]]), 0, per0) for k in (1, 2))
-    if per0:
-        Px = _pad1(T(p), 0, True)
-    else:
-        Px = _pad_const(T(p), 0, g.p_lo, g.p_hi)
-    Ug, Vg, Px = materialized((Ug, Vg, Px), rho)
+    def ghosts(vel, p):
+        Ug = _ghost(_reduce(T(vel[a]), 0, per0), per, edge=True)
+        Vg = tuple(_pad1(T(vel[perm[k]]), 0, per0) for k in (1, 2))
+        if per0:
+            Px = _pad1(T(p), 0, True)
+        else:
+            Px = _pad_const(T(p), 0, g.p_lo, g.p_hi)
+        return Ug, Vg, Px
 
-    def U(axis=0, offset=0, extra=0):
-        o, e = [0, 0, 0], [0, 0, 0]
-        o[axis], e[axis] = offset, extra
-        return _interior(Ug, shape, tuple(o), tuple(e))
+    Ug, Vg, Px = materialized(ghosts, (vel, p), rho)
 
-    # ---- along the component's own axis (control-volume faces at cell centres)
-    Un, Uw, Ue = U(), U(0, -1), U(0, 1)
-    Fw = rho * 0.5 * (Uw + Un) * g.A0
-    Fe = rho * 0.5 * (Un + Ue) * g.A0
-    aW = (g.Dw + jnp.maximum(Fw, zero)) * g.own_lo
-    aE = (g.De + jnp.maximum(-Fe, zero)) * g.own_hi
-    links_lo, links_hi = [aW, None, None], [aE, None, None]
-    aP = aW + aE
-    b = jnp.zeros(shape, dtype)
-    if central:
-        b = b + Fw * (0.5 * (Uw + Un) - jnp.where(Fw >= 0, Uw, Un))
-        b = b - Fe * (0.5 * (Un + Ue) - jnp.where(Fe >= 0, Un, Ue))
-
-    # ---- transverse axes: CV faces on the cell faces of axis k
-    for i, k in enumerate((1, 2)):
-        nk = shape[k]
-        Vx = Vg[i]  # normal velocity of axis k
-        Ft = rho * g.d_other[i] * (_sl(Vx, 0, 0, m0) * g.hw_left + _sl(Vx, 0, 1, m0 + 1) * g.hw_right)
-        Dt = g.Dt[i]
-        to_hi = Dt + jnp.maximum(-Ft, zero)  # link of the lower node to the upper
-        to_lo = Dt + jnp.maximum(Ft, zero)  # link of the upper node to the lower
-        a_lo = _sl(to_lo, k, 0, nk)  # node j, through face j
-        a_hi = _sl(to_hi, k, 1, nk + 1)  # node j, through face j + 1
-        if not per[k]:
-            # wall / inlet faces: the link goes to the boundary value
-            idx = _along(jnp.arange(nk), k)
-            first, last = idx == 0, idx == nk - 1
-            bl = jnp.where(first, _sl(g.bnd_mask[i], k, 0, 1) * a_lo, zero)
-            bh = jnp.where(last, _sl(g.bnd_mask[i], k, nk, nk + 1) * a_hi, zero)
-            aP = aP + (bl + bh)
-            b = b + (bl * _sl(g.ub[i], k, 0, 1) + bh * _sl(g.ub[i], k, nk, nk + 1))
-            a_lo = jnp.where(first, zero, a_lo)
-            a_hi = jnp.where(last, zero, a_hi)
+    def links(Ug, Vg, Px):
+        U = partial(_neighbour, Ug, shape)
+        # ---- along the component's own axis (control-volume faces at cell centres)
+        Un, Uw, Ue = U(), U(0, -1), U(0, 1)
+        Fw = rho * 0.5 * (Uw + Un) * g.A0
+        Fe = rho * 0.5 * (Un + Ue) * g.A0
+        aW = (g.Dw + jnp.maximum(Fw, zero)) * g.own_lo
+        aE = (g.De + jnp.maximum(-Fe, zero)) * g.own_hi
+        links_lo, links_hi = [aW, None, None], [aE, None, None]
+        aP = aW + aE
+        b = jnp.zeros(shape, dtype)
         if central:
-            Ulo, Uhi = U(k, -1, 1), U(k, 0, 1)
-            wl, wh = g.w_lo[i], g.w_hi[i]
-            uc = (Ulo * wh + Uhi * wl) / (wl + wh)
-            corr = g.dc_mask[i] * Ft * (uc - jnp.where(Ft >= 0, Ulo, Uhi))
-            b = b + _sl(corr, k, 0, nk) - _sl(corr, k, 1, nk + 1)
-        links_lo[k], links_hi[k] = a_lo, a_hi
-        aP = aP + a_lo + a_hi
+            b = b + Fw * (0.5 * (Uw + Un) - jnp.where(Fw >= 0, Uw, Un))
+            b = b - Fe * (0.5 * (Un + Ue) - jnp.where(Fe >= 0, Un, Ue))
 
-    # ---- forces
-    force = (_sl(Px, 0, 0, m0) - _sl(Px, 0, 1, m0 + 1)) * g.A0 + g.body
-    b = b + force
+        # ---- transverse axes: CV faces on the cell faces of axis k
+        for i, k in enumerate((1, 2)):
+            nk = shape[k]
+            Vx = Vg[i]  # normal velocity of axis k
+            Ft = rho * g.d_other[i] * (_sl(Vx, 0, 0, m0) * g.hw_left + _sl(Vx, 0, 1, m0 + 1) * g.hw_right)
+            Dt = g.Dt[i]
+            to_hi = Dt + jnp.maximum(-Ft, zero)  # link of the lower node to the upper
+            to_lo = Dt + jnp.maximum(Ft, zero)  # link of the upper node to the lower
+            a_lo = _sl(to_lo, k, 0, nk)  # node j, through face j
+            a_hi = _sl(to_hi, k, 1, nk + 1)  # node j, through face j + 1
+            if not per[k]:
+                # wall / inlet faces: the link goes to the boundary value
+                idx = _along(jnp.arange(nk), k)
+                first, last = idx == 0, idx == nk - 1
+                bl = jnp.where(first, _sl(g.bnd_mask[i], k, 0, 1) * a_lo, zero)
+                bh = jnp.where(last, _sl(g.bnd_mask[i], k, nk, nk + 1) * a_hi, zero)
+                aP = aP + (bl + bh)
+                b = b + (bl * _sl(g.ub[i], k, 0, 1) + bh * _sl(g.ub[i], k, nk, nk + 1))
+                a_lo = jnp.where(first, zero, a_lo)
+                a_hi = jnp.where(last, zero, a_hi)
+            if central:
+                Ulo, Uhi = U(k, -1, 1), U(k, 0, 1)
+                wl, wh = g.w_lo[i], g.w_hi[i]
+                uc = (Ulo * wh + Uhi * wl) / (wl + wh)
+                corr = g.dc_mask[i] * Ft * (uc - jnp.where(Ft >= 0, Ulo, Uhi))
+                b = b + _sl(corr, k, 0, nk) - _sl(corr, k, 1, nk + 1)
+            links_lo[k], links_hi[k] = a_lo, a_hi
+            aP = aP + a_lo + a_hi
 
-    # ---- known neighbours to the right-hand side; the rest stay links
+        # ---- forces
+        force = (_sl(Px, 0, 0, m0) - _sl(Px, 0, 1, m0 + 1)) * g.A0 + g.body
+        b = b + force
+
+        # ---- known neighbours to the right-hand side; the rest stay links
+        fixed = g.fixed
+        one = jnp.ones((), dtype)
+        sum_links = jnp.zeros(shape, dtype)
+        for k in range(3):
+            o_lo, o_hi = [0, 0, 0], [0, 0, 0]
+            o_lo[k], o_hi[k] = -1, 1
+            nb_lo = _interior(g.fixed_ghost, shape, tuple(o_lo))
+            nb_hi = _interior(g.fixed_ghost, shape, tuple(o_hi))
+            val_lo = jnp.where(nb_lo & ~fixed, _interior(g.value_ghost, shape, tuple(o_lo)), zero)
+            val_hi = jnp.where(nb_hi & ~fixed, _interior(g.value_ghost, shape, tuple(o_hi)), zero)
+            b = b + links_lo[k] * val_lo + links_hi[k] * val_hi
+            links_lo[k] = links_lo[k] * jnp.where(nb_lo | fixed, zero, one)
+            links_hi[k] = links_hi[k] * jnp.where(nb_hi | fixed, zero, one)
+            sum_links = sum_links + links_lo[k] + links_hi[k]
+        return links_lo, links_hi, aP, b, sum_links
+
+    links_lo, links_hi, aP, b, sum_links = materialized(links, (Ug, Vg, Px), rho)
+    U = partial(_neighbour, Ug, shape)
     fixed = g.fixed
     one = jnp.ones((), dtype)
-    sum_links = jnp.zeros(shape, dtype)
-    for k in range(3):
-        o_lo, o_hi = [0, 0, 0], [0, 0, 0]
-        o_lo[k], o_hi[k] = -1, 1
-        nb_lo = _interior(g.fixed_ghost, shape, tuple(o_lo))
-        nb_hi = _interior(g.fixed_ghost, shape, tuple(o_hi))
-        val_lo = jnp.where(nb_lo & ~fixed, _interior(g.value_ghost, shape, tuple(o_lo)), zero)
-        val_hi = jnp.where(nb_hi & ~fixed, _interior(g.value_ghost, shape, tuple(o_hi)), zero)
-        b = b + links_lo[k] * val_lo + links_hi[k] * val_hi
-        links_lo[k] = links_lo[k] * jnp.where(nb_lo | fixed, zero, one)
-        links_hi[k] = links_hi[k] * jnp.where(nb_hi | fixed, zero, one)
-        sum_links = sum_links + links_lo[k] + links_hi[k]
-    links_lo, links_hi, aP, b, sum_links = materialized((links_lo, links_hi, aP, b, sum_links), rho)
+    Un = U()
 
     # steady residual at the current iterate (unknown faces)
     Ax = aP * Un
@@ -707,12 +727,17 @@ def _assemble(a, g: _Geom, vel, p, rho, spec) -> _Coefs:
     scale = jnp.where(fixed, zero, jnp.abs(aP * Un) + jnp.abs(b))
 
     # pseudo time and relaxation
-    alpha = spec.relaxation
-    aP_tot = aP / alpha + g.tau
-    b = b + (g.tau + aP * ((1.0 - alpha) / alpha)) * Un
-    dcoef = jnp.where(fixed, zero, _safe_div(g.A0, aP_tot - sum_links))
-    aP_tot = jnp.where(fixed, one, aP_tot)
-    b = jnp.where(fixed, g.value, b)
+    def relaxed(aP, b, sum_links, Un):
+        alpha = spec.relaxation
+        aP_tot = aP / alpha + g.tau
+        b = b + (g.tau + aP * ((1.0 - alpha) / alpha)) * Un
+        dcoef = jnp.where(fixed, zero, _safe_div(g.A0, aP_tot - sum_links))
+        aP_tot = jnp.where(fixed, one, aP_tot)
+        b = jnp.where(fixed, g.value, b)
+        return aP_tot, b, dcoef
+
+    args = (aP, b, sum_links, Un)
+    aP_tot, b, dcoef = materialized(relaxed, args, rho) if write else relaxed(*args)
     return _Coefs(
         aP=aP_tot,
         lo=tuple(links_lo),
@@ -927,7 +952,7 @@ def solve_flow(
     frames = tuple(_frame(a, spec) for a in range(3))
 
     def assemble(vel, p):
-        return tuple(_assemble(a, geoms[a], vel, p, rho, spec) for a in range(3))
+        return tuple(_assemble(a, geoms[a], vel, p, rho, spec, write=True) for a in range(3))
 
     def to_global(a, x):
         """Unknowns of component ``a`` (its frame) -> face field (global frame)."""
@@ -1026,15 +1051,10 @@ def solve_flow(
     def body(s):
         vel, p, k, _, cont, hist, mhist, chist, mit, pit, _ = s
         # the coefficients are read by the momentum solve, the pressure conductances and the pressure
-        # multigrid's set-up: written once, not recomputed inside each (kernels.solvers.fusion). The links
-        # are already written inside the assembly: passed through a second conditional they would be
-        # copied (at 166k cells the three assemblies took 30 ms inside one, 15 ms without it; the whole
-        # flow solve 4-5 % less, bit for bit the same). The residual's two fields are only summed: not
-        # written at all.
+        # multigrid's set-up: written once inside the assembly (write=True), not recomputed inside each
+        # (kernels.solvers.fusion). The residual's two fields are only summed: not written at all.
         coefs = assemble(vel, p)
         mres = _momentum_residual(coefs)
-        fresh = materialized(tuple((c.aP, c.b, c.d) for c in coefs), rho)
-        coefs = tuple(c._replace(aP=f[0], b=f[1], d=f[2]) for c, f in zip(coefs, fresh, strict=True))
         mhist = mhist.at[k].set(mres)
         hist = hist.at[k].set(jnp.fmax(mres, cont))
         done = ((mres < tol) & (cont < tol)) | (k >= nmax) | ~jnp.isfinite(mres)
