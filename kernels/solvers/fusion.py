@@ -17,8 +17,8 @@ straight into the conditional's outputs. Arrays that are already computed,
 passed through a conditional as operands, are copied once more instead (the
 branch cannot hand its operands out as its results): the momentum assembly
 wrote its ghosted inputs and its links that way, 13 copies per component,
-and an outer iteration of the resolved unit cell at 195k cells took 6-8 %
-longer (benchmarks/RESULTS.md).
+and the resolved unit cell's flow solve took 7-14 % longer at 49k-806k
+cells (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
