@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from aidc_thermo import compile_cache, compile_options
-from aidc_thermo.compile_options import CPU_OPTIONS, compiler_options
+from aidc_thermo.compile_options import CPU_OPTIONS, FINITE_VOLUME, KIND_OPTIONS, compiler_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,35 @@ def test_this_xla_accepts_every_option(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")
     assert jax.default_backend() == "cpu"
     assert compiler_options() == CPU_OPTIONS
+    for kind, options in KIND_OPTIONS.items():
+        assert compiler_options(kind) == {**CPU_OPTIONS, **options}
+
+
+def test_a_kind_adds_its_options_and_an_unknown_kind_is_refused(monkeypatch):
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
+    # XLA_FLAGS wins for the kind's option too; the others stay
+    assert compiler_options(FINITE_VOLUME) == _expected("xla_cpu_use_fusion_emitters")
+    monkeypatch.setenv(compile_options.ENV, "off")
+    assert compiler_options(FINITE_VOLUME) == {}
+    with pytest.raises(ValueError, match="unknown kind of program 'finite-volume'"):
+        compiler_options("finite-volume")
+    with pytest.raises(ValueError, match="unknown kind"):
+        compile_options.jit(jnp.sin, kind="no such kind")
+
+
+def test_the_resolved_plate_sweep_and_calibration_compile_as_finite_volume_programs():
+    # the model's programs, its sweep batches (thermo/sweep.py reads PROGRAM_KIND) and the calibration's
+    # resolved solves: the kind is what the measured compile times in thermo/compile_options.py were taken with
+    from aidc_thermo.models import calibrate, coldplate, compact
+
+    assert coldplate.PROGRAM_KIND == FINITE_VOLUME
+    assert not hasattr(compact, "PROGRAM_KIND")  # its programs compile slower and run slower that way
+    flow_jit, energy_jit = coldplate.compiled_solvers()
+    programs = (flow_jit, energy_jit, coldplate.compiled_solve(), calibrate.compiled_solve())
+    programs += tuple(coldplate.compiled_helpers())
+    assert all(p.kind == FINITE_VOLUME for p in programs)
+    assert compact._compiled_solve().kind is None
 
 
 def test_off_values_and_xla_flags_win(monkeypatch):
@@ -141,13 +170,24 @@ def test_the_executable_cache_key_changes_with_the_options(monkeypatch):
     monkeypatch.delenv(compile_options.ENV, raising=False)
     monkeypatch.setenv("XLA_FLAGS", "")
     on = compile_cache._environment_key()
+
+    def fn(x):
+        return 2.0 * x
+
+    leaves, tree = jax.tree_util.tree_flatten((np.float64(1.0),))
+    keys = [compile_cache.CachedJit(fn, kind=kind).key("()", tree, leaves) for kind in (None, FINITE_VOLUME)]
+    assert keys[0] != keys[1]  # the same function as another kind of program: another executable
     monkeypatch.setenv(compile_options.ENV, "off")
     assert compile_cache._environment_key() != on
+    off = [compile_cache.CachedJit(fn, kind=kind).key("()", tree, leaves) for kind in (None, FINITE_VOLUME)]
+    assert off[0] == off[1] and not set(off) & set(keys)
 
 
-def test_the_options_do_not_change_a_multigrid_conduction_solve(monkeypatch):
+@pytest.mark.parametrize("kind", [None, FINITE_VOLUME])
+def test_the_options_do_not_change_a_multigrid_conduction_solve(monkeypatch, kind):
     # a 24^3 block with a heated patch, the kernels' multigrid-preconditioned CG to 1e-10, compiled with and
-    # without the options: the same iterations and the same field to round-off
+    # without the options (of every program, and of the finite-volume programs): the same iterations and the
+    # same field to round-off
     from aidc_thermo.kernels import conduction as cd
     from aidc_thermo.kernels import linsolve
     from aidc_thermo.kernels.fv.grid import uniform_grid
@@ -166,7 +206,7 @@ def test_the_options_do_not_change_a_multigrid_conduction_solve(monkeypatch):
         return np.asarray(T), int(info.iterations)
 
     monkeypatch.setenv("XLA_FLAGS", "")
-    T_on, n_on = solve(compiler_options())
+    T_on, n_on = solve(compiler_options(kind))
     T_off, n_off = solve(None)
     assert n_on == n_off
     assert np.max(np.abs(T_on - T_off)) < 1e-9 * np.ptp(T_off)
@@ -182,6 +222,8 @@ def test_the_probe_is_not_counted_as_a_program_of_the_run(tmp_path, monkeypatch)
     from aidc_thermo import cli
 
     counts = []
+    monkeypatch.setenv("XLA_FLAGS", "")  # the suite's own flags name the level: nothing would be probed
+    monkeypatch.delenv(compile_options.ENV, raising=False)
     for off in (False, True):
         if off:
             monkeypatch.setenv(compile_options.ENV, "off")
@@ -191,5 +233,39 @@ def test_the_probe_is_not_counted_as_a_program_of_the_run(tmp_path, monkeypatch)
         assert cli.main(["run", str(ROOT / "cases" / "slab.toml"), "-o", str(out), "-q", "--no-compile-cache"]) == 0
         timing = json.loads((out / "summary.json").read_text())["timing"]
         counts.append(timing["programs_compiled"]["value"] + timing["programs_from_cache"]["value"])
-        assert compile_options._accepted.cache_info().currsize == (0 if off else 1)
+        assert compile_options._accepted.cache_info().currsize == (0 if off else len(CPU_OPTIONS))
     assert counts[0] == counts[1] > 0
+
+
+def test_the_finite_volume_options_do_not_change_a_flow_solve(monkeypatch):
+    # an obstacle in a duct (tests/test_flow.py), the kernels' SIMPLE solve to 1e-9, compiled with the
+    # finite-volume programs' options and with none: the same outer iterations and the same fields to round-off
+    from aidc_thermo.kernels import flow
+    from aidc_thermo.kernels.fv.grid import grid_from_faces
+
+    monkeypatch.setenv("XLA_FLAGS", "")
+    monkeypatch.delenv(compile_options.ENV, raising=False)
+    assert "xla_cpu_use_fusion_emitters" in compiler_options(FINITE_VOLUME)
+    f64 = jnp.float64
+    y = 0.5 * (1 - np.cos(np.linspace(0.0, np.pi, 9)))
+    grid = grid_from_faces(np.linspace(0.0, 3.0, 25), y, np.linspace(0.0, 1.0, 9), dtype=f64)
+    solid = np.zeros((24, 8, 8), bool)
+    solid[10:13, 2:5, 0:4] = True
+    spec = flow.FlowSpec(bc=("inlet", "outlet", "wall", "wall", "wall", "wall"), tol=1e-9, pressure_rtol=1e-3)
+    zero = jnp.zeros((), f64)
+    bnd = flow.flow_boundary(grid, {"x-": jnp.stack([jnp.ones((), f64), zero, zero])})
+    params = flow.FlowParams(rho=jnp.asarray(1.0, f64), mu=jnp.asarray(0.05, f64), dt=jnp.asarray(0.5, f64),
+                             body_force=jnp.zeros((3,), f64))  # fmt: skip
+
+    def solve(opts):
+        f = jax.jit(flow.solve_flow, static_argnums=(4,), compiler_options=opts)
+        st, info = f(grid, jnp.asarray(solid), params, bnd, spec)
+        assert bool(info.converged)
+        return [np.asarray(a) for a in (st.u, st.v, st.w, st.p)], int(info.iterations)
+
+    on, n_on = solve(compiler_options(FINITE_VOLUME))
+    off, n_off = solve(None)
+    assert n_on == n_off > 10
+    for a, b in zip(on, off, strict=True):
+        assert np.max(np.abs(a - b)) < 1e-9 * np.max(np.abs(b))
+    assert np.ptp(off[3]) > 1.0  # a pressure drop: the flow went through

@@ -257,22 +257,24 @@ class CachedJit:
 
     A call is keyed by the SHA-256 of: the package source (:func:`source_hash`),
     JAX/jaxlib versions, backend, device kind and count, the host CPU's model and
-    instruction-set flags, the x64 flag, XLA_FLAGS,
-    the function's module and name, the static arguments (``repr``), the pytree
-    structure of the others and every leaf's dtype, shape and weak type. A hit
-    loads the stored executable (no tracing, lowering or compiling); a miss
-    lowers and compiles as ``jax.jit`` would and stores the result. An entry
-    that cannot be read, fails its checksum or does not load is logged and
+    instruction-set flags, the x64 flag, XLA_FLAGS, the XLA options of the
+    program's kind (:mod:`thermo.compile_options`), the function's module and
+    name, the static arguments (``repr``), the pytree structure of the others
+    and every leaf's dtype, shape and weak type. A hit loads the stored
+    executable (no tracing, lowering or compiling); a miss lowers and compiles
+    as ``jax.jit`` would and stores the result. An entry that cannot be read,
+    fails its checksum or does not load is logged and
     rebuilt. With the cache off (library use, ``--no-compile-cache``,
     ``AIDC_THERMO_COMPILE_CACHE=off``) this is plain
     :func:`thermo.compile_options.jit`."""
 
-    def __init__(self, fn, static_argnums=()):
+    def __init__(self, fn, static_argnums=(), kind: str | None = None):
         from aidc_thermo.compile_options import jit
 
         self.fn = fn
         self.static_argnums = tuple(static_argnums)
-        self.jitted = jit(fn, static_argnums=self.static_argnums)
+        self.kind = kind
+        self.jitted = jit(fn, kind=kind, static_argnums=self.static_argnums)
         self.name = f"{fn.__module__}.{fn.__qualname__}"
         self._loaded: dict[str, object] = {}  # key -> loaded executable, this process
         _instances.add(self)
@@ -318,8 +320,12 @@ class CachedJit:
     def key(self, static_text: str, tree, leaves) -> str:
         """The entry's key: SHA-256 over the environment, the function, the
         static arguments' repr, the others' tree and leaf types."""
+        from aidc_thermo.compile_options import compiler_options
+
         h = hashlib.sha256()
-        for part in (_environment_key(), self.name, static_text, str(tree), ",".join(_aval(x) for x in leaves)):
+        options = repr(sorted(compiler_options(self.kind).items()))
+        avals = ",".join(_aval(x) for x in leaves)
+        for part in (_environment_key(), options, self.name, static_text, str(tree), avals):
             h.update(part.encode() + b"\x1e")
         return h.hexdigest()
 
@@ -426,9 +432,10 @@ def release_programs() -> None:
     jax.clear_caches()
 
 
-def cached_jit(fn, static_argnums=()) -> CachedJit:
-    """:class:`CachedJit` of ``fn``."""
-    return CachedJit(fn, static_argnums)
+def cached_jit(fn, static_argnums=(), kind: str | None = None) -> CachedJit:
+    """:class:`CachedJit` of ``fn``, a program of ``kind``
+    (:func:`thermo.compile_options.compiler_options`)."""
+    return CachedJit(fn, static_argnums, kind)
 
 
 def _prepare_custom_calls() -> None:

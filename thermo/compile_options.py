@@ -4,17 +4,26 @@ thermo's programs (the resolved and compact cold plates' solves, the
 calibration, the facility year, the rack network, the sweep's batches, the
 optimizer's and the transient models' programs) are compiled through
 :func:`jit`, which is ``jax.jit`` with the options of :func:`compiler_options`.
-On the CPU that is ``xla_backend_optimization_level = 1``: LLVM's ``-O1``
-pipeline for XLA's fused kernels instead of XLA's default level. Most of a
-CPU compile is LLVM optimising and emitting those kernels (the resolved cold
-plate's flow program has about 850), and at ``-O1`` that costs 10-20 % less
-while the kernels, which are memory-bound, run as fast (measured with jax
+On the CPU every program gets ``xla_backend_optimization_level = 1``: LLVM's
+``-O1`` pipeline for XLA's fused kernels instead of XLA's default level. Most
+of a CPU compile is LLVM optimising and emitting those kernels (the resolved
+cold plate's flow program has about 850), and at ``-O1`` that costs 10-20 %
+less while the kernels, which are memory-bound, run as fast (measured with jax
 0.10.2 on a 2-core AMD EPYC, 2026-12-06; benchmarks/RESULTS.md, issue 16).
 
-Tried and not taken: ``xla_cpu_use_fusion_emitters = False`` (XLA's older
-elemental emitters) compiles the resolved plate's flow program 30 % faster,
-but the compact plate's programs 20-30 % slower and its solves run up to
-50 % slower.
+A program of a named kind gets the options of :data:`KIND_OPTIONS` besides
+(``jit(fn, kind=...)``). The finite-volume programs (the resolved cold plate's
+solves and helpers, the calibration's resolved solves, the sweep's batches of
+resolved plates) are compiled with ``xla_cpu_use_fusion_emitters = False``,
+XLA's older elemental kernel emitters: measured with jax 0.10.2 on the 2-core
+AMD EPYC (2026-12-07, whole ``thermo run`` with both caches off, two runs
+each), the unit cell compiled in 10.3-10.6 s instead of 12.6-13.2 s, the
+pin-fin plate in 12.3-15.1 s instead of 15.3-17.4 s and the calibration in
+16.5-16.8 s instead of 18.4-19.9 s, with the same answers to 2e-9 (the pin
+fin's to 1e-14) and the solves as fast (the unit cell's program at 806k cells
+compiled in 21.5 s instead of 26.0 s and solved in 25.9-26.6 s against
+25.2-26.2 s). The compact plate's programs compile 20-30 % slower that way
+and solve up to 50 % slower, so the option is not global.
 
 Each option is tried once per process on a one-line program, at the first
 call of one of thermo's programs (never at import or set-up: ``thermo sweep``
@@ -36,7 +45,7 @@ import logging
 import os
 from functools import cache
 
-__all__ = ["CPU_OPTIONS", "ENV", "compiler_options", "jit"]
+__all__ = ["CPU_OPTIONS", "ENV", "FINITE_VOLUME", "KIND_OPTIONS", "compiler_options", "jit"]
 
 #: environment variable: one of compile_cache.OFF_VALUES turns the options off
 ENV = "AIDC_THERMO_XLA_OPTIONS"
@@ -44,15 +53,24 @@ ENV = "AIDC_THERMO_XLA_OPTIONS"
 #: XLA debug options of thermo's programs on the CPU (see the module's docstring)
 CPU_OPTIONS = {"xla_backend_optimization_level": 1}
 
+#: the kind of the finite-volume programs (the resolved cold plate's)
+FINITE_VOLUME = "finite_volume"
+
+#: further XLA options on the CPU for the programs of a kind (module docstring)
+KIND_OPTIONS = {FINITE_VOLUME: {"xla_cpu_use_fusion_emitters": False}}
+
 _log = logging.getLogger(__name__)
 
 
-def compiler_options() -> dict:
-    """The XLA options thermo compiles its programs with in this process: a
-    dict for ``jax.jit(compiler_options=...)``, empty when off, on an
-    accelerator, or when this XLA knows none of them."""
+def compiler_options(kind: str | None = None) -> dict:
+    """The XLA options thermo compiles its programs of ``kind`` (None: any
+    program; else a key of :data:`KIND_OPTIONS`) with in this process: a dict
+    for ``jax.jit(compiler_options=...)``, empty when off, on an accelerator,
+    or when this XLA knows none of them."""
     from aidc_thermo.compile_cache import OFF_VALUES
 
+    if kind is not None and kind not in KIND_OPTIONS:
+        raise ValueError(f"unknown kind of program {kind!r}: one of {sorted(KIND_OPTIONS)}")
     if os.environ.get(ENV, "").strip().lower() in OFF_VALUES:
         return {}
     import jax
@@ -60,28 +78,25 @@ def compiler_options() -> dict:
     if jax.default_backend() != "cpu":
         return {}
     flags = os.environ.get("XLA_FLAGS", "")
-    wanted = tuple((k, v) for k, v in CPU_OPTIONS.items() if k not in flags)
-    return dict(_accepted(wanted))
+    options = {**CPU_OPTIONS, **KIND_OPTIONS.get(kind, {})}
+    return {k: v for k, v in options.items() if k not in flags and _accepted(k, v)}
 
 
 @cache
-def _accepted(wanted: tuple) -> tuple:
-    """The options of ``wanted`` that XLA accepts, each tried on its own."""
+def _accepted(name: str, value) -> bool:
+    """Whether XLA accepts the option ``name = value``, tried on its own."""
     import jax
     import numpy as np
 
     from aidc_thermo.progress import unrecorded
 
-    ok = []
-    for name, value in wanted:
-        try:
-            with unrecorded():
-                jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.float32(1)).compile()
-        except Exception as exc:  # this XLA lacks the option (or refuses the value): compile without it
-            _log.info("XLA option %s=%r left out (%s: %s)", name, value, type(exc).__name__, str(exc)[:200])
-        else:
-            ok.append((name, value))
-    return tuple(ok)
+    try:
+        with unrecorded():
+            jax.jit(lambda x: x + 1, compiler_options={name: value}).lower(np.float32(1)).compile()
+    except Exception as exc:  # this XLA lacks the option (or refuses the value): compile without it
+        _log.info("XLA option %s=%r left out (%s: %s)", name, value, type(exc).__name__, str(exc)[:200])
+        return False
+    return True
 
 
 class _Jit:
@@ -97,10 +112,12 @@ class _Jit:
     each top-level call, not when the function is wrapped: wrapping touches
     no XLA backend."""
 
-    def __init__(self, fn, kwargs: dict):
+    def __init__(self, fn, kwargs: dict, kind: str | None = None):
         import jax
 
-        self._fn, self._kwargs = fn, kwargs
+        if kind is not None and kind not in KIND_OPTIONS:
+            raise ValueError(f"unknown kind of program {kind!r}: one of {sorted(KIND_OPTIONS)}")
+        self._fn, self._kwargs, self._kind = fn, kwargs, kind
         self._plain = jax.jit(fn, **kwargs)
         self._with: dict[tuple, object] = {}  # options -> jax.jit with them
         functools.update_wrapper(self, fn)
@@ -111,7 +128,7 @@ class _Jit:
         leaves = jax.tree_util.tree_leaves((args, kwargs))
         if any(isinstance(x, jax.core.Tracer) for x in leaves) or not _top_level():
             return self._plain
-        options = compiler_options()
+        options = compiler_options(self._kind)
         if not options:
             return self._plain
         key = tuple(sorted(options.items()))
@@ -151,7 +168,7 @@ def _top_level() -> bool:
     return True if check is None else bool(check())
 
 
-def jit(fn, **kwargs):
+def jit(fn, *, kind: str | None = None, **kwargs):
     """``jax.jit(fn, **kwargs)`` that compiles with :func:`compiler_options`
-    when called at the top level (see :class:`_Jit`)."""
-    return _Jit(fn, kwargs)
+    of ``kind`` when called at the top level (see :class:`_Jit`)."""
+    return _Jit(fn, kwargs, kind)

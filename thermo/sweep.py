@@ -707,7 +707,7 @@ def _batched(model, static, mesh=None):
 
         spec = PartitionSpec("design")
         batched = jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    return jit(batched)
+    return jit(batched, kind=getattr(model, "PROGRAM_KIND", None))
 
 
 # ----------------------------------------------------------------------------- the table

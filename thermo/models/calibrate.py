@@ -529,7 +529,8 @@ def compiled_solve():
     from aidc_thermo.compile_cache import cached_jit
 
     _register()
-    return cached_jit(solve, static_argnums=(0,))
+    # its solves are the resolved plate's: compiled as that plate's programs are
+    return cached_jit(solve, static_argnums=(0,), kind=coldplate.PROGRAM_KIND)
 
 
 def _plate_at(static: Static, params: Params, sol: CalibrationSolution, i: int):

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aidc_thermo import bounds, progress, resources
+from aidc_thermo.compile_options import FINITE_VOLUME
 from aidc_thermo.coolant import Coolant, read_coolant, read_coolant_temperature
 from aidc_thermo.errors import SolveError
 from aidc_thermo.io.case import CaseError, CaseFile, Table, read_header, read_plots_flag, read_tolerance
@@ -722,7 +723,10 @@ def compiled_solvers():
 
     # with the command line's cache on, whole compiled programs are kept on disk
     # (a warm run neither traces nor lowers them)
-    return cached_jit(flow.solve_flow, static_argnums=(4,)), cached_jit(energy.solve, static_argnums=(5,))
+    return (
+        cached_jit(flow.solve_flow, static_argnums=(4,), kind=PROGRAM_KIND),
+        cached_jit(energy.solve, static_argnums=(5,), kind=PROGRAM_KIND),
+    )
 
 
 @cache
@@ -735,9 +739,9 @@ def compiled_helpers():
     from aidc_thermo.kernels import energy
 
     return (
-        cached_jit(_boundaries, static_argnums=(5,)),
-        cached_jit(energy.face_flows),
-        cached_jit(energy.heat_balance, static_argnums=(6,)),
+        cached_jit(_boundaries, static_argnums=(5,), kind=PROGRAM_KIND),
+        cached_jit(energy.face_flows, kind=PROGRAM_KIND),
+        cached_jit(energy.heat_balance, static_argnums=(6,), kind=PROGRAM_KIND),
     )
 
 
@@ -912,6 +916,9 @@ def solve_host(case: ColdPlateCase) -> Solution:
 # Coolant properties are evaluated inside solve from the inlet temperature.
 
 PROTOCOL = True
+#: the XLA options this model's programs compile with, also in ``thermo sweep``
+#: (:data:`thermo.compile_options.KIND_OPTIONS`)
+PROGRAM_KIND = FINITE_VOLUME
 _PARAM_FIELDS = ("flow_rate", "inlet_temperature", "heat_flux", "solid_k")
 
 
@@ -1270,7 +1277,7 @@ def compiled_solve():
     from aidc_thermo.compile_cache import cached_jit
 
     _register()
-    return cached_jit(_solve, static_argnums=(0,))
+    return cached_jit(_solve, static_argnums=(0,), kind=PROGRAM_KIND)
 
 
 def to_solution(static: Static, params: Params, ps: PlateSolution) -> Solution:
