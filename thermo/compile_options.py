@@ -25,8 +25,12 @@ reported value the same to 8e-11 (the unit cell's and the pin fin's to
 of 26.0 s and solved in 25.9-26.6 s against 25.2-26.2 s; on the benchmark's
 larger meshes the flow's last outer iterations round differently, and dP
 and R moved by up to 3e-7 relative (49k: 6e-9), inside its tolerance of
-1e-6. The compact plate's programs compile 20-30 % slower that way and
-solve up to 50 % slower, so the option is not global.
+1e-6. On larger meshes a whole ``thermo run`` gains less than its program
+compiled alone: at 49k cells 17.3-22.8 s against 18.5-24.0 s (about 5 %),
+where the same program compiled ahead of time in one process took 17.7 s
+against 23.3-24.0 s at that hour; why is not known. The compact plate's
+programs compile 20-30 % slower that way and solve up to 50 % slower, so
+the option is not global.
 
 Each option is tried once per process on a one-line program, at the first
 call of one of thermo's programs (never at import or set-up: ``thermo sweep``
