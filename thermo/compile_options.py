@@ -69,6 +69,11 @@ KIND_OPTIONS = {FINITE_VOLUME: {"xla_cpu_use_fusion_emitters": False}}
 _log = logging.getLogger(__name__)
 
 
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KIND_OPTIONS:
+        raise ValueError(f"unknown kind of program {kind!r}: one of {sorted(KIND_OPTIONS)}")
+
+
 def compiler_options(kind: str | None = None) -> dict:
     """The XLA options thermo compiles its programs of ``kind`` (None: any
     program; else a key of :data:`KIND_OPTIONS`) with in this process: a dict
@@ -76,8 +81,7 @@ def compiler_options(kind: str | None = None) -> dict:
     or when this XLA knows none of them."""
     from aidc_thermo.compile_cache import OFF_VALUES
 
-    if kind is not None and kind not in KIND_OPTIONS:
-        raise ValueError(f"unknown kind of program {kind!r}: one of {sorted(KIND_OPTIONS)}")
+    _check_kind(kind)
     if os.environ.get(ENV, "").strip().lower() in OFF_VALUES:
         return {}
     import jax
@@ -122,8 +126,7 @@ class _Jit:
     def __init__(self, fn, kwargs: dict, kind: str | None = None):
         import jax
 
-        if kind is not None and kind not in KIND_OPTIONS:
-            raise ValueError(f"unknown kind of program {kind!r}: one of {sorted(KIND_OPTIONS)}")
+        _check_kind(kind)
         self._fn, self._kwargs, self._kind = fn, kwargs, kind
         self._plain = jax.jit(fn, **kwargs)
         self._with: dict[tuple, object] = {}  # options -> jax.jit with them
