@@ -182,3 +182,55 @@ def test_the_capped_pseudo_time_step_gives_the_same_answer_on_both_solve_paths(t
         theirs, _ = coldplate.summarize(case, other)
         for key in ("pressure_drop", "R_max", "R_mean"):
             assert ours[key].value == pytest.approx(theirs[key].value, rel=1e-7), key
+
+
+def _float32_parts(spec, energy_config):
+    return spec.momentum_mixed_precision, energy_config.krylov.mixed_precision
+
+
+def test_float64_plate_runs_its_momentum_correction_and_energy_preconditioner_in_float32(tmp_path):
+    """The resolved plate turns both float32 options on, on both solve paths
+    (the kernels keep them off by default: a batched and a single flow solve
+    then differ by ~1e-10, and forward mode through the flow gives NaN)."""
+    from aidc_thermo.kernels import advdiff, flow
+
+    case = parse(SMALL, tmp_path / "small.toml")
+    pb = coldplate.setup(case)
+    static, _ = coldplate.build(case)
+    assert _float32_parts(pb.flow_spec, pb.energy_config) == (True, True)
+    assert _float32_parts(coldplate._flow_spec(static), coldplate._energy_config(static)) == (True, True)
+    assert flow.FlowSpec(bc=("inlet", "outlet", "wall", "wall", "wall", "wall")).momentum_mixed_precision is False
+    assert advdiff.KrylovConfig().mixed_precision is False
+
+
+@pytest.mark.slow
+def test_float32_momentum_correction_and_energy_preconditioner_leave_the_answer(tmp_path, monkeypatch):
+    """The float32 parts change the converged float64 answer by less than the
+    flow tolerance (1e-8 here), with the same outer iterations: against the
+    same plate solved in float64 throughout."""
+    import dataclasses
+
+    case = parse(SMALL, tmp_path / "small.toml")
+    mixed = coldplate.solve_host(case)
+    real = coldplate.setup
+
+    def float64_throughout(c):
+        pb = real(c)
+        ec = pb.energy_config
+        return dataclasses.replace(
+            pb,
+            flow_spec=dataclasses.replace(pb.flow_spec, momentum_mixed_precision=False),
+            energy_config=dataclasses.replace(ec, krylov=dataclasses.replace(ec.krylov, mixed_precision=False)),
+        )
+
+    monkeypatch.setattr(coldplate, "setup", float64_throughout)
+    plain = coldplate.solve_host(case)
+    assert _float32_parts(coldplate.setup(case).flow_spec, coldplate.setup(case).energy_config) == (False, False)
+    for sol in (mixed, plain):
+        coldplate.check_converged(case, sol)
+    assert int(mixed.flow_info.iterations) == int(plain.flow_info.iterations)
+    ours, _ = coldplate.summarize(case, mixed)
+    theirs, _ = coldplate.summarize(case, plain)
+    for key in ("pressure_drop", "R_max", "R_mean", "T_outlet_bulk"):
+        assert ours[key].value == pytest.approx(theirs[key].value, rel=1e-8), key
+    assert ours["pressure_drop"].value != theirs["pressure_drop"].value  # the float32 parts did run
