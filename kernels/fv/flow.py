@@ -113,10 +113,11 @@ class FlowSpec:
         momentum_mixed_precision: a float64 solve's momentum correction (the
             BiCGSTAB solve for the change of the velocities, to
             ``momentum_rtol``) runs in float32; its residual is computed in
-            float64, so the outer iteration converges to the same answer to
-            its tolerance, but not bit for bit between programs (a batched
-            and a single solve differ by about 1e-10), and forward-mode
-            derivatives through it are not supported: off by default.
+            float64 (and scaled to unit norm before the cast, so that
+            float32's range holds the solve and its forward-mode tangents),
+            so the outer iteration converges to the same answer to its
+            tolerance, but not bit for bit between programs (a batched and a
+            single solve differ by about 1e-10): off by default.
         pressure_rtol, pressure_max_iterations: inner CG settings for the
             pressure correction (relative to the predictor's mass imbalance).
         pressure_line_axis: line-relaxation axis of the pressure multigrid
@@ -986,9 +987,15 @@ def solve_flow(
                 )
                 for c in coefs
             )
-            r0 = tuple(r.astype(jnp.float32) for r in r0)
+            # to unit norm first: the system is linear, and float32's range then holds the solve's
+            # dot products and their squares (forward mode divides by them: unscaled, a residual
+            # near convergence underflows there and the tangent is NaN)
+            rscale = jnp.sqrt(sum(jnp.vdot(r, r) for r in r0))
+            rscale = jnp.where(rscale > 0, rscale, jnp.ones_like(rscale))
+            r0 = tuple((r / rscale).astype(jnp.float32) for r in r0)
         else:
             cs = coefs
+            rscale = None
         dxs, minfo = krylov.bicgstab(
             matvec_of(cs),
             r0,
@@ -996,6 +1003,8 @@ def solve_flow(
             rtol=spec.momentum_rtol,
             max_iterations=spec.momentum_max_iterations,
         )
+        if rscale is not None:
+            dxs = tuple(dxa.astype(dtype) * rscale for dxa in dxs)
         xs = tuple(xa + dxa.astype(dtype) for xa, dxa in zip(x0, dxs, strict=True))
         ustar = tuple(
             to_global(a, jnp.where(g.fixed, g.value, xa)) for a, (g, xa) in enumerate(zip(geoms, xs, strict=True))

@@ -802,8 +802,7 @@ def setup(case: ColdPlateCase) -> Problem:
         # energy V-cycle run in float32 for a float64 solve: at the OpenFOAM peer's
         # 166k mesh the flow solve ~25 % and the energy solve ~20 % faster, answers
         # the same to the solver's tolerance; sweeps still equal single runs to
-        # 1e-10 (tests/test_coldplate_protocol.py). Not for forward-mode
-        # derivatives through the flow (FlowSpec.momentum_mixed_precision)
+        # 1e-10 (tests/test_coldplate_protocol.py)
         momentum_mixed_precision=True,
     )
     dt = _pseudo_time_length(_passage(case, g), spec.pressure_axis_weights) / u_in
@@ -842,7 +841,9 @@ def setup(case: ColdPlateCase) -> Problem:
         energy_config=energy.EnergyConfig(
             scheme=case.energy_scheme,
             krylov=advdiff.KrylovConfig(
-                line_axis=line_axis, max_iterations=case.energy_max_inner, mixed_precision=True  # see spec above
+                line_axis=line_axis,
+                max_iterations=case.energy_max_inner,
+                mixed_precision=True,  # see spec above
             ),
             max_outer=case.energy_max_outer,
             tol=energy_tol,
@@ -1149,8 +1150,7 @@ def solve(static, params=None):
     not raise on non-convergence: :func:`check_converged` does.
 
     Not differentiable: the flow's outer loop has no adjoint (no reverse
-    mode), its momentum correction runs in float32 (no forward mode,
-    :func:`setup`) and the TVD energy scheme holds its operator under
+    mode) and the TVD energy scheme holds its operator under
     ``stop_gradient``; the compact plate is the differentiable model."""
     if params is None:
         case = static
