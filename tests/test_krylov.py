@@ -163,6 +163,11 @@ def test_an_odd_chain_coarsens_to_the_series_network_of_its_groups():
     and prolongation are each other's transpose, and a face field keeps the
     faces between the groups."""
     rng = np.random.default_rng(2)
+    # jitted: op by op, the three lengths compiled some 240 small programs
+    series = jax.jit(lambda links, c: multigrid.series_parallel(links, c, (2, 1, 1)))
+    restrict = jax.jit(lambda x: multigrid.restrict(x, (2, 1, 1)))
+    prolong = jax.jit(lambda e, shape: multigrid.prolong(e, (2, 1, 1), shape), static_argnums=1)
+    faces_of = jax.jit(lambda f: multigrid.coarse_faces(f, 0))
     for n in (5, 7, 13):
         m = (n - 1) // 2
         g = rng.uniform(0.5, 2.0, n + 1)  # face links 0 .. n (0 and n: to the walls)
@@ -171,15 +176,15 @@ def test_an_odd_chain_coarsens_to_the_series_network_of_its_groups():
         groups = [0.5 * (centre[2 * i] + centre[2 * i + 1]) for i in range(m - 1)] + [centre[n - 2]]
         expected = [r[0] + groups[0]] + list(np.diff(groups)) + [centre[n - 1] - groups[-1] + r[n]]
         links = (jnp.asarray(g.reshape(n + 1, 1, 1)), jnp.ones((n, 2, 1)), jnp.ones((n, 1, 2)))
-        (gx, gy, _), c = multigrid.series_parallel(links, jnp.ones((n, 1, 1)), (2, 1, 1))
+        (gx, gy, _), c = series(links, jnp.ones((n, 1, 1)))
         np.testing.assert_allclose(1.0 / np.asarray(gx).ravel(), expected, rtol=1e-13)
         np.testing.assert_array_equal(np.asarray(c).ravel(), [2.0] * (m - 1) + [3.0])
         np.testing.assert_array_equal(np.asarray(gy)[:, 0, 0], [2.0] * (m - 1) + [3.0])  # in parallel
         x, e = rng.standard_normal((n, 3, 4)), rng.standard_normal((m, 3, 4))
-        lhs = float(jnp.vdot(multigrid.restrict(jnp.asarray(x), (2, 1, 1)), jnp.asarray(e)))
-        rhs = float(jnp.vdot(jnp.asarray(x), multigrid.prolong(jnp.asarray(e), (2, 1, 1), x.shape)))
+        lhs = float(jnp.vdot(restrict(jnp.asarray(x)), jnp.asarray(e)))
+        rhs = float(jnp.vdot(jnp.asarray(x), prolong(jnp.asarray(e), x.shape)))
         assert abs(lhs - rhs) < 1e-12 * abs(lhs)
-        faces = multigrid.coarse_faces(jnp.arange(n + 1.0).reshape(n + 1, 1, 1), 0)
+        faces = faces_of(jnp.arange(n + 1.0).reshape(n + 1, 1, 1))
         np.testing.assert_array_equal(np.asarray(faces).ravel(), list(range(0, n - 2, 2)) + [n])
 
 
@@ -197,11 +202,13 @@ def test_a_mesh_of_odd_axes_coarsens_to_a_dense_solve_and_stays_a_symmetric_cont
     assert sizes[-1] <= cfg.dense_limit and hier.coarse is not None
     rng = np.random.default_rng(6)
     u, v = (jnp.asarray(rng.standard_normal(shape)) for _ in range(2))
-    mu, mv, mau = (linsolve.v_cycle(hier, cfg, r) for r in (u, v, linsolve.apply(op, u)))
+    # jitted: called op by op, the V-cycle and the solve take 8x longer (one small program per operation)
+    v_cycle = jax.jit(lambda hier, r: linsolve.v_cycle(hier, cfg, r))
+    mu, mv, mau = (v_cycle(hier, r) for r in (u, v, linsolve.apply(op, u)))
     np.testing.assert_allclose(float(jnp.vdot(mu, v)), float(jnp.vdot(u, mv)), rtol=1e-10)
     assert float(jnp.linalg.norm(u - mau)) < 0.5 * float(jnp.linalg.norm(u))
     b = linsolve.apply(op, u)
-    x, info = linsolve.solve(op, b, dataclasses.replace(cfg, tol=1e-10))
+    x, info = jax.jit(lambda op, b: linsolve.solve(op, b, dataclasses.replace(cfg, tol=1e-10)))(op, b)
     assert bool(info.converged) and int(info.iterations) < 40
     np.testing.assert_allclose(np.asarray(x), np.asarray(u), rtol=0, atol=1e-7 * float(jnp.max(jnp.abs(u))))
 
@@ -235,12 +242,13 @@ def test_an_isolated_cell_neither_cuts_nor_pins_the_group_it_is_merged_into():
     cell and its ``c`` counts only the linked cells'."""
     g = jnp.asarray([0.0, 0.0, 2.0, 4.0, 4.0]).reshape(5, 1, 1)  # cell 0 isolated, cells 1-3 linked
     links = (g, jnp.zeros((4, 2, 1)), jnp.zeros((4, 1, 2)))
-    (gx, _, _), c = multigrid.series_parallel(links, jnp.asarray([7.0, 0.0, 0.0, 1.0]).reshape(4, 1, 1), (2, 1, 1))
+    series = jax.jit(lambda links, c: multigrid.series_parallel(links, c, (2, 1, 1)))
+    (gx, _, _), c = series(links, jnp.asarray([7.0, 0.0, 0.0, 1.0]).reshape(4, 1, 1))
     # pair (0, 1) from cell 1's centre: link 2 whole, half of the second pair's inner link 3, to its centre
     np.testing.assert_allclose(np.asarray(gx).ravel(), [0.0, 1.0 / (1 / 2.0 + 0.5 / 4.0), 1.0 / (0.5 / 4.0 + 1 / 4.0)])
     np.testing.assert_array_equal(np.asarray(c).ravel(), [0.0, 1.0])  # cell 0's 7 left out
     alone = (jnp.zeros((3, 1, 1)), jnp.zeros((2, 2, 1)), jnp.zeros((2, 1, 2)))
-    _, c_alone = multigrid.series_parallel(alone, jnp.asarray([7.0, 5.0]).reshape(2, 1, 1), (2, 1, 1))
+    _, c_alone = series(alone, jnp.asarray([7.0, 5.0]).reshape(2, 1, 1))
     assert float(c_alone.ravel()[0]) == 12.0  # a group of isolated cells keeps its c: still invertible
 
     op, fluid = _channel()
@@ -272,13 +280,13 @@ def test_axis_weights_semi_coarsen_the_strong_transverse_axis_first():
         cfg = linsolve.MultigridConfig(
             line_axis=0, tol=1e-8, coarse_size=16, dense_limit=64, mixed_precision=False, axis_weights=weights
         )
-        x, info = jax.jit(lambda op, b: linsolve.solve(op, b, cfg))(op, b)
+        # one program for the solve and the hierarchy it builds
+        (x, info), hier = jax.jit(lambda op, b: (linsolve.solve(op, b, cfg), linsolve.multigrid_setup(op, cfg)))(op, b)
         assert bool(info.converged)
         np.testing.assert_allclose(
             np.asarray(linsolve.apply(op, x)), np.asarray(b), atol=1e-6 * float(jnp.abs(b).max())
         )
-        levels = jax.jit(lambda op: linsolve.multigrid_setup(op, cfg))(op).levels
-        return int(info.iterations), levels
+        return int(info.iterations), hier.levels
 
     plain, _ = solve(op, b, None)
     weighted, levels = solve(op, b, w)
@@ -309,7 +317,7 @@ def test_coarse_advection_on_odd_axes_conserves_each_groups_net_flow():
     flows = [jnp.asarray(rng.standard_normal(s)) for s in ((nx + 1, ny, nz), (nx, ny + 1, nz), (nx, ny, nz + 1))]
     ad = advdiff.AdvectionDiffusion(g, *flows)
     cfg = advdiff.KrylovConfig(line_axis=0)  # coarse_size 512: the LU takes the first level under it
-    levels = advdiff.multigrid_setup(ad, cfg).levels
+    levels = jax.jit(lambda ad: advdiff.multigrid_setup(ad, cfg))(ad).levels
     assert [level.diag.shape for level in levels] == [(9, 26, 30), (9, 13, 15), (4, 6, 7)]
     for fine, coarse in zip(levels[:-1], levels[1:], strict=False):
         f = tuple(a // b for a, b in zip(fine.diag.shape, coarse.diag.shape, strict=True))
@@ -375,7 +383,7 @@ def test_the_v_cycle_with_the_colours_apart_equals_the_cell_layout(dense):
 
     level = hier.levels[0]
     x0 = jnp.asarray(np.random.default_rng(12).standard_normal(shape))
-    x1 = multigrid.smooth(level, x0, r, (0,), "scan")
+    x1 = jax.jit(lambda level, x0, r: multigrid.smooth(level, x0, r, (0,), "scan"))(level, x0, r)
     colour = np.broadcast_to((np.arange(8)[:, None] + np.arange(12)[None, :]) % 2, shape)
     np.testing.assert_array_equal(np.asarray(x1)[colour == 1], np.asarray(x0)[colour == 1])
     res = np.asarray(r - multigrid.apply(level, x1))
@@ -431,7 +439,7 @@ def test_parallel_line_solve_under_vmap_equals_one_at_a_time():
     ad = _line_operator(shape, F64, flow=-0.5, seed=11)
     bs = jnp.asarray(np.random.default_rng(12).standard_normal((3,) + shape))
     cfg = advdiff.KrylovConfig(line_axis=0, line_solver="parallel")
-    level = advdiff.multigrid_setup(ad, cfg).levels[0]
+    level = jax.jit(lambda ad: advdiff.multigrid_setup(ad, cfg))(ad).levels[0]
     one = jax.jit(lambda b: multigrid.smooth(level, jnp.zeros_like(b), b, (0, 1), "parallel"))
     batched = jax.jit(jax.vmap(one))(bs)
     for i in range(3):

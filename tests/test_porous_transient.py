@@ -190,10 +190,15 @@ def test_long_times_reach_the_steady_solution(scheme):
     without capacity: algebraic), a constant trace ends on solve_energy's
     answer to 1e-8 of the rise."""
     g, layer, stack, flow, cap, _ = _plate()
-    steady = porous.solve_energy(g, layer, stack, flow, RHO * CP, 25.0)
-    end, obs, info = porous.integrate_energy(
-        g, layer, stack, flow, RHO * CP, cap, 25.0, 2.0, jnp.ones(61), 25.0, porous.TimeConfig(scheme)
+    # jitted: op by op, the set-up outside the solvers' loops compiled some 190 small programs
+    steady = jax.jit(lambda layer, stack, flow: porous.solve_energy(g, layer, stack, flow, RHO * CP, 25.0))(
+        layer, stack, flow
     )
+    end, obs, info = jax.jit(
+        lambda layer, stack, flow, cap: porous.integrate_energy(
+            g, layer, stack, flow, RHO * CP, cap, 25.0, 2.0, jnp.ones(61), 25.0, porous.TimeConfig(scheme)
+        )
+    )(layer, stack, flow, cap)
     assert bool(info.converged)
     rise = float(jnp.max(steady.T_stack)) - 25.0
     for a, b in ((end.T_stack, steady.T_stack), (end.T_fin, steady.T_fin), (end.T_fluid, steady.T_fluid)):

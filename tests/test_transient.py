@@ -122,7 +122,10 @@ def test_energy_is_conserved_over_a_power_trace(scheme):
     def observe(T):
         return out(T), tr.stored_heat(g, rho_c, T)
 
-    T, (p_out, e), info = tr.integrate(g, k, rho_c, q, bcs, T0, dt, scale, tr.TimeConfig(scheme), observe=observe)
+    run = jax.jit(
+        lambda T0, scale: tr.integrate(g, k, rho_c, q, bcs, T0, dt, scale, tr.TimeConfig(scheme), observe=observe)
+    )
+    T, (p_out, e), info = run(T0, scale)
     assert bool(info.converged)
     p_in = np.asarray(scale) * float(jnp.sum(q * g.volumes()))
     p_out = np.asarray(p_out)
@@ -146,8 +149,9 @@ def test_vmap_over_scenarios_equals_separate_runs():
         return tr.integrate(g, k, rho_c, q, bcs, T0, 0.3, s, tr.TimeConfig("bdf2"))[1]
 
     batched = jax.jit(jax.vmap(peak))(traces)
+    one = jax.jit(peak)
     for i in range(3):
-        np.testing.assert_allclose(batched[i], peak(traces[i]), rtol=1e-10)
+        np.testing.assert_allclose(batched[i], one(traces[i]), rtol=1e-10)
 
 
 @pytest.mark.slow
@@ -176,7 +180,7 @@ def test_float32_runs_and_bad_scheme_is_refused():
     f32 = [jnp.asarray(a, jnp.float32) for a in (k, rho_c, q)]
     bcs32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32) if a.dtype == jnp.float64 else a, bcs)
     T0 = jnp.full(g.shape, 25.0, jnp.float32)
-    T, hist, info = tr.integrate(g32, *f32, bcs32, T0, 0.5, jnp.ones(5, jnp.float32))
+    T, hist, info = jax.jit(lambda T0, s: tr.integrate(g32, *f32, bcs32, T0, 0.5, s))(T0, jnp.ones(5, jnp.float32))
     assert T.dtype == jnp.float32 and bool(info.converged) and float(hist[-1]) > 25.0
     with pytest.raises(ValueError, match="unknown time scheme"):
         tr.TimeConfig("rk4")
@@ -248,7 +252,10 @@ def test_mixing_cells_delay_a_step_by_volume_over_flow():
         C, A, inlet = lumped.mixing_cells(volume, flow, rho_cp, n_cells)
         n, t_end = 4000, 5 * tau
         f = jnp.broadcast_to(inlet * 1.0, (n + 1, n_cells))  # inlet stepped from 0 to 1 at t = 0
-        T = lumped.integrate(C, A, f, jnp.zeros(n_cells), t_end / n, "bdf2")
+        step = t_end / n
+        T = jax.jit(lambda C, A, f, T0, step=step: lumped.integrate(C, A, f, T0, step, "bdf2"))(
+            C, A, f, jnp.zeros(n_cells)
+        )
         out = np.asarray(T[:, -1])
         t = np.linspace(0.0, t_end, n + 1)
         mean_arrival = np.trapezoid(1.0 - out, t)
@@ -293,10 +300,11 @@ def test_lumped_vmap_and_gradient():
         return jnp.max(lumped.integrate(C, A, f, jnp.asarray([30.0, 30.0]), 0.5, "cn")[:, 0])
 
     periods = jnp.asarray([2.0, 10.0, 50.0])
-    batched = jax.vmap(peak, in_axes=(None, 0))(20.0, periods)
+    batched = jax.jit(jax.vmap(peak, in_axes=(None, 0)))(20.0, periods)
+    peak = jax.jit(peak)
     for i in range(3):
         assert abs(float(batched[i] - peak(20.0, periods[i]))) < 1e-10
     assert float(batched[0]) < float(batched[2])  # faster swings, smaller peak
-    g = float(jax.grad(peak)(20.0, 10.0))
+    g = float(jax.jit(jax.grad(peak))(20.0, 10.0))
     fd = float((peak(20.0 + 1e-4, 10.0) - peak(20.0 - 1e-4, 10.0)) / 2e-4)
     assert g < 0 and abs(g - fd) / abs(fd) < 1e-6
