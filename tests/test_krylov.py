@@ -155,6 +155,10 @@ def test_the_v_cycle_is_a_contraction_and_symmetric_for_a_symmetric_operator():
     np.testing.assert_array_equal(multigrid.from_internal(multigrid.to_internal(u, 1), 1), u)
 
 
+#: ``multigrid.series_parallel`` coarsening axis 0 in pairs, jitted (op by op it compiles a program per operation)
+_pairs = jax.jit(lambda links, c: multigrid.series_parallel(links, c, (2, 1, 1)))
+
+
 def test_an_odd_chain_coarsens_to_the_series_network_of_its_groups():
     """Odd lengths coarsen in pairs with one group of three cells at the end:
     the coarse link between two groups is the resistance between their centres
@@ -164,7 +168,6 @@ def test_an_odd_chain_coarsens_to_the_series_network_of_its_groups():
     faces between the groups."""
     rng = np.random.default_rng(2)
     # jitted: op by op, the three lengths compiled some 240 small programs
-    series = jax.jit(lambda links, c: multigrid.series_parallel(links, c, (2, 1, 1)))
     restrict = jax.jit(lambda x: multigrid.restrict(x, (2, 1, 1)))
     prolong = jax.jit(lambda e, shape: multigrid.prolong(e, (2, 1, 1), shape), static_argnums=1)
     faces_of = jax.jit(lambda f: multigrid.coarse_faces(f, 0))
@@ -176,7 +179,7 @@ def test_an_odd_chain_coarsens_to_the_series_network_of_its_groups():
         groups = [0.5 * (centre[2 * i] + centre[2 * i + 1]) for i in range(m - 1)] + [centre[n - 2]]
         expected = [r[0] + groups[0]] + list(np.diff(groups)) + [centre[n - 1] - groups[-1] + r[n]]
         links = (jnp.asarray(g.reshape(n + 1, 1, 1)), jnp.ones((n, 2, 1)), jnp.ones((n, 1, 2)))
-        (gx, gy, _), c = series(links, jnp.ones((n, 1, 1)))
+        (gx, gy, _), c = _pairs(links, jnp.ones((n, 1, 1)))
         np.testing.assert_allclose(1.0 / np.asarray(gx).ravel(), expected, rtol=1e-13)
         np.testing.assert_array_equal(np.asarray(c).ravel(), [2.0] * (m - 1) + [3.0])
         np.testing.assert_array_equal(np.asarray(gy)[:, 0, 0], [2.0] * (m - 1) + [3.0])  # in parallel
@@ -242,13 +245,12 @@ def test_an_isolated_cell_neither_cuts_nor_pins_the_group_it_is_merged_into():
     cell and its ``c`` counts only the linked cells'."""
     g = jnp.asarray([0.0, 0.0, 2.0, 4.0, 4.0]).reshape(5, 1, 1)  # cell 0 isolated, cells 1-3 linked
     links = (g, jnp.zeros((4, 2, 1)), jnp.zeros((4, 1, 2)))
-    series = jax.jit(lambda links, c: multigrid.series_parallel(links, c, (2, 1, 1)))
-    (gx, _, _), c = series(links, jnp.asarray([7.0, 0.0, 0.0, 1.0]).reshape(4, 1, 1))
+    (gx, _, _), c = _pairs(links, jnp.asarray([7.0, 0.0, 0.0, 1.0]).reshape(4, 1, 1))
     # pair (0, 1) from cell 1's centre: link 2 whole, half of the second pair's inner link 3, to its centre
     np.testing.assert_allclose(np.asarray(gx).ravel(), [0.0, 1.0 / (1 / 2.0 + 0.5 / 4.0), 1.0 / (0.5 / 4.0 + 1 / 4.0)])
     np.testing.assert_array_equal(np.asarray(c).ravel(), [0.0, 1.0])  # cell 0's 7 left out
     alone = (jnp.zeros((3, 1, 1)), jnp.zeros((2, 2, 1)), jnp.zeros((2, 1, 2)))
-    _, c_alone = series(alone, jnp.asarray([7.0, 5.0]).reshape(2, 1, 1))
+    _, c_alone = _pairs(alone, jnp.asarray([7.0, 5.0]).reshape(2, 1, 1))
     assert float(c_alone.ravel()[0]) == 12.0  # a group of isolated cells keeps its c: still invertible
 
     op, fluid = _channel()
