@@ -37,7 +37,7 @@ import pickle
 import re
 import time
 import weakref
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
 
@@ -47,6 +47,7 @@ __all__ = [
     "CachedJit",
     "cache_dir",
     "cached_jit",
+    "compile_together",
     "configure",
     "executable_dir",
     "source_hash",
@@ -280,22 +281,20 @@ class CachedJit:
         _instances.add(self)
 
     def __call__(self, *args):
-        if _exec_dir is None or not _custom_calls_ready():
+        disk = _exec_dir is not None and _custom_calls_ready()
+        if not disk and not self._loaded:
             return self.jitted(*args)
         import jax
 
-        static = tuple(args[i] for i in self.static_argnums if i < len(args))
-        dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
-        static_text = repr(static)
-        if " at 0x" in static_text or "..." in static_text:
-            # an object without a value repr, or a summarised array: no key can
-            # tell two such arguments apart, so this call is not cached
+        keyed = self._keyed(args)
+        if keyed is None:
             return self.jitted(*args)
-        leaves, tree = jax.tree_util.tree_flatten(dynamic)
-        key = self.key(static_text, tree, leaves)
+        dynamic, key = keyed
         exe = self._loaded.get(key)
-        if exe is not None:
+        if exe is not None:  # built or loaded earlier in this process (compile_together too)
             return exe(*dynamic)
+        if not disk:
+            return self.jitted(*args)
         exe, from_disk = self._load_or_build(key, args)
         if not from_disk:
             self._loaded[key] = exe
@@ -316,6 +315,34 @@ class CachedJit:
     def lower(self, *args):
         """``jax.jit(fn).lower``: ahead-of-time lowering, never cached."""
         return self.jitted.lower(*args)
+
+    def _keyed(self, args):
+        """``(dynamic arguments, key)`` of a call, or None when the static
+        arguments have no value repr to key by (the call is then not cached)."""
+        import jax
+
+        static = tuple(args[i] for i in self.static_argnums if i < len(args))
+        dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+        static_text = repr(static)
+        if " at 0x" in static_text or "..." in static_text:
+            # an object without a value repr, or a summarised array: no key can
+            # tell two such arguments apart
+            return None
+        leaves, tree = jax.tree_util.tree_flatten(dynamic)
+        return dynamic, self.key(static_text, tree, leaves)
+
+    def _held(self, key: str) -> bool:
+        """Whether a call of ``key`` finds its program without compiling (held
+        in this process, or stored on disk with the cache on)."""
+        return key in self._loaded or (_exec_dir is not None and self._path(key).exists())
+
+    def _build(self, key: str, lowered, store: bool) -> None:
+        """Compile ``lowered`` (the program of ``key``), hold it for this
+        process's calls and, if ``store``, write it to the cache folder."""
+        compiled = lowered.compile()
+        if store:
+            self._store(key, compiled)
+        self._loaded[key] = compiled
 
     def key(self, static_text: str, tree, leaves) -> str:
         """The entry's key: SHA-256 over the environment, the function, the
@@ -358,17 +385,79 @@ class CachedJit:
         # broadcast_multiply_fusion.16 not found")
         with _without_persistent_cache():
             compiled = self.jitted.lower(*args).compile()
+        self._store(key, compiled)
+        return compiled, False
+
+    def _store(self, key: str, compiled) -> None:
+        from aidc_thermo import progress
+
+        path = self._path(key)
         t0 = time.time()
         if not _storable(compiled):
             _log.info("compile cache: %s holds custom calls that a loaded program cannot use; not stored", self.name)
-            return compiled, False
+            return
         try:
             _write_entry(path, key, compiled)
         except Exception as exc:  # a full disk or a read-only folder: run uncached
             _log.warning("compile cache: could not store %s (%s: %s)", path, type(exc).__name__, exc)
         else:
             progress.executable_cache_event("stored", t0, time.time())
-        return compiled, False
+
+
+def compile_together(chain) -> None:
+    """Compile the programs of a chain of calls at the same time.
+
+    ``chain``: ``(cached_jit, args)`` pairs in the order the calls will run;
+    ``args`` may instead be a function of the previous calls' results (as
+    ``jax.ShapeDtypeStruct`` pytrees from tracing, weak types included), for
+    a call that takes them. Each program is traced and lowered on this thread
+    (Python) while XLA compiles the ones before it on threads of their own
+    (XLA releases Python's lock while it compiles). The programs are then
+    held for this process's calls with the same arguments, and stored with
+    the command line's cache on. XLA compiles one program on about one and a
+    half cores of the 2-core development machine, so two at once fill both.
+
+    Does nothing when the chain's first program is already held in this
+    process or stored on disk, or when its call cannot be keyed (each call
+    then finds or builds its program as usual); a later program found held or
+    stored is not compiled again. An error of any compile is raised here,
+    after every thread has finished."""
+    import threading
+
+    first, first_args = chain[0]
+    keyed = first._keyed(first_args)
+    if keyed is None or first._held(keyed[1]):
+        return
+    store = _exec_dir is not None and _custom_calls_ready()  # readied here, not on two threads at once
+    errors: list[BaseException] = []
+
+    def build(jitted: CachedJit, key: str, lowered) -> None:
+        try:
+            jitted._build(key, lowered, store)
+        except BaseException as exc:  # raised on the caller's thread below
+            errors.append(exc)
+
+    threads: list[threading.Thread] = []
+    results: list = []
+    with _without_persistent_cache() if _exec_dir is not None else nullcontext():
+        try:
+            for jitted, args in chain:
+                args = args(*results) if callable(args) else args
+                keyed = jitted._keyed(args)
+                if keyed is None:
+                    break
+                traced = jitted.jitted.trace(*args)
+                results.append(traced.out_info)
+                if jitted._held(keyed[1]):
+                    continue
+                thread = threading.Thread(target=build, args=(jitted, keyed[1], traced.lower()), daemon=True)
+                thread.start()
+                threads.append(thread)
+        finally:
+            for thread in threads:
+                thread.join()
+    if errors:
+        raise errors[0]
 
 
 @contextmanager
