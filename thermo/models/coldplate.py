@@ -1145,8 +1145,9 @@ def solve(static, params=None):
     :func:`check`).
 
     ``solve(case)`` (a parsed :class:`ColdPlateCase`, no params) is the host
-    convenience: build, the compiled pure solve, and the answer as a
-    :class:`Solution` (fields, geometry, coupling histories as lists); it does
+    convenience: build, the compiled pure solve (with ``viscosity = "inlet"``
+    as two programs compiled at the same time, :func:`_solve_compiled`), and
+    the answer as a :class:`Solution` (fields, geometry, coupling histories as lists); it does
     not raise on non-convergence: :func:`check_converged` does.
 
     Not differentiable: the flow's outer loop has no adjoint (no reverse
