@@ -159,7 +159,8 @@ def test_compile_together_builds_a_chain_once_and_the_calls_use_it(tmp_path, mon
     assert built["programs_compiled"] == 2
     assert after["programs_compiled"] == 2  # the calls found both programs held
     assert out == pytest.approx(_expected(b), rel=1e-14)
-    assert len(first._loaded) == len(second._loaded) == 1
+    # held by the wrappers with the cache on; with it off JAX's own caches keep them
+    assert len(first._loaded) == len(second._loaded) == (1 if cache == "on" else 0)
     if cache == "on":
         assert built["executables_stored"] == 2 and len(list(folder.glob("*.bin"))) == 2
         f2, s2, chain2 = _chain(a, b)  # new wrappers: the first program is on disk, nothing compiles
@@ -175,7 +176,7 @@ def test_compile_together_raises_a_compile_error_after_the_threads_finish(monkey
     a, b = _problem()
     first, second, chain = _chain(a, b)
 
-    def refuse(self, key, lowered, store):
+    def refuse(self, key, lowered, cached):
         raise RuntimeError(f"no compile of {self.name}")
 
     monkeypatch.setattr(compile_cache.CachedJit, "_build", refuse)

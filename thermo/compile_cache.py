@@ -281,8 +281,7 @@ class CachedJit:
         _instances.add(self)
 
     def __call__(self, *args):
-        disk = _exec_dir is not None and _custom_calls_ready()
-        if not disk and not self._loaded:
+        if _exec_dir is None or not _custom_calls_ready():
             return self.jitted(*args)
         import jax
 
@@ -293,8 +292,6 @@ class CachedJit:
         exe = self._loaded.get(key)
         if exe is not None:  # built or loaded earlier in this process (compile_together too)
             return exe(*dynamic)
-        if not disk:
-            return self.jitted(*args)
         exe, from_disk = self._load_or_build(key, args)
         if not from_disk:
             self._loaded[key] = exe
@@ -332,17 +329,22 @@ class CachedJit:
         return dynamic, self.key(static_text, tree, leaves)
 
     def _held(self, key: str) -> bool:
-        """Whether a call of ``key`` finds its program without compiling (held
-        in this process, or stored on disk with the cache on)."""
-        return key in self._loaded or (_exec_dir is not None and self._path(key).exists())
+        """Whether a call of ``key`` finds its executable without compiling:
+        with the cache on, held in this process or stored on disk. (With the
+        cache off nothing is held here; JAX's own caches keep what
+        :func:`compile_together` compiled.)"""
+        return _exec_dir is not None and (key in self._loaded or self._path(key).exists())
 
-    def _build(self, key: str, lowered, store: bool) -> None:
-        """Compile ``lowered`` (the program of ``key``), hold it for this
-        process's calls and, if ``store``, write it to the cache folder."""
+    def _build(self, key: str, lowered, cached: bool) -> None:
+        """Compile ``lowered`` (the program of ``key``); with the cache on
+        (``cached``) hold it for this process's calls and store it. Without,
+        JAX keeps it: a later call of the plain jit with the same arguments
+        finds the trace, the lowering and the compiled program in JAX's
+        in-memory caches (and ``jax.clear_caches`` drops them)."""
         compiled = lowered.compile()
-        if store:
+        if cached:
             self._store(key, compiled)
-        self._loaded[key] = compiled
+            self._loaded[key] = compiled
 
     def key(self, static_text: str, tree, leaves) -> str:
         """The entry's key: SHA-256 over the environment, the function, the
@@ -412,28 +414,30 @@ def compile_together(chain) -> None:
     ``jax.ShapeDtypeStruct`` pytrees from tracing, weak types included), for
     a call that takes them. Each program is traced and lowered on this thread
     (Python) while XLA compiles the ones before it on threads of their own
-    (XLA releases Python's lock while it compiles). The programs are then
-    held for this process's calls with the same arguments, and stored with
-    the command line's cache on. XLA compiles one program on about one and a
+    (XLA releases Python's lock while it compiles). With the command line's
+    cache on the programs are then held for this process's calls with the
+    same arguments and stored; without it JAX's in-memory caches keep them
+    for the calls. XLA compiles one program on about one and a
     half cores of the 2-core development machine, so two at once fill both.
 
     Does nothing when the chain's first program is already held in this
     process or stored on disk, or when its call cannot be keyed (each call
     then finds or builds its program as usual); a later program found held or
-    stored is not compiled again. An error of any compile is raised here,
-    after every thread has finished."""
+    stored is not compiled again. With the cache off a chain called again is
+    traced, lowered and compiled again, each step found in JAX's caches. An
+    error of any compile is raised here, after every thread has finished."""
     import threading
 
     first, first_args = chain[0]
     keyed = first._keyed(first_args)
     if keyed is None or first._held(keyed[1]):
         return
-    store = _exec_dir is not None and _custom_calls_ready()  # readied here, not on two threads at once
+    cached = _exec_dir is not None and _custom_calls_ready()  # readied here, not on two threads at once
     errors: list[BaseException] = []
 
     def build(jitted: CachedJit, key: str, lowered) -> None:
         try:
-            jitted._build(key, lowered, store)
+            jitted._build(key, lowered, cached)
         except BaseException as exc:  # raised on the caller's thread below
             errors.append(exc)
 

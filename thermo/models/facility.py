@@ -1333,6 +1333,26 @@ def solve(static: Static, params: Params) -> Solution:
     return Solution(ops, info)
 
 
+def _solve_designs(static: Static, params: Params) -> Solution:
+    """:func:`solve` over a leading design axis of ``params``."""
+    import jax
+
+    return jax.vmap(functools.partial(solve, static))(params)
+
+
+@functools.cache
+def _cached_year(batched: bool):
+    """The year of :func:`run` (``batched``: over a leading design axis),
+    ``(static, params) -> Solution`` jitted with ``static`` static; with the
+    command line's cache on the compiled program is kept on disk
+    (:mod:`thermo.compile_cache`), so a second run neither traces nor lowers
+    it. ``Static`` holds tuples, Python numbers and strings only (it is a jit
+    static argument), so its ``repr``, which the cache keys by, is its value."""
+    from aidc_thermo.compile_cache import cached_jit
+
+    return cached_jit(_solve_designs if batched else solve, static_argnums=(0,))
+
+
 @functools.cache
 def compiled_solve(static: Static, batched: bool = True):
     """``solve`` compiled for ``static``; ``batched``: over a leading design axis
@@ -1830,11 +1850,11 @@ def run(case: FacilityCase, case_file: CaseFile, folder: Path) -> dict[str, Quan
     designs = _with_setpoints(params, (case.params["t_supply_set"], *case.sweep_supply))
     progress.phase("solve")
     if static.rack is None:
-        sol_all = compiled_solve(static)(designs)
+        sol_all = _cached_year(batched=True)(static, designs)
     else:  # one compiled year per design: the design-batched rack chain compiles and runs far slower on CPU
-        one = compiled_solve(static, batched=False)
+        one = _cached_year(batched=False)
         n_designs = np.shape(designs.hall.t_supply_set)[0]
-        sol_all = stack([one(_design(designs, i)) for i in range(n_designs)])
+        sol_all = stack([one(static, _design(designs, i)) for i in range(n_designs)])
     progress.phase("write", ready=sol_all)
     sol = Solution(*_design(sol_all, 0))
     try:
