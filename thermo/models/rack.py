@@ -1203,6 +1203,19 @@ def plate_resistances(static: Static, params: Params, plate_flow):
 
 
 @functools.cache
+def _cached_solve():
+    """:func:`solve` for :func:`run`, ``(static, params) -> Solution`` jitted
+    with ``static`` static; with the command line's cache on the compiled
+    program is kept on disk (:mod:`thermo.compile_cache`), so a second run
+    neither traces nor lowers it. ``Static`` holds tuples, Python numbers and
+    strings only (it is a jit static argument), so its ``repr``, which the
+    cache keys by, is its value."""
+    from aidc_thermo.compile_cache import cached_jit
+
+    return cached_jit(solve, static_argnums=(0,))
+
+
+@functools.cache
 def compiled_solve(static: Static, batched: bool = False):
     """:func:`solve` compiled for ``static``; ``batched``: over a leading design axis."""
     import jax
@@ -1610,7 +1623,7 @@ def run(case: RackCase, case_file: CaseFile, folder: Path) -> dict[str, Quantity
     static, params = build(case)
     rn = build_network(case, _dtype_of(case.precision))
     progress.phase("solve")
-    solution = compiled_solve(static)(params)
+    solution = _cached_solve()(static, params)
     progress.phase("write", ready=solution)
     try:
         check(static, params, solution)
