@@ -83,26 +83,6 @@ def test_a_float64_case_without_x64_is_refused_not_solved_in_float32(tmp_path):
         assert coldplate.setup(f32).grid.dx.dtype == np.float32
 
 
-@pytest.mark.slow  # the whole program and its two stages compiled: ~40 s on the shared 2-core machine
-def test_the_flow_and_energy_stages_chained_give_the_whole_programs_answer(tmp_path):
-    """``thermo run`` solves an inlet-viscosity plate as two programs (the flow,
-    then the energy and the headline numbers) compiled at the same time; the
-    sweep's batches and the Picard coupling use the whole program. Both give
-    the same answer: every leaf of the solution to round-off."""
-    static, params = coldplate.build(_parse(TIGHT, tmp_path / "a.toml"))
-    whole = coldplate.compiled_solve()(static, params)
-    parts = coldplate._solve_compiled(static, params)
-    leaves_w, tree_w = jax.tree_util.tree_flatten(whole)
-    leaves_p, tree_p = jax.tree_util.tree_flatten(parts)
-    assert tree_p == tree_w
-    for i, (a, b) in enumerate(zip(leaves_w, leaves_p, strict=True)):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=0, err_msg=f"leaf {i}")
-    assert int(parts.flow_info.iterations) == int(whole.flow_info.iterations) > 1
-    coupled = dataclasses.replace(static, viscosity="temperature")
-    with pytest.raises(ValueError, match="inlet-viscosity"):
-        coldplate._flow_stage(coupled, params)
-
-
 @pytest.mark.slow  # the host loop and the while-loop program: ~2 min on the shared 2-core machine
 def test_pure_coupled_solve_equals_the_host_picard_loop(tmp_path):
     text = TIGHT.replace('viscosity = "inlet"', 'viscosity = "temperature"')

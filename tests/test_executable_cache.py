@@ -119,72 +119,6 @@ def test_off_is_plain_jit_and_writes_nothing(tmp_path, monkeypatch):
     np.testing.assert_allclose(out, 2 * np.linalg.solve(a, b), rtol=1e-12)
 
 
-def _scaled(x, n):
-    import jax.numpy as jnp
-
-    return x * n, jnp.asarray(2) * n  # a weak-typed result: its key must match the traced one
-
-
-def _combined(x, n, first):
-    return (first[0] + x).sum() * first[1] + n
-
-
-def _chain(a, b):
-    first = compile_cache.cached_jit(_scaled, static_argnums=(1,))
-    second = compile_cache.cached_jit(_combined, static_argnums=(1,))
-    return first, second, [(first, (b, 2)), (second, lambda out: (b, 3, out))]
-
-
-def _expected(b):
-    return (b * 2 + b).sum() * 4 + 3
-
-
-@pytest.mark.parametrize("cache", ["on", "off"])
-def test_compile_together_builds_a_chain_once_and_the_calls_use_it(tmp_path, monkeypatch, cache):
-    """Two programs, the second taking the first's results (shapes from
-    tracing, a weak type among them): compiled together, each once; the calls
-    afterwards compile nothing more, with the cache on or off."""
-    import jax
-
-    folder = tmp_path / compile_cache.EXECUTABLES if cache == "on" else None
-    monkeypatch.setattr(compile_cache, "_exec_dir", folder)
-    jax.clear_caches()  # JAX holds a program it compiled earlier in this process (the other case's)
-    a, b = _problem()
-    first, second, chain = _chain(a, b)
-    with progress.session("quiet") as rep:
-        compile_cache.compile_together(chain)
-        built = rep.counts()
-        out = float(second(b, 3, first(b, 2)))
-        after = rep.counts()
-    assert built["programs_compiled"] == 2
-    assert after["programs_compiled"] == 2  # the calls found both programs held
-    assert out == pytest.approx(_expected(b), rel=1e-14)
-    # held by the wrappers with the cache on; with it off JAX's own caches keep them
-    assert len(first._loaded) == len(second._loaded) == (1 if cache == "on" else 0)
-    if cache == "on":
-        assert built["executables_stored"] == 2 and len(list(folder.glob("*.bin"))) == 2
-        f2, s2, chain2 = _chain(a, b)  # new wrappers: the first program is on disk, nothing compiles
-        with progress.session("quiet") as rep:
-            compile_cache.compile_together(chain2)
-            assert rep.counts()["programs_compiled"] == 0
-            assert float(s2(b, 3, f2(b, 2))) == out
-            assert rep.counts()["executables_from_cache"] == 2 and rep.counts()["programs_compiled"] == 0
-
-
-def test_compile_together_raises_a_compile_error_after_the_threads_finish(monkeypatch):
-    monkeypatch.setattr(compile_cache, "_exec_dir", None)
-    a, b = _problem()
-    first, second, chain = _chain(a, b)
-
-    def refuse(self, key, lowered, cached):
-        raise RuntimeError(f"no compile of {self.name}")
-
-    monkeypatch.setattr(compile_cache.CachedJit, "_build", refuse)
-    with pytest.raises(RuntimeError, match="no compile of"):
-        compile_cache.compile_together(chain)
-    assert first._loaded == {} and second._loaded == {}
-
-
 _CHILD = """
 import json, sys
 import numpy as np
@@ -262,7 +196,7 @@ def test_unit_cell_second_run_bit_identical(tmp_path):
     plain = run("plain", "--no-compile-cache")
     assert not (tmp_path / "cc").exists()
     first, second = run("first"), run("second")
-    assert first[1]["executables_stored"] == 2 and first[1]["executables_from_cache"] == 0
+    assert first[1]["executables_stored"] >= 1 and first[1]["executables_from_cache"] == 0
     assert second[1]["executables_stored"] == 0
     assert second[1]["executables_from_cache"] == first[1]["executables_stored"]
     for got in (first, second):

@@ -37,7 +37,7 @@ import pickle
 import re
 import time
 import weakref
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -47,7 +47,6 @@ __all__ = [
     "CachedJit",
     "cache_dir",
     "cached_jit",
-    "compile_together",
     "configure",
     "executable_dir",
     "source_hash",
@@ -285,12 +284,17 @@ class CachedJit:
             return self.jitted(*args)
         import jax
 
-        keyed = self._keyed(args)
-        if keyed is None:
+        static = tuple(args[i] for i in self.static_argnums if i < len(args))
+        dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
+        static_text = repr(static)
+        if " at 0x" in static_text or "..." in static_text:
+            # an object without a value repr, or a summarised array: no key can
+            # tell two such arguments apart, so this call is not cached
             return self.jitted(*args)
-        dynamic, key = keyed
+        leaves, tree = jax.tree_util.tree_flatten(dynamic)
+        key = self.key(static_text, tree, leaves)
         exe = self._loaded.get(key)
-        if exe is not None:  # built or loaded earlier in this process (compile_together too)
+        if exe is not None:
             return exe(*dynamic)
         exe, from_disk = self._load_or_build(key, args)
         if not from_disk:
@@ -312,39 +316,6 @@ class CachedJit:
     def lower(self, *args):
         """``jax.jit(fn).lower``: ahead-of-time lowering, never cached."""
         return self.jitted.lower(*args)
-
-    def _keyed(self, args):
-        """``(dynamic arguments, key)`` of a call, or None when the static
-        arguments have no value repr to key by (the call is then not cached)."""
-        import jax
-
-        static = tuple(args[i] for i in self.static_argnums if i < len(args))
-        dynamic = tuple(a for i, a in enumerate(args) if i not in self.static_argnums)
-        static_text = repr(static)
-        if " at 0x" in static_text or "..." in static_text:
-            # an object without a value repr, or a summarised array: no key can
-            # tell two such arguments apart
-            return None
-        leaves, tree = jax.tree_util.tree_flatten(dynamic)
-        return dynamic, self.key(static_text, tree, leaves)
-
-    def _held(self, key: str) -> bool:
-        """Whether a call of ``key`` finds its executable without compiling:
-        with the cache on, held in this process or stored on disk. (With the
-        cache off nothing is held here; JAX's own caches keep what
-        :func:`compile_together` compiled.)"""
-        return _exec_dir is not None and (key in self._loaded or self._path(key).exists())
-
-    def _build(self, key: str, lowered, cached: bool) -> None:
-        """Compile ``lowered`` (the program of ``key``); with the cache on
-        (``cached``) hold it for this process's calls and store it. Without,
-        JAX keeps it: a later call of the plain jit with the same arguments
-        finds the trace, the lowering and the compiled program in JAX's
-        in-memory caches (and ``jax.clear_caches`` drops them)."""
-        compiled = lowered.compile()
-        if cached:
-            self._store(key, compiled)
-            self._loaded[key] = compiled
 
     def key(self, static_text: str, tree, leaves) -> str:
         """The entry's key: SHA-256 over the environment, the function, the
@@ -387,81 +358,17 @@ class CachedJit:
         # broadcast_multiply_fusion.16 not found")
         with _without_persistent_cache():
             compiled = self.jitted.lower(*args).compile()
-        self._store(key, compiled)
-        return compiled, False
-
-    def _store(self, key: str, compiled) -> None:
-        from aidc_thermo import progress
-
-        path = self._path(key)
         t0 = time.time()
         if not _storable(compiled):
             _log.info("compile cache: %s holds custom calls that a loaded program cannot use; not stored", self.name)
-            return
+            return compiled, False
         try:
             _write_entry(path, key, compiled)
         except Exception as exc:  # a full disk or a read-only folder: run uncached
             _log.warning("compile cache: could not store %s (%s: %s)", path, type(exc).__name__, exc)
         else:
             progress.executable_cache_event("stored", t0, time.time())
-
-
-def compile_together(chain) -> None:
-    """Compile the programs of a chain of calls at the same time.
-
-    ``chain``: ``(cached_jit, args)`` pairs in the order the calls will run;
-    ``args`` may instead be a function of the previous calls' results (as
-    ``jax.ShapeDtypeStruct`` pytrees from tracing, weak types included), for
-    a call that takes them. Each program is traced and lowered on this thread
-    (Python) while XLA compiles the ones before it on threads of their own
-    (XLA releases Python's lock while it compiles). With the command line's
-    cache on the programs are then held for this process's calls with the
-    same arguments and stored; without it JAX's in-memory caches keep them
-    for the calls. XLA compiles one program on about one and a
-    half cores of the 2-core development machine, so two at once fill both.
-
-    Does nothing when the chain's first program is already held in this
-    process or stored on disk, or when its call cannot be keyed (each call
-    then finds or builds its program as usual); a later program found held or
-    stored is not compiled again. With the cache off a chain called again is
-    traced, lowered and compiled again, each step found in JAX's caches. An
-    error of any compile is raised here, after every thread has finished."""
-    import threading
-
-    first, first_args = chain[0]
-    keyed = first._keyed(first_args)
-    if keyed is None or first._held(keyed[1]):
-        return
-    cached = _exec_dir is not None and _custom_calls_ready()  # readied here, not on two threads at once
-    errors: list[BaseException] = []
-
-    def build(jitted: CachedJit, key: str, lowered) -> None:
-        try:
-            jitted._build(key, lowered, cached)
-        except BaseException as exc:  # raised on the caller's thread below
-            errors.append(exc)
-
-    threads: list[threading.Thread] = []
-    results: list = []
-    with _without_persistent_cache() if _exec_dir is not None else nullcontext():
-        try:
-            for jitted, args in chain:
-                args = args(*results) if callable(args) else args
-                keyed = jitted._keyed(args)
-                if keyed is None:
-                    break
-                traced = jitted.jitted.trace(*args)
-                results.append(traced.out_info)
-                if jitted._held(keyed[1]):
-                    continue
-                thread = threading.Thread(target=build, args=(jitted, keyed[1], traced.lower()), daemon=True)
-                thread.start()
-                threads.append(thread)
-        finally:
-            for thread in threads:
-                thread.join()
-    if errors:
-        raise errors[0]
+        return compiled, False
 
 
 @contextmanager

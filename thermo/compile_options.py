@@ -164,9 +164,6 @@ class _Jit:
     def lower(self, *args, **kwargs):
         return self._run("lower", args, kwargs)
 
-    def trace(self, *args, **kwargs):
-        return self._run("trace", args, kwargs)
-
 
 def _top_level() -> bool:
     """True when no JAX transformation is tracing (a function closing over a

@@ -1145,9 +1145,8 @@ def solve(static, params=None):
     :func:`check`).
 
     ``solve(case)`` (a parsed :class:`ColdPlateCase`, no params) is the host
-    convenience: build, the compiled pure solve (with ``viscosity = "inlet"``
-    as two programs compiled at the same time, :func:`_solve_compiled`), and
-    the answer as a :class:`Solution` (fields, geometry, coupling histories as lists); it does
+    convenience: build, the compiled pure solve, and the answer as a
+    :class:`Solution` (fields, geometry, coupling histories as lists); it does
     not raise on non-convergence: :func:`check_converged` does.
 
     Not differentiable: the flow's outer loop has no adjoint (no reverse
@@ -1158,30 +1157,11 @@ def solve(static, params=None):
         progress.phase("build")
         st, pa = build(case)
         progress.phase("solve")
-        return to_solution(st, pa, _solve_compiled(st, pa))
+        return to_solution(st, pa, compiled_solve()(st, pa))
     return _solve(static, params)
 
 
 def _solve(static: Static, params: Params) -> PlateSolution:
-    return _solve_stage(static, params, "whole")
-
-
-def _flow_stage(static: Static, params: Params):
-    """The flow solve of :func:`_solve` with ``viscosity = "inlet"``, alone:
-    ``(FlowState, FlowInfo)``."""
-    return _solve_stage(static, params, "flow")
-
-
-def _energy_stage(static: Static, params: Params, flow_result) -> PlateSolution:
-    """The rest of :func:`_solve` with ``viscosity = "inlet"`` (energy, heat
-    balance, headline numbers) on ``flow_result`` from :func:`_flow_stage`."""
-    return _solve_stage(static, params, "energy", flow_result)
-
-
-def _solve_stage(static: Static, params: Params, stage: str, flow_result=None):
-    """:func:`_solve` (``stage = "whole"``), or with ``viscosity = "inlet"``
-    one of its two parts (``"flow"``, ``"energy"``): the same code, so the
-    parts chained give the whole one's answer."""
     import jax
     import jax.numpy as jnp
 
@@ -1242,15 +1222,8 @@ def _solve_stage(static: Static, params: Params, stage: str, flow_result=None):
         return T, einfo, inner, heat
 
     n_hist = static.max_coupling
-    if stage != "whole" and static.viscosity != "inlet":
-        raise ValueError(f"the {stage!r} stage is of the inlet-viscosity solve; this case's is {static.viscosity!r}")
     if static.viscosity == "inlet":
-        if stage == "energy":
-            state, finfo = flow_result
-        else:
-            state, finfo = flow.solve_flow(grid, solid, fparams, bnd, spec)
-            if stage == "flow":
-                return state, finfo
+        state, finfo = flow.solve_flow(grid, solid, fparams, bnd, spec)
         T, einfo, inner, heat = energy_of(state)
         mu_used = jnp.full(g.shape, mu_in, f64)
         c_its, c_conv, c_rec = jnp.asarray(1), jnp.asarray(True), jnp.asarray(0)
@@ -1322,38 +1295,6 @@ def compiled_solve():
 
     _register()
     return cached_jit(_solve, static_argnums=(0,), kind=PROGRAM_KIND)
-
-
-@cache
-def compiled_stages():
-    """:func:`_flow_stage` and :func:`_energy_stage` jitted (``static``
-    static), kept on disk as :func:`compiled_solve` is."""
-    from aidc_thermo.compile_cache import cached_jit
-
-    _register()
-    return (
-        cached_jit(_flow_stage, static_argnums=(0,), kind=PROGRAM_KIND),
-        cached_jit(_energy_stage, static_argnums=(0,), kind=PROGRAM_KIND),
-    )
-
-
-def _solve_compiled(static: Static, params: Params) -> PlateSolution:
-    """One design's :func:`_solve`, compiled. With ``viscosity = "inlet"`` it
-    runs as two programs, the flow and the energy stage, which XLA compiles at
-    the same time (:func:`thermo.compile_cache.compile_together`): on the
-    2-core development machine (2026-12-08) a first ``thermo run`` of the
-    bundled unit cell compiled in 10.0-11.2 s instead of 13.1-17.0 s as one
-    program, of the OpenFOAM peer's 49k-cell mesh in 13.2-15.8 s instead of
-    18.9-22.5 s, with the same summary to the last bit (benchmarks/RESULTS.md,
-    issue 16). The Picard coupling's loop holds both solves and stays one
-    program."""
-    from aidc_thermo.compile_cache import compile_together
-
-    if static.viscosity != "inlet":
-        return compiled_solve()(static, params)
-    flow_program, energy_program = compiled_stages()
-    compile_together([(flow_program, (static, params)), (energy_program, lambda flow_out: (static, params, flow_out))])
-    return energy_program(static, params, flow_program(static, params))
 
 
 def to_solution(static: Static, params: Params, ps: PlateSolution) -> Solution:
